@@ -1,0 +1,134 @@
+"""Shared pytest setup for agentfleet.rollout.
+
+* Makes ``ansible_collections.agentfleet.rollout`` importable for unit tests:
+  by default a symlink tree under tests/output points at this checkout; with
+  ``AGENTFLEET_COLLECTIONS_PATH`` set (``make test`` sets it to the collection
+  built and installed from the tarball) that installed copy is used instead.
+* ``run_playbook`` runs a real ``ansible-playbook`` against that collection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "tests" / "output"
+
+
+def _collections_path() -> Path:
+    env = os.environ.get("AGENTFLEET_COLLECTIONS_PATH")
+    if env:
+        return Path(env).resolve()
+    base = OUTPUT / "dev-collections"
+    link = base / "ansible_collections" / "agentfleet" / "rollout"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(REPO, target_is_directory=True)
+        except FileExistsError:
+            pass
+    return base
+
+
+COLLECTIONS_PATH = _collections_path()
+if str(COLLECTIONS_PATH) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS_PATH))
+if str(REPO) not in sys.path:
+    # fleetsim is a package at the repository root (not part of the collection)
+    sys.path.insert(0, str(REPO))
+
+
+def ansible_env(tmp_path: Path, **extra) -> dict:
+    """Environment for a subprocess ansible-playbook run, isolated per test."""
+    env = dict(os.environ)
+    home = tmp_path / "ansible-home"
+    home.mkdir(parents=True, exist_ok=True)
+    bindir = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+            "ANSIBLE_HOME": str(home),
+            "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_HOST_KEY_CHECKING": "false",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_DEPRECATION_WARNINGS": "false",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "PATH": bindir + os.pathsep + env.get("PATH", ""),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class PlaybookResult:
+    def __init__(self, proc: subprocess.CompletedProcess, report_path: Path | None):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.report_path = report_path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + "\n" + self.stderr
+
+    def report(self) -> dict:
+        assert self.report_path is not None and self.report_path.exists(), self.output
+        return json.loads(self.report_path.read_text())
+
+    def __repr__(self):  # pragma: no cover - debugging aid
+        return f"<PlaybookResult rc={self.rc}>\n{self.output[-6000:]}"
+
+
+def run_playbook(
+    playbook: str,
+    tmp_path: Path,
+    inventory: Path | str | None = None,
+    extra_vars: dict | None = None,
+    check: bool = False,
+    diff: bool = False,
+    env: dict | None = None,
+    timeout: int = 600,
+    args: list | None = None,
+    report_path: Path | None = None,
+) -> PlaybookResult:
+    """Run ``ansible-playbook`` on a playbook FQCN (``agentfleet.rollout.canary``) or path."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), playbook]
+    if inventory is not None:
+        cmd += ["-i", str(inventory)]
+    else:
+        cmd += ["-i", "localhost,", "-c", "local"]
+    if extra_vars:
+        varfile = tmp_path / f"extra-vars-{abs(hash(json.dumps(extra_vars, sort_keys=True, default=str)))}.json"
+        varfile.write_text(json.dumps(extra_vars, default=str))
+        cmd += ["-e", f"@{varfile}"]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    cmd += list(args or [])
+    proc = subprocess.run(
+        cmd,
+        cwd=str(tmp_path),
+        env=env or ansible_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return PlaybookResult(proc, report_path)
+
+
+@pytest.fixture
+def playbook_runner(tmp_path):
+    def _run(playbook, **kwargs):
+        return run_playbook(playbook, tmp_path, **kwargs)
+
+    return _run
