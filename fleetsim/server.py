@@ -1,0 +1,822 @@
+"""The fleetsim server: many simulated agent occurrences in one asyncio process.
+
+A hand-rolled minimal HTTP/1.1 server (keep-alive, Content-Length bodies only) is
+used on purpose: it is several times faster than http.server and needs no
+dependency.  See docs/fleetsim.md for the behaviour it simulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from .config import DEFAULTS, ConfigError, check_settings
+
+REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway"}
+SECRET_KEYS = ("token", "password", "secret", "authorization", "api_key", "apikey")
+SHARED = "__shared__"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_decision_id() -> str:
+    return "dec-" + uuid.uuid4().hex[:16]
+
+
+# --------------------------------------------------------------------------- shared state (SQLite)
+
+class AgentDB:
+    """The per-agent SQLite database with the FSD's `tasks` table."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS tasks ("
+            " task_id TEXT PRIMARY KEY,"
+            " agent_occurrence_id TEXT NOT NULL,"
+            " status TEXT NOT NULL,"
+            " outcome TEXT,"
+            " created_at TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL)"
+        )
+
+    def get(self, task_id: str):
+        row = self.conn.execute(
+            "SELECT task_id, agent_occurrence_id, status, outcome, created_at, updated_at FROM tasks WHERE task_id=?",
+            (task_id,)).fetchone()
+        return self._row(row) if row else None
+
+    @staticmethod
+    def _row(row):
+        return {"task_id": row[0], "agent_occurrence_id": row[1], "status": row[2],
+                "outcome": json.loads(row[3]) if row[3] else None, "created_at": row[4], "updated_at": row[5]}
+
+    def put(self, task_id: str, occurrence_id: str, status: str, outcome: dict):
+        now = iso(time.time())
+        self.conn.execute(
+            "INSERT INTO tasks (task_id, agent_occurrence_id, status, outcome, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+            " status=excluded.status, outcome=excluded.outcome, updated_at=excluded.updated_at",
+            (task_id, occurrence_id, status, json.dumps(outcome), now, now))
+
+    def shared_shutdowns(self):
+        rows = self.conn.execute(
+            "SELECT task_id, agent_occurrence_id, status, outcome, created_at, updated_at FROM tasks"
+            " WHERE agent_occurrence_id=? AND task_id LIKE 'shutdown_%' ORDER BY updated_at DESC",
+            (SHARED,)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def by_decision_id(self, decision_id: str):
+        for row in self.shared_shutdowns():
+            if (row["outcome"] or {}).get("decision_id") == decision_id:
+                return row
+        return None
+
+
+# --------------------------------------------------------------------------- one occurrence
+
+class Occurrence:
+    def __init__(self, spec, index: int):
+        self.name = spec.name
+        self.agent_id = spec.agent_id
+        self.occurrence_id = spec.occurrence_id
+        self.multi = spec.multi
+        self.index = index
+        self.s = dict(spec.settings)
+        self.original_version = self.s["version"]
+        self.version = self.s["version"]
+        self.port = 0
+        self.agent_url = ""
+        self.server = None
+        self.conns: set = set()
+        self.up = False
+        self.down_reason = "not started"
+        self.started_at = time.time()
+        self.boot_until = 0.0
+        self.updated = False
+        self.shutting_down = False
+        self.stuck = False
+        self.starts = 0
+        self.busy_count = 0
+        self.decisions: dict = {}
+        self.timers: list = []
+
+    def cancel_timers(self):
+        for t in self.timers:
+            t.cancel()
+        self.timers = []
+
+    def health(self, now: float) -> dict:
+        s = self.s
+        if self.shutting_down:
+            status, cog, done = "healthy", "shutdown", True
+        elif now < self.boot_until:
+            status, cog, done = "initializing", "wakeup", False
+        elif self.updated and s["unhealthy_after_update"]:
+            if s["unhealthy_mode"] == "stuck_wakeup":
+                status, cog, done = "initializing", "wakeup", False
+            else:
+                status, cog, done = "degraded", s["cognitive_state"], True
+        else:
+            status, cog, done = s["status"], s["cognitive_state"], True
+        return {"status": status, "version": self.version, "cognitive_state": cog,
+                "initialization_complete": done, "uptime_seconds": round(max(0.0, now - self.started_at), 3),
+                "occurrence_id": self.occurrence_id, "agent_id": self.agent_id}
+
+    def state(self, now: float) -> dict:
+        st = {"name": self.name, "agent_id": self.agent_id, "occurrence_id": self.occurrence_id,
+              "agent_url": self.agent_url, "port": self.port, "up": self.up,
+              "down_reason": None if self.up else self.down_reason,
+              "version": self.version, "original_version": self.original_version, "updated": self.updated,
+              "shutting_down": self.shutting_down, "stuck_on_shutdown": self.stuck, "starts": self.starts,
+              "busy_count": self.busy_count, "decisions": self.decisions, "settings": self.s}
+        st["health"] = self.health(now) if self.up else None
+        return st
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "body", "raw_body")
+
+    def __init__(self, method, path, query, headers, raw_body):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.raw_body = raw_body
+        self.body = None
+
+
+class Reply:
+    __slots__ = ("status", "payload", "ctype")
+
+    def __init__(self, status, payload, ctype="application/json"):
+        self.status = status
+        self.payload = payload
+        self.ctype = ctype
+
+
+DROP = object()   # close the connection without answering (a dead process)
+
+
+# --------------------------------------------------------------------------- the simulator
+
+class FleetSim:
+    def __init__(self, specs, layout="ports", host="127.0.0.1", base_port=20001, control_port=None,
+                 token=None, log_path=None, state_dir=None, inventory=None, ready_file=None,
+                 path_prefix="/api"):
+        if layout not in ("ports", "paths"):
+            raise ConfigError("layout must be ports or paths")
+        self.layout = layout
+        self.host = host
+        self.base_port = base_port
+        if control_port is None:
+            control_port = base_port - 1 if base_port > 0 else 0
+        self.control_port = control_port
+        self.token = token or None
+        self.auth_ok = f"Bearer {token}" if token else None
+        self.log_path = log_path
+        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="fleetsim-state-"))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.inventory = inventory
+        self.ready_file = ready_file
+        self.path_prefix = "/" + path_prefix.strip("/")
+        self.occs: dict = {}
+        for i, spec in enumerate(specs):
+            self.occs[spec.name] = Occurrence(spec, i)
+        self.dbs: dict = {}
+        self.log: list = []
+        self.seq = 0
+        self.log_fh = None
+        self.paths_server = None
+        self.paths_port = 0
+        self.control_server = None
+        self.stop_event = None
+        self.loop = None
+
+    # ------------------------------------------------------------------ logging
+
+    def _scrub(self, obj):
+        if isinstance(obj, dict):
+            return {k: ("***" if any(x in str(k).lower() for x in SECRET_KEYS) else self._scrub(v))
+                    for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self._scrub(v) for v in obj]
+        if isinstance(obj, str) and self.token and self.token in obj:
+            return obj.replace(self.token, "***")
+        return obj
+
+    def record(self, occ, req, status, auth="none", event=None, decision=None, **extra):
+        self.seq += 1
+        ts = time.time()
+        body = req.body if isinstance(req.body, (dict, list)) else (None if not req.raw_body else "<unparsable>")
+        entry = {"seq": self.seq, "ts": ts, "iso": iso(ts),
+                 "occurrence": occ.name if occ else None,
+                 "agent_id": occ.agent_id if occ else None,
+                 "occurrence_id": occ.occurrence_id if occ else None,
+                 "method": req.method, "path": req.path, "status": status, "auth": auth,
+                 "body": self._scrub(body) if body is not None else None,
+                 "decision": decision, "event": event}
+        if extra:
+            entry.update(self._scrub(extra))
+        self.log.append(entry)
+        if self.log_fh:
+            self.log_fh.write(json.dumps(entry) + "\n")
+            self.log_fh.flush()
+        return entry
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    async def _serve_conn(self, reader, writer, route, occ=None):
+        if occ is not None:
+            occ.conns.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                try:
+                    method, target, version = lines[0].split(" ", 2)
+                except ValueError:
+                    return
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                try:
+                    n = int(headers.get("content-length") or 0)
+                    raw = await reader.readexactly(n) if n > 0 else b""
+                except (ValueError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                conn_hdr = headers.get("connection", "").lower()
+                keep = (conn_hdr != "close") if version == "HTTP/1.1" else (conn_hdr == "keep-alive")
+                parts = urlsplit(target)
+                req = Request(method.upper(), parts.path, parse_qs(parts.query), headers, raw)
+                try:
+                    reply = await route(req)
+                except Exception as exc:  # a bug must not kill the connection silently
+                    import traceback
+                    traceback.print_exc()
+                    reply = Reply(500, {"detail": f"fleetsim internal error: {exc}"})
+                if reply is DROP:
+                    writer.transport.abort()
+                    return
+                payload = reply.payload
+                if not isinstance(payload, bytes):
+                    payload = json.dumps(payload).encode()
+                writer.write(
+                    (f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}\r\n"
+                     f"Content-Type: {reply.ctype}\r\nContent-Length: {len(payload)}\r\n"
+                     f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode() + payload)
+                await writer.drain()
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            if occ is not None:
+                occ.conns.discard(writer)
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _listen(self, port, route, occ=None):
+        async def cb(reader, writer):
+            await self._serve_conn(reader, writer, route, occ)
+
+        server = await asyncio.start_server(cb, self.host, port, reuse_address=True, backlog=256)
+        return server, server.sockets[0].getsockname()[1]
+
+    # ------------------------------------------------------------------ lifecycle of an occurrence
+
+    def go_down(self, occ, reason):
+        occ.cancel_timers()
+        occ.up = False
+        occ.down_reason = reason
+        occ.shutting_down = False
+        if self.layout == "ports":
+            if occ.server is not None:
+                occ.server.close()
+                occ.server = None
+            for w in list(occ.conns):
+                try:
+                    w.transport.abort()
+                except Exception:
+                    pass
+            occ.conns.clear()
+
+    async def bring_up(self, occ, version=None, restart=True):
+        occ.cancel_timers()
+        if version is not None:
+            occ.version = str(version)
+        if self.layout == "ports" and occ.server is None:
+            occ.server, _ = await self._listen(occ.port, self._port_route(occ), occ)
+        now = time.time()
+        occ.up = True
+        occ.down_reason = None
+        occ.shutting_down = False
+        occ.stuck = False
+        if restart:
+            occ.starts += 1
+            occ.started_at = now
+            occ.boot_until = now + float(occ.s["boot_seconds"])
+            occ.busy_count = 0
+            occ.updated = occ.version != occ.original_version
+            if occ.updated and occ.s["crash_after_update"]:
+                occ.timers.append(self.loop.call_later(float(occ.s["crash_seconds"]), self.go_down, occ, "crashed"))
+
+    def begin_shutdown(self, occ):
+        if occ.s["stuck_on_shutdown"]:
+            occ.stuck = True
+            return
+        if occ.shutting_down:
+            return
+        occ.shutting_down = True
+        occ.timers.append(self.loop.call_later(float(occ.s["shutdown_exit_seconds"]), self.go_down, occ, "exited"))
+
+    # ------------------------------------------------------------------ routes
+
+    def _port_route(self, occ):
+        async def route(req):
+            if not occ.up:
+                return DROP
+            return await self.occ_request(occ, req, req.path)
+        return route
+
+    async def _paths_route(self, req):
+        prefix = self.path_prefix + "/"
+        if not req.path.startswith(prefix):
+            self.record(None, req, 404, event="no_route")
+            return Reply(404, {"detail": f"no route for {req.path}"})
+        rest = req.path[len(prefix):]
+        name, _, sub = rest.partition("/")
+        occ = self.occs.get(name)
+        if occ is None:
+            self.record(None, req, 404, event="no_route")
+            return Reply(404, {"detail": f"no such agent {name!r}"})
+        sub = "/" + sub
+        if not occ.up and not sub.startswith("/_sim/"):
+            self.record(occ, req, 502, event="down")
+            return Reply(502, {"detail": "bad gateway: agent backend is down"})
+        return await self.occ_request(occ, req, sub)
+
+    def _auth(self, req):
+        h = req.headers.get("authorization")
+        if h is None:
+            return "none"
+        if self.auth_ok is None:
+            return "ok"
+        return "ok" if h == self.auth_ok else "bad"
+
+    @staticmethod
+    def _parse_body(req):
+        if not req.raw_body:
+            req.body = {}
+            return True
+        try:
+            req.body = json.loads(req.raw_body)
+            return True
+        except ValueError:
+            req.body = None
+            return False
+
+    async def occ_request(self, occ, req, sub):
+        if sub.startswith("/_sim/"):
+            return await self.occ_sim(occ, req, sub)
+        ms = occ.s["slow_ms"]
+        if ms:
+            await asyncio.sleep(float(ms) / 1000.0)
+            if not occ.up:
+                self.record(occ, req, 0, event="down")
+                return DROP if self.layout == "ports" else Reply(502, {"detail": "bad gateway: agent backend is down"})
+        auth = self._auth(req)
+        if sub == "/v1/system/health":
+            if req.method != "GET":
+                self.record(occ, req, 405, auth=auth, event="bad_method")
+                return Reply(405, {"detail": "method not allowed"})
+            if occ.s["garbage"]:
+                self.record(occ, req, 200, auth=auth, event="health_garbage")
+                return Reply(200, b"<html><body>definitely not json", "text/html")
+            data = occ.health(time.time())
+            self.record(occ, req, 200, auth=auth, event="health", cognitive_state=data["cognitive_state"],
+                        health_status=data["status"])
+            return Reply(200, {"data": data})
+        if sub == "/v1/system/shutdown":
+            if req.method != "POST":
+                self.record(occ, req, 405, auth=auth, event="bad_method")
+                return Reply(405, {"detail": "method not allowed"})
+            ok = self._parse_body(req)
+            if self.auth_ok is not None and auth != "ok":
+                self.record(occ, req, 401, auth=auth, event="unauthorized")
+                return Reply(401, {"detail": "invalid or missing bearer token"})
+            if not ok or not isinstance(req.body, dict):
+                self.record(occ, req, 400, auth=auth, event="bad_request")
+                return Reply(400, {"detail": "request body is not a JSON object"})
+            return self.shutdown(occ, req, auth)
+        self.record(occ, req, 404, auth=auth, event="no_route")
+        return Reply(404, {"detail": f"no route for {sub}"})
+
+    # ------------------------------------------------------------------ shutdown decisions
+
+    def db(self, occ) -> AgentDB:
+        db = self.dbs.get(occ.agent_id)
+        if db is None:
+            db = self.dbs[occ.agent_id] = AgentDB(self.state_dir / f"{occ.agent_id}.db")
+        return db
+
+    def _answer(self, occ, req, auth, rec, event, **extra):
+        """Reply with a recorded decision (rec: decision, reason, decision_id, defer_until[_ts], answer)."""
+        d = rec["decision"]
+        if rec.get("answer") == "noanswer":
+            payload = {"data": {"status": "accepted", "message": "Shutdown initiated",
+                                "shutdown_initiated": True, "timestamp": iso(time.time())}}
+        else:
+            payload = {"data": {"decision": d, "reason": rec.get("reason"),
+                                "defer_until": rec.get("defer_until"), "decision_id": rec.get("decision_id")}}
+        self.record(occ, req, 200, auth=auth, event=event, decision=d, decision_id=rec.get("decision_id"),
+                    deployment_id=req.body.get("deployment_id"), scope=req.body.get("scope"),
+                    decision_ref=req.body.get("decision_ref"), **extra)
+        return Reply(200, payload)
+
+    def _decide(self, occ, req, auth, choice, reason, defer_seconds, event_extra):
+        """Turn a behaviour choice into a decision record, or an immediate busy/error reply."""
+        s = occ.s
+        if choice == "busy":
+            if s["busy_times"] is None or occ.busy_count < int(s["busy_times"]):
+                occ.busy_count += 1
+                ms = int(s["busy_retry_after_ms"])
+                self.record(occ, req, 409, auth=auth, event="busy", decision="defer",
+                            deployment_id=req.body.get("deployment_id"), **event_extra)
+                return Reply(409, {"detail": "agent is busy", "retry_after_ms": ms,
+                                   "data": {"retry_after_ms": ms}})
+            choice = s["decision_after_busy"]
+        if choice == "error":
+            self.record(occ, req, 500, auth=auth, event="error", decision="reject",
+                        deployment_id=req.body.get("deployment_id"), **event_extra)
+            return Reply(500, {"detail": "simulated internal error"})
+        if choice == "busy":  # decision_after_busy: busy again -> answer busy
+            ms = int(s["busy_retry_after_ms"])
+            self.record(occ, req, 409, auth=auth, event="busy", decision="defer", **event_extra)
+            return Reply(409, {"detail": "agent is busy", "retry_after_ms": ms})
+        now = time.time()
+        rec = {"decision": "accept" if choice == "noanswer" else choice, "answer": choice,
+               "decision_id": new_decision_id(), "decided_by": occ.name, "decided_at": iso(now),
+               "reason": reason, "defer_until": None, "defer_until_ts": None}
+        if choice == "defer":
+            rec["defer_until_ts"] = now + float(defer_seconds)
+            rec["defer_until"] = iso(rec["defer_until_ts"])
+        rec["final"] = choice != "defer"
+        if rec["reason"] is None:
+            rec["reason"] = {"accept": "shutdown accepted", "reject": "shutdown rejected: work in progress",
+                             "defer": "shutdown deferred: finishing current task"}[rec["decision"]]
+        return rec
+
+    def _own_task(self, occ, dep, rec):
+        if occ.multi and dep:
+            try:
+                self.db(occ).put(f"shutdown_{dep}_{occ.occurrence_id}", occ.occurrence_id,
+                                 "COMPLETED" if rec.get("final") else "PENDING",
+                                 {k: rec.get(k) for k in ("decision", "reason", "decision_id", "decided_by",
+                                                          "decided_at", "defer_until")})
+            except sqlite3.Error:
+                pass
+
+    def shutdown(self, occ, req, auth):
+        body = req.body
+        dep = body.get("deployment_id")
+        dep = str(dep) if dep not in (None, "") else None
+        scope = body.get("scope") or "occurrence"
+        ref = body.get("decision_ref")
+        s = occ.s
+        now = time.time()
+        after_defer = False
+        prev = occ.decisions.get(dep) if dep else None
+        if prev:
+            if prev["final"] or now < (prev["defer_until_ts"] or 0):
+                return self._answer(occ, req, auth, prev, "repeat")
+            after_defer = True
+
+        if not s["old_version_agent"]:
+            if ref:
+                row = self.db(occ).by_decision_id(str(ref))
+                if row is not None:
+                    return self._comply(occ, req, auth, dep, row, "decision_ref")
+                # unknown decision id: fall back to deliberating itself (FSD: graceful degradation)
+            elif scope == "all_occurrences":
+                return self._shared_deliberation(occ, req, auth, dep)
+            elif occ.multi:
+                row = self._recent_shared(occ, dep)
+                if row is not None:
+                    return self._comply(occ, req, auth, dep, row, "shared_task")
+
+        choice = s["decision_after_defer"] if after_defer else s["decision"]
+        rec = self._decide(occ, req, auth, choice, s["decision_reason"], s["defer_seconds"],
+                           {"scope": scope})
+        if isinstance(rec, Reply):
+            return rec
+        if dep:
+            occ.decisions[dep] = rec
+        self._own_task(occ, dep, rec)
+        if rec["decision"] == "accept":
+            self.begin_shutdown(occ)
+        return self._answer(occ, req, auth, rec, "deliberation", deliberated_by="occurrence",
+                            after_defer=after_defer, answer=rec["answer"])
+
+    def _recent_shared(self, occ, dep):
+        db = self.db(occ)
+        if dep:
+            row = db.get(f"shutdown_{dep}")
+            if row and row["agent_occurrence_id"] == SHARED and row["status"] == "COMPLETED":
+                return row
+        limit = iso(time.time() - float(occ.s["shared_decision_max_age"]))
+        for row in db.shared_shutdowns():
+            out = row["outcome"] or {}
+            if row["status"] == "COMPLETED" and out.get("decision") == "accept" and row["created_at"] >= limit:
+                return row
+        return None
+
+    def _comply(self, occ, req, auth, dep, row, via):
+        out = row["outcome"] or {}
+        d = out.get("decision", "accept")
+        rec = {"decision": d, "decision_id": out.get("decision_id"), "reason":
+               f"complying with the shared decision {out.get('decision_id')} made by {out.get('decided_by')}"
+               + (f": {out.get('reason')}" if out.get("reason") else ""),
+               "defer_until": out.get("defer_until") if d == "defer" else None,
+               "defer_until_ts": out.get("defer_until_ts") if d == "defer" else None,
+               "final": d != "defer", "answer": d, "decided_by": out.get("decided_by"),
+               "decided_at": out.get("decided_at")}
+        if dep and rec["final"]:
+            occ.decisions[dep] = rec
+        self._own_task(occ, dep, rec)
+        if d == "accept":
+            self.begin_shutdown(occ)
+        return self._answer(occ, req, auth, rec, "complied", complied_via=via, shared_task=row["task_id"])
+
+    def _shared_deliberation(self, occ, req, auth, dep):
+        s = occ.s
+        db = self.db(occ)
+        now = time.time()
+        task_id = f"shutdown_{dep}" if dep else None
+        row = db.get(task_id) if task_id else None
+        after_defer = False
+        if row is not None:
+            out = row["outcome"] or {}
+            if row["status"] == "COMPLETED" or now < float(out.get("defer_until_ts") or 0):
+                rec = dict(out)
+                rec["final"] = row["status"] == "COMPLETED"
+                if dep and rec["final"]:
+                    occ.decisions[dep] = rec
+                if rec["decision"] == "accept":
+                    # first time this occurrence hears of it (else occ.decisions answered): comply
+                    self.begin_shutdown(occ)
+                return self._answer(occ, req, auth, rec, "repeat", shared_task=task_id)
+            after_defer = True
+        choice = s["deliberation_after_defer"] if after_defer else (s["deliberation"] or s["decision"])
+        defer_seconds = s["deliberation_defer_seconds"]
+        if defer_seconds is None:
+            defer_seconds = s["defer_seconds"]
+        rec = self._decide(occ, req, auth, choice, s["deliberation_reason"] or s["decision_reason"],
+                           defer_seconds, {"scope": "all_occurrences"})
+        if isinstance(rec, Reply):
+            return rec
+        if task_id is None:
+            task_id = f"shutdown_{rec['decision_id']}"
+        outcome = {k: rec[k] for k in ("decision", "reason", "decision_id", "decided_by", "decided_at",
+                                       "defer_until", "defer_until_ts", "answer")}
+        outcome["deployment_id"] = dep
+        outcome["scope"] = "all_occurrences"
+        outcome["target_version"] = req.body.get("target_version")
+        db.put(task_id, SHARED, "COMPLETED" if rec["final"] else "PENDING", outcome)
+        if dep:
+            occ.decisions[dep] = rec
+        if rec["decision"] == "accept":
+            self.begin_shutdown(occ)
+        return self._answer(occ, req, auth, rec, "deliberation", deliberated_by="agent",
+                            shared_task=task_id, after_defer=after_defer, answer=rec["answer"])
+
+    # ------------------------------------------------------------------ simulator endpoints
+
+    async def occ_sim(self, occ, req, sub):
+        self._parse_body(req)
+        body = req.body if isinstance(req.body, dict) else {}
+        now = time.time()
+        if sub == "/_sim/status" and req.method == "GET":
+            self.record(occ, req, 200, event="sim_status")
+            return Reply(200, occ.state(now))
+        if sub == "/_sim/start" and req.method == "POST":
+            await self.bring_up(occ, body.get("version"))
+            self.record(occ, req, 200, event="sim_start", version=occ.version)
+            return Reply(200, occ.state(time.time()))
+        if sub == "/_sim/stop" and req.method == "POST":
+            st = occ.state(now)
+            st["up"] = False
+            self.record(occ, req, 200, event="sim_stop")
+            reply = Reply(200, st)
+            if self.layout == "ports":
+                # answer first, then take the listener down
+                self.loop.call_soon(self.go_down, occ, "stopped")
+            else:
+                self.go_down(occ, "stopped")
+            return reply
+        if sub == "/_sim/configure" and req.method == "POST":
+            try:
+                await self.configure([occ], body.get("set") or body)
+            except ConfigError as exc:
+                self.record(occ, req, 400, event="sim_configure")
+                return Reply(400, {"detail": str(exc)})
+            self.record(occ, req, 200, event="sim_configure")
+            return Reply(200, occ.state(time.time()))
+        self.record(occ, req, 404, event="no_route")
+        return Reply(404, {"detail": f"no sim route for {req.method} {sub}"})
+
+    async def configure(self, occs, settings):
+        settings = check_settings(dict(settings), "set")
+        for occ in occs:
+            for k, v in settings.items():
+                if k == "version":
+                    occ.version = v
+                elif k != "down":
+                    occ.s[k] = v
+            if "down" in settings:
+                occ.s["down"] = settings["down"]
+                if settings["down"] and occ.up:
+                    self.go_down(occ, "configured down")
+                elif not settings["down"] and not occ.up:
+                    await self.bring_up(occ)
+
+    def _names(self, body):
+        names = body.get("occurrences")
+        if names in (None, "all"):
+            return list(self.occs.values()), []
+        if isinstance(names, str):
+            names = [names]
+        found, missing = [], []
+        for n in names:
+            o = self.occs.get(str(n))
+            (found.append(o) if o else missing.append(n))
+        return found, missing
+
+    async def control_route(self, req):
+        path = req.path.rstrip("/") or "/"
+        now = time.time()
+        if req.method == "GET":
+            if path == "/_sim/healthz":
+                return Reply(200, {"ok": True, "pid": os.getpid(), "occurrences": len(self.occs),
+                                   "layout": self.layout, "seq": self.seq})
+            if path == "/_sim/log":
+                since = int((req.query.get("since") or ["0"])[0])
+                entries = self.log
+                if since:
+                    # seq is monotonic: bisect would do, a scan from the end is enough
+                    i = len(entries)
+                    while i > 0 and entries[i - 1]["seq"] > since:
+                        i -= 1
+                    entries = entries[i:]
+                for key in ("occurrence", "agent_id", "event", "path", "method"):
+                    if key in req.query:
+                        wanted = set(req.query[key])
+                        entries = [e for e in entries if str(e.get(key)) in wanted]
+                return Reply(200, entries)
+            if path == "/_sim/occurrences":
+                occs = self.occs.values()
+                if "names" in req.query:
+                    wanted = set(",".join(req.query["names"]).split(","))
+                    occs = [o for o in occs if o.name in wanted]
+                return Reply(200, [o.state(now) for o in occs])
+            if path.startswith("/_sim/occurrences/"):
+                occ = self.occs.get(path.rsplit("/", 1)[1])
+                if occ is None:
+                    return Reply(404, {"detail": "no such occurrence"})
+                return Reply(200, occ.state(now))
+            return Reply(404, {"detail": f"no route for GET {path}"})
+        if req.method != "POST":
+            return Reply(405, {"detail": "method not allowed"})
+        if not self._parse_body(req) or not isinstance(req.body, dict):
+            return Reply(400, {"detail": "body must be a JSON object"})
+        body = req.body
+        if path == "/_sim/log/reset":
+            self.log = []
+            self.record(None, req, 200, event="log_reset")
+            return Reply(200, {"ok": True, "seq": self.seq})
+        if path in ("/_sim/start", "/_sim/stop", "/_sim/configure"):
+            occs, missing = self._names(body)
+            if missing:
+                self.record(None, req, 404, event="sim_" + path.rsplit("/", 1)[1])
+                return Reply(404, {"detail": f"unknown occurrences: {missing[:20]}"})
+            if path == "/_sim/start":
+                version = body.get("version")
+                for occ in occs:
+                    await self.bring_up(occ, version)
+            elif path == "/_sim/stop":
+                for occ in occs:
+                    self.go_down(occ, "stopped")
+            else:
+                try:
+                    await self.configure(occs, body.get("set") or {})
+                except ConfigError as exc:
+                    self.record(None, req, 400, event="sim_configure")
+                    return Reply(400, {"detail": str(exc)})
+            names = [o.name for o in occs]
+            self.record(None, req, 200, event="sim_" + path.rsplit("/", 1)[1], occurrences=names[:50],
+                        count=len(names))
+            return Reply(200, {"ok": True, "count": len(names), "occurrences": [o.state(time.time()) for o in occs]})
+        return Reply(404, {"detail": f"no route for POST {path}"})
+
+    # ------------------------------------------------------------------ startup
+
+    def agent_url(self, occ) -> str:
+        if self.layout == "ports":
+            return f"http://{self.host}:{occ.port}"
+        return f"http://{self.host}:{self.paths_port}{self.path_prefix}/{occ.name}"
+
+    def write_inventory(self, path):
+        q = json.dumps
+        lines = ["all:", "  vars:", f"    fleetsim_control_url: {q(self.control_url)}",
+                 '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+                 "  children:", "    agents:", "      hosts:"]
+        for occ in self.occs.values():
+            lines.append(f"        {q(occ.name)}: {{agent_url: {q(occ.agent_url)}, agent_id: {q(occ.agent_id)},"
+                         f" occurrence_id: {q(occ.occurrence_id)}, ansible_connection: local}}")
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    async def run(self):
+        self.loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        if self.log_path:
+            self.log_fh = open(self.log_path, "a", buffering=1)
+        self.control_server, self.control_port = await self._listen(self.control_port, self.control_route)
+        self.control_url = f"http://{self.host}:{self.control_port}"
+        if self.layout == "paths":
+            self.paths_server, self.paths_port = await self._listen(self.base_port, self._paths_route)
+            for occ in self.occs.values():
+                occ.port = self.paths_port
+                occ.agent_url = self.agent_url(occ)
+                await self.bring_up(occ, restart=True)
+                occ.starts = 0
+        else:
+            for occ in self.occs.values():
+                port = self.base_port + occ.index if self.base_port else 0
+                occ.server, occ.port = await self._listen(port, self._port_route(occ), occ)
+                occ.agent_url = self.agent_url(occ)
+                await self.bring_up(occ, restart=True)
+                occ.starts = 0
+        for occ in self.occs.values():
+            if occ.s["down"]:
+                self.go_down(occ, "configured down")
+        if self.inventory:
+            self.write_inventory(self.inventory)
+        if self.ready_file:
+            info = {"control_url": self.control_url, "inventory": str(self.inventory) if self.inventory else None,
+                    "pid": os.getpid(), "occurrences": len(self.occs), "layout": self.layout,
+                    "paths_url": (f"http://{self.host}:{self.paths_port}{self.path_prefix}"
+                                  if self.layout == "paths" else None),
+                    "log": str(self.log_path) if self.log_path else None, "state_dir": str(self.state_dir)}
+            tmp = Path(str(self.ready_file) + ".tmp")
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, self.ready_file)
+        print(f"fleetsim: serving {len(self.occs)} occurrences ({self.layout}), control {self.control_url}",
+              file=sys.stderr, flush=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.loop.add_signal_handler(sig, self.stop_event.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self.stop_event.wait()
+        self.close()
+
+    def close(self):
+        for occ in self.occs.values():
+            occ.cancel_timers()
+            if occ.server is not None:
+                occ.server.close()
+        for srv in (self.paths_server, self.control_server):
+            if srv is not None:
+                srv.close()
+        if self.log_fh:
+            self.log_fh.close()
+        for db in self.dbs.values():
+            db.conn.close()
+
+
+__all__ = ["FleetSim", "DEFAULTS"]
