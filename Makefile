@@ -1,0 +1,117 @@
+# Build and test machinery for the agentfleet.rollout collection.
+# `make test` is what CI runs (.ci/run). Portable GNU make, no .ONESHELL.
+
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+
+COLLECTION_NS := agentfleet
+COLLECTION_NAME := rollout
+BUILD_DIR := build
+COLLECTIONS_DIR := $(CURDIR)/$(BUILD_DIR)/collections
+INSTALLED := $(COLLECTIONS_DIR)/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
+SANITY_ROOT := $(CURDIR)/$(BUILD_DIR)/ansible-test/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
+
+REQUIREMENTS := requirements.txt tests/requirements.txt
+# The stamp's name carries a hash of the requirement files: editing them re-runs pip.
+REQ_HASH := $(shell cat $(REQUIREMENTS) 2>/dev/null | cksum | cut -d' ' -f1)
+VENV_STAMP := $(VENV)/.stamp-$(REQ_HASH)
+
+# Test directories that exist right now (others' work may not have landed yet).
+UNIT_DIRS := $(wildcard tests/unit tests/fleetsim)
+SANITY_PYTHON ?= 3.11
+# Extra ansible-test options, e.g. SANITY_ARGS="--test pep8".
+SANITY_ARGS ?=
+PYTEST_WORKERS ?= auto
+INTEGRATION_WORKERS ?= 2
+
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv build units integration sanity molecule changelog-lint test \
+        demo demo-shutdown bench clean
+
+help:
+	@echo "targets: venv build units integration sanity molecule changelog-lint test demo demo-shutdown bench clean"
+
+# ---------------------------------------------------------------- venv
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQUIREMENTS)
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt -r tests/requirements.txt
+	rm -f $(VENV)/.stamp-*
+	touch $@
+
+# ---------------------------------------------------------------- build
+# Build the tarball, install it, and prove ansible-doc can list and render
+# every plugin from the *installed tarball* (not from this checkout).
+build: venv
+	rm -rf $(BUILD_DIR)/collections $(BUILD_DIR)/$(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR)/
+	$(BIN)/ansible-galaxy collection install --force -p $(BUILD_DIR)/collections \
+	    $(BUILD_DIR)/$(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
+	test -f $(INSTALLED)/MANIFEST.json
+	ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_DIR) bash scripts/check-docs.sh $(BIN) $(COLLECTION_NS).$(COLLECTION_NAME) $(INSTALLED)
+
+# ---------------------------------------------------------------- tests
+units: venv
+ifeq ($(strip $(UNIT_DIRS)),)
+	@echo "units: no tests/unit or tests/fleetsim directory yet"
+else
+	bash scripts/pytest.sh $(PYTHON) $(UNIT_DIRS) -n $(PYTEST_WORKERS)
+endif
+
+integration: venv
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v --durations=15
+
+# ansible-test refuses a symlinked collection root, so sanity runs on a copy of
+# the tracked (plus untracked, not ignored) files under build/ansible-test/.
+sanity: venv
+	bash tests/ansible-test-bootstrap/seed.sh $(PYTHON)
+	rm -rf $(SANITY_ROOT)
+	mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard \
+	    | xargs -0 -r tar -cf - --ignore-failed-read --no-recursion \
+	    | tar -xf - -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH $(CURDIR)/$(BIN)/ansible-test sanity \
+	    --local --python $(SANITY_PYTHON) --color no $(SANITY_SKIPS) $(SANITY_ARGS)
+
+molecule: venv build
+	PATH=$(CURDIR)/$(BIN):$$PATH \
+	    ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/molecule-home \
+	    MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(BUILD_DIR)/molecule-ephemeral \
+	    $(CURDIR)/$(BIN)/molecule test -s default
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+# Order matters: build installs the tarball that integration and molecule use.
+test:
+	@set -e; \
+	for t in venv build units integration sanity molecule changelog-lint; do \
+	    echo "==> make $$t"; \
+	    if ! $(MAKE) --no-print-directory $$t; then \
+	        echo "make test: FAILED at '$$t'"; exit 1; \
+	    fi; \
+	    done="$$done $$t"; \
+	done; \
+	echo "make test: OK ($$done )"
+
+# ---------------------------------------------------------------- others
+demo: venv build
+	bash scripts/demo.sh canary
+
+demo-shutdown: venv
+	bash scripts/demo.sh shutdown
+
+bench: venv build
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf $(BUILD_DIR) tests/output .pytest_cache
