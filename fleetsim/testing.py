@@ -1,0 +1,210 @@
+"""pytest helper: run a fleetsim server as a subprocess for the duration of a test.
+
+    from fleetsim.testing import FleetSim
+
+    with FleetSim(count=5, workdir=tmp_path) as sim:
+        run_playbook(..., inventory=sim.inventory_path)
+        assert sim.deliberations("agent-003") == 1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class FleetSimError(RuntimeError):
+    pass
+
+
+def http(method: str, url: str, body=None, headers=None, timeout: float = 10.0):
+    """Tiny HTTP helper: returns (status, parsed JSON or raw text)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+class FleetSim:
+    """Start ``python -m fleetsim serve`` for a test; a context manager.
+
+    config: the fleet config mapping (docs/fleetsim.md) or None; count: N single-occurrence agents;
+    layout: "ports" or "paths"; token: bearer token (passed through FLEETSIM_TOKEN, never argv);
+    workdir: where config, inventory, log, state and ready file go (default: a new temp dir);
+    extra_args: more CLI arguments.
+    """
+
+    def __init__(self, config: dict | None = None, count: int | None = None, layout: str = "ports",
+                 token: str | None = None, workdir: Path | str | None = None, version: str | None = None,
+                 base_port: int = 0, extra_args: list | None = None, startup_timeout: float = 60.0):
+        self.config = config
+        self.count = count
+        self.layout = layout
+        self.token = token
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fleetsim-"))
+        self.version = version
+        self.base_port = base_port
+        self.extra_args = list(extra_args or [])
+        self.startup_timeout = startup_timeout
+        self.proc = None
+        self.ready: dict = {}
+        self.inventory_path = self.workdir / "fleetsim-inventory.yml"
+        self.log_path = self.workdir / "fleetsim-requests.jsonl"
+        self.ready_path = self.workdir / "fleetsim-ready.json"
+        self.state_dir = self.workdir / "fleetsim-state"
+        self.stderr_path = self.workdir / "fleetsim-stderr.txt"
+        self.control_url = None
+
+    # ------------------------------------------------------------------ process
+
+    def start(self, names=None, version=None):
+        """Without arguments: start the server. With names: batch-start those occurrences (see start_occurrences)."""
+        if names is not None or self.proc is not None:
+            return self.start_occurrences(names, version)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.ready_path.exists():
+            self.ready_path.unlink()
+        cmd = [sys.executable, "-m", "fleetsim", "serve", "--layout", self.layout,
+               "--base-port", str(self.base_port), "--inventory", str(self.inventory_path),
+               "--log", str(self.log_path), "--state-dir", str(self.state_dir),
+               "--ready-file", str(self.ready_path)]
+        if self.base_port == 0:
+            cmd += ["--control-port", "0"]
+        if self.config is not None:
+            cfg = self.workdir / "fleetsim-config.json"
+            cfg.write_text(json.dumps(self.config))
+            cmd += ["--config", str(cfg)]
+        if self.count is not None:
+            cmd += ["--count", str(self.count)]
+        if self.version is not None:
+            cmd += ["--version", self.version]
+        cmd += self.extra_args
+        env = dict(os.environ)
+        env.pop("FLEETSIM_TOKEN", None)
+        if self.token:
+            env["FLEETSIM_TOKEN"] = self.token
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        deadline = time.monotonic() + self.startup_timeout
+        while not self.ready_path.exists():
+            if self.proc.poll() is not None:
+                self._stderr.close()
+                raise FleetSimError(f"fleetsim exited with {self.proc.returncode}: "
+                                    f"{self.stderr_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.close()
+                raise FleetSimError("fleetsim did not become ready in time")
+            time.sleep(0.02)
+        self.ready = json.loads(self.ready_path.read_text())
+        self.control_url = self.ready["control_url"]
+        return self
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ control API
+
+    def control(self, method: str, path: str, body=None):
+        status, data = http(method, self.control_url + path, body)
+        if status != 200:
+            raise FleetSimError(f"{method} {path} -> {status}: {data}")
+        return data
+
+    def log(self, since: int = 0, **filters) -> list:
+        """Request log entries (optionally seq > since, filtered by occurrence/agent_id/event/path/method)."""
+        from urllib.parse import urlencode
+
+        q = {"since": since} if since else {}
+        q.update({k: v for k, v in filters.items() if v is not None})
+        return self.control("GET", "/_sim/log" + ("?" + urlencode(q) if q else ""))
+
+    def reset_log(self):
+        return self.control("POST", "/_sim/log/reset", {})
+
+    def occurrences(self) -> dict:
+        """State of every occurrence, keyed by occurrence name."""
+        return {o["name"]: o for o in self.control("GET", "/_sim/occurrences")}
+
+    def occurrence(self, name: str) -> dict:
+        return self.control("GET", f"/_sim/occurrences/{name}")
+
+    def start_occurrences(self, names=None, version=None) -> dict:
+        body = {"occurrences": names if names is not None else "all"}
+        if version is not None:
+            body["version"] = version
+        return self.control("POST", "/_sim/start", body)
+
+    def stop(self, names=None):
+        """stop(names): take those occurrences down (the server keeps running).
+
+        stop() without names terminates the whole simulator (same as close()): every agent goes away."""
+        if names is None:
+            return self.close()
+        if isinstance(names, str):
+            names = [names]
+        return self.control("POST", "/_sim/stop", {"occurrences": names})
+
+    def configure(self, names, **settings) -> dict:
+        if isinstance(names, str):
+            names = [names]
+        return self.control("POST", "/_sim/configure", {"occurrences": names, "set": settings})
+
+    # ------------------------------------------------------------------ conveniences
+
+    def inventory(self) -> dict:
+        import yaml
+
+        return yaml.safe_load(self.inventory_path.read_text())
+
+    def hosts(self) -> dict:
+        return self.inventory()["all"]["children"]["agents"]["hosts"]
+
+    def url(self, name: str) -> str:
+        return self.occurrence(name)["agent_url"]
+
+    def deliberations(self, agent_id: str | None = None, occurrence: str | None = None) -> int:
+        """How many times an agent (or one occurrence) deliberated on a shutdown."""
+        return len(self.log(event="deliberation", agent_id=agent_id, occurrence=occurrence))
+
+    def events(self, name: str | None = None, path: str | None = None) -> list:
+        return [e["event"] for e in self.log(occurrence=name, path=path)]
+
+    def health(self, name: str, timeout: float = 5.0):
+        return http("GET", self.url(name) + "/v1/system/health", timeout=timeout)
+
+    def shutdown(self, name: str, body: dict | None = None, token: str | None = None, timeout: float = 5.0):
+        headers = {"Authorization": f"Bearer {token or self.token}"} if (token or self.token) else {}
+        return http("POST", self.url(name) + "/v1/system/shutdown", body or {}, headers, timeout=timeout)
