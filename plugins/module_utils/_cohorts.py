@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cohorts and waves: split a fleet's members into ordered rollout waves.
+
+Presets:
+
+* ``ciris``: explorers 10 % / early_adopters 30 % / pragmatists 40 % /
+  conservatives 20 % (CIRISManager's canary groups).
+* ``occurrences``: explorer 1 / early_adopter 30 % (at least 1) / general the
+  rest (the multi-occurrence FSD's rule).
+* ``all``: one wave with everyone (immediate rollouts).
+
+Methods:
+
+* ``sorted``: the FSD's rule: members sorted by id (``default`` first), cut in
+  cohort order.
+* ``stable``: weighted rendezvous hashing of member id + salt: each member
+  lands in the cohort with the highest weighted score, so a member joining
+  or leaving changes no other member's cohort (except in the one corner
+  where the first wave would be empty and a member is lifted into it).
+
+A member pinned with ``canary_group`` (a cohort name) goes to that cohort
+whatever the method says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+PRESETS = {
+    "ciris": [
+        {"name": "explorers", "percent": 10},
+        {"name": "early_adopters", "percent": 30},
+        {"name": "pragmatists", "percent": 40},
+        {"name": "conservatives", "percent": 20},
+    ],
+    "occurrences": [
+        {"name": "explorer", "count": 1},
+        {"name": "early_adopter", "percent": 30, "min": 1},
+        {"name": "general", "rest": True},
+    ],
+    "all": [{"name": "all", "rest": True}],
+}
+METHODS = ("sorted", "stable")
+
+
+class CohortError(ValueError):
+    """Bad cohort definition or members."""
+
+
+def normalize_members(members):
+    """Members as dicts with at least ``name``; strings become ``{"name": s}``.
+
+    Duplicate names are an error.
+    """
+    out = []
+    seen = set()
+    dupes = []
+    for member in members or []:
+        if isinstance(member, str):
+            member = {"name": member}
+        elif isinstance(member, dict):
+            if not member.get("name"):
+                raise CohortError("every member needs a name: %r" % (member,))
+            member = dict(member)
+            member["name"] = str(member["name"])
+        else:
+            raise CohortError("a member must be a name or a dict, got %r" % (member,))
+        if member["name"] in seen:
+            dupes.append(member["name"])
+        seen.add(member["name"])
+        out.append(member)
+    if dupes:
+        raise CohortError("duplicate members: %s" % ", ".join(sorted(set(dupes))))
+    return out
+
+
+def resolve_cohorts(cohorts):
+    """Validate a preset name or a list of cohort dicts; return cohort dicts."""
+    if cohorts is None or cohorts == "":
+        cohorts = "ciris"
+    if isinstance(cohorts, str):
+        if cohorts not in PRESETS:
+            raise CohortError("unknown cohort preset %r (known: %s)" % (cohorts, ", ".join(sorted(PRESETS))))
+        return [dict(c) for c in PRESETS[cohorts]]
+    if not isinstance(cohorts, list) or not cohorts:
+        raise CohortError("cohorts must be a preset name or a non-empty list")
+    out = []
+    names = set()
+    rest = 0
+    for idx, cohort in enumerate(cohorts):
+        if not isinstance(cohort, dict) or not cohort.get("name"):
+            raise CohortError("cohort %d needs a name" % (idx + 1))
+        name = str(cohort["name"])
+        if name in names:
+            raise CohortError("duplicate cohort name %r" % name)
+        names.add(name)
+        kinds = [k for k in ("percent", "count", "rest") if cohort.get(k) not in (None, False)]
+        if len(kinds) != 1:
+            raise CohortError("cohort %r needs exactly one of percent, count or rest" % name)
+        unknown = set(cohort) - {"name", "percent", "count", "rest", "min"}
+        if unknown:
+            raise CohortError("cohort %r has unknown keys: %s" % (name, ", ".join(sorted(unknown))))
+        item = {"name": name}
+        if "percent" in kinds:
+            try:
+                pct = float(cohort["percent"])
+            except (TypeError, ValueError):
+                raise CohortError("cohort %r: percent must be a number" % name)
+            if pct <= 0 or pct > 100:
+                raise CohortError("cohort %r: percent must be in (0, 100]" % name)
+            item["percent"] = pct
+        elif "count" in kinds:
+            try:
+                count = int(cohort["count"])
+            except (TypeError, ValueError):
+                raise CohortError("cohort %r: count must be an integer" % name)
+            if count < 1 or str(cohort["count"]).strip() != str(count):
+                raise CohortError("cohort %r: count must be a whole number >= 1" % name)
+            item["count"] = count
+        else:
+            item["rest"] = True
+            rest += 1
+        if cohort.get("min") is not None:
+            item["min"] = int(cohort["min"])
+        out.append(item)
+    if rest > 1:
+        raise CohortError("at most one cohort may take the rest")
+    pct_total = sum(c.get("percent", 0) for c in out)
+    if pct_total > 100 + 1e-9:
+        raise CohortError("cohort percentages sum to %g, more than 100" % pct_total)
+    if all("percent" in c for c in out) and abs(pct_total - 100) > 1e-9:
+        raise CohortError("cohort percentages must sum to 100, they sum to %g" % pct_total)
+    return out
+
+
+def cohort_sizes(cohorts, total):
+    """How many members each cohort gets out of ``total`` (sums to total).
+
+    Counts are served first, then percentages of the total with the
+    largest-remainder rule, then ``rest`` (or, with no rest cohort, the last
+    cohort) takes what is left. The first cohort of a non-empty fleet gets at
+    least one member.
+    """
+    n = len(cohorts)
+    sizes = [0] * n
+    if total <= 0:
+        return sizes
+    left = total
+    for i, c in enumerate(cohorts):
+        if "count" in c:
+            sizes[i] = min(c["count"], left)
+            left -= sizes[i]
+    pct_idx = [i for i, c in enumerate(cohorts) if "percent" in c]
+    if pct_idx:
+        exact = {i: total * cohorts[i]["percent"] / 100.0 for i in pct_idx}
+        want = {i: int(math.floor(exact[i] + 1e-9)) for i in pct_idx}
+        budget = min(left, int(round(sum(exact.values()))))
+        short = budget - sum(want.values())
+        order = sorted(pct_idx, key=lambda i: (-(exact[i] - want[i]), i))
+        for i in order:
+            if short <= 0:
+                break
+            want[i] += 1
+            short -= 1
+        for i in pct_idx:
+            want[i] = max(want[i], cohorts[i].get("min", 0))
+        for i in pct_idx:
+            sizes[i] = min(want[i], left)
+            left -= sizes[i]
+    rest_idx = [i for i, c in enumerate(cohorts) if c.get("rest")]
+    target = rest_idx[0] if rest_idx else n - 1
+    sizes[target] += left
+    if sizes[0] == 0:
+        donor = max(range(1, n), key=lambda i: (sizes[i], -i)) if n > 1 else None
+        if donor is not None and sizes[donor] > 0:
+            sizes[donor] -= 1
+            sizes[0] += 1
+    return sizes
+
+
+def _sort_key(name):
+    return (0 if name == "default" else 1, name)
+
+
+def _score(salt, member, cohort, weight):
+    digest = hashlib.sha256(("%s\x00%s\x00%s" % (salt, member, cohort)).encode("utf-8")).digest()
+    h = (int.from_bytes(digest[:8], "big") + 1) / float(2 ** 64 + 2)
+    return -weight / math.log(h)
+
+
+def assign(members, cohorts, method="sorted", salt="", id_key="name"):
+    """Assign each member to a cohort. Returns ``{cohort_name: [member, ...]}``.
+
+    ``id_key`` names the member field used for ordering/hashing
+    (``occurrence_id`` for occurrences). Pins (``canary_group``) win.
+    """
+    if method not in METHODS:
+        raise CohortError("unknown method %r (known: %s)" % (method, ", ".join(METHODS)))
+    names = [c["name"] for c in cohorts]
+    groups = {name: [] for name in names}
+    free = []
+    for m in members:
+        pin = m.get("canary_group")
+        if pin not in (None, ""):
+            if pin not in groups:
+                raise CohortError("member %s is pinned to unknown cohort %r (cohorts: %s)" % (m["name"], pin, ", ".join(names)))
+            groups[pin].append(m)
+        else:
+            free.append(m)
+
+    def ident(m):
+        return str(m.get(id_key) or m["name"])
+
+    total = len(members)
+    sizes = cohort_sizes(cohorts, total)
+    if method == "sorted":
+        ordered = sorted(free, key=lambda m: (_sort_key(ident(m)), m["name"]))
+        pos = 0
+        for i, name in enumerate(names):
+            room = max(0, sizes[i] - len(groups[name]))
+            groups[name].extend(ordered[pos:pos + room])
+            pos += room
+        groups[names[-1]].extend(ordered[pos:])
+    else:
+        weights = [max(s, 0) / float(total) if total else 0 for s in sizes]
+        # cohorts sized zero for this fleet still get a tiny weight so that
+        # assignment does not depend on the fleet size (stability)
+        base = [(c.get("percent") or (100.0 * c.get("count", 0) / max(total, 1)) or 100.0 * weights[i]) for i, c in enumerate(cohorts)]
+        base = [b if b > 0 else 1.0 for b in base]
+        for m in free:
+            member_id = ident(m)
+            best = max(range(len(names)), key=lambda i: (_score(salt, member_id, names[i], base[i]), -i))
+            groups[names[best]].append(m)
+        first = names[0]
+        if total and not groups[first] and free:
+            lifted = max(free, key=lambda m: (_score(salt, ident(m), first, base[0]), m["name"]))
+            for name in names[1:]:
+                if lifted in groups[name]:
+                    groups[name].remove(lifted)
+            groups[first].append(lifted)
+        for name in names:
+            groups[name].sort(key=lambda m: (_sort_key(ident(m)), m["name"]))
+    return groups
+
+
+def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name"):
+    """Members + cohorts -> ordered list of non-empty waves.
+
+    Each wave: ``{"index": 1.., "name": cohort, "size": n, "members": [...]}``
+    where every member dict carries its ``cohort`` and ``wave`` index.
+    """
+    members = normalize_members(members)
+    cohort_defs = resolve_cohorts(cohorts)
+    groups = assign(members, cohort_defs, method=method, salt=salt, id_key=id_key)
+    waves = []
+    for cohort in cohort_defs:
+        group = groups[cohort["name"]]
+        if not group:
+            continue
+        index = len(waves) + 1
+        wave_members = []
+        for m in group:
+            m = dict(m)
+            m["cohort"] = cohort["name"]
+            m["wave"] = index
+            wave_members.append(m)
+        waves.append({"index": index, "name": cohort["name"], "size": len(wave_members), "members": wave_members})
+    return waves

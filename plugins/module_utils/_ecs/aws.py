@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS connection options (amazon.aws names) and a boto3 client factory.
+
+amazon.aws is deliberately not a dependency: the few options the ECS modules
+need are declared here once, documented once in the ``agentfleet.rollout.aws``
+doc fragment, and turned into a boto3 client with botocore's retry modes
+(``standard`` or ``adaptive``), which back off with jitter on throttling.
+"""
+
+from __future__ import annotations
+
+try:
+    from ansible.module_utils.basic import env_fallback
+except ImportError:  # pragma: no cover - engine used outside Ansible
+    def env_fallback(*args, **kwargs):
+        raise NotImplementedError
+
+try:
+    import boto3
+    import botocore
+    from botocore.config import Config
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the controller
+    boto3 = botocore = Config = None
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = exc
+
+USER_AGENT = "agentfleet.rollout/0.1.0"
+
+AWS_ARGUMENT_SPEC = dict(
+    region=dict(
+        type="str",
+        aliases=["aws_region", "ec2_region"],
+        fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    ),
+    endpoint_url=dict(
+        type="str",
+        aliases=["aws_endpoint_url", "ec2_url"],
+        fallback=(env_fallback, ["AWS_ENDPOINT_URL", "AWS_URL"]),
+    ),
+    profile=dict(
+        type="str",
+        aliases=["aws_profile"],
+        fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"]),
+    ),
+    access_key=dict(
+        type="str",
+        aliases=["aws_access_key_id", "aws_access_key"],
+        no_log=False,
+        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"]),
+    ),
+    secret_key=dict(
+        type="str",
+        aliases=["aws_secret_access_key", "aws_secret_key"],
+        no_log=True,
+        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"]),
+    ),
+    session_token=dict(
+        type="str",
+        aliases=["aws_session_token", "security_token"],
+        no_log=True,
+        fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"]),
+    ),
+    validate_certs=dict(type="bool", default=True),
+    retry_mode=dict(type="str", default="standard", choices=["standard", "adaptive"]),
+    retry_max_attempts=dict(type="int", default=10),
+)
+
+AWS_PARAM_NAMES = tuple(AWS_ARGUMENT_SPEC)
+
+
+def secrets_of(params):
+    """The values a report, audit line or message must never contain."""
+    return [params.get(k) for k in ("secret_key", "session_token", "access_key") if params.get(k)]
+
+
+def client_config(params):
+    """botocore Config: retry mode / attempts and our user agent."""
+    return Config(
+        retries={"mode": params.get("retry_mode") or "standard",
+                 "max_attempts": int(params.get("retry_max_attempts") or 10)},
+        user_agent_extra=USER_AGENT,
+    )
+
+
+def boto3_client(service, params, session_factory=None):
+    """A boto3 client for ``service`` from the module's AWS options.
+
+    Explicit keys win over ``profile``; with neither, boto3's own chain
+    (environment, shared files, instance/task role) applies.
+    """
+    if not HAS_BOTO3:
+        raise RuntimeError("boto3 and botocore are required: %s" % BOTO3_IMPORT_ERROR)
+    session_kwargs = {}
+    if params.get("profile"):
+        session_kwargs["profile_name"] = params["profile"]
+    if params.get("access_key") and params.get("secret_key"):
+        session_kwargs["aws_access_key_id"] = params["access_key"]
+        session_kwargs["aws_secret_access_key"] = params["secret_key"]
+        if params.get("session_token"):
+            session_kwargs["aws_session_token"] = params["session_token"]
+    if params.get("region"):
+        session_kwargs["region_name"] = params["region"]
+    session = (session_factory or boto3.session.Session)(**session_kwargs)
+    client_kwargs = {"config": client_config(params)}
+    if params.get("endpoint_url"):
+        client_kwargs["endpoint_url"] = params["endpoint_url"]
+    if params.get("validate_certs") is False:
+        client_kwargs["verify"] = False
+    return session.client(service, **client_kwargs)
+
+
+def error_message(exc):
+    """Short text for a botocore error: code and message, never credentials."""
+    if botocore is not None and isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return "%s: %s" % (err.get("Code", "ClientError"), err.get("Message", str(exc)))
+    return "%s: %s" % (type(exc).__name__, exc)

@@ -1,0 +1,467 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rollout state that survives the controller.
+
+A :class:`StateStore` records deployments, their wave plan, each agent's
+decision and result, wave outcomes and agents' shared decisions. The
+default backend is a local SQLite file (WAL mode); :func:`open_store` is the
+seam where other backends (S3 with a lock, for AWX/CI runners) plug in.
+
+One active deployment per fleet key: a running deployment holds a lease
+(owner pid, host name, heartbeat). A second rollout for the same fleet key
+is refused while the lease's owner lives; the same deployment started again
+after its owner died (kill -9) resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+
+SCHEMA_VERSION = 1
+
+ACTIVE_STATUSES = ("running", "paused")
+OPEN_STATUSES = ("staged", "running", "paused")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS deployments (
+    deployment_id TEXT PRIMARY KEY,
+    fleet_key TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    target_version TEXT,
+    status TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    params TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    updated_at REAL NOT NULL,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    heartbeat REAL,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS deployments_fleet ON deployments (fleet_key, status);
+CREATE TABLE IF NOT EXISTS agents (
+    deployment_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    agent_id TEXT,
+    occurrence_id TEXT,
+    agent_url TEXT,
+    cohort TEXT,
+    wave INTEGER,
+    decision TEXT,
+    decision_reason TEXT,
+    decision_id TEXT,
+    defer_until REAL,
+    asked_count INTEGER NOT NULL DEFAULT 0,
+    asked_at REAL,
+    answered_at REAL,
+    result TEXT,
+    result_detail TEXT,
+    version_before TEXT,
+    version_after TEXT,
+    updated_at REAL,
+    finished_at REAL,
+    extra TEXT,
+    PRIMARY KEY (deployment_id, host)
+);
+CREATE TABLE IF NOT EXISTS waves (
+    deployment_id TEXT NOT NULL,
+    wave INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    summary TEXT,
+    PRIMARY KEY (deployment_id, wave)
+);
+CREATE TABLE IF NOT EXISTS shared_decisions (
+    agent_id TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    decision_id TEXT,
+    decided_by TEXT,
+    decided_at REAL NOT NULL,
+    reason TEXT,
+    defer_until REAL,
+    PRIMARY KEY (agent_id, deployment_id, kind)
+);
+CREATE INDEX IF NOT EXISTS shared_by_agent ON shared_decisions (agent_id, kind, decided_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    event TEXT NOT NULL,
+    data TEXT
+);
+"""
+
+AGENT_COLUMNS = (
+    "deployment_id", "host", "agent_id", "occurrence_id", "agent_url", "cohort", "wave", "decision",
+    "decision_reason", "decision_id", "defer_until", "asked_count", "asked_at", "answered_at", "result",
+    "result_detail", "version_before", "version_after", "updated_at", "finished_at", "extra",
+)
+
+
+class StateError(Exception):
+    """A state conflict or corruption the operator must see."""
+
+
+class LockedError(StateError):
+    """Another rollout holds the fleet key."""
+
+
+def _pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def default_owner_pid():
+    """The ansible-playbook process: action plugins run in its forked workers."""
+    return os.getppid() if os.environ.get("AGENTFLEET_OWNER_IS_PARENT", "1") == "1" else os.getpid()
+
+
+class StateStore:
+    """SQLite-backed rollout state. All methods are short transactions."""
+
+    def __init__(self, path, clock=time.time, lease_timeout=600.0):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        parent = os.path.dirname(self.path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        self.clock = clock
+        self.lease_timeout = float(lease_timeout)
+        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, row["value"], SCHEMA_VERSION))
+
+    def close(self):
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- transactions -------------------------------------------------------
+    def _tx(self):
+        return _Tx(self.db)
+
+    # -- deployments ----------------------------------------------------------
+    def get_deployment(self, deployment_id):
+        row = self.db.execute("SELECT * FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
+        return _deployment(row) if row else None
+
+    def list_deployments(self, fleet_key=None, limit=50):
+        if fleet_key:
+            rows = self.db.execute(
+                "SELECT * FROM deployments WHERE fleet_key=? ORDER BY created_at DESC LIMIT ?", (fleet_key, limit)
+            ).fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM deployments ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [_deployment(r) for r in rows]
+
+    def _lease_live(self, dep):
+        if dep["status"] not in ACTIVE_STATUSES:
+            return False
+        if dep.get("owner_host") == socket.gethostname():
+            return _pid_alive(dep.get("owner_pid"))
+        # another host: trust the heartbeat
+        return (self.clock() - (dep.get("heartbeat") or 0)) < self.lease_timeout
+
+    def active_for_fleet(self, fleet_key, exclude=None):
+        rows = self.db.execute(
+            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused') AND deployment_id != ?",
+            (fleet_key, exclude or ""),
+        ).fetchall()
+        return [_deployment(r) for r in rows]
+
+    def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
+                         stage_only=False, owner_pid=None, takeover=False):
+        """Start (or stage, or resume) a deployment.
+
+        Returns ``(deployment, mode)`` with mode ``new``, ``staged``,
+        ``resumed``, ``promoted`` or ``complete`` (already finished: nothing to do).
+        Raises :class:`LockedError` when another rollout holds the fleet key.
+        """
+        now = self.clock()
+        owner_pid = owner_pid or default_owner_pid()
+        host = socket.gethostname()
+        with self._tx():
+            for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
+                if other["status"] == "staged" and not stage_only:
+                    # a staged plan for another version is superseded only explicitly
+                    raise LockedError(
+                        "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
+                        % (other["deployment_id"], other["target_version"], fleet_key)
+                    )
+                if self._lease_live(other):
+                    raise LockedError(
+                        "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
+                        "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
+                                                               other.get("owner_pid"), other.get("owner_host"))
+                    )
+                if not takeover:
+                    raise LockedError(
+                        "deployment %s for fleet %r was interrupted (its controller is gone) and is not finished: "
+                        "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
+                        "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
+                    )
+                self.db.execute(
+                    "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=? WHERE deployment_id=?",
+                    (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
+                )
+            existing = self.get_deployment(deployment_id)
+            if existing:
+                if existing["fleet_key"] != fleet_key:
+                    raise StateError("deployment id %s belongs to fleet %r, not %r" % (deployment_id, existing["fleet_key"], fleet_key))
+                if str(existing["target_version"]) != str(target_version):
+                    raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
+                                     % (deployment_id, existing["target_version"], target_version))
+                if existing["status"] in ("completed", "failed", "aborted"):
+                    return existing, "complete"
+                if existing["status"] in ACTIVE_STATUSES and self._lease_live(existing) and existing.get("owner_pid") != owner_pid:
+                    raise LockedError("deployment %s is being run right now by pid %s on %s"
+                                      % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
+                if stage_only:
+                    return existing, "staged"
+                mode = "promoted" if existing["status"] == "staged" else "resumed"
+                self.db.execute(
+                    "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
+                    "owner_pid=?, owner_host=?, heartbeat=? WHERE deployment_id=?",
+                    (now, now, owner_pid, host, now, deployment_id),
+                )
+                self._event(deployment_id, "deployment_" + mode, {"strategy": strategy})
+                return self.get_deployment(deployment_id), mode
+            status = "staged" if stage_only else "running"
+            self.db.execute(
+                "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
+                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
+                 now, None if stage_only else now, now, None if stage_only else owner_pid,
+                 None if stage_only else host, None if stage_only else now),
+            )
+            rows = []
+            for wave in plan:
+                self.db.execute(
+                    "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
+                    (deployment_id, wave["index"], wave["name"], "pending"),
+                )
+                for m in wave["members"]:
+                    rows.append((deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
+                                 wave["name"], wave["index"]))
+            self.db.executemany(
+                "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+            self._event(deployment_id, "deployment_" + status, {"strategy": strategy, "target_version": target_version})
+        return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+
+    def staged_for_fleet(self, fleet_key):
+        row = self.db.execute(
+            "SELECT * FROM deployments WHERE fleet_key=? AND status='staged' ORDER BY created_at DESC LIMIT 1", (fleet_key,)
+        ).fetchone()
+        return _deployment(row) if row else None
+
+    def heartbeat(self, deployment_id):
+        now = self.clock()
+        self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?", (now, now, deployment_id))
+
+    def set_status(self, deployment_id, status, message=None):
+        now = self.clock()
+        finished = now if status in ("completed", "failed", "aborted") else None
+        with self._tx():
+            self.db.execute(
+                "UPDATE deployments SET status=?, updated_at=?, finished_at=COALESCE(?, finished_at), "
+                "message=COALESCE(?, message), owner_pid=CASE WHEN ? IS NULL THEN owner_pid ELSE NULL END "
+                "WHERE deployment_id=?",
+                (status, now, finished, message, finished, deployment_id),
+            )
+            self._event(deployment_id, "deployment_" + status, {"message": message} if message else None)
+
+    # -- agents -----------------------------------------------------------------
+    def agents(self, deployment_id, wave=None, hosts=None):
+        sql = "SELECT * FROM agents WHERE deployment_id=?"
+        args = [deployment_id]
+        if wave is not None:
+            sql += " AND wave=?"
+            args.append(int(wave))
+        rows = [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
+        if hosts is not None:
+            wanted = set(hosts)
+            rows = [r for r in rows if r["host"] in wanted]
+        return rows
+
+    def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
+        """Add agents that are not yet recorded (for ad-hoc notify calls)."""
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
+                  m.get("cohort", cohort), m.get("wave", wave)) for m in members],
+            )
+
+    def mark_asked(self, deployment_id, hosts):
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET asked_count=asked_count+1, asked_at=? WHERE deployment_id=? AND host=?",
+                [(now, deployment_id, h) for h in hosts],
+            )
+
+    def record_answers(self, deployment_id, answers):
+        """``answers``: list of dicts with host, decision, reason, defer_until, decision_id, version_before."""
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET decision=?, decision_reason=?, defer_until=?, decision_id=COALESCE(?, decision_id), "
+                "answered_at=?, version_before=COALESCE(version_before, ?) WHERE deployment_id=? AND host=?",
+                [(a["decision"], a.get("reason"), a.get("defer_until"), a.get("decision_id"), a.get("answered_at", now),
+                  a.get("version_before"), deployment_id, a["host"]) for a in answers],
+            )
+            for a in answers:
+                self._event(deployment_id, "decision", {k: a.get(k) for k in ("host", "decision", "reason", "wave", "cohort")})
+
+    def set_results(self, deployment_id, results):
+        """``results``: list of dicts with host, result and optional detail / version_after / version_before."""
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET result=?, result_detail=?, version_after=COALESCE(?, version_after), "
+                "version_before=COALESCE(version_before, ?), finished_at=?, "
+                "updated_at=CASE WHEN ?='updated' THEN ? ELSE updated_at END WHERE deployment_id=? AND host=?",
+                [(r["result"], r.get("detail"), r.get("version_after"), r.get("version_before"), now,
+                  r["result"], now, deployment_id, r["host"]) for r in results],
+            )
+
+    # -- waves ------------------------------------------------------------------
+    def waves(self, deployment_id):
+        rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+            out.append(d)
+        return out
+
+    def wave_started(self, deployment_id, wave):
+        now = self.clock()
+        self.db.execute(
+            "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
+            "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
+            (now, deployment_id, int(wave)),
+        )
+
+    def wave_finished(self, deployment_id, wave, status, summary):
+        now = self.clock()
+        with self._tx():
+            self.db.execute(
+                "UPDATE waves SET status=?, finished_at=?, summary=?, started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
+                (status, now, json.dumps(summary), now, deployment_id, int(wave)),
+            )
+            self._event(deployment_id, "wave_" + status, summary)
+
+    # -- shared decisions (multi-occurrence agents) --------------------------------
+    def record_shared_decision(self, agent_id, deployment_id, kind, decision, decision_id=None, decided_by=None,
+                               reason=None, defer_until=None, decided_at=None):
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO shared_decisions VALUES (?,?,?,?,?,?,?,?,?)",
+                (agent_id, deployment_id, kind, decision, decision_id, decided_by,
+                 decided_at if decided_at is not None else self.clock(), reason, defer_until),
+            )
+            self._event(deployment_id, "shared_decision", {"agent_id": agent_id, "kind": kind, "decision": decision,
+                                                           "decision_id": decision_id, "decided_by": decided_by})
+
+    def shared_decision(self, agent_id, kind, max_age=None, deployment_id=None):
+        """The newest shared decision of ``kind`` for an agent, younger than ``max_age`` seconds."""
+        sql = "SELECT * FROM shared_decisions WHERE agent_id=? AND kind=?"
+        args = [agent_id, kind]
+        if deployment_id is not None:
+            sql += " AND deployment_id=?"
+            args.append(deployment_id)
+        if max_age is not None:
+            sql += " AND decided_at >= ?"
+            args.append(self.clock() - float(max_age))
+        row = self.db.execute(sql + " ORDER BY decided_at DESC LIMIT 1", args).fetchone()
+        return dict(row) if row else None
+
+    # -- events -------------------------------------------------------------------
+    def _event(self, deployment_id, event, data=None):
+        self.db.execute(
+            "INSERT INTO events (deployment_id, ts, event, data) VALUES (?,?,?,?)",
+            (deployment_id, self.clock(), event, json.dumps(data) if data is not None else None),
+        )
+
+    def event(self, deployment_id, event, data=None):
+        self._event(deployment_id, event, data)
+
+    def events(self, deployment_id):
+        rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
+        return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
+
+
+class _Tx:
+    def __init__(self, db):
+        self.db = db
+        self.nested = False
+
+    def __enter__(self):
+        self.nested = self.db.in_transaction
+        if not self.nested:
+            self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.nested:
+            return False
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+        return False
+
+
+def _deployment(row):
+    d = dict(row)
+    d["plan"] = json.loads(d["plan"]) if d.get("plan") else []
+    d["params"] = json.loads(d["params"]) if d.get("params") else {}
+    return d
+
+
+def _agent(row):
+    d = dict(row)
+    d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
+    return d
+
+
+def open_store(path, backend="sqlite", **kwargs):
+    """Open the rollout state. ``backend`` is the seam for shared backends."""
+    if backend != "sqlite":
+        raise StateError("unknown state backend %r (available: sqlite)" % backend)
+    return StateStore(path, **kwargs)
