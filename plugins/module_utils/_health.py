@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Waiting for a wave: a pure readiness tracker plus a clock you can inject.
+
+:class:`WaveTracker` holds, per agent, since when it has been continuously
+ready and whether it has become *stable* (ready on every probe for
+``min_stable_time``). :func:`wait_for_wave` drives any check function
+(health probe, "has shut down" probe, ...) through it until the wave is
+decided; it never sleeps by itself except through the injected ``sleep``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+class WaveTracker:
+    """Pure state of a wave being watched; feed it observations, ask it verdicts."""
+
+    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0):
+        self.names = list(names)
+        self.min_stable_time = max(0.0, float(min_stable_time))
+        self.success_threshold = float(success_threshold)
+        self.ready_since = {n: None for n in self.names}
+        self.stable_at = {}
+        self.last_cause = {n: "not probed yet" for n in self.names}
+        self.last_info = {n: {} for n in self.names}
+        self.probes = {n: 0 for n in self.names}
+
+    @property
+    def required(self):
+        """How many agents must be stable for the wave to pass."""
+        if not self.names:
+            return 0
+        return int(math.ceil(self.success_threshold * len(self.names) - 1e-9))
+
+    def pending(self):
+        return [n for n in self.names if n not in self.stable_at]
+
+    def observe(self, name, ready, cause, info, now):
+        """Record one probe of ``name`` at time ``now``."""
+        self.probes[name] += 1
+        if info:
+            self.last_info[name] = info
+        if name in self.stable_at:
+            return
+        if ready:
+            self.last_cause[name] = None
+            if self.ready_since[name] is None:
+                self.ready_since[name] = now
+            if now - self.ready_since[name] >= self.min_stable_time:
+                self.stable_at[name] = now
+        else:
+            self.ready_since[name] = None
+            self.last_cause[name] = cause or "not ready"
+
+    def stable_count(self):
+        return len(self.stable_at)
+
+    def threshold_met(self):
+        return self.stable_count() >= self.required
+
+    def all_stable(self):
+        return not self.pending()
+
+    def next_due(self, now, poll_interval):
+        """When the next probe is worth doing: at the poll interval, or sooner when
+        an agent's stability window ends before then."""
+        due = now + poll_interval
+        for name in self.pending():
+            since = self.ready_since[name]
+            if since is not None:
+                due = min(due, since + self.min_stable_time)
+        return max(due, now)
+
+    def summary(self):
+        agents = {}
+        for n in self.names:
+            entry = {"stable": n in self.stable_at, "cause": None if n in self.stable_at else self.last_cause[n],
+                     "probes": self.probes[n]}
+            entry.update({k: v for k, v in self.last_info[n].items() if k in ("version", "status", "cognitive_state")})
+            agents[n] = entry
+        return agents
+
+
+def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
+                  poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep):
+    """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
+
+    The wait ends at the first of: every agent stable; ``deadline`` seconds
+    passed; the threshold met and ``grace`` seconds passed since it was
+    first met (default: ``min_stable_time``), so one broken agent does not
+    hold a passing wave until the deadline. Returns a result dict with
+    ``passed``, ``stable``, ``unstable`` (name -> last cause), ``agents``,
+    ``required``, ``elapsed`` and ``reason``.
+    """
+    tracker = WaveTracker(names, min_stable_time, success_threshold)
+    grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
+    start = clock()
+    met_at = None
+    reason = None
+    while True:
+        now = clock()
+        pending = tracker.pending()
+        if pending:
+            answers = check(pending)
+            now = clock()
+            for name in pending:
+                ready, cause, info = answers.get(name, (False, "no answer", {}))
+                tracker.observe(name, ready, cause, info, now)
+        if tracker.all_stable():
+            reason = "all stable"
+            break
+        if tracker.threshold_met():
+            met_at = now if met_at is None else met_at
+            if now - met_at >= grace:
+                reason = "threshold met"
+                break
+        if now - start >= deadline:
+            reason = "deadline reached"
+            break
+        due = tracker.next_due(now, poll_interval)
+        if met_at is not None:
+            due = min(due, met_at + grace)
+        due = min(due, start + deadline)
+        if due > now:
+            sleep(due - now)
+    agents = tracker.summary()
+    return {
+        "passed": tracker.threshold_met(),
+        "reason": reason,
+        "stable": [n for n in tracker.names if n in tracker.stable_at],
+        "unstable": {n: tracker.last_cause[n] for n in tracker.pending()},
+        "agents": agents,
+        "total": len(tracker.names),
+        "stable_count": tracker.stable_count(),
+        "required": tracker.required,
+        "elapsed": round(clock() - start, 3),
+    }
+
+
+def health_check_fn(client, urls, expected_states=("work",), target_version=None):
+    """A ``check`` for :func:`wait_for_wave` that probes agents' health concurrently.
+
+    ``urls`` maps name -> agent_url.
+    """
+    expected_states = tuple(expected_states)
+
+    def check(names):
+        results = client.fan_out(lambda n: (n, client.probe(urls[n], expected_states, target_version)), names)
+        return {n: (r["healthy"], r["cause"], r["info"]) for n, r in results}
+
+    return check
+
+
+def format_table(result, limit=50):
+    """Per-agent table of causes for agents that did not become stable."""
+    lines = []
+    for name, cause in list(result["unstable"].items())[:limit]:
+        info = result["agents"].get(name, {})
+        lines.append("%-32s %-10s %-12s %s" % (name, info.get("version", "-"), info.get("cognitive_state", "-"), cause))
+    more = len(result["unstable"]) - limit
+    if more > 0:
+        lines.append("... and %d more" % more)
+    if lines:
+        lines.insert(0, "%-32s %-10s %-12s %s" % ("agent", "version", "state", "cause"))
+    return lines
