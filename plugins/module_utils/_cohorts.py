@@ -269,3 +269,30 @@ def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name
             wave_members.append(m)
         waves.append({"index": index, "name": cohort["name"], "size": len(wave_members), "members": wave_members})
     return waves
+
+
+WAVE_SPLIT_SPEC = dict(
+    members=dict(type="list", elements="raw"),
+    group=dict(type="str"),
+    cohorts=dict(type="raw", default="ciris"),
+    method=dict(type="str", default="sorted", choices=list(METHODS)),
+    salt=dict(type="str", default=""),
+    id_key=dict(type="str", default="name", choices=["name", "occurrence_id", "agent_id"]),
+)
+
+
+def wave_plan(params):
+    """Engine entry of the ``wave_split`` module: validated params -> result dict."""
+    waves = split_waves(params["members"] or [], params.get("cohorts"), params.get("method") or "sorted",
+                        params.get("salt") or "", params.get("id_key") or "name")
+    cohorts = resolve_cohorts(params.get("cohorts"))
+    sizes = {c["name"]: 0 for c in cohorts}
+    for w in waves:
+        sizes[w["name"]] = w["size"]
+    return {
+        "changed": False,
+        "waves": waves,
+        "cohort_sizes": sizes,
+        "total": sum(w["size"] for w in waves),
+        "plan": ["wave %d %s: %d" % (w["index"], w["name"], w["size"]) for w in waves],
+    }

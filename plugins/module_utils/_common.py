@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options shared by every module that talks to agents, and their client."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+
+TOKEN_ENV = "AGENTFLEET_TOKEN"
+
+CONNECTION_SPEC = dict(
+    token=dict(type="str", no_log=True),
+    connect_timeout=dict(type="float", default=3.0),
+    read_timeout=dict(type="float", default=10.0),
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    max_workers=dict(type="int", default=32),
+)
+
+AGENT_SPEC = dict(
+    type="list",
+    elements="dict",
+    required=True,
+    options=dict(
+        name=dict(type="str", required=True),
+        agent_url=dict(type="str", required=True),
+        agent_id=dict(type="str"),
+        occurrence_id=dict(type="str"),
+        cohort=dict(type="str"),
+        wave=dict(type="int"),
+        version=dict(type="str"),
+        canary_group=dict(type="str"),
+    ),
+)
+
+
+def connection_spec(**extra):
+    spec = dict((k, dict(v)) for k, v in CONNECTION_SPEC.items())
+    spec.update(extra)
+    return spec
+
+
+def resolve_token(params):
+    """The token from the task, else from ``AGENTFLEET_TOKEN``; never logged."""
+    token = params.get("token")
+    if not token:
+        token = os.environ.get(TOKEN_ENV) or None
+    return token
+
+
+def client_from_params(params):
+    return AgentClient(
+        token=resolve_token(params),
+        connect_timeout=params.get("connect_timeout") or 3.0,
+        read_timeout=params.get("read_timeout") or 10.0,
+        validate_certs=params.get("validate_certs", True),
+        ca_path=params.get("ca_path"),
+        max_workers=params.get("max_workers") or 32,
+    )
+
+
+def validate_agent_urls(agents):
+    """One clear error listing agents whose agent_url is not http(s)."""
+    bad = [a["name"] for a in agents if not str(a.get("agent_url") or "").lower().startswith(("http://", "https://"))]
+    if bad:
+        shown = ", ".join(bad[:10]) + (" and %d more" % (len(bad) - 10) if len(bad) > 10 else "")
+        raise ValueError("agent_url must be an http:// or https:// URL for: %s" % shown)

@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Register a task-definition revision only when something differs (the ecs_taskdef engine)."""
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import report as ecs_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import taskdef as td_lib
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.aws import error_message, secrets_of
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+
+TASKDEF_ARGUMENT_SPEC = dict(
+    family=dict(type="str"),
+    template=dict(type="path"),
+    task_definition=dict(type="dict"),
+    image=dict(type="str"),
+    container_name=dict(type="str", default=td_lib.DEFAULT_CONTAINER_NAME),
+    agent_env=dict(
+        type="dict",
+        required=True,
+        options=dict(
+            AGENT_APP_ID=dict(type="str"),
+            PACKAGE_URL=dict(type="str"),
+            DEPLOYMENT_ID=dict(type="str"),
+            PACKAGE_SHA256=dict(type="str"),
+            BASE_PATH=dict(type="str"),
+            REST_PORT=dict(type="int", default=8080),
+            A2A_PORT=dict(type="int", default=50051),
+            UI_PORT=dict(type="int", default=3000),
+            MULTIPLEXED=dict(type="bool", default=True),
+            MAX_PACKAGE_SIZE_MB=dict(type="int", default=100),
+            BOOT_BUDGET_MS=dict(type="int", default=5000),
+            BOOT_HARD_LIMIT_MULTIPLIER=dict(type="float", default=2.0),
+            GRACEFUL_SHUTDOWN_TIMEOUT_SEC=dict(type="int", default=30),
+        ),
+    ),
+    force_create=dict(type="bool", default=False),
+)
+
+
+def latest_active(client, family):
+    """The latest ACTIVE revision of ``family`` (describe by family), or None."""
+    try:
+        return client.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+        if code in ("ClientException", "InvalidParameterException", "ResourceNotFoundException"):
+            return None
+        raise EcsError("describe_task_definition failed: %s" % error_message(exc))
+
+
+def ensure_task_definition(client_factory, params, check_mode=False):
+    """Render + validate (no API call before this passes), compare, register if needed.
+
+    Returns the module result (changed, revision, arn, family, task_definition,
+    differences, events, diff, started_at).
+    """
+    started_at = utcnow_iso()
+    template = params.get("task_definition")
+    if params.get("template"):
+        template = td_lib.load_template(params["template"])
+    if template is None:
+        raise EcsError("one of template or task_definition is required")
+    desired, env = td_lib.render_task_definition(
+        template, family=params.get("family"), image=params.get("image"), agent_env=params.get("agent_env"),
+        container_name=params.get("container_name") or td_lib.DEFAULT_CONTAINER_NAME)
+    family = desired["family"]
+
+    client = client_factory()
+    current = latest_active(client, family)
+    differences = td_lib.compare_task_definitions(desired, current)
+    changed = bool(differences) or bool(params.get("force_create"))
+    if params.get("force_create") and not differences:
+        differences = ["(force_create)"]
+    result = {
+        "changed": changed,
+        "family": family,
+        "differences": differences if changed else [],
+        "started_at": started_at,
+        "diff": {"before": td_lib.diff_view(current), "after": td_lib.diff_view(desired)},
+    }
+    if changed and check_mode:
+        registered = None
+        result.update(revision=None, arn=None, task_definition=td_lib.diff_view(desired))
+        name = "taskdef_register_planned"
+    elif changed:
+        try:
+            registered = client.register_task_definition(**td_lib.register_kwargs(desired))["taskDefinition"]
+        except Exception as exc:
+            raise EcsError("register_task_definition failed: %s" % error_message(exc), family=family,
+                           differences=differences)
+        name = "taskdef_registered"
+    else:
+        registered = current
+        name = "taskdef_unchanged"
+    if registered is not None:
+        result.update(revision=registered.get("revision"), arn=registered.get("taskDefinitionArn"),
+                      task_definition=td_lib.diff_view(registered))
+    container = td_lib.agent_container(desired, params.get("container_name") or td_lib.DEFAULT_CONTAINER_NAME) or {}
+    result["image"] = container.get("image")
+    result["events"] = [ecs_report.event(name, family=family, revision=result.get("revision"),
+                                         image=result["image"], differences=result["differences"] or None,
+                                         package_url=td_lib.redact_value(env.get("PACKAGE_URL")))]
+    return result
+
+
+def run(client_factory, params, check_mode=False):
+    """ecs_taskdef's one engine call: ensure + report/audit. Raises EcsError on failure."""
+    deployment_id = params.get("deployment_id")
+    try:
+        result = ensure_task_definition(client_factory, params, check_mode)
+    except EcsError as exc:
+        failed = [ecs_report.event("taskdef_failed", family=params.get("family"), message=exc.msg)]
+        rep = ecs_report.build_report(deployment_id, None, {"family": params.get("family"), "revision": None,
+                                                            "image": params.get("image")},
+                                      None, None, None, failed, utcnow_iso(), "failed",
+                                      extra=params.get("report_extra"), check_mode=check_mode)
+        ecs_report.emit(params, rep, failed, secrets_of(params))
+        raise
+    rep = ecs_report.build_report(
+        deployment_id, None, {"family": result["family"], "revision": result.get("revision"), "image": result["image"]},
+        None, result.get("arn"), None, result["events"], result["started_at"],
+        # in a full rollout the service step follows and rewrites the report
+        "started" if (params.get("report_extra") or {}).get("mode") == "full" else "succeeded",
+        extra=params.get("report_extra"), check_mode=check_mode)
+    result.update(ecs_report.emit(params, rep, result["events"], secrets_of(params)))
+    return result

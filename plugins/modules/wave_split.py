@@ -1,0 +1,138 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: wave_split
+short_description: Split a fleet of agents into ordered rollout waves (cohorts)
+version_added: 0.1.0
+author: agentfleet.rollout contributors
+description:
+  - Assigns every member of a fleet to a cohort and returns the non-empty cohorts as ordered waves.
+  - "Preset C(ciris): explorers 10%, early_adopters 30%, pragmatists 40%, conservatives 20% (CIRISManager's canary groups)."
+  - "Preset C(occurrences): explorer 1, early_adopter 30% (at least 1), general the rest (the multi-occurrence FSD)."
+  - "Preset C(all): one wave with everyone."
+  - Every non-empty fleet gets a non-empty first wave.
+  - A member's C(canary_group) (host var) pins it to that cohort whatever the method says.
+  - Runs on the controller (action plugin); with O(group) it reads C(agent_url), C(agent_id), C(occurrence_id)
+    and C(canary_group) of each host from the inventory.
+options:
+  members:
+    description:
+      - The fleet members, as names or dicts with at least C(name) (and usually C(agent_url), C(agent_id),
+        C(occurrence_id), C(canary_group)). Duplicate names are an error.
+      - Mutually exclusive with O(group).
+    type: list
+    elements: raw
+  group:
+    description:
+      - An inventory group whose hosts are the members (resolved on the controller).
+      - Mutually exclusive with O(members).
+    type: str
+  cohorts:
+    description:
+      - A preset name (V(ciris), V(occurrences), V(all)) or a list of cohorts, each a dict with C(name) and exactly
+        one of C(percent), C(count) or C(rest=true); optional C(min).
+      - Percentages must sum to 100 when every cohort is a percentage; at most one cohort takes the rest;
+        without a rest cohort the last cohort takes what counts and percentages leave.
+    type: raw
+    default: ciris
+  method:
+    description:
+      - V(sorted) cuts the members sorted by id (C(default) first), the FSD's rule.
+      - V(stable) uses weighted rendezvous hashing of id and O(salt); a member joining or leaving the fleet changes
+        no other member's cohort (except when the first wave would otherwise be empty and a member is lifted into it).
+    type: str
+    default: sorted
+    choices: [sorted, stable]
+  salt:
+    description: Salt for the V(stable) method; change it to draw different cohorts.
+    type: str
+    default: ""
+  id_key:
+    description: The member field that orders/hashes members.
+    type: str
+    default: name
+    choices: [name, occurrence_id, agent_id]
+extends_documentation_fragment:
+  - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.CONTROLLER
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Plan CIRIS-style waves for the agents group
+  agentfleet.rollout.wave_split:
+    group: agents
+    cohorts: ciris
+  register: plan
+
+- name: Custom cohorts, stable across fleet changes
+  agentfleet.rollout.wave_split:
+    members: "{{ groups['agents'] }}"
+    cohorts:
+      - {name: canary, count: 2}
+      - {name: half, percent: 50}
+      - {name: rest, rest: true}
+    method: stable
+    salt: "2026-q4"
+"""
+
+RETURN = r"""
+waves:
+  description: The non-empty waves in rollout order; every member carries its C(cohort) and C(wave).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "agent-000", "cohort": "explorers", "wave": 1}]}]
+cohort_sizes:
+  description: Members per cohort (empty cohorts included).
+  returned: success
+  type: dict
+  sample: {"explorers": 1, "early_adopters": 3, "pragmatists": 4, "conservatives": 2}
+total:
+  description: Number of members.
+  returned: success
+  type: int
+  sample: 10
+plan:
+  description: One human-readable line per wave.
+  returned: success
+  type: list
+  elements: str
+  sample: ["wave 1 explorers: 1", "wave 2 early_adopters: 3"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import wave_plan
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=WAVE_SPLIT_SPEC,
+        required_one_of=[["members", "group"]],
+        mutually_exclusive=[["members", "group"]],
+        supports_check_mode=True,
+    )
+    if module.params["group"]:
+        module.fail_json(msg="group is resolved by the controller-side action plugin; pass members when running the module directly")
+    try:
+        module.exit_json(**wave_plan(module.params))
+    except CohortError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()
