@@ -344,3 +344,25 @@ def test_5000_occurrences_paths_layout(tmp_path):
         assert codes == [200] * 5000
         print(f"\n5000 paths: startup {startup:.2f}s, health of all {elapsed:.2f}s")
         assert startup < 15
+
+
+# ---------------------------------------------------------------------------- slow answers, clean exit
+
+def test_slow_ms_and_sigterm_exit(tmp_path):
+    cfg = {"agents": [{"count": 2, "overrides": {"agent-001": {"slow_ms": 300}}},
+                      {"agent_id": "busy", "decision": "busy", "busy_times": 1, "busy_retry_after_ms": 10}]}
+    sim = FleetSim(cfg, workdir=tmp_path).start()
+    try:
+        t0 = time.monotonic()
+        assert sim.health("agent-000")[0] == 200
+        fast = time.monotonic() - t0
+        t0 = time.monotonic()
+        assert sim.health("agent-001")[0] == 200
+        assert time.monotonic() - t0 >= 0.3 > fast
+        assert sim.shutdown("busy", {"deployment_id": "d"})[0] == 409
+        status, body = sim.shutdown("busy", {"deployment_id": "d"})
+        assert status == 200 and body["data"]["decision"] == "accept"
+        assert [e["event"] for e in sim.log(occurrence="busy", path="/v1/system/shutdown")] == ["busy", "deliberation"]
+    finally:
+        sim.close()
+    assert sim.proc.returncode == 0
