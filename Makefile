@@ -78,6 +78,9 @@ sanity: venv
 	git ls-files -z --cached --others --exclude-standard \
 	    | xargs -0 -r tar -cf - --ignore-failed-read --no-recursion \
 	    | tar -xf - -C $(SANITY_ROOT)
+	# build/ is ignored by this repo's git, so ansible-test (which lists content
+	# through git) would see no files: make the copy a repository of its own.
+	cd $(SANITY_ROOT) && git init -q . && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH $(CURDIR)/$(BIN)/ansible-test sanity \
 	    --local --python $(SANITY_PYTHON) --color no $(SANITY_SKIPS) $(SANITY_ARGS)
 

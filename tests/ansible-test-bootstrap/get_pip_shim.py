@@ -36,8 +36,8 @@ def main():
     sys.path.insert(0, wheels[-1])
     from pip._internal.cli.main import main as pip_main  # pylint: disable=import-outside-toplevel
 
-    # --find-links: the wheel beside us satisfies "pip==<ver>" without the network
-    return pip_main(['install', '--upgrade', '--force-reinstall', '--find-links', here] + args + extra)
+    # --no-index --find-links: the wheel beside us satisfies "pip==<ver>" without the network
+    return pip_main(['install', '--upgrade', '--force-reinstall', '--no-index', '--find-links', here] + args + extra)
 
 
 if __name__ == '__main__':
