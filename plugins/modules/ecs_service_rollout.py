@@ -174,7 +174,8 @@ task_definition:
 rollout_state:
   description:
     - C(rolloutState) of the primary deployment at the end (C(COMPLETED), C(IN_PROGRESS), C(FAILED)),
-      or C(TIMEOUT) when the deadline passed. After a rollback, the state of the rollback's deployment.
+      or C(TIMEOUT) when the deadline passed - of the deployment of O(task_definition), also when it was
+      rolled back afterwards (see RV(result)).
   returned: always
   type: str
   sample: COMPLETED
