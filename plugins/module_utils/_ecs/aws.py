@@ -81,7 +81,7 @@ def client_config(params):
     """botocore Config: retry mode / attempts and our user agent."""
     return Config(
         retries={"mode": params.get("retry_mode") or "standard",
-                 "max_attempts": int(params.get("retry_max_attempts") or 10)},
+                 "total_max_attempts": int(params.get("retry_max_attempts") or 10)},
         user_agent_extra=USER_AGENT,
     )
 
