@@ -65,9 +65,16 @@ else
 	bash scripts/pytest.sh $(PYTHON) $(UNIT_DIRS) -n $(PYTEST_WORKERS)
 endif
 
+# Runs against the collection `make build` installed from the tarball
+# (tests/conftest.py honours AGENTFLEET_COLLECTIONS_PATH).
 integration: venv
+ifeq ($(wildcard tests/integration),)
+	@echo "integration: no tests/integration directory yet"
+else
+	test -f $(INSTALLED)/MANIFEST.json || { echo "integration: run 'make build' first"; exit 1; }
 	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
 	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v --durations=15
+endif
 
 # ansible-test refuses a symlinked collection root, so sanity runs on a copy of
 # the tracked (plus untracked, not ignored) files under build/ansible-test/.

@@ -17,7 +17,7 @@ for f in "$installed"/plugins/modules/*.py; do
     name=$(basename "$f" .py)
     case "$name" in __init__) continue ;; esac
     checked=$((checked + 1))
-    if ! grep -q "^$fqcn\.$name[[:space:]]" <<<"$listing"; then
+    if ! grep -q "^${fqcn}\.${name}[[:space:]]" <<<"$listing"; then
         echo "FAIL: $fqcn.$name is not listed by ansible-doc -l" >&2
         failed=1
     fi
