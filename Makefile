@@ -114,9 +114,9 @@ test:
 	    if ! $(MAKE) --no-print-directory $$t; then \
 	        echo "make test: FAILED at '$$t'"; exit 1; \
 	    fi; \
-	    done="$$done $$t"; \
+	    ran="$$ran $$t"; \
 	done; \
-	echo "make test: OK ($$done )"
+	echo "make test: OK ($$ran )"
 
 # ---------------------------------------------------------------- others
 demo: venv build
