@@ -465,3 +465,19 @@ def open_store(path, backend="sqlite", **kwargs):
     if backend != "sqlite":
         raise StateError("unknown state backend %r (available: sqlite)" % backend)
     return StateStore(path, **kwargs)
+
+
+# shutdown helpers
+def _merge_agent_extra(self, deployment_id, items):
+    """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
+    with self._tx():
+        for host, data in items.items():
+            row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
+            if row is None:
+                continue
+            extra = json.loads(row["extra"]) if row["extra"] else {}
+            extra.update(data)
+            self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?", (json.dumps(extra), deployment_id, host))
+
+
+StateStore.merge_agent_extra = _merge_agent_extra

@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import occurrence_plan
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import PLAN_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._inventory import members_from_group
+
+
+class ActionModule(EngineAction):
+    ARGUMENT_SPEC = PLAN_SPEC
+    REQUIRED_ONE_OF = [["members", "group"]]
+    MUTUALLY_EXCLUSIVE = [["members", "group"]]
+    ENGINE_ERRORS = (ShutdownError, CohortError, ValueError)
+
+    def run_engine(self, params, task_vars):
+        if params.get("group"):
+            params = dict(params, members=members_from_group(task_vars, params["group"]))
+        return occurrence_plan(params, check_mode=self.check_mode)

@@ -1,0 +1,22 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
+
+
+class ActionModule(EngineAction):
+    ARGUMENT_SPEC = WAKEUP_SPEC
+    ENGINE_ERRORS = (ShutdownError, StateError, ValueError)
+
+    def run_engine(self, params, task_vars):
+        if params["step"] == "prepare":
+            return wakeup_prepare(params, check_mode=self.check_mode)
+        return wakeup_gate(params, check_mode=self.check_mode)

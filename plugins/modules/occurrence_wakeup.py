@@ -1,0 +1,219 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: occurrence_wakeup
+short_description: Wake a multi-occurrence agent up in gated waves (explorer first)
+version_added: 0.1.0
+author: agentfleet.rollout contributors
+description:
+  - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
+    (role C(agentfleet.rollout.update): C(tasks), C(none) or C(fleetsim)).
+  - O(step=prepare) opens (wave 1) or continues the deployment, waits the wave's delay and returns in RV(to_start)
+    the occurrences of the wave that do not already serve in an expected state.
+  - O(step=gate) waits until every started occurrence of the wave reaches an expected state (C(work)) within the
+    wave's timeout. An unhealthy explorer aborts and leaves the others down; a failed early-adopter wave stops
+    before the general wave; general failures are reported.
+  - Every gate rewrites the JSON report. Runs on the controller (action plugin).
+options:
+  step:
+    description: V(prepare) before starting a wave, V(gate) after.
+    type: str
+    required: true
+    choices: [prepare, gate]
+  plan:
+    description: The result of M(agentfleet.rollout.occurrence_plan) with C(purpose=wakeup) (needed for wave 1).
+    type: dict
+  deployment_id:
+    description: The id of this wakeup (key of the state and the report).
+    type: str
+    required: true
+  wave:
+    description: The wave (1-based).
+    type: int
+    required: true
+  expected_states:
+    description: Cognitive states that count as awake.
+    type: list
+    elements: str
+    default: [work]
+  target_version:
+    description: Start (and expect) this version; default the version each occurrence last ran.
+    type: str
+  min_healthy_time:
+    description: Seconds an occurrence must stay healthy to pass the gate.
+    type: float
+    default: 0.0
+  poll_interval:
+    description: Seconds between health probes.
+    type: float
+    default: 1.0
+  fail_on_partial:
+    description: Mark the final gate with C(should_fail) when general occurrences did not wake up.
+    type: bool
+    default: true
+  takeover:
+    description: Abort an interrupted rollout of another kind that holds the fleet key, and start this one.
+    type: bool
+    default: false
+  state_path:
+    description: The rollout state (SQLite).
+    type: path
+    default: ~/.agentfleet/state.db
+  report_path:
+    description: The JSON report; default C(~/.agentfleet/reports/<deployment_id>.json).
+    type: path
+  audit_path:
+    description: The audit log (JSON lines); default next to the report, C(.audit.jsonl).
+    type: path
+extends_documentation_fragment:
+  - agentfleet.rollout.connection
+  - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.CONTROLLER
+attributes:
+  check_mode:
+    support: full
+    details: Starts nothing and waits for nothing; returns what it would start.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Occurrences already awake are not started again.
+"""
+
+EXAMPLES = r"""
+- name: Which occurrences of wave 1 need starting
+  agentfleet.rollout.occurrence_wakeup:
+    step: prepare
+    wave: 1
+    plan: "{{ plan }}"
+    deployment_id: "wakeup-datum-202601011300"
+  register: prep
+
+- name: Start them
+  ansible.builtin.include_role:
+    name: agentfleet.rollout.update
+  vars:
+    update_agents: "{{ prep.to_start }}"
+    update_purpose: wakeup
+
+- name: Gate on work
+  agentfleet.rollout.occurrence_wakeup:
+    step: gate
+    wave: 1
+    deployment_id: "{{ prep.deployment_id }}"
+"""
+
+RETURN = r"""
+deployment_id:
+  description: The deployment id used.
+  returned: success and not check mode
+  type: str
+  sample: wakeup-datum-202601011300
+wave:
+  description: The wave.
+  returned: always
+  type: int
+  sample: 1
+name:
+  description: The wave's group.
+  returned: success
+  type: str
+  sample: explorer
+to_start:
+  description: Occurrences to start (member dicts with name, agent_url, version ...).
+  returned: step=prepare
+  type: list
+  elements: dict
+  sample: [{"name": "datum-default", "agent_url": "http://127.0.0.1:20001", "version": "1.0.0"}]
+already_up:
+  description: Occurrences of the wave already awake (not started again).
+  returned: step=prepare
+  type: list
+  elements: str
+  sample: []
+skipped:
+  description: The wave did not run (deployment stopped or finished, wave already done).
+  returned: always
+  type: bool
+  sample: false
+status:
+  description: V(passed), V(partial) (general failures) or V(failed) (stopped).
+  returned: step=gate and the wave ran
+  type: str
+  sample: passed
+aborted:
+  description: The wakeup was stopped.
+  returned: step=gate
+  type: bool
+  sample: false
+finished:
+  description: The deployment is finished.
+  returned: step=gate
+  type: bool
+  sample: false
+failures:
+  description: Occurrence -> why it did not wake up.
+  returned: step=gate and the wave ran
+  type: dict
+  sample: {"datum-default": "not work within 300s: status degraded"}
+outcome:
+  description: What happened, when the deployment finished.
+  returned: step=gate and the wave ran
+  type: str
+  sample: all occurrences of datum awake
+line:
+  description: One progress line for the wave.
+  returned: always
+  type: str
+  sample: "wave 1 explorer: 1 awake, 0 unhealthy"
+should_fail:
+  description: Present and true when the finished wakeup stopped or left occurrences down.
+  returned: when finished with failures
+  type: bool
+  sample: true
+failed_occurrences:
+  description: Occurrences that did not wake up, when the deployment finished.
+  returned: when finished
+  type: list
+  elements: str
+  sample: []
+report:
+  description: The final report.
+  returned: when finished
+  type: dict
+  sample: {"status": "completed"}
+report_path:
+  description: Where the report was written.
+  returned: step=gate and the wave ran
+  type: str
+  sample: /home/u/.agentfleet/reports/wakeup-datum-202601011300.json
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+
+
+def main():
+    module = AnsibleModule(argument_spec=WAKEUP_SPEC, supports_check_mode=True)
+    try:
+        if module.params["step"] == "prepare":
+            result = wakeup_prepare(module.params, check_mode=module.check_mode)
+        else:
+            result = wakeup_gate(module.params, check_mode=module.check_mode)
+    except (ShutdownError, StateError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

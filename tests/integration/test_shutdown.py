@@ -1,0 +1,229 @@
+"""Integration: agentfleet.rollout.shutdown against fleetsim (real playbook runs)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import run_playbook
+from fleetsim.testing import FleetSim
+
+PLAYBOOK = "agentfleet.rollout.shutdown"
+SHUTDOWN_PATH = "/v1/system/shutdown"
+
+
+def fleet(deliberation="accept", occurrences=9, overrides=None, **settings):
+    agent = {"agent_id": "datum", "occurrences": occurrences, "deliberation": deliberation}
+    agent.update(settings)
+    if overrides:
+        agent["overrides"] = overrides
+    return {"agents": [agent]}
+
+
+def run(sim, tmp_path, check=False, report="report.json", **extra):
+    extra_vars = {
+        "shutdown_reason": "host maintenance",
+        "shutdown_wave_delays": [0, 0],
+        "shutdown_wave_timeout": 5,
+        "shutdown_poll_interval": 0.1,
+        "rollout_state_path": str(tmp_path / "state.db"),
+        "rollout_report_path": str(tmp_path / report),
+    }
+    extra_vars.update(extra)
+    return run_playbook(PLAYBOOK, tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars, check=check,
+                        report_path=tmp_path / report, timeout=120)
+
+
+def shutdown_posts(sim):
+    return sim.log(path=SHUTDOWN_PATH, method="POST")
+
+
+def states(sim):
+    return {name: (o["up"], (o["health"] or {}).get("cognitive_state")) for name, o in sim.occurrences().items()}
+
+
+def by_name(report):
+    return {o["name"]: o for o in report["occurrences"]}
+
+
+def test_accept_one_deliberation_waves_in_order(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path)
+        assert res.rc == 0, res.output
+        assert sim.deliberations("datum") == 1
+        posts = shutdown_posts(sim)
+        assert len(posts) == 9
+        first = posts[0]
+        assert first["occurrence"] == "datum-default" and first["body"]["scope"] == "all_occurrences"
+        assert "your decision applies to all occurrences" in first["body"]["reason"].lower()
+        assert "Wave 2 (Early Adopters - 3 occurrences" in first["body"]["reason"]
+        ref = first["decision_id"]
+        followers = posts[1:]
+        assert all(p["body"]["decision_ref"] == ref and p["event"] == "complied" for p in followers)
+        report = res.report()
+        occ = by_name(report)
+        # waves in order: every early adopter is told after the explorer, every general one after all early adopters
+        wave_of = {n: o["wave"] for n, o in occ.items()}
+        ts = [(wave_of[p["occurrence"]], p["ts"]) for p in posts]
+        for (w1, t1), (w2, t2) in zip(ts, ts[1:]):
+            assert w1 <= w2 and t1 <= t2
+        groups = {}
+        for o in report["occurrences"]:
+            groups.setdefault(o["group"], []).append(o["occurrence_id"])
+        assert groups == {"explorer": ["default"], "early_adopter": ["occ-1", "occ-2", "occ-3"],
+                          "general": ["occ-4", "occ-5", "occ-6", "occ-7", "occ-8"]}
+        assert all(o["final_state"] in ("shutdown", "stopped") for o in report["occurrences"]), report["occurrences"]
+        assert report["decision"]["decision"] == "accept" and report["decision"]["decided_by"] == "datum-default"
+        assert report["status"] == "completed"
+        assert occ["datum-occ-4"]["asked"]["decision_ref"] == ref
+        assert occ["datum-default"]["asked"]["scope"] == "all_occurrences"
+        assert all(not up or cog == "shutdown" for up, cog in states(sim).values())
+        for line in ("wave 1 explorer: 1 terminated", "wave 2 early_adopter: 3 terminated", "wave 3 general: 5 terminated"):
+            assert line in res.stdout
+        # the shared decision is in the state, with its id, who decided, when and why
+        db = sqlite3.connect(str(tmp_path / "state.db"))
+        row = db.execute("SELECT decision, decision_id, decided_by, decided_at, reason FROM shared_decisions "
+                         "WHERE agent_id='datum' AND kind='shutdown'").fetchone()
+        assert row[0] == "accept" and row[1] == ref and row[2] == "datum-default" and row[3] > 0
+
+
+def test_rerun_within_max_age_asks_nobody(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        assert run(sim, tmp_path).rc == 0
+        seq = sim.log()[-1]["seq"]
+        again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-rerun")
+        assert again.rc == 0, again.output
+        assert sim.deliberations("datum") == 1
+        assert [e for e in sim.log(since=seq) if e["path"] == SHUTDOWN_PATH] == []
+        # occurrences brought back within the hour: the recorded decision still stands, they comply
+        sim.start_occurrences(None)
+        third = run(sim, tmp_path, report="third.json", rollout_deployment_id="shutdown-datum-third")
+        assert third.rc == 0, third.output
+        assert sim.deliberations("datum") == 1
+        posts = [e for e in sim.log(since=seq) if e["path"] == SHUTDOWN_PATH]
+        assert len(posts) == 9 and all(p["event"] == "complied" for p in posts)
+        rep = third.report()
+        assert rep["decision"]["reused"] is True and rep["status"] == "completed"
+        assert "reused: nobody asked" in third.stdout
+
+
+def test_reject_nobody_shuts_down(tmp_path):
+    with FleetSim(config=fleet("reject", deliberation_reason="serving a critical conversation"),
+                  workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path)
+        assert res.rc == 0, res.output
+        posts = shutdown_posts(sim)
+        assert len(posts) == 1 and posts[0]["decision"] == "reject"
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+        report = res.report()
+        assert report["decision"]["decision"] == "reject"
+        assert "serving a critical conversation" in report["decision"]["reason"]
+        assert "serving a critical conversation" in res.stdout
+        assert all(o["final_state"] in ("kept_running",) for o in report["occurrences"] if o["wave"] > 1)
+
+
+def test_defer_nothing_happens(tmp_path):
+    with FleetSim(config=fleet("defer", deliberation_defer_seconds=600), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path)
+        assert res.rc == 0, res.output
+        assert len(shutdown_posts(sim)) == 1
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+        report = res.report()
+        assert report["decision"]["decision"] == "defer" and report["decision"]["defer_until"]
+        assert "ask again after" in res.stdout
+
+
+def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
+    cfg = fleet(overrides={"datum-default": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, shutdown_wave_timeout=1)
+        assert res.rc != 0
+        posts = shutdown_posts(sim)
+        assert [p["occurrence"] for p in posts] == ["datum-default"]
+        report = res.report()
+        occ = by_name(report)
+        assert occ["datum-default"]["final_state"] == "failed"
+        assert all(o["final_state"] == "not_touched" for n, o in occ.items() if n != "datum-default")
+        assert report["status"] == "failed" and "explorer wave failed" in report["outcome"]
+        assert all(up and cog == "work" for n, (up, cog) in states(sim).items() if n != "datum-default")
+
+
+def test_general_partial_failure_others_shut_down(tmp_path):
+    cfg = fleet(overrides={"datum-occ-6": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, shutdown_wave_timeout=1)
+        assert res.rc != 0  # shutdown_fail_on_partial: the play ends failed, after the others shut down
+        report = res.report()
+        occ = by_name(report)
+        assert occ["datum-occ-6"]["final_state"] == "failed"
+        assert "did not terminate" in occ["datum-occ-6"]["detail"]
+        assert all(o["final_state"] in ("shutdown", "stopped") for n, o in occ.items() if n != "datum-occ-6")
+        assert report["waves"][2]["status"] == "partial"
+        assert "datum-occ-6" in res.stdout
+        assert "completed with failures" in report["outcome"]
+
+
+def test_capacity_floor(tmp_path):
+    # occurrences stay in cognitive_state shutdown (answering) for a while, so the log shows when each went out
+    with FleetSim(config=fleet(shutdown_exit_seconds=30), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, shutdown_min_serving_fraction=0.8)
+        assert res.rc == 0, res.output
+        report = res.report()
+        plan = {w["name"]: w["batches"] for w in report["plan"]}
+        assert all(len(b) == 1 for b in plan["early_adopter"])
+        assert report["capacity"]["lowest_serving_fraction"] >= 0.8
+        assert report["capacity"]["floor_kept_before_final_wave"] is True
+        # at every moment before the final wave, at most one occurrence was out of service at a time
+        posts = shutdown_posts(sim)
+        down_at = {}
+        for e in sim.log():
+            if e.get("event") == "health" and e.get("cognitive_state") == "shutdown":
+                down_at.setdefault(e["occurrence"], e["ts"])
+        early = [p for p in posts if by_name(report)[p["occurrence"]]["group"] in ("explorer", "early_adopter")]
+        for prev, nxt in zip(early, early[1:]):
+            assert down_at[prev["occurrence"]] <= nxt["ts"]
+        assert all(o["final_state"] in ("shutdown", "stopped") for o in report["occurrences"])
+
+
+def test_mixed_fleet_follower_reject_stops(tmp_path):
+    cfg = fleet(overrides={"datum-occ-2": {"old_version_agent": True, "decision": "reject",
+                                           "decision_reason": "I decide for myself"}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path)
+        assert res.rc != 0
+        report = res.report()
+        occ = by_name(report)
+        assert occ["datum-occ-2"]["answer"]["decision"] == "reject"
+        assert occ["datum-occ-2"]["answer"]["own_decision"] is True
+        assert occ["datum-occ-2"]["final_state"] == "rejected"
+        assert "I decide for myself" in report["outcome"]
+        assert all(o["final_state"] == "not_touched" for o in report["occurrences"] if o["group"] == "general")
+        general = [n for n, o in occ.items() if o["group"] == "general"]
+        assert not [p for p in shutdown_posts(sim) if p["occurrence"] in general]
+
+
+def test_check_mode_prints_plan_touches_nothing(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, check=True)
+        assert res.rc == 0, res.output
+        assert shutdown_posts(sim) == []
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+        assert "wave 2 early_adopter: 3 occurrences (occ-1, occ-2, occ-3)" in res.stdout
+        assert "SYSTEM SHUTDOWN REQUEST" in res.stdout
+        assert "would ask the explorer datum-default" in res.stdout
+        assert not (tmp_path / "state.db").exists()
+        assert not (tmp_path / "report.json").exists()
+
+
+def test_unreachable_occurrence_reported_not_dropped(tmp_path):
+    cfg = fleet(overrides={"datum-occ-8": {"down": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, shutdown_discovery="health")
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert [o["name"] for o in report["not_in_plan"]] == ["datum-occ-8"]
+        assert report["not_in_plan"][0]["state"] == "not_answering"
+        assert "datum-occ-8 is not_answering" in res.stdout
+        assert len(report["occurrences"]) == 8
