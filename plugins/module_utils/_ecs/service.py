@@ -11,7 +11,6 @@ clock, sleep and HTTP GET injectable so tests drive it with botocore's Stubber.
 from __future__ import annotations
 
 import re
-import ssl
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
@@ -181,22 +180,22 @@ def evaluate_health(results):
 
 # --------------------------------------------------------------------- I/O
 def default_http_get(validate_certs=True):
-    """A GET returning the status code (or the error's text), SSL context built once."""
-    from urllib import error as urlerror
-    from urllib import request as urlrequest
+    """A GET returning the status code (or the error's text), through Ansible's open_url."""
+    from ansible.module_utils.urls import open_url
 
-    context = ssl.create_default_context()
-    if not validate_certs:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    try:
+        from urllib.error import HTTPError
+    except ImportError:  # pragma: no cover
+        HTTPError = None
 
     def get(url, timeout):
         try:
-            with urlrequest.urlopen(urlrequest.Request(url, method="GET"), timeout=timeout, context=context) as resp:
+            with open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
+                          follow_redirects="safe") as resp:
                 return resp.status
-        except urlerror.HTTPError as exc:
-            return exc.code
-        except Exception as exc:  # connection refused, timeout, DNS...
+        except Exception as exc:  # HTTP error status, connection refused, timeout, DNS...
+            if HTTPError is not None and isinstance(exc, HTTPError):
+                return exc.code
             return "%s: %s" % (type(exc).__name__, getattr(exc, "reason", exc))
 
     return get
@@ -371,7 +370,7 @@ class ServiceRollout:
             self._event("rollback_started", task_definition=td_ref(previous_arn))
             self._update(previous_arn)
             self.result["changed"] = True
-            rb_state, rb_message, _ = self._wait(previous_arn)
+            rb_state, rb_message, dummy = self._wait(previous_arn)
             if rb_state == COMPLETED:
                 self._event("rollback_completed", task_definition=td_ref(previous_arn), message=rb_message)
                 self.result.update(result="rolled_back", rolled_back=True)

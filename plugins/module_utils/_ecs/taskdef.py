@@ -38,7 +38,7 @@ AGENT_ENV_DEFAULTS = (
     ("BOOT_HARD_LIMIT_MULTIPLIER", 2.0),
     ("GRACEFUL_SHUTDOWN_TIMEOUT_SEC", 30),
 )
-AGENT_ENV_NAMES = tuple(name for name, _ in AGENT_ENV_DEFAULTS)
+AGENT_ENV_NAMES = tuple(pair[0] for pair in AGENT_ENV_DEFAULTS)
 ECS_DEFAULT_STOP_TIMEOUT = 30
 
 # Fields ECS adds to a described task definition that cannot be registered.
@@ -131,7 +131,7 @@ def validate_agent_env(env):
             errors.append("PACKAGE_URL must be an s3:// or https:// URL (got %r)" % redact_value(url))
         else:
             rest = url.split("://", 1)[1]
-            host, _, path = rest.partition("/")
+            host, dummy, path = rest.partition("/")
             if not host or (scheme == "s3" and not path):
                 errors.append("PACKAGE_URL: %s:// URL needs a %s and a path" % (scheme, "bucket" if scheme == "s3" else "host"))
     sha = env.get("PACKAGE_SHA256")
@@ -240,14 +240,14 @@ def render_task_definition(template, family=None, image=None, agent_env=None,
     if graceful is not None:
         stop = container.get("stopTimeout")
         if stop is None:
-            if not ECS_DEFAULT_STOP_TIMEOUT > graceful:
+            if ECS_DEFAULT_STOP_TIMEOUT <= graceful:
                 errors.append(
                     "container %s has no stopTimeout (ECS default %d s), which must be greater than "
                     "GRACEFUL_SHUTDOWN_TIMEOUT_SEC (%d): set stopTimeout in the template (e.g. %d)"
                     % (container.get("name"), ECS_DEFAULT_STOP_TIMEOUT, graceful, graceful + 5))
         else:
             try:
-                if not int(stop) > graceful:
+                if int(stop) <= graceful:
                     errors.append("stopTimeout (%s) of container %s must be greater than GRACEFUL_SHUTDOWN_TIMEOUT_SEC (%d)"
                                   % (stop, container.get("name"), graceful))
             except (TypeError, ValueError):

@@ -122,7 +122,7 @@ def test_poll_returns_final_state_and_sleeps_with_delay():
 
 def test_poll_times_out_with_the_last_evaluation():
     clock = FakeClock()
-    state, message, _ = waiter.poll(lambda: 1, lambda v: ("IN_PROGRESS", "running 1/2"), 25, 10, clock, clock.sleep)
+    state, message, dummy = waiter.poll(lambda: 1, lambda v: ("IN_PROGRESS", "running 1/2"), 25, 10, clock, clock.sleep)
     assert state == "TIMEOUT" and message == "running 1/2"
     assert clock.sleeps == [10, 10, 5]
 
@@ -381,3 +381,29 @@ def test_run_writes_report_and_audit(ecs, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert all(line["deployment_id"] == "deploy-1" for line in lines)
     assert "rollback_completed" in [line["event"] for line in lines]
+
+
+def test_default_http_get_against_a_local_server():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        get = s.default_http_get()
+        base = "http://127.0.0.1:%d" % server.server_address[1]
+        assert get(base + "/health", 5) == 200
+        assert get(base + "/other", 5) == 503
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(get(base + "/health", 1), str)

@@ -114,7 +114,7 @@ def test_render_injects_env_image_and_keeps_template_variables():
 
 
 def test_render_strips_read_only_fields_of_a_described_template():
-    td, _ = t.render_task_definition(described(template()), agent_env=ENV)
+    td = t.render_task_definition(described(template()), agent_env=ENV)[0]
     assert "taskDefinitionArn" not in td and "revision" not in td and "compatibilities" not in td
 
 
@@ -156,7 +156,7 @@ def test_stop_timeout_absent_is_fine_when_graceful_is_shorter():
 def test_single_container_is_used_whatever_its_name():
     tpl = template()
     tpl["containerDefinitions"][0]["name"] = "runtime"
-    td, _ = t.render_task_definition(tpl, agent_env=ENV, image="i:2")
+    td = t.render_task_definition(tpl, agent_env=ENV, image="i:2")[0]
     assert td["containerDefinitions"][0]["image"] == "i:2"
 
 
