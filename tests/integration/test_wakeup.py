@@ -1,0 +1,101 @@
+"""Integration: agentfleet.rollout.wakeup against fleetsim (real playbook runs)."""
+
+from __future__ import annotations
+
+from conftest import run_playbook
+from fleetsim.testing import FleetSim
+
+NAMES = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
+
+
+def fleet(**settings):
+    agent = {"agent_id": "datum", "occurrences": 9, "deliberation": "accept", "boot_seconds": 0.3}
+    agent.update(settings)
+    return {"agents": [agent]}
+
+
+def common(tmp_path, report):
+    return {
+        "wakeup_wave_delays": [0, 0],
+        "wakeup_wave_timeout": 5,
+        "wakeup_poll_interval": 0.1,
+        "rollout_driver": "fleetsim",
+        "rollout_state_path": str(tmp_path / "state.db"),
+        "rollout_report_path": str(tmp_path / report),
+    }
+
+
+def wakeup(sim, tmp_path, report="wakeup.json", check=False, **extra):
+    extra_vars = common(tmp_path, report)
+    extra_vars.update(extra)
+    return run_playbook("agentfleet.rollout.wakeup", tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars,
+                        check=check, report_path=tmp_path / report, timeout=120)
+
+
+def shutdown(sim, tmp_path):
+    extra_vars = {"shutdown_reason": "nightly stop", "shutdown_wave_delays": [0, 0], "shutdown_wave_timeout": 5,
+                  "shutdown_poll_interval": 0.1, "rollout_state_path": str(tmp_path / "state.db"),
+                  "rollout_report_path": str(tmp_path / "shutdown.json")}
+    res = run_playbook("agentfleet.rollout.shutdown", tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars,
+                       report_path=tmp_path / "shutdown.json", timeout=120)
+    assert res.rc == 0, res.output
+    assert not any(o["up"] for o in sim.occurrences().values())
+
+
+def starts(sim):
+    """The simulator's batched start calls, in order: list of (ts, [names])."""
+    return [(e["ts"], e["occurrences"]) for e in sim.log(event="sim_start") if e.get("occurrences")]
+
+
+def test_wakeup_happy_path_explorer_first(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        shutdown(sim, tmp_path)
+        res = wakeup(sim, tmp_path)
+        assert res.rc == 0, res.output
+        calls = starts(sim)
+        assert [names for _, names in calls] == [["datum-default"], ["datum-occ-1", "datum-occ-2", "datum-occ-3"],
+                                                 ["datum-occ-4", "datum-occ-5", "datum-occ-6", "datum-occ-7", "datum-occ-8"]]
+        # the explorer was seen in work before the early adopters were started, and they before general
+        work = {}
+        for e in sim.log(event="health"):
+            if e.get("cognitive_state") == "work":
+                work.setdefault(e["occurrence"], e["ts"])
+        assert work["datum-default"] < calls[1][0]
+        assert max(work[n] for n in calls[1][1]) < calls[2][0]
+        occs = sim.occurrences()
+        assert all(o["up"] and o["health"]["cognitive_state"] == "work" and o["version"] == "1.0.0" for o in occs.values())
+        report = res.report()
+        assert report["status"] == "completed"
+        assert {o["final_state"] for o in report["occurrences"]} == {"awake"}
+        assert "wave 1 explorer: 1 awake, 0 unhealthy" in res.stdout
+        # a second run starts nobody
+        again = wakeup(sim, tmp_path, report="again.json", rollout_deployment_id="wakeup-again")
+        assert again.rc == 0, again.output
+        assert len(starts(sim)) == 3
+        assert {o["final_state"] for o in again.report()["occurrences"]} == {"already_awake"}
+
+
+def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
+    with FleetSim(config=fleet(overrides={"datum-default": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
+        assert res.rc != 0
+        assert [names for _, names in starts(sim)] == [["datum-default"]]
+        occs = sim.occurrences()
+        assert not any(occs[n]["up"] for n in NAMES[1:])
+        report = res.report()
+        assert report["status"] == "failed"
+        by_name = {o["name"]: o for o in report["occurrences"]}
+        assert by_name["datum-default"]["final_state"] == "unhealthy"
+        assert "degraded" in by_name["datum-default"]["detail"]
+        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[1:])
+
+
+def test_wakeup_check_mode_starts_nothing(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, check=True, wakeup_version="1.0.0")
+        assert res.rc == 0, res.output
+        assert starts(sim) == []
+        assert "wave 1 explorer: 1 occurrence (default)" in res.stdout
+        assert not (tmp_path / "state.db").exists()

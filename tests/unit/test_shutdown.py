@@ -1,0 +1,365 @@
+"""Unit tests of the multi-occurrence shutdown engine: pure functions and the engines with a fake client."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _shutdown as sd
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+
+
+def occs(n, agent="datum", first="default"):
+    ids = [first] + ["occ-%d" % i for i in range(1, n)]
+    return [{"name": "%s-%s" % (agent, i), "agent_url": "http://127.0.0.1:1/%s" % i, "agent_id": agent,
+             "occurrence_id": i} for i in ids]
+
+
+# ------------------------------------------------------------------ pure functions
+
+@pytest.mark.parametrize("status,payload,error,state", [
+    (None, None, TransportError("connection refused", sent=False), sd.NOT_ANSWERING),
+    (502, None, None, sd.NOT_ANSWERING),
+    (200, {"data": {"status": "healthy", "cognitive_state": "shutdown"}}, None, sd.DOWN),
+    (200, {"data": {"status": "healthy", "cognitive_state": "work"}}, None, sd.UP),
+    (200, {"data": {"status": "degraded", "cognitive_state": "dream"}}, None, sd.UP),
+    (500, None, None, sd.UP),
+])
+def test_classify_probe(status, payload, error, state):
+    assert sd.classify_probe(status, payload, error)[0] == state
+
+
+@pytest.mark.parametrize("n,sizes", [(1, [1]), (2, [1, 1]), (3, [1, 1, 1]), (9, [1, 3, 5]), (10, [1, 3, 6]), (20, [1, 6, 13])])
+def test_assign_groups_sizes(n, sizes):
+    waves = sd.assign_groups(occs(n))
+    assert [w["size"] for w in waves] == sizes
+    assert waves[0]["name"] == "explorer" and waves[0]["members"][0]["occurrence_id"] == "default"
+
+
+def test_assign_groups_sorted_without_default():
+    waves = sd.assign_groups(occs(4, first="occ-0"))
+    assert waves[0]["members"][0]["occurrence_id"] == "occ-0"
+
+
+@pytest.mark.parametrize("salt", ["", "a", "b", "c", "d"])
+def test_assign_groups_stable_default_is_the_only_explorer(salt):
+    waves = sd.assign_groups(occs(12), method="stable", salt=salt)
+    assert waves[0]["name"] == "explorer" and [m["occurrence_id"] for m in waves[0]["members"]] == ["default"]
+    assert sum(w["size"] for w in waves) == 12
+    assert "canary_group" not in waves[0]["members"][0]
+
+
+@pytest.mark.parametrize("salt", ["x", "y", "z"])
+def test_assign_groups_stable_without_default_one_explorer(salt):
+    waves = sd.assign_groups(occs(12, first="occ-0"), method="stable", salt=salt)
+    assert waves[0]["name"] == "explorer" and waves[0]["size"] == 1
+    assert sum(w["size"] for w in waves) == 12
+
+
+def test_assign_groups_two_pinned_explorers_is_an_error():
+    members = occs(4)
+    members[1]["canary_group"] = members[2]["canary_group"] = "explorer"
+    with pytest.raises(sd.ShutdownError):
+        sd.assign_groups(members)
+
+
+@pytest.mark.parametrize("serving,fraction,limit", [(9, 0.0, 9), (9, 0.8, 1), (8, 0.5, 4), (10, 0.8, 2), (4, 0.8, 1), (1, 0.9, 1)])
+def test_batch_limit(serving, fraction, limit):
+    assert sd.batch_limit(serving, fraction) == limit
+
+
+def test_split_batches_floor_08_nine():
+    waves, left = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.8)
+    assert left == 0
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [1, 1, 1], [1, 1, 1, 1, 1]]
+    low, low_final = sd.lowest_fractions([w["batches"] for w in waves])
+    assert low == pytest.approx(5 / 6, abs=1e-3) and low >= 0.8
+    assert low_final == 0.0
+    assert all(b["floor_kept"] for w in waves[:-1] for b in w["batches"])
+
+
+def test_split_batches_no_floor_waves_at_once():
+    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [3], [5]]
+
+
+def test_split_batches_half():
+    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.5)
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [3], [2, 1, 1, 1]]
+
+
+def test_plan_message_states_the_plan():
+    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)
+    text = sd.plan_message("datum", waves, "host maintenance", delays=[30, 60], wave_timeout=120)
+    assert text.startswith("SYSTEM SHUTDOWN REQUEST")
+    assert "on behalf of ALL 9 runtime occurrences" in text
+    assert "Your decision applies to all occurrences." in text
+    assert "Wave 1 (Explorer - 1 occurrence: default)" in text
+    assert "Wave 2 (Early Adopters - 3 occurrences: occ-1, occ-2, occ-3)" in text
+    assert "Begin shutdown 30 seconds after the explorer wave's termination is verified" in text
+    assert "Begin shutdown 60 seconds after the early adopters wave's termination is verified" in text
+    assert "within 120 seconds" in text
+    assert "If you reject, NO occurrences will shut down." in text
+    assert "Reason for shutdown request: host maintenance" in text
+    assert "[ACCEPT]" in text and "[REJECT]" in text
+
+
+def test_plan_message_mentions_batches():
+    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.8)
+    assert "In 3 batches of at most 1, keeping at least 80% of the serving occurrences up" in sd.plan_message("d", waves, "r", min_fraction=0.8)
+
+
+@pytest.mark.parametrize("decision,reusable", [
+    ({"decision": "accept"}, True), ({"decision": "reject"}, True),
+    ({"decision": "defer", "defer_until": 200.0}, True), ({"decision": "defer", "defer_until": 50.0}, False),
+    ({"decision": "defer", "defer_until": None}, False), (None, False),
+])
+def test_decision_is_reusable(decision, reusable):
+    assert sd.decision_is_reusable(decision, now=100.0) is reusable
+
+
+def test_select_agent():
+    members = occs(2) + occs(2, agent="sage")
+    with pytest.raises(sd.ShutdownError, match="rollout_agent_id"):
+        sd.select_agent(members)
+    assert sd.select_agent(members, "sage") == "sage"
+    with pytest.raises(sd.ShutdownError):
+        sd.select_agent(members, "nobody")
+
+
+def test_apply_discovery_health_identity():
+    members = [{"name": "h1", "agent_url": "http://x"}, {"name": "h2", "agent_url": "http://y"}]
+    probes = {"h1": (sd.UP, None, {"agent_id": "datum", "occurrence_id": "default", "version": "1.0"}),
+              "h2": (sd.NOT_ANSWERING, "refused", {})}
+    out = sd.apply_discovery(members, probes, "health")
+    assert (out[0]["agent_id"], out[0]["occurrence_id"], out[0]["version"]) == ("datum", "default", "1.0")
+    assert out[1]["state"] == sd.NOT_ANSWERING and out[1]["occurrence_id"] == "h2"
+
+
+@pytest.mark.parametrize("delays,count,out", [([30, 60], 3, [0, 30, 60]), ([5], 3, [0, 5, 5]), ([], 2, [0, 0]), ([1, 2], 1, [0])])
+def test_wave_delays(delays, count, out):
+    assert sd.wave_delays(delays, count) == out
+
+
+# ------------------------------------------------------------------ engines with a fake agent fleet
+
+class FakeResp:
+    def __init__(self, status, payload):
+        self.status, self.json = status, payload
+
+
+class FakeFleet:
+    """Occurrences of one agent: decide once, comply with decision_ref, stop when told."""
+
+    def __init__(self, members, deliberation="accept", stuck=(), own_reject=()):
+        self.url = {m["agent_url"]: m["name"] for m in members}
+        self.state = {m["name"]: "work" for m in members}
+        self.deliberation = deliberation
+        self.stuck = set(stuck)
+        self.own_reject = set(own_reject)
+        self.calls = []
+
+    def request(self, method, url, body=None):
+        name = self.url[url.rsplit("/v1/", 1)[0]]
+        if self.state[name] == "gone":
+            raise TransportError("connection refused", sent=False, kind="refused")
+        return FakeResp(200, {"data": {"status": "healthy", "cognitive_state": self.state[name], "version": "1.0.0"}})
+
+    def probe(self, url, expected_states=("work",), target_version=None):
+        try:
+            resp = self.request("GET", url + "/v1/system/health")
+        except TransportError as exc:
+            return {"healthy": False, "cause": str(exc), "info": {}, "reachable": False}
+        cog = resp.json["data"]["cognitive_state"]
+        return {"healthy": cog in expected_states, "cause": None if cog in expected_states else "state %s" % cog,
+                "info": resp.json["data"], "reachable": True}
+
+    def shutdown(self, url, body):
+        name = self.url[url]
+        self.calls.append((name, dict(body)))
+        if name in self.own_reject:
+            return {"decision": "reject", "reason": "my own call", "decision_id": "own-1", "defer_until": None}
+        decision = self.deliberation if body.get("scope") == "all_occurrences" else "accept"
+        if decision == "accept" and name not in self.stuck:
+            self.state[name] = "gone"
+        return {"decision": decision, "reason": "because", "decision_id": body.get("decision_ref") or "dec-1",
+                "defer_until": 10_000_000_000.0 if decision == "defer" else None}
+
+    def fan_out(self, fn, items):
+        return [fn(i) for i in items]
+
+    def close(self):
+        pass
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def plan_for(members, fleet, **params):
+    p = {"members": members, "group": "agents", "reason": "maintenance", "wave_delays": [0, 0], "wave_timeout": 5,
+         "min_serving_fraction": 0.0, "probe": True}
+    p.update(params)
+    return sd.occurrence_plan(p, client=fleet)
+
+
+def run_all(tmp_path, members, fleet, dep="d1", **plan_params):
+    plan = plan_for(members, fleet, **plan_params)
+    clock = Clock()
+    params = {"plan": plan, "deployment_id": dep, "state_path": str(tmp_path / "s.db"),
+              "report_path": str(tmp_path / (dep + ".json")), "max_age": 3600, "poll_interval": 0.5}
+    store = open_store(params["state_path"])
+    decided = sd.shutdown_decide(params, client=fleet, store=store, clock=clock)
+    waves = []
+    for w in decided["waves"] if decided["proceed"] else []:
+        res = sd.shutdown_wave(dict(params, wave=w["index"]), client=fleet, store=store, clock=clock,
+                               sleep=clock.sleep, monotonic=clock)
+        waves.append(res)
+    return decided, waves, store
+
+
+def test_engine_accept_asks_exactly_one(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members)
+    decided, waves, store = run_all(tmp_path, members, fleet)
+    assert decided["asked"] == ["datum-default"] and decided["decision"] == "accept"
+    scopes = [b.get("scope") for _, b in fleet.calls]
+    assert scopes.count("all_occurrences") == 1 and len(fleet.calls) == 9
+    assert all(b["decision_ref"] == "dec-1" for _, b in fleet.calls[1:])
+    assert [w["status"] for w in waves] == ["passed"] * 3 and waves[-1]["finished"]
+    assert set(fleet.state.values()) == {"gone"}
+    assert store.shared_decision("datum", "shutdown")["decided_by"] == "datum-default"
+
+
+def test_engine_reuse_no_one_asked(tmp_path):
+    members = occs(5)
+    fleet = FakeFleet(members)
+    run_all(tmp_path, members, fleet)
+    fleet2 = FakeFleet(members)  # the occurrences came back
+    decided, waves, _ = run_all(tmp_path, members, fleet2, dep="d2")
+    assert decided["reused"] and decided["asked"] == []
+    assert not any(b.get("scope") == "all_occurrences" for _, b in fleet2.calls)
+    assert all(w["status"] == "passed" for w in waves)
+
+
+def test_engine_reject(tmp_path):
+    members = occs(5)
+    fleet = FakeFleet(members, deliberation="reject")
+    decided, waves, store = run_all(tmp_path, members, fleet)
+    assert decided["decision"] == "reject" and not decided["proceed"] and waves == []
+    assert len(fleet.calls) == 1
+    assert store.get_deployment("d1")["status"] == "completed"
+
+
+def test_engine_defer_then_reused_until_due(tmp_path):
+    members = occs(3)
+    fleet = FakeFleet(members, deliberation="defer")
+    decided, _, _ = run_all(tmp_path, members, fleet)
+    assert decided["decision"] == "defer" and "ask again after" in decided["outcome"]
+    decided2, _, _ = run_all(tmp_path, members, fleet, dep="d2")
+    assert decided2["reused"] and len(fleet.calls) == 1
+
+
+def test_engine_explorer_stuck_stops_everything(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members, stuck={"datum-default"})
+    decided, waves, store = run_all(tmp_path, members, fleet)
+    assert waves[0]["aborted"] and waves[0].get("should_fail")
+    assert all(w["skipped"] for w in waves[1:])
+    assert len(fleet.calls) == 1
+    assert {r["result"] for r in store.agents("d1") if r["host"] != "datum-default"} == {"not_touched"}
+
+
+def test_engine_early_failure_stops_before_general_and_next_batches(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members, stuck={"datum-occ-1"})
+    decided, waves, store = run_all(tmp_path, members, fleet, min_serving_fraction=0.8)
+    assert waves[1]["aborted"]
+    told = [n for n, _ in fleet.calls]
+    assert told == ["datum-default", "datum-occ-1"]  # batch of 1; the next batches were not sent
+
+
+def test_engine_general_best_effort(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members, stuck={"datum-occ-5"})
+    decided, waves, store = run_all(tmp_path, members, fleet, min_serving_fraction=0.5)
+    assert waves[2]["status"] == "partial" and not waves[2]["aborted"]
+    assert waves[2]["failures"].keys() == {"datum-occ-5"}
+    assert waves[2]["should_fail"]
+    assert sum(1 for s in fleet.state.values() if s == "gone") == 8
+    report = sd.build_report(store, "d1")
+    assert report["capacity"]["lowest_serving_fraction"] >= 0.5
+
+
+def test_engine_follower_own_reject_stops(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members, own_reject={"datum-occ-2"})
+    decided, waves, store = run_all(tmp_path, members, fleet)
+    assert waves[1]["aborted"] and "my own call" in waves[1]["outcome"]
+    rows = {r["host"]: r for r in store.agents("d1")}
+    assert rows["datum-occ-2"]["result"] == "rejected" and rows["datum-occ-2"]["extra"]["own_decision"]
+    assert all(rows[n]["result"] == "not_touched" for n in rows if rows[n]["cohort"] == "general")
+
+
+def test_engine_resume_after_crash_uses_same_deployment(tmp_path):
+    members = occs(5)
+    fleet = FakeFleet(members)
+    plan = plan_for(members, fleet)
+    params = {"plan": plan, "deployment_id": "first", "state_path": str(tmp_path / "s.db"),
+              "report_path": str(tmp_path / "r.json"), "max_age": 3600}
+    store = open_store(params["state_path"])
+    sd.shutdown_decide(params, client=fleet, store=store)
+    # the controller "dies": its lease owner is a pid that no longer exists
+    store.db.execute("UPDATE deployments SET owner_pid=999999999")
+    again = sd.shutdown_decide(dict(params, deployment_id="second"), client=fleet, store=store)
+    assert again["deployment_id"] == "first" and again["asked"] == [] and again["proceed"]
+
+
+def test_check_mode_touches_nothing(tmp_path):
+    members = occs(4)
+    fleet = FakeFleet(members)
+    plan = plan_for(members, fleet)
+    res = sd.shutdown_decide({"plan": plan, "deployment_id": "x", "state_path": str(tmp_path / "none.db")},
+                             check_mode=True, client=fleet)
+    assert res["would_ask"] == "datum-default" and not res["proceed"]
+    assert not (tmp_path / "none.db").exists() and fleet.calls == []
+
+
+def test_plan_leaves_out_down_occurrences(tmp_path):
+    members = occs(4)
+    fleet = FakeFleet(members)
+    fleet.state["datum-default"] = "gone"
+    fleet.state["datum-occ-3"] = "shutdown"
+    plan = plan_for(members, fleet)
+    assert plan["explorer"] == "datum-occ-1"
+    assert {o["name"]: o["state"] for o in plan["left_out"]} == {"datum-default": "not_answering", "datum-occ-3": "shutdown"}
+    assert any("datum-default is not_answering" in line for line in plan["plan"])
+
+
+def test_wakeup_engine_unhealthy_explorer_leaves_others_down(tmp_path):
+    members = occs(4)
+    fleet = FakeFleet(members)
+    for n in fleet.state:
+        fleet.state[n] = "gone"
+    plan = sd.occurrence_plan({"members": members, "group": "agents", "purpose": "wakeup", "wave_delays": [0, 0],
+                               "wave_timeout": 2, "probe": True}, client=fleet)
+    params = {"plan": plan, "deployment_id": "w1", "state_path": str(tmp_path / "s.db"),
+              "report_path": str(tmp_path / "w.json"), "wave": 1, "target_version": None}
+    store = open_store(params["state_path"])
+    clock = Clock()
+    prep = sd.wakeup_prepare(dict(params, target_version="1.0.0"), client=fleet, store=store, clock=clock, sleep=clock.sleep)
+    assert [m["name"] for m in prep["to_start"]] == ["datum-default"]
+    fleet.state["datum-default"] = "wakeup"  # started, never reaches work
+    gate = sd.wakeup_gate(params, client=fleet, store=store, clock=clock, sleep=clock.sleep, monotonic=clock)
+    assert gate["aborted"] and gate["should_fail"]
+    rows = {r["host"]: r["result"] for r in store.agents("w1")}
+    assert rows == {"datum-default": "unhealthy", "datum-occ-1": "left_down", "datum-occ-2": "left_down", "datum-occ-3": "left_down"}
+    nxt = sd.wakeup_prepare(dict(params, wave=2), client=fleet, store=store, clock=clock, sleep=clock.sleep)
+    assert nxt["skipped"] and nxt["to_start"] == []
