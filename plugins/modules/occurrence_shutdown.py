@@ -24,7 +24,7 @@ description:
   - "Safety: a failure in the explorer or early-adopter wave stops the rollout before the next batch and wave;
     in the general wave failures are reported and the other batches proceed. A follower that answers with its own
     reject (an agent that does not understand C(decision_ref)) stops the rollout in any wave."
-  - Every call rewrites the JSON report (per occurrence: group, wave, what it was asked, its answer, its final
+  - Every call rewrites the JSON report (per occurrence - group, wave, what it was asked, its answer, its final
     state) and appends audit lines. Runs on the controller (action plugin).
   - An unfinished shutdown of the same fleet key whose controller died is resumed under its own deployment id.
 options:

@@ -12,7 +12,7 @@ version_added: 0.1.0
 author: agentfleet.rollout contributors
 description:
   - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
-    (role C(agentfleet.rollout.update): C(tasks), C(none) or C(fleetsim)).
+    (role C(agentfleet.rollout.update) with C(tasks), C(none) or C(fleetsim)).
   - O(step=prepare) opens (wave 1) or continues the deployment, waits the wave's delay and returns in RV(to_start)
     the occurrences of the wave that do not already serve in an expected state.
   - O(step=gate) waits until every started occurrence of the wave reaches an expected state (C(work)) within the
