@@ -45,7 +45,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
@@ -90,7 +89,7 @@ def classify_probe(status=None, payload=None, error=None):
         return NOT_ANSWERING, str(error), {}
     if status in GATEWAY_DOWN:
         return NOT_ANSWERING, "HTTP %d from the gateway (backend gone)" % status, {}
-    healthy, cause, info = evaluate_health(status, payload, ("work",))
+    cause, info = evaluate_health(status, payload, ("work",))[1:]
     if info.get("cognitive_state") == "shutdown":
         return DOWN, None, info
     return UP, cause, info
@@ -724,7 +723,7 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
         waves = dep["plan"]
         existing = _shared_for(store, dep)
         if mode == "complete":
-            report, path = _write(store, params, deployment_id)
+            path = _write(store, params, deployment_id)[1]
             return _result(dep, existing, False, [], False, waves, path, "deployment already finished: %s" % (dep.get("message") or dep["status"]))
         reused = False
         asked = []
@@ -1115,7 +1114,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
         if index == 1 or dep is None:
             if not params.get("plan"):
                 raise ShutdownError("wave 1 of a wakeup needs the plan")
-            dep, mode, _ = _begin(store, params, params["plan"], WAKEUP, clock)
+            dep = _begin(store, params, params["plan"], WAKEUP, clock)[0]
         deployment_id = dep["deployment_id"]
         plan = dep["plan"]
         if index < 1 or index > len(plan):
