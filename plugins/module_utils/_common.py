@@ -32,6 +32,7 @@ AGENT_SPEC = dict(
         cohort=dict(type="str"),
         wave=dict(type="int"),
         version=dict(type="str"),
+        version_before=dict(type="str"),
         canary_group=dict(type="str"),
     ),
 )

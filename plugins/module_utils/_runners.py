@@ -1,0 +1,305 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs and entry points shared by each module and its action plugin.
+
+``run_<name>(params, check_mode)`` takes validated parameters and returns the
+result dict; both the module's ``main()`` and the controller-side action
+plugin call it, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import resolve_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import format_table
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import begin
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import previous_wave_lines
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_done
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+
+ENGINE_ERRORS = (RolloutError, StateError, ValueError)
+
+NOTIFY_SPEC = connection_spec(
+    agents=AGENT_SPEC,
+    deployment_id=dict(type="str", required=True),
+    target_version=dict(type="str", required=True),
+    reason=dict(type="str"),
+    message=dict(type="str"),
+    strategy=dict(type="str", default="canary"),
+    wave_name=dict(type="str"),
+    wave_index=dict(type="int"),
+    wave_count=dict(type="int"),
+    previous_waves=dict(type="list", elements="str", default=[]),
+    force=dict(type="bool", default=False),
+    scope=dict(type="str", choices=["occurrence", "all_occurrences"]),
+    decision_ref=dict(type="str"),
+    skip_if_on_target=dict(type="bool", default=True),
+    reask_until=dict(type="float"),
+    state_path=dict(type="path"),
+    audit_path=dict(type="path"),
+)
+
+GATE_SPEC = connection_spec(
+    agents=AGENT_SPEC,
+    expected_states=dict(type="list", elements="str", default=["work"]),
+    target_version=dict(type="str"),
+    success_threshold=dict(type="float", default=0.8),
+    min_healthy_time=dict(type="float", default=10.0),
+    healthy_deadline=dict(type="float", default=300.0),
+    poll_interval=dict(type="float", default=1.0),
+    grace=dict(type="float"),
+    fail_on_unhealthy=dict(type="bool", default=True),
+)
+
+STATE_SPEC = dict(
+    state_path=dict(type="path", required=True),
+    op=dict(type="str", required=True, choices=["begin", "wave_start", "mark", "wave_done", "finish", "status"]),
+    deployment_id=dict(type="str"),
+    fleet_key=dict(type="str"),
+    strategy=dict(type="str", default="canary"),
+    target_version=dict(type="str"),
+    waves=dict(type="list", elements="dict"),
+    params=dict(type="dict", default={}),
+    stage=dict(type="bool", default=False),
+    promote=dict(type="bool", default=False),
+    takeover=dict(type="bool", default=False),
+    wave=dict(type="int"),
+    wave_name=dict(type="str"),
+    wave_count=dict(type="int"),
+    notify_counts=dict(type="dict", default={}),
+    gate=dict(type="dict"),
+    updated_hosts=dict(type="list", elements="str", default=[]),
+    reverted_hosts=dict(type="list", elements="str", default=[]),
+    results=dict(type="list", elements="dict", default=[]),
+    hosts=dict(type="list", elements="str", default=[]),
+    result=dict(type="str", choices=["updated", "deferred", "rejected", "failed", "reverted", "skipped"]),
+    status=dict(type="str", choices=["completed", "failed", "aborted", "paused"]),
+    message=dict(type="str"),
+    report_path=dict(type="path"),
+    audit_path=dict(type="path"),
+)
+STATE_REQUIRED_IF = [
+    ["op", "begin", ["fleet_key"]],
+    ["op", "wave_start", ["deployment_id", "wave"]],
+    ["op", "mark", ["deployment_id"]],
+    ["op", "wave_done", ["deployment_id", "wave", "wave_name"]],
+    ["op", "finish", ["deployment_id", "status"]],
+]
+
+FLEETSIM_START_SPEC = connection_spec(
+    agents=AGENT_SPEC,
+    version=dict(type="str"),
+    control_url=dict(type="str", required=True),
+)
+
+
+def _secrets(params):
+    token = resolve_token(params)
+    return [token] if token else []
+
+
+def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
+    agents = params["agents"]
+    validate_agent_urls(agents)
+    reason = params.get("reason") or build_reason(
+        params["target_version"], params["deployment_id"], params.get("message"), params.get("wave_name"),
+        params.get("wave_index"), params.get("wave_count"), params.get("previous_waves"), params.get("force"),
+        params.get("strategy") or "canary",
+    )
+    store = open_store(params["state_path"]) if params.get("state_path") and not check_mode else None
+    secrets = _secrets(params)
+    audit_path = params.get("audit_path")
+    members = dict((a["name"], a) for a in agents)
+
+    def audit(round_answers):
+        if not audit_path:
+            return
+        lines = []
+        for name, ans in round_answers.items():
+            m = members.get(name, {})
+            lines.append({"event": "decision", "deployment_id": params["deployment_id"], "host": name,
+                          "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
+                          "decision": ans.get("decision"), "reason": ans.get("reason"),
+                          "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
+                          "http_status": ans.get("http_status")})
+        append_audit(audit_path, lines, secrets)
+
+    try:
+        with client_from_params(params) as client:
+            result = notify_wave(
+                client, agents, params["deployment_id"], params["target_version"], reason,
+                force=params.get("force"), scope=params.get("scope"), decision_ref=params.get("decision_ref"),
+                store=store, reask_until=params.get("reask_until"), skip_if_on_target=params.get("skip_if_on_target", True),
+                check_mode=check_mode, clock=clock, sleep=sleep, on_answers=audit,
+            )
+    finally:
+        if store is not None:
+            store.close()
+    result["reason"] = reason
+    return result
+
+
+def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+    agents = params["agents"]
+    validate_agent_urls(agents)
+    threshold = params.get("success_threshold")
+    if threshold is None or not 0.0 <= threshold <= 1.0:
+        raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
+    for key in ("min_healthy_time", "healthy_deadline", "poll_interval"):
+        if params.get(key) is not None and params[key] < 0:
+            raise ValueError("%s must not be negative" % key)
+    names = [a["name"] for a in agents]
+    if check_mode:
+        return {"changed": False, "passed": True, "skipped": True, "msg": "check mode: gate not waited for",
+                "stable": [], "unstable": {}, "agents": {}, "total": len(names), "stable_count": 0,
+                "required": 0, "elapsed": 0.0, "reason": "check mode", "table": []}
+    urls = dict((a["name"], a["agent_url"]) for a in agents)
+    with client_from_params(params) as client:
+        check = health_check_fn(client, urls, params.get("expected_states") or ["work"], params.get("target_version"))
+        result = wait_for_wave(
+            names, check, min_stable_time=params["min_healthy_time"], success_threshold=threshold,
+            deadline=params["healthy_deadline"], poll_interval=params["poll_interval"] or 0.5,
+            grace=params.get("grace"), clock=clock, sleep=sleep,
+        )
+    result["changed"] = False
+    result["table"] = format_table(result)
+    result["ratio"] = round(result["stable_count"] / float(result["total"]), 4) if result["total"] else 1.0
+    if not result["passed"] and params.get("fail_on_unhealthy", True):
+        result["failed"] = True
+        result["msg"] = "health gate failed: %d/%d stable, %d required (%s)\n%s" % (
+            result["stable_count"], result["total"], result["required"], result["reason"], "\n".join(result["table"]))
+    return result
+
+
+def run_state(params, check_mode=False):
+    op = params["op"]
+    secrets = []
+    if op == "begin" and check_mode:
+        store = None
+        try:
+            store = open_store(params["state_path"])
+        except StateError:
+            store = None
+        try:
+            return begin(store, params.get("deployment_id"), params["fleet_key"], params["strategy"],
+                         params.get("target_version"), params.get("waves") or [], params.get("params") or {},
+                         promote=params.get("promote"), check_mode=True)
+        finally:
+            if store is not None:
+                store.close()
+    if check_mode:
+        return {"changed": False, "msg": "check mode: state not written"}
+    with open_store(params["state_path"]) as store:
+        dep_id = params.get("deployment_id")
+        if op == "begin":
+            if not params.get("promote"):
+                if not dep_id:
+                    raise ValueError("deployment_id is required to begin a deployment")
+                if not params.get("target_version"):
+                    raise ValueError("target_version is required to begin a deployment")
+            out = begin(store, dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
+                        params.get("waves") or [], params.get("params") or {}, stage=params.get("stage"),
+                        promote=params.get("promote"), takeover=params.get("takeover"))
+            if params.get("audit_path") and out["mode"] != "complete":
+                append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
+                                                    "strategy": out.get("strategy"), "target_version": out["target_version"],
+                                                    "waves": [(w["name"], w["size"]) for w in out["waves"]]}, secrets)
+            return out
+        if store.get_deployment(dep_id) is None:
+            raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
+        if op == "wave_start":
+            store.wave_started(dep_id, params["wave"])
+            store.heartbeat(dep_id)
+            lines = previous_wave_lines(store, dep_id, params["wave"])
+            if params.get("audit_path"):
+                append_audit(params["audit_path"], {"event": "wave_started", "deployment_id": dep_id, "wave": params["wave"],
+                                                    "name": params.get("wave_name")}, secrets)
+            return {"changed": True, "previous_waves": lines}
+        if op == "mark":
+            results = list(params.get("results") or [])
+            if params.get("hosts"):
+                if not params.get("result"):
+                    raise ValueError("op=mark with hosts needs result")
+                results += [{"host": h, "result": params["result"]} for h in params["hosts"]]
+            store.set_results(dep_id, results)
+            store.heartbeat(dep_id)
+            return {"changed": bool(results), "marked": len(results)}
+        if op == "wave_done":
+            dep = store.get_deployment(dep_id)
+            summary = wave_done(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
+                                dep["target_version"], params.get("notify_counts") or {}, params.get("gate"),
+                                params.get("updated_hosts") or [], params.get("reverted_hosts") or [],
+                                gate_skipped=params.get("gate") is None)
+            if params.get("audit_path"):
+                append_audit(params["audit_path"], dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
+                                                        deployment_id=dep_id), secrets)
+            return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
+        if op == "finish":
+            store.set_status(dep_id, params["status"], params.get("message"))
+            report = build_report(store, dep_id)
+            if params.get("report_path"):
+                write_report(params["report_path"], report, secrets)
+            if params.get("audit_path"):
+                append_audit(params["audit_path"], {"event": "deployment_" + params["status"], "deployment_id": dep_id,
+                                                    "totals": report["totals"], "message": params.get("message")}, secrets)
+            return {"changed": True, "report": report, "summary_table": summary_table(report),
+                    "report_path": params.get("report_path")}
+        if op == "status":
+            report = build_report(store, dep_id)
+            return {"changed": False, "report": report, "summary_table": summary_table(report)}
+    raise ValueError("unknown op %s" % op)
+
+
+def run_fleetsim_start(params, check_mode=False):
+    """The ``fleetsim`` update driver: start agents on a version through the simulator's control port.
+
+    One request per distinct version (a revert may put agents back on different versions).
+    """
+    agents = params["agents"]
+    missing = [a["name"] for a in agents if not (a.get("version") or params.get("version"))]
+    if missing:
+        raise ValueError("no version to start for: %s" % ", ".join(missing[:10]))
+    if check_mode or not agents:
+        return {"changed": bool(agents), "started": [], "failed_agents": {}}
+    by_version = {}
+    for a in agents:
+        # an explicit version wins; without one each agent's own ``version`` (a revert) is used
+        by_version.setdefault(params.get("version") or a["version"], []).append(a["name"])
+    started, failed = [], {}
+    with client_from_params(params) as client:
+        for version, names in by_version.items():
+            try:
+                resp = client.request("POST", join_url(params["control_url"], "/_sim/start"),
+                                      body={"occurrences": names, "version": version})
+            except TransportError as exc:
+                failed.update((n, str(exc)) for n in names)
+                continue
+            if resp.status in (200, 202):
+                started.extend(names)
+            else:
+                detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
+                failed.update((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)
+    out = {"changed": True, "started": started, "failed_agents": failed}
+    if failed:
+        out["failed"] = True
+        out["msg"] = "could not start %d agents: %s" % (len(failed), ", ".join("%s (%s)" % kv for kv in list(failed.items())[:10]))
+    return out
