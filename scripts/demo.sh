@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Demos of agentfleet.rollout against a simulated fleet (fleetsim).
+#   scripts/demo.sh canary     # 50 agents, CIRIS canary waves, some defer / reject / are busy
+#   scripts/demo.sh shutdown   # multi-occurrence shutdown and wakeup (scripts/demo-shutdown.sh)
+# Expects `make venv build` (the Makefile's `demo` target runs them): the playbook runs from the
+# installed tarball in build/collections. VENV_BIN overrides .venv/bin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${VENV_BIN:-.venv/bin}
+
+case "${1:-canary}" in
+    shutdown) exec bash scripts/demo-shutdown.sh "$bin" ;;
+    canary) ;;
+    *) echo "usage: $0 canary|shutdown" >&2; exit 2 ;;
+esac
+
+collections=${AGENTFLEET_COLLECTIONS_PATH:-$PWD/build/collections}
+if [ ! -f "$collections/ansible_collections/agentfleet/rollout/MANIFEST.json" ]; then
+    echo "demo: no built collection in $collections: run 'make build' (or 'make demo')" >&2
+    exit 1
+fi
+export ANSIBLE_COLLECTIONS_PATH=$collections ANSIBLE_RETRY_FILES_ENABLED=false
+# progress lines and the summary without the per-task noise of the default callback
+export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-true}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/agentfleet-demo.XXXXXX")
+sim_pid=""
+cleanup() {
+    if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
+        kill "$sim_pid" && wait "$sim_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# 50 agents agent-000 .. agent-049 on 1.0.0, each taking 0.5 s to boot its new version. Waves (sorted):
+# explorers 000-004, early_adopters 005-019, pragmatists 020-039, conservatives 040-049.
+#   agent-003 defers for 3 s and accepts when asked again (inside rollout_defer_deadline)
+#   agent-012 is busy (409, retry after 1 s) twice, then accepts
+#   agent-033 defers for 3 s, but its wave starts after the 10 s defer deadline: it stays deferred
+#   agent-013 and agent-042 reject
+cat > "$work/fleet.yml" <<'YAML'
+defaults:
+  version: "1.0.0"
+  boot_seconds: 0.5
+agents:
+  - count: 50
+    overrides:
+      agent-003: {decision: defer, defer_seconds: 3, decision_reason: "finishing a conversation with a user"}
+      agent-033: {decision: defer, defer_seconds: 3, decision_reason: "mid-way through a long task"}
+      agent-012: {decision: busy, busy_times: 2, busy_retry_after_ms: 1000}
+      agent-013: {decision: reject, decision_reason: "2.0.0 drops a tool my operator relies on"}
+      agent-042: {decision: reject, decision_reason: "not during my maintenance freeze"}
+YAML
+
+echo "==> starting fleetsim: 50 agents on 1.0.0 (2 defer, 1 busy, 2 reject)"
+"$bin/python" -m fleetsim serve --config "$work/fleet.yml" --base-port 0 \
+    --inventory "$work/inventory.yml" --log "$work/requests.jsonl" --state-dir "$work/sim-state" \
+    --ready-file "$work/ready.json" 2>"$work/fleetsim.err" &
+sim_pid=$!
+for _ in $(seq 1 300); do [ -f "$work/ready.json" ] && break; sleep 0.1; done
+[ -f "$work/ready.json" ] || { echo "fleetsim did not start:"; cat "$work/fleetsim.err"; exit 1; }
+
+echo "==> canary rollout to 2.0.0: explorers -> early_adopters -> pragmatists -> conservatives"
+set +e
+"$bin/ansible-playbook" agentfleet.rollout.canary -i "$work/inventory.yml" \
+    -e rollout_target_version=2.0.0 -e rollout_driver=fleetsim \
+    -e rollout_min_healthy_time=2 -e rollout_poll_interval=0.5 -e rollout_defer_deadline=10 \
+    -e "rollout_message='Faster memory consolidation; safer tool-call retries.'" \
+    -e rollout_state_path="$work/state.db" -e rollout_report_path="$work/report.json" \
+    -e rollout_audit_path="$work/audit.jsonl"
+rc=$?
+set -e
+
+if [ -f "$work/report.json" ]; then
+    echo "==> report summary ($work/report.json)"
+    "$bin/python" - "$work/report.json" <<'PY'
+import json
+import sys
+
+report = json.load(open(sys.argv[1]))
+print("deployment %(deployment_id)s: %(strategy)s -> %(target_version)s, %(status)s" % report)
+for wave in report["waves"]:
+    s = wave.get("summary") or {}
+    print("  wave %s %-15s %-7s accepted %2s  deferred %s  rejected %s  healthy %s/%s"
+          % (wave["wave"], wave["name"], wave["status"], s.get("accepted", "-"), s.get("deferred", "-"),
+             s.get("rejected", "-"), s.get("healthy", "-"), s.get("updated", "-")))
+print("  totals: " + ", ".join("%s %d" % kv for kv in report["totals"].items() if kv[1]))
+for agent in report["agents"]:
+    if agent["result"] != "updated" or (agent.get("asked_count") or 0) > 1:
+        print("  %-10s %-8s asked %sx, %s: %s" % (agent["host"], agent["result"], agent.get("asked_count"),
+                                                 agent.get("decision"), agent.get("decision_reason") or agent.get("detail")))
+PY
+    echo "==> audit log: $(wc -l <"$work/audit.jsonl") events in $work/audit.jsonl"
+fi
+exit $rc
