@@ -7,6 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${VENV_BIN:-.venv/bin}
+sim_pid=""
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+stop_fleet() {
+    if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
+        kill "$sim_pid"
+        wait "$sim_pid" 2>/dev/null || true
+    fi
+}
+trap stop_fleet EXIT
 
 case "${1:-canary}" in
     shutdown) exec bash scripts/demo-shutdown.sh "$bin" ;;
@@ -24,13 +33,6 @@ export ANSIBLE_COLLECTIONS_PATH=$collections ANSIBLE_RETRY_FILES_ENABLED=false
 export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-true}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/agentfleet-demo.XXXXXX")
-sim_pid=""
-cleanup() {
-    if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
-        kill "$sim_pid" && wait "$sim_pid" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
 
 # 50 agents agent-000 .. agent-049 on 1.0.0, each taking 0.5 s to boot its new version. Waves (sorted):
 # explorers 000-004, early_adopters 005-019, pragmatists 020-039, conservatives 040-049.
