@@ -74,7 +74,7 @@ STATE_SPEC = dict(
     state_path=dict(type="path", required=True),
     op=dict(type="str", required=True, choices=["begin", "wave_start", "mark", "wave_done", "finish", "status"]),
     deployment_id=dict(type="str"),
-    fleet_key=dict(type="str"),
+    fleet_key=dict(type="str", no_log=False),
     strategy=dict(type="str", default="canary"),
     target_version=dict(type="str"),
     waves=dict(type="list", elements="dict"),
@@ -92,6 +92,7 @@ STATE_SPEC = dict(
     results=dict(type="list", elements="dict", default=[]),
     hosts=dict(type="list", elements="str", default=[]),
     result=dict(type="str", choices=["updated", "deferred", "rejected", "failed", "reverted", "skipped"]),
+    detail=dict(type="str"),
     status=dict(type="str", choices=["completed", "failed", "aborted", "paused"]),
     message=dict(type="str"),
     report_path=dict(type="path"),
@@ -239,7 +240,7 @@ def run_state(params, check_mode=False):
             if params.get("hosts"):
                 if not params.get("result"):
                     raise ValueError("op=mark with hosts needs result")
-                results += [{"host": h, "result": params["result"]} for h in params["hosts"]]
+                results += [{"host": h, "result": params["result"], "detail": params.get("detail")} for h in params["hosts"]]
             store.set_results(dep_id, results)
             store.heartbeat(dep_id)
             return {"changed": bool(results), "marked": len(results)}
