@@ -11,7 +11,7 @@ module: ecs_service_rollout
 short_description: Point an ECS service at a task-definition revision, wait until the deployment succeeded, roll back
 version_added: 0.1.0
 author:
-  - agentfleet maintainers (@agentfleet)
+  - agentfleet.rollout contributors (@agentfleet)
 description:
   - Updates an existing ECS service to a task-definition revision, optionally with a deployment
     configuration (minimum healthy / maximum percent, deployment circuit breaker with rollback).

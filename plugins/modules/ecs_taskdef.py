@@ -11,7 +11,7 @@ module: ecs_taskdef
 short_description: Register an agent runtime ECS task definition from a template, only when it changed
 version_added: 0.1.0
 author:
-  - agentfleet maintainers (@agentfleet)
+  - agentfleet.rollout contributors (@agentfleet)
 description:
   - Renders an ECS task definition from a template (a JSON or YAML file, or a dict), sets the agent
     container's image and injects the agent runtime's environment (the variables of the PAR deployment

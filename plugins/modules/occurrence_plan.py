@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: occurrence_plan
 short_description: Plan the graceful shutdown or wakeup of a multi-occurrence agent
 version_added: 0.1.0
-author: agentfleet.rollout contributors
+author: agentfleet.rollout contributors (@agentfleet)
 description:
   - Discovers the occurrences of one agent (processes or replicas sharing one identity), assigns them to the
     groups C(explorer) (1), C(early_adopter) (30%, at least 1) and C(general) (the rest) with the

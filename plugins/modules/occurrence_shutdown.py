@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: occurrence_shutdown
 short_description: Decide once and shut a multi-occurrence agent down in verified waves
 version_added: 0.1.0
-author: agentfleet.rollout contributors
+author: agentfleet.rollout contributors (@agentfleet)
 description:
   - O(step=decide) asks B(exactly one) occurrence, the explorer of the plan from
     M(agentfleet.rollout.occurrence_plan), with C(scope=all_occurrences) and the plan message, and records its

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: occurrence_wakeup
 short_description: Wake a multi-occurrence agent up in gated waves (explorer first)
 version_added: 0.1.0
-author: agentfleet.rollout contributors
+author: agentfleet.rollout contributors (@agentfleet)
 description:
   - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
     (role C(agentfleet.rollout.update) with C(tasks), C(none) or C(fleetsim)).

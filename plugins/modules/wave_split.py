@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: wave_split
 short_description: Split a fleet of agents into ordered rollout waves (cohorts)
 version_added: 0.1.0
-author: agentfleet.rollout contributors
+author: agentfleet.rollout contributors (@agentfleet)
 description:
   - Assigns every member of a fleet to a cohort and returns the non-empty cohorts as ordered waves.
   - "Preset C(ciris): explorers 10%, early_adopters 30%, pragmatists 40%, conservatives 20% (CIRISManager's canary groups)."
