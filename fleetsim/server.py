@@ -329,7 +329,7 @@ class FleetSim:
         if version is not None:
             occ.version = str(version)
         if self.layout == "ports" and occ.server is None:
-            occ.server, _ = await self._listen(occ.port, self._port_route(occ), occ)
+            occ.server = (await self._listen(occ.port, self._port_route(occ), occ))[0]
         now = time.time()
         occ.up = True
         occ.down_reason = None
@@ -368,7 +368,7 @@ class FleetSim:
             self.record(None, req, 404, event="no_route")
             return Reply(404, {"detail": f"no route for {req.path}"})
         rest = req.path[len(prefix):]
-        name, _, sub = rest.partition("/")
+        name, dummy, sub = rest.partition("/")
         occ = self.occs.get(name)
         if occ is None:
             self.record(None, req, 404, event="no_route")

@@ -11,7 +11,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/agentfleet-demo-shutdown.XXXXXX")
 sim_pid=""
 cleanup() {
     if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
-        kill "$sim_pid" && wait "$sim_pid" 2>/dev/null || true
+        if kill "$sim_pid"; then
+            wait "$sim_pid" 2>/dev/null || true
+        fi
     fi
 }
 trap cleanup EXIT

@@ -122,6 +122,7 @@ def run_playbook(
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     return PlaybookResult(proc, report_path)
 

@@ -37,7 +37,7 @@ def wave_line_for_previous(summary):
     if not summary:
         return None
     text = "%s: %s/%s healthy on %s" % (summary.get("name"), summary.get("healthy", 0), summary.get("updated", 0),
-                                       summary.get("target_version"))
+                                        summary.get("target_version"))
     extra = []
     for key in ("deferred", "rejected", "unreachable"):
         if summary.get(key):
@@ -182,7 +182,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             break
         due_now = [name for due, name in waiting if due <= now]
         if not due_now:
-            sleep(max(0.0, min(due for due, _ in waiting) - now))
+            sleep(max(0.0, min(w[0] for w in waiting) - now))
             continue
         ask_round([by_name[n] for n in due_now])
         if auth_failed:
@@ -400,7 +400,7 @@ def summary_table(report):
         counts[a["result"]] = counts.get(a["result"], 0) + 1
     for (wave, cohort), c in sorted(per_wave.items(), key=lambda kv: (kv[0][0] or 0)):
         lines.append("%-4s %-16s %5d %8d %8d %8d %8d %8d" % (wave, cohort, sum(c.values()), c["updated"], c["deferred"],
-                                                           c["rejected"], c["failed"], c["reverted"]))
+                                                             c["rejected"], c["failed"], c["reverted"]))
     t = report["totals"]
     lines.append("total: %d agents: %d updated, %d deferred, %d rejected, %d failed, %d reverted, %d skipped%s"
                  % (len(report["agents"]), t["updated"], t["deferred"], t["rejected"], t["failed"], t["reverted"],

@@ -293,7 +293,7 @@ def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DE
         size = wave["size"]
         lines.append("")
         lines.append("Wave %d (%s - %d occurrence%s: %s):" % (wave["index"], title, size, "" if size == 1 else "s",
-                                                             _names(wave["members"])))
+                                                              _names(wave["members"])))
         if i == 0:
             lines.append("  - Shutdown immediately (that is you)")
         else:
@@ -456,7 +456,7 @@ def occurrence_plan(params, client=None, check_mode=False):
     if floor < 0 or floor >= 1:
         raise ShutdownError("min_serving_fraction must be in [0, 1), got %g" % floor)
     if kind == SHUTDOWN:
-        waves, _ = split_batches(groups, len(candidates), floor)
+        waves = split_batches(groups, len(candidates), floor)[0]
     else:
         waves = [dict(w, batches=[{"index": 1, "members": [m["name"] for m in w["members"]]}]) for w in groups]
     delays = wave_delays(params.get("wave_delays"), len(waves))
@@ -753,10 +753,10 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
                 msg = _explorer_failure(answer, asked[0])
                 store.set_status(deployment_id, "failed", msg)
                 _set_results_not_touched(store, deployment_id)
-                _, path = _write(store, params, deployment_id, {"outcome": msg}, events)
+                path = _write(store, params, deployment_id, {"outcome": msg}, events)[1]
                 raise ShutdownError(msg + " (report: %s)" % path)
         outcome = _apply_decision(store, deployment_id, decision, agent_id)
-        _, path = _write(store, params, deployment_id, {"outcome": outcome}, events)
+        path = _write(store, params, deployment_id, {"outcome": outcome}, events)[1]
         proceed = decision["decision"] == ACCEPT
         res = _result(store.get_deployment(deployment_id), decision, reused, asked, proceed, waves, path, outcome)
         res["mode"] = mode

@@ -223,7 +223,7 @@ class StateStore:
                     raise LockedError(
                         "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
                         "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
-                                                               other.get("owner_pid"), other.get("owner_host"))
+                                                             other.get("owner_pid"), other.get("owner_host"))
                     )
                 if not takeover:
                     raise LockedError(

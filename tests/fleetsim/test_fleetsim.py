@@ -93,7 +93,7 @@ def test_health_shape(sim):
     assert (d["status"], d["cognitive_state"], d["version"], d["initialization_complete"]) == \
         ("healthy", "work", "1.0.0", True)
     assert (d["agent_id"], d["occurrence_id"]) == ("a-000", "default")
-    _, body = sim.health("datum-occ-3")
+    dummy, body = sim.health("datum-occ-3")
     assert (body["data"]["agent_id"], body["data"]["occurrence_id"]) == ("datum", "occ-3")
 
 
@@ -143,10 +143,10 @@ def test_defer_then_deliberates_again_after_defer_until(sim):
     assert s1 == 200 and b1["data"]["decision"] == "defer"
     until = datetime.fromisoformat(b1["data"]["defer_until"])
     assert until.utcoffset().total_seconds() == 0
-    _, b2 = sim.shutdown("a-001", {"deployment_id": "d-def"})
+    dummy, b2 = sim.shutdown("a-001", {"deployment_id": "d-def"})
     assert b2["data"]["decision"] == "defer" and b2["data"]["defer_until"] == b1["data"]["defer_until"]
     time.sleep(0.7)
-    _, b3 = sim.shutdown("a-001", {"deployment_id": "d-def"})
+    dummy, b3 = sim.shutdown("a-001", {"deployment_id": "d-def"})
     assert b3["data"]["decision"] == "accept"
     events = [e["event"] for e in sim.log(occurrence="a-001", path="/v1/system/shutdown")]
     assert events == ["deliberation", "repeat", "deliberation"]
@@ -219,7 +219,7 @@ def test_multi_occurrence_shared_decision(sim):
     for occ in ("occ-1", "occ-2", "occ-3"):
         status, b = sim.shutdown(f"datum-{occ}", {"deployment_id": "d-multi", "decision_ref": ref})
         assert status == 200 and b["data"]["decision"] == "accept" and b["data"]["decision_id"] == ref
-    _, b = sim.shutdown("datum-occ-4", {"deployment_id": "d-multi", "decision_ref": ref})
+    dummy, b = sim.shutdown("datum-occ-4", {"deployment_id": "d-multi", "decision_ref": ref})
     assert b["data"]["decision"] == "accept" and b["data"]["decision_id"] != ref
     entries = sim.log(agent_id="datum", path="/v1/system/shutdown")
     assert [(e["occurrence_id"], e["event"]) for e in entries] == [
@@ -234,9 +234,9 @@ def test_multi_occurrence_shared_decision(sim):
 
 
 def test_multi_occurrence_reject_means_nobody_shuts_down(sim):
-    _, b = sim.shutdown("sage-default", {"deployment_id": "d-sage", "scope": "all_occurrences"})
+    dummy, b = sim.shutdown("sage-default", {"deployment_id": "d-sage", "scope": "all_occurrences"})
     assert b["data"]["decision"] == "reject" and b["data"]["reason"] == "not now"
-    _, b2 = sim.shutdown("sage-occ-1", {"deployment_id": "d-sage", "decision_ref": b["data"]["decision_id"]})
+    dummy, b2 = sim.shutdown("sage-occ-1", {"deployment_id": "d-sage", "decision_ref": b["data"]["decision_id"]})
     assert b2["data"]["decision"] == "reject"
     time.sleep(0.3)
     for o in ("default", "occ-1"):

@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-
-import pytest
 
 from conftest import run_playbook
 from fleetsim.testing import FleetSim

@@ -53,8 +53,8 @@ def test_wakeup_happy_path_explorer_first(tmp_path):
         res = wakeup(sim, tmp_path)
         assert res.rc == 0, res.output
         calls = starts(sim)
-        assert [names for _, names in calls] == [["datum-default"], ["datum-occ-1", "datum-occ-2", "datum-occ-3"],
-                                                 ["datum-occ-4", "datum-occ-5", "datum-occ-6", "datum-occ-7", "datum-occ-8"]]
+        assert [names for dummy, names in calls] == [["datum-default"], ["datum-occ-1", "datum-occ-2", "datum-occ-3"],
+                                                     ["datum-occ-4", "datum-occ-5", "datum-occ-6", "datum-occ-7", "datum-occ-8"]]
         # the explorer was seen in work before the early adopters were started, and they before general
         work = {}
         for e in sim.log(event="health"):
@@ -80,7 +80,7 @@ def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
         assert res.rc != 0
-        assert [names for _, names in starts(sim)] == [["datum-default"]]
+        assert [names for dummy, names in starts(sim)] == [["datum-default"]]
         occs = sim.occurrences()
         assert not any(occs[n]["up"] for n in NAMES[1:])
         report = res.report()

@@ -79,17 +79,17 @@ def test_split_batches_floor_08_nine():
 
 
 def test_split_batches_no_floor_waves_at_once():
-    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)
+    waves = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)[0]
     assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [3], [5]]
 
 
 def test_split_batches_half():
-    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.5)
+    waves = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.5)[0]
     assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [3], [2, 1, 1, 1]]
 
 
 def test_plan_message_states_the_plan():
-    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)
+    waves = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.0)[0]
     text = sd.plan_message("datum", waves, "host maintenance", delays=[30, 60], wave_timeout=120)
     assert text.startswith("SYSTEM SHUTDOWN REQUEST")
     assert "on behalf of ALL 9 runtime occurrences" in text
@@ -105,7 +105,7 @@ def test_plan_message_states_the_plan():
 
 
 def test_plan_message_mentions_batches():
-    waves, _ = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.8)
+    waves = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.8)[0]
     assert "In 3 batches of at most 1, keeping at least 80% of the serving occurrences up" in sd.plan_message("d", waves, "r", min_fraction=0.8)
 
 
@@ -230,9 +230,9 @@ def test_engine_accept_asks_exactly_one(tmp_path):
     fleet = FakeFleet(members)
     decided, waves, store = run_all(tmp_path, members, fleet)
     assert decided["asked"] == ["datum-default"] and decided["decision"] == "accept"
-    scopes = [b.get("scope") for _, b in fleet.calls]
+    scopes = [b.get("scope") for dummy, b in fleet.calls]
     assert scopes.count("all_occurrences") == 1 and len(fleet.calls) == 9
-    assert all(b["decision_ref"] == "dec-1" for _, b in fleet.calls[1:])
+    assert all(b["decision_ref"] == "dec-1" for dummy, b in fleet.calls[1:])
     assert [w["status"] for w in waves] == ["passed"] * 3 and waves[-1]["finished"]
     assert set(fleet.state.values()) == {"gone"}
     assert store.shared_decision("datum", "shutdown")["decided_by"] == "datum-default"
@@ -243,9 +243,9 @@ def test_engine_reuse_no_one_asked(tmp_path):
     fleet = FakeFleet(members)
     run_all(tmp_path, members, fleet)
     fleet2 = FakeFleet(members)  # the occurrences came back
-    decided, waves, _ = run_all(tmp_path, members, fleet2, dep="d2")
+    decided, waves = run_all(tmp_path, members, fleet2, dep="d2")[:2]
     assert decided["reused"] and decided["asked"] == []
-    assert not any(b.get("scope") == "all_occurrences" for _, b in fleet2.calls)
+    assert not any(b.get("scope") == "all_occurrences" for dummy, b in fleet2.calls)
     assert all(w["status"] == "passed" for w in waves)
 
 
@@ -261,9 +261,9 @@ def test_engine_reject(tmp_path):
 def test_engine_defer_then_reused_until_due(tmp_path):
     members = occs(3)
     fleet = FakeFleet(members, deliberation="defer")
-    decided, _, _ = run_all(tmp_path, members, fleet)
+    decided = run_all(tmp_path, members, fleet)[0]
     assert decided["decision"] == "defer" and "ask again after" in decided["outcome"]
-    decided2, _, _ = run_all(tmp_path, members, fleet, dep="d2")
+    decided2 = run_all(tmp_path, members, fleet, dep="d2")[0]
     assert decided2["reused"] and len(fleet.calls) == 1
 
 
@@ -282,7 +282,7 @@ def test_engine_early_failure_stops_before_general_and_next_batches(tmp_path):
     fleet = FakeFleet(members, stuck={"datum-occ-1"})
     decided, waves, store = run_all(tmp_path, members, fleet, min_serving_fraction=0.8)
     assert waves[1]["aborted"]
-    told = [n for n, _ in fleet.calls]
+    told = [n for n, dummy in fleet.calls]
     assert told == ["datum-default", "datum-occ-1"]  # batch of 1; the next batches were not sent
 
 
