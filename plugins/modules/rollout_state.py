@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rollout_state
+short_description: Record a deployment, its waves and each agent's result in the rollout state file
+version_added: 0.1.0
+author: agentfleet.rollout contributors (@agentfleet)
+description:
+  - Keeps the state of deployments in a local SQLite file (O(state_path)) that survives the controller. The
+    file records the wave plan, every agent's decision and result, wave outcomes and an event log.
+  - One active deployment per O(fleet_key). A running deployment holds a lease (owner pid, host name,
+    heartbeat); a second rollout for the same fleet key is refused while that owner lives, and the same
+    deployment started again after its owner died resumes where it stopped.
+  - O(op=begin) creates, stages, promotes or resumes deployment O(deployment_id) for O(fleet_key) and returns
+    what to run (RV(mode), RV(waves), RV(completed_waves)). For a known deployment the stored plan wins over
+    O(waves) (membership is fixed per deployment). It fails when the deployment id belongs to another fleet
+    key or targets another version, when another deployment of the fleet is active (or staged) or was
+    interrupted (unless O(takeover=true), which aborts it), or when it is run right now by another process.
+    A finished deployment (completed, failed or aborted) returns RV(mode=complete) and changes nothing.
+  - O(op=begin) with O(stage=true) records the plan with status C(staged) and runs nothing
+    (the C(agentfleet.rollout.manual) playbook).
+  - O(op=begin) with O(promote=true) starts the staged deployment O(deployment_id), or the latest staged one of
+    O(fleet_key) when O(deployment_id) is not set, with its stored target version, strategy and plan.
+  - O(op=wave_start) marks wave O(wave) started, renews the lease and returns one line per earlier wave
+    (RV(previous_waves)) for the reason text of M(agentfleet.rollout.notify).
+  - O(op=mark) records a result per host, from O(results) and/or O(hosts) with O(result), and renews the lease.
+  - O(op=wave_done) judges wave O(wave) from the O(gate) result of M(agentfleet.rollout.health_gate). Each host of
+    O(updated_hosts) is recorded as C(reverted) when it is in O(reverted_hosts), C(updated) when it was stable
+    (or when O(gate) is not given), otherwise C(failed) with the gate's cause. It records the wave as C(passed)
+    or C(failed) and returns its RV(summary) and RV(line).
+  - O(op=finish) sets the deployment's O(status) and O(message), ends the lease on C(completed), C(failed) or
+    C(aborted), and returns the RV(report) and RV(summary_table); with O(report_path) it writes the report there.
+  - O(op=status) returns the RV(report) and RV(summary_table) of O(deployment_id) and changes nothing.
+  - Every O(op) but V(begin) fails for a deployment id that is not in the state file.
+  - Runs on the controller (action plugin), without forking a Python interpreter per task.
+options:
+  state_path:
+    description: The state file (SQLite, created with its directory when missing).
+    type: path
+    required: true
+  op:
+    description: What to do (see the description).
+    type: str
+    required: true
+    choices: [begin, wave_start, mark, wave_done, finish, status]
+  deployment_id:
+    description:
+      - The deployment.
+      - Required for every O(op) but V(begin). With O(op=begin) it is required unless O(promote=true).
+    type: str
+  fleet_key:
+    description:
+      - Names the fleet; one deployment per fleet key is active at a time.
+      - Required with O(op=begin).
+    type: str
+  strategy:
+    description: With O(op=begin), the strategy recorded for a new deployment.
+    type: str
+    default: canary
+  target_version:
+    description: With O(op=begin), the version the deployment updates to (required unless O(promote=true)).
+    type: str
+  waves:
+    description:
+      - With O(op=begin), the wave plan, the RV(agentfleet.rollout.wave_split#module:waves) result
+        (each wave with C(index), C(name) and C(members)).
+      - Ignored for a deployment already in the state file, whose stored plan wins.
+    type: list
+    elements: dict
+  params:
+    description: With O(op=begin), the rollout parameters recorded with a new deployment (cohorts, method, ...).
+    type: dict
+    default: {}
+  stage:
+    description: With O(op=begin), only record the plan (status C(staged)) for a later O(promote=true).
+    type: bool
+    default: false
+  promote:
+    description: With O(op=begin), start a staged deployment (see the description).
+    type: bool
+    default: false
+  takeover:
+    description:
+      - With O(op=begin), abort an interrupted (not running) deployment of the same fleet key and start this one.
+      - A deployment whose owner is still alive is never taken over.
+    type: bool
+    default: false
+  wave:
+    description: The wave index (1-based). Required with O(op=wave_start) and O(op=wave_done).
+    type: int
+  wave_name:
+    description: The wave's cohort name. Required with O(op=wave_done); written to the audit log by O(op=wave_start).
+    type: str
+  wave_count:
+    description: With O(op=wave_done), how many waves the deployment has (default, the number of waves in its plan).
+    type: int
+  notify_counts:
+    description:
+      - With O(op=wave_done), the RV(agentfleet.rollout.notify#module:counts) of the wave
+        (C(accepted), C(deferred), C(rejected), C(unreachable), C(skipped)).
+    type: dict
+    default: {}
+  gate:
+    description:
+      - With O(op=wave_done), the result of M(agentfleet.rollout.health_gate) for the wave (C(passed), C(agents),
+        C(stable_count), C(required), C(reason)).
+      - When not set the gate counts as skipped, the wave as passed and every updated host as C(updated).
+    type: dict
+  updated_hosts:
+    description: With O(op=wave_done), the hosts that were updated in this wave.
+    type: list
+    elements: str
+    default: []
+  reverted_hosts:
+    description: With O(op=wave_done), the hosts of O(updated_hosts) that were reverted after a failed gate.
+    type: list
+    elements: str
+    default: []
+  results:
+    description:
+      - With O(op=mark), results to record, each a dict with C(host), C(result) (one of the O(result) choices) and
+        optionally C(detail), C(version_before) and C(version_after).
+    type: list
+    elements: dict
+    default: []
+  hosts:
+    description: With O(op=mark), hosts to record O(result) for.
+    type: list
+    elements: str
+    default: []
+  result:
+    description: With O(op=mark), the result recorded for every host of O(hosts) (required when O(hosts) is not empty).
+    type: str
+    choices: [updated, deferred, rejected, failed, reverted, skipped]
+  detail:
+    description: With O(op=mark), the detail recorded with O(result) for every host of O(hosts) (for example why they failed).
+    type: str
+  status:
+    description: With O(op=finish) (required), the deployment's final status.
+    type: str
+    choices: [completed, failed, aborted, paused]
+  message:
+    description: With O(op=finish), a message recorded with the status (for example why the rollout halted).
+    type: str
+  report_path:
+    description:
+      - With O(op=finish), write the deployment's JSON report to this file.
+      - The report has C(deployment_id), C(fleet_key), C(strategy), C(target_version), C(status), C(message),
+        C(created_at), C(started_at), C(finished_at), C(totals), C(waves) and C(agents), see RV(report).
+    type: path
+  audit_path:
+    description:
+      - Append one JSON line per event (deployment started, staged, promoted or resumed; wave started; wave passed or
+        failed; deployment finished) to this audit log.
+    type: path
+extends_documentation_fragment:
+  - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.CONTROLLER
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - O(op=begin) reads the state file when it can and returns the plan a real run would use (RV(mode=check),
+        with the stored plan of a known deployment), writing no deployment.
+      - Every other O(op) does nothing in check mode and returns only C(msg). C(changed) is always V(false) in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - O(op=status) never changes anything, and O(op=begin) for a finished deployment changes nothing.
+      - O(op=begin) for a running deployment resumes it (reported as a change). O(op=wave_start), O(op=wave_done)
+        and O(op=finish) always report a change (they record times); recording the same values again leaves the same
+        state.
+seealso:
+  - module: agentfleet.rollout.wave_split
+  - module: agentfleet.rollout.notify
+  - module: agentfleet.rollout.health_gate
+"""
+
+EXAMPLES = r"""
+- name: Begin (or resume) a deployment
+  agentfleet.rollout.rollout_state:
+    op: begin
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_id: deploy-20260101-120000
+    fleet_key: production
+    target_version: 2.0.0
+    waves: "{{ plan.waves }}"
+  register: deployment
+
+- name: Start wave 1
+  agentfleet.rollout.rollout_state:
+    op: wave_start
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_id: deploy-20260101-120000
+    wave: 1
+    wave_name: explorers
+  register: wave_start
+
+- name: Record the updated agents
+  agentfleet.rollout.rollout_state:
+    op: mark
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_id: deploy-20260101-120000
+    hosts: "{{ consent.update_agents | map(attribute='name') | list }}"
+    result: updated
+
+- name: Judge wave 1 from its health gate
+  agentfleet.rollout.rollout_state:
+    op: wave_done
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_id: deploy-20260101-120000
+    wave: 1
+    wave_name: explorers
+    notify_counts: "{{ consent.counts }}"
+    gate: "{{ gate }}"
+    updated_hosts: "{{ consent.accepted_agents | map(attribute='name') | list }}"
+
+- name: Finish and write the report
+  agentfleet.rollout.rollout_state:
+    op: finish
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_id: deploy-20260101-120000
+    status: completed
+    report_path: /var/log/agentfleet/deploy-20260101-120000.json
+
+- name: Promote the deployment staged for the fleet
+  agentfleet.rollout.rollout_state:
+    op: begin
+    state_path: /var/lib/agentfleet/rollout.db
+    fleet_key: production
+    promote: true
+"""
+
+RETURN = r"""
+mode:
+  description:
+    - With O(op=begin), what happened, V(new), V(staged), V(promoted), V(resumed), V(complete) (already finished,
+      nothing to do) or V(check) (check mode).
+  returned: op=begin
+  type: str
+  sample: new
+deployment_id:
+  description: With O(op=begin), the deployment (the promoted one with O(promote=true)).
+  returned: op=begin
+  type: str
+  sample: deploy-20260101-120000
+target_version:
+  description: With O(op=begin), the version the deployment updates to.
+  returned: op=begin
+  type: str
+  sample: 2.0.0
+strategy:
+  description: With O(op=begin), the deployment's strategy.
+  returned: op=begin, not in check mode
+  type: str
+  sample: canary
+status:
+  description:
+    - With O(op=begin), the deployment's status (V(staged), V(running), V(completed), V(failed), V(aborted), V(paused)).
+    - In check mode, the stored status, or V(new) for a deployment not in the state file.
+  returned: op=begin
+  type: str
+  sample: running
+waves:
+  description: With O(op=begin), the wave plan to run (the stored plan for a known deployment).
+  returned: op=begin
+  type: list
+  elements: dict
+  sample: [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "agent-000", "cohort": "explorers", "wave": 1}]}]
+completed_waves:
+  description: With O(op=begin), the indexes of the waves already passed (a resumed deployment skips them).
+  returned: op=begin
+  type: list
+  elements: int
+  sample: [1, 2]
+already_complete:
+  description: With O(op=begin), whether the deployment had already finished (nothing to run).
+  returned: op=begin
+  type: bool
+  sample: false
+started_epoch:
+  description: With O(op=begin), when the deployment started (unix time; its creation time for a staged one; now in check mode).
+  returned: op=begin
+  type: float
+  sample: 1767268800.0
+previous_waves:
+  description: With O(op=wave_start), one line per earlier wave that has a summary.
+  returned: op=wave_start
+  type: list
+  elements: str
+  sample: ["explorers: 1/1 healthy on 2.0.0", "early_adopters: 2/3 healthy on 2.0.0 (1 deferred)"]
+marked:
+  description: With O(op=mark), how many results were recorded.
+  returned: op=mark
+  type: int
+  sample: 3
+summary:
+  description:
+    - With O(op=wave_done), the wave's summary as recorded. C(wave), C(name), C(wave_count), C(size),
+      C(target_version); the notify counts C(accepted), C(deferred), C(rejected), C(unreachable), C(skipped);
+      C(updated), C(healthy) (stable agents), C(required), C(passed), C(gate_reason), C(reverted);
+      C(results) (agents of the wave per recorded result); C(elapsed) (seconds since the wave started) and C(line).
+  returned: op=wave_done
+  type: dict
+  sample: {"wave": 1, "name": "explorers", "wave_count": 4, "size": 1, "target_version": "2.0.0", "accepted": 1,
+           "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0, "updated": 1, "healthy": 1, "required": 1,
+           "passed": true, "gate_reason": "all stable", "reverted": 0,
+           "results": {"updated": 1, "deferred": 0, "rejected": 0, "failed": 0, "reverted": 0, "skipped": 0},
+           "elapsed": 12.4, "line": "wave 1/4 explorers: 1 agents | accepted 1, deferred 0, rejected 0, unreachable 0 |
+           healthy 1/1 | 12.4s | passed"}
+line:
+  description: With O(op=wave_done), the wave's summary as one line.
+  returned: op=wave_done
+  type: str
+  sample: "wave 1/4 explorers: 1 agents | accepted 1, deferred 0, rejected 0, unreachable 0 | healthy 1/1 | 12.4s | passed"
+passed:
+  description: With O(op=wave_done), whether the wave passed its gate.
+  returned: op=wave_done
+  type: bool
+  sample: true
+report:
+  description:
+    - With O(op=finish) and O(op=status), the deployment's report. C(deployment_id), C(fleet_key), C(strategy),
+      C(target_version), C(status), C(message), C(created_at), C(started_at), C(finished_at) (ISO-8601 UTC);
+      C(totals) (agents per result, plus C(pending)); C(waves) (C(wave), C(name), C(status), times and
+      C(summary)); C(agents), one per agent with its cohort, wave, decision, decision reason and id,
+      C(defer_until), C(asked_count), C(result), C(detail), C(version_before), C(version_after) and times.
+  returned: op=finish or op=status
+  type: dict
+  sample: {"deployment_id": "deploy-20260101-120000", "fleet_key": "production", "strategy": "canary",
+           "target_version": "2.0.0", "status": "completed", "message": null,
+           "created_at": "2026-01-01T12:00:00Z", "started_at": "2026-01-01T12:00:00Z",
+           "finished_at": "2026-01-01T12:05:00Z",
+           "totals": {"updated": 10, "deferred": 0, "rejected": 0, "failed": 0, "reverted": 0, "skipped": 0, "pending": 0},
+           "waves": [], "agents": []}
+summary_table:
+  description: With O(op=finish) and O(op=status), the report as a table, one line per wave and cohort and a total line.
+  returned: op=finish or op=status
+  type: list
+  elements: str
+  sample: ["deployment deploy-20260101-120000 (canary -> 2.0.0): completed",
+           "total: 10 agents: 10 updated, 0 deferred, 0 rejected, 0 failed, 0 reverted, 0 skipped"]
+report_path:
+  description: With O(op=finish), where the report was written (null without O(report_path)).
+  returned: op=finish
+  type: str
+  sample: /var/log/agentfleet/deploy-20260101-120000.json
+msg:
+  description: In check mode, for every O(op) but V(begin), that the state was not written.
+  returned: check mode
+  type: str
+  sample: "check mode: state not written"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=_runners.STATE_SPEC,
+        required_if=_runners.STATE_REQUIRED_IF,
+        supports_check_mode=True,
+    )
+    try:
+        result = _runners.run_state(module.params, check_mode=module.check_mode)
+    except _runners.ENGINE_ERRORS as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("failed"):
+        result.pop("failed")
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
