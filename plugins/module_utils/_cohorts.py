@@ -20,6 +20,10 @@ Methods:
   or leaving changes no other member's cohort (except in the one corner
   where the first wave would be empty and a member is lifted into it).
 
+Percentages are cut with the largest-remainder rule, so cohort sizes always
+add up to the fleet; a cohort marked ``floor`` keeps ``floor(percent x n)``
+instead (the FSD's ``max(1, int(n * 0.3))`` early adopters).
+
 A member pinned with ``canary_group`` (a cohort name) goes to that cohort
 whatever the method says.
 """
@@ -38,7 +42,7 @@ PRESETS = {
     ],
     "occurrences": [
         {"name": "explorer", "count": 1},
-        {"name": "early_adopter", "percent": 30, "min": 1},
+        {"name": "early_adopter", "percent": 30, "min": 1, "floor": True},
         {"name": "general", "rest": True},
     ],
     "all": [{"name": "all", "rest": True}],
@@ -97,10 +101,10 @@ def resolve_cohorts(cohorts):
         if name in names:
             raise CohortError("duplicate cohort name %r" % name)
         names.add(name)
-        kinds = [k for k in ("percent", "count", "rest") if cohort.get(k) not in (None, False)]
+        kinds = [k for k in ("percent", "count", "rest") if cohort.get(k) is not None and cohort.get(k) is not False]
         if len(kinds) != 1:
             raise CohortError("cohort %r needs exactly one of percent, count or rest" % name)
-        unknown = set(cohort) - {"name", "percent", "count", "rest", "min"}
+        unknown = set(cohort) - {"name", "percent", "count", "rest", "min", "floor"}
         if unknown:
             raise CohortError("cohort %r has unknown keys: %s" % (name, ", ".join(sorted(unknown))))
         item = {"name": name}
@@ -125,6 +129,8 @@ def resolve_cohorts(cohorts):
             rest += 1
         if cohort.get("min") is not None:
             item["min"] = int(cohort["min"])
+        if cohort.get("floor"):
+            item["floor"] = True
         out.append(item)
     if rest > 1:
         raise CohortError("at most one cohort may take the rest")
@@ -157,9 +163,13 @@ def cohort_sizes(cohorts, total):
     if pct_idx:
         exact = {i: total * cohorts[i]["percent"] / 100.0 for i in pct_idx}
         want = {i: int(math.floor(exact[i] + 1e-9)) for i in pct_idx}
-        budget = min(left, int(round(sum(exact.values()))))
+        # "floor" cohorts keep floor(percent x total), as the FSD's int(total * 0.3);
+        # the others share the rounding remainder (largest remainder first)
+        rounded = [i for i in pct_idx if not cohorts[i].get("floor")]
+        budget = min(left, sum(want[i] for i in pct_idx if cohorts[i].get("floor"))
+                     + int(round(sum(exact[i] for i in rounded))))
         short = budget - sum(want.values())
-        order = sorted(pct_idx, key=lambda i: (-(exact[i] - want[i]), i))
+        order = sorted(rounded, key=lambda i: (-(exact[i] - want[i]), i))
         for i in order:
             if short <= 0:
                 break

@@ -43,7 +43,7 @@ NOTIFY_SPEC = connection_spec(
     deployment_id=dict(type="str", required=True),
     target_version=dict(type="str", required=True),
     reason=dict(type="str"),
-    message=dict(type="str"),
+    release_notes=dict(type="str"),
     strategy=dict(type="str", default="canary"),
     wave_name=dict(type="str"),
     wave_index=dict(type="int"),
@@ -94,7 +94,7 @@ STATE_SPEC = dict(
     result=dict(type="str", choices=["updated", "deferred", "rejected", "failed", "reverted", "skipped"]),
     detail=dict(type="str"),
     status=dict(type="str", choices=["completed", "failed", "aborted", "paused"]),
-    message=dict(type="str"),
+    status_reason=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
 )
@@ -122,7 +122,7 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
     agents = params["agents"]
     validate_agent_urls(agents)
     reason = params.get("reason") or build_reason(
-        params["target_version"], params["deployment_id"], params.get("message"), params.get("wave_name"),
+        params["target_version"], params["deployment_id"], params.get("release_notes"), params.get("wave_name"),
         params.get("wave_index"), params.get("wave_count"), params.get("previous_waves"), params.get("force"),
         params.get("strategy") or "canary",
     )
@@ -255,13 +255,13 @@ def run_state(params, check_mode=False):
                                                         deployment_id=dep_id), secrets)
             return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
         if op == "finish":
-            store.set_status(dep_id, params["status"], params.get("message"))
+            store.set_status(dep_id, params["status"], params.get("status_reason"))
             report = build_report(store, dep_id)
             if params.get("report_path"):
                 write_report(params["report_path"], report, secrets)
             if params.get("audit_path"):
                 append_audit(params["audit_path"], {"event": "deployment_" + params["status"], "deployment_id": dep_id,
-                                                    "totals": report["totals"], "message": params.get("message")}, secrets)
+                                                    "totals": report["totals"], "message": params.get("status_reason")}, secrets)
             return {"changed": True, "report": report, "summary_table": summary_table(report),
                     "report_path": params.get("report_path")}
         if op == "status":

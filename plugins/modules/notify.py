@@ -28,7 +28,7 @@ description:
     was sent, never after a read timeout, and always with the same O(deployment_id)."
   - The reason text the agent deliberates on is O(reason) when given. Otherwise it is built from the deployment
     and reads, in order, C(Update to version 2.0.0 is available [deployment ID, canary rollout].) (with
-    parentheses), the O(message) as C(Changes ...), the wave as C(You are in the explorers group [wave 1 of 4].),
+    parentheses), the O(release_notes) as C(Changes ...), the wave as C(You are in the explorers group [wave 1 of 4].),
     the outcome of the earlier waves from O(previous_waves) (or, in the first of several waves,
     C(You are among the first to receive this version.)), C(This is an emergency update [force].) when
     O(force=true), and last what each answer means (accept to shut down gracefully so the new version can start,
@@ -91,10 +91,10 @@ options:
   reason:
     description:
       - The exact text sent to the agents as C(reason).
-      - When not set, the text is built from O(target_version), O(deployment_id), O(strategy), O(message),
+      - When not set, the text is built from O(target_version), O(deployment_id), O(strategy), O(release_notes),
         the wave options, O(previous_waves) and O(force) (see the description).
     type: str
-  message:
+  release_notes:
     description: What changes in the new version; added to the built reason as C(Changes) text.
     type: str
   strategy:
@@ -191,7 +191,7 @@ EXAMPLES = r"""
     agents: "{{ plan.waves[0].members }}"
     deployment_id: deploy-20260101-120000
     target_version: 2.0.0
-    message: Faster memory consolidation
+    release_notes: Faster memory consolidation
     wave_name: "{{ plan.waves[0].name }}"
     wave_index: 1
     wave_count: "{{ plan.waves | length }}"

@@ -33,7 +33,7 @@ description:
     O(updated_hosts) is recorded as C(reverted) when it is in O(reverted_hosts), C(updated) when it was stable
     (or when O(gate) is not given), otherwise C(failed) with the gate's cause. It records the wave as C(passed)
     or C(failed) and returns its RV(summary) and RV(line).
-  - O(op=finish) sets the deployment's O(status) and O(message), ends the lease on C(completed), C(failed) or
+  - O(op=finish) sets the deployment's O(status) and O(status_reason), ends the lease on C(completed), C(failed) or
     C(aborted), and returns the RV(report) and RV(summary_table); with O(report_path) it writes the report there.
   - O(op=status) returns the RV(report) and RV(summary_table) of O(deployment_id) and changes nothing.
   - Every O(op) but V(begin) fails for a deployment id that is not in the state file.
@@ -144,7 +144,7 @@ options:
     description: With O(op=finish) (required), the deployment's final status.
     type: str
     choices: [completed, failed, aborted, paused]
-  message:
+  status_reason:
     description: With O(op=finish), a message recorded with the status (for example why the rollout halted).
     type: str
   report_path:

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _state
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError, open_store
+
+PLAN = [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "a", "agent_url": "http://x"}]},
+        {"index": 2, "name": "rest", "size": 2, "members": [{"name": "b", "agent_url": "http://y"}, {"name": "c", "agent_url": "http://z"}]}]
+
+
+def test_create_resume_complete(tmp_path):
+    db = tmp_path / "s.db"
+    with open_store(db) as s:
+        dep, mode = s.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {}, owner_pid=999999)
+        assert mode == "new" and dep["status"] == "running"
+        s.record_answers("d1", [{"host": "a", "decision": "accept", "reason": None}])
+    with open_store(db) as s:
+        # the owner (pid 999999) is gone: the same deployment resumes
+        dep, mode = s.create_or_resume("d1", "fleet", "canary", "2.0", [], {})
+        assert mode == "resumed" and dep["plan"] == PLAN
+        assert s.agents("d1", hosts=["a"])[0]["decision"] == "accept"
+        s.set_status("d1", "completed")
+        assert s.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {})[1] == "complete"
+
+
+def test_one_active_deployment_per_fleet(tmp_path, monkeypatch):
+    with open_store(tmp_path / "s.db") as s:
+        s.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {}, owner_pid=1)  # pid 1 is alive
+        with pytest.raises(LockedError, match="another rollout is active"):
+            s.create_or_resume("d2", "fleet", "canary", "3.0", PLAN, {})
+        # another fleet key is independent
+        assert s.create_or_resume("d3", "other", "canary", "3.0", PLAN, {})[1] == "new"
+
+
+def test_interrupted_deployment_needs_resume_or_takeover(tmp_path):
+    with open_store(tmp_path / "s.db") as s:
+        s.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {}, owner_pid=999999)
+        with pytest.raises(LockedError, match="was interrupted"):
+            s.create_or_resume("d2", "fleet", "canary", "3.0", PLAN, {})
+        assert s.create_or_resume("d2", "fleet", "canary", "3.0", PLAN, {}, takeover=True)[1] == "new"
+        assert s.get_deployment("d1")["status"] == "aborted"
+
+
+def test_same_id_for_another_version_is_refused(tmp_path):
+    with open_store(tmp_path / "s.db") as s:
+        s.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {}, owner_pid=999999)
+        with pytest.raises(StateError, match="targets version 2.0"):
+            s.create_or_resume("d1", "fleet", "canary", "3.0", PLAN, {})
+
+
+def test_shared_decisions_expire(tmp_path):
+    now = [1000.0]
+    with _state.StateStore(str(tmp_path / "s.db"), clock=lambda: now[0]) as s:
+        s.record_shared_decision("datum", "d1", "shutdown", "accept", decision_id="x", decided_by="default")
+        now[0] += 100
+        assert s.shared_decision("datum", "shutdown", max_age=3600)["decision_id"] == "x"
+        now[0] += 3600
+        assert s.shared_decision("datum", "shutdown", max_age=3600) is None
+
+
+def test_unknown_backend_is_a_clear_error(tmp_path):
+    with pytest.raises(StateError, match="unknown state backend"):
+        open_store(tmp_path / "s.db", backend="s3")
