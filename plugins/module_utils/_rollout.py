@@ -240,7 +240,8 @@ def _notify_result(agents, answers, asked, recorded, check_mode=False):
             if row.get("result") not in ("updated", "reverted", "failed"):
                 update_agents.append(member)
     out = {
-        "changed": bool(asked) and not check_mode,
+        # in check mode: would it ask anyone? (nobody is asked)
+        "changed": bool(asked),
         "answers": {n: {k: v for k, v in ans.items() if k != "answered_at"} for n, ans in answers.items()},
         "asked": list(asked) if not check_mode else [],
         "update_agents": update_agents,
@@ -274,7 +275,8 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     if check_mode:
         existing = store.get_deployment(deployment_id) if store is not None else None
         plan = existing["plan"] if existing else waves
-        return {"changed": False, "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
+        return {"changed": existing is None or existing["status"] in ("staged", "running", "paused"),
+                "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
                 "waves": plan, "completed_waves": [], "already_complete": bool(existing and existing["status"] in ("completed", "failed", "aborted")),
                 "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,

@@ -164,7 +164,7 @@ attributes:
     support: partial
     details:
       - In check mode no agent is asked (and nothing is probed), the state file is neither read nor written,
-        and RV(would_ask) lists every agent of O(agents); C(changed) is V(false).
+        and RV(would_ask) lists the agents that would be asked; C(changed) tells whether anyone would be.
   diff_mode:
     support: none
   idempotent:

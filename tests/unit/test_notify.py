@@ -77,7 +77,7 @@ def test_auth_error_raises_and_check_mode_asks_nobody():
         notify_wave(client, agents("a"), "d", "2.0", "r")
     quiet = FakeClient({})
     out = notify_wave(quiet, agents("a", "b"), "d", "2.0", "r", check_mode=True)
-    assert out["would_ask"] == ["a", "b"] and quiet.asked == [] and out["changed"] is False
+    assert out["would_ask"] == ["a", "b"] and quiet.asked == [] and out["changed"] is True
 
 
 def test_reason_text_mentions_version_message_and_earlier_waves():
