@@ -121,19 +121,12 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    module = AnsibleModule(argument_spec=_runners.FLEETSIM_START_SPEC, supports_check_mode=True)
-    try:
-        result = _runners.run_fleetsim_start(module.params, check_mode=module.check_mode)
-    except _runners.ENGINE_ERRORS as exc:
-        module.fail_json(msg=str(exc))
-    if result.get("failed"):
-        result.pop("failed")
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(AnsibleModule, _runners.FLEETSIM_START_SPEC, _runners.run_fleetsim_start, _runners.ENGINE_ERRORS)
 
 
 if __name__ == "__main__":

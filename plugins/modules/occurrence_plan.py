@@ -202,24 +202,15 @@ plan:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import occurrence_plan
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import PLAN_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=PLAN_SPEC,
-        required_one_of=[["members", "group"]],
-        mutually_exclusive=[["members", "group"]],
-        supports_check_mode=True,
-    )
-    if module.params["group"]:
-        module.fail_json(msg="group is resolved by the controller-side action plugin; pass members when running the module directly")
-    try:
-        module.exit_json(**occurrence_plan(module.params, check_mode=module.check_mode))
-    except (ShutdownError, CohortError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
+    run_module(AnsibleModule, PLAN_SPEC, occurrence_plan, (ShutdownError, CohortError, ValueError),
+               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]])
 
 
 if __name__ == "__main__":

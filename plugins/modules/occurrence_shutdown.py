@@ -228,6 +228,7 @@ report_path:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import shutdown_decide
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_REQUIRED_IF
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_SPEC
@@ -237,15 +238,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 
 
 def main():
-    module = AnsibleModule(argument_spec=SHUTDOWN_SPEC, required_if=SHUTDOWN_REQUIRED_IF, supports_check_mode=True)
-    try:
-        if module.params["step"] == "decide":
-            result = shutdown_decide(module.params, check_mode=module.check_mode)
-        else:
-            result = shutdown_wave(module.params, check_mode=module.check_mode)
-    except (ShutdownError, StateError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    def runner(params, check_mode):
+        step = shutdown_decide if params["step"] == "decide" else shutdown_wave
+        return step(params, check_mode=check_mode)
+
+    run_module(AnsibleModule, SHUTDOWN_SPEC, runner, (ShutdownError, StateError, ValueError), required_if=SHUTDOWN_REQUIRED_IF)
 
 
 if __name__ == "__main__":

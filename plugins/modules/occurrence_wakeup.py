@@ -196,6 +196,7 @@ report_path:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
@@ -204,15 +205,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 
 
 def main():
-    module = AnsibleModule(argument_spec=WAKEUP_SPEC, supports_check_mode=True)
-    try:
-        if module.params["step"] == "prepare":
-            result = wakeup_prepare(module.params, check_mode=module.check_mode)
-        else:
-            result = wakeup_gate(module.params, check_mode=module.check_mode)
-    except (ShutdownError, StateError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    def runner(params, check_mode):
+        step = wakeup_prepare if params["step"] == "prepare" else wakeup_gate
+        return step(params, check_mode=check_mode)
+
+    run_module(AnsibleModule, WAKEUP_SPEC, runner, (ShutdownError, StateError, ValueError))
 
 
 if __name__ == "__main__":

@@ -117,21 +117,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import wave_plan
+from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=WAVE_SPLIT_SPEC,
-        required_one_of=[["members", "group"]],
-        mutually_exclusive=[["members", "group"]],
-        supports_check_mode=True,
-    )
-    if module.params["group"]:
-        module.fail_json(msg="group is resolved by the controller-side action plugin; pass members when running the module directly")
-    try:
-        module.exit_json(**wave_plan(module.params))
-    except CohortError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(AnsibleModule, WAVE_SPLIT_SPEC, lambda params, check_mode: wave_plan(params), (CohortError, ValueError),
+               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]])
 
 
 if __name__ == "__main__":
