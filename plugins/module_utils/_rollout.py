@@ -10,6 +10,7 @@ whose final answer is recorded.
 
 from __future__ import annotations
 
+import math
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
@@ -296,8 +297,21 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     }
 
 
+def judge_wave(gate, notify_counts, success_threshold):
+    """Did the wave pass? The gate over the agents that accepted, and unreachable
+    agents count as failures (PROTOCOL.md: unreachable is a failure, not a
+    decision): stable >= ceil(threshold x (accepted + unreachable)).
+    Rejects and defers are answers and do not fail a wave."""
+    accepted = int(notify_counts.get("accepted", 0))
+    unreachable = int(notify_counts.get("unreachable", 0))
+    stable = int(gate.get("stable_count", 0))
+    threshold = 0.8 if success_threshold is None else float(success_threshold)
+    required = int(math.ceil(threshold * (accepted + unreachable) - 1e-9))
+    return bool(gate.get("passed", True)) and stable >= required, required
+
+
 def wave_done(store, deployment_id, wave, name, wave_count, target_version, notify_counts, gate, updated_hosts,
-              reverted_hosts=(), gate_skipped=False):
+              reverted_hosts=(), gate_skipped=False, success_threshold=None):
     """Judge a wave from the gate, record each agent's result; return the wave summary."""
     gate = gate or {}
     agents_state = gate.get("agents") or {}
@@ -320,14 +334,18 @@ def wave_done(store, deployment_id, wave, name, wave_count, target_version, noti
     for row in rows:
         if row.get("result") in counts:
             counts[row["result"]] += 1
-    passed = bool(gate.get("passed", True))
+    if gate_skipped:
+        passed, required = True, 0
+    else:
+        passed, required = judge_wave(gate, notify_counts, success_threshold)
     summary = {
         "wave": wave, "name": name, "wave_count": wave_count, "size": len(rows), "target_version": target_version,
         "accepted": notify_counts.get("accepted", 0), "deferred": notify_counts.get("deferred", 0),
         "rejected": notify_counts.get("rejected", 0), "unreachable": notify_counts.get("unreachable", 0),
         "skipped": notify_counts.get("skipped", 0),
         "updated": len(updated_hosts), "healthy": gate.get("stable_count", len(updated_hosts) if gate_skipped else 0),
-        "required": gate.get("required", 0), "passed": passed, "gate_reason": gate.get("reason"),
+        "required": required, "passed": passed,
+        "gate_reason": gate.get("reason") if gate.get("passed", True) is False or passed else "unreachable agents",
         "reverted": len(reverted_hosts), "results": counts,
     }
     waves = dict((w["wave"], w) for w in store.waves(deployment_id))

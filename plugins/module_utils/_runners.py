@@ -10,6 +10,7 @@ plugin call it, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import os
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
@@ -86,6 +87,7 @@ STATE_SPEC = dict(
     wave_name=dict(type="str"),
     wave_count=dict(type="int"),
     notify_counts=dict(type="dict", default={}),
+    success_threshold=dict(type="float", default=0.8),
     gate=dict(type="dict"),
     updated_hosts=dict(type="list", elements="str", default=[]),
     reverted_hosts=dict(type="list", elements="str", default=[]),
@@ -194,12 +196,23 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
 def run_state(params, check_mode=False):
     op = params["op"]
     secrets = []
-    if op == "begin" and check_mode:
+    if op in ("begin", "status") and check_mode:
+        # read-only: a state file that does not exist yet is not created
         store = None
-        try:
-            store = open_store(params["state_path"])
-        except StateError:
-            store = None
+        if os.path.exists(params["state_path"]):
+            try:
+                store = open_store(params["state_path"])
+            except StateError:
+                store = None
+        if op == "status":
+            try:
+                if store is None or store.get_deployment(params.get("deployment_id")) is None:
+                    return {"changed": False, "report": None, "summary_table": []}
+                report = build_report(store, params["deployment_id"])
+                return {"changed": False, "report": report, "summary_table": summary_table(report)}
+            finally:
+                if store is not None:
+                    store.close()
         try:
             return begin(store, params.get("deployment_id"), params["fleet_key"], params["strategy"],
                          params.get("target_version"), params.get("waves") or [], params.get("params") or {},
@@ -249,7 +262,8 @@ def run_state(params, check_mode=False):
             summary = wave_done(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
                                 dep["target_version"], params.get("notify_counts") or {}, params.get("gate"),
                                 params.get("updated_hosts") or [], params.get("reverted_hosts") or [],
-                                gate_skipped=params.get("gate") is None)
+                                gate_skipped=params.get("gate") is None,
+                                success_threshold=params.get("success_threshold"))
             if params.get("audit_path"):
                 append_audit(params["audit_path"], dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
                                                         deployment_id=dep_id), secrets)

@@ -136,6 +136,26 @@ def test_unhealthy_explorers_stop_the_rollout(tmp_path):
         assert all(a["result"] == "skipped" and a["decision"] is None for h, a in agents.items() if h != "agent-000")
 
 
+def test_unreachable_agents_fail_the_wave(tmp_path):
+    cfg = fleet(10, overrides={"agent-000": {"down": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path)
+        assert res.rc != 0
+        assert "wave 1 (explorers) failed its health gate: 0/0 healthy, 1 required, 1 unreachable" in res.output
+        assert asked_hosts(sim) == []  # the down explorer never answered; nobody else was asked
+        agents = by_host(res.report())
+        assert agents["agent-000"]["result"] == "failed" and "unreachable" in agents["agent-000"]["detail"]
+
+
+def test_check_mode_of_a_finished_deployment_reports_it(tmp_path):
+    with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
+        assert run(sim, tmp_path).rc == 0
+        res = run(sim, tmp_path, check=True)
+        assert res.rc == 0, res.output
+        assert "is already completed" in res.output and "total: 3 agents: 3 updated" in res.output
+        assert len(posts(sim)) == 3
+
+
 def test_auto_revert_puts_the_failed_wave_back(tmp_path):
     cfg = fleet(10, overrides={"agent-001": {"unhealthy_after_update": True}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
@@ -227,7 +247,7 @@ def test_check_mode_asks_nobody_and_prints_the_plan(tmp_path):
             assert line in res.output
         assert posts(sim) == []
         assert sim.log(event="sim_start") == []
-        assert not (tmp_path / "state.db").exists() or "deploy-agents" not in (tmp_path / "state.db").read_bytes().decode("latin-1")
+        assert not (tmp_path / "state.db").exists()
 
 
 def test_wrong_token_is_a_clear_auth_error_and_nothing_is_updated(tmp_path):
@@ -302,7 +322,8 @@ def test_tasks_driver_runs_the_users_update_tasks_per_accepting_host(tmp_path):
     )
     cfg = fleet(3, overrides={"agent-002": {"decision": "reject"}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all")
+        # a relative path: relative to where ansible-playbook runs (run_playbook's cwd is tmp_path)
+        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks="update.yml", rollout_cohorts="all")
         assert res.rc == 0, res.output
         traces = sorted(p.name for p in tmp_path.glob("trace-*.json"))
         assert traces == ["trace-agent-000.json", "trace-agent-001.json"]
