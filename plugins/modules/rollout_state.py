@@ -167,7 +167,8 @@ attributes:
     details:
       - O(op=begin) reads the state file when it can and returns the plan a real run would use (RV(mode=check),
         with the stored plan of a known deployment), writing no deployment.
-      - Every other O(op) does nothing in check mode and returns only C(msg). With O(op=begin), C(changed) tells whether a real run would record or resume the deployment.
+      - O(op=status) reads the state file when it exists; every other O(op) does nothing in check mode and
+        returns only C(msg). With O(op=begin), C(changed) tells whether a real run would record or resume the deployment.
   diff_mode:
     support: none
   idempotent:
