@@ -105,6 +105,13 @@ options:
         (C(accepted), C(deferred), C(rejected), C(unreachable), C(skipped)).
     type: dict
     default: {}
+  success_threshold:
+    description:
+      - With O(op=wave_done), the fraction that must be stable; the wave passes when the gate passed and
+        the stable agents are at least this fraction of the agents that accepted plus those that were unreachable
+        (an unreachable agent is a failure, not a decision; rejects and defers do not count against a wave).
+    type: float
+    default: 0.8
   gate:
     description:
       - With O(op=wave_done), the result of M(agentfleet.rollout.health_gate) for the wave (C(passed), C(agents),

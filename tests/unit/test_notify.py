@@ -48,13 +48,13 @@ def test_final_answers_are_recorded_and_never_asked_again(tmp_path):
         assert [u["name"] for u in first["update_agents"]] == ["a"]
         second = notify_wave(client, agents("a", "b", "c"), "d", "2.0", "r", store=store)
         assert second["asked"] == ["c"]  # an unreachable agent gave no answer: asked again
-        assert [n for n, _ in client.asked] == ["a", "b", "c", "c"]
+        assert [asked[0] for asked in client.asked] == ["a", "b", "c", "c"]
 
 
 def test_agents_already_on_target_are_skipped_without_asking():
     client = FakeClient({"a": [ans("accept")]}, versions={"b": "2.0"})
     out = notify_wave(client, agents("a", "b"), "d", "2.0", "r")
-    assert out["skipped_agents"] == ["b"] and [n for n, _ in client.asked] == ["a"]
+    assert out["skipped_agents"] == ["b"] and [asked[0] for asked in client.asked] == ["a"]
 
 
 def test_defer_is_reasked_after_defer_until_inside_the_deadline():
