@@ -392,6 +392,7 @@ SHUTDOWN_SPEC = connection_spec(
     poll_interval=dict(type="float", default=1.0),
     fail_on_partial=dict(type="bool", default=True),
     takeover=dict(type="bool", default=False),
+    fresh_decision=dict(type="bool", default=False),
     **_STATE_OPTIONS
 )
 SHUTDOWN_REQUIRED_IF = [["step", "decide", ["plan"]], ["step", "wave", ["wave"]]]
@@ -642,6 +643,7 @@ def build_report(store, deployment_id, extra=None):
         "occurrences": occurrences,
         "not_in_plan": params.get("left_out") or [],
         "unknown_agents": params.get("unknown") or [],
+        "replaced_deployment": next((e["data"] for e in store.events(deployment_id) if e["event"] == "replaced_stale_deployment"), None),
         "counts": counts,
         "created_at": utcnow_iso(dep["created_at"]),
         "finished_at": utcnow_iso(dep["finished_at"]) if dep.get("finished_at") else None,
@@ -695,9 +697,10 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
     now = clock()
     own_store = store is None
     store = store if store is not None else _open(params, create=not check_mode)
+    fresh = bool(params.get("fresh_decision"))
     try:
         if check_mode:
-            prior = store.shared_decision(agent_id, SHUTDOWN, max_age) if store is not None else None
+            prior = store.shared_decision(agent_id, SHUTDOWN, max_age) if store is not None and not fresh else None
             if not plan["waves"]:
                 return _result_nothing(plan, params["deployment_id"], prior)
             reuse = decision_is_reusable(prior, now)
@@ -719,9 +722,20 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
             prior = store.shared_decision(agent_id, SHUTDOWN, max_age)
             return _result_nothing(plan, params["deployment_id"], prior)
         dep, mode, resumed_from = _begin(store, params, plan, SHUTDOWN, clock)
+        existing = _shared_for(store, dep)
+        replaced = None
+        if existing and mode not in ("new", "complete") and (
+                fresh or not store.shared_decision(agent_id, SHUTDOWN, max_age, deployment_id=dep["deployment_id"])):
+            # a resumed deployment may only go on while its decision is younger than max_age (or no fresh one is asked for)
+            replaced = _close_stale(store, dep, existing, max_age, fresh)
+            new_id = params["deployment_id"]
+            if new_id == dep["deployment_id"]:
+                new_id = "%s-%s" % (new_id, time.strftime("%Y%m%d%H%M%S", time.gmtime(now)))
+            dep, mode, resumed_from = _begin(store, dict(params, deployment_id=new_id), plan, SHUTDOWN, clock)
+            store.event(dep["deployment_id"], "replaced_stale_deployment", replaced)
+            existing = _shared_for(store, dep)
         deployment_id = dep["deployment_id"]
         waves = dep["plan"]
-        existing = _shared_for(store, dep)
         if mode == "complete":
             path = _write(store, params, deployment_id)[1]
             return _result(dep, existing, False, [], False, waves, path, "deployment already finished: %s" % (dep.get("message") or dep["status"]))
@@ -729,8 +743,10 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
         asked = []
         events = []
         decision = existing if existing and decision_is_reusable(existing, now) else None
+        if replaced:
+            events.append(dict(replaced, event="stale_deployment_closed"))
         if decision is None:
-            prior = store.shared_decision(agent_id, SHUTDOWN, max_age)
+            prior = None if fresh else store.shared_decision(agent_id, SHUTDOWN, max_age)
             if decision_is_reusable(prior, now):
                 # the agent decided already (another run, another controller): nobody is asked
                 store.record_shared_decision(agent_id, deployment_id, SHUTDOWN, prior["decision"], prior.get("decision_id"),
@@ -761,11 +777,25 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
         res = _result(store.get_deployment(deployment_id), decision, reused, asked, proceed, waves, path, outcome)
         res["mode"] = mode
         res["resumed_from"] = resumed_from
+        res["replaced_deployment"] = replaced
         res["changed"] = bool(asked)
         return res
     finally:
         if own_store and store is not None:
             store.close()
+
+
+def _close_stale(store, dep, decision, max_age, fresh):
+    """Abort an interrupted deployment whose shared decision may no longer be used; say why."""
+    if fresh:
+        why = "a fresh decision was requested (fresh_decision)"
+    else:
+        why = "its shared decision (%s by %s at %s) is older than max_age %ss" % (
+            decision["decision"], decision.get("decided_by") or "-",
+            utcnow_iso(decision["decided_at"]) if decision.get("decided_at") else "-", _secs(max_age))
+    msg = "closed without finishing: %s; the explorer is asked anew in a new deployment" % why
+    _finish_abort(store, dep["deployment_id"], msg, status="aborted")
+    return {"deployment_id": dep["deployment_id"], "reason": msg}
 
 
 def _result_nothing(plan, deployment_id, prior):
@@ -1079,8 +1109,8 @@ def _all_failures(store, deployment_id):
             if r["result"] in ("failed", "rejected", "deferred", "unhealthy")}
 
 
-def _finish_abort(store, deployment_id, msg):
-    store.set_status(deployment_id, "failed", msg)
+def _finish_abort(store, deployment_id, msg, status="failed"):
+    store.set_status(deployment_id, status, msg)
     _set_results_not_touched(store, deployment_id)
     for w in store.waves(deployment_id):
         if w["status"] == "pending":

@@ -43,9 +43,18 @@ options:
     type: str
     required: true
   max_age:
-    description: Seconds a recorded shared decision of the agent stays valid for reuse.
+    description:
+      - Seconds a recorded shared decision of the agent stays valid for reuse, measured from when it was made.
+      - Also bounds an interrupted deployment that is resumed; when its own decision is older, that deployment is
+        closed (V(aborted), with the reason) and the explorer is asked anew in a new deployment.
     type: float
     default: 3600.0
+  fresh_decision:
+    description:
+      - Ask the explorer anew even when a shared decision younger than O(max_age) exists (for instance after the
+        reason changed); an interrupted deployment of the agent is closed, as with a stale decision.
+    type: bool
+    default: false
   wave:
     description: The wave to run (1-based; required with O(step=wave)).
     type: int

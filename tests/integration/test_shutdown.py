@@ -224,3 +224,17 @@ def test_unreachable_occurrence_reported_not_dropped(tmp_path):
         assert report["not_in_plan"][0]["state"] == "not_answering"
         assert "datum-occ-8 is not_answering" in res.stdout
         assert len(report["occurrences"]) == 8
+
+
+def test_fresh_decision_asks_the_explorer_again(tmp_path):
+    with FleetSim(config=fleet("reject"), workdir=tmp_path / "sim") as sim:
+        assert run(sim, tmp_path).rc == 0
+        again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-again",
+                    shutdown_reason="another reason")
+        assert again.rc == 0, again.output
+        assert sim.deliberations("datum") == 1  # younger than max_age: reused although the reason changed
+        fresh = run(sim, tmp_path, report="fresh.json", rollout_deployment_id="shutdown-datum-fresh",
+                    shutdown_fresh_decision=True)
+        assert fresh.rc == 0, fresh.output
+        assert sim.deliberations("datum") == 2
+        assert fresh.report()["decision"]["reused"] is False

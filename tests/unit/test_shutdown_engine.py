@@ -323,6 +323,43 @@ def test_engine_resume_after_crash_uses_same_deployment(tmp_path):
     assert again["deployment_id"] == "first" and again["asked"] == [] and again["proceed"]
 
 
+@pytest.mark.parametrize("second_id", ["second", "first"])
+def test_engine_resume_with_stale_decision_asks_anew(tmp_path, second_id):
+    members = occs(5)
+    fleet = FakeFleet(members)
+    params = {"plan": plan_for(members, fleet), "deployment_id": "first", "state_path": str(tmp_path / "s.db"),
+              "report_path": str(tmp_path / "r.json"), "max_age": 3600}
+    store = open_store(params["state_path"])
+    sd.shutdown_decide(params, client=fleet, store=store)
+    # the controller dies and the rerun comes two hours later: the accept is too old to go on with
+    store.db.execute("UPDATE deployments SET owner_pid=999999999")
+    store.db.execute("UPDATE shared_decisions SET decided_at = decided_at - 7200")
+    again = sd.shutdown_decide(dict(params, plan=plan_for(members, fleet), deployment_id=second_id), client=fleet, store=store)
+    assert again["deployment_id"] != "first" and again["deployment_id"].startswith(second_id)
+    assert again["asked"] == ["datum-occ-1"] and not again["reused"] and again["proceed"]  # the old explorer is down
+    assert [b.get("scope") for dummy, b in fleet.calls].count("all_occurrences") == 2
+    old = store.get_deployment("first")
+    assert old["status"] == "aborted" and "older than max_age 3600s" in old["message"]
+    assert again["replaced_deployment"]["deployment_id"] == "first"
+    assert sd.build_report(store, again["deployment_id"])["replaced_deployment"]["deployment_id"] == "first"
+    assert {r["result"] for r in store.agents("first") if r["host"] != "datum-default"} == {"not_touched"}
+
+
+def test_engine_fresh_decision_asks_again(tmp_path):
+    members = occs(3)
+    fleet = FakeFleet(members, deliberation="reject")
+    params = {"plan": plan_for(members, fleet), "deployment_id": "d1", "state_path": str(tmp_path / "s.db"),
+              "report_path": str(tmp_path / "r.json"), "max_age": 3600}
+    store = open_store(params["state_path"])
+    sd.shutdown_decide(params, client=fleet, store=store)
+    reused = sd.shutdown_decide(dict(params, deployment_id="d2"), client=fleet, store=store)
+    assert reused["reused"] and len(fleet.calls) == 1
+    check = sd.shutdown_decide(dict(params, deployment_id="d3", fresh_decision=True), check_mode=True, client=fleet, store=store)
+    assert check["would_ask"] == "datum-default"
+    fresh = sd.shutdown_decide(dict(params, deployment_id="d3", fresh_decision=True), client=fleet, store=store)
+    assert not fresh["reused"] and fresh["asked"] == ["datum-default"] and len(fleet.calls) == 2
+
+
 def test_check_mode_touches_nothing(tmp_path):
     members = occs(4)
     fleet = FakeFleet(members)
