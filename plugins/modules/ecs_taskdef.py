@@ -24,7 +24,9 @@ description:
     port, container C(cpu) 0, network mode, health-check timers, read-only flags), task C(cpu)/C(memory)
     converted to the API's strings, read-only fields dropped and unordered lists sorted. Changes to task
     C(cpu), C(memory), C(networkMode), secrets or port mappings are all detected; equal definitions
-    written differently do not churn revisions.
+    written differently do not churn revisions. Empty strings (C(taskRoleArn: "")) count as absent and are
+    not sent; API defaults described as V(false) (C(enableFaultInjection), C(privileged),
+    C(readonlyRootFilesystem)...) equal their absence.
   - Tags are passed on registration but not compared (a tag change alone registers nothing).
 options:
   family:
@@ -129,8 +131,10 @@ attributes:
     support: full
     details:
       - C(before) is the latest ACTIVE revision, C(after) the rendered one, both normalised.
-      - Environment values whose names look secret (token, password, secret, key...) and credentials
-        inside URLs are masked; C(secrets) keep their C(valueFrom) references.
+      - Masked in the diff, in RV(task_definition) and in the report - environment values, log-driver C(options)
+        and C(dockerLabels) whose names look secret (ending in C(KEY), or containing C(TOKEN), C(SECRET),
+        C(PASSWORD), C(PASSWD), C(CREDENTIAL), C(PRIVATE) or C(AUTH)), C(repositoryCredentials), and credentials
+        inside URLs. C(secrets) and C(secretOptions) keep their C(valueFrom) references (ARNs, not values).
   idempotent:
     support: full
     details: A second run with the same arguments registers nothing unless O(force_create=true).

@@ -57,7 +57,13 @@ REGISTER_KEYS = (
 # and changing them does not need a new revision.
 NOT_COMPARED = frozenset(("tags",))
 
-_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|AUTH)", re.I)
+# Names (environment variables, log-driver option keys, docker labels) whose values are masked:
+# anything ending in KEY (OPENAI_KEY, APIKEY, splunk-key), or containing one of these words.
+_SECRET_NAME = re.compile(r"(KEY$|API[_-]?KEY|ACCESS[_-]?KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|AUTH)", re.I)
+# API defaults that ECS reports as a falsy value when they were not set: absent == default.
+_FALSY_DEFAULTS = frozenset(("enableFaultInjection",))
+_CONTAINER_FALSY_DEFAULTS = frozenset(("privileged", "readonlyRootFilesystem", "interactive", "pseudoTerminal",
+                                       "disableNetworking"))
 _SIGNED_QUERY = re.compile(r"(signature|credential|token|sig=|key=)", re.I)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -265,18 +271,19 @@ def render_task_definition(template, family=None, image=None, agent_env=None,
 
 
 def register_kwargs(td):
-    """Keyword arguments for ``register_task_definition`` (None and empty values dropped)."""
+    """Keyword arguments for ``register_task_definition`` (None, "" and empty values dropped)."""
     return dict((k, v) for k, v in _prune(dict((k, td.get(k)) for k in REGISTER_KEYS)).items())
 
 
 # ------------------------------------------------------------------- normalise
 def _prune(obj):
-    """Drop None, empty lists and empty dicts, recursively; keep False, 0 and ""."""
+    """Drop None, "" (ECS treats an empty string as unset), empty lists and empty dicts,
+    recursively; keep False and 0."""
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
             value = _prune(value)
-            if value is None or value == [] or value == {}:
+            if value is None or value == "" or value == [] or value == {}:
                 continue
             out[key] = value
         return out
@@ -311,6 +318,9 @@ def _sorted_by(items, *keys):
 
 def _normalise_container(container, network_mode):
     c = copy.deepcopy(container)
+    for key in _CONTAINER_FALSY_DEFAULTS:
+        if key in c and not c[key]:
+            c.pop(key)
     c.setdefault("essential", True)
     c.setdefault("cpu", 0)
     for key in _CONTAINER_INTS:
@@ -372,6 +382,8 @@ def normalise_task_definition(td):
     td = copy.deepcopy(td or {})
     for key in list(td):
         if key in READ_ONLY_KEYS or key in NOT_COMPARED or key not in REGISTER_KEYS:
+            td.pop(key)
+        elif key in _FALSY_DEFAULTS and not td[key]:
             td.pop(key)
     compat = sorted(set(td.get("requiresCompatibilities") or []))
     td["requiresCompatibilities"] = compat
@@ -447,16 +459,39 @@ def redact_value(value):
     return scheme + "://" + host + slash + tail
 
 
+def secret_name(name):
+    """Whether a variable / option / label name looks like it holds a secret."""
+    return bool(_SECRET_NAME.search(str(name or "")))
+
+
+def _redact_mapping(mapping):
+    """Mask values of secret-looking keys, credentials in URL values of the others."""
+    return dict((k, REDACTED if secret_name(k) else redact_value(v)) for k, v in mapping.items())
+
+
 def redact_task_definition(td):
-    """Copy of a task definition safe to show: secret-looking environment values
-    masked (secrets' ``valueFrom`` references are kept: they are ARNs, not values)."""
+    """Copy of a task definition safe to show.
+
+    Masked: environment values whose names look secret (see ``secret_name``), log-driver
+    ``options`` and ``dockerLabels`` values whose keys look secret, ``repositoryCredentials``,
+    and credentials inside URLs elsewhere. Kept: ``secrets``/``secretOptions`` ``valueFrom``
+    (ARNs of Secrets Manager / SSM parameters: references, not values).
+    """
     td = copy.deepcopy(td)
     for container in td.get("containerDefinitions") or []:
         for item in container.get("environment") or []:
-            if _SECRET_NAME.search(str(item.get("name", ""))):
+            if secret_name(item.get("name")):
                 item["value"] = REDACTED
             else:
                 item["value"] = redact_value(item.get("value"))
+        log = container.get("logConfiguration")
+        if isinstance(log, dict) and isinstance(log.get("options"), dict):
+            log["options"] = _redact_mapping(log["options"])
+        if isinstance(container.get("dockerLabels"), dict):
+            container["dockerLabels"] = _redact_mapping(container["dockerLabels"])
+        creds = container.get("repositoryCredentials")
+        if isinstance(creds, dict):
+            container["repositoryCredentials"] = dict((k, REDACTED) for k in creds)
     return td
 
 

@@ -295,3 +295,83 @@ def test_diff_view_masks_secret_looking_env_keeps_secret_refs():
 def test_register_kwargs_drop_empty():
     kwargs = t.register_kwargs(dict(_rendered(), volumes=[], pidMode=None))
     assert "volumes" not in kwargs and "pidMode" not in kwargs and kwargs["family"] == "par"
+
+
+@pytest.mark.parametrize("name, secret", [
+    ("OPENAI_KEY", True), ("APIKEY", True), ("api-key", True), ("splunk-token", True), ("GITHUB_TOKEN_RO", True),
+    ("CLIENT_SECRET", True), ("DB_PASSWORD", True), ("DB_PASSWD", True), ("GCP_CREDENTIALS", True),
+    ("PRIVATE_PEM", True), ("BASIC_AUTH", True), ("AWS_ACCESS_KEY_ID", True), ("SSH_KEY", True),
+    ("AGENT_APP_ID", False), ("PACKAGE_URL", False), ("KEYCLOAK_REALM", False), ("awslogs-group", False),
+    ("REST_PORT", False), ("PACKAGE_SHA256", False),
+])
+def test_secret_name(name, secret):
+    assert t.secret_name(name) is secret
+
+
+def test_redaction_covers_env_log_options_labels_and_repository_credentials():
+    tpl = template()
+    c = tpl["containerDefinitions"][0]
+    c["environment"] = [{"name": "OPENAI_KEY", "value": "sk-live-1"}, {"name": "MODE", "value": "fast"}]
+    c["logConfiguration"] = {"logDriver": "splunk",
+                             "options": {"splunk-token": "tok-2", "splunk-url": "https://u:pw-3@splunk.example.com"},
+                             "secretOptions": [{"name": "splunk-token2", "valueFrom": "arn:aws:ssm:::parameter/t"}]}
+    c["dockerLabels"] = {"auth-header": "Bearer 4", "team": "agents"}
+    c["repositoryCredentials"] = {"credentialsParameter": "arn:aws:secretsmanager:us-east-2:1:secret:reg-5"}
+    view = t.diff_view(_rendered(tpl))
+    vc = view["containerDefinitions"][0]
+    env = dict((e["name"], e["value"]) for e in vc["environment"])
+    assert env["OPENAI_KEY"] == "********" and env["MODE"] == "fast"
+    assert vc["logConfiguration"]["options"] == {"splunk-token": "********", "splunk-url": "https://********@splunk.example.com"}
+    assert vc["logConfiguration"]["secretOptions"] == [{"name": "splunk-token2", "valueFrom": "arn:aws:ssm:::parameter/t"}]
+    assert vc["dockerLabels"] == {"auth-header": "********", "team": "agents"}
+    assert vc["repositoryCredentials"] == {"credentialsParameter": "********"}
+    assert {"name": "A", "valueFrom": "arn:a"} in vc["secrets"]
+    for leaked in ("sk-live-1", "tok-2", "pw-3", "Bearer 4", "reg-5"):
+        assert leaked not in repr(view)
+
+
+@pytest.mark.parametrize("desired_over, current_over", [
+    ({}, {"enableFaultInjection": False}),
+    ({"enableFaultInjection": False}, {}),
+    ({"taskRoleArn": ""}, {}),
+    ({"executionRoleArn": "", "pidMode": ""}, {}),
+    ({}, {"containerDefinitions.privileged": False}),
+    ({"containerDefinitions.readonlyRootFilesystem": False, "containerDefinitions.user": ""}, {}),
+    ({"containerDefinitions.env": ""}, {"containerDefinitions.env": None}),
+])
+def test_api_default_falsy_and_empty_strings_compare_equal(desired_over, current_over):
+    def apply(td, over):
+        for key, value in over.items():
+            if key == "containerDefinitions.env":
+                td["containerDefinitions"][0]["environment"].append({"name": "EMPTY", "value": value} if value is not None
+                                                                    else {"name": "EMPTY"})
+            elif key.startswith("containerDefinitions."):
+                td["containerDefinitions"][0][key.split(".", 1)[1]] = value
+            else:
+                td[key] = value
+        return td
+
+    desired = apply(_rendered(), desired_over)
+    current = apply(described(_rendered()), current_over)
+    assert t.compare_task_definitions(desired, current) == []
+
+
+@pytest.mark.parametrize("change, path", [
+    (lambda td: td.update(enableFaultInjection=True), "enableFaultInjection"),
+    (lambda td: td.update(taskRoleArn="arn:aws:iam::1:role/t"), "taskRoleArn"),
+    (lambda td: td["containerDefinitions"][0].update(privileged=True), "containerDefinitions[agent-runtime].privileged"),
+])
+def test_truthy_values_of_those_fields_still_differ(change, path):
+    desired = _rendered()
+    current = described(desired)
+    change(desired)
+    assert path in t.compare_task_definitions(desired, current)
+
+
+def test_empty_strings_are_not_sent():
+    td = _rendered()
+    td.update(taskRoleArn="", executionRoleArn="arn:aws:iam::1:role/x")
+    td["containerDefinitions"][0]["user"] = ""
+    kwargs = t.register_kwargs(td)
+    assert "taskRoleArn" not in kwargs and kwargs["executionRoleArn"] == "arn:aws:iam::1:role/x"
+    assert "user" not in kwargs["containerDefinitions"][0]
