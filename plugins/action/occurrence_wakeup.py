@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
@@ -19,4 +20,6 @@ class ActionModule(EngineAction):
     def run_engine(self, params, task_vars):
         if params["step"] == "prepare":
             return wakeup_prepare(params, check_mode=self.check_mode)
+        if params["step"] == "abort":
+            return wakeup_abort(params, check_mode=self.check_mode)
         return wakeup_gate(params, check_mode=self.check_mode)

@@ -398,12 +398,14 @@ SHUTDOWN_SPEC = connection_spec(
 SHUTDOWN_REQUIRED_IF = [["step", "decide", ["plan"]], ["step", "wave", ["wave"]]]
 
 WAKEUP_SPEC = connection_spec(
-    step=dict(type="str", required=True, choices=["prepare", "gate"]),
+    step=dict(type="str", required=True, choices=["prepare", "gate", "abort"]),
     plan=dict(type="dict"),
     deployment_id=dict(type="str", required=True),
     wave=dict(type="int", required=True),
     expected_states=dict(type="list", elements="str", default=["work"]),
     target_version=dict(type="str"),
+    hosts=dict(type="list", elements="str", default=[]),
+    reason=dict(type="str"),
     min_healthy_time=dict(type="float", default=0.0),
     poll_interval=dict(type="float", default=1.0),
     fail_on_partial=dict(type="bool", default=True),
@@ -1282,6 +1284,47 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
     finally:
         if close:
             client.close()
+        if own_store:
+            store.close()
+
+
+def wakeup_abort(params, check_mode=False, store=None):
+    """The update driver failed to start a wave: record the occurrences it was
+    starting (``hosts``) as failed with ``reason``, close the deployment
+    failed (later waves left down) and write the report.
+    """
+    index = int(params["wave"])
+    if check_mode:
+        return {"changed": False, "skipped": True, "wave": index, "aborted": True, "finished": True,
+                "line": "wave %d: would record the failed start" % index}
+    own_store = store is None
+    store = store if store is not None else _open(params)
+    try:
+        dep = store.get_deployment(params["deployment_id"])
+        if dep is None:
+            raise ShutdownError("no deployment %s: run the prepare step first" % params["deployment_id"])
+        deployment_id = dep["deployment_id"]
+        plan = dep["plan"]
+        if index < 1 or index > len(plan):
+            raise ShutdownError("deployment %s has %d waves, no wave %d" % (deployment_id, len(plan), index))
+        wave = plan[index - 1]
+        hosts = list(params.get("hosts") or [])
+        cause = params.get("reason") or "the update driver failed"
+        failures = {h: cause for h in hosts}
+        if hosts:
+            store.set_results(deployment_id, [{"host": h, "result": "failed", "detail": cause} for h in hosts])
+        stop_reason = "%s wave could not be started (%s): %s" % (wave["name"], ", ".join(hosts) or "no occurrence", cause)
+        outcome = "wakeup stopped at wave %d (%s): %s; the later waves are left down" % (index, wave["name"], stop_reason)
+        store.wave_finished(deployment_id, index, "failed", {"failures": failures, "stop_reason": stop_reason})
+        _finish_abort(store, deployment_id, outcome)
+        _mark_left_down(store, deployment_id)
+        report, path = _write(store, params, deployment_id, {"outcome": outcome},
+                              [{"event": "wave_failed", "wave": index, "name": wave["name"], "failures": failures}])
+        return {"changed": True, "skipped": False, "wave": index, "name": wave["name"], "status": "failed", "aborted": True,
+                "finished": True, "failures": failures, "outcome": outcome, "deployment_id": deployment_id,
+                "report_path": path, "report": report, "failed_occurrences": sorted(_all_failures(store, deployment_id)),
+                "should_fail": True, "line": "wave %d %s: start failed -> STOP: %s" % (index, wave["name"], stop_reason)}
+    finally:
         if own_store:
             store.close()
 

@@ -21,10 +21,13 @@ description:
   - Every gate rewrites the JSON report. Runs on the controller (action plugin).
 options:
   step:
-    description: V(prepare) before starting a wave, V(gate) after.
+    description:
+      - V(prepare) before starting a wave, V(gate) after.
+      - V(abort) when the update driver failed to start the wave - records O(hosts) as C(failed) with O(reason),
+        closes the deployment C(failed) (the later waves are left down), writes the report and returns C(should_fail).
     type: str
     required: true
-    choices: [prepare, gate]
+    choices: [prepare, gate, abort]
   plan:
     description: The result of M(agentfleet.rollout.occurrence_plan) with C(purpose=wakeup) (needed for wave 1).
     type: dict
@@ -43,6 +46,14 @@ options:
     default: [work]
   target_version:
     description: Start (and expect) this version; default the version each occurrence last ran.
+    type: str
+  hosts:
+    description: With O(step=abort), the occurrences the update driver was starting.
+    type: list
+    elements: str
+    default: []
+  reason:
+    description: With O(step=abort), why the start failed (recorded per occurrence and in the outcome).
     type: str
   min_healthy_time:
     description: Seconds an occurrence must stay healthy to pass the gate.
@@ -143,27 +154,27 @@ skipped:
   sample: false
 status:
   description: V(passed), V(partial) (general failures) or V(failed) (stopped).
-  returned: step=gate and the wave ran
+  returned: step=gate (or abort) and the wave ran
   type: str
   sample: passed
 aborted:
   description: The wakeup was stopped.
-  returned: step=gate
+  returned: step=gate or step=abort
   type: bool
   sample: false
 finished:
   description: The deployment is finished.
-  returned: step=gate
+  returned: step=gate or step=abort
   type: bool
   sample: false
 failures:
   description: Occurrence -> why it did not wake up.
-  returned: step=gate and the wave ran
+  returned: step=gate (or abort) and the wave ran
   type: dict
   sample: {"datum-default": "not work within 300s: status degraded"}
 outcome:
   description: What happened, when the deployment finished.
-  returned: step=gate and the wave ran
+  returned: step=gate (or abort) and the wave ran
   type: str
   sample: all occurrences of datum awake
 line:
@@ -189,7 +200,7 @@ report:
   sample: {"status": "completed"}
 report_path:
   description: Where the report was written.
-  returned: step=gate and the wave ran
+  returned: step=gate (or abort) and the wave ran
   type: str
   sample: /home/u/.agentfleet/reports/wakeup-datum-202601011300.json
 """
@@ -198,6 +209,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
 from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
@@ -206,7 +218,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 
 def main():
     def runner(params, check_mode):
-        step = wakeup_prepare if params["step"] == "prepare" else wakeup_gate
+        step = {"prepare": wakeup_prepare, "abort": wakeup_abort}.get(params["step"], wakeup_gate)
         return step(params, check_mode=check_mode)
 
     run_module(AnsibleModule, WAKEUP_SPEC, runner, (ShutdownError, StateError, ValueError))

@@ -99,3 +99,43 @@ def test_wakeup_check_mode_starts_nothing(tmp_path):
         assert starts(sim) == []
         assert "wave 1 explorer: 1 occurrence (default)" in res.stdout
         assert not (tmp_path / "state.db").exists()
+
+
+def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
+    tasks = tmp_path / "start.yml"
+    tasks.write_text("- name: The runtime cannot start the occurrence\n"
+                     "  ansible.builtin.fail:\n"
+                     "    msg: \"no capacity to start {{ rollout_agent_host }}\"\n")
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", rollout_driver="tasks", rollout_update_tasks=str(tasks))
+        assert res.rc != 0
+        assert "could not be started" in res.output and "no capacity to start datum-default" in res.output
+        assert starts(sim) == []
+        report = res.report()
+        assert report["status"] == "failed"
+        by_name = {o["name"]: o for o in report["occurrences"]}
+        assert by_name["datum-default"]["final_state"] == "failed"
+        assert "no capacity to start datum-default" in by_name["datum-default"]["detail"]
+        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[1:])
+        # the deployment is closed: the next run is not blocked by it
+        again = wakeup(sim, tmp_path, report="again.json", wakeup_version="1.0.0", rollout_deployment_id="wakeup-again")
+        assert again.rc == 0, again.output
+        assert again.report()["status"] == "completed"
+
+
+def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
+    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
+        assert res.rc != 0
+        assert [names for dummy, names in starts(sim)] == [["datum-default"], ["datum-occ-1", "datum-occ-2"]]
+        occs = sim.occurrences()
+        assert not any(occs[n]["up"] for n in NAMES[3:])
+        report = res.report()
+        assert report["status"] == "failed" and "early_adopter wave unhealthy" in report["outcome"]
+        by_name = {o["name"]: o for o in report["occurrences"]}
+        assert by_name["datum-default"]["final_state"] == "awake"
+        assert by_name["datum-occ-1"]["final_state"] == "unhealthy"
+        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[3:])
+        assert [w["status"] for w in report["waves"]] == ["passed", "failed", "skipped"]
