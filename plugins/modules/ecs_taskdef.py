@@ -27,7 +27,8 @@ description:
     written differently do not churn revisions. Empty strings (C(taskRoleArn: "")) count as absent and are
     not sent; API defaults described as V(false) (C(enableFaultInjection), C(privileged),
     C(readonlyRootFilesystem)...) equal their absence.
-  - Tags are passed on registration but not compared (a tag change alone registers nothing).
+  - Tags are passed on registration but not compared (a tag change alone registers nothing), and neither is
+    the C(DEPLOYMENT_ID) environment variable (see O(agent_env.DEPLOYMENT_ID)).
 options:
   family:
     description:
@@ -72,7 +73,11 @@ options:
           - C(file://) and C(http://) URLs are refused.
         type: str
       DEPLOYMENT_ID:
-        description: Deployment identifier for tracking.
+        description:
+          - Deployment identifier for tracking.
+          - Not compared - a new deployment id alone registers no revision (the latest ACTIVE revision,
+            with its earlier C(DEPLOYMENT_ID), is kept and RV(changed) is V(false)); when anything else
+            differs, the new revision carries the new id.
         type: str
       PACKAGE_SHA256:
         description: SHA256 of the package (64 hex characters), checked by the runtime. Recommended in production.

@@ -9,6 +9,7 @@ Stubber in tests/unit/ecs/test_ecs_service.py.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -154,7 +155,16 @@ def test_full_deploy_check_then_real_then_unchanged(ecs, moto_url, tmp_path):
     assert again.rc == 0, again
     assert recap_changed(again) == 0
     assert len(revisions(ecs, name)) == 1
-    for run in (check, real, again):
+    # a plain rerun: the default deployment id (UTC, to the second) differs, nothing else does
+    plain = dict(extra)
+    plain.pop("rollout_deployment_id")
+    rerun = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=plain, env=env)
+    assert rerun.rc == 0, rerun
+    assert recap_changed(rerun) == 0
+    assert len(revisions(ecs, name)) == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert re.match(r"^deploy-\d{8}-\d{6}$", report["deployment_id"]) and report["deployment_id"] != "deploy-20250131-100000"
+    for run in (check, real, again, rerun):
         assert SECRET_KEY not in run.output
     assert SECRET_KEY not in (tmp_path / "report.json").read_text()
 

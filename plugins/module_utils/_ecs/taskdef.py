@@ -56,6 +56,9 @@ REGISTER_KEYS = (
 # Not part of the comparison: tags are not returned by describe without include=TAGS
 # and changing them does not need a new revision.
 NOT_COMPARED = frozenset(("tags",))
+# Environment variables left out of the comparison: a new deployment id alone (the playbook's
+# default changes every second) must not register a revision; it is written when one is registered.
+NOT_COMPARED_ENV = frozenset(("DEPLOYMENT_ID",))
 
 # Names (environment variables, log-driver option keys, docker labels) whose values are masked:
 # anything ending in KEY (OPENAI_KEY, APIKEY, splunk-key), or containing one of these words.
@@ -438,11 +441,25 @@ def compare(a, b, path=""):
     return [] if a == b else [path]
 
 
-def compare_task_definitions(desired, current):
-    """Differences between a desired and a described task definition (both normalised here)."""
+def _without_env(td, names):
+    for container in td.get("containerDefinitions") or []:
+        if "environment" in container:
+            container["environment"] = [e for e in container["environment"] if e.get("name") not in names]
+            if not container["environment"]:
+                container.pop("environment")
+    return td
+
+
+def compare_task_definitions(desired, current, ignore_env=NOT_COMPARED_ENV):
+    """Differences between a desired and a described task definition (both normalised here).
+
+    Environment variables named in ``ignore_env`` (``DEPLOYMENT_ID``) are not compared.
+    """
     if current is None:
         return ["(no ACTIVE revision)"]
-    return compare(normalise_task_definition(desired), normalise_task_definition(current))
+    names = frozenset(ignore_env or ())
+    return compare(_without_env(normalise_task_definition(desired), names),
+                   _without_env(normalise_task_definition(current), names))
 
 
 # ------------------------------------------------------------------- redaction

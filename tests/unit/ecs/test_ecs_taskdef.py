@@ -375,3 +375,24 @@ def test_empty_strings_are_not_sent():
     kwargs = t.register_kwargs(td)
     assert "taskRoleArn" not in kwargs and kwargs["executionRoleArn"] == "arn:aws:iam::1:role/x"
     assert "user" not in kwargs["containerDefinitions"][0]
+
+
+@pytest.mark.parametrize("desired_id, current_id, expected", [
+    ("deploy-20250131-100000", "deploy-20250131-100001", []),
+    ("deploy-20250131-100000", None, []),
+    (None, "deploy-20250131-100000", []),
+])
+def test_deployment_id_alone_is_no_difference(desired_id, current_id, expected):
+    def env(deployment_id):
+        return dict(ENV, DEPLOYMENT_ID=deployment_id) if deployment_id else ENV
+
+    assert t.compare_task_definitions(_rendered(env=env(desired_id)), described(_rendered(env=env(current_id)))) == expected
+
+
+def test_deployment_id_is_compared_when_asked_and_other_changes_still_count():
+    current = described(_rendered(env=dict(ENV, DEPLOYMENT_ID="deploy-1")))
+    desired = _rendered(env=dict(ENV, DEPLOYMENT_ID="deploy-2", BOOT_BUDGET_MS=7000))
+    assert t.compare_task_definitions(desired, current) == [
+        "containerDefinitions[agent-runtime].environment[BOOT_BUDGET_MS].value"]
+    assert "containerDefinitions[agent-runtime].environment[DEPLOYMENT_ID].value" in t.compare_task_definitions(
+        desired, current, ignore_env=())
