@@ -13,7 +13,7 @@ options:
   region:
     description:
       - The AWS region to use.
-      - If not set, the E(AWS_REGION) or E(AWS_DEFAULT_REGION) environment variable is used,
+      - If not set, the E(AWS_REGION), E(AWS_DEFAULT_REGION) or E(EC2_REGION) environment variable is used,
         then the region of the profile.
     type: str
     aliases: [aws_region, ec2_region]
@@ -21,7 +21,7 @@ options:
     description:
       - URL to connect to instead of the default AWS endpoint, for example a VPC endpoint or
         a local moto server (C(http://127.0.0.1:5000)).
-      - If not set, the E(AWS_ENDPOINT_URL) or E(AWS_URL) environment variable is used.
+      - If not set, the E(AWS_ENDPOINT_URL), E(AWS_URL) or E(EC2_URL) environment variable is used.
     type: str
     aliases: [aws_endpoint_url, ec2_url]
   profile:
@@ -34,22 +34,24 @@ options:
   access_key:
     description:
       - AWS access key ID.
-      - If not set, the E(AWS_ACCESS_KEY_ID) or E(AWS_ACCESS_KEY) environment variable is used,
+      - If not set, the E(AWS_ACCESS_KEY_ID), E(AWS_ACCESS_KEY) or E(EC2_ACCESS_KEY) environment variable is used,
         then boto3's own credential chain (shared files, container or instance role).
+      - Requires O(secret_key) (and the reverse): giving only one of them is an error.
     type: str
-    aliases: [aws_access_key_id, aws_access_key]
+    aliases: [aws_access_key_id, aws_access_key, ec2_access_key]
   secret_key:
     description:
       - AWS secret access key. Never logged, reported or shown in a diff.
-      - If not set, the E(AWS_SECRET_ACCESS_KEY) or E(AWS_SECRET_KEY) environment variable is used.
+      - If not set, the E(AWS_SECRET_ACCESS_KEY), E(AWS_SECRET_KEY) or E(EC2_SECRET_KEY) environment variable is used.
+      - Requires O(access_key).
     type: str
-    aliases: [aws_secret_access_key, aws_secret_key]
+    aliases: [aws_secret_access_key, aws_secret_key, ec2_secret_key]
   session_token:
     description:
       - AWS STS session token for temporary credentials. Never logged, reported or shown.
-      - If not set, the E(AWS_SESSION_TOKEN) or E(AWS_SECURITY_TOKEN) environment variable is used.
+      - If not set, the E(AWS_SESSION_TOKEN), E(AWS_SECURITY_TOKEN) or E(EC2_SECURITY_TOKEN) environment variable is used.
     type: str
-    aliases: [aws_session_token, security_token]
+    aliases: [aws_session_token, security_token, aws_security_token, access_token]
   validate_certs:
     description:
       - When V(false), TLS certificates of the AWS endpoint (and of HTTPS health URLs) are not verified.

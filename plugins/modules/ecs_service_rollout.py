@@ -248,7 +248,8 @@ def main():
     argument_spec = dict(aws.AWS_ARGUMENT_SPEC)
     argument_spec.update(REPORT_ARGUMENT_SPEC)
     argument_spec.update(service.SERVICE_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, required_together=aws.AWS_REQUIRED_TOGETHER,
+                           supports_check_mode=True)
     if not aws.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"), exception=str(aws.BOTO3_IMPORT_ERROR))
     try:

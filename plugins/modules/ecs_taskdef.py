@@ -278,6 +278,7 @@ def main():
         argument_spec=argument_spec,
         mutually_exclusive=[("template", "task_definition")],
         required_one_of=[("template", "task_definition")],
+        required_together=aws.AWS_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
     if not aws.HAS_BOTO3:

@@ -34,12 +34,12 @@ AWS_ARGUMENT_SPEC = dict(
     region=dict(
         type="str",
         aliases=["aws_region", "ec2_region"],
-        fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"]),
+        fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION", "EC2_REGION"]),
     ),
     endpoint_url=dict(
         type="str",
         aliases=["aws_endpoint_url", "ec2_url"],
-        fallback=(env_fallback, ["AWS_ENDPOINT_URL", "AWS_URL"]),
+        fallback=(env_fallback, ["AWS_ENDPOINT_URL", "AWS_URL", "EC2_URL"]),
     ),
     profile=dict(
         type="str",
@@ -48,21 +48,21 @@ AWS_ARGUMENT_SPEC = dict(
     ),
     access_key=dict(
         type="str",
-        aliases=["aws_access_key_id", "aws_access_key"],
+        aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"],
         no_log=False,
-        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"]),
+        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "EC2_ACCESS_KEY"]),
     ),
     secret_key=dict(
         type="str",
-        aliases=["aws_secret_access_key", "aws_secret_key"],
+        aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"],
         no_log=True,
-        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"]),
+        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "EC2_SECRET_KEY"]),
     ),
     session_token=dict(
         type="str",
-        aliases=["aws_session_token", "security_token"],
+        aliases=["aws_session_token", "security_token", "aws_security_token", "access_token"],
         no_log=True,
-        fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"]),
+        fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "EC2_SECURITY_TOKEN"]),
     ),
     validate_certs=dict(type="bool", default=True),
     retry_mode=dict(type="str", default="standard", choices=["standard", "adaptive"]),
@@ -70,6 +70,8 @@ AWS_ARGUMENT_SPEC = dict(
 )
 
 AWS_PARAM_NAMES = tuple(AWS_ARGUMENT_SPEC)
+# An access key without its secret (or the reverse) is a mistake, not "use the profile instead".
+AWS_REQUIRED_TOGETHER = [("access_key", "secret_key")]
 
 
 def secrets_of(params):
