@@ -426,3 +426,15 @@ def summary_table(report):
                  % (len(report["agents"]), t["updated"], t["deferred"], t["rejected"], t["failed"], t["reverted"],
                     t["skipped"], (", %d pending" % t["pending"]) if t.get("pending") else ""))
     return lines
+
+
+def wave_counts(store, deployment_id, wave):
+    """What a wave's agents answered, from the state: the counts a wave is judged on."""
+    counts = {"accepted": 0, "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0}
+    key = {ACCEPT: "accepted", DEFER: "deferred", REJECT: "rejected", UNREACHABLE: "unreachable"}
+    for row in store.agents(deployment_id, wave=wave):
+        if row.get("decision") in key:
+            counts[key[row["decision"]]] += 1
+        elif row.get("result") == "skipped":
+            counts["skipped"] += 1
+    return counts

@@ -120,6 +120,26 @@ def _secrets(params):
     return [token] if token else []
 
 
+def decision_auditor(audit_path, deployment_id, agents, secrets):
+    """An ``on_answers`` callback writing one audit line per decision (or None without an audit path)."""
+    if not audit_path:
+        return None
+    members = dict((a["name"], a) for a in agents)
+
+    def audit(round_answers):
+        lines = []
+        for name, ans in round_answers.items():
+            m = members.get(name, {})
+            lines.append({"event": "decision", "deployment_id": deployment_id, "host": name,
+                          "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
+                          "decision": ans.get("decision"), "reason": ans.get("reason"),
+                          "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
+                          "http_status": ans.get("http_status")})
+        append_audit(audit_path, lines, secrets)
+
+    return audit
+
+
 def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
     agents = params["agents"]
     validate_agent_urls(agents)
@@ -129,23 +149,7 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
         params.get("strategy") or "canary",
     )
     store = open_store(params["state_path"]) if params.get("state_path") and not check_mode else None
-    secrets = _secrets(params)
-    audit_path = params.get("audit_path")
-    members = dict((a["name"], a) for a in agents)
-
-    def audit(round_answers):
-        if not audit_path:
-            return
-        lines = []
-        for name, ans in round_answers.items():
-            m = members.get(name, {})
-            lines.append({"event": "decision", "deployment_id": params["deployment_id"], "host": name,
-                          "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
-                          "decision": ans.get("decision"), "reason": ans.get("reason"),
-                          "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
-                          "http_status": ans.get("http_status")})
-        append_audit(audit_path, lines, secrets)
-
+    audit = decision_auditor(params.get("audit_path"), params["deployment_id"], agents, _secrets(params))
     try:
         with client_from_params(params) as client:
             result = notify_wave(
@@ -161,31 +165,40 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
     return result
 
 
-def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
-    agents = params["agents"]
-    validate_agent_urls(agents)
+def validate_gate_params(params):
     threshold = params.get("success_threshold")
     if threshold is None or not 0.0 <= threshold <= 1.0:
         raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
     for key in ("min_healthy_time", "healthy_deadline", "poll_interval"):
         if params.get(key) is not None and params[key] < 0:
             raise ValueError("%s must not be negative" % key)
-    names = [a["name"] for a in agents]
-    if check_mode:
-        return {"changed": False, "passed": True, "skipped": True, "msg": "check mode: gate not waited for",
-                "stable": [], "unstable": {}, "agents": {}, "total": len(names), "stable_count": 0,
-                "required": 0, "elapsed": 0.0, "reason": "check mode", "table": []}
+
+
+def gate_agents(client, agents, params, target_version=None, clock=time.monotonic, sleep=time.sleep):
+    """Wait for ``agents`` to be stable (the health gate); returns the waiter's result plus a cause table."""
     urls = dict((a["name"], a["agent_url"]) for a in agents)
-    with client_from_params(params) as client:
-        check = health_check_fn(client, urls, params.get("expected_states") or ["work"], params.get("target_version"))
-        result = wait_for_wave(
-            names, check, min_stable_time=params["min_healthy_time"], success_threshold=threshold,
-            deadline=params["healthy_deadline"], poll_interval=params["poll_interval"] or 0.5,
-            grace=params.get("grace"), clock=clock, sleep=sleep,
-        )
-    result["changed"] = False
+    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version)
+    result = wait_for_wave(
+        [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
+        success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
+        poll_interval=params["poll_interval"] or 0.5, grace=params.get("grace"), clock=clock, sleep=sleep,
+    )
     result["table"] = format_table(result)
     result["ratio"] = round(result["stable_count"] / float(result["total"]), 4) if result["total"] else 1.0
+    return result
+
+
+def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+    agents = params["agents"]
+    validate_agent_urls(agents)
+    validate_gate_params(params)
+    if check_mode:
+        return {"changed": False, "passed": True, "skipped": True, "msg": "check mode: gate not waited for",
+                "stable": [], "unstable": {}, "agents": {}, "total": len(agents), "stable_count": 0,
+                "required": 0, "elapsed": 0.0, "reason": "check mode", "table": []}
+    with client_from_params(params) as client:
+        result = gate_agents(client, agents, params, params.get("target_version"), clock=clock, sleep=sleep)
+    result["changed"] = False
     if not result["passed"] and params.get("fail_on_unhealthy", True):
         result["failed"] = True
         result["msg"] = "health gate failed: %d/%d stable, %d required (%s)\n%s" % (
@@ -284,35 +297,43 @@ def run_state(params, check_mode=False):
     raise ValueError("unknown op %s" % op)
 
 
-def run_fleetsim_start(params, check_mode=False):
-    """The ``fleetsim`` update driver: start agents on a version through the simulator's control port.
+def fleetsim_start(client, control_url, agents, version=None):
+    """Start agents on a version through the simulator's control port: ``(started, failed)``.
 
-    One request per distinct version (a revert may put agents back on different versions).
+    One request per distinct version (a revert may put agents back on different versions);
+    an explicit ``version`` wins, else each agent's own ``version``.
     """
-    agents = params["agents"]
-    missing = [a["name"] for a in agents if not (a.get("version") or params.get("version"))]
+    missing = [a["name"] for a in agents if not (version or a.get("version"))]
     if missing:
         raise ValueError("no version to start for: %s" % ", ".join(missing[:10]))
-    if check_mode or not agents:
-        return {"changed": bool(agents), "started": [], "failed_agents": {}}
     by_version = {}
     for a in agents:
-        # an explicit version wins; without one each agent's own ``version`` (a revert) is used
-        by_version.setdefault(params.get("version") or a["version"], []).append(a["name"])
+        by_version.setdefault(version or a["version"], []).append(a["name"])
     started, failed = [], {}
+    for ver, names in by_version.items():
+        try:
+            resp = client.request("POST", join_url(control_url, "/_sim/start"), body={"occurrences": names, "version": ver})
+        except TransportError as exc:
+            failed.update((n, str(exc)) for n in names)
+            continue
+        if resp.status in (200, 202):
+            started.extend(names)
+        else:
+            detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
+            failed.update((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)
+    return started, failed
+
+
+def run_fleetsim_start(params, check_mode=False):
+    """The ``fleetsim`` update driver as a module."""
+    agents = params["agents"]
+    if check_mode or not agents:
+        missing = [a["name"] for a in agents if not (a.get("version") or params.get("version"))]
+        if missing:
+            raise ValueError("no version to start for: %s" % ", ".join(missing[:10]))
+        return {"changed": bool(agents), "started": [], "failed_agents": {}}
     with client_from_params(params) as client:
-        for version, names in by_version.items():
-            try:
-                resp = client.request("POST", join_url(params["control_url"], "/_sim/start"),
-                                      body={"occurrences": names, "version": version})
-            except TransportError as exc:
-                failed.update((n, str(exc)) for n in names)
-                continue
-            if resp.status in (200, 202):
-                started.extend(names)
-            else:
-                detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
-                failed.update((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)
+        started, failed = fleetsim_start(client, params["control_url"], agents, params.get("version"))
     out = {"changed": True, "started": started, "failed_agents": failed}
     if failed:
         out["failed"] = True

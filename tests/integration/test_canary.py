@@ -313,11 +313,11 @@ def test_tasks_driver_runs_the_users_update_tasks_per_accepting_host(tmp_path):
         "    url: \"{{ fleetsim_control_url }}/_sim/start\"\n"
         "    method: POST\n"
         "    body_format: json\n"
-        "    body: {occurrences: [\"{{ rollout_agent_host }}\"], version: \"{{ rollout_target_version }}\"}\n"
+        "    body: {occurrences: [\"{{ rollout_agent_host }}\"], version: \"{{ rollout_update_version }}\"}\n"
         "- name: Leave a trace of the variables the driver passes\n"
         "  ansible.builtin.copy:\n"
         "    dest: \"" + str(tmp_path) + "/trace-{{ rollout_agent_host }}.json\"\n"
-        "    content: \"{{ {'agent_url': agent_url, 'target': rollout_target_version, 'previous': rollout_previous_version,"
+        "    content: \"{{ {'agent_url': agent_url, 'target': rollout_update_version, 'previous': rollout_previous_version,"
         " 'deployment': rollout_deployment_id, 'purpose': rollout_update_purpose} | to_json }}\"\n"
     )
     cfg = fleet(3, overrides={"agent-002": {"decision": "reject"}})
@@ -349,3 +349,34 @@ def _wait_for(predicate, timeout):
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in %ss" % timeout)
+
+
+def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
+    tasks = tmp_path / "update.yml"
+    tasks.write_text(
+        "- name: Start the agent on the version asked for\n"
+        "  ansible.builtin.uri:\n"
+        "    url: \"{{ fleetsim_control_url }}/_sim/start\"\n"
+        "    method: POST\n"
+        "    body_format: json\n"
+        "    body: {occurrences: [\"{{ rollout_agent_host }}\"], version: \"{{ rollout_update_version }}\"}\n"
+        "- name: Trace the purpose\n"
+        "  ansible.builtin.lineinfile:\n"
+        "    path: \"" + str(tmp_path) + "/purposes.txt\"\n"
+        "    line: \"{{ rollout_agent_host }} {{ rollout_update_purpose }} {{ rollout_update_version }}\"\n"
+        "    create: true\n"
+    )
+    cfg = fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts=[
+            {"name": "canary", "count": 2}, {"name": "rest", "rest": True}], rollout_auto_revert=True,
+            rollout_healthy_deadline=2)
+        assert res.rc != 0
+        assert "(reverted)" in res.output
+        lines = sorted((tmp_path / "purposes.txt").read_text().split("\n"))
+        assert [line for line in lines if line] == ["agent-000 revert 1.0.0", "agent-000 update 2.0.0",
+                                                     "agent-001 revert 1.0.0", "agent-001 update 2.0.0"]
+        agents = by_host(res.report())
+        assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
+        assert agents["agent-002"]["result"] == "skipped" and agents["agent-002"]["decision"] is None
+        assert versions(sim)["agent-000"] == "1.0.0"

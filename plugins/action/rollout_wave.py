@@ -1,0 +1,18 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
+
+
+class ActionModule(EngineAction):
+    ARGUMENT_SPEC = _wave.WAVE_SPEC
+    REQUIRED_IF = _wave.WAVE_REQUIRED_IF
+    ENGINE_ERRORS = _runners.ENGINE_ERRORS
+
+    def run_engine(self, params, task_vars):
+        return _wave.run_wave(params, check_mode=self.check_mode)
