@@ -19,10 +19,11 @@ description:
     stable - the PRIMARY deployment runs the new revision, its C(rolloutState) is C(COMPLETED), its
     running count equals its desired count and no more than O(max_failed_tasks) tasks failed to start.
     A C(FAILED) rollout state (the circuit breaker tripped) or a primary deployment on another revision
-    fails at once; otherwise the module fails at O(timeout) with what the service reported.
+    fails at once; otherwise the module fails at O(timeout) (one deadline for the deployment and the health
+    check together) with what the service reported.
   - Optionally probes health URLs (C(/health) of the tasks, as in the PAR deployment guide) until all answer 200.
   - On failure with O(rollback=true) the service is put back on the revision it ran before and the module
-    waits for that deployment too; the module then fails with C(result=rolled_back).
+    waits for that deployment too (up to O(rollback_timeout)); the module then fails with C(result=rolled_back).
   - Returns the previous and the new revision so a later play can roll back on purpose.
 options:
   cluster:
@@ -73,9 +74,15 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for the deployment (and again for the health check, and again for a rollback).
+      - One overall deadline, in seconds from the update, for the deployment to complete B(and) the health
+        URLs to answer; the health check gets whatever time the deployment left.
     type: int
     default: 900
+  rollback_timeout:
+    description:
+      - Seconds to wait for the rollback's deployment (its own deadline, starting when the rollback begins).
+      - Defaults to O(timeout).
+    type: int
   delay:
     description: Seconds between two polls of the service.
     type: int

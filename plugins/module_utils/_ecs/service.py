@@ -45,6 +45,7 @@ SERVICE_ARGUMENT_SPEC = dict(
     force_new_deployment=dict(type="bool", default=False),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=900),
+    rollback_timeout=dict(type="int"),
     delay=dict(type="int", default=15),
     max_failed_tasks=dict(type="int", default=0),
     rollback=dict(type="bool", default=True),
@@ -213,6 +214,8 @@ class ServiceRollout:
         self.sleep = sleep or time.sleep
         self.http_get = http_get or default_http_get(params.get("validate_certs", True))
         self.events = []
+        self.deadline = None
+        self.timeout_label = params.get("timeout")
         self.result = {
             "changed": False, "previous_task_definition": None, "task_definition": None,
             "rollout_state": None, "result": None, "rolled_back": False, "differences": [],
@@ -265,7 +268,11 @@ class ServiceRollout:
         from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.report import event
         self.events.append(event(name, **fields))
 
-    def _wait(self, target_arn):
+    def _remaining(self):
+        """Seconds left until the overall deadline (wait + health check), at least 0."""
+        return max(self.deadline - self.clock(), 0.0)
+
+    def _wait(self, target_arn, timeout):
         last = {"state": None, "message": None}
 
         def on_poll(state, message, service):
@@ -276,13 +283,13 @@ class ServiceRollout:
         state, message, service = waiter.poll(
             self.describe_service,
             lambda svc: evaluate_deployment(svc, target_arn, self.params.get("max_failed_tasks") or 0),
-            self.params["timeout"], self.params["delay"], clock=self.clock, sleep=self.sleep, on_poll=on_poll)
+            timeout, self.params["delay"], clock=self.clock, sleep=self.sleep, on_poll=on_poll)
         primary = primary_deployment(service) or {}
         self.result["deployment"] = primary
         self.result["service_events"] = [e.get("message") for e in (service.get("events") or [])[:5]]
         if state == TIMEOUT:
             message = "timed out after %ss waiting for %s; the service reported: %s%s" % (
-                self.params["timeout"], td_ref(target_arn), message,
+                self.timeout_label, td_ref(target_arn), message,
                 ("; last events: " + " | ".join(self.result["service_events"])) if self.result["service_events"] else "")
         return state, message, primary.get("rolloutState")
 
@@ -297,7 +304,7 @@ class ServiceRollout:
         def fetch():
             return [{"url": url, "status": self.http_get(url, timeout)} for url in targets]
 
-        state, message, results = waiter.poll(fetch, evaluate_health, self.params["timeout"], self.params["delay"],
+        state, message, results = waiter.poll(fetch, evaluate_health, self._remaining(), self.params["delay"],
                                               clock=self.clock, sleep=self.sleep)
         self.result["health"] = results
         self._event("health_check", state=state, message=message)
@@ -354,7 +361,10 @@ class ServiceRollout:
             self.result["result"] = "started" if changed else "succeeded"
             return self.result
 
-        state, message, rollout_state = self._wait(target_arn)
+        # One deadline for the deployment and the health check together.
+        self.deadline = self.clock() + max(float(params["timeout"]), 0.0)
+        self.timeout_label = params["timeout"]
+        state, message, rollout_state = self._wait(target_arn, params["timeout"])
         self.result["rollout_state"] = rollout_state if state != TIMEOUT else TIMEOUT
         if state == COMPLETED:
             state, message = self._health(target_arn)
@@ -370,7 +380,11 @@ class ServiceRollout:
             self._event("rollback_started", task_definition=td_ref(previous_arn))
             self._update(previous_arn)
             self.result["changed"] = True
-            rb_state, rb_message, dummy = self._wait(previous_arn)
+            rollback_timeout = params.get("rollback_timeout")
+            if rollback_timeout is None:
+                rollback_timeout = params["timeout"]
+            self.timeout_label = rollback_timeout
+            rb_state, rb_message, dummy = self._wait(previous_arn, rollback_timeout)
             if rb_state == COMPLETED:
                 self._event("rollback_completed", task_definition=td_ref(previous_arn), message=rb_message)
                 self.result.update(result="rolled_back", rolled_back=True)

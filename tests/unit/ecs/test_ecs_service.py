@@ -407,3 +407,43 @@ def test_default_http_get_against_a_local_server():
         server.shutdown()
         server.server_close()
     assert isinstance(get(base + "/health", 1), str)
+
+
+def test_timeout_is_one_deadline_for_wait_and_health_and_rollback_has_its_own(ecs):
+    client, stub = ecs
+    clock = FakeClock()
+    expect_start(stub)
+    expect_update(stub, NEW)
+    rolling = svc(deployment(state="IN_PROGRESS", running=1))
+    expect_describe(stub, rolling, rolling, svc(deployment(state="COMPLETED", running=2)))  # t=0, 10, 20
+    expect_update(stub, OLD)
+    back = svc(deployment(td=OLD, dep_id="ecs-svc/3", state="IN_PROGRESS", running=1), td=OLD)
+    # the rollback needs 40 s: more than timeout=30, within rollback_timeout=100
+    expect_describe(stub, back, back, back, back, svc(deployment(td=OLD, dep_id="ecs-svc/3", state="COMPLETED", running=2), td=OLD))
+    calls = []
+
+    def http_get(url, timeout):
+        calls.append(clock.now)
+        return 503
+
+    with pytest.raises(EcsError) as info:
+        rollout(client, clock, timeout=30, rollback_timeout=100, http_get=http_get, health_urls=["https://alb/health"])
+    assert calls == [20, 30], "the health check only gets what the deployment left of the 30 s"
+    assert "health check timed out" in info.value.msg
+    assert info.value.result["result"] == "rolled_back"
+    assert clock.now == 70
+
+
+def test_rollback_timeout_deadline(ecs):
+    client, stub = ecs
+    clock = FakeClock()
+    expect_start(stub)
+    expect_update(stub, NEW)
+    expect_describe(stub, svc(deployment(state="FAILED")))
+    expect_update(stub, OLD)
+    back = svc(deployment(td=OLD, state="IN_PROGRESS", running=1), td=OLD)
+    expect_describe(stub, back, back)  # t=0, 10 -> rollback deadline 10
+    with pytest.raises(EcsError) as info:
+        rollout(client, clock, timeout=600, rollback_timeout=10)
+    assert info.value.result["result"] == "failed"
+    assert "did not complete (timed out after 10s waiting for par:6" in info.value.msg
