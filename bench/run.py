@@ -163,6 +163,16 @@ def collections_path(arg, tmp):
     """build/collections when fresh (or asked for), else a symlink tree -> the checkout."""
     built = os.path.join(ROOT, "build", "collections")
     manifest = os.path.join(built, "ansible_collections", "agentfleet", "rollout", "MANIFEST.json")
+    if arg.startswith("git:"):
+        # A clean snapshot of a commit: other work in the checkout cannot change the code mid-run.
+        ref = arg[4:]
+        sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dest = os.path.join(tmp, "collections", "ansible_collections", "agentfleet", "rollout")
+        os.makedirs(dest)
+        archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+        return os.path.join(tmp, "collections"), "git archive of %s (%s)" % (ref, sha)
     if arg not in ("auto", "build", "tree"):
         return arg, "given"
     if arg in ("auto", "build") and os.path.exists(manifest):
@@ -369,7 +379,7 @@ def main():
     ap.add_argument("--layout", default="auto", choices=["auto", "ports", "paths"],
                     help="auto: ports up to 1,000 agents, paths above")
     ap.add_argument("--collections-path", default="auto",
-                    help="auto (build/collections if up to date, else a symlink tree), build, tree or a path")
+                    help="auto (build/collections if up to date, else a symlink tree), build, tree, git:REF or a path")
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--top", type=int, default=8, help="tasks shown per profile")
     ap.add_argument("--write-doc", action="store_true", help="write the table into docs/performance.md")
