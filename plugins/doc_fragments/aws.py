@@ -93,11 +93,11 @@ options:
       - 'Shape: C(deployment_id), C(strategy=ecs), C(mode), C(target) (C(family), C(revision), C(image)),
         C(previous_task_definition), C(task_definition), C(rollout_state), C(events), C(started_at),
         C(finished_at), C(result) and C(check_mode).'
-      - The report is also written in check mode (with C(check_mode=true)) and when the module fails.
+      - The report is also written when the module fails, but never in check mode (check mode changes nothing).
     type: path
   audit_path:
     description:
-      - Append one JSON line per event of this module to this audit log.
+      - Append one JSON line per event of this module to this audit log (not in check mode).
     type: path
   report_extra:
     description:

@@ -233,12 +233,12 @@ events:
     - {event: service_updated, previous: pixell-agent-runtime:6, task_definition: pixell-agent-runtime:7, ts: "2025-01-31T10:00:02.000000Z"}
 report_path:
   description: Path of the report written, when O(report_path) was given.
-  returned: when O(report_path) is set
+  returned: when O(report_path) is set, not in check mode
   type: str
   sample: /var/tmp/deploy-20250131-100000.json
 audit_path:
   description: Path of the audit log appended to, when O(audit_path) was given.
-  returned: when O(audit_path) is set
+  returned: when O(audit_path) is set, not in check mode
   type: str
   sample: /var/tmp/deploy-20250131-100000.audit.jsonl
 """

@@ -124,7 +124,8 @@ def test_full_deploy_check_then_real_then_unchanged(ecs, moto_url, tmp_path):
     assert revisions(ecs, name) == [], "check mode registered a revision"
     assert service_td(ecs, name) == boot
     assert '+                    "value": "%s"' % PACKAGE_URL in check.stdout
-    assert json.loads((tmp_path / "report.json").read_text())["check_mode"] is True
+    assert not (tmp_path / "report.json").exists(), "check mode wrote the report"
+    assert not (tmp_path / "report.audit.jsonl").exists(), "check mode wrote audit lines"
 
     real = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=extra, env=env)
     assert real.rc == 0, real

@@ -117,7 +117,8 @@ def run(client_factory, params, check_mode=False):
                                                             "image": params.get("image")},
                                       None, None, None, failed, utcnow_iso(), "failed",
                                       extra=params.get("report_extra"), check_mode=check_mode)
-        ecs_report.emit(params, rep, failed, secrets_of(params))
+        if not check_mode:  # check mode changes nothing, files included
+            ecs_report.emit(params, rep, failed, secrets_of(params))
         raise
     rep = ecs_report.build_report(
         deployment_id, None, {"family": result["family"], "revision": result.get("revision"), "image": result["image"]},
@@ -125,5 +126,6 @@ def run(client_factory, params, check_mode=False):
         # in a full rollout the service step follows and rewrites the report
         "started" if (params.get("report_extra") or {}).get("mode") == "full" else "succeeded",
         extra=params.get("report_extra"), check_mode=check_mode)
-    result.update(ecs_report.emit(params, rep, result["events"], secrets_of(params)))
+    if not check_mode:  # check mode changes nothing, files included
+        result.update(ecs_report.emit(params, rep, result["events"], secrets_of(params)))
     return result

@@ -428,7 +428,7 @@ def run(client_factory, params, check_mode=False, clock=None, sleep=None, http_g
         params.get("deployment_id"), None, target, result.get("previous_task_definition"),
         result.get("task_definition"), result.get("rollout_state"), events, started_at, result["result"],
         extra=params.get("report_extra"), check_mode=check_mode)
-    if params.get("report_path") or params.get("audit_path"):
+    if (params.get("report_path") or params.get("audit_path")) and not check_mode:  # check mode writes nothing
         result.update(ecs_report.emit(params, rep, events, secrets_of(params)))
     if error is not None:
         error.result = result

@@ -66,3 +66,19 @@ def test_new_deployment_id_is_written_when_something_else_changed(ecs):
     result = register.ensure_task_definition(lambda: client, params)
     assert result["changed"] is True and result["revision"] == 5
     assert result["differences"] == ["containerDefinitions[agent-runtime].image"]
+
+
+@pytest.mark.parametrize("agent_env", [dict(ENV, BOOT_BUDGET_MS=7000), dict(ENV, PACKAGE_URL="file:///a.apkg")])
+def test_check_mode_writes_no_report_or_audit(ecs, tmp_path, agent_env):
+    client, stub = ecs
+    if not agent_env["PACKAGE_URL"].startswith("file"):
+        stub.add_response("describe_task_definition", described(4, full_env()), {"taskDefinition": "par"})
+    params = {"task_definition": TEMPLATE, "agent_env": agent_env, "deployment_id": "deploy-1",
+              "report_path": str(tmp_path / "r.json"), "audit_path": str(tmp_path / "a.jsonl")}
+    try:
+        result = register.run(lambda: client, params, check_mode=True)
+    except register.EcsError:
+        result = None
+    if result is not None:
+        assert result["changed"] is True and result["revision"] is None and "report_path" not in result
+    assert list(tmp_path.iterdir()) == []

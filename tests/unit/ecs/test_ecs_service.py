@@ -447,3 +447,12 @@ def test_rollback_timeout_deadline(ecs):
         rollout(client, clock, timeout=600, rollback_timeout=10)
     assert info.value.result["result"] == "failed"
     assert "did not complete (timed out after 10s waiting for par:6" in info.value.msg
+
+
+def test_check_mode_run_writes_no_report_or_audit(ecs, tmp_path):
+    client, stub = ecs
+    expect_start(stub)
+    p = params(report_path=str(tmp_path / "r.json"), audit_path=str(tmp_path / "a.jsonl"))
+    result = s.run(lambda: client, p, check_mode=True, clock=FakeClock(), sleep=FakeClock().sleep)
+    assert result["changed"] is True and "report_path" not in result and "audit_path" not in result
+    assert list(tmp_path.iterdir()) == []
