@@ -209,23 +209,28 @@ def batch_limit(serving, min_fraction):
 
 
 def split_batches(waves, serving, min_fraction=0.0):
-    """Cut each wave into batches that respect the capacity floor.
+    """Cut each wave but the final one into batches that respect the capacity floor.
 
     ``serving`` is how many occurrences serve before the first wave. A batch
     takes at most :func:`batch_limit` of the occurrences still serving when it
     starts; its ``serving_fraction`` is the share of those that keep serving
-    while it drains. Returns new wave dicts with ``batches`` (list of dicts:
-    ``index``, ``members`` (names), ``serving_before``, ``serving_fraction``,
-    ``floor_kept``) and the serving count after the waves.
+    while it drains (what the floor bounds), its ``fleet_serving_fraction``
+    the share of the occurrences serving at the start. The floor applies
+    until the final wave: the final wave is one batch (``floor_kept`` None).
+    Returns new wave dicts with ``batches`` (list of dicts: ``index``,
+    ``members`` (names), ``serving_before``, ``serving_fraction``,
+    ``fleet_serving_fraction``, ``floor_kept``) and the serving count after the waves.
     """
     out = []
-    serving = int(serving)
-    for wave in waves:
+    start = int(serving)
+    serving = start
+    for pos_wave, wave in enumerate(waves):
+        final = pos_wave == len(waves) - 1
         names = [m["name"] for m in wave["members"]]
         batches = []
         pos = 0
         while pos < len(names):
-            limit = batch_limit(serving, min_fraction)
+            limit = len(names) if final else batch_limit(serving, min_fraction)
             chunk = names[pos:pos + limit]
             frac = (serving - len(chunk)) / float(serving) if serving > 0 else 0.0
             batches.append({
@@ -233,7 +238,8 @@ def split_batches(waves, serving, min_fraction=0.0):
                 "members": chunk,
                 "serving_before": serving,
                 "serving_fraction": round(frac, 4),
-                "floor_kept": frac + EPS >= float(min_fraction or 0.0),
+                "fleet_serving_fraction": round((serving - len(chunk)) / float(start), 4) if start > 0 else 0.0,
+                "floor_kept": None if final else frac + EPS >= float(min_fraction or 0.0),
             })
             serving = max(0, serving - len(chunk))
             pos += len(chunk)
@@ -241,17 +247,32 @@ def split_batches(waves, serving, min_fraction=0.0):
     return out, serving
 
 
-def lowest_fractions(batches_by_wave):
+def lowest_fractions(batches_by_wave, key="fleet_serving_fraction"):
     """``(lowest before the final wave, lowest in the final wave)`` of batch serving fractions.
 
-    ``batches_by_wave`` is a list (one item per wave, in order) of batch lists.
+    ``batches_by_wave`` is a list (one item per wave, in order) of batch lists;
+    ``key`` is ``fleet_serving_fraction`` (share of the occurrences serving at
+    the start, what the report gives) or ``serving_fraction`` (share of those
+    still serving when the batch started, what the floor bounds).
     """
     waves = [b for b in batches_by_wave if b]
     if not waves:
         return None, None
-    before = [b["serving_fraction"] for w in waves[:-1] for b in w]
-    final = [b["serving_fraction"] for b in waves[-1]]
+    before = [b[key] for w in waves[:-1] for b in w if b.get(key) is not None]
+    final = [b[key] for b in waves[-1] if b.get(key) is not None]
     return (min(before) if before else None), (min(final) if final else None)
+
+
+def floor_violation(waves, min_fraction):
+    """The operator-facing error when the floor cannot be kept before the final wave, else None."""
+    for wave in waves[:-1]:
+        for batch in wave.get("batches") or []:
+            if batch.get("floor_kept") is False:
+                return ("cannot keep %g%% serving: taking out even one of %d leaves %.1f%% (wave %d %s); lower "
+                        "shutdown_min_serving_fraction or add occurrences, or set shutdown_allow_below_floor: true to go ahead"
+                        % (round(100 * float(min_fraction), 4), batch["serving_before"], 100 * batch["serving_fraction"],
+                           wave["index"], wave["name"]))
+    return None
 
 
 def _names(members, limit=6):
@@ -381,6 +402,7 @@ PLAN_SPEC = connection_spec(
     wave_delays=dict(type="list", elements="float", default=list(DEFAULT_DELAYS)),
     wave_timeout=dict(type="float", default=DEFAULT_WAVE_TIMEOUT),
     min_serving_fraction=dict(type="float", default=0.0),
+    allow_below_floor=dict(type="bool", default=False),
 )
 
 SHUTDOWN_SPEC = connection_spec(
@@ -458,8 +480,12 @@ def occurrence_plan(params, client=None, check_mode=False):
     floor = float(params.get("min_serving_fraction") or 0.0)
     if floor < 0 or floor >= 1:
         raise ShutdownError("min_serving_fraction must be in [0, 1), got %g" % floor)
+    below_floor = None
     if kind == SHUTDOWN:
         waves = split_batches(groups, len(candidates), floor)[0]
+        below_floor = floor_violation(waves, floor)
+        if below_floor and not params.get("allow_below_floor"):
+            raise ShutdownError(below_floor)
     else:
         waves = [dict(w, batches=[{"index": 1, "members": [m["name"] for m in w["members"]]}]) for w in groups]
     delays = wave_delays(params.get("wave_delays"), len(waves))
@@ -476,6 +502,7 @@ def occurrence_plan(params, client=None, check_mode=False):
                                delays=list(params.get("wave_delays") or []), wave_timeout=timeout, min_fraction=floor)
     fleet_key = "%s/%s" % (params.get("group") or "members", agent_id)
     low, low_final = lowest_fractions([w["batches"] for w in waves]) if kind == SHUTDOWN else (None, None)
+    low_batch = lowest_fractions([w["batches"] for w in waves], "serving_fraction")[0] if kind == SHUTDOWN else None
     lines = []
     for w in waves:
         sizes = [len(b["members"]) for b in w["batches"]]
@@ -485,6 +512,8 @@ def occurrence_plan(params, client=None, check_mode=False):
             (", batches %s" % "+".join(str(s) for s in sizes)) if len(sizes) > 1 else ""))
     for o in left_out:
         lines.append("not in the plan: %s is %s%s" % (o["name"], o["state"], (" (%s)" % o["cause"]) if o.get("cause") else ""))
+    if below_floor:
+        lines.append("CAPACITY FLOOR NOT KEPT (allow_below_floor): " + below_floor.split(";")[0])
     return {
         "changed": False,
         "kind": kind,
@@ -500,7 +529,9 @@ def occurrence_plan(params, client=None, check_mode=False):
         "reason": params.get("reason"),
         "min_serving_fraction": floor,
         "lowest_serving_fraction": low,
+        "lowest_batch_serving_fraction": low_batch,
         "lowest_serving_fraction_final_wave": low_final,
+        "below_floor": below_floor,
         "plan": lines,
     }
 
@@ -565,6 +596,7 @@ def _begin(store, params, plan, kind, clock):
         "kind": kind, "agent_id": plan["agent_id"], "reason": plan.get("reason"), "message": plan.get("message"),
         "left_out": plan.get("left_out") or [], "unknown": plan.get("unknown") or [], "total": plan.get("total"),
         "serving": plan.get("serving"), "min_serving_fraction": plan.get("min_serving_fraction") or 0.0,
+        "below_floor": plan.get("below_floor"),
         "max_age": params.get("max_age"),
     }
     dep, mode = store.create_or_resume(deployment_id, fleet_key, kind, "", plan["waves"], stored_params,
@@ -653,12 +685,17 @@ def build_report(store, deployment_id, extra=None):
     }
     if kind == SHUTDOWN:
         low, low_final = lowest_fractions(batches_by_wave)
+        low_batch = lowest_fractions(batches_by_wave, "serving_fraction")[0]
         report["capacity"] = {
             "min_serving_fraction": params.get("min_serving_fraction") or 0.0,
+            "serving_at_start": params.get("serving"),
+            # of the occurrences serving at the start (the whole fleet that was serving)
             "lowest_serving_fraction": low,
             "lowest_serving_fraction_final_wave": low_final,
-            "floor_kept_before_final_wave": (low is None or low + EPS >= float(params.get("min_serving_fraction") or 0.0)),
-            "serving_at_start": params.get("serving"),
+            # of the occurrences still serving when a batch started: what the floor bounds
+            "lowest_batch_serving_fraction": low_batch,
+            "floor_kept_before_final_wave": (low_batch is None or low_batch + EPS >= float(params.get("min_serving_fraction") or 0.0)),
+            "below_floor_allowed": params.get("below_floor"),
         }
     if extra:
         report.update({k: v for k, v in extra.items() if k != "outcome"})
@@ -1031,7 +1068,9 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic):
         verify = [n for n in todo if n not in refused]
         batch_rec = {"index": batch["index"], "members": batch["members"], "sent": to_send, "already_down": already,
                      "serving_before": serving,
-                     "serving_fraction": round((serving - len(todo)) / float(serving), 4) if serving else 0.0}
+                     "serving_fraction": round((serving - len(todo)) / float(serving), 4) if serving else 0.0,
+                     "fleet_serving_fraction": (round((serving - len(todo)) / float(dep["params"]["serving"]), 4)
+                                                if dep["params"].get("serving") else None)}
         if verify:
             observed = {}
             start = monotonic()

@@ -84,8 +84,17 @@ options:
       - Capacity floor for a shutdown, in [0, 1). A batch takes at most C(floor((1 - fraction) * serving))
         occurrences (at least 1) out of those still serving, so that this fraction keeps serving while it drains;
         a wave is split into batches when needed. V(0) sends each wave at once.
+      - The floor applies until the final wave; the final wave is one batch.
+      - When even a batch of one would break the floor before the final wave, the plan fails
+        ("cannot keep 90% serving: taking out even one of 9 leaves 88.9%; ...") unless O(allow_below_floor).
     type: float
     default: 0.0
+  allow_below_floor:
+    description:
+      - Plan anyway (batches of one) when O(min_serving_fraction) cannot be kept before the final wave;
+        RV(below_floor) and a plan line say so.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
@@ -148,7 +157,7 @@ waves:
   sample: [{"index": 1, "name": "explorer", "size": 1, "delay": 0.0, "timeout": 300.0,
             "members": [{"name": "datum-default", "occurrence_id": "default", "cohort": "explorer", "wave": 1}],
             "batches": [{"index": 1, "members": ["datum-default"], "serving_before": 9, "serving_fraction": 0.8889,
-                         "floor_kept": true}]}]
+                         "fleet_serving_fraction": 0.8889, "floor_kept": true}]}]
 explorer:
   description: The one occurrence asked to decide for all (null when nothing serves).
   returned: success
@@ -182,15 +191,29 @@ min_serving_fraction:
   type: float
   sample: 0.8
 lowest_serving_fraction:
-  description: Lowest planned serving fraction of a batch before the final wave (null without such batches).
+  description:
+    - Lowest planned share of the occurrences serving at the start (RV(serving)) that keeps serving while a batch
+      before the final wave drains (null without such batches).
   returned: success
   type: float
-  sample: 0.8333
+  sample: 0.6667
+lowest_batch_serving_fraction:
+  description:
+    - Lowest planned share, before the final wave, of the occurrences still serving when a batch starts that keep
+      serving while it drains (what the floor bounds).
+  returned: success
+  type: float
+  sample: 0.8571
 lowest_serving_fraction_final_wave:
-  description: Lowest planned serving fraction in the final wave (the floor cannot hold there).
+  description: Lowest planned share of the occurrences serving at the start in the final wave (the floor does not apply there).
   returned: success
   type: float
   sample: 0.0
+below_floor:
+  description: With O(allow_below_floor), why the floor cannot be kept (null when it can).
+  returned: success
+  type: str
+  sample: null
 plan:
   description: One human-readable line per wave (and per occurrence left out).
   returned: success

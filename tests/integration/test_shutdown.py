@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
@@ -170,7 +171,10 @@ def test_capacity_floor(tmp_path):
         report = res.report()
         plan = {w["name"]: w["batches"] for w in report["plan"]}
         assert all(len(b) == 1 for b in plan["early_adopter"])
-        assert report["capacity"]["lowest_serving_fraction"] >= 0.8
+        assert len(plan["general"]) == 1  # the floor holds until the final wave, which is not split
+        assert report["capacity"]["lowest_batch_serving_fraction"] >= 0.8
+        assert report["capacity"]["lowest_serving_fraction"] == pytest.approx(6 / 9, abs=1e-3)  # of the 9 serving at the start
+        assert report["capacity"]["serving_at_start"] == 9
         assert report["capacity"]["floor_kept_before_final_wave"] is True
         # at every moment before the final wave, at most one occurrence was out of service at a time
         posts = shutdown_posts(sim)
@@ -238,3 +242,15 @@ def test_fresh_decision_asks_the_explorer_again(tmp_path):
         assert fresh.rc == 0, fresh.output
         assert sim.deliberations("datum") == 2
         assert fresh.report()["decision"]["reused"] is False
+
+
+def test_capacity_floor_that_cannot_be_kept(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, check=True, shutdown_min_serving_fraction=0.9)
+        assert res.rc != 0
+        assert "cannot keep 90% serving: taking out even one of 9 leaves 88.9%" in res.output
+        allowed = run(sim, tmp_path, check=True, shutdown_min_serving_fraction=0.9, shutdown_allow_below_floor=True)
+        assert allowed.rc == 0, allowed.output
+        assert "CAPACITY FLOOR NOT KEPT" in allowed.stdout
+        res = run(sim, tmp_path, shutdown_min_serving_fraction=0.9)
+        assert res.rc != 0 and shutdown_posts(sim) == []

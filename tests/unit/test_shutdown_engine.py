@@ -72,11 +72,16 @@ def test_batch_limit(serving, fraction, limit):
 def test_split_batches_floor_08_nine():
     waves, left = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.8)
     assert left == 0
-    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [1, 1], [1, 1, 1, 1, 1, 1]]
+    # the floor applies until the final wave: the general wave is not split
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [1, 1], [6]]
     low, low_final = sd.lowest_fractions([w["batches"] for w in waves])
-    assert low == pytest.approx(6 / 7, abs=1e-3) and low >= 0.8
+    assert low == pytest.approx(6 / 9, abs=1e-3)  # of the 9 serving at the start
     assert low_final == 0.0
+    low_batch = sd.lowest_fractions([w["batches"] for w in waves], "serving_fraction")[0]
+    assert low_batch == pytest.approx(6 / 7, abs=1e-3) and low_batch >= 0.8  # of those serving when each batch started
     assert all(b["floor_kept"] for w in waves[:-1] for b in w["batches"])
+    assert waves[-1]["batches"][0]["floor_kept"] is None
+    assert sd.floor_violation(waves, 0.8) is None
 
 
 def test_split_batches_no_floor_waves_at_once():
@@ -86,7 +91,29 @@ def test_split_batches_no_floor_waves_at_once():
 
 def test_split_batches_half():
     waves = sd.split_batches(sd.assign_groups(occs(9)), 9, 0.5)[0]
-    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [2], [3, 1, 1, 1]]
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [2], [6]]
+
+
+def test_split_batches_twenty_splits_early_adopters_not_general():
+    waves = sd.split_batches(sd.assign_groups(occs(20)), 20, 0.8)[0]
+    assert [[len(b["members"]) for b in w["batches"]] for w in waves] == [[1], [3, 3], [13]]
+    assert sd.lowest_fractions([w["batches"] for w in waves])[0] == pytest.approx(13 / 20, abs=1e-3)
+
+
+def test_plan_floor_that_cannot_be_kept_fails_before_asking(tmp_path):
+    members = occs(9)
+    fleet = FakeFleet(members)
+    with pytest.raises(sd.ShutdownError) as err:
+        plan_for(members, fleet, min_serving_fraction=0.9)
+    assert str(err.value).startswith("cannot keep 90% serving: taking out even one of 9 leaves 88.9%")
+    assert "lower shutdown_min_serving_fraction or add occurrences" in str(err.value)
+    assert fleet.calls == []
+    plan = plan_for(members, fleet, min_serving_fraction=0.9, allow_below_floor=True)
+    assert plan["below_floor"].startswith("cannot keep 90% serving")
+    assert any(line.startswith("CAPACITY FLOOR NOT KEPT") for line in plan["plan"])
+    # 5 occurrences at 0.8: the explorer keeps 4/5, but one early adopter of the 4 left leaves 75%
+    with pytest.raises(sd.ShutdownError, match="taking out even one of 4 leaves 75.0%"):
+        plan_for(occs(5), FakeFleet(occs(5)), min_serving_fraction=0.8)
 
 
 def test_plan_message_states_the_plan():
@@ -296,7 +323,9 @@ def test_engine_general_best_effort(tmp_path):
     assert waves[2]["should_fail"]
     assert sum(1 for s in fleet.state.values() if s == "gone") == 8
     report = sd.build_report(store, "d1")
-    assert report["capacity"]["lowest_serving_fraction"] >= 0.5
+    assert report["capacity"]["lowest_serving_fraction"] == pytest.approx(6 / 9, abs=1e-3)
+    assert report["capacity"]["lowest_batch_serving_fraction"] >= 0.5 and report["capacity"]["floor_kept_before_final_wave"]
+    assert report["capacity"]["serving_at_start"] == 9
 
 
 def test_engine_follower_own_reject_stops(tmp_path):
