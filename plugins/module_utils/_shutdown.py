@@ -86,6 +86,10 @@ def classify_probe(status=None, payload=None, error=None):
     (no HTTP answer, or a gateway saying the backend is gone).
     """
     if error is not None:
+        if getattr(error, "kind", None) == "timeout" and getattr(error, "sent", False):
+            # connected, then no answer in time: the process is there (busy, draining or hung),
+            # which is not a clean termination
+            return UP, "accepts connections but does not answer: %s" % error, {}
         return NOT_ANSWERING, str(error), {}
     if status in GATEWAY_DOWN:
         return NOT_ANSWERING, "HTTP %d from the gateway (backend gone)" % status, {}

@@ -430,3 +430,12 @@ def test_wakeup_engine_unhealthy_explorer_leaves_others_down(tmp_path):
     assert rows == {"datum-default": "unhealthy", "datum-occ-1": "left_down", "datum-occ-2": "left_down", "datum-occ-3": "left_down"}
     nxt = sd.wakeup_prepare(dict(params, wave=2), client=fleet, store=store, clock=clock, sleep=clock.sleep)
     assert nxt["skipped"] and nxt["to_start"] == []
+
+
+def test_a_read_timeout_is_not_a_termination():
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+
+    assert sd.classify_probe(error=TransportError("read timeout after 10.0s", sent=True, kind="timeout"))[0] == sd.UP
+    assert sd.classify_probe(error=TransportError("connection refused", sent=False, kind="refused"))[0] == sd.NOT_ANSWERING
+    assert sd.classify_probe(error=TransportError("connect timeout", sent=False, kind="timeout"))[0] == sd.NOT_ANSWERING
+    assert sd.classify_probe(502, None)[0] == sd.NOT_ANSWERING
