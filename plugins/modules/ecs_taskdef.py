@@ -30,6 +30,25 @@ description:
   - Tags are passed on registration but not compared (a tag change alone registers nothing), and neither is
     the C(DEPLOYMENT_ID) environment variable (see O(agent_env.DEPLOYMENT_ID)).
 options:
+  base:
+    description:
+      - What the new revision is made from.
+      - V(template) renders O(template) or O(task_definition) with O(image) and O(agent_env) (both required).
+      - V(service) takes the task definition the service O(cluster)/O(service) runs now (C(DescribeServices),
+        then C(DescribeTaskDefinition)), replaces the image of the O(container_name) container by O(image) and
+        keeps everything else, environment included - for deploying a new image tag without the template or the
+        agent environment. O(template), O(task_definition) and O(agent_env) are then refused. A revision is
+        registered only if the result differs from the service's revision and from the family's latest ACTIVE
+        one (the same comparison as with V(template)); an equal one is returned instead.
+    type: str
+    choices: [template, service]
+    default: template
+  cluster:
+    description: With O(base=service), name or ARN of the cluster of O(service). Required then.
+    type: str
+  service:
+    description: With O(base=service), name or ARN of the service whose task definition is the base. Required then.
+    type: str
   family:
     description:
       - Task definition family. Overrides the template's C(family); required if the template has none.
@@ -61,8 +80,8 @@ options:
       - The agent runtime's environment, injected into the agent container's C(environment)
         (overriding the template's variables of the same name; other template variables are kept).
       - Values are converted to strings as ECS stores them (booleans as C(true)/C(false)).
+      - Required with O(base=template); refused with O(base=service).
     type: dict
-    required: true
     suboptions:
       AGENT_APP_ID:
         description: Unique agent identifier. Required (the runtime refuses to boot without it).
@@ -131,7 +150,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Describes the latest revision and reports whether a new one would be registered; registers nothing.
+    details: Describes the latest revision (and with O(base=service) the service) and reports whether a new one would
+      be registered; registers nothing and writes no report.
   diff_mode:
     support: full
     details:
@@ -159,6 +179,14 @@ EXAMPLES = r"""
       PACKAGE_SHA256: "{{ package_sha256 }}"
       DEPLOYMENT_ID: "{{ deployment_id }}"
     region: us-east-2
+  register: taskdef
+
+- name: New image tag from CI, everything else as the service runs it now (no template, no agent_env)
+  agentfleet.rollout.ecs_taskdef:
+    base: service
+    cluster: pixell-runtime-cluster
+    service: pixell-runtime
+    image: "123456789012.dkr.ecr.us-east-2.amazonaws.com/pixell-agent-runtime:{{ image_tag }}"
   register: taskdef
 
 - name: Same, from a dict, with a longer graceful shutdown
@@ -277,7 +305,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("template", "task_definition")],
-        required_one_of=[("template", "task_definition")],
+        required_if=[("base", "template", ("template", "task_definition"), True), ("base", "template", ("agent_env",)),
+                     ("base", "service", ("cluster", "service", "image"))],
         required_together=aws.AWS_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )

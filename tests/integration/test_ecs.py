@@ -352,3 +352,45 @@ def test_modules_check_real_again_and_validation(ecs, moto_url, tmp_path):
     # the diff (--diff not given, but the registered result) and results never show the secret-looking value
     assert "tok-very-secret" not in result.output
     assert service_td(ecs, "mods").endswith("mods:1")
+
+
+def test_update_only_with_an_image_tag_takes_the_service_task_definition(ecs, moto_url, tmp_path):
+    name = "imgtag"
+    make_service(ecs, name)
+    env = env_for(tmp_path, moto_url)
+    first = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=deploy_vars(name, tmp_path), env=env)
+    assert first.rc == 0, first
+    # CI feeds only the new tag: no template, no ecs_agent_env
+    extra = deploy_vars(name, tmp_path, ecs_mode="update_only", ecs_image_tag="def456", ecs_agent_env={},
+                        rollout_deployment_id="deploy-20250201-080000")
+    second = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=extra, env=env)
+    assert second.rc == 0, second
+    assert len(revisions(ecs, name)) == 2 and service_td(ecs, name).endswith("%s:2" % name)
+    td = ecs.describe_task_definition(taskDefinition="%s:2" % name)["taskDefinition"]
+    container = td["containerDefinitions"][0]
+    values = dict((e["name"], e["value"]) for e in container["environment"])
+    assert container["image"].endswith(":def456")
+    assert values["PACKAGE_URL"] == PACKAGE_URL and values["WHEELHOUSE_DIR"] == "/opt/wheelhouse"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["mode"] == "update_only" and report["target"]["revision"] == 2
+    again = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=extra, env=env)
+    assert again.rc == 0, again
+    assert recap_changed(again) == 0 and len(revisions(ecs, name)) == 2
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"ecs_agent_env": {"AGENT_APP_ID": "python-executor"}}, "needs ecs_agent_env with AGENT_APP_ID and PACKAGE_URL"),
+    ({"ecs_mode": "register_only", "ecs_agent_env": {}}, "needs ecs_agent_env with AGENT_APP_ID and PACKAGE_URL"),
+    ({"ecs_mode": "update_only", "ecs_image_tag": None}, "update_only needs ecs_task_definition"),
+    ({"ecs_service": ""}, "needs ecs_cluster and ecs_service"),
+])
+def test_playbook_preflight_per_mode(ecs, moto_url, tmp_path, over, message):
+    extra = deploy_vars("preflight", tmp_path, **over)
+    if extra.get("ecs_image_tag") is None:
+        extra.pop("ecs_image_tag")
+    env = env_for(tmp_path, moto_url)
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # any AWS call would fail differently
+    result = run_playbook("agentfleet.rollout.ecs_deploy", tmp_path, extra_vars=extra, env=env)
+    assert result.rc != 0
+    assert message in result.output
+    assert not (tmp_path / "report.json").exists()

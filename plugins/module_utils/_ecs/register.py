@@ -12,6 +12,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.aws import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 
 TASKDEF_ARGUMENT_SPEC = dict(
+    base=dict(type="str", default="template", choices=["template", "service"]),
+    cluster=dict(type="str"),
+    service=dict(type="str"),
     family=dict(type="str"),
     template=dict(type="path"),
     task_definition=dict(type="dict"),
@@ -19,7 +22,6 @@ TASKDEF_ARGUMENT_SPEC = dict(
     container_name=dict(type="str", default=td_lib.DEFAULT_CONTAINER_NAME),
     agent_env=dict(
         type="dict",
-        required=True,
         options=dict(
             AGENT_APP_ID=dict(type="str"),
             PACKAGE_URL=dict(type="str"),
@@ -51,26 +53,75 @@ def latest_active(client, family):
         raise EcsError("describe_task_definition failed: %s" % error_message(exc))
 
 
+def service_task_definition(client, cluster, service):
+    """The task definition the service runs now (describe_services -> describe_task_definition)."""
+    try:
+        resp = client.describe_services(cluster=cluster, services=[service])
+    except Exception as exc:
+        raise EcsError("describe_services failed: %s" % error_message(exc))
+    services = [svc for svc in resp.get("services") or [] if svc.get("status") != "INACTIVE"]
+    if not services or not services[0].get("taskDefinition"):
+        raise EcsError("service %s not found in cluster %s (base=service needs an existing service)" % (service, cluster))
+    try:
+        return client.describe_task_definition(taskDefinition=services[0]["taskDefinition"])["taskDefinition"]
+    except Exception as exc:
+        raise EcsError("describe_task_definition failed: %s" % error_message(exc))
+
+
+def _from_service(client_factory, params, container_name):
+    """base=service: the service's current task definition with the agent container's image swapped.
+
+    Compared with that revision first, then with the family's latest ACTIVE one; either, when
+    equal, is reused. Returns ``(client, desired, env, current, differences)``.
+    """
+    for name in ("template", "task_definition", "agent_env"):
+        if params.get(name) is not None:
+            raise EcsError("%s cannot be used with base=service: the service's task definition is taken as it is, "
+                           "only the image of container %s changes" % (name, container_name))
+    if not str(params.get("image") or "").strip():
+        raise EcsError("image is required with base=service")
+    client = client_factory()
+    base = service_task_definition(client, params.get("cluster"), params.get("service"))
+    desired = td_lib.swap_image(base, params["image"], container_name, family=params.get("family"))
+    container = td_lib.agent_container(desired, container_name) or {}
+    env = dict((e.get("name"), e.get("value")) for e in container.get("environment") or [])
+    current = base if base.get("family") == desired.get("family") else None
+    differences = td_lib.compare_task_definitions(desired, current)
+    if differences:
+        latest = latest_active(client, desired["family"])
+        if latest is not None and not td_lib.compare_task_definitions(desired, latest):
+            current, differences = latest, []
+        elif current is None:
+            current = latest
+    return client, desired, env, current, differences
+
+
 def ensure_task_definition(client_factory, params, check_mode=False):
     """Render + validate (no API call before this passes), compare, register if needed.
 
-    Returns the module result (changed, revision, arn, family, task_definition,
-    differences, events, diff, started_at).
+    With ``base=service`` the definition is the service's current one with a new image
+    (see ``_from_service``). Returns the module result (changed, revision, arn, family,
+    task_definition, differences, events, diff, started_at).
     """
     started_at = utcnow_iso()
-    template = params.get("task_definition")
-    if params.get("template"):
-        template = td_lib.load_template(params["template"])
-    if template is None:
-        raise EcsError("one of template or task_definition is required")
-    desired, env = td_lib.render_task_definition(
-        template, family=params.get("family"), image=params.get("image"), agent_env=params.get("agent_env"),
-        container_name=params.get("container_name") or td_lib.DEFAULT_CONTAINER_NAME)
+    container_name = params.get("container_name") or td_lib.DEFAULT_CONTAINER_NAME
+    if params.get("base") == "service":
+        client, desired, env, current, differences = _from_service(client_factory, params, container_name)
+    else:
+        template = params.get("task_definition")
+        if params.get("template"):
+            template = td_lib.load_template(params["template"])
+        if template is None:
+            raise EcsError("one of template or task_definition is required")
+        if params.get("agent_env") is None:
+            raise EcsError("agent_env is required (AGENT_APP_ID, PACKAGE_URL...) with base=template")
+        desired, env = td_lib.render_task_definition(
+            template, family=params.get("family"), image=params.get("image"), agent_env=params.get("agent_env"),
+            container_name=container_name)
+        client = client_factory()
+        current = latest_active(client, desired["family"])
+        differences = td_lib.compare_task_definitions(desired, current)
     family = desired["family"]
-
-    client = client_factory()
-    current = latest_active(client, family)
-    differences = td_lib.compare_task_definitions(desired, current)
     changed = bool(differences) or bool(params.get("force_create"))
     if params.get("force_create") and not differences:
         differences = ["(force_create)"]
@@ -124,7 +175,7 @@ def run(client_factory, params, check_mode=False):
         deployment_id, None, {"family": result["family"], "revision": result.get("revision"), "image": result["image"]},
         None, result.get("arn"), None, result["events"], result["started_at"],
         # in a full rollout the service step follows and rewrites the report
-        "started" if (params.get("report_extra") or {}).get("mode") == "full" else "succeeded",
+        "started" if (params.get("report_extra") or {}).get("mode") in ("full", "update_only") else "succeeded",
         extra=params.get("report_extra"), check_mode=check_mode)
     if not check_mode:  # check mode changes nothing, files included
         result.update(ecs_report.emit(params, rep, result["events"], secrets_of(params)))

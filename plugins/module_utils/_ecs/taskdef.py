@@ -273,6 +273,24 @@ def render_task_definition(template, family=None, image=None, agent_env=None,
     return td, env
 
 
+def swap_image(described, image, container_name=DEFAULT_CONTAINER_NAME, family=None):
+    """A described task definition with the agent container's image replaced (pure).
+
+    Read-only and unknown fields are dropped; everything else (environment included) is kept.
+    """
+    if not str(image or "").strip():
+        raise EcsError("image is required to take the service's task definition with a new image")
+    td = dict((k, copy.deepcopy(v)) for k, v in (described or {}).items() if k in REGISTER_KEYS)
+    if family:
+        td["family"] = family
+    container = _find_container(td.get("containerDefinitions") or [], container_name)
+    if container is None:
+        raise EcsError("no container named %r in task definition %s (and more than one container)"
+                       % (container_name, (described or {}).get("taskDefinitionArn")))
+    container["image"] = image
+    return td
+
+
 def register_kwargs(td):
     """Keyword arguments for ``register_task_definition`` (None, "" and empty values dropped)."""
     return dict((k, v) for k, v in _prune(dict((k, td.get(k)) for k in REGISTER_KEYS)).items())

@@ -82,3 +82,65 @@ def test_check_mode_writes_no_report_or_audit(ecs, tmp_path, agent_env):
     if result is not None:
         assert result["changed"] is True and result["revision"] is None and "report_path" not in result
     assert list(tmp_path.iterdir()) == []
+
+
+def expect_service(stub, revision, env, image="repo/par:1"):
+    stub.add_response("describe_services", {"services": [{"serviceName": "par", "status": "ACTIVE",
+                                                          "taskDefinition": ARN % revision}]},
+                      {"cluster": "c1", "services": ["par"]})
+    stub.add_response("describe_task_definition", described(revision, env, image=image), {"taskDefinition": ARN % revision})
+
+
+SERVICE_PARAMS = {"base": "service", "cluster": "c1", "service": "par", "container_name": "agent-runtime"}
+
+
+def test_base_service_swaps_the_image_and_keeps_the_environment(ecs):
+    client, stub = ecs
+    expect_service(stub, 4, full_env(DEPLOYMENT_ID="deploy-1"))
+    stub.add_response("describe_task_definition", described(5, full_env(BOOT_BUDGET_MS="7000")), {"taskDefinition": "par"})
+    registered = described(6, full_env(DEPLOYMENT_ID="deploy-1"), image="repo/par:2")
+    stub.add_response("register_task_definition", registered, {
+        "family": "par", "networkMode": "bridge", "enableFaultInjection": False, "containerDefinitions": ANY})
+    sent = {}
+    client.meta.events.register("provide-client-params.ecs.RegisterTaskDefinition",
+                                lambda params, **kwargs: sent.update(params))
+    result = register.ensure_task_definition(lambda: client, dict(SERVICE_PARAMS, image="repo/par:2"))
+    assert result["changed"] is True and result["revision"] == 6 and result["image"] == "repo/par:2"
+    assert result["differences"] == ["containerDefinitions[agent-runtime].image"]
+    container = sent["containerDefinitions"][0]
+    assert container["image"] == "repo/par:2" and container["memory"] == 512 and container["stopTimeout"] == 35
+    assert {"name": "DEPLOYMENT_ID", "value": "deploy-1"} in container["environment"]
+    assert {"name": "WHEELHOUSE_DIR", "value": "/opt/wheelhouse"} in container["environment"]
+
+
+def test_base_service_same_image_registers_nothing(ecs):
+    client, stub = ecs
+    expect_service(stub, 4, full_env(), image="repo/par:2")
+    result = register.ensure_task_definition(lambda: client, dict(SERVICE_PARAMS, image="repo/par:2"))
+    assert result["changed"] is False and result["revision"] == 4
+
+
+def test_base_service_reuses_an_equal_latest_revision(ecs):
+    client, stub = ecs
+    expect_service(stub, 4, full_env())
+    stub.add_response("describe_task_definition", described(5, full_env(), image="repo/par:2"), {"taskDefinition": "par"})
+    result = register.ensure_task_definition(lambda: client, dict(SERVICE_PARAMS, image="repo/par:2"))
+    assert result["changed"] is False and result["revision"] == 5
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"agent_env": ENV}, "agent_env cannot be used with base=service"),
+    ({"task_definition": TEMPLATE}, "task_definition cannot be used with base=service"),
+    ({"image": ""}, "image is required with base=service"),
+])
+def test_base_service_refuses_before_any_call(over, message):
+    def no_client():
+        raise AssertionError("no AWS client before validation")
+
+    with pytest.raises(register.EcsError, match=message):
+        register.ensure_task_definition(no_client, dict(dict(SERVICE_PARAMS, image="repo/par:2"), **over))
+
+
+def test_base_template_needs_agent_env():
+    with pytest.raises(register.EcsError, match="agent_env is required"):
+        register.ensure_task_definition(lambda: None, {"task_definition": TEMPLATE})
