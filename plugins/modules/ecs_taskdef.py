@@ -24,7 +24,7 @@ description:
     port, container C(cpu) 0, network mode, health-check timers, read-only flags), task C(cpu)/C(memory)
     converted to the API's strings, read-only fields dropped and unordered lists sorted. Changes to task
     C(cpu), C(memory), C(networkMode), secrets or port mappings are all detected; equal definitions
-    written differently do not churn revisions. Empty strings (C(taskRoleArn: "")) count as absent and are
+    written differently do not churn revisions. Empty strings (for example an empty C(taskRoleArn)) count as absent and are
     not sent; API defaults described as V(false) (C(enableFaultInjection), C(privileged),
     C(readonlyRootFilesystem)...) equal their absence.
   - Tags are passed on registration but not compared (a tag change alone registers nothing), and neither is
