@@ -36,7 +36,7 @@ options:
       - AWS access key ID.
       - If not set, the E(AWS_ACCESS_KEY_ID), E(AWS_ACCESS_KEY) or E(EC2_ACCESS_KEY) environment variable is used,
         then boto3's own credential chain (shared files, container or instance role).
-      - Requires O(secret_key) (and the reverse): giving only one of them is an error.
+      - Requires O(secret_key) (and the reverse); giving only one of them is an error.
     type: str
     aliases: [aws_access_key_id, aws_access_key, ec2_access_key]
   secret_key:

@@ -86,7 +86,7 @@ options:
         a wave is split into batches when needed. V(0) sends each wave at once.
       - The floor applies until the final wave; the final wave is one batch.
       - When even a batch of one would break the floor before the final wave, the plan fails
-        ("cannot keep 90% serving: taking out even one of 9 leaves 88.9%; ...") unless O(allow_below_floor).
+        (C(cannot keep 90% serving, taking out even one of 9 leaves 88.9%)) unless O(allow_below_floor).
     type: float
     default: 0.0
   allow_below_floor:
