@@ -105,7 +105,8 @@ class Sim:
     def __init__(self, count, layout, workdir):
         for attempt in range(5):
             try:
-                return self._start(count, layout, workdir, attempt)
+                self._start(count, layout, workdir, attempt)
+                break
             except RuntimeError:
                 if attempt == 4:
                     raise
@@ -178,7 +179,7 @@ def collections_path(arg, tmp):
     if arg in ("auto", "build") and os.path.exists(manifest):
         newest = 0.0
         for sub in ("plugins", "roles", "playbooks", "meta"):
-            for d, _, files in os.walk(os.path.join(ROOT, sub)):
+            for d, _dirs, files in os.walk(os.path.join(ROOT, sub)):
                 for fn in files:
                     newest = max(newest, os.path.getmtime(os.path.join(d, fn)))
         if arg == "build" or os.path.getmtime(manifest) >= newest:
@@ -290,7 +291,9 @@ def summarise(runs):
         by.setdefault((r["kind"], r["size"]), []).append(r)
     rows = []
     for (kind, size), rs in sorted(by.items(), key=lambda kv: (kv[0][0] != "canary", kv[0][1])):
-        med = lambda key, src=rs: statistics.median(x[key] for x in src)  # noqa: E731
+        def med(key, src=rs):
+            return statistics.median(x[key] for x in src)
+
         wall = med("wall_s")
         empty = statistics.median(x["empty"]["wall_s"] for x in rs)
         cpu = statistics.median(x["cpu_user_s"] + x["cpu_sys_s"] for x in rs)
@@ -362,14 +365,14 @@ def write_doc(text):
     if BEGIN not in doc or END not in doc:
         raise SystemExit("%s has no %s ... %s markers" % (DOC, BEGIN, END))
     head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     with open(DOC, "w") as f:
         f.write(head + BEGIN + "\n" + text + "\n" + END + tail)
 
 
 # ------------------------------------------------------------------ main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--sizes", default="100,1000,5000", help="canary sizes (comma list, '' for none)")
     ap.add_argument("--native-sizes", default="100", help="native sizes (comma list, '' for none)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per size up to --repeat-max-size (median)")
@@ -404,7 +407,7 @@ def main():
         })
         env.pop("ANSIBLE_CONFIG", None)
         ansible_version = subprocess.run([opts.playbook_bin, "--version"], capture_output=True, text=True,
-                                         env=env).stdout.splitlines()[0]
+                                         env=env, check=False).stdout.splitlines()[0]
         plan = []
         for s in sizes:
             plan += [("canary", s)] * (opts.repeat if s <= opts.repeat_max_size else 1)

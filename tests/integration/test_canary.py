@@ -374,8 +374,8 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
         assert res.rc != 0
         assert "(reverted)" in res.output
         lines = sorted((tmp_path / "purposes.txt").read_text().split("\n"))
-        assert [line for line in lines if line] == ["agent-000 revert 1.0.0", "agent-000 update 2.0.0",
-                                                     "agent-001 revert 1.0.0", "agent-001 update 2.0.0"]
+        assert [line for line in lines if line] == [
+            "agent-000 revert 1.0.0", "agent-000 update 2.0.0", "agent-001 revert 1.0.0", "agent-001 update 2.0.0"]
         agents = by_host(res.report())
         assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
         assert agents["agent-002"]["result"] == "skipped" and agents["agent-002"]["decision"] is None
