@@ -11,11 +11,7 @@ doc fragment, and turned into a boto3 client with botocore's retry modes
 
 from __future__ import annotations
 
-try:
-    from ansible.module_utils.basic import env_fallback
-except ImportError:  # pragma: no cover - engine used outside Ansible
-    def env_fallback(*args, **kwargs):
-        raise NotImplementedError
+from ansible.module_utils.basic import env_fallback
 
 try:
     import boto3
