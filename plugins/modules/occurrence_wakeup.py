@@ -67,21 +67,8 @@ options:
     description: Mark the final gate with C(should_fail) when general occurrences did not wake up.
     type: bool
     default: true
-  takeover:
-    description: Abort an interrupted rollout of another kind that holds the fleet key, and start this one.
-    type: bool
-    default: false
-  state_path:
-    description: The rollout state (SQLite).
-    type: path
-    default: ~/.agentfleet/state.db
-  report_path:
-    description: The JSON report; default C(~/.agentfleet/reports/<deployment_id>.json).
-    type: path
-  audit_path:
-    description: The audit log (JSON lines); default next to the report, C(.audit.jsonl).
-    type: path
 extends_documentation_fragment:
+  - agentfleet.rollout.state
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
