@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -38,6 +39,9 @@ DECISIONS = (ACCEPT, DEFER, REJECT, UNREACHABLE, AUTH_ERROR)
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_MAX_WORKERS = 32
+# keep-alive connections each pool thread keeps open (least recently used closed first):
+# bounds the open sockets to max_workers x this, however many agent hosts there are
+CONNECTIONS_PER_THREAD = 8
 USER_AGENT = "agentfleet.rollout/0.1"
 
 
@@ -217,7 +221,7 @@ class AgentClient:
         self.retry_delay = float(retry_delay)
         self._sleep = sleep
         self._local = threading.local()
-        self._all_conns = []
+        self._all_conns = set()
         self._lock = threading.Lock()
         self._ssl = None
         self._validate_certs = validate_certs
@@ -241,8 +245,17 @@ class AgentClient:
     def _pool(self):
         pool = getattr(self._local, "pool", None)
         if pool is None:
-            pool = self._local.pool = {}
+            pool = self._local.pool = OrderedDict()
         return pool
+
+    def _keep(self, pool, key, conn):
+        """Pool ``conn`` for ``key``, closing the one it replaces and the least recently used beyond the bound."""
+        old = pool.pop(key, None)
+        if old is not None and old is not conn:
+            self._drop(old)
+        pool[key] = conn
+        while len(pool) > CONNECTIONS_PER_THREAD:
+            self._drop(pool.popitem(last=False)[1])
 
     def _new_conn(self, scheme, host, port):
         if scheme == "https":
@@ -252,8 +265,13 @@ class AgentClient:
         else:
             raise TransportError("unsupported URL scheme %r" % scheme, sent=False, kind="bad_url")
         with self._lock:
-            self._all_conns.append(conn)
+            self._all_conns.add(conn)
         return conn
+
+    def _drop(self, conn):
+        conn.close()
+        with self._lock:
+            self._all_conns.discard(conn)
 
     def _connect(self, conn):
         try:
@@ -290,10 +308,12 @@ class AgentClient:
         pool = self._pool()
         conn = None if fresh else pool.get(key)
         reused = conn is not None and conn.sock is not None
-        if not reused:
+        if reused:
+            pool.move_to_end(key)
+        else:
             conn = self._new_conn(scheme, host, port)
             self._connect(conn)
-            pool[key] = conn
+            self._keep(pool, key, conn)
         start = time.monotonic()
         try:
             conn.request(method, path, body=data, headers=headers)
@@ -304,24 +324,24 @@ class AgentClient:
                 conn.close()
             return result
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-            conn.close()
+            self._drop(conn)
             pool.pop(key, None)
             if reused and method == "GET":
                 # a keep-alive connection the server had closed: a read-only request may go again
                 return self.request(method, url, body=body, fresh=True)
             raise TransportError("connection lost: %s" % exc.__class__.__name__, sent=True, kind="reset") from exc
         except socket.timeout as exc:
-            conn.close()
+            self._drop(conn)
             pool.pop(key, None)
             raise TransportError("read timeout after %.1fs" % self.read_timeout, sent=True, kind="timeout") from exc
         except (http.client.HTTPException, OSError) as exc:
-            conn.close()
+            self._drop(conn)
             pool.pop(key, None)
             raise TransportError("HTTP failure: %s" % (exc.__class__.__name__), sent=True, kind="error") from exc
 
     def close(self):
         with self._lock:
-            conns, self._all_conns = self._all_conns, []
+            conns, self._all_conns = self._all_conns, set()
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)

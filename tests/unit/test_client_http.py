@@ -128,3 +128,20 @@ def test_refused_connection_is_retried_then_unreachable():
     answer = client.shutdown("http://127.0.0.1:%d" % port, {"deployment_id": "d"})
     assert answer["decision"] == "unreachable" and "refused" in answer["reason"]
     assert len(sleeps) == 2  # refused before sending: retried, always with the same body
+
+
+def test_open_connections_stay_bounded_however_many_agents(monkeypatch):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
+
+    servers = [serve() for _index in range(20)]
+    try:
+        urls = ["http://127.0.0.1:%d" % srv.server_address[1] for srv in servers]
+        with AgentClient(max_workers=2) as client:
+            for _round in range(2):
+                assert all(r["healthy"] for r in client.fan_out(client.probe, urls))
+            open_socks = [c for c in client._all_conns if c.sock is not None]
+            assert len(open_socks) <= 2 * _protocol.CONNECTIONS_PER_THREAD
+        assert not [c for c in client._all_conns if c.sock is not None]
+    finally:
+        for srv in servers:
+            srv.shutdown()
