@@ -286,8 +286,12 @@ class AgentClient:
             raise TransportError("connect failed: %s" % (exc.strerror or exc), sent=False, kind="connect") from exc
         conn.sock.settimeout(self.read_timeout)
 
-    def request(self, method, url, body=None, fresh=False):
-        """One HTTP request. Raises :class:`TransportError` when no answer came."""
+    def request(self, method, url, body=None, fresh=False, keep=True):
+        """One HTTP request. Raises :class:`TransportError` when no answer came.
+
+        ``fresh`` opens a new connection; ``keep=False`` closes it after the answer
+        (an agent that accepted a shutdown is about to go away).
+        """
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = parts.hostname
@@ -320,8 +324,9 @@ class AgentClient:
             resp = conn.getresponse()
             payload = resp.read()
             result = Response(resp.status, payload, time.monotonic() - start, dict(resp.getheaders()))
-            if resp.will_close:
-                conn.close()
+            if resp.will_close or not keep:
+                self._drop(conn)
+                pool.pop(key, None)
             return result
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
             self._drop(conn)
@@ -377,7 +382,7 @@ class AgentClient:
         attempt = 0
         while True:
             try:
-                resp = self.request("POST", url, body=body, fresh=True)
+                resp = self.request("POST", url, body=body, fresh=True, keep=False)
             except TransportError as exc:
                 if not exc.sent and exc.kind == "refused" and attempt < self.connect_retries:
                     attempt += 1
