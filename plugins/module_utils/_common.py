@@ -39,8 +39,9 @@ AGENT_SPEC = dict(
 
 
 def connection_spec(**extra):
+    """CONNECTION_SPEC plus ``extra`` options, every option dict copied (specs never share one)."""
     spec = dict((k, dict(v)) for k, v in CONNECTION_SPEC.items())
-    spec.update(extra)
+    spec.update((k, dict(v)) for k, v in extra.items())
     return spec
 
 
@@ -50,6 +51,12 @@ def resolve_token(params):
     if not token:
         token = os.environ.get(TOKEN_ENV) or None
     return token
+
+
+def token_secrets(params):
+    """The secrets a report or audit line must never contain: the token, when there is one."""
+    token = resolve_token(params)
+    return [token] if token else []
 
 
 def client_from_params(params):

@@ -19,6 +19,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import FINAL_DECISIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 
 RESULTS = ("updated", "deferred", "rejected", "failed", "reverted", "skipped")
@@ -438,3 +439,34 @@ def wave_counts(store, deployment_id, wave):
         elif row.get("result") == "skipped":
             counts["skipped"] += 1
     return counts
+
+
+def start_wave(store, deployment_id, index, name, audit_path=None, secrets=()):
+    """Mark a wave started, renew the lease, audit it; returns the earlier waves' lines for the reason text."""
+    store.wave_started(deployment_id, index)
+    store.heartbeat(deployment_id)
+    if audit_path:
+        append_audit(audit_path, {"event": "wave_started", "deployment_id": deployment_id, "wave": index, "name": name}, secrets)
+    return previous_wave_lines(store, deployment_id, index)
+
+
+def record_wave(store, deployment_id, index, name, wave_count, target_version, gate, updated_hosts, reverted_hosts=(),
+                success_threshold=None, counts=None, gate_skipped=False, audit_path=None, secrets=()):
+    """Judge and record a wave (:func:`wave_done`), audit it; the summary carries ``halt_reason`` when it failed.
+
+    ``counts`` are the wave's answers; by default they are read from the state.
+    """
+    if counts is None:
+        counts = wave_counts(store, deployment_id, index)
+    summary = wave_done(store, deployment_id, index, name, wave_count, target_version, counts, gate, updated_hosts,
+                        reverted_hosts, gate_skipped=gate_skipped, success_threshold=success_threshold)
+    if audit_path:
+        append_audit(audit_path, dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
+                                      deployment_id=deployment_id), secrets)
+    summary["halt_reason"] = None
+    if not summary["passed"]:
+        summary["halt_reason"] = "wave %s (%s) failed its health gate: %d/%d healthy, %d required%s%s" % (
+            index, name, summary["healthy"], summary["updated"], summary["required"],
+            (", %d unreachable" % summary["unreachable"]) if summary["unreachable"] else "",
+            " (reverted)" if summary["reverted"] else "")
+    return summary

@@ -16,7 +16,7 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import resolve_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import format_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
@@ -31,9 +31,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import previous_wave_lines
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_done
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
@@ -59,16 +59,21 @@ NOTIFY_SPEC = connection_spec(
     audit_path=dict(type="path"),
 )
 
-GATE_SPEC = connection_spec(
-    agents=AGENT_SPEC,
+# the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
+GATE_OPTIONS = dict(
     expected_states=dict(type="list", elements="str", default=["work"]),
-    target_version=dict(type="str"),
-    success_threshold=dict(type="float", default=0.8),
     min_healthy_time=dict(type="float", default=10.0),
     healthy_deadline=dict(type="float", default=300.0),
     poll_interval=dict(type="float", default=1.0),
     grace=dict(type="float"),
+)
+
+GATE_SPEC = connection_spec(
+    agents=AGENT_SPEC,
+    target_version=dict(type="str"),
+    success_threshold=dict(type="float", default=0.8),
     fail_on_unhealthy=dict(type="bool", default=True),
+    **GATE_OPTIONS
 )
 
 STATE_SPEC = dict(
@@ -115,11 +120,6 @@ FLEETSIM_START_SPEC = connection_spec(
 )
 
 
-def _secrets(params):
-    token = resolve_token(params)
-    return [token] if token else []
-
-
 def decision_auditor(audit_path, deployment_id, agents, secrets):
     """An ``on_answers`` callback writing one audit line per decision (or None without an audit path)."""
     if not audit_path:
@@ -149,7 +149,7 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
         params.get("strategy") or "canary",
     )
     store = open_store(params["state_path"]) if params.get("state_path") and not check_mode else None
-    audit = decision_auditor(params.get("audit_path"), params["deployment_id"], agents, _secrets(params))
+    audit = decision_auditor(params.get("audit_path"), params["deployment_id"], agents, token_secrets(params))
     try:
         with client_from_params(params) as client:
             result = notify_wave(
@@ -254,12 +254,7 @@ def run_state(params, check_mode=False):
         if store.get_deployment(dep_id) is None:
             raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
         if op == "wave_start":
-            store.wave_started(dep_id, params["wave"])
-            store.heartbeat(dep_id)
-            lines = previous_wave_lines(store, dep_id, params["wave"])
-            if params.get("audit_path"):
-                append_audit(params["audit_path"], {"event": "wave_started", "deployment_id": dep_id, "wave": params["wave"],
-                                                    "name": params.get("wave_name")}, secrets)
+            lines = start_wave(store, dep_id, params["wave"], params.get("wave_name"), params.get("audit_path"), secrets)
             return {"changed": True, "previous_waves": lines}
         if op == "mark":
             results = list(params.get("results") or [])
@@ -272,14 +267,11 @@ def run_state(params, check_mode=False):
             return {"changed": bool(results), "marked": len(results)}
         if op == "wave_done":
             dep = store.get_deployment(dep_id)
-            summary = wave_done(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
-                                dep["target_version"], params.get("notify_counts") or {}, params.get("gate"),
-                                params.get("updated_hosts") or [], params.get("reverted_hosts") or [],
-                                gate_skipped=params.get("gate") is None,
-                                success_threshold=params.get("success_threshold"))
-            if params.get("audit_path"):
-                append_audit(params["audit_path"], dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
-                                                        deployment_id=dep_id), secrets)
+            summary = record_wave(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
+                                  dep["target_version"], params.get("gate"), params.get("updated_hosts") or [],
+                                  params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),
+                                  counts=params.get("notify_counts") or {}, gate_skipped=params.get("gate") is None,
+                                  audit_path=params.get("audit_path"), secrets=secrets)
             return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
         if op == "finish":
             store.set_status(dep_id, params["status"], params.get("status_reason"))

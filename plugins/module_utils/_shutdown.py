@@ -33,7 +33,8 @@ import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import split_waves
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import resolve_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
@@ -48,6 +49,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
 SHUTDOWN = "shutdown"
 WAKEUP = "wakeup"
@@ -459,7 +461,7 @@ def occurrence_plan(params, client=None, check_mode=False):
     probes = None
     if params.get("probe", True) or params.get("discovery") == "health":
         close = client is None
-        client = client or _client(params)
+        client = client or client_from_params(params)
         try:
             results = client.fan_out(lambda m: (m["name"], probe_state(client, m["agent_url"])), members)
         finally:
@@ -547,22 +549,9 @@ def _duplicates(values):
     return sorted(dupes)
 
 
-def _client(params):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
-
-    return client_from_params(params)
-
-
-def _secrets(params):
-    token = resolve_token(params)
-    return [token] if token else []
-
-
 # ----------------------------------------------------------------------------- state helpers
 
 def _open(params, create=True):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
-
     path = os.path.expanduser(params.get("state_path") or DEFAULT_STATE_PATH)
     if not create and not os.path.exists(path):
         return None
@@ -713,7 +702,7 @@ def _was_reused(store, deployment_id):
 def _write(store, params, deployment_id, extra=None, events=None):
     report_path, audit_path = _paths(params, deployment_id)
     report = build_report(store, deployment_id, extra)
-    secrets = _secrets(params)
+    secrets = token_secrets(params)
     write_report(report_path, report, secrets)
     if events:
         append_audit(audit_path, [dict(e, deployment_id=deployment_id) for e in events], secrets)
@@ -884,7 +873,7 @@ def _ask_explorer(store, params, dep, plan, clock, client):
     body = {"reason": dep["params"].get("message") or plan.get("message"), "force": False, "confirm": True,
             "deployment_id": deployment_id, "scope": "all_occurrences", "decision_ref": None}
     close = client is None
-    client = client or _client(params)
+    client = client or client_from_params(params)
     try:
         store.mark_asked(deployment_id, [explorer["name"]])
         _set_extra(store, deployment_id, {explorer["name"]: {"asked": {"scope": "all_occurrences", "decision_ref": None,
@@ -959,7 +948,7 @@ def shutdown_wave(params, check_mode=False, client=None, store=None, clock=time.
     own_store = store is None
     store = store if store is not None else _open(params)
     close = client is None
-    client = client or _client(params)
+    client = client or client_from_params(params)
     try:
         return _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic)
     finally:
@@ -1183,7 +1172,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
     own_store = store is None
     store = store if store is not None else _open(params)
     close = client is None
-    client = client or _client(params)
+    client = client or client_from_params(params)
     try:
         dep = store.get_deployment(params["deployment_id"])
         if index == 1 or dep is None:
@@ -1257,7 +1246,7 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
     own_store = store is None
     store = store if store is not None else _open(params)
     close = client is None
-    client = client or _client(params)
+    client = client or client_from_params(params)
     try:
         dep = store.get_deployment(params["deployment_id"])
         if dep is None:

@@ -16,18 +16,18 @@ import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
-from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import previous_wave_lines
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_done
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import _secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import decision_auditor
+from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import GATE_OPTIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import validate_gate_params
@@ -49,16 +49,12 @@ WAVE_SPEC = connection_spec(
     audit_path=dict(type="path"),
     driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks"]),
     control_url=dict(type="str"),
-    expected_states=dict(type="list", elements="str", default=["work"]),
     require_target_version=dict(type="bool", default=True),
     success_threshold=dict(type="float", default=0.8),
-    min_healthy_time=dict(type="float", default=10.0),
-    healthy_deadline=dict(type="float", default=300.0),
-    poll_interval=dict(type="float", default=1.0),
-    grace=dict(type="float"),
     auto_revert=dict(type="bool", default=False),
     gate=dict(type="dict"),
     reverted_hosts=dict(type="list", elements="str", default=[]),
+    **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]
 
@@ -87,20 +83,11 @@ def _gate_set(store, deployment_id, wave, members):
 
 
 def _finish(store, params, deployment_id, wave, dep, gate, gated, reverted_hosts, secrets):
-    summary = wave_done(store, deployment_id, wave["index"], wave["name"], params["wave_count"], dep["target_version"],
-                        wave_counts(store, deployment_id, wave["index"]), gate, [a["name"] for a in gated],
-                        reverted_hosts, success_threshold=params["success_threshold"])
-    if params.get("audit_path"):
-        append_audit(params["audit_path"], dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
-                                                deployment_id=deployment_id), secrets)
-    halt = None
-    if not summary["passed"]:
-        halt = "wave %s (%s) failed its health gate: %d/%d healthy, %d required%s%s" % (
-            wave["index"], wave["name"], summary["healthy"], summary["updated"], summary["required"],
-            (", %d unreachable" % summary["unreachable"]) if summary["unreachable"] else "",
-            " (reverted)" if summary["reverted"] else "")
+    summary = record_wave(store, deployment_id, wave["index"], wave["name"], params["wave_count"], dep["target_version"],
+                          gate, [a["name"] for a in gated], reverted_hosts, success_threshold=params["success_threshold"],
+                          audit_path=params.get("audit_path"), secrets=secrets)
     return {"changed": True, "phase_done": "finish", "summary": summary, "line": summary["line"],
-            "passed": summary["passed"], "halt_reason": halt,
+            "passed": summary["passed"], "halt_reason": summary["halt_reason"],
             "table": (gate or {}).get("table") or [] if not summary["passed"] else []}
 
 
@@ -116,7 +103,7 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
     wave = params["wave"]
     members = _members(wave)
     deployment_id = params["deployment_id"]
-    secrets = _secrets(params)
+    secrets = token_secrets(params)
     with open_store(params["state_path"]) as store, client_from_params(params) as client:
         dep = store.get_deployment(deployment_id)
         if dep is None:
@@ -124,14 +111,9 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         target = dep["target_version"]
         out = {"changed": True}
         if phase in ("all", "ask"):
-            store.wave_started(deployment_id, wave["index"])
-            store.heartbeat(deployment_id)
-            if params.get("audit_path"):
-                append_audit(params["audit_path"], {"event": "wave_started", "deployment_id": deployment_id,
-                                                    "wave": wave["index"], "name": wave["name"]}, secrets)
+            previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
             reason = build_reason(target, deployment_id, params.get("release_notes"), wave["name"], wave["index"],
-                                  params["wave_count"], previous_wave_lines(store, deployment_id, wave["index"]),
-                                  params["force"], params["strategy"])
+                                  params["wave_count"], previous, params["force"], params["strategy"])
             asked = notify_wave(client, members, deployment_id, target, reason, force=params["force"], store=store,
                                 reask_until=params.get("reask_until"), clock=clock, sleep=sleep,
                                 on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))

@@ -290,33 +290,19 @@ audit_path:
   sample: /var/tmp/deploy-20250131-100000.audit.jsonl
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import aws
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import register
-from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.report import REPORT_ARGUMENT_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.module import run_ecs_module
 
 
 def main():
-    argument_spec = dict(aws.AWS_ARGUMENT_SPEC)
-    argument_spec.update(REPORT_ARGUMENT_SPEC)
-    argument_spec.update(register.TASKDEF_ARGUMENT_SPEC)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    run_ecs_module(
+        AnsibleModule, register.run, register.TASKDEF_ARGUMENT_SPEC,
         mutually_exclusive=[("template", "task_definition")],
         required_if=[("base", "template", ("template", "task_definition"), True), ("base", "template", ("agent_env",)),
                      ("base", "service", ("cluster", "service", "image"))],
-        required_together=aws.AWS_REQUIRED_TOGETHER,
-        supports_check_mode=True,
     )
-    if not aws.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=str(aws.BOTO3_IMPORT_ERROR))
-    try:
-        result = register.run(lambda: aws.boto3_client("ecs", module.params), module.params, module.check_mode)
-    except EcsError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

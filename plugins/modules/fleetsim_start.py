@@ -20,45 +20,6 @@ description:
     each agent of the request is in RV(failed_agents) with the cause, and the task fails.
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
-  agents:
-    description:
-      - The agents to start, usually the RV(agentfleet.rollout.notify#module:update_agents) of a wave.
-      - Their names must be the simulator's occurrence names.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: The agent's name, as the simulator knows it.
-        type: str
-        required: true
-      agent_url:
-        description: Base URL of the agent. Not used by this module.
-        type: str
-        required: true
-      agent_id:
-        description: The agent identity shared by its occurrences. Not used by this module.
-        type: str
-      occurrence_id:
-        description: The occurrence of the agent. Not used by this module.
-        type: str
-      cohort:
-        description: The agent's cohort. Not used by this module.
-        type: str
-      wave:
-        description: The agent's wave index. Not used by this module.
-        type: int
-      version:
-        description:
-          - The version to start this agent on when O(version) is not set (a revert puts back each agent's
-            previous version, as in RV(agentfleet.rollout.notify#module:accepted_agents)).
-        type: str
-      version_before:
-        description: The version the agent ran before the update. Not used by this module.
-        type: str
-      canary_group:
-        description: The cohort this agent is pinned to. Not used by this module.
-        type: str
   version:
     description:
       - The version to start every agent on.
@@ -69,6 +30,7 @@ options:
     type: str
     required: true
 extends_documentation_fragment:
+  - agentfleet.rollout.agents
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER

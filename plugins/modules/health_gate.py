@@ -36,49 +36,6 @@ description:
   - "No probe result for the agent: C(not probed yet) or C(no answer)."
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
-  agents:
-    description:
-      - The agents to watch, usually the RV(agentfleet.rollout.notify#module:accepted_agents) of the wave.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: Inventory name of the agent; the key of every per-agent result.
-        type: str
-        required: true
-      agent_url:
-        description:
-          - Base URL of the agent (C(http://) or C(https://)), possibly with a path prefix
-            (C(https://agents.example.org/api/datum)).
-        type: str
-        required: true
-      agent_id:
-        description: The agent identity shared by its occurrences. Not used by this module.
-        type: str
-      occurrence_id:
-        description: The occurrence of the agent. Not used by this module.
-        type: str
-      cohort:
-        description: The agent's cohort. Not used by this module.
-        type: str
-      wave:
-        description: The agent's wave index. Not used by this module.
-        type: int
-      version:
-        description: The version the agent ran before. Not used by this module.
-        type: str
-      version_before:
-        description: The version the agent ran before the update. Not used by this module.
-        type: str
-      canary_group:
-        description: The cohort this agent is pinned to. Not used by this module.
-        type: str
-  expected_states:
-    description: The C(cognitive_state) values that count as healthy.
-    type: list
-    elements: str
-    default: [work]
   target_version:
     description: When set, an agent counts as healthy only when it reports this C(version).
     type: str
@@ -88,23 +45,6 @@ options:
         whole agents (V(0.8) of 4 agents is 4, of 5 agents is 4).
     type: float
     default: 0.8
-  min_healthy_time:
-    description: Seconds an agent must be healthy on every probe to count as stable.
-    type: float
-    default: 10.0
-  healthy_deadline:
-    description: Seconds after which the wait ends whatever the agents' state.
-    type: float
-    default: 300.0
-  poll_interval:
-    description: Seconds between probes of the agents not yet stable (V(0) means 0.5).
-    type: float
-    default: 1.0
-  grace:
-    description:
-      - Once the threshold is met, seconds to keep waiting for the remaining agents before the wave passes.
-      - Defaults to O(min_healthy_time).
-    type: float
   fail_on_unhealthy:
     description:
       - Fail the task when the wave does not pass, with the per-agent cause table in the message.
@@ -113,6 +53,8 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - agentfleet.rollout.agents
+  - agentfleet.rollout.gate
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER

@@ -40,44 +40,6 @@ description:
     deferring agent is asked again only once its C(defer_until) has passed.
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
-  agents:
-    description:
-      - The agents of the wave, usually a wave's C(members) from M(agentfleet.rollout.wave_split).
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: Inventory name of the agent; the key of every per-agent result.
-        type: str
-        required: true
-      agent_url:
-        description:
-          - Base URL of the agent (C(http://) or C(https://)), possibly with a path prefix
-            (C(https://agents.example.org/api/datum)).
-        type: str
-        required: true
-      agent_id:
-        description: The agent identity shared by its occurrences; recorded in the state and the audit log.
-        type: str
-      occurrence_id:
-        description: The occurrence of the agent; recorded in the state.
-        type: str
-      cohort:
-        description: The agent's cohort (set by M(agentfleet.rollout.wave_split)); recorded in the state and the audit log.
-        type: str
-      wave:
-        description: The agent's wave index (set by M(agentfleet.rollout.wave_split)); recorded in the state and the audit log.
-        type: int
-      version:
-        description: The version the agent runs (what a revert would put back).
-        type: str
-      version_before:
-        description: The version the agent ran before the update.
-        type: str
-      canary_group:
-        description: The cohort this agent is pinned to.
-        type: str
   deployment_id:
     description:
       - Identifier of the deployment, sent to every agent as the idempotency key.
@@ -156,6 +118,7 @@ options:
         C(defer_until), HTTP status) to this audit log. The token is never written.
     type: path
 extends_documentation_fragment:
+  - agentfleet.rollout.agents
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER

@@ -123,11 +123,6 @@ options:
       - Base URL of the simulator's control port (for example C(http://127.0.0.1:8099)).
       - Required with O(driver=fleetsim).
     type: str
-  expected_states:
-    description: The C(cognitive_state) values that count as healthy in the gate.
-    type: list
-    elements: str
-    default: [work]
   require_target_version:
     description: In the gate, an agent counts as healthy only when it reports the deployment's target version.
     type: bool
@@ -138,23 +133,6 @@ options:
         the judgement (of the agents that accepted or were unreachable), rounded up to whole agents.
     type: float
     default: 0.8
-  min_healthy_time:
-    description: Seconds an agent must be healthy on every probe to count as stable.
-    type: float
-    default: 10.0
-  healthy_deadline:
-    description: Seconds after which the gate ends whatever the agents' state.
-    type: float
-    default: 300.0
-  poll_interval:
-    description: Seconds between probes of the agents not yet stable (V(0) means 0.5).
-    type: float
-    default: 1.0
-  grace:
-    description:
-      - Once the gate's threshold is met, seconds to keep waiting for the remaining agents before the gate ends.
-      - Defaults to O(min_healthy_time).
-    type: float
   auto_revert:
     description:
       - Put the agents of a failed wave back on their previous version (C(version_before), recorded when they
@@ -176,6 +154,7 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - agentfleet.rollout.gate
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER

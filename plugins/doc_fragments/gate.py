@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Health gate options shared by health_gate and rollout_wave (``_runners.GATE_OPTIONS``)."""
+
+    DOCUMENTATION = r"""
+options:
+  expected_states:
+    description: The C(cognitive_state) values that count as healthy.
+    type: list
+    elements: str
+    default: [work]
+  min_healthy_time:
+    description: Seconds an agent must be healthy on every probe to count as stable.
+    type: float
+    default: 10.0
+  healthy_deadline:
+    description: Seconds after which the gate ends whatever the agents' state.
+    type: float
+    default: 300.0
+  poll_interval:
+    description: Seconds between probes of the agents not yet stable (V(0) means 0.5).
+    type: float
+    default: 1.0
+  grace:
+    description:
+      - Once the threshold is met, seconds to keep waiting for the remaining agents before the gate ends.
+      - Defaults to O(min_healthy_time).
+    type: float
+"""
