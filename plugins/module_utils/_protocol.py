@@ -33,8 +33,22 @@ DEFER = "defer"
 REJECT = "reject"
 UNREACHABLE = "unreachable"
 AUTH_ERROR = "auth_error"
+# 200/202 without ``data.decision``: the agent deliberates as a task and shows
+# its decision by acting (PROTOCOL.md, "Observed consent")
+PENDING = "pending"
+# the result of an observed decline: still working when the stop timeout ended
+DECLINED = "declined"
 FINAL_DECISIONS = (ACCEPT, REJECT)
-DECISIONS = (ACCEPT, DEFER, REJECT, UNREACHABLE, AUTH_ERROR)
+DECISIONS = (ACCEPT, PENDING, DEFER, REJECT, UNREACHABLE, AUTH_ERROR)
+
+# what a health answer says about the agent's process (see classify_liveness)
+WORKING = "working"
+DRAINING = "draining"
+STOPPED = "stopped"
+NO_ANSWER = "no_answer"
+GATEWAY_DOWN = (502, 503, 504)
+# transport failures that prove nothing is listening any more
+STOPPED_KINDS = ("refused", "reset", "connect")
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
@@ -192,6 +206,33 @@ def evaluate_health(status, payload, expected_states=("work",), target_version=N
     if target_version is not None and str(data.get("version")) != str(target_version):
         return False, "version %s (expected %s)" % (data.get("version"), target_version), info
     return True, None, info
+
+
+def classify_liveness(status=None, payload=None, error=None):
+    """What one health answer says about the agent's process: ``(state, cause, info)``.
+
+    The one classifier of the collection for "has it stopped?" (updates,
+    reverts, shutdown waves, wakeup):
+
+    - :data:`STOPPED`: nothing listens (connection refused or reset, host
+      unreachable) or its proxy answers 502/503/504 (backend gone);
+    - :data:`DRAINING`: it answers with ``cognitive_state: shutdown`` (still
+      finishing its work; not stopped);
+    - :data:`WORKING`: it answers anything else (a 500 from the agent itself
+      is an answering process too);
+    - :data:`NO_ANSWER`: a timeout, a TLS or URL error: no evidence either way.
+    """
+    if error is not None:
+        kind = getattr(error, "kind", None)
+        if kind in STOPPED_KINDS:
+            return STOPPED, str(error), {}
+        return NO_ANSWER, str(error), {}
+    if status in GATEWAY_DOWN:
+        return STOPPED, "HTTP %d from the gateway (backend gone)" % status, {}
+    cause, info = evaluate_health(status, payload, ("work",))[1:]
+    if info.get("cognitive_state") == "shutdown":
+        return DRAINING, "cognitive_state shutdown (draining)", info
+    return WORKING, cause, info
 
 
 def join_url(base, path):
