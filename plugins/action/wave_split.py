@@ -13,11 +13,11 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._inventory impo
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = WAVE_SPLIT_SPEC
-    REQUIRED_ONE_OF = [["members", "group"]]
-    MUTUALLY_EXCLUSIVE = [["members", "group"]]
+    REQUIRED_ONE_OF = [["members", "group", "hosts"]]
+    MUTUALLY_EXCLUSIVE = [["members", "group"], ["members", "hosts"]]
     ENGINE_ERRORS = (CohortError, ValueError)
 
     def run_engine(self, params, task_vars):
-        if params.get("group"):
-            params = dict(params, members=members_from_group(task_vars, params["group"]))
+        if params.get("group") or params.get("hosts") is not None:
+            params = dict(params, members=members_from_group(task_vars, params.get("group"), params.get("hosts")))
         return wave_plan(params)

@@ -284,6 +284,7 @@ def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name
 WAVE_SPLIT_SPEC = dict(
     members=dict(type="list", elements="raw"),
     group=dict(type="str"),
+    hosts=dict(type="list", elements="str"),
     cohorts=dict(type="raw", default="ciris"),
     method=dict(type="str", default="sorted", choices=list(METHODS)),
     salt=dict(type="str", default=""),

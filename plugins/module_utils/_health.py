@@ -15,6 +15,15 @@ from __future__ import annotations
 import math
 import time
 
+# the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
+GATE_OPTIONS = dict(
+    expected_states=dict(type="list", elements="str", default=["work"]),
+    min_healthy_time=dict(type="float", default=10.0),
+    healthy_deadline=dict(type="float", default=300.0),
+    poll_interval=dict(type="float", default=1.0),
+    grace=dict(type="float"),
+)
+
 
 class WaveTracker:
     """Pure state of a wave being watched; feed it observations, ask it verdicts."""
@@ -86,7 +95,8 @@ class WaveTracker:
 
 
 def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
-                  poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep):
+                  poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep, progress=None,
+                  progress_every=5.0):
     """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
 
     The wait ends at the first of: every agent stable; ``deadline`` seconds
@@ -94,13 +104,15 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     first met (default: ``min_stable_time``), so one broken agent does not
     hold a passing wave until the deadline. Returns a result dict with
     ``passed``, ``stable``, ``unstable`` (name -> last cause), ``agents``,
-    ``required``, ``elapsed`` and ``reason``.
+    ``required``, ``elapsed`` and ``reason``. ``progress(text)``, when given, is
+    called every ``progress_every`` seconds with a one-line status.
     """
     tracker = WaveTracker(names, min_stable_time, success_threshold)
     grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
     start = clock()
     met_at = None
     reason = None
+    last_progress = start
     while True:
         now = clock()
         pending = tracker.pending()
@@ -121,6 +133,9 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
         if now - start >= deadline:
             reason = "deadline reached"
             break
+        if progress is not None and now - last_progress >= progress_every:
+            last_progress = now
+            progress(progress_line(tracker, now - start))
         due = tracker.next_due(now, poll_interval)
         if met_at is not None:
             due = min(due, met_at + grace)
@@ -139,6 +154,21 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
         "required": tracker.required,
         "elapsed": round(clock() - start, 3),
     }
+
+
+def progress_line(tracker, elapsed):
+    """``14/20 healthy, 3 starting, 2 draining, 1 failing, 45s`` from a tracker's last probes."""
+    starting = draining = failing = 0
+    for name in tracker.pending():
+        state = (tracker.last_info.get(name) or {}).get("cognitive_state")
+        if tracker.ready_since[name] is not None or state in ("wakeup",) or (tracker.last_info.get(name) or {}).get("status") == "initializing":
+            starting += 1
+        elif state == "shutdown":
+            draining += 1
+        else:
+            failing += 1
+    return "%d/%d healthy, %d starting, %d draining, %d not answering or unhealthy, %ds" % (
+        tracker.stable_count(), len(tracker.names), starting, draining, failing, elapsed)
 
 
 def health_check_fn(client, urls, expected_states=("work",), target_version=None):
@@ -167,3 +197,33 @@ def format_table(result, limit=50):
     if lines:
         lines.insert(0, "%-32s %-10s %-12s %s" % ("agent", "version", "state", "cause"))
     return lines
+
+
+def validate_gate_params(params):
+    threshold = params.get("success_threshold")
+    if threshold is None or not 0.0 <= threshold <= 1.0:
+        raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
+    for key in ("min_healthy_time", "healthy_deadline", "poll_interval"):
+        if params.get(key) is not None and params[key] < 0:
+            raise ValueError("%s must not be negative" % key)
+
+
+def gate_agents(client, agents, params, target_version=None, clock=time.monotonic, sleep=time.sleep, progress=None):
+    """Wait for ``agents`` to be stable (the health gate); returns the waiter's result plus a cause table.
+
+    Without ``grace`` every agent stays watched until it is stable or ``healthy_deadline`` ends (stragglers are
+    not given up when the threshold is met); an agent is failed only after its deadline.
+    """
+    grace = params.get("grace")
+    if grace is None:
+        grace = params["healthy_deadline"]
+    urls = dict((a["name"], a["agent_url"]) for a in agents)
+    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version)
+    result = wait_for_wave(
+        [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
+        success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
+        poll_interval=params["poll_interval"] or 0.5, grace=grace, clock=clock, sleep=sleep, progress=progress,
+    )
+    result["table"] = format_table(result)
+    result["ratio"] = round(result["stable_count"] / float(result["total"]), 4) if result["total"] else 1.0
+    return result

@@ -113,3 +113,23 @@ def append_audit(path, events, secrets=()):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
             handle.flush()
+
+
+def decision_auditor(audit_path, deployment_id, agents, secrets):
+    """An ``on_answers`` callback writing one audit line per decision (or None without an audit path)."""
+    if not audit_path:
+        return None
+    members = dict((a["name"], a) for a in agents)
+
+    def audit(round_answers):
+        lines = []
+        for name, ans in round_answers.items():
+            m = members.get(name, {})
+            lines.append({"event": "decision", "deployment_id": deployment_id, "host": name,
+                          "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
+                          "decision": ans.get("decision"), "reason": ans.get("reason"),
+                          "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
+                          "http_status": ans.get("http_status")})
+        append_audit(audit_path, lines, secrets)
+
+    return audit

@@ -13,16 +13,27 @@ from __future__ import annotations
 import math
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_DECLINED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AUTH_ERROR
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DECLINED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DEFER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import FINAL_DECISIONS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
 
-RESULTS = ("updated", "deferred", "rejected", "failed", "reverted", "skipped")
+RESULTS = ("updated", "deferred", "declined", "rejected", "failed", "reverted", "skipped")
+# decisions a rerun of the same deployment does not ask again: final answers, an observed
+# decline (asking again would start another deliberation for the same deployment), and a
+# pending answer (asked; what it does is observed, not asked for twice)
+NOT_ASKED_AGAIN = FINAL_DECISIONS + (DECLINED, PENDING)
+
 DEFAULT_BUSY_RETRY = 30.0
 
 
@@ -95,7 +106,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
     to_ask = []
     for a in agents:
         row = recorded.get(a["name"])
-        if row and (row.get("decision") in FINAL_DECISIONS or row.get("result") == "skipped"):
+        if row and (row.get("decision") in NOT_ASKED_AGAIN or row.get("result") == "skipped"):
             answers[a["name"]] = {
                 "decision": row.get("decision") or "skipped", "reason": row.get("decision_reason"),
                 "defer_until": row.get("defer_until"), "decision_id": row.get("decision_id"),
@@ -131,7 +142,8 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             if before is not None and str(before) == str(target_version) and probe["healthy"]:
                 return member["name"], {"decision": "skipped", "reason": "already on %s" % target_version,
                                         "version_before": before}
-        answer = client.shutdown(member["agent_url"], body_base)
+        answer = client.ask(member["agent_url"], body_base) if hasattr(client, "ask") else \
+            client.shutdown(member["agent_url"], body_base)
         answer["version_before"] = before
         answer["answered_at"] = clock()
         return member["name"], answer
@@ -151,7 +163,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
                 if ans["decision"] == "skipped":
                     skips.append({"host": name, "result": "skipped", "detail": ans["reason"],
                                   "version_before": ans.get("version_before"), "version_after": ans.get("version_before")})
-                elif ans["decision"] in (ACCEPT, DEFER, REJECT):
+                elif ans["decision"] in (ACCEPT, PENDING, DEFER, REJECT):
                     rows.append(dict(ans, host=name))
                 elif ans["decision"] == UNREACHABLE:
                     rows.append(dict(ans, host=name))
@@ -220,34 +232,40 @@ def _defer_detail(ans):
 
 def _notify_result(agents, answers, asked, recorded, check_mode=False):
     # "unreachable" and "skipped" are reserved result keys in Ansible: the lists are *_agents
-    groups = {"accepted": [], "deferred": [], "rejected": [], "unreachable_agents": [], "skipped_agents": []}
-    update_agents = []
-    accepted_agents = []
+    groups = {"accepted": [], "pending": [], "declined": [], "deferred": [], "rejected": [], "unreachable_agents": [],
+              "skipped_agents": []}
+    keys = {ACCEPT: "accepted", PENDING: "pending", DECLINED: "declined", DEFER: "deferred", REJECT: "rejected",
+            UNREACHABLE: "unreachable_agents", "skipped": "skipped_agents"}
+    consenting = []
+    retry = []
     for a in agents:
         ans = answers.get(a["name"])
         if ans is None:
             continue
         decision = ans["decision"]
-        key = {ACCEPT: "accepted", DEFER: "deferred", REJECT: "rejected", UNREACHABLE: "unreachable_agents",
-               "skipped": "skipped_agents"}.get(decision)
-        if key:
-            groups[key].append(a["name"])
-        if decision == ACCEPT:
+        if decision in keys:
+            groups[keys[decision]].append(a["name"])
+        if decision in (ACCEPT, PENDING):
             row = recorded.get(a["name"]) or {}
             member = dict(a)
             member["version_before"] = ans.get("version_before") or row.get("version_before")
             # ``version`` is what a revert puts back
             member["version"] = member["version_before"]
-            accepted_agents.append(member)
-            if row.get("result") not in ("updated", "reverted", "failed"):
-                update_agents.append(member)
+            if not row.get("updated_at"):
+                if row.get("result") not in ("updated", "reverted", "declined"):
+                    # to watch until it has stopped, then to hand to the update driver
+                    consenting.append(member)
+            elif row.get("result") == "failed":
+                # handed to the driver in an earlier run, then its update or gate failed: retried
+                retry.append(member)
     out = {
         # in check mode: would it ask anyone? (nobody is asked)
         "changed": bool(asked),
         "answers": {n: {k: v for k, v in ans.items() if k != "answered_at"} for n, ans in answers.items()},
         "asked": list(asked) if not check_mode else [],
-        "update_agents": update_agents,
-        "accepted_agents": accepted_agents,
+        "consenting_agents": consenting,
+        "retry_agents": retry,
+        "update_agents": consenting + retry,
         "counts": dict((k.replace("_agents", ""), len(v)) for k, v in groups.items()),
     }
     out.update(groups)
@@ -256,64 +274,150 @@ def _notify_result(agents, answers, asked, recorded, check_mode=False):
     return out
 
 
+def observe_consent(client, store, deployment_id, members, target_version, stop_timeout, poll_interval=1.0,
+                    supervisor_restarts=False, clock=time.monotonic, sleep=time.sleep, progress=None, on_observed=None):
+    """Watch the agents that accepted or answered "pending" until they have stopped (observed consent).
+
+    Records the observed decision at once: a pending agent that stopped has
+    accepted; one still working at ``stop_timeout`` has declined (result
+    ``declined``, never updated); an explicit accepter that did not stop, one
+    still draining, or one that stopped answering with timeouts is ``failed``
+    and not updated. Returns ``(ready, observed)``: the members that stopped
+    (to hand to the update driver) and the per-host observation.
+    """
+    if not members:
+        return [], {}
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
+    observed = observe_stop(client, members, stop_timeout=stop_timeout, poll_interval=poll_interval,
+                            supervisor_restarts=supervisor_restarts, target_version=target_version,
+                            clock=clock, sleep=sleep, progress=progress)
+    ready, decisions, results = [], [], []
+    for m in members:
+        name = m["name"]
+        obs = observed[name]
+        row = rows.get(name) or {}
+        pending = row.get("decision") == PENDING
+        if obs["outcome"] == OBSERVED_STOPPED:
+            ready.append(m)
+            if pending:
+                decisions.append({"host": name, "decision": ACCEPT, "answered_at": row.get("answered_at"),
+                                  "reason": "observed: %s after %.1fs" % (
+                                      "drained and stopped" if obs["drained_at"] is not None else "stopped",
+                                      obs["stopped_at"] or 0.0)})
+        elif obs["outcome"] == OBSERVED_DECLINED and pending:
+            decisions.append({"host": name, "decision": DECLINED, "reason": obs["detail"],
+                              "answered_at": row.get("answered_at")})
+            results.append({"host": name, "result": "declined", "detail": obs["detail"]})
+        else:
+            detail = obs["detail"]
+            if obs["outcome"] == OBSERVED_DECLINED:
+                detail = "accepted but " + detail.replace(": declined or still busy", "")
+            results.append({"host": name, "result": "failed", "detail": detail})
+    if decisions:
+        store.record_answers(deployment_id, decisions)
+    if results:
+        store.set_results(deployment_id, results)
+    if on_observed is not None:
+        on_observed(observed)
+    return ready, observed
+
+
 # -- deployment bookkeeping (the rollout_state module) --------------------------------
 
 def begin(store, deployment_id, fleet_key, strategy, target_version, waves, params, stage=False, promote=False,
-          takeover=False, check_mode=False):
-    """Create, stage, promote or resume a deployment; return what to run.
+          takeover=False, check_mode=False, hosts=None, limit=None):
+    """Create, stage, promote, resume or retry a deployment; return what to run.
 
-    ``waves`` is the freshly computed plan; on resume or promote the plan
+    ``waves`` is the freshly computed plan; on resume, retry or promote the plan
     stored with the deployment wins (membership is fixed per deployment).
+    ``hosts`` are the play's hosts (after ``--limit``): the waves to run keep
+    only those members, and ``order`` / ``batches`` give the play its hosts in
+    wave order and its ``serial`` batch sizes (one batch per non-empty wave).
+    ``limit`` (the ``--limit`` pattern) is recorded with the deployment.
     """
     if promote:
         existing = store.get_deployment(deployment_id) if deployment_id else store.staged_for_fleet(fleet_key)
-        if existing is None or existing["status"] not in ("staged", "running", "paused", "completed", "failed"):
+        if existing is None or existing["status"] not in ("staged", "running", "paused", "completed_with_failures",
+                                                          "failed"):
             raise RolloutError("no staged deployment %sfor fleet %r to promote: run agentfleet.rollout.manual first"
                                % ((deployment_id + " ") if deployment_id else "", fleet_key))
         deployment_id = existing["deployment_id"]
         target_version = existing["target_version"]
         strategy = existing["strategy"]
         waves = existing["plan"]
+    params = dict(params or {}, limit=limit or None)
     if check_mode:
         existing = store.get_deployment(deployment_id) if store is not None else None
         plan = existing["plan"] if existing else waves
-        return {"changed": existing is None or existing["status"] in ("staged", "running", "paused"),
-                "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
-                "waves": plan, "completed_waves": [], "already_complete": bool(existing and existing["status"] in ("completed", "failed", "aborted")),
-                "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
+        out = {"changed": existing is None or existing["status"] not in ("completed", "aborted"),
+               "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
+               "already_complete": bool(existing and existing["status"] in ("completed", "aborted")),
+               "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
+        out.update(_run_plan(plan, hosts))
+        return out
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover)
-    done = [w["wave"] for w in store.waves(deployment_id) if w["status"] in ("passed", "completed")]
-    return {
-        "changed": mode in ("new", "staged", "promoted", "resumed"),
+    if mode in ("resumed", "retry", "promoted"):
+        store.update_params(deployment_id, {"limit": params["limit"]})
+    out = {
+        "changed": mode in ("new", "staged", "promoted", "resumed", "retry"),
         "mode": mode,
         "deployment_id": deployment_id,
         "target_version": dep["target_version"],
         "strategy": dep["strategy"],
         "status": dep["status"],
-        "waves": dep["plan"],
-        "completed_waves": done,
         "already_complete": mode == "complete",
         "started_epoch": dep.get("started_at") or dep["created_at"],
     }
+    out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
+    out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
+    return out
 
 
-def judge_wave(gate, notify_counts, success_threshold):
-    """Did the wave pass? The gate over the agents that accepted, and unreachable
-    agents count as failures (PROTOCOL.md: unreachable is a failure, not a
-    decision): stable >= ceil(threshold x (accepted + unreachable)).
-    Rejects and defers are answers and do not fail a wave."""
-    accepted = int(notify_counts.get("accepted", 0))
-    unreachable = int(notify_counts.get("unreachable", 0))
-    stable = int(gate.get("stable_count", 0))
+def _run_plan(plan, hosts):
+    """The waves of ``plan`` restricted to ``hosts`` (None: all), their play order and batch sizes."""
+    wanted = None if hosts is None else set(hosts)
+    waves = []
+    planned = set()
+    for w in plan:
+        members = [m for m in w["members"] if wanted is None or m["name"] in wanted]
+        planned.update(m["name"] for m in w["members"])
+        if members:
+            waves.append(dict(w, members=members, size=len(members), planned_size=w.get("size", len(w["members"]))))
+    for i, w in enumerate(waves):
+        w["last"] = i == len(waves) - 1
+    order = [m["name"] for w in waves for m in w["members"]]
+    return {
+        "waves": waves,
+        "order": order,
+        "batches": [w["size"] for w in waves],
+        # wave index of each host, for the play's batches
+        "wave_of": dict((m["name"], i) for i, w in enumerate(waves) for m in w["members"]),
+        "not_in_plan": sorted(set(hosts or []) - planned) if plan else [],
+    }
+
+
+def judge_wave(counts, success_threshold):
+    """THE verdict of a wave: ``(passed, required)``.
+
+    Over the wave's agents as recorded in the state (this run and earlier
+    runs of the same deployment): the agents that accepted (observed or
+    explicit) and the unreachable ones must be healthy on the target, at least
+    ``ceil(threshold x (accepted + unreachable))`` of them. Unreachable agents
+    count as failures (PROTOCOL.md: unreachable is a failure, not a decision);
+    rejects, defers and declines are answers and never fail a wave.
+    """
+    accepted = int(counts.get("accepted", 0))
+    unreachable = int(counts.get("unreachable", 0))
+    healthy = int(counts.get("healthy", 0))
     threshold = 0.8 if success_threshold is None else float(success_threshold)
     required = int(math.ceil(threshold * (accepted + unreachable) - 1e-9))
-    return bool(gate.get("passed", True)) and stable >= required, required
+    return healthy >= required, required
 
 
-def wave_done(store, deployment_id, wave, name, wave_count, target_version, notify_counts, gate, updated_hosts,
+def wave_done(store, deployment_id, wave, name, wave_count, target_version, gate, updated_hosts,
               reverted_hosts=(), gate_skipped=False, success_threshold=None):
-    """Judge a wave from the gate, record each agent's result; return the wave summary."""
+    """Record each gated agent's result from the gate, judge the wave, return its summary."""
     gate = gate or {}
     agents_state = gate.get("agents") or {}
     results = []
@@ -330,24 +434,16 @@ def wave_done(store, deployment_id, wave, name, wave_count, target_version, noti
                             "version_after": info.get("version")})
     if results:
         store.set_results(deployment_id, results)
-    rows = store.agents(deployment_id, wave=wave)
-    counts = dict((r, 0) for r in RESULTS)
-    for row in rows:
-        if row.get("result") in counts:
-            counts[row["result"]] += 1
-    if gate_skipped:
-        passed, required = True, 0
-    else:
-        passed, required = judge_wave(gate, notify_counts, success_threshold)
+    counts = wave_counts(store, deployment_id, wave)
+    passed, required = judge_wave(counts, success_threshold)
     summary = {
-        "wave": wave, "name": name, "wave_count": wave_count, "size": len(rows), "target_version": target_version,
-        "accepted": notify_counts.get("accepted", 0), "deferred": notify_counts.get("deferred", 0),
-        "rejected": notify_counts.get("rejected", 0), "unreachable": notify_counts.get("unreachable", 0),
-        "skipped": notify_counts.get("skipped", 0),
-        "updated": len(updated_hosts), "healthy": gate.get("stable_count", len(updated_hosts) if gate_skipped else 0),
+        "wave": wave, "name": name, "wave_count": wave_count, "size": counts["size"], "target_version": target_version,
+        "accepted": counts["accepted"], "declined": counts["declined"], "deferred": counts["deferred"],
+        "rejected": counts["rejected"], "unreachable": counts["unreachable"], "skipped": counts["skipped"],
+        "updated": counts["accepted"], "healthy": counts["healthy"], "failed": counts["failed"],
         "required": required, "passed": passed,
-        "gate_reason": gate.get("reason") if gate.get("passed", True) is False or passed else "unreachable agents",
-        "reverted": len(reverted_hosts), "results": counts,
+        "gate_reason": gate.get("reason") if passed else _fail_reason(counts, required, gate),
+        "reverted": len(reverted_hosts), "results": counts["results"],
     }
     waves = dict((w["wave"], w) for w in store.waves(deployment_id))
     started = (waves.get(wave) or {}).get("started_at")
@@ -357,12 +453,23 @@ def wave_done(store, deployment_id, wave, name, wave_count, target_version, noti
     return summary
 
 
+def _fail_reason(counts, required, gate):
+    parts = ["%d/%d healthy, %d required" % (counts["healthy"], counts["accepted"] + counts["unreachable"], required)]
+    if counts["unreachable"]:
+        parts.append("%d unreachable" % counts["unreachable"])
+    if gate.get("reason"):
+        parts.append("gate: %s" % gate["reason"])
+    return "; ".join(parts)
+
+
 def wave_line(s):
     elapsed = ("%.1fs" % s["elapsed"]) if s.get("elapsed") is not None else "-"
-    return ("wave %s/%s %s: %d agents | accepted %d, deferred %d, rejected %d, unreachable %d%s | healthy %d/%d | %s | %s"
-            % (s["wave"], s["wave_count"], s["name"], s["size"], s["accepted"], s["deferred"], s["rejected"],
-               s["unreachable"], (", skipped %d" % s["skipped"]) if s.get("skipped") else "", s["healthy"], s["updated"],
-               elapsed, "passed" if s["passed"] else "FAILED (%s)" % (s.get("gate_reason") or "gate")))
+    return ("wave %s/%s %s: %d agents | accepted %d, declined %d, deferred %d, rejected %d, unreachable %d%s | "
+            "healthy %d/%d | %s | %s"
+            % (s["wave"], s["wave_count"], s["name"], s["size"], s["accepted"], s.get("declined", 0), s["deferred"],
+               s["rejected"], s["unreachable"], (", skipped %d" % s["skipped"]) if s.get("skipped") else "",
+               s["healthy"], s["accepted"] + s["unreachable"], elapsed,
+               "passed" if s["passed"] else "FAILED (%s)" % (s.get("gate_reason") or "gate")))
 
 
 def previous_wave_lines(store, deployment_id, before_wave):
@@ -371,6 +478,39 @@ def previous_wave_lines(store, deployment_id, before_wave):
         if w["wave"] < before_wave and w.get("summary"):
             lines.append(wave_line_for_previous(w["summary"]))
     return lines
+
+
+def close_deployment(store, deployment_id, halt_reason=None, report_path=None, audit_path=None, secrets=(),
+                     status=None):
+    """End a deployment: its status from the agents' results, the report and the audit line.
+
+    ``failed`` when a wave halted it (``halt_reason``); ``completed_with_failures`` when some agent
+    failed (its update or gate, or unreachable: a rerun retries exactly those); ``paused`` when some
+    agent of the plan was never asked in this run (a ``--limit``); else ``completed``. Returns the
+    deployment summary the playbooks and the progress callback show.
+    """
+    if status is None:
+        rows = store.agents(deployment_id)
+        if halt_reason:
+            status = "failed"
+        elif any(not r.get("decision") and not r.get("result") for r in rows):
+            status = "paused"
+            halt_reason = "%d agents of the plan were not in this run (--limit): rerun without a limit to go on" % sum(
+                1 for r in rows if not r.get("decision") and not r.get("result"))
+        elif any(r.get("result") == "failed" for r in rows):
+            status = "completed_with_failures"
+        else:
+            status = "completed"
+    store.set_status(deployment_id, status, halt_reason)
+    report = build_report(store, deployment_id)
+    if report_path:
+        write_report(report_path, report, secrets)
+    if audit_path:
+        append_audit(audit_path, {"event": "deployment_" + status, "deployment_id": deployment_id,
+                                  "totals": report["totals"], "message": halt_reason}, secrets)
+    return {"deployment_id": deployment_id, "status": status, "target_version": report["target_version"],
+            "strategy": report["strategy"], "totals": report["totals"], "report_path": report_path,
+            "message": halt_reason, "summary_table": summary_table(report)}
 
 
 def _iso(ts):
@@ -407,37 +547,50 @@ def build_report(store, deployment_id):
         "deployment_id": deployment_id, "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
         "target_version": dep["target_version"], "status": dep["status"], "message": dep.get("message"),
         "created_at": _iso(dep["created_at"]), "started_at": _iso(dep.get("started_at")),
-        "finished_at": _iso(dep.get("finished_at")), "totals": totals, "waves": waves, "agents": agents,
+        "finished_at": _iso(dep.get("finished_at")), "limit": (dep.get("params") or {}).get("limit"),
+        "totals": totals, "waves": waves, "agents": agents,
     }
 
 
 def summary_table(report):
     lines = ["deployment %s (%s -> %s): %s" % (report["deployment_id"], report["strategy"], report["target_version"], report["status"])]
-    lines.append("%-4s %-16s %5s %8s %8s %8s %8s %8s" % ("wave", "cohort", "size", "updated", "deferred", "rejected", "failed", "reverted"))
+    lines.append("%-4s %-16s %5s %8s %8s %8s %8s %8s %8s" % ("wave", "cohort", "size", "updated", "declined", "deferred",
+                                                            "rejected", "failed", "reverted"))
     per_wave = {}
     for a in report["agents"]:
         key = (a.get("wave"), a.get("cohort"))
         counts = per_wave.setdefault(key, dict((r, 0) for r in RESULTS + ("pending",)))
         counts[a["result"]] = counts.get(a["result"], 0) + 1
     for (wave, cohort), c in sorted(per_wave.items(), key=lambda kv: (kv[0][0] or 0)):
-        lines.append("%-4s %-16s %5d %8d %8d %8d %8d %8d" % (wave, cohort, sum(c.values()), c["updated"], c["deferred"],
-                                                             c["rejected"], c["failed"], c["reverted"]))
+        lines.append("%-4s %-16s %5d %8d %8d %8d %8d %8d %8d" % (wave, cohort, sum(c.values()), c["updated"], c["declined"],
+                                                                 c["deferred"], c["rejected"], c["failed"], c["reverted"]))
     t = report["totals"]
-    lines.append("total: %d agents: %d updated, %d deferred, %d rejected, %d failed, %d reverted, %d skipped%s"
-                 % (len(report["agents"]), t["updated"], t["deferred"], t["rejected"], t["failed"], t["reverted"],
-                    t["skipped"], (", %d pending" % t["pending"]) if t.get("pending") else ""))
+    lines.append("total: %d agents: %d updated, %d declined, %d deferred, %d rejected, %d failed, %d reverted, %d skipped%s"
+                 % (len(report["agents"]), t["updated"], t["declined"], t["deferred"], t["rejected"], t["failed"],
+                    t["reverted"], t["skipped"], (", %d pending" % t["pending"]) if t.get("pending") else ""))
     return lines
 
 
 def wave_counts(store, deployment_id, wave):
-    """What a wave's agents answered, from the state: the counts a wave is judged on."""
-    counts = {"accepted": 0, "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0}
-    key = {ACCEPT: "accepted", DEFER: "deferred", REJECT: "rejected", UNREACHABLE: "unreachable"}
+    """What a wave's agents answered and became, from the state: what a wave is judged on."""
+    counts = {"size": 0, "accepted": 0, "pending": 0, "declined": 0, "deferred": 0, "rejected": 0, "unreachable": 0,
+              "skipped": 0, "healthy": 0, "failed": 0}
+    key = {ACCEPT: "accepted", PENDING: "pending", DECLINED: "declined", DEFER: "deferred", REJECT: "rejected",
+           UNREACHABLE: "unreachable"}
+    results = dict((r, 0) for r in RESULTS)
     for row in store.agents(deployment_id, wave=wave):
+        counts["size"] += 1
         if row.get("decision") in key:
             counts[key[row["decision"]]] += 1
         elif row.get("result") == "skipped":
             counts["skipped"] += 1
+        if row.get("result") in results:
+            results[row["result"]] += 1
+        if row.get("decision") == ACCEPT and row.get("result") == "updated":
+            counts["healthy"] += 1
+        if row.get("result") == "failed":
+            counts["failed"] += 1
+    counts["results"] = results
     return counts
 
 
@@ -451,22 +604,15 @@ def start_wave(store, deployment_id, index, name, audit_path=None, secrets=()):
 
 
 def record_wave(store, deployment_id, index, name, wave_count, target_version, gate, updated_hosts, reverted_hosts=(),
-                success_threshold=None, counts=None, gate_skipped=False, audit_path=None, secrets=()):
-    """Judge and record a wave (:func:`wave_done`), audit it; the summary carries ``halt_reason`` when it failed.
-
-    ``counts`` are the wave's answers; by default they are read from the state.
-    """
-    if counts is None:
-        counts = wave_counts(store, deployment_id, index)
-    summary = wave_done(store, deployment_id, index, name, wave_count, target_version, counts, gate, updated_hosts,
+                success_threshold=None, gate_skipped=False, audit_path=None, secrets=()):
+    """Judge and record a wave (:func:`wave_done`), audit it; the summary carries ``halt_reason`` when it failed."""
+    summary = wave_done(store, deployment_id, index, name, wave_count, target_version, gate, updated_hosts,
                         reverted_hosts, gate_skipped=gate_skipped, success_threshold=success_threshold)
     if audit_path:
         append_audit(audit_path, dict(summary, event="wave_" + ("passed" if summary["passed"] else "failed"),
                                       deployment_id=deployment_id), secrets)
     summary["halt_reason"] = None
     if not summary["passed"]:
-        summary["halt_reason"] = "wave %s (%s) failed its health gate: %d/%d healthy, %d required%s%s" % (
-            index, name, summary["healthy"], summary["updated"], summary["required"],
-            (", %d unreachable" % summary["unreachable"]) if summary["unreachable"] else "",
-            " (reverted)" if summary["reverted"] else "")
+        summary["halt_reason"] = "wave %s (%s) failed its health gate: %s%s" % (
+            index, name, summary["gate_reason"], " (reverted)" if summary["reverted"] else "")
     return summary

@@ -18,18 +18,17 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
-from ansible_collections.agentfleet.rollout.plugins.module_utils._health import format_table
-from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
-from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
+from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
-from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
-from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import begin
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
@@ -59,15 +58,6 @@ NOTIFY_SPEC = connection_spec(
     audit_path=dict(type="path"),
 )
 
-# the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
-GATE_OPTIONS = dict(
-    expected_states=dict(type="list", elements="str", default=["work"]),
-    min_healthy_time=dict(type="float", default=10.0),
-    healthy_deadline=dict(type="float", default=300.0),
-    poll_interval=dict(type="float", default=1.0),
-    grace=dict(type="float"),
-)
-
 GATE_SPEC = connection_spec(
     agents=AGENT_SPEC,
     target_version=dict(type="str"),
@@ -88,10 +78,11 @@ STATE_SPEC = dict(
     stage=dict(type="bool", default=False),
     promote=dict(type="bool", default=False),
     takeover=dict(type="bool", default=False),
+    play_hosts=dict(type="list", elements="str"),
+    limit=dict(type="str"),
     wave=dict(type="int"),
     wave_name=dict(type="str"),
     wave_count=dict(type="int"),
-    notify_counts=dict(type="dict", default={}),
     success_threshold=dict(type="float", default=0.8),
     gate=dict(type="dict"),
     updated_hosts=dict(type="list", elements="str", default=[]),
@@ -100,7 +91,7 @@ STATE_SPEC = dict(
     hosts=dict(type="list", elements="str", default=[]),
     result=dict(type="str", choices=["updated", "deferred", "rejected", "failed", "reverted", "skipped"]),
     detail=dict(type="str"),
-    status=dict(type="str", choices=["completed", "failed", "aborted", "paused"]),
+    status=dict(type="str", choices=["completed", "completed_with_failures", "failed", "aborted", "paused"]),
     status_reason=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
@@ -113,31 +104,37 @@ STATE_REQUIRED_IF = [
     ["op", "finish", ["deployment_id", "status"]],
 ]
 
+WAVE_SPEC = connection_spec(
+    state_path=dict(type="path", required=True),
+    deployment_id=dict(type="str", required=True),
+    wave=dict(type="dict", required=True),
+    wave_count=dict(type="int", required=True),
+    last=dict(type="bool", default=False),
+    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish"]),
+    strategy=dict(type="str", default="canary"),
+    release_notes=dict(type="str"),
+    force=dict(type="bool", default=False),
+    reask_until=dict(type="float"),
+    stop_timeout=dict(type="float", default=600.0),
+    audit_path=dict(type="path"),
+    report_path=dict(type="path"),
+    driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks"]),
+    control_url=dict(type="str"),
+    require_target_version=dict(type="bool", default=True),
+    success_threshold=dict(type="float", default=0.8),
+    auto_revert=dict(type="bool", default=False),
+    update_hosts=dict(type="list", elements="str", default=[]),
+    update_failed=dict(type="dict", default={}),
+    gate=dict(type="dict"),
+    reverted_hosts=dict(type="list", elements="str", default=[]),
+    **GATE_OPTIONS
+)
+WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]
 FLEETSIM_START_SPEC = connection_spec(
     agents=AGENT_SPEC,
     version=dict(type="str"),
     control_url=dict(type="str", required=True),
 )
-
-
-def decision_auditor(audit_path, deployment_id, agents, secrets):
-    """An ``on_answers`` callback writing one audit line per decision (or None without an audit path)."""
-    if not audit_path:
-        return None
-    members = dict((a["name"], a) for a in agents)
-
-    def audit(round_answers):
-        lines = []
-        for name, ans in round_answers.items():
-            m = members.get(name, {})
-            lines.append({"event": "decision", "deployment_id": deployment_id, "host": name,
-                          "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
-                          "decision": ans.get("decision"), "reason": ans.get("reason"),
-                          "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
-                          "http_status": ans.get("http_status")})
-        append_audit(audit_path, lines, secrets)
-
-    return audit
 
 
 def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
@@ -162,29 +159,6 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
         if store is not None:
             store.close()
     result["reason"] = reason
-    return result
-
-
-def validate_gate_params(params):
-    threshold = params.get("success_threshold")
-    if threshold is None or not 0.0 <= threshold <= 1.0:
-        raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
-    for key in ("min_healthy_time", "healthy_deadline", "poll_interval"):
-        if params.get(key) is not None and params[key] < 0:
-            raise ValueError("%s must not be negative" % key)
-
-
-def gate_agents(client, agents, params, target_version=None, clock=time.monotonic, sleep=time.sleep):
-    """Wait for ``agents`` to be stable (the health gate); returns the waiter's result plus a cause table."""
-    urls = dict((a["name"], a["agent_url"]) for a in agents)
-    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version)
-    result = wait_for_wave(
-        [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
-        success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
-        poll_interval=params["poll_interval"] or 0.5, grace=params.get("grace"), clock=clock, sleep=sleep,
-    )
-    result["table"] = format_table(result)
-    result["ratio"] = round(result["stable_count"] / float(result["total"]), 4) if result["total"] else 1.0
     return result
 
 
@@ -229,7 +203,8 @@ def run_state(params, check_mode=False):
         try:
             return begin(store, params.get("deployment_id"), params["fleet_key"], params["strategy"],
                          params.get("target_version"), params.get("waves") or [], params.get("params") or {},
-                         promote=params.get("promote"), check_mode=True)
+                         promote=params.get("promote"), check_mode=True, hosts=params.get("play_hosts"),
+                         limit=params.get("limit"))
         finally:
             if store is not None:
                 store.close()
@@ -245,7 +220,8 @@ def run_state(params, check_mode=False):
                     raise ValueError("target_version is required to begin a deployment")
             out = begin(store, dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
                         params.get("waves") or [], params.get("params") or {}, stage=params.get("stage"),
-                        promote=params.get("promote"), takeover=params.get("takeover"))
+                        promote=params.get("promote"), takeover=params.get("takeover"),
+                        hosts=params.get("play_hosts"), limit=params.get("limit"))
             if params.get("audit_path") and out["mode"] != "complete":
                 append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
                                                     "strategy": out.get("strategy"), "target_version": out["target_version"],
@@ -270,50 +246,20 @@ def run_state(params, check_mode=False):
             summary = record_wave(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
                                   dep["target_version"], params.get("gate"), params.get("updated_hosts") or [],
                                   params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),
-                                  counts=params.get("notify_counts") or {}, gate_skipped=params.get("gate") is None,
+                                  gate_skipped=params.get("gate") is None,
                                   audit_path=params.get("audit_path"), secrets=secrets)
             return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
         if op == "finish":
-            store.set_status(dep_id, params["status"], params.get("status_reason"))
+            summary = close_deployment(store, dep_id, halt_reason=params.get("status_reason"),
+                                       report_path=params.get("report_path"), audit_path=params.get("audit_path"),
+                                       secrets=secrets, status=params["status"])
             report = build_report(store, dep_id)
-            if params.get("report_path"):
-                write_report(params["report_path"], report, secrets)
-            if params.get("audit_path"):
-                append_audit(params["audit_path"], {"event": "deployment_" + params["status"], "deployment_id": dep_id,
-                                                    "totals": report["totals"], "message": params.get("status_reason")}, secrets)
-            return {"changed": True, "report": report, "summary_table": summary_table(report),
-                    "report_path": params.get("report_path")}
+            return {"changed": True, "report": report, "summary_table": summary["summary_table"],
+                    "report_path": params.get("report_path"), "deployment_summary": summary}
         if op == "status":
             report = build_report(store, dep_id)
             return {"changed": False, "report": report, "summary_table": summary_table(report)}
     raise ValueError("unknown op %s" % op)
-
-
-def fleetsim_start(client, control_url, agents, version=None):
-    """Start agents on a version through the simulator's control port: ``(started, failed)``.
-
-    One request per distinct version (a revert may put agents back on different versions);
-    an explicit ``version`` wins, else each agent's own ``version``.
-    """
-    missing = [a["name"] for a in agents if not (version or a.get("version"))]
-    if missing:
-        raise ValueError("no version to start for: %s" % ", ".join(missing[:10]))
-    by_version = {}
-    for a in agents:
-        by_version.setdefault(version or a["version"], []).append(a["name"])
-    started, failed = [], {}
-    for ver, names in by_version.items():
-        try:
-            resp = client.request("POST", join_url(control_url, "/_sim/start"), body={"occurrences": names, "version": ver})
-        except TransportError as exc:
-            failed.update((n, str(exc)) for n in names)
-            continue
-        if resp.status in (200, 202):
-            started.extend(names)
-        else:
-            detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
-            failed.update((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)
-    return started, failed
 
 
 def run_fleetsim_start(params, check_mode=False):

@@ -25,6 +25,7 @@ import time
 SCHEMA_VERSION = 1
 
 ACTIVE_STATUSES = ("running", "paused")
+FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted")
 OPEN_STATUSES = ("staged", "running", "paused")
 
 _SCHEMA = """
@@ -242,8 +243,17 @@ class StateStore:
                 if str(existing["target_version"]) != str(target_version):
                     raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
                                      % (deployment_id, existing["target_version"], target_version))
-                if existing["status"] in ("completed", "failed", "aborted"):
+                if existing["status"] in ("completed", "aborted"):
                     return existing, "complete"
+                if existing["status"] in ("completed_with_failures", "failed") and not stage_only:
+                    # a rerun retries the agents that failed (and goes on after the wave that halted it)
+                    self.db.execute(
+                        "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
+                        "owner_host=?, heartbeat=? WHERE deployment_id=?",
+                        (now, owner_pid, host, now, deployment_id),
+                    )
+                    self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
+                    return self.get_deployment(deployment_id), "retry"
                 if existing["status"] in ACTIVE_STATUSES and self._lease_live(existing) and existing.get("owner_pid") != owner_pid:
                     raise LockedError("deployment %s is being run right now by pid %s on %s"
                                       % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
@@ -287,13 +297,23 @@ class StateStore:
         ).fetchone()
         return _deployment(row) if row else None
 
+    def update_params(self, deployment_id, changes):
+        """Merge ``changes`` into the deployment's recorded parameters (e.g. the --limit of this run)."""
+        with self._tx():
+            row = self.db.execute("SELECT params FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
+            if row is None:
+                return
+            params = json.loads(row["params"]) if row["params"] else {}
+            params.update(changes)
+            self.db.execute("UPDATE deployments SET params=? WHERE deployment_id=?", (json.dumps(params), deployment_id))
+
     def heartbeat(self, deployment_id):
         now = self.clock()
         self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?", (now, now, deployment_id))
 
     def set_status(self, deployment_id, status, message=None):
         now = self.clock()
-        finished = now if status in ("completed", "failed", "aborted") else None
+        finished = now if status in FINISHED_STATUSES else None
         with self._tx():
             self.db.execute(
                 "UPDATE deployments SET status=?, updated_at=?, finished_at=COALESCE(?, finished_at), "

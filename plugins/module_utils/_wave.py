@@ -1,13 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: agentfleet.rollout contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One rollout wave, in one call: ask -> update (controller-side driver) -> gate -> record.
+"""One rollout wave, top-down: ask -> observe the stop -> update -> gate -> judge -> record (-> close).
 
-The flow lives here once. ``phase: all`` runs it whole for the drivers that
-act from the controller (``none``, ``fleetsim``); the ``tasks`` driver runs
-the user's Ansible tasks between ``phase: ask`` and ``phase: settle`` (and,
-for a revert, before ``phase: finish``). Between phases the data travels
-through the rollout state, not through the playbook.
+The rollout playbooks run one wave per Ansible batch (``serial`` built from
+the plan). The controller-side drivers (``none``, ``fleetsim``) run a wave in
+one call (``phase: all``); the ``tasks`` driver runs the user's tasks on each
+agent's host between ``phase: ask`` and ``phase: settle`` (and, for a revert,
+before ``phase: finish``). Between phases the data travels through the
+rollout state.
+
+Every phase that ends a wave returns the same things: the wave's summary
+(``rollout_wave_summary``), one outcome per agent of the batch for its
+PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``) and, when
+the rollout ends with this wave, the closed deployment
+(``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the one
+verdict; the playbook only acts on it.
 """
 
 from __future__ import annotations
@@ -15,93 +23,80 @@ from __future__ import annotations
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
+from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import observe_consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import decision_auditor
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import GATE_OPTIONS
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import fleetsim_start
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import gate_agents
-from ansible_collections.agentfleet.rollout.plugins.module_utils._runners import validate_gate_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
 PHASES = ("all", "ask", "settle", "finish")
 CONTROLLER_DRIVERS = ("none", "fleetsim")
-
-WAVE_SPEC = connection_spec(
-    state_path=dict(type="path", required=True),
-    deployment_id=dict(type="str", required=True),
-    wave=dict(type="dict", required=True),
-    wave_count=dict(type="int", required=True),
-    phase=dict(type="str", default="all", choices=list(PHASES)),
-    strategy=dict(type="str", default="canary"),
-    release_notes=dict(type="str"),
-    force=dict(type="bool", default=False),
-    reask_until=dict(type="float"),
-    audit_path=dict(type="path"),
-    driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks"]),
-    control_url=dict(type="str"),
-    require_target_version=dict(type="bool", default=True),
-    success_threshold=dict(type="float", default=0.8),
-    auto_revert=dict(type="bool", default=False),
-    gate=dict(type="dict"),
-    reverted_hosts=dict(type="list", elements="str", default=[]),
-    **GATE_OPTIONS
-)
-WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]
+DRIVERS = ("none", "fleetsim", "tasks")
 
 
 def _members(wave):
     members = wave.get("members") or []
     for m in members:
         if not isinstance(m, dict) or not m.get("name"):
-            raise ValueError("every wave member needs a name")
+            raise ValueError("wave: every member needs a name")
     validate_agent_urls(members)
     return members
 
 
-def _gate_set(store, deployment_id, wave, members):
-    """The agents to gate: those that accepted and were updated (not failed to start)."""
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, wave=wave))
-    out = []
-    for m in members:
-        row = rows.get(m["name"]) or {}
-        if row.get("decision") == ACCEPT and row.get("result") == "updated":
-            agent = dict(m)
-            agent["version_before"] = row.get("version_before")
-            agent["version"] = row.get("version_before")
-            out.append(agent)
-    return out
-
-
-def _finish(store, params, deployment_id, wave, dep, gate, gated, reverted_hosts, secrets):
-    summary = record_wave(store, deployment_id, wave["index"], wave["name"], params["wave_count"], dep["target_version"],
-                          gate, [a["name"] for a in gated], reverted_hosts, success_threshold=params["success_threshold"],
-                          audit_path=params.get("audit_path"), secrets=secrets)
-    return {"changed": True, "phase_done": "finish", "summary": summary, "line": summary["line"],
-            "passed": summary["passed"], "halt_reason": summary["halt_reason"],
-            "table": (gate or {}).get("table") or [] if not summary["passed"] else []}
-
-
-def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep):
-    """Run ``params["phase"]`` of one wave; see the module documentation of ``rollout_wave``."""
-    if check_mode:
-        return {"changed": True, "skipped": True, "msg": "check mode: the wave is not run"}
+def validate_wave_params(params):
+    """Every check that needs no agent, before anything is asked."""
     validate_gate_params(params)
-    phase = params["phase"]
-    if phase == "all" and params["driver"] not in CONTROLLER_DRIVERS:
-        raise ValueError("phase=all needs a controller-side driver (%s); the tasks driver runs phases ask, settle and finish"
-                         % ", ".join(CONTROLLER_DRIVERS))
+    if params.get("stop_timeout") is not None and not 0 <= params["stop_timeout"] < 10 ** 6:
+        raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % params["stop_timeout"])
+    if params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
+        raise ValueError("phase=all needs a controller-side driver (%s); the tasks driver runs phases ask, settle and "
+                         "finish" % ", ".join(CONTROLLER_DRIVERS))
+    if params["driver"] == "fleetsim" and not params.get("control_url"):
+        raise ValueError("driver=fleetsim needs control_url")
+    if params["phase"] == "finish" and params.get("gate") is None:
+        raise ValueError("phase=finish needs gate (the gate returned by phase=settle)")
+
+
+def _progress_fn(progress, wave, what):
+    if progress is None:
+        return None
+    prefix = "wave %s %s: %s: " % (wave["index"], wave["name"], what)
+    return lambda text: progress(prefix + text)
+
+
+def _check_plan(params):
+    """Check mode: what each agent of the wave would go through; nobody is asked."""
+    wave = params["wave"]
+    outcomes = {}
+    for m in wave.get("members") or []:
+        outcomes[m["name"]] = {"result": "planned", "changed": True, "failed": False,
+                               "detail": "would be asked in wave %s of %s (%s)" % (
+                                   wave["index"], params["wave_count"], wave["name"])}
+    return {"changed": True, "skipped": False, "msg": "check mode: nobody is asked", "outcomes": outcomes,
+            "halt": False, "halt_reason": None}
+
+
+def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None):
+    """Run ``params["phase"]`` of one wave; see the documentation of the ``rollout_wave`` module."""
+    validate_wave_params(params)
+    if check_mode:
+        return _check_plan(params)
     wave = params["wave"]
     members = _members(wave)
+    phase = params["phase"]
     deployment_id = params["deployment_id"]
     secrets = token_secrets(params)
     with open_store(params["state_path"]) as store, client_from_params(params) as client:
@@ -111,46 +106,157 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         target = dep["target_version"]
         out = {"changed": True}
         if phase in ("all", "ask"):
-            previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
-            reason = build_reason(target, deployment_id, params.get("release_notes"), wave["name"], wave["index"],
-                                  params["wave_count"], previous, params["force"], params["strategy"])
-            asked = notify_wave(client, members, deployment_id, target, reason, force=params["force"], store=store,
-                                reask_until=params.get("reask_until"), clock=clock, sleep=sleep,
-                                on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
-            out.update(counts=asked["counts"], update_agents=asked["update_agents"], asked=asked["asked"], reason=reason)
+            updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
+                                        clock, progress)
             if phase == "ask":
-                out["phase_done"] = "ask"
+                out.update(phase_done="ask", update_agents=updating, update_hosts=[a["name"] for a in updating],
+                           update_map=dict((a["name"], {"version_before": a.get("version_before"),
+                                                        "version": a.get("version")}) for a in updating))
                 return out
-            # the update driver, from the controller
-            updating = asked["update_agents"]
-            if updating and params["driver"] == "fleetsim":
-                started, failed = fleetsim_start(client, params["control_url"], updating, target)
-            else:
-                started, failed = [a["name"] for a in updating], {}
+            started, failed = _start_from_controller(client, params, updating, target)
             store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in started]
-                              + [{"host": h, "result": "failed", "detail": "update driver fleetsim: %s" % err}
+                              + [{"host": h, "result": "failed", "detail": "update driver %s: %s" % (params["driver"], err)}
                                  for h, err in failed.items()])
+            handed = [a for a in updating if a["name"] in started]
+        else:
+            handed = _handed(store, params, members)
         if phase == "finish":
-            gated = _gate_set(store, deployment_id, wave["index"], members)
-            return _finish(store, params, deployment_id, wave, dep, params["gate"], gated, params["reverted_hosts"], secrets)
-        # settle: gate the updated agents and judge the wave
-        gated = _gate_set(store, deployment_id, wave["index"], members)
-        gate = gate_agents(client, gated, params, target if params["require_target_version"] else None,
-                           clock=monotonic, sleep=sleep)
-        passed = judge_wave(gate, wave_counts(store, deployment_id, wave["index"]), params["success_threshold"])[0]
-        revertable = [a for a in gated if a.get("version")]
-        if not passed and params["auto_revert"] and revertable:
+            return _finish(store, params, dep, wave, members, handed, params["gate"], params["reverted_hosts"], secrets,
+                           out)
+        # gate the agents handed to the driver in this run, then judge the wave
+        gate = gate_agents(client, handed, params, target if params["require_target_version"] else None,
+                           clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
+        # a failed wave goes back whole: every agent handed over in this run whose previous version is known
+        revertable = [a for a in handed if a.get("version")]
+        if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):
             if phase == "settle":
-                # the tasks driver puts them back, then phase=finish records the wave
-                out.update(phase_done="settle", needs_revert=True, revert_agents=revertable, gate=gate, passed=False)
+                # the tasks driver puts them back on each agent's host, then phase=finish records the wave
+                out.update(phase_done="settle", needs_revert=True, revert_agents=revertable,
+                           revert_hosts=[a["name"] for a in revertable],
+                           revert_map=dict((a["name"], {"version": a["version"]}) for a in revertable),
+                           gate=gate, passed=False)
                 return out
             reverted = []
             if params["driver"] == "fleetsim":
                 reverted, dummy = fleetsim_start(client, params["control_url"], revertable)
-            out.update(_finish(store, params, deployment_id, wave, dep, gate, gated, reverted, secrets))
-            out["revert_note"] = None if reverted else "driver %s cannot start a previous version: nothing reverted" % params["driver"]
-            return out
-        out.update(_finish(store, params, deployment_id, wave, dep, gate, gated, [], secrets))
+            out["revert_note"] = None if reverted else \
+                "driver %s cannot start a previous version: nothing reverted" % params["driver"]
+            return _finish(store, params, dep, wave, members, handed, gate, reverted, secrets, out)
         out["needs_revert"] = False
-        out["gate"] = gate
-        return out
+        return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+
+
+def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress):
+    """Ask the wave (never twice), then watch every agent that consented until it has stopped.
+
+    Returns the members the update driver may act on: those that stopped, and those
+    handed to a driver in an earlier run of this deployment whose update or gate failed.
+    """
+    deployment_id = dep["deployment_id"]
+    previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
+    reason = build_reason(dep["target_version"], deployment_id, params.get("release_notes"), wave["name"],
+                          wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
+    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=params["force"],
+                        store=store, reask_until=params.get("reask_until"), clock=clock, sleep=sleep,
+                        on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
+    ready, observed = observe_consent(
+        client, store, deployment_id, asked["consenting_agents"], dep["target_version"], params["stop_timeout"],
+        poll_interval=params["poll_interval"], supervisor_restarts=params["driver"] == "none", clock=monotonic,
+        sleep=sleep, progress=_progress_fn(progress, wave, "waiting for agents to stop"))
+    if observed and params.get("audit_path"):
+        append_audit(params["audit_path"], [
+            {"event": "consent_observed", "deployment_id": deployment_id, "host": name, "outcome": o["outcome"],
+             "detail": o["detail"], "drained_after": o["drained_at"], "stopped_after": o["stopped_at"]}
+            for name, o in observed.items()], secrets)
+    out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
+    return ready + asked["retry_agents"]
+
+
+def _start_from_controller(client, params, agents, target):
+    names = [a["name"] for a in agents]
+    if not agents:
+        return [], {}
+    if params["driver"] == "fleetsim":
+        return fleetsim_start(client, params["control_url"], agents, target)
+    # none: the agent's supervisor starts the new version by itself
+    return names, {}
+
+
+def _handed(store, params, members):
+    """phase settle/finish (tasks driver): record what the user's tasks did; the agents handed over.
+
+    ``update_hosts`` are the hosts phase=ask returned; ``update_failed`` maps the hosts whose
+    update tasks failed to the error.
+    """
+    deployment_id = params["deployment_id"]
+    failed = params.get("update_failed") or {}
+    names = [h for h in params.get("update_hosts") or [] if h not in failed]
+    if params["phase"] == "settle":
+        store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names]
+                          + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
+                             for h, msg in failed.items()])
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=names))
+    out = []
+    for m in members:
+        row = rows.get(m["name"])
+        if row is not None and row.get("decision") == ACCEPT:
+            agent = dict(m)
+            agent["version_before"] = row.get("version_before")
+            agent["version"] = row.get("version_before")
+            out.append(agent)
+    return out
+
+
+def _passes(store, params, dep, wave, gate):
+    """Would the wave pass with this gate? (the one verdict, before anything is recorded)"""
+    counts = wave_counts(store, dep["deployment_id"], wave["index"])
+    gated = set(gate.get("agents") or {})
+    stable = set(gate.get("stable") or [])
+    # agents gated now count by the gate, the others by what is recorded
+    healthy = counts["healthy"] - len(gated - stable)
+    return judge_wave(dict(counts, healthy=healthy), params["success_threshold"])[0]
+
+
+def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, secrets, out):
+    deployment_id = dep["deployment_id"]
+    handed_names = [a["name"] for a in handed]
+    summary = record_wave(store, deployment_id, wave["index"], wave["name"], params["wave_count"], dep["target_version"],
+                          gate, handed_names, reverted_hosts, success_threshold=params["success_threshold"],
+                          audit_path=params.get("audit_path"), secrets=secrets)
+    halt = not summary["passed"]
+    out.update(phase_done="finish", summary=summary, line=summary["line"], passed=summary["passed"],
+               halt=halt, halt_reason=summary["halt_reason"], gate=gate,
+               table=(gate or {}).get("table") or [] if halt else [],
+               rollout_wave_summary=dict((k, summary.get(k)) for k in (
+                   "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
+                   "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line")),
+               outcomes=agent_outcomes(store, deployment_id, members, handed_names))
+    if halt or params.get("last"):
+        out["rollout_deployment_summary"] = close_deployment(
+            store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
+            report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
+    return out
+
+
+def agent_outcomes(store, deployment_id, members, this_run):
+    """One outcome per member for its PLAY RECAP row: ``{host: {result, changed, failed, detail}}``.
+
+    ``changed`` when updated in this run; ``failed`` when its update or gate failed, it did not stop
+    after accepting, or it was unreachable; ``ok`` for every answer (reject, defer, decline), a skip, or
+    an update of an earlier run.
+    """
+    this_run = set(this_run)
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
+    out = {}
+    for m in members:
+        row = rows.get(m["name"]) or {}
+        result = row.get("result") or ("pending" if row.get("decision") else "not asked")
+        failed = result in ("failed", "reverted")
+        changed = result == "updated" and m["name"] in this_run
+        detail = row.get("result_detail") or row.get("decision_reason")
+        if result == "updated" and not changed:
+            detail = "updated in an earlier run"
+        out[m["name"]] = {"result": result, "changed": changed, "failed": failed, "detail": detail,
+                          "decision": row.get("decision"), "version_before": row.get("version_before"),
+                          "version_after": row.get("version_after")}
+    return out

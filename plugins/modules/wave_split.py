@@ -32,6 +32,14 @@ options:
       - An inventory group whose hosts are the members (resolved on the controller).
       - Mutually exclusive with O(members).
     type: str
+  hosts:
+    description:
+      - Inventory host names whose hosts are the members (resolved on the controller), for example
+        C(ansible_play_hosts_all), the play's hosts after C(--limit).
+      - With O(group), only the hosts of O(hosts) that are in the group.
+      - Mutually exclusive with O(members).
+    type: list
+    elements: str
   cohorts:
     description:
       - A preset name (V(ciris), V(occurrences), V(all)) or a list of cohorts, each a dict with C(name) and exactly
@@ -122,7 +130,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._module import 
 
 def main():
     run_module(AnsibleModule, WAVE_SPLIT_SPEC, lambda params, check_mode: wave_plan(params), (CohortError, ValueError),
-               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]])
+               controller_only="group", required_one_of=[["members", "group", "hosts"]],
+               mutually_exclusive=[["members", "group"], ["members", "hosts"]])
 
 
 if __name__ == "__main__":

@@ -8,19 +8,28 @@ from __future__ import annotations
 MEMBER_VARS = ("agent_url", "agent_id", "occurrence_id", "canary_group")
 
 
-def members_from_group(task_vars, group):
-    """Member dicts (name + agent vars) for every host of ``group``.
+def members_from_group(task_vars, group, only=None):
+    """Member dicts (name + agent vars) for every host of ``group`` (or of ``only``, a list of host names).
 
     Hosts are read through ``hostvars`` so group_vars/host_vars files count.
-    A host without ``agent_url`` is an error naming the hosts.
+    A host without ``agent_url`` is an error naming the hosts. With both
+    ``group`` and ``only``, the hosts of ``only`` that are in the group (a play's
+    hosts after ``--limit``).
     """
     groups = task_vars.get("groups") or {}
-    if group not in groups:
+    if group is not None and group not in groups:
         raise ValueError("inventory group %r does not exist (groups: %s)" % (group, ", ".join(sorted(groups)[:20])))
     hostvars = task_vars.get("hostvars")
+    if only is None:
+        names = list(groups[group])
+    elif group is None:
+        names = list(only)
+    else:
+        wanted = set(only)
+        names = [h for h in groups[group] if h in wanted]
     members = []
     missing = []
-    for host in groups[group]:
+    for host in names:
         hv = hostvars[host]
         member = {"name": host}
         for key in MEMBER_VARS:
@@ -33,5 +42,5 @@ def members_from_group(task_vars, group):
         members.append(member)
     if missing:
         shown = ", ".join(missing[:10]) + (" and %d more" % (len(missing) - 10) if len(missing) > 10 else "")
-        raise ValueError("hosts without agent_url in group %r: %s" % (group, shown))
+        raise ValueError("hosts without agent_url%s: %s" % ((" in group %r" % group) if group else "", shown))
     return members
