@@ -1,0 +1,258 @@
+"""Integration: rollouts as real Ansible plays over the agents (PLAY RECAP, --limit, relaunch on
+failed hosts, the tasks driver on each agent's host, progress and set_stats) and observed consent
+(silent agents decide by acting), against fleetsim over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import ansible_env
+from fleetsim.testing import FleetSim
+from test_canary import asked_hosts, by_host, fleet, posts, run, versions
+
+
+def recap(output):
+    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
+    rows = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
+        if m:
+            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
+    return rows
+
+
+def result_of(output, host, task="Each agent's result"):
+    """The status (ok / changed / failed) the per-agent result task printed for ``host``."""
+    block = output.split("TASK [agentfleet.rollout.rollout : %s]" % task)
+    found = []
+    for part in block[1:]:
+        part = part.split("TASK [")[0]
+        for line in part.splitlines():
+            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
+            if m and m.group(2) == host:
+                found.append("failed" if m.group(1) == "fatal" else m.group(1))
+    return found
+
+
+def starts(sim, name=None):
+    return [n for e in sim.log(event="sim_start") for n in (e["body"] or {}).get("occurrences", [])
+            if name is None or n == name]
+
+
+def test_every_agent_has_its_recap_row_and_the_exit_code_follows_them(tmp_path):
+    cfg = fleet(6, overrides={"agent-002": {"decision": "reject"}, "agent-003": {"decision": "defer"},
+                              "agent-005": {"unhealthy_after_update": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_success_threshold=0.5, rollout_healthy_deadline=2)
+        assert res.rc == 2, res.output  # a failed host, as Ansible exits for one
+        rows = recap(res.output)
+        assert set(rows) >= {"agent-%03d" % i for i in range(6)}
+        assert result_of(res.output, "agent-000") == ["changed"]
+        assert result_of(res.output, "agent-002") == ["ok"]  # rejected
+        assert result_of(res.output, "agent-003") == ["ok"]  # deferred
+        assert result_of(res.output, "agent-005") == ["failed"]
+        assert rows["agent-005"]["failed"] == 1 and rows["agent-002"]["failed"] == 0
+        report = res.report()
+        # the wave passed (4 of 4... 3 of 4 healthy >= 0.5), so the deployment completed, with failures
+        assert report["status"] == "completed_with_failures"
+        assert by_host(report)["agent-005"]["result"] == "failed"
+
+
+def test_limit_narrows_the_rollout_and_is_recorded(tmp_path):
+    with FleetSim(config=fleet(10), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, args=["--limit", "agent-003,agent-007"])
+        assert res.rc == 0, res.output
+        assert sorted(asked_hosts(sim)) == ["agent-003", "agent-007"]
+        report = res.report()
+        assert report["limit"] == "agent-003,agent-007"
+        assert sorted(by_host(report)) == ["agent-003", "agent-007"]
+        # cohorts over the limited agents: 2 agents -> explorers 1, early adopters 1
+        assert [w["summary"]["size"] for w in report["waves"] if w["summary"]] == [1, 1]
+        assert set(recap(res.output)) == {"agent-003", "agent-007"}
+
+
+def test_a_limit_that_matches_no_agent_fails(tmp_path):
+    with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, args=["--limit", "no-such-agent"])
+        assert res.rc != 0
+        assert "no hosts" in res.output.lower()
+        assert posts(sim) == []
+
+
+def test_relaunch_on_the_failed_agent_retries_it_without_asking_again(tmp_path):
+    cfg = fleet(4, overrides={"agent-001": {"unhealthy_after_update": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_success_threshold=0.5, rollout_healthy_deadline=2)
+        assert res.rc == 2, res.output
+        assert res.report()["status"] == "completed_with_failures"
+        assert len(posts(sim, "agent-001")) == 1 and len(starts(sim, "agent-001")) == 1
+        # the operator fixes the agent's image, then relaunches on the failed host (AWX / @retry does this)
+        sim.configure("agent-001", unhealthy_after_update=False)
+        again = run(sim, tmp_path, rollout_cohorts="all", args=["--limit", "agent-001"])
+        assert again.rc == 0, again.output
+        assert len(posts(sim, "agent-001")) == 1, "a recorded accept was asked again"
+        assert len(starts(sim, "agent-001")) == 2  # its update ran again
+        assert result_of(again.output, "agent-001") == ["changed"]
+        report = again.report()
+        assert report["status"] == "completed"
+        assert by_host(report)["agent-001"]["result"] == "updated"
+        assert len(posts(sim)) == 4
+        # and a rerun of a completed deployment is a no-op
+        third = run(sim, tmp_path)
+        assert third.rc == 0 and "already completed" in third.output
+
+
+def test_rerun_of_completed_with_failures_retries_only_the_failed_agents(tmp_path):
+    cfg = fleet(5, overrides={"agent-004": {"down": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_success_threshold=0.5)
+        assert res.rc == 2, res.output
+        report = res.report()
+        assert report["status"] == "completed_with_failures"
+        assert by_host(report)["agent-004"]["result"] == "failed"
+        assert result_of(res.output, "agent-004") == ["failed"]
+        sim.configure("agent-004", down=False)
+        again = run(sim, tmp_path, rollout_cohorts="all")
+        assert again.rc == 0, again.output
+        assert asked_hosts(sim).count("agent-004") == 1  # unreachable is not an answer: asked now
+        assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001", "agent-002", "agent-003", "agent-004"]
+        assert result_of(again.output, "agent-004") == ["changed"]
+        assert result_of(again.output, "agent-000") == ["ok"]  # updated by the first run
+        assert again.report()["status"] == "completed"
+
+
+def _trace_tasks(tmp_path, fail_host=None):
+    tasks = tmp_path / "update.yml"
+    fail = ("- name: A broken update on one agent\n  ansible.builtin.fail:\n    msg: image pull failed\n"
+            "  when: inventory_hostname == '%s'\n" % fail_host) if fail_host else ""
+    tasks.write_text(
+        fail
+        + "- name: Time the update (it takes a second)\n"
+        "  ansible.builtin.shell: |\n"
+        "    start=$(date +%s.%N); sleep 1; end=$(date +%s.%N)\n"
+        "    printf '{\"host\": \"%s\", \"start\": %s, \"end\": %s, \"purpose\": \"%s\", \"version\": \"%s\", "
+        "\"previous\": \"%s\", \"deployment\": \"%s\"}' '{{ inventory_hostname }}' \"$start\" \"$end\" "
+        "'{{ rollout_update_purpose }}' '{{ rollout_update_version }}' '{{ rollout_previous_version }}' "
+        "'{{ rollout_deployment_id }}' > '" + str(tmp_path) + "/trace-{{ inventory_hostname }}.json'\n"
+        "  changed_when: true\n"
+        "- name: Start the agent on the version asked for (here through the simulator)\n"
+        "  ansible.builtin.uri:\n"
+        "    url: \"{{ fleetsim_control_url }}/_sim/start\"\n"
+        "    method: POST\n"
+        "    body_format: json\n"
+        "    body: {occurrences: [\"{{ inventory_hostname }}\"], version: \"{{ rollout_update_version }}\"}\n"
+    )
+    return tasks
+
+
+def test_update_tasks_run_on_each_agents_host_in_parallel(tmp_path):
+    tasks = _trace_tasks(tmp_path)
+    cfg = fleet(4, overrides={"agent-003": {"decision": "reject"}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all",
+                  args=["--forks", "5"])
+        assert res.rc == 0, res.output
+        traces = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("trace-*.json")}
+        assert sorted(traces) == ["trace-agent-000.json", "trace-agent-001.json", "trace-agent-002.json"]
+        for name, t in traces.items():
+            assert name == "trace-%s.json" % t["host"]  # inventory_hostname is the agent
+            assert (t["purpose"], t["version"], t["previous"], t["deployment"]) == (
+                "update", "2.0.0", "1.0.0", "deploy-agents-2.0.0")
+        # the three updates overlapped in time (each took a second)
+        assert max(t["start"] for t in traces.values()) < min(t["end"] for t in traces.values())
+        assert versions(sim) == {"agent-000": "2.0.0", "agent-001": "2.0.0", "agent-002": "2.0.0", "agent-003": "1.0.0"}
+        assert result_of(res.output, "agent-003") == ["ok"]
+        for h in ("agent-000", "agent-001", "agent-002"):
+            assert result_of(res.output, h) == ["changed"]
+
+
+def test_a_failing_update_task_fails_only_its_agent(tmp_path):
+    tasks = _trace_tasks(tmp_path, fail_host="agent-001")
+    with FleetSim(config=fleet(4), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all",
+                  rollout_success_threshold=0.5)
+        assert res.rc == 2, res.output
+        assert result_of(res.output, "agent-001") == ["failed"]
+        for h in ("agent-000", "agent-002", "agent-003"):
+            assert result_of(res.output, h) == ["changed"]
+        agents = by_host(res.report())
+        assert agents["agent-001"]["result"] == "failed" and "image pull failed" in agents["agent-001"]["detail"]
+        assert res.report()["status"] == "completed_with_failures"
+        assert versions(sim)["agent-001"] == "1.0.0"
+
+
+def test_progress_lines_and_set_stats_reach_the_json_output(tmp_path):
+    # one slow agent keeps the gate busy long enough for a progress line (every 5 s)
+    cfg = fleet(3, overrides={"agent-001": {"boot_seconds": 6}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        env = ansible_env(tmp_path, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_SHOW_CUSTOM_STATS="true")
+        res = run(sim, tmp_path, env=env, rollout_cohorts="all", rollout_healthy_deadline=20)
+        assert res.rc == 0, res.output
+        assert re.search(r"\[agentfleet\] wave 1 all: health gate: \d+/3 healthy, \d+ starting", res.stdout), res.stdout[:3000]
+        doc = json.loads(res.stdout[res.stdout.index("\n{") + 1:])
+        stats = doc["global_custom_stats"]["agentfleet_rollout"]
+        assert stats["deployment_id"] == "deploy-agents-2.0.0" and stats["status"] == "completed"
+        assert stats["totals"]["updated"] == 3 and stats["report_path"] == str(tmp_path / "report.json")
+        assert set(doc["stats"]) >= {"agent-000", "agent-001", "agent-002"}
+        assert all(doc["stats"]["agent-%03d" % i]["changed"] >= 1 for i in range(3))
+
+
+def test_check_mode_prints_the_plan_per_agent(tmp_path):
+    with FleetSim(config=fleet(5), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, check=True)
+        assert res.rc == 0, res.output
+        assert posts(sim) == []
+        assert "would be asked in wave 1 of 4 (explorers)" in res.output
+        assert "would be asked in wave 4 of 4 (conservatives)" in res.output
+        assert set(recap(res.output)) >= {"agent-%03d" % i for i in range(5)}
+
+
+# -- observed consent ------------------------------------------------------------------------------
+
+def test_silent_decliners_are_never_updated_and_reported_declined(tmp_path):
+    # 200 without a decision, then: agent-001 and agent-002 keep working (a silent decline)
+    cfg = fleet(4, defaults=None, overrides={"agent-001": {"decision": "noanswer", "stuck_on_shutdown": True},
+                                             "agent-002": {"decision": "noanswer", "stuck_on_shutdown": True},
+                                             "agent-003": {"decision": "noanswer", "shutdown_exit_seconds": 1.0}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_driver="fleetsim", rollout_cohorts="all", rollout_stop_timeout=3)
+        assert res.rc == 0, res.output
+        agents = by_host(res.report())
+        for h in ("agent-001", "agent-002"):
+            assert agents[h]["result"] == "declined" and agents[h]["decision"] == "declined"
+            assert "did not stop within 3s: declined or still busy" in agents[h]["detail"]
+            assert starts(sim, h) == []  # never recreated
+            assert result_of(res.output, h) == ["ok"]
+        assert agents["agent-003"]["decision"] == "accept" and agents["agent-003"]["result"] == "updated"
+        assert versions(sim)["agent-001"] == "1.0.0" and versions(sim)["agent-003"] == "2.0.0"
+        assert res.report()["status"] == "completed"
+        # a rerun does not ask the decliners again for the same deployment
+        assert run(sim, tmp_path).rc == 0
+        assert len(posts(sim, "agent-001")) == 1
+
+
+def test_accepters_are_recreated_only_after_they_exited(tmp_path):
+    cfg = fleet(3, defaults=None, overrides={"agent-%03d" % i: {"decision": "noanswer", "shutdown_exit_seconds": 1.5}
+                                             for i in range(3)})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all")
+        assert res.rc == 0, res.output
+        for i in range(3):
+            name = "agent-%03d" % i
+            asked = posts(sim, name)[0]["ts"]
+            started = [e["ts"] for e in sim.log(event="sim_start") if name in e["body"]["occurrences"]]
+            assert len(started) == 1 and started[0] >= asked + 1.5, "recreated while still draining"
+        assert set(versions(sim).values()) == {"2.0.0"}
+
+
+def test_a_straggler_that_becomes_stable_after_the_threshold_is_updated(tmp_path):
+    cfg = fleet(4, overrides={"agent-002": {"boot_seconds": 2.5}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_success_threshold=0.5, rollout_healthy_deadline=15)
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert by_host(report)["agent-002"]["result"] == "updated"
+        assert report["status"] == "completed"
