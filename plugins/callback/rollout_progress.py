@@ -146,9 +146,10 @@ def _truth(value):
 def format_wave_line(summary):
     """The one progress line of a finished wave (``summary`` is a ``rollout_wave_summary`` dict)."""
     name = scrub(summary.get("name"), 80)
-    head = "%s wave %s/%s%s: %d agents" % (
+    size = _count(summary.get("size"))
+    head = "%s wave %s/%s%s: %d %s" % (
         PREFIX, _index(summary.get("wave")), _index(summary.get("wave_count")), (" " + name) if name else "",
-        _count(summary.get("size")))
+        size, "agent" if size == 1 else "agents")
     decisions = ", ".join("%s %d" % (key, _count(summary.get(key))) for key in DECISIONS)
     skipped = _count(summary.get("skipped"))
     if skipped:

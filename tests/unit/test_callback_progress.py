@@ -153,7 +153,7 @@ def test_waves_print_as_they_come_and_each_only_once():
     cb.v2_runner_on_failed(LegacyResult({"failed": True, "msg": "boom", "deployment_id": "d-1",
                                          "rollout_wave_summary": wave(passed=False, halt_reason="gate failed")}))
     assert display.lines == [
-        "[agentfleet] wave 1/4 explorers: 1 agents | accepted 14, declined 2, deferred 1, rejected 1, unreachable 0 "
+        "[agentfleet] wave 1/4 explorers: 1 agent | accepted 14, declined 2, deferred 1, rejected 1, unreachable 0 "
         "| healthy 13/14 | 45.2s | passed",
         "[agentfleet] wave 2/4 early_adopters: 20 agents | accepted 14, declined 2, deferred 1, rejected 1, "
         "unreachable 0 | healthy 13/14 | 45.2s | FAILED: gate failed",
