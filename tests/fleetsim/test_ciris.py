@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import http.client as httpclient
+import json
 import os
 import select
 import shutil
 import signal
 import socket
 import sqlite3
-import json
 import subprocess
 import time
 from urllib.parse import urlsplit
