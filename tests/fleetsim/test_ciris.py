@@ -392,3 +392,15 @@ def test_backlog_of_the_paths_listener(tmp_path, backlog, expect_all):
         else:
             assert 1 <= connected <= 4 and not_connected >= n - 4
         assert wait_for(lambda: sim.health("agent-000")[0] == 200)
+
+
+def test_consent_changes_at_run_time(tmp_path):
+    with FleetSim(count=2, workdir=tmp_path) as sim:
+        assert sim.shutdown("agent-000", body())[1]["data"]["decision"] == "accept"
+        sim.configure("agent-001", consent="ciris", decide_seconds=0.1, drain_seconds=0.1)
+        assert sim.occurrence("agent-001")["consent"] == "ciris"
+        assert_initiated(*sim.shutdown("agent-001", body()))
+        assert wait_for(lambda: refused(sim, "agent-001"))
+        status, answer = http("POST", sim.control_url + "/_sim/configure",
+                              {"occurrences": ["agent-000"], "set": {"consent": "sometimes"}})
+        assert status == 400 and "consent" in answer["detail"]
