@@ -8,7 +8,7 @@ import os
 import resource
 import sys
 
-from .config import ConfigError, build_fleet, load_file
+from .config import ConfigError, build_fleet, check_backlog, fleet_options, load_file
 from .server import FleetSim
 
 
@@ -39,6 +39,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--state-dir", help="directory for the per-agent SQLite databases (default: a temp dir)")
     s.add_argument("--ready-file", help="write JSON here once every listener is up")
     s.add_argument("--version", default=None, help="default agent version (default 1.0.0)")
+    s.add_argument("--consent", choices=("explicit", "ciris"), default=None,
+                   help="default consent behaviour of every occurrence (default explicit; the config can override)")
+    s.add_argument("--backlog", type=int, default=None,
+                   help="listen backlog of the agent listener(s) (default: config 'backlog', else 256)")
     return p
 
 
@@ -50,14 +54,17 @@ def main(argv=None) -> int:
         count = args.count
         if config is None and count is None and args.agents is None:
             count = 1
-        specs = build_fleet(config, count=count, agents=args.agents, version=args.version)
+        specs = build_fleet(config, count=count, agents=args.agents, version=args.version, consent=args.consent)
+        backlog = fleet_options(config)["backlog"]
+        if args.backlog is not None:
+            backlog = check_backlog(args.backlog, "--backlog")
         if not specs:
             raise ConfigError("the fleet is empty: give --count or agents in --config")
         _raise_nofile()
         sim = FleetSim(specs, layout=args.layout, host=args.host, base_port=args.base_port,
                        control_port=args.control_port, token=token, log_path=args.log,
                        state_dir=args.state_dir, inventory=args.inventory, ready_file=args.ready_file,
-                       path_prefix=args.path_prefix)
+                       path_prefix=args.path_prefix, backlog=backlog)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"fleetsim: error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,12 @@ DEFAULTS: dict = {
     "deliberation_defer_seconds": None,   # None -> defer_seconds
     "deliberation_after_defer": "accept",
     "shared_decision_max_age": 3600.0,
+    # how a shutdown request is answered: explicit (data.decision at once) or ciris (200 "initiated",
+    # the decision shows only in behaviour: drain and exit, or go on working)
+    "consent": "explicit",
+    "decide_seconds": 0.5,            # ciris: deliberation time before the decision acts
+    "drain_seconds": 2.0,             # ciris: cognitive_state shutdown for this long after accepting, then exit
+    "force_drain_seconds": 0.2,       # ciris: the drain after accepting a request with force: true
 }
 
 DECISIONS = ("accept", "defer", "reject", "busy", "noanswer", "error")
@@ -46,7 +52,13 @@ CHOICES = {
     "unhealthy_mode": ("degraded", "stuck_wakeup"),
     "status": ("healthy", "degraded", "critical", "initializing"),
     "cognitive_state": ("wakeup", "work", "play", "solitude", "dream", "shutdown"),
+    "consent": ("explicit", "ciris"),
 }
+# settings that must be a number >= 0
+NON_NEGATIVE = ("defer_seconds", "busy_retry_after_ms", "boot_seconds", "crash_seconds", "slow_ms",
+                "shutdown_exit_seconds", "shared_decision_max_age", "decide_seconds", "drain_seconds",
+                "force_drain_seconds")
+TOP_LEVEL_KEYS = {"defaults", "agents", "backlog"}
 
 GROUP_KEYS = {"agent_id", "occurrences", "count", "name_prefix", "start", "width", "overrides", "names"}
 
@@ -63,9 +75,25 @@ def check_settings(settings: dict, where: str = "settings") -> dict:
             raise ConfigError(f"{where}: unknown setting {key!r}")
         if key in CHOICES and value not in CHOICES[key]:
             raise ConfigError(f"{where}: {key}={value!r} not one of {CHOICES[key]}")
+        if key in NON_NEGATIVE and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"{where}: {key}={value!r} must be a number >= 0")
         if key == "version":
             settings[key] = str(value)
     return settings
+
+
+def check_backlog(value, where: str = "backlog"):
+    """The listen backlog of the agent listeners: None (the default, 256) or an integer >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected an integer >= 1, got {value!r}")
+    return value
+
+
+def fleet_options(config: dict | None) -> dict:
+    """Fleet-wide options of a config mapping that are not behaviour settings: ``{"backlog": int|None}``."""
+    return {"backlog": check_backlog((config or {}).get("backlog"))}
 
 
 class OccurrenceSpec:
@@ -101,15 +129,21 @@ def load_file(path) -> dict:
 
 
 def build_fleet(config: dict | None, count: int | None = None, agents: int | None = None,
-                version: str | None = None) -> list:
-    """Expand a config mapping (plus CLI --count/--agents) into OccurrenceSpecs."""
+                version: str | None = None, consent: str | None = None) -> list:
+    """Expand a config mapping (plus CLI --count/--agents) into OccurrenceSpecs.
+
+    ``version`` and ``consent`` (the CLI's --version / --consent) replace the built-in defaults;
+    the config's ``defaults``, group settings and overrides still win over them.
+    """
     config = dict(config or {})
-    unknown = set(config) - {"defaults", "agents"}
+    unknown = set(config) - TOP_LEVEL_KEYS
     if unknown:
         raise ConfigError(f"unknown top-level keys: {sorted(unknown)}")
     defaults = dict(DEFAULTS)
     if version is not None:
         defaults["version"] = str(version)
+    if consent is not None:
+        defaults.update(check_settings({"consent": consent}, "--consent"))
     defaults.update(check_settings(dict(config.get("defaults") or {}), "defaults"))
     groups = list(config.get("agents") or [])
     if count is not None or agents is not None:

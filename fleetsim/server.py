@@ -23,7 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 from .config import DEFAULTS, ConfigError, check_settings
 
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway"}
+           405: "Method Not Allowed", 409: "Conflict", 422: "Unprocessable Entity", 500: "Internal Server Error",
+           502: "Bad Gateway"}
+DEFAULT_BACKLOG = 256
+# what an occurrence's timeline records (latest unix time of each), also logged as lifecycle events
+TIMELINE = ("shutdown_requested", "drain_started", "exited", "started")
 SECRET_KEYS = ("token", "password", "secret", "authorization", "api_key", "apikey")
 SHARED = "__shared__"
 
@@ -34,6 +38,34 @@ def iso(ts: float) -> str:
 
 def new_decision_id() -> str:
     return "dec-" + uuid.uuid4().hex[:16]
+
+
+def ciris_body_errors(parsed_ok: bool, body) -> list:
+    """FastAPI-like (pydantic v2) validation errors of a CIRIS shutdown request body; [] when valid.
+
+    The body must be a JSON object with a string ``reason`` and ``confirm: true``; ``force`` is
+    optional (a bool); every other field is accepted and ignored. Inputs are not echoed back.
+    """
+    if not parsed_ok:
+        return [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]
+    if not isinstance(body, dict):
+        return [{"type": "model_attributes_type", "loc": ["body"],
+                 "msg": "Input should be a valid dictionary or object to extract fields from"}]
+    errors = []
+    if "reason" not in body:
+        errors.append({"type": "missing", "loc": ["body", "reason"], "msg": "Field required"})
+    elif not isinstance(body["reason"], str):
+        errors.append({"type": "string_type", "loc": ["body", "reason"], "msg": "Input should be a valid string"})
+    if "confirm" not in body:
+        errors.append({"type": "missing", "loc": ["body", "confirm"], "msg": "Field required"})
+    elif not isinstance(body["confirm"], bool):
+        errors.append({"type": "bool_type", "loc": ["body", "confirm"], "msg": "Input should be a valid boolean"})
+    elif body["confirm"] is not True:
+        errors.append({"type": "value_error", "loc": ["body", "confirm"],
+                       "msg": "Value error, confirm must be true to shut down"})
+    if "force" in body and body["force"] is not None and not isinstance(body["force"], bool):
+        errors.append({"type": "bool_type", "loc": ["body", "force"], "msg": "Input should be a valid boolean"})
+    return errors
 
 
 # --------------------------------------------------------------------------- shared state (SQLite)
@@ -116,11 +148,25 @@ class Occurrence:
         self.busy_count = 0
         self.decisions: dict = {}
         self.timers: list = []
+        self.deliberating = False          # ciris: a shutdown deliberation is under way
+        self.last_decision = None          # ciris: the latest decision taken after deliberating / complying
+        self.violations = 0
+        self.timeline: dict = dict.fromkeys(TIMELINE)
 
     def cancel_timers(self):
         for t in self.timers:
             t.cancel()
         self.timers = []
+
+    def phase(self) -> str:
+        """down | draining | deliberating | working (stuck_on_shutdown counts as working)."""
+        if not self.up:
+            return "down"
+        if self.shutting_down:
+            return "draining"
+        if self.deliberating:
+            return "deliberating"
+        return "working"
 
     def health(self, now: float) -> dict:
         s = self.s
@@ -145,7 +191,10 @@ class Occurrence:
               "down_reason": None if self.up else self.down_reason,
               "version": self.version, "original_version": self.original_version, "updated": self.updated,
               "shutting_down": self.shutting_down, "stuck_on_shutdown": self.stuck, "starts": self.starts,
-              "busy_count": self.busy_count, "decisions": self.decisions, "settings": self.s}
+              "busy_count": self.busy_count, "decisions": self.decisions, "settings": self.s,
+              "consent": self.s["consent"], "phase": self.phase(), "deliberating": self.deliberating,
+              "last_decision": self.last_decision, "timeline": dict(self.timeline),
+              "violations": self.violations}
         st["health"] = self.health(now) if self.up else None
         return st
 
@@ -179,7 +228,7 @@ DROP = object()   # close the connection without answering (a dead process)
 class FleetSim:
     def __init__(self, specs, layout="ports", host="127.0.0.1", base_port=20001, control_port=None,
                  token=None, log_path=None, state_dir=None, inventory=None, ready_file=None,
-                 path_prefix="/api"):
+                 path_prefix="/api", backlog=None):
         if layout not in ("ports", "paths"):
             raise ConfigError("layout must be ports or paths")
         self.layout = layout
@@ -196,6 +245,10 @@ class FleetSim:
         self.inventory = inventory
         self.ready_file = ready_file
         self.path_prefix = "/" + path_prefix.strip("/")
+        self.backlog = DEFAULT_BACKLOG if backlog is None else int(backlog)
+        if self.backlog < 1:
+            raise ConfigError("backlog must be >= 1")
+        self.violations: list = []
         self.occs: dict = {}
         for i, spec in enumerate(specs):
             self.occs[spec.name] = Occurrence(spec, i)
@@ -221,15 +274,27 @@ class FleetSim:
             return obj.replace(self.token, "***")
         return obj
 
-    def record(self, occ, req, status, auth="none", event=None, decision=None, **extra):
-        self.seq += 1
+    def lifecycle(self, occ, event, **extra):
+        """Note a moment of an occurrence's life: its timeline (for TIMELINE events) and the log."""
         ts = time.time()
-        body = req.body if isinstance(req.body, (dict, list)) else (None if not req.raw_body else "<unparsable>")
+        if event in occ.timeline:
+            occ.timeline[event] = ts
+        return self.record(occ, None, None, event=event, ts=ts, **extra)
+
+    def record(self, occ, req, status, auth="none", event=None, decision=None, ts=None, **extra):
+        """Log a request (req) or, with req None, a lifecycle event of an occurrence (method/path/status null)."""
+        self.seq += 1
+        ts = time.time() if ts is None else ts
+        if req is not None:
+            body = req.body if isinstance(req.body, (dict, list)) else (None if not req.raw_body else "<unparsable>")
+            method, path = req.method, req.path
+        else:
+            body = method = path = status = auth = None
         entry = {"seq": self.seq, "ts": ts, "iso": iso(ts),
                  "occurrence": occ.name if occ else None,
                  "agent_id": occ.agent_id if occ else None,
                  "occurrence_id": occ.occurrence_id if occ else None,
-                 "method": req.method, "path": req.path, "status": status, "auth": auth,
+                 "method": method, "path": path, "status": status, "auth": auth,
                  "body": self._scrub(body) if body is not None else None,
                  "decision": decision, "event": event}
         if extra:
@@ -299,20 +364,24 @@ class FleetSim:
             except Exception:
                 pass
 
-    async def _listen(self, port, route, occ=None):
+    async def _listen(self, port, route, occ=None, backlog=DEFAULT_BACKLOG):
         async def cb(reader, writer):
             await self._serve_conn(reader, writer, route, occ)
 
-        server = await asyncio.start_server(cb, self.host, port, reuse_address=True, backlog=256)
+        server = await asyncio.start_server(cb, self.host, port, reuse_address=True, backlog=backlog)
         return server, server.sockets[0].getsockname()[1]
 
     # ------------------------------------------------------------------ lifecycle of an occurrence
 
     def go_down(self, occ, reason):
         occ.cancel_timers()
+        was_up = occ.up
         occ.up = False
         occ.down_reason = reason
         occ.shutting_down = False
+        occ.deliberating = False
+        if reason == "exited" and was_up:
+            self.lifecycle(occ, "exited")
         if self.layout == "ports":
             if occ.server is not None:
                 occ.server.close()
@@ -329,11 +398,12 @@ class FleetSim:
         if version is not None:
             occ.version = str(version)
         if self.layout == "ports" and occ.server is None:
-            occ.server = (await self._listen(occ.port, self._port_route(occ), occ))[0]
+            occ.server = (await self._listen(occ.port, self._port_route(occ), occ, self.backlog))[0]
         now = time.time()
         occ.up = True
         occ.down_reason = None
         occ.shutting_down = False
+        occ.deliberating = False
         occ.stuck = False
         if restart:
             occ.starts += 1
@@ -344,14 +414,36 @@ class FleetSim:
             if occ.updated and occ.s["crash_after_update"]:
                 occ.timers.append(self.loop.call_later(float(occ.s["crash_seconds"]), self.go_down, occ, "crashed"))
 
-    def begin_shutdown(self, occ):
+    async def start_occurrence(self, occ, version=None, via="control"):
+        """``/_sim/start``: (re)start an occurrence as a container recreate would.
+
+        Recreating one that has not stopped (still working, deliberating or draining) is done, but
+        recorded as a violation: nothing may replace an agent that has not stopped (PROTOCOL.md).
+        """
+        phase = occ.phase()
+        if phase != "down":
+            kind = "start_while_draining" if phase == "draining" else "start_while_running"
+            occ.violations += 1
+            entry = self.lifecycle(occ, "violation", kind=kind, phase=phase, via=via,
+                                   version=str(version) if version is not None else occ.version)
+            self.violations.append(entry)
+        await self.bring_up(occ, version)
+        self.lifecycle(occ, "started", version=occ.version, via=via)
+
+    def begin_shutdown(self, occ, force=False):
         if occ.s["stuck_on_shutdown"]:
             occ.stuck = True
             return
         if occ.shutting_down:
             return
         occ.shutting_down = True
-        occ.timers.append(self.loop.call_later(float(occ.s["shutdown_exit_seconds"]), self.go_down, occ, "exited"))
+        occ.deliberating = False
+        if occ.s["consent"] == "ciris":
+            seconds = float(occ.s["force_drain_seconds"] if force else occ.s["drain_seconds"])
+        else:
+            seconds = float(occ.s["shutdown_exit_seconds"])
+        self.lifecycle(occ, "drain_started", drain_seconds=seconds, force=bool(force))
+        occ.timers.append(self.loop.call_later(seconds, self.go_down, occ, "exited"))
 
     # ------------------------------------------------------------------ routes
 
@@ -428,14 +520,99 @@ class FleetSim:
             if self.auth_ok is not None and auth != "ok":
                 self.record(occ, req, 401, auth=auth, event="unauthorized")
                 return Reply(401, {"detail": "invalid or missing bearer token"})
+            if occ.s["consent"] == "ciris":
+                errors = ciris_body_errors(ok, req.body)
+                if errors:
+                    self.record(occ, req, 422, auth=auth, event="bad_request",
+                                errors=[".".join(str(x) for x in e["loc"]) for e in errors])
+                    return Reply(422, {"detail": errors})
+                self._requested(occ, req)
+                return self.ciris_shutdown(occ, req, auth)
             if not ok or not isinstance(req.body, dict):
                 self.record(occ, req, 400, auth=auth, event="bad_request")
                 return Reply(400, {"detail": "request body is not a JSON object"})
+            self._requested(occ, req)
             return self.shutdown(occ, req, auth)
         self.record(occ, req, 404, auth=auth, event="no_route")
         return Reply(404, {"detail": f"no route for {sub}"})
 
     # ------------------------------------------------------------------ shutdown decisions
+
+    def _requested(self, occ, req):
+        body = req.body
+        self.lifecycle(occ, "shutdown_requested", consent=occ.s["consent"], deployment_id=body.get("deployment_id"),
+                       scope=body.get("scope"), decision_ref=body.get("decision_ref"), force=body.get("force") is True)
+
+    # ciris consent: answer "initiated" at once, show the decision only in behaviour
+
+    @staticmethod
+    def _initiated(req):
+        return Reply(200, {"data": {"status": "initiated", "shutdown_initiated": True,
+                                    "message": f"System shutdown initiated: {req.body.get('reason')}",
+                                    "timestamp": iso(time.time())}})
+
+    def ciris_shutdown(self, occ, req, auth):
+        body = req.body
+        s = occ.s
+        dep = body.get("deployment_id")
+        dep = str(dep) if dep not in (None, "") else None
+        scope = body.get("scope") or "occurrence"
+        ref = body.get("decision_ref")
+        force = body.get("force") is True
+        common = {"consent": "ciris", "deployment_id": dep, "scope": body.get("scope"), "decision_ref": ref,
+                  "force": force}
+        phase = occ.phase()
+        if phase in ("deliberating", "draining"):
+            # already on it: the same answer, no second deliberation
+            self.record(occ, req, 200, auth=auth, event="repeat", phase=phase, **common)
+            return self._initiated(req)
+        if ref not in (None, "") and not s["old_version_agent"]:
+            # a decision already made for all occurrences: comply without deliberating
+            occ.last_decision = {"decision": "accept", "via": "decision_ref", "decision_ref": ref,
+                                 "deployment_id": dep, "decided_at": iso(time.time())}
+            self.record(occ, req, 200, auth=auth, event="complied", decision="accept", complied_via="decision_ref",
+                        **common)
+            self.begin_shutdown(occ, force)
+            return self._initiated(req)
+        agent_level = scope == "all_occurrences" and not s["old_version_agent"]
+        choice = (s["deliberation"] or s["decision"]) if agent_level else s["decision"]
+        if choice == "error":
+            self.record(occ, req, 500, auth=auth, event="error", decision="reject", **common)
+            return Reply(500, {"detail": "simulated internal error"})
+        deliberation_id = new_decision_id()
+        seconds = float(s["decide_seconds"])
+        occ.deliberating = True
+        self.record(occ, req, 200, auth=auth, event="deliberation",
+                    deliberated_by="agent" if agent_level else "occurrence", deliberation_id=deliberation_id,
+                    decide_seconds=seconds, **common)
+        occ.timers.append(self.loop.call_later(seconds, self._ciris_decided, occ, choice, agent_level, dep, force,
+                                               deliberation_id, body.get("target_version")))
+        return self._initiated(req)
+
+    def _ciris_decided(self, occ, choice, agent_level, dep, force, deliberation_id, target_version):
+        """The end of a ciris deliberation: accept -> drain then exit; anything else -> go on working."""
+        if not occ.up or not occ.deliberating:
+            return
+        occ.deliberating = False
+        decision = "accept" if choice in ("accept", "noanswer") else choice
+        now = time.time()
+        occ.last_decision = {"decision": decision, "via": "deliberation", "deliberation_id": deliberation_id,
+                             "deployment_id": dep, "decided_at": iso(now),
+                             "deliberated_by": "agent" if agent_level else "occurrence"}
+        if agent_level:
+            outcome = {"decision": decision, "reason": occ.s["deliberation_reason"] or occ.s["decision_reason"],
+                       "decision_id": deliberation_id, "decided_by": occ.name, "decided_at": iso(now),
+                       "defer_until": None, "defer_until_ts": None, "answer": "initiated",
+                       "deployment_id": dep, "scope": "all_occurrences", "target_version": target_version,
+                       "consent": "ciris"}
+            try:
+                self.db(occ).put(f"shutdown_{dep or deliberation_id}", SHARED, "COMPLETED", outcome)
+            except sqlite3.Error:
+                pass
+        self.lifecycle(occ, "decided", decision=decision, deliberation_id=deliberation_id, deployment_id=dep,
+                       outcome="stops" if decision == "accept" else "keeps_working")
+        if decision == "accept":
+            self.begin_shutdown(occ, force)
 
     def db(self, occ) -> AgentDB:
         db = self.dbs.get(occ.agent_id)
@@ -623,7 +800,7 @@ class FleetSim:
             self.record(occ, req, 200, event="sim_status")
             return Reply(200, occ.state(now))
         if sub == "/_sim/start" and req.method == "POST":
-            await self.bring_up(occ, body.get("version"))
+            await self.start_occurrence(occ, body.get("version"), via="occurrence")
             self.record(occ, req, 200, event="sim_start", version=occ.version)
             return Reply(200, occ.state(time.time()))
         if sub == "/_sim/stop" and req.method == "POST":
@@ -681,7 +858,18 @@ class FleetSim:
         if req.method == "GET":
             if path == "/_sim/healthz":
                 return Reply(200, {"ok": True, "pid": os.getpid(), "occurrences": len(self.occs),
-                                   "layout": self.layout, "seq": self.seq})
+                                   "layout": self.layout, "seq": self.seq, "backlog": self.backlog,
+                                   "violations": len(self.violations)})
+            if path == "/_sim/violations":
+                entries = self.violations
+                for key in ("occurrence", "agent_id", "kind"):
+                    if key in req.query:
+                        wanted = set(req.query[key])
+                        entries = [e for e in entries if str(e.get(key)) in wanted]
+                by_kind = {"start_while_running": 0, "start_while_draining": 0}
+                for e in entries:
+                    by_kind[e["kind"]] = by_kind.get(e["kind"], 0) + 1
+                return Reply(200, {"count": len(entries), "by_kind": by_kind, "violations": entries})
             if path == "/_sim/log":
                 since = int((req.query.get("since") or ["0"])[0])
                 entries = self.log
@@ -717,6 +905,13 @@ class FleetSim:
             self.log = []
             self.record(None, req, 200, event="log_reset")
             return Reply(200, {"ok": True, "seq": self.seq})
+        if path == "/_sim/violations/reset":
+            dropped = len(self.violations)
+            self.violations = []
+            for occ in self.occs.values():
+                occ.violations = 0
+            self.record(None, req, 200, event="violations_reset", count=dropped)
+            return Reply(200, {"ok": True, "count": dropped})
         if path in ("/_sim/start", "/_sim/stop", "/_sim/configure"):
             occs, missing = self._names(body)
             if missing:
@@ -725,7 +920,7 @@ class FleetSim:
             if path == "/_sim/start":
                 version = body.get("version")
                 for occ in occs:
-                    await self.bring_up(occ, version)
+                    await self.start_occurrence(occ, version, via="control")
             elif path == "/_sim/stop":
                 for occ in occs:
                     self.go_down(occ, "stopped")
@@ -768,7 +963,8 @@ class FleetSim:
         self.control_server, self.control_port = await self._listen(self.control_port, self.control_route)
         self.control_url = f"http://{self.host}:{self.control_port}"
         if self.layout == "paths":
-            self.paths_server, self.paths_port = await self._listen(self.base_port, self._paths_route)
+            self.paths_server, self.paths_port = await self._listen(self.base_port, self._paths_route,
+                                                                    backlog=self.backlog)
             for occ in self.occs.values():
                 occ.port = self.paths_port
                 occ.agent_url = self.agent_url(occ)
@@ -777,7 +973,7 @@ class FleetSim:
         else:
             for occ in self.occs.values():
                 port = self.base_port + occ.index if self.base_port else 0
-                occ.server, occ.port = await self._listen(port, self._port_route(occ), occ)
+                occ.server, occ.port = await self._listen(port, self._port_route(occ), occ, self.backlog)
                 occ.agent_url = self.agent_url(occ)
                 await self.bring_up(occ, restart=True)
                 occ.starts = 0
@@ -791,7 +987,8 @@ class FleetSim:
                     "pid": os.getpid(), "occurrences": len(self.occs), "layout": self.layout,
                     "paths_url": (f"http://{self.host}:{self.paths_port}{self.path_prefix}"
                                   if self.layout == "paths" else None),
-                    "log": str(self.log_path) if self.log_path else None, "state_dir": str(self.state_dir)}
+                    "log": str(self.log_path) if self.log_path else None, "state_dir": str(self.state_dir),
+                    "backlog": self.backlog}
             tmp = Path(str(self.ready_file) + ".tmp")
             tmp.write_text(json.dumps(info))
             os.replace(tmp, self.ready_file)

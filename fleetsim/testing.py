@@ -50,12 +50,14 @@ class FleetSim:
     config: the fleet config mapping (docs/fleetsim.md) or None; count: N single-occurrence agents;
     layout: "ports" or "paths"; token: bearer token (passed through FLEETSIM_TOKEN, never argv);
     workdir: where config, inventory, log, state and ready file go (default: a new temp dir);
-    extra_args: more CLI arguments.
+    consent: "explicit" or "ciris" (--consent: the default of every occurrence; the config wins);
+    backlog: listen backlog of the agent listener(s) (--backlog); extra_args: more CLI arguments.
     """
 
     def __init__(self, config: dict | None = None, count: int | None = None, layout: str = "ports",
                  token: str | None = None, workdir: Path | str | None = None, version: str | None = None,
-                 base_port: int = 0, extra_args: list | None = None, startup_timeout: float = 60.0):
+                 base_port: int = 0, extra_args: list | None = None, startup_timeout: float = 60.0,
+                 consent: str | None = None, backlog: int | None = None):
         self.config = config
         self.count = count
         self.layout = layout
@@ -64,6 +66,8 @@ class FleetSim:
         self.version = version
         self.base_port = base_port
         self.extra_args = list(extra_args or [])
+        self.consent = consent
+        self.backlog = backlog
         self.startup_timeout = startup_timeout
         self.proc = None
         self.ready: dict = {}
@@ -97,6 +101,10 @@ class FleetSim:
             cmd += ["--count", str(self.count)]
         if self.version is not None:
             cmd += ["--version", self.version]
+        if self.consent is not None:
+            cmd += ["--consent", self.consent]
+        if self.backlog is not None:
+            cmd += ["--backlog", str(self.backlog)]
         cmd += self.extra_args
         env = dict(os.environ)
         env.pop("FLEETSIM_TOKEN", None)
@@ -198,6 +206,24 @@ class FleetSim:
     def deliberations(self, agent_id: str | None = None, occurrence: str | None = None) -> int:
         """How many times an agent (or one occurrence) deliberated on a shutdown."""
         return len(self.log(event="deliberation", agent_id=agent_id, occurrence=occurrence))
+
+    def violations(self, occurrence: str | None = None, kind: str | None = None) -> dict:
+        """``{"count", "by_kind", "violations": [log entries]}``: /_sim/start on an occurrence that had not stopped."""
+        from urllib.parse import urlencode
+
+        q = {k: v for k, v in (("occurrence", occurrence), ("kind", kind)) if v is not None}
+        return self.control("GET", "/_sim/violations" + ("?" + urlencode(q) if q else ""))
+
+    def reset_violations(self) -> dict:
+        return self.control("POST", "/_sim/violations/reset", {})
+
+    def timeline(self, name: str) -> dict:
+        """Latest unix time of shutdown_requested, drain_started, exited, started (None: never)."""
+        return self.occurrence(name)["timeline"]
+
+    def phase(self, name: str) -> str:
+        """working | deliberating | draining | down."""
+        return self.occurrence(name)["phase"]
 
     def events(self, name: str | None = None, path: str | None = None) -> list:
         return [e["event"] for e in self.log(occurrence=name, path=path)]

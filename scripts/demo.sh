@@ -3,10 +3,11 @@
 #   scripts/demo.sh canary     # 50 agents, CIRIS canary waves, some defer / reject / are busy
 #   scripts/demo.sh shutdown   # multi-occurrence shutdown and wakeup (scripts/demo-shutdown.sh)
 # Expects `make venv build` (the Makefile's `demo` target runs them): the playbook runs from the
-# installed tarball in build/collections. VENV_BIN overrides .venv/bin.
+# installed tarball in build/collections. Python tools from VENV_BIN, else $VENV/bin (make passes
+# `make VENV=...` on), else .venv/bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${VENV_BIN:-.venv/bin}
+bin=${VENV_BIN:-${VENV:-.venv}/bin}
 sim_pid=""
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 stop_fleet() {
@@ -36,10 +37,15 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/agentfleet-demo.XXXXXX")
 
 # 50 agents agent-000 .. agent-049 on 1.0.0, each taking 0.5 s to boot its new version. Waves (sorted):
 # explorers 000-004, early_adopters 005-019, pragmatists 020-039, conservatives 040-049.
+# Most answer with an explicit decision (the protocol's extension):
 #   agent-003 defers for 3 s and accepts when asked again (inside rollout_defer_deadline)
 #   agent-012 is busy (409, retry after 1 s) twice, then accepts
 #   agent-033 defers for 3 s, but its wave starts after the 10 s defer deadline: it stays deferred
 #   agent-013 and agent-042 reject
+# Six answer like real CIRIS agents (consent: ciris): 200 "initiated" and no decision; they deliberate
+# 0.5 s, then an accepting one drains (cognitive_state shutdown) for 1 s and exits:
+#   agent-007, agent-008, agent-024, agent-025, agent-026 accept
+#   agent-027 declines silently: it simply goes on working
 cat > "$work/fleet.yml" <<'YAML'
 defaults:
   version: "1.0.0"
@@ -52,9 +58,15 @@ agents:
       agent-012: {decision: busy, busy_times: 2, busy_retry_after_ms: 1000}
       agent-013: {decision: reject, decision_reason: "2.0.0 drops a tool my operator relies on"}
       agent-042: {decision: reject, decision_reason: "not during my maintenance freeze"}
+      agent-007: {consent: ciris, decide_seconds: 0.5, drain_seconds: 1}
+      agent-008: {consent: ciris, decide_seconds: 0.5, drain_seconds: 1}
+      agent-024: {consent: ciris, decide_seconds: 0.5, drain_seconds: 1}
+      agent-025: {consent: ciris, decide_seconds: 0.5, drain_seconds: 1}
+      agent-026: {consent: ciris, decide_seconds: 0.5, drain_seconds: 1}
+      agent-027: {consent: ciris, decide_seconds: 0.5, decision: reject}
 YAML
 
-echo "==> starting fleetsim: 50 agents on 1.0.0 (2 defer, 1 busy, 2 reject)"
+echo "==> starting fleetsim: 50 agents on 1.0.0 (2 defer, 1 busy, 2 reject; 6 answer like CIRIS, 1 of them declines silently)"
 "$bin/python" -m fleetsim serve --config "$work/fleet.yml" --base-port 0 \
     --inventory "$work/inventory.yml" --log "$work/requests.jsonl" --state-dir "$work/sim-state" \
     --ready-file "$work/ready.json" 2>"$work/fleetsim.err" &
@@ -94,4 +106,30 @@ for agent in report["agents"]:
 PY
     echo "==> audit log: $(wc -l <"$work/audit.jsonl") events in $work/audit.jsonl"
 fi
+
+# what the simulated fleet saw: the CIRIS-consent agents, and recreates of agents that had not stopped
+"$bin/python" - "$work/ready.json" <<'PY' || true
+import json
+import sys
+import urllib.request
+
+control = json.load(open(sys.argv[1]))["control_url"]
+
+
+def get(path):
+    with urllib.request.urlopen(control + path, timeout=10) as resp:
+        return json.load(resp)
+
+
+print("==> fleetsim's view of the CIRIS-consent agents (%s/_sim/occurrences)" % control)
+for occ in get("/_sim/occurrences"):
+    if occ["consent"] != "ciris":
+        continue
+    last = occ["last_decision"] or {}
+    print("  %-10s decided %-7s now %-6s on %-6s started %dx, violations %d"
+          % (occ["name"], last.get("decision", "-"), occ["phase"], occ["version"], occ["starts"], occ["violations"]))
+v = get("/_sim/violations")
+print("==> fleetsim violations (%s/_sim/violations): %d start while running, %d start while draining"
+      % (control, v["by_kind"]["start_while_running"], v["by_kind"]["start_while_draining"]))
+PY
 exit $rc
