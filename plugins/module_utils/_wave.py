@@ -86,7 +86,8 @@ def _check_plan(params):
                                "detail": "would be asked in wave %s of %s (%s)" % (
                                    wave["index"], params["wave_count"], wave["name"])}
     return {"changed": True, "skipped": False, "msg": "check mode: nobody is asked", "outcomes": outcomes,
-            "halt": False, "halt_reason": None}
+            "halt": False, "halt_reason": None,
+            "plan_lines": ["%s: %s" % (name, o["detail"]) for name, o in outcomes.items()]}
 
 
 def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None):
@@ -227,9 +228,9 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
     out.update(phase_done="finish", summary=summary, line=summary["line"], passed=summary["passed"],
                halt=halt, halt_reason=summary["halt_reason"], gate=gate,
                table=(gate or {}).get("table") or [] if halt else [],
-               rollout_wave_summary=dict((k, summary.get(k)) for k in (
+               rollout_wave_summary=dict(deployment_id=deployment_id, **dict((k, summary.get(k)) for k in (
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
-                   "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line")),
+                   "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
     if halt or params.get("last"):
         out["rollout_deployment_summary"] = close_deployment(

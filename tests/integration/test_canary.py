@@ -47,9 +47,9 @@ def rollout_vars(tmp_path, **extra):
     return v
 
 
-def run(sim, tmp_path, playbook="agentfleet.rollout.canary", check=False, env=None, **extra):
+def run(sim, tmp_path, playbook="agentfleet.rollout.canary", check=False, env=None, args=None, **extra):
     return run_playbook(playbook, tmp_path, inventory=sim.inventory_path, extra_vars=rollout_vars(tmp_path, **extra),
-                        check=check, env=env, report_path=tmp_path / "report.json", timeout=240)
+                        check=check, env=env, report_path=tmp_path / "report.json", timeout=240, args=args)
 
 
 def posts(sim, name=None):
