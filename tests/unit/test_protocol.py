@@ -10,9 +10,9 @@ NOW = 1_800_000_000.0
 
 
 @pytest.mark.parametrize("status,payload,decision", [
-    (200, None, "accept"),
-    (202, {"data": {}}, "accept"),
-    (200, {"data": {"status": "shutting down"}}, "accept"),
+    (200, None, "pending"),  # observed consent: the decision shows in behaviour
+    (202, {"data": {}}, "pending"),
+    (200, {"data": {"status": "shutting down"}}, "pending"),
     (200, {"data": {"decision": "accept"}}, "accept"),
     (200, {"data": {"decision": "DEFER", "defer_until": 30}}, "defer"),
     (200, {"data": {"decision": "reject", "reason": "busy with a critical task"}}, "reject"),
