@@ -252,6 +252,7 @@ def test_accepters_are_recreated_only_after_they_exited(tmp_path):
             started = [e["ts"] for e in sim.log(event="sim_start") if name in e["body"]["occurrences"]]
             assert len(started) == 1 and started[0] >= asked + 1.5, "recreated while still draining"
         assert set(versions(sim).values()) == {"2.0.0"}
+        assert sim.violations()["count"] == 0
 
 
 def test_a_straggler_that_becomes_stable_after_the_threshold_is_updated(tmp_path):
@@ -262,3 +263,58 @@ def test_a_straggler_that_becomes_stable_after_the_threshold_is_updated(tmp_path
         report = res.report()
         assert by_host(report)["agent-002"]["result"] == "updated"
         assert report["status"] == "completed"
+
+
+# -- real CIRIS behaviour: 200 "initiated" for everyone, the decision shows only in what the agent does ----
+
+def ciris_fleet(count, decliners=(), token=None, **settings):
+    overrides = {name: {"decision": "reject"} for name in decliners}
+    cfg = {"defaults": dict({"consent": "ciris", "decide_seconds": 0.3, "drain_seconds": 1.0}, **settings),
+           "agents": [{"count": count, "name_prefix": "agent-", "overrides": overrides}]}
+    return cfg
+
+
+def test_canary_against_ciris_agents_respects_what_they_do(tmp_path):
+    cfg = ciris_fleet(6, decliners=["agent-002", "agent-004"])
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts=[{"name": "canary", "count": 2}, {"name": "rest", "rest": True}],
+                  rollout_stop_timeout=4)
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert report["status"] == "completed"
+        agents = by_host(report)
+        for h in ("agent-002", "agent-004"):
+            assert agents[h]["result"] == "declined", agents[h]
+            assert starts(sim, h) == []
+        for h in ("agent-000", "agent-001", "agent-003", "agent-005"):
+            assert agents[h]["result"] == "updated" and agents[h]["decision"] == "accept", agents[h]
+            assert agents[h]["decision_id"] is None  # real agents give none
+        # nobody was recreated while it was still working or draining
+        assert sim.violations()["count"] == 0
+        assert len(posts(sim)) == 6  # each asked once
+        assert versions(sim)["agent-002"] == "1.0.0" and versions(sim)["agent-005"] == "2.0.0"
+
+
+def test_immediate_against_ciris_agents_waits_for_them_to_stop(tmp_path):
+    cfg = ciris_fleet(4, decliners=["agent-003"])
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.immediate", rollout_stop_timeout=4)
+        assert res.rc == 0, res.output
+        assert all(e["body"]["force"] is True for e in posts(sim))
+        agents = by_host(res.report())
+        assert agents["agent-003"]["result"] == "declined" and starts(sim, "agent-003") == []
+        assert [agents["agent-%03d" % i]["result"] for i in range(3)] == ["updated"] * 3
+        assert sim.violations()["count"] == 0
+
+
+def test_tasks_driver_against_ciris_agents_updates_only_those_that_stopped(tmp_path):
+    tasks = _trace_tasks(tmp_path)
+    cfg = ciris_fleet(3, decliners=["agent-001"])
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all",
+                  rollout_stop_timeout=4)
+        assert res.rc == 0, res.output
+        assert sorted(p.name for p in tmp_path.glob("trace-*.json")) == ["trace-agent-000.json", "trace-agent-002.json"]
+        assert sim.violations()["count"] == 0
+        assert result_of(res.output, "agent-001") == ["ok"]
+        assert by_host(res.report())["agent-001"]["result"] == "declined"
