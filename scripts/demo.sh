@@ -30,6 +30,8 @@ if [ ! -f "$collections/ansible_collections/agentfleet/rollout/MANIFEST.json" ];
     exit 1
 fi
 export ANSIBLE_COLLECTIONS_PATH=$collections ANSIBLE_RETRY_FILES_ENABLED=false
+# one line per finished wave and the summary table after PLAY RECAP (docs/callback.md)
+export ANSIBLE_CALLBACKS_ENABLED=agentfleet.rollout.rollout_progress
 # progress lines and the summary without the per-task noise of the default callback
 export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-true}
 
@@ -45,7 +47,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/agentfleet-demo.XXXXXX")
 # Six answer like real CIRIS agents (consent: ciris): 200 "initiated" and no decision; they deliberate
 # 0.5 s, then an accepting one drains (cognitive_state shutdown) for 1 s and exits:
 #   agent-007, agent-008, agent-024, agent-025, agent-026 accept
-#   agent-027 declines silently: it simply goes on working
+#   agent-027 declines silently: it simply goes on working, and is reported declined after
+#   rollout_stop_timeout (5 s here; 600 s by default)
 cat > "$work/fleet.yml" <<'YAML'
 defaults:
   version: "1.0.0"
@@ -79,6 +82,7 @@ set +e
 "$bin/ansible-playbook" agentfleet.rollout.canary -i "$work/inventory.yml" \
     -e rollout_target_version=2.0.0 -e rollout_driver=fleetsim \
     -e rollout_min_healthy_time=2 -e rollout_poll_interval=0.5 -e rollout_defer_deadline=10 \
+    -e rollout_stop_timeout=5 \
     -e "rollout_message='Faster memory consolidation; safer tool-call retries.'" \
     -e rollout_state_path="$work/state.db" -e rollout_report_path="$work/report.json" \
     -e rollout_audit_path="$work/audit.jsonl"
@@ -95,9 +99,9 @@ report = json.load(open(sys.argv[1]))
 print("deployment %(deployment_id)s: %(strategy)s -> %(target_version)s, %(status)s" % report)
 for wave in report["waves"]:
     s = wave.get("summary") or {}
-    print("  wave %s %-15s %-7s accepted %2s  deferred %s  rejected %s  healthy %s/%s"
-          % (wave["wave"], wave["name"], wave["status"], s.get("accepted", "-"), s.get("deferred", "-"),
-             s.get("rejected", "-"), s.get("healthy", "-"), s.get("updated", "-")))
+    print("  wave %s %-15s %-7s accepted %2s  declined %s  deferred %s  rejected %s  healthy %s/%s"
+          % (wave["wave"], wave["name"], wave["status"], s.get("accepted", "-"), s.get("declined", "-"),
+             s.get("deferred", "-"), s.get("rejected", "-"), s.get("healthy", "-"), s.get("updated", "-")))
 print("  totals: " + ", ".join("%s %d" % kv for kv in report["totals"].items() if kv[1]))
 for agent in report["agents"]:
     if agent["result"] != "updated" or (agent.get("asked_count") or 0) > 1:
