@@ -24,9 +24,9 @@ description:
     before, is not asked again; deferring agents are re-asked until O(reask_until)."
   - "2. Observe (observed consent, PROTOCOL.md): every agent that accepted, or answered HTTP 200/202 without a
     decision (V(pending), what real CIRIS agents answer), is watched until it has stopped, for at most
-    O(stop_timeout) seconds. Stopped means gone (connection refused, HTTP 502/503/504); with O(driver=none), whose
-    agents' own supervisor restarts them, also seen draining (C(cognitive_state) C(shutdown)) or already back on
-    the target version. A pending agent that stopped is recorded as having accepted; one still working at the
+    O(stop_timeout) seconds. Stopped means gone (nothing listens, or its proxy answers HTTP 502/503/504); with
+    O(driver=none), whose agents' own supervisor restarts them, also seen draining (C(cognitive_state) C(shutdown))
+    or already back on the target version. A pending agent that stopped is recorded as having accepted; one still working at the
     end has declined and is recorded C(declined) (an answer, not a failure; never updated). An explicit accepter
     that did not stop, one still draining, and one that stopped answering with timeouts are recorded C(failed)
     and not updated. Nothing acts on an agent that has not stopped."
@@ -381,8 +381,8 @@ reason:
     so the new version can start; defer if you are busy; reject to decline."
 update_hosts:
   description:
-    - With O(phase=ask), the names of the agents the update tasks must start on the new version, in the order of
-      O(wave); pass them as O(update_hosts) to O(phase=settle).
+    - With O(phase=ask), the names of the agents the update tasks must start on the new version; pass them as
+      O(update_hosts) to O(phase=settle) (and to O(phase=finish)).
     - The agents that stopped after consenting, plus those whose update or gate failed in an earlier run.
   returned: phase=ask
   type: list
