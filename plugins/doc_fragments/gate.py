@@ -30,6 +30,7 @@ options:
   grace:
     description:
       - Once the threshold is met, seconds to keep waiting for the remaining agents before the gate ends.
-      - Defaults to O(min_healthy_time).
+      - When not set, every agent is watched until it is stable or O(healthy_deadline) ends, also once the threshold
+        is met (a slow agent is not given up early; an agent is judged not stable only at the deadline).
     type: float
 """

@@ -59,9 +59,10 @@ seealso:
 """
 
 EXAMPLES = r"""
+# In a batch of the waves play, after the wave ran once for the batch (run_once, register: wave_result)
 - name: Each agent's result (PLAY RECAP)
   agentfleet.rollout.agent_result:
-    from_result: _rollout_wave
+    from_result: wave_result
 
 - name: An outcome computed by your own tasks
   agentfleet.rollout.agent_result:
@@ -74,27 +75,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 agent_result:
-  description: The agent's recorded result (null when it had nothing to do in the wave).
+  description:
+    - The agent's result, C(result) of its outcome (V(updated), V(declined), V(deferred), V(rejected), V(failed),
+      V(reverted), V(skipped), V(pending), V(not asked); V(planned) in check mode).
+    - Null when it had nothing to do in the wave.
   returned: always
   type: str
   sample: updated
 decision:
   description: The agent's recorded decision (accept, pending, declined, defer, reject, unreachable), if any.
-  returned: always
+  returned: when the agent had an outcome
   type: str
   sample: accept
 version_before:
   description: The version the agent ran before, where known.
-  returned: always
+  returned: when the agent had an outcome
   type: str
   sample: "1.0.0"
 version_after:
   description: The version the agent reported after its gate, where known.
-  returned: always
+  returned: when the agent had an outcome
   type: str
   sample: "2.0.0"
 msg:
-  description: The result and its detail, in one line.
+  description: "The result and its detail, in one line (C(<host>: not part of this wave) without an outcome)."
   returned: always
   type: str
   sample: "failed: not stable: status degraded"

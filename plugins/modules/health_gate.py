@@ -19,9 +19,10 @@ description:
   - An agent is B(stable) once it has been healthy on every probe for O(min_healthy_time) seconds; one
     unhealthy probe starts its window again. A stable agent is not probed any more.
   - The wait ends at the first of, every agent stable (C(all stable)); O(healthy_deadline) seconds
-    passed (C(deadline reached)); or the threshold met, that is at least O(success_threshold) of the agents
-    stable (rounded up), and O(grace) seconds passed since it was first met (C(threshold met)), so that one
-    broken agent does not hold a passing wave until the deadline.
+    passed (C(deadline reached)); or, only when O(grace) is set, the threshold met, that is at least
+    O(success_threshold) of the agents stable (rounded up), and O(grace) seconds passed since it was first met
+    (C(threshold met)). Without O(grace) every agent is watched until it is stable or the deadline ends, so a slow
+    agent is not given up early.
   - The wave passes when the threshold is met at the end. An empty wave passes.
   - Probes happen every O(poll_interval) seconds, and sooner when an agent's stability window ends before then.
   - Each agent that did not become stable is reported (RV(unstable), RV(table)) with the cause of its last failed
@@ -75,19 +76,21 @@ seealso:
 """
 
 EXAMPLES = r"""
+# updated: the agents your update step started on the new version
 - name: Wait until 80% of the wave is stable on 2.0.0 for 30 seconds
   agentfleet.rollout.health_gate:
-    agents: "{{ consent.accepted_agents }}"
+    agents: "{{ updated }}"
     target_version: 2.0.0
     success_threshold: 0.8
     min_healthy_time: 30
     healthy_deadline: 600
     token: "{{ rollout_token }}"
 
-- name: Judge the wave without failing, to revert first
+- name: Judge the wave without failing, to revert first; give stragglers 60 seconds once 80% are stable
   agentfleet.rollout.health_gate:
-    agents: "{{ consent.accepted_agents }}"
+    agents: "{{ updated }}"
     expected_states: [work, play]
+    grace: 60
     fail_on_unhealthy: false
   register: gate
 
@@ -149,7 +152,7 @@ required:
   sample: 4
 ratio:
   description: RV(stable_count) divided by RV(total), 4 decimals (1.0 for an empty wave).
-  returned: success
+  returned: success, not in check mode
   type: float
   sample: 0.5
 elapsed:

@@ -14,8 +14,11 @@ description:
   - "Sends C(POST {agent_url}/v1/system/shutdown) to every agent of a wave, concurrently (at most O(max_workers)
     at a time), with the body C(reason), C(force), C(confirm=true), C(deployment_id), C(target_version) and,
     when set, C(scope) and C(decision_ref) (see PROTOCOL.md)."
-  - "The agent's answer maps to a decision. HTTP 200 or 202 without C(data.decision) is V(accept)
-    (CIRISManager's rule)."
+  - "The agent's answer maps to a decision. HTTP 200 or 202 without C(data.decision) is V(pending), what a real
+    CIRIS agent answers: it decides as a task and shows its decision by acting, accepting by draining and stopping,
+    declining by going on working (observed consent, PROTOCOL.md). This module only asks; the agents that answered
+    V(accept) or V(pending) must be watched until they have stopped before anything updates them, as
+    M(agentfleet.rollout.rollout_wave) does (its O(agentfleet.rollout.rollout_wave#module:stop_timeout))."
   - "HTTP 200 or 202 with C(data.decision) V(accept), V(defer) or V(reject) is that decision, with C(data.reason)
     and, for a defer, C(data.defer_until) (an ISO-8601 time or seconds from now). Any other
     C(data.decision) value is a reject."
@@ -35,15 +38,17 @@ description:
     defer when busy, reject to decline).
   - With O(skip_if_on_target=true) each agent's health is probed first; an agent that is healthy and already
     reports O(target_version) is not asked and is returned as skipped.
-  - With O(state_path), answers are recorded in the rollout state file, and an agent whose final answer
-    (V(accept) or V(reject)) or C(skipped) result is recorded for O(deployment_id) is never asked again. A
-    deferring agent is asked again only once its C(defer_until) has passed.
+  - With O(state_path), answers are recorded in the rollout state file, and an agent whose V(accept), V(reject),
+    V(pending) or observed V(declined) answer or C(skipped) result is recorded for O(deployment_id) is never asked
+    again (asking again would start another deliberation for the same deployment). A deferring agent is asked
+    again only once its C(defer_until) has passed.
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   deployment_id:
     description:
       - Identifier of the deployment, sent to every agent as the idempotency key.
-      - An agent that already answered V(accept) or V(reject) for this id answers the same again.
+      - By the protocol an agent that already answered V(accept) or V(reject) for this id answers the same again;
+        real CIRIS agents do not deduplicate, so O(state_path) is what keeps an agent from being asked twice.
     type: str
     required: true
   target_version:
@@ -108,8 +113,8 @@ options:
   state_path:
     description:
       - The rollout state file (SQLite) that records every answer for O(deployment_id).
-      - Agents whose final answer (or C(skipped) result) is recorded are not asked again; deferring agents only
-        after their C(defer_until).
+      - Agents whose V(accept), V(reject), V(pending) or V(declined) answer (or C(skipped) result) is recorded are not
+        asked again; deferring agents only after their C(defer_until).
       - Not read or written in check mode.
     type: path
   audit_path:
@@ -134,10 +139,9 @@ attributes:
     support: partial
     details:
       - A shutdown request is not idempotent by nature; an accepting agent stops.
-      - What makes a rerun safe is O(deployment_id) plus O(state_path). A final answer (V(accept) or V(reject))
-        recorded in the state file is never asked for again, and agents answer the same O(deployment_id) the
-        same way. A rerun with the same deployment id and state file reports C(changed=false) when
-        every agent's final answer is already recorded.
+      - What makes a rerun safe is O(deployment_id) plus O(state_path). An answer recorded in the state file
+        (V(accept), V(reject), V(pending), V(declined)) is never asked for again. A rerun with the same deployment
+        id and state file reports C(changed=false) when nobody is left to ask.
       - Without O(state_path) every agent is asked again (with the same O(deployment_id)).
 notes:
   - A V(defer) is not final. Asked again after its C(defer_until) with the same O(deployment_id), the
@@ -172,7 +176,7 @@ EXAMPLES = r"""
     reask_until: "{{ now(utc=true).timestamp() + 600 }}"
     state_path: /var/lib/agentfleet/rollout.db
 
-- name: Update only the agents that accepted
+- name: The agents that consented (accept, or pending), to watch until they have stopped before updating them
   ansible.builtin.debug:
     msg: "{{ consent.update_agents | map(attribute='name') | list }}"
 """
@@ -181,21 +185,36 @@ RETURN = r"""
 answers:
   description:
     - Per agent name, the answer of this task (or the one recorded in the state file).
-    - C(decision) is V(accept), V(defer), V(reject), V(unreachable) or V(skipped) (already on the target version,
-      or recorded as skipped).
+    - C(decision) is V(accept), V(pending) (HTTP 200/202 without a decision), V(defer), V(reject), V(unreachable),
+      V(declined) (recorded, observed to go on working after a pending answer) or V(skipped) (already on the
+      target version, or recorded as skipped).
     - C(reason) is the agent's reason or the failure; C(defer_until) is a unix time; C(decision_id) the agent's id
       for its decision; C(http_status) the HTTP status; C(version_before) the version the health probe saw;
       C(recorded=true) marks an answer taken from the state file instead of asked.
   returned: success
   type: dict
-  sample: {"agent-000": {"decision": "accept", "reason": null, "defer_until": null, "decision_id": "d-1",
-           "http_status": 202, "version_before": "1.9.0"}}
+  sample: {"agent-000": {"decision": "pending", "reason": null, "defer_until": null, "decision_id": null,
+           "http_status": 200, "version_before": "1.9.0"}}
 accepted:
-  description: Names of the agents that accepted.
+  description: Names of the agents that accepted explicitly (C(data.decision) V(accept), or recorded as accepted).
   returned: success
   type: list
   elements: str
-  sample: ["agent-000", "agent-001"]
+  sample: ["agent-000"]
+pending:
+  description:
+    - Names of the agents that answered without a decision (what real CIRIS agents answer); whether they accept is
+      observed by watching them stop.
+  returned: success
+  type: list
+  elements: str
+  sample: ["agent-001"]
+declined:
+  description: Names of the agents recorded as having declined (observed going on working after a pending answer).
+  returned: success
+  type: list
+  elements: str
+  sample: []
 deferred:
   description: Names of the agents that deferred (including busy agents, HTTP 409).
   returned: success
@@ -221,28 +240,38 @@ skipped_agents:
   elements: str
   sample: []
 counts:
-  description: Number of agents per outcome.
+  description: Number of agents per answer.
   returned: success
   type: dict
-  sample: {"accepted": 2, "deferred": 1, "rejected": 0, "unreachable": 1, "skipped": 0}
+  sample: {"accepted": 1, "pending": 1, "declined": 0, "deferred": 1, "rejected": 0, "unreachable": 1, "skipped": 0}
 asked:
-  description: Names of the agents this task sent a shutdown request to (re-asked deferring agents appear again).
+  description:
+    - Names of the agents this task sent a shutdown request to (re-asked deferring agents appear again).
+    - Empty in check mode.
   returned: success
   type: list
   elements: str
   sample: ["agent-000", "agent-001", "agent-002", "agent-003"]
-accepted_agents:
+consenting_agents:
   description:
-    - The members (as given in O(agents)) that accepted, with C(version_before) and C(version) set to the
-      version they ran before (what a revert puts back).
+    - The members (as given in O(agents)) that answered V(accept) or V(pending), that no update driver has had yet
+      and that are not recorded C(declined) or C(reverted), with C(version_before) and C(version) set to the version
+      they ran before (what a revert puts back).
+    - The agents to watch until they have stopped (observed consent) before an update driver may act on them.
   returned: success
   type: list
   elements: dict
   sample: [{"name": "agent-000", "agent_url": "http://127.0.0.1:8100", "version": "1.9.0", "version_before": "1.9.0"}]
-update_agents:
+retry_agents:
   description:
-    - The accepted members whose result in the state file is not yet C(updated), C(reverted) or C(failed),
-      that is the agents the update driver should start on the new version.
+    - With O(state_path), the consenting members that an update driver already had in an earlier run of
+      O(deployment_id) and whose update or gate failed; a rerun updates and gates them again (they have stopped).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+update_agents:
+  description: RV(consenting_agents) followed by RV(retry_agents).
   returned: success
   type: list
   elements: dict

@@ -7,55 +7,68 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: rollout_wave
-short_description: Run one rollout wave (ask for consent, update, health gate, judge, revert and record)
+short_description: Run one rollout wave (ask, observe the stop, update, health gate, judge, revert, record)
 version_added: 0.1.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
   - Runs one wave of a deployment that M(agentfleet.rollout.rollout_state) with
-    O(agentfleet.rollout.rollout_state#module:op=begin) recorded in the state file O(state_path).
-    This is the flow the C(agentfleet.rollout.wave) role runs for every wave of the C(agentfleet.rollout.rollout) role.
-  - Between phases the data travels through the rollout state (answers, update results, wave start and
-    summary), not through the playbook.
+    O(agentfleet.rollout.rollout_state#module:op=begin) recorded in the state file O(state_path). The rollout
+    playbooks run one wave per Ansible batch of their waves play (C(serial) is the plan's wave sizes) and call this
+    once per batch (C(run_once)); the C(agentfleet.rollout.rollout) role's C(wave) and C(wave_tasks) task files do.
+  - Between phases the data travels through the rollout state (answers, observed stops, update results, wave
+    start and summary), not through the playbook.
   - "O(phase=all), for the controller-side drivers O(driver=none) and O(driver=fleetsim), runs the whole wave in one
     call. 1. Ask: the wave is marked started, the reason text is built and every member of O(wave) is asked for
     consent, as M(agentfleet.rollout.notify) does with O(agentfleet.rollout.notify#module:skip_if_on_target=true)
-    and the state file (recorded final answers are not asked again, deferring agents are re-asked until
-    O(reask_until))."
-  - "2. Start the accepters: the agents that accepted and are not yet updated (RV(update_agents)) are started
-    on the deployment's target version. With O(driver=fleetsim) through the simulator's control port
-    O(control_url), as M(agentfleet.rollout.fleetsim_start) does; agents it could not start are recorded
-    C(failed). With O(driver=none) nothing is started (the agent's own supervisor does) and they are recorded
-    C(updated)."
-  - "3. Gate: the members that accepted and are recorded C(updated) are watched as M(agentfleet.rollout.health_gate)
-    does (O(expected_states), O(success_threshold), O(min_healthy_time), O(healthy_deadline), O(poll_interval),
-    O(grace)), with the target version required when O(require_target_version=true)."
-  - "4. Judge: the wave passes when the gate passed and the number of stable agents is at least
-    ceil(O(success_threshold) x (accepted + unreachable)), counted from the answers recorded for the wave.
-    Unreachable agents count as failures; rejects and defers are answers and never fail a wave. A wave where
-    nobody accepted and nobody was unreachable passes."
-  - "5. Revert: when the wave failed and O(auto_revert=true), the gated agents whose previous version is known are
-    started on it again with O(driver=fleetsim); O(driver=none) cannot start a previous version, so nothing is
-    reverted and RV(revert_note) says so."
-  - "6. Record: each gated agent is recorded C(updated) (stable), C(failed) (not stable, with the cause) or
-    C(reverted), the wave is recorded C(passed) or C(failed) with its RV(summary), and RV(halt_reason)
-    tells why a failed wave stops the rollout."
-  - "The O(driver=tasks) driver runs the user's Ansible tasks between the phases, so a wave is three or four calls.
-    O(phase=ask) runs step 1 only and returns RV(update_agents), which the tasks start on the new version and
-    record with M(agentfleet.rollout.rollout_state) and O(agentfleet.rollout.rollout_state#module:op=mark)
-    (V(updated) or V(failed))."
-  - "O(phase=settle) runs steps 3 and 4. When the wave failed, O(auto_revert=true) and some gated agent has a known
-    previous version, nothing is recorded yet: it returns RV(needs_revert=true), the RV(revert_agents) to put back
-    and the RV(gate) result. Otherwise it records the wave (step 6, nothing reverted) and returns
-    RV(needs_revert=false)."
-  - "O(phase=finish) runs step 6 after the tasks driver reverted the agents: it needs O(gate), the RV(gate)
-    returned by O(phase=settle), and O(reverted_hosts), the names of the agents put back."
+    and the state file. An agent whose accept, reject or decline is recorded, or that answered without a decision
+    before, is not asked again; deferring agents are re-asked until O(reask_until)."
+  - "2. Observe (observed consent, PROTOCOL.md): every agent that accepted, or answered HTTP 200/202 without a
+    decision (V(pending), what real CIRIS agents answer), is watched until it has stopped, for at most
+    O(stop_timeout) seconds. Stopped means gone (nothing listens, or its proxy answers HTTP 502/503/504); with
+    O(driver=none), whose agents' own supervisor restarts them, also seen draining (C(cognitive_state) C(shutdown))
+    or already back on the target version. A pending agent that stopped is recorded as having accepted; one still working at the
+    end has declined and is recorded C(declined) (an answer, not a failure; never updated). An explicit accepter
+    that did not stop, one still draining, and one that stopped answering with timeouts are recorded C(failed)
+    and not updated. Nothing acts on an agent that has not stopped."
+  - "3. Update: the agents that stopped, plus those handed to a driver in an earlier run of this deployment whose
+    update or gate failed (a rerun retries them), are started on the deployment's target version. With
+    O(driver=fleetsim) through the simulator's control port O(control_url), as M(agentfleet.rollout.fleetsim_start)
+    does; agents it could not start are recorded C(failed). With O(driver=none) nothing is started (the agent's own
+    supervisor does) and they are recorded C(updated)."
+  - "4. Gate: the agents handed to the driver in this run are watched as M(agentfleet.rollout.health_gate) does
+    (O(expected_states), O(min_healthy_time), O(healthy_deadline), O(poll_interval), O(grace)), with the target
+    version required when O(require_target_version=true). Without O(grace) every agent is watched until it is
+    stable or O(healthy_deadline) ends."
+  - "5. Judge, the one verdict of a wave: it passes when at least ceil(O(success_threshold) x (accepted +
+    unreachable)) of its agents are healthy on the target, counted over the state (this run and earlier runs of the
+    same deployment; observed accepts count as accepted). Unreachable agents count as failures; rejects, defers and
+    declines are answers and never fail a wave. A wave where nobody accepted and nobody was unreachable passes."
+  - "6. Revert: when the wave fails and O(auto_revert=true), the agents handed over in this run whose previous
+    version is known are started on it again with O(driver=fleetsim); O(driver=none) cannot start a previous
+    version, so nothing is reverted and RV(revert_note) says so."
+  - "7. Record: each gated agent is recorded C(updated) (stable), C(failed) (not stable, with the cause) or
+    C(reverted); the wave is recorded C(passed) or C(failed) with its RV(summary). A failed wave halts the rollout
+    (RV(halt), RV(halt_reason)). When the wave failed or O(last=true), the deployment is closed (its status, the
+    report at O(report_path), an audit line) and RV(rollout_deployment_summary) returned. RV(outcomes) gives every
+    member its outcome, for its own task result (M(agentfleet.rollout.agent_result))."
+  - "The O(driver=tasks) driver runs the user's tasks on each agent's host between the phases, so a wave is two or
+    three calls. O(phase=ask) runs steps 1 and 2 and returns the agents to update (RV(update_hosts),
+    RV(update_map), RV(update_agents))."
+  - "O(phase=settle) records what the update tasks did (O(update_hosts) C(updated), O(update_failed) C(failed)) and
+    runs steps 4 and 5. When the wave fails, O(auto_revert=true) and some agent handed over has a known previous
+    version, nothing more is recorded yet: it returns RV(needs_revert=true), the agents to put back (RV(revert_hosts),
+    RV(revert_map), RV(revert_agents)) and the RV(gate) result. Otherwise it records the wave (step 7, nothing
+    reverted) and returns RV(needs_revert=false)."
+  - "O(phase=finish) runs step 7 after the tasks driver reverted the agents: it needs O(update_hosts) as given to
+    O(phase=settle), O(gate), the RV(gate) returned by O(phase=settle), and O(reverted_hosts), the agents put back."
   - O(phase=all) with O(driver=tasks) is an error.
-  - Runs on the controller (action plugin), without forking a Python interpreter per task.
+  - Runs on the controller (action plugin), without forking a Python interpreter per task; while it waits it prints
+    a progress line every few seconds.
 options:
   state_path:
     description:
-      - The rollout state file (SQLite) where O(deployment_id) was recorded; answers, update results and the wave
-        summary are recorded in it.
+      - The rollout state file (SQLite) where O(deployment_id) was recorded; answers, observed stops, update results
+        and the wave summary are recorded in it.
       - The task fails when O(deployment_id) is not in it.
     type: path
     required: true
@@ -68,8 +81,9 @@ options:
     required: true
   wave:
     description:
-      - The wave, one of the RV(agentfleet.rollout.wave_split#module:waves) of the plan, with C(index) (1-based),
-        C(name) (its cohort) and C(members).
+      - The wave, one of the RV(agentfleet.rollout.rollout_state#module:waves) returned by
+        O(agentfleet.rollout.rollout_state#module:op=begin) (or of the RV(agentfleet.rollout.wave_split#module:waves)
+        of the plan), with C(index) (1-based), C(name) (its cohort) and C(members).
       - Every member needs a C(name) and an C(agent_url) (C(http://) or C(https://)), and carries the fields
         described in O(agentfleet.rollout.notify#module:agents).
     type: dict
@@ -78,10 +92,17 @@ options:
     description: How many waves the deployment has, named in the reason text and the wave's RV(line).
     type: int
     required: true
+  last:
+    description:
+      - This is the last wave of the run (the C(last) of the RV(agentfleet.rollout.rollout_state#module:waves)
+        entry). Once it is recorded, the deployment is closed and RV(rollout_deployment_summary) returned.
+      - A failed wave closes the deployment whatever O(last) says.
+    type: bool
+    default: false
   phase:
     description:
       - The part of the wave to run (see the description).
-      - V(all) asks, updates, gates, judges, reverts and records, with O(driver=none) or O(driver=fleetsim).
+      - V(all) asks, observes, updates, gates, judges, reverts and records, with O(driver=none) or O(driver=fleetsim).
       - V(ask), V(settle) and V(finish) are the steps of the O(driver=tasks) driver.
     type: str
     default: all
@@ -94,7 +115,9 @@ options:
     description: What changes in the new version; added to the reason text as C(Changes) text.
     type: str
   force:
-    description: Sent to the agents as C(force); marks the update as an emergency in the reason text.
+    description:
+      - Sent to the agents as C(force); marks the update as an emergency in the reason text.
+      - The agents still decide, and are still watched until they stop.
     type: bool
     default: false
   reask_until:
@@ -103,18 +126,34 @@ options:
         C(defer_until) has come.
       - When not set, nobody is asked twice in one task.
     type: float
+  stop_timeout:
+    description:
+      - Seconds to watch the agents that accepted or answered without a decision until they have stopped
+        (observed consent), from O(phase=all) or O(phase=ask); between 0 and 1000000.
+      - An agent that answered without a decision and is still working at the end has declined (result
+        C(declined)); an explicit accepter that did not stop, or one still draining, is C(failed). Neither is updated.
+    type: float
+    default: 600.0
   audit_path:
     description:
-      - Append JSON lines to this audit log, C(event=wave_started), one C(event=decision) per answer and
-        C(event=wave_passed) or C(event=wave_failed) with the wave summary. The token is never written.
+      - Append JSON lines to this audit log, C(event=wave_started), one C(event=decision) per answer, one
+        C(event=consent_observed) per watched agent, C(event=wave_passed) or C(event=wave_failed) with the wave
+        summary and, when the deployment is closed, C(event=deployment_<status>). The token is never written.
+    type: path
+  report_path:
+    description:
+      - Where the deployment's JSON report is written when this wave closes the deployment (O(last=true) or a failed
+        wave); see O(agentfleet.rollout.rollout_state#module:report_path).
+      - Not written when not set.
     type: path
   driver:
     description:
-      - What starts the new version on an agent that accepted.
-      - V(none) - nothing; the agent's own supervisor does. Accepting agents are recorded C(updated).
+      - What starts the new version on an agent that stopped.
+      - V(none) - nothing; the agent's own supervisor does. The agents are recorded C(updated) and gated.
       - V(fleetsim) - the simulated fleet's control port O(control_url) (tests and demos); also puts agents back
         on their previous version for O(auto_revert).
-      - V(tasks) - the user's tasks, run by the playbook between O(phase=ask), O(phase=settle) and O(phase=finish).
+      - V(tasks) - the user's tasks, run by the playbook on each agent's host between O(phase=ask),
+        O(phase=settle) and O(phase=finish).
     type: str
     default: none
     choices: [none, fleetsim, tasks]
@@ -129,8 +168,9 @@ options:
     default: true
   success_threshold:
     description:
-      - The fraction (between 0 and 1) of the agents that must be stable, for the gate (of the gated agents) and for
-        the judgement (of the agents that accepted or were unreachable), rounded up to whole agents.
+      - The fraction (between 0 and 1) of the wave's agents that accepted or were unreachable that must be healthy on
+        the target for the wave to pass, rounded up to whole agents (see the description). The gate uses it for its
+        own RV(gate) result over the gated agents.
     type: float
     default: 0.8
   auto_revert:
@@ -141,6 +181,20 @@ options:
         records the wave.
     type: bool
     default: false
+  update_hosts:
+    description:
+      - With O(phase=settle) and O(phase=finish), the agents the update tasks ran for, the RV(update_hosts) returned
+        by O(phase=ask).
+      - With O(phase=settle) those not in O(update_failed) are recorded C(updated) and gated.
+    type: list
+    elements: str
+    default: []
+  update_failed:
+    description:
+      - With O(phase=settle), the agents of O(update_hosts) whose update tasks failed, mapped to the error. They are
+        recorded C(failed) (a rerun of the deployment retries them) and not gated.
+    type: dict
+    default: {}
   gate:
     description:
       - With O(phase=finish), the RV(gate) result returned by O(phase=settle); the wave is judged and recorded from it.
@@ -162,105 +216,132 @@ attributes:
   check_mode:
     support: partial
     details:
-      - In check mode the wave is not run; nothing is asked, started, probed or reverted, and the state file is
-        neither read nor written. The task returns RV(skipped=true) and C(changed=true), no prediction.
+      - In check mode the wave is not run; nothing is asked, watched, started, probed or reverted, and the state file
+        is neither read nor written. The task returns C(changed=true), RV(halt=false), one RV(outcomes) entry per
+        member with result V(planned) (C(would be asked in wave 2 of 4 [early_adopters])) and the same as
+        RV(plan_lines).
   diff_mode:
     support: none
   idempotent:
     support: partial
     details:
       - Asking for consent and starting agents are not idempotent by nature; every run reports C(changed=true).
-      - What makes a rerun safe is the state file O(state_path) with the same O(deployment_id). Recorded final
-        answers (V(accept) or V(reject)) are never asked for again, and agents already recorded C(updated),
-        C(reverted) or C(failed) are not updated again.
-      - A rerun gates the wave again and records its summary anew.
+      - What makes a rerun safe is the state file O(state_path) with the same O(deployment_id). Agents whose accept,
+        reject or decline is recorded, or that answered without a decision, are never asked again (an agent that
+        answered without a decision is watched again). Agents recorded C(updated), C(reverted) or C(declined) are not
+        updated again; agents handed to a driver whose update or gate failed are updated and gated again.
+      - A rerun judges the wave again over the state and records its summary anew.
 notes:
-  - The RV(update_agents) of O(phase=ask) are the agents to start; the RV(revert_agents) of O(phase=settle) carry
-    in C(version) the version to put back.
+  - The RV(update_hosts) and RV(update_map) of O(phase=ask) say which agents to start and what they ran before; the
+    RV(revert_hosts) and RV(revert_map) of O(phase=settle) say which to put back and on which version.
   - A deferring agent is not updated in this wave; its deferral is recorded and counted in the wave's summary.
 seealso:
+  - module: agentfleet.rollout.rollout_state
+  - module: agentfleet.rollout.agent_result
   - module: agentfleet.rollout.notify
   - module: agentfleet.rollout.health_gate
   - module: agentfleet.rollout.fleetsim_start
-  - module: agentfleet.rollout.rollout_state
   - module: agentfleet.rollout.wave_split
 """
 
 EXAMPLES = r"""
-- name: Run the first wave of the deployment on the simulated fleet, reverting it when it fails
+# In a play over the agents whose batches are the waves (serial: plan.batches, hosts: plan.order),
+# with plan the result of agentfleet.rollout.rollout_state op=begin and wave the batch's wave:
+#   wave: "{{ plan.waves[plan.wave_of[ansible_play_batch[0]]] }}"
+- name: Run the batch's wave on the simulated fleet, reverting it when it fails
   agentfleet.rollout.rollout_wave:
     phase: all
     state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: deploy-20260101-120000
-    wave: "{{ plan.waves[0] }}"
-    wave_count: "{{ plan.waves | length }}"
+    deployment_id: "{{ plan.deployment_id }}"
+    wave: "{{ wave }}"
+    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
+    last: "{{ wave.last }}"
     release_notes: Faster memory consolidation
+    stop_timeout: 300
     driver: fleetsim
     control_url: http://127.0.0.1:8099
     min_healthy_time: 30
     auto_revert: true
+    report_path: /var/log/agentfleet/{{ plan.deployment_id }}.json
     token: "{{ rollout_token }}"
   register: wave_result
+  run_once: true
 
-- name: Stop when the wave failed
-  ansible.builtin.fail:
-    msg: "{{ [wave_result.halt_reason] + wave_result.table }}"
-  when: not wave_result.passed
+- name: Each agent's own result (its PLAY RECAP row)
+  agentfleet.rollout.agent_result:
+    from_result: wave_result
 
-# The tasks driver: the playbook starts the agents between the phases.
-- name: Ask the wave for consent
+- name: Stop the rollout after a failed wave
+  ansible.builtin.meta: end_play
+  when: wave_result.halt
+
+# The tasks driver: each agent's host runs the user's update tasks between the phases.
+- name: Ask the wave and wait for the consenting agents to stop
   agentfleet.rollout.rollout_wave:
     phase: ask
     state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: deploy-20260101-120000
-    wave: "{{ plan.waves[0] }}"
-    wave_count: "{{ plan.waves | length }}"
+    deployment_id: "{{ plan.deployment_id }}"
+    wave: "{{ wave }}"
+    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
     driver: tasks
   register: wave_ask
+  run_once: true
 
-- name: Start the agents that accepted on 2.0.0 (the user's update tasks)
-  ansible.builtin.include_tasks: update-agent.yml
-  loop: "{{ wave_ask.update_agents }}"
-  loop_control:
-    loop_var: agent
+- name: Start the agents that stopped on the new version (the user's update tasks)
+  when: inventory_hostname in wave_ask.update_hosts
+  block:
+    - name: Update this agent
+      ansible.builtin.include_tasks: update-agent.yml
+      vars:
+        previous_version: "{{ wave_ask.update_map[inventory_hostname].version_before }}"
 
-- name: Record the updates
-  agentfleet.rollout.rollout_state:
-    op: mark
-    state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: deploy-20260101-120000
-    hosts: "{{ wave_ask.update_agents | map(attribute='name') | list }}"
-    result: updated
+    - name: The update passed
+      ansible.builtin.set_fact:
+        update_error: ""
+  rescue:
+    - name: Remember the failed update (this agent only)
+      ansible.builtin.set_fact:
+        update_error: "{{ ansible_failed_result.msg | default('update failed') }}"
 
-- name: Gate and judge the wave
+- name: Record the updates, gate and judge the wave
   agentfleet.rollout.rollout_wave:
     phase: settle
     state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: deploy-20260101-120000
-    wave: "{{ plan.waves[0] }}"
-    wave_count: "{{ plan.waves | length }}"
+    deployment_id: "{{ plan.deployment_id }}"
+    wave: "{{ wave }}"
+    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
+    last: "{{ wave.last }}"
     driver: tasks
     auto_revert: true
+    update_hosts: "{{ wave_ask.update_hosts }}"
+    update_failed: >-
+      {{ dict(wave_ask.update_hosts
+              | zip(wave_ask.update_hosts | map('extract', hostvars, 'update_error') | map('default', 'no result')))
+         | dict2items | rejectattr('value', 'equalto', '') | items2dict }}
   register: wave_settle
+  run_once: true
 
 - name: Put the failed wave back on its previous versions (the user's update tasks)
   ansible.builtin.include_tasks: update-agent.yml
-  loop: "{{ wave_settle.revert_agents }}"
-  loop_control:
-    loop_var: agent
-  when: wave_settle.needs_revert
+  vars:
+    version: "{{ wave_settle.revert_map[inventory_hostname].version }}"
+  when:
+    - wave_settle.needs_revert
+    - inventory_hostname in wave_settle.revert_hosts
 
 - name: Record the reverted wave
   agentfleet.rollout.rollout_wave:
     phase: finish
     state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: deploy-20260101-120000
-    wave: "{{ plan.waves[0] }}"
-    wave_count: "{{ plan.waves | length }}"
+    deployment_id: "{{ plan.deployment_id }}"
+    wave: "{{ wave }}"
+    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
     driver: tasks
+    update_hosts: "{{ wave_ask.update_hosts }}"
     gate: "{{ wave_settle.gate }}"
-    reverted_hosts: "{{ wave_settle.revert_agents | map(attribute='name') | list }}"
+    reverted_hosts: "{{ wave_settle.revert_hosts }}"
   register: wave_finish
+  run_once: true
   when: wave_settle.needs_revert
 """
 
@@ -275,70 +356,96 @@ phase_done:
     - The step the task ended with. V(ask) after O(phase=ask); V(settle) when O(phase=settle) left the revert to the
       playbook (RV(needs_revert=true)); V(finish) when the wave was recorded (O(phase=all), O(phase=finish), and
       O(phase=settle) without a revert).
-  returned: success
+  returned: success, not in check mode
   type: str
   sample: finish
 counts:
-  description: Number of the wave's agents per answer of this ask (recorded final answers included).
-  returned: phase=all or phase=ask
-  type: dict
-  sample: {"accepted": 2, "deferred": 1, "rejected": 0, "unreachable": 1, "skipped": 0}
-update_agents:
   description:
-    - The members (as given in O(wave)) that accepted and are not yet recorded C(updated), C(reverted) or
-      C(failed), with C(version_before) and C(version) set to the version they ran before.
-    - With O(phase=ask), the agents the tasks driver must start on the new version.
-  returned: phase=all or phase=ask
-  type: list
-  elements: dict
-  sample: [{"name": "agent-000", "agent_url": "http://127.0.0.1:8100", "cohort": "explorers", "wave": 1,
-            "version": "1.9.0", "version_before": "1.9.0"}]
+    - Number of the wave's agents per answer of this ask (recorded answers included), before the stops are observed
+      (C(pending) counts the agents that answered without a decision).
+  returned: phase=all or phase=ask, not in check mode
+  type: dict
+  sample: {"accepted": 2, "pending": 1, "declined": 0, "deferred": 1, "rejected": 0, "unreachable": 1, "skipped": 0}
 asked:
   description: Names of the agents this task sent a shutdown request to (re-asked deferring agents appear again).
-  returned: phase=all or phase=ask
+  returned: phase=all or phase=ask, not in check mode
   type: list
   elements: str
   sample: ["agent-000", "agent-001", "agent-002", "agent-003"]
 reason:
   description: The reason text sent to the agents.
-  returned: phase=all or phase=ask
+  returned: phase=all or phase=ask, not in check mode
   type: str
   sample: "Update to version 2.0.0 is available (deployment deploy-20260101-120000, canary rollout). You are in the
     explorers group (wave 1 of 4). You are among the first to receive this version. Accept to shut down gracefully
     so the new version can start; defer if you are busy; reject to decline."
+update_hosts:
+  description:
+    - With O(phase=ask), the names of the agents the update tasks must start on the new version; pass them as
+      O(update_hosts) to O(phase=settle) (and to O(phase=finish)).
+    - The agents that stopped after consenting, plus those whose update or gate failed in an earlier run.
+  returned: phase=ask
+  type: list
+  elements: str
+  sample: ["agent-000", "agent-001"]
+update_map:
+  description:
+    - With O(phase=ask), per agent of RV(update_hosts), C(version_before) and C(version), the version it ran before
+      (null when unknown); C(version) is what a revert puts back.
+  returned: phase=ask
+  type: dict
+  sample: {"agent-000": {"version_before": "1.9.0", "version": "1.9.0"}}
+update_agents:
+  description:
+    - With O(phase=ask), the members (as given in O(wave)) of RV(update_hosts), with C(version_before) and C(version)
+      set to the version they ran before.
+  returned: phase=ask
+  type: list
+  elements: dict
+  sample: [{"name": "agent-000", "agent_url": "http://127.0.0.1:8100", "cohort": "explorers", "wave": 1,
+            "version": "1.9.0", "version_before": "1.9.0"}]
 summary:
   description:
     - The wave's summary as recorded. C(wave), C(name), C(wave_count), C(size), C(target_version); the answer counts
-      C(accepted), C(deferred), C(rejected), C(unreachable), C(skipped); C(updated) (gated agents), C(healthy)
-      (stable agents), C(required) (stable agents needed by the judgement), C(passed), C(gate_reason),
-      C(reverted); C(results) (agents of the wave per recorded result); C(elapsed) (seconds since the wave
-      started) and C(line).
+      C(accepted) (explicit and observed), C(declined), C(deferred), C(rejected), C(unreachable), C(skipped);
+      C(updated) (agents that accepted), C(healthy) (of them, recorded updated on the target), C(failed), C(required)
+      (healthy agents needed by the judgement), C(passed), C(gate_reason), C(reverted); C(results) (agents of the
+      wave per recorded result); C(elapsed) (seconds since the wave started), C(line) and C(halt_reason).
   returned: when the wave is recorded (phase_done=finish)
   type: dict
   sample: {"wave": 1, "name": "explorers", "wave_count": 4, "size": 1, "target_version": "2.0.0", "accepted": 1,
-           "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0, "updated": 1, "healthy": 1, "required": 1,
-           "passed": true, "gate_reason": "all stable", "reverted": 0,
-           "results": {"updated": 1, "deferred": 0, "rejected": 0, "failed": 0, "reverted": 0, "skipped": 0},
-           "elapsed": 12.4, "line": "wave 1/4 explorers: 1 agents | accepted 1, deferred 0, rejected 0, unreachable 0
-           | healthy 1/1 | 12.4s | passed"}
+           "declined": 0, "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0, "updated": 1, "healthy": 1,
+           "failed": 0, "required": 1, "passed": true, "gate_reason": "all stable", "reverted": 0,
+           "results": {"updated": 1, "deferred": 0, "declined": 0, "rejected": 0, "failed": 0, "reverted": 0,
+                       "skipped": 0},
+           "elapsed": 12.4, "halt_reason": null, "line": "wave 1/4 explorers: 1 agents | accepted 1, declined 0,
+           deferred 0, rejected 0, unreachable 0 | healthy 1/1 | 12.4s | passed"}
 line:
   description: The wave's summary as one line.
   returned: when the wave is recorded (phase_done=finish)
   type: str
-  sample: "wave 1/4 explorers: 1 agents | accepted 1, deferred 0, rejected 0, unreachable 0 | healthy 1/1 | 12.4s | passed"
+  sample: "wave 1/4 explorers: 1 agents | accepted 1, declined 0, deferred 0, rejected 0, unreachable 0 | healthy 1/1
+    | 12.4s | passed"
 passed:
   description:
-    - Whether the wave passed, that is the gate passed and stable >= ceil(O(success_threshold) x (accepted + unreachable)),
-      where accepted and unreachable count the wave's recorded answers; rejects and defers never fail a wave.
+    - Whether the wave passed, that is at least ceil(O(success_threshold) x (accepted + unreachable)) of its agents
+      are healthy on the target, counted over the state; rejects, defers and declines never fail a wave.
     - Always V(false) when O(phase=settle) returns RV(needs_revert=true).
   returned: when the wave is recorded (phase_done=finish) or needs a revert (phase_done=settle)
   type: bool
   sample: true
+halt:
+  description:
+    - Whether the rollout stops after this wave (the wave failed); the playbook ends its play on it.
+    - Always V(false) in check mode.
+  returned: when the wave is recorded (phase_done=finish), and in check mode
+  type: bool
+  sample: false
 halt_reason:
-  description: Why the failed wave stops the rollout (null when it passed).
-  returned: when the wave is recorded (phase_done=finish)
+  description: Why the failed wave stops the rollout (null when it passed, and in check mode).
+  returned: when the wave is recorded (phase_done=finish), and in check mode
   type: str
-  sample: "wave 2 (early_adopters) failed its health gate: 1/3 healthy, 3 required, 1 unreachable (reverted)"
+  sample: "wave 2 (early_adopters) failed its health gate: 1/3 healthy, 3 required; 1 unreachable (reverted)"
 table:
   description:
     - When the wave failed, one line per gated agent that did not become stable, with its version, cognitive state
@@ -348,17 +455,70 @@ table:
   elements: str
   sample: ["agent                            version    state        cause",
            "agent-003                        -          -            connection refused"]
+outcomes:
+  description:
+    - Per member of O(wave), its outcome for its own task result (M(agentfleet.rollout.agent_result)). C(result) is
+      the recorded result (V(updated), V(declined), V(deferred), V(rejected), V(failed), V(reverted), V(skipped);
+      V(pending) for an answer without a result; V(not asked); V(planned) in check mode); C(changed) when it was
+      updated in this run; C(failed) when its update or gate failed, it did not stop after accepting, it was
+      unreachable or it was reverted; C(detail); C(decision), C(version_before) and C(version_after) as recorded.
+  returned: when the wave is recorded (phase_done=finish), and in check mode
+  type: dict
+  sample: {"agent-000": {"result": "updated", "changed": true, "failed": false, "detail": null, "decision": "accept",
+                         "version_before": "1.9.0", "version_after": "2.0.0"},
+           "agent-001": {"result": "declined", "changed": false, "failed": false,
+                         "detail": "did not stop within 600s: declined or still busy", "decision": "declined",
+                         "version_before": "1.9.0", "version_after": null}}
+rollout_wave_summary:
+  description:
+    - The wave for the progress callback C(agentfleet.rollout.rollout_progress), which prints one line per wave from
+      it. C(deployment_id) and the RV(summary) keys C(wave), C(wave_count), C(name), C(size), C(accepted),
+      C(declined), C(deferred), C(rejected), C(unreachable), C(skipped), C(healthy), C(updated), C(failed),
+      C(elapsed), C(passed), C(halt_reason) and C(line).
+  returned: when the wave is recorded (phase_done=finish)
+  type: dict
+  sample: {"deployment_id": "deploy-20260101-120000", "wave": 1, "wave_count": 4, "name": "explorers", "size": 1,
+           "accepted": 1, "declined": 0, "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0, "healthy": 1,
+           "updated": 1, "failed": 0, "elapsed": 12.4, "passed": true, "halt_reason": null,
+           "line": "wave 1/4 explorers: 1 agents | accepted 1, declined 0, deferred 0, rejected 0, unreachable 0 |
+           healthy 1/1 | 12.4s | passed"}
+rollout_deployment_summary:
+  description:
+    - The closed deployment, when this wave ended the rollout (it failed, or O(last=true)). C(deployment_id),
+      C(status), C(target_version), C(strategy), C(totals) (agents per result), C(report_path), C(message) (why it
+      halted, or which agents a C(--limit) left out) and C(summary_table).
+    - C(status) is V(failed) after a failed wave; V(paused) when some agent of the plan was not in this run (a
+      C(--limit)); V(completed_with_failures) when some agent failed (a rerun retries exactly those); else
+      V(completed).
+    - The progress callback prints its table after PLAY RECAP.
+  returned: when the deployment was closed
+  type: dict
+  sample: {"deployment_id": "deploy-20260101-120000", "status": "completed", "target_version": "2.0.0",
+           "strategy": "canary", "totals": {"updated": 9, "declined": 1, "deferred": 0, "rejected": 0, "failed": 0,
+           "reverted": 0, "skipped": 0, "pending": 0}, "report_path": "/var/log/agentfleet/deploy-20260101-120000.json",
+           "message": null, "summary_table": ["deployment deploy-20260101-120000 (canary -> 2.0.0): completed"]}
 needs_revert:
   description:
     - With O(phase=settle), V(true) when the wave failed, O(auto_revert=true) and the playbook must put
-      RV(revert_agents) back before O(phase=finish); V(false) when the wave was recorded.
+      RV(revert_hosts) back before O(phase=finish); V(false) when the wave was recorded.
   returned: phase=settle, and phase=all when no revert was attempted
   type: bool
   sample: false
+revert_hosts:
+  description: The names of the agents the playbook must put back (those of RV(revert_agents)).
+  returned: when needs_revert is true
+  type: list
+  elements: str
+  sample: ["agent-003"]
+revert_map:
+  description: Per agent of RV(revert_hosts), C(version), the version to put back.
+  returned: when needs_revert is true
+  type: dict
+  sample: {"agent-003": {"version": "1.9.0"}}
 revert_agents:
   description:
-    - The gated members whose previous version is known, with C(version) (and C(version_before)) set to it; the
-      agents the playbook must put back.
+    - The members handed over in this run whose previous version is known, with C(version) (and C(version_before))
+      set to it; the agents the playbook must put back.
   returned: when needs_revert is true
   type: list
   elements: dict
@@ -369,7 +529,7 @@ gate:
       C(reason), C(stable), C(unstable), C(agents), C(total), C(stable_count), C(required), C(ratio), C(elapsed),
       C(table)).
     - Pass it unchanged as O(gate) to O(phase=finish).
-  returned: phase=settle, and phase=all when no revert was attempted
+  returned: when the wave is recorded (phase_done=finish) or needs a revert (phase_done=settle)
   type: dict
   sample: {"passed": false, "reason": "deadline reached", "stable": ["agent-000"], "unstable": {"agent-003": "connection refused"},
            "total": 2, "stable_count": 1, "required": 2, "ratio": 0.5, "elapsed": 300.2, "agents": {}, "table": []}
@@ -380,16 +540,17 @@ revert_note:
   returned: phase=all when a revert was attempted
   type: str
   sample: "driver none cannot start a previous version: nothing reverted"
-skipped:
-  description: V(true) in check mode, where the wave is not run.
+plan_lines:
+  description: In check mode, one line per member, what it would go through.
   returned: check mode
-  type: bool
-  sample: true
+  type: list
+  elements: str
+  sample: ["agent-000: would be asked in wave 1 of 4 (explorers)"]
 msg:
-  description: In check mode, that the wave was not run; on failure, the error.
+  description: In check mode, that nobody is asked; on failure, the error.
   returned: check mode or failure
   type: str
-  sample: "check mode: the wave is not run"
+  sample: "check mode: nobody is asked"
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -17,14 +17,16 @@ description:
   - "Preset C(all): one wave with everyone."
   - Every non-empty fleet gets a non-empty first wave.
   - A member's C(canary_group) (host var) pins it to that cohort whatever the method says.
-  - Runs on the controller (action plugin); with O(group) it reads C(agent_url), C(agent_id), C(occurrence_id)
-    and C(canary_group) of each host from the inventory.
+  - Runs on the controller (action plugin); with O(group) or O(hosts) it reads C(agent_url), C(agent_id),
+    C(occurrence_id) and C(canary_group) of each host from the inventory (a host without C(agent_url) is an error).
+  - The rollout playbooks plan over O(hosts) set to C(ansible_play_hosts) (the play's agents after C(--limit)) and
+    hand the waves to M(agentfleet.rollout.rollout_state) with O(agentfleet.rollout.rollout_state#module:op=begin).
 options:
   members:
     description:
       - The fleet members, as names or dicts with at least C(name) (and usually C(agent_url), C(agent_id),
         C(occurrence_id), C(canary_group)). Duplicate names are an error.
-      - Mutually exclusive with O(group).
+      - Mutually exclusive with O(group) and O(hosts).
     type: list
     elements: raw
   group:
@@ -35,7 +37,7 @@ options:
   hosts:
     description:
       - Inventory host names whose hosts are the members (resolved on the controller), for example
-        C(ansible_play_hosts_all), the play's hosts after C(--limit).
+        C(ansible_play_hosts), the play's hosts after C(--limit).
       - With O(group), only the hosts of O(hosts) that are in the group.
       - Mutually exclusive with O(members).
     type: list
@@ -83,6 +85,13 @@ EXAMPLES = r"""
     group: agents
     cohorts: ciris
   register: plan
+
+- name: Plan the waves over the play's agents (after --limit), once
+  agentfleet.rollout.wave_split:
+    hosts: "{{ ansible_play_hosts }}"
+    cohorts: ciris
+  register: split
+  run_once: true
 
 - name: Custom cohorts, stable across fleet changes
   agentfleet.rollout.wave_split:
