@@ -93,15 +93,15 @@ sanity: venv
 	# build/ is ignored by this repo's git, so ansible-test (which lists content
 	# through git) would see no files: make the copy a repository of its own.
 	cd $(SANITY_ROOT) && git init -q . && git add -A
-	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH $(CURDIR)/$(BIN)/ansible-test sanity \
+	cd $(SANITY_ROOT) && PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/ansible-test sanity \
 	    --local --python $(SANITY_PYTHON) --color no $(SANITY_SKIPS) $(SANITY_ARGS)
 
 molecule: venv build
-	PATH=$(CURDIR)/$(BIN):$$PATH \
+	PATH=$(abspath $(BIN)):$$PATH \
 	    ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
 	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/molecule-home \
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(BUILD_DIR)/molecule-ephemeral \
-	    $(CURDIR)/$(BIN)/molecule test -s default
+	    $(abspath $(BIN))/molecule test -s default
 
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint

@@ -554,8 +554,8 @@ def build_report(store, deployment_id):
 
 def summary_table(report):
     lines = ["deployment %s (%s -> %s): %s" % (report["deployment_id"], report["strategy"], report["target_version"], report["status"])]
-    lines.append("%-4s %-16s %5s %8s %8s %8s %8s %8s %8s" % ("wave", "cohort", "size", "updated", "declined", "deferred",
-                                                            "rejected", "failed", "reverted"))
+    lines.append("%-4s %-16s %5s %8s %8s %8s %8s %8s %8s" % (
+        "wave", "cohort", "size", "updated", "declined", "deferred", "rejected", "failed", "reverted"))
     per_wave = {}
     for a in report["agents"]:
         key = (a.get("wave"), a.get("cohort"))

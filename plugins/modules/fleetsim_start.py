@@ -50,15 +50,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Start the agents that accepted on the new version
+- name: Start the agents that stopped for the update on the new version
   agentfleet.rollout.fleetsim_start:
-    agents: "{{ consent.update_agents }}"
+    agents: "{{ wave_ask.update_agents }}"
     version: 2.0.0
     control_url: http://127.0.0.1:8099
 
-- name: Revert, each agent to the version it ran before
+- name: Revert, each agent to the version it ran before (the version key of rollout_wave's revert_agents)
   agentfleet.rollout.fleetsim_start:
-    agents: "{{ consent.accepted_agents }}"
+    agents: "{{ wave_settle.revert_agents }}"
     control_url: http://127.0.0.1:8099
 """
 

@@ -339,7 +339,7 @@ def _connect_burst(port, n, wait):
     """Open n connections at once; return how many completed within `wait` seconds."""
     socks, pending, connected, failed = [], set(), 0, 0
     try:
-        for _ in range(n):
+        for dummy in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
             socks.append(s)

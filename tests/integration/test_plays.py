@@ -221,8 +221,8 @@ def test_check_mode_prints_the_plan_per_agent(tmp_path):
 def test_silent_decliners_are_never_updated_and_reported_declined(tmp_path):
     # 200 without a decision, then: agent-001 and agent-002 keep working (a silent decline)
     cfg = fleet(4, overrides={"agent-001": {"decision": "noanswer", "stuck_on_shutdown": True},
-                                             "agent-002": {"decision": "noanswer", "stuck_on_shutdown": True},
-                                             "agent-003": {"decision": "noanswer", "shutdown_exit_seconds": 1.0}})
+                              "agent-002": {"decision": "noanswer", "stuck_on_shutdown": True},
+                              "agent-003": {"decision": "noanswer", "shutdown_exit_seconds": 1.0}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_driver="fleetsim", rollout_cohorts="all", rollout_stop_timeout=3)
         assert res.rc == 0, res.output
@@ -242,7 +242,7 @@ def test_silent_decliners_are_never_updated_and_reported_declined(tmp_path):
 
 def test_accepters_are_recreated_only_after_they_exited(tmp_path):
     cfg = fleet(3, overrides={"agent-%03d" % i: {"decision": "noanswer", "shutdown_exit_seconds": 1.5}
-                                             for i in range(3)})
+                              for i in range(3)})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_cohorts="all")
         assert res.rc == 0, res.output
