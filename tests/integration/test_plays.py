@@ -318,3 +318,18 @@ def test_tasks_driver_against_ciris_agents_updates_only_those_that_stopped(tmp_p
         assert sim.violations()["count"] == 0
         assert result_of(res.output, "agent-001") == ["ok"]
         assert by_host(res.report())["agent-001"]["result"] == "declined"
+
+
+def test_a_burst_against_a_small_listen_backlog_loses_no_agent(tmp_path):
+    # 1,000 agents behind one port (a reverse proxy's layout) whose listener has a backlog of 8: during the
+    # burst many connections are refused or reset before the request is sent; they are retried with backoff
+    with FleetSim(config=fleet(1000), workdir=tmp_path / "sim", layout="paths", backlog=8) as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.immediate", rollout_max_workers=64,
+                  rollout_healthy_deadline=60)
+        assert res.rc == 0, res.output[-4000:]
+        report = res.report()
+        assert report["status"] == "completed"
+        assert report["totals"]["updated"] == 1000, report["totals"]
+        assert not [a for a in report["agents"] if a["decision"] == "unreachable"]
+        hosts = asked_hosts(sim)
+        assert len(hosts) == len(set(hosts)) == 1000  # nobody asked twice
