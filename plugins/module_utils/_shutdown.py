@@ -581,7 +581,7 @@ def _begin(store, params, plan, kind, clock):
     deployment_id = params["deployment_id"]
     resumed_from = None
     for other in store.active_for_fleet(fleet_key, exclude=deployment_id):
-        if other["strategy"] == kind and not store._lease_live(other):
+        if other["strategy"] == kind and not store.lease_live(other):
             resumed_from = deployment_id
             deployment_id = other["deployment_id"]
             break
