@@ -145,7 +145,7 @@ def map_shutdown_answer(status, payload, now):
     if status in (200, 202):
         decision = data.get("decision")
         if decision is None:
-            out["decision"] = ACCEPT
+            out["decision"] = PENDING
         else:
             decision = str(decision).lower()
             if decision not in (ACCEPT, DEFER, REJECT):

@@ -34,11 +34,13 @@ def wakeup(sim, tmp_path, report="wakeup.json", check=False, **extra):
 
 def shutdown(sim, tmp_path):
     extra_vars = {"shutdown_reason": "nightly stop", "shutdown_wave_delays": [0, 0], "shutdown_wave_timeout": 5,
-                  "shutdown_poll_interval": 0.1, "rollout_state_path": str(tmp_path / "state.db"),
-                  "rollout_report_path": str(tmp_path / "shutdown.json")}
+                  "shutdown_stop_timeout": 5, "shutdown_poll_interval": 0.1,
+                  "rollout_state_path": str(tmp_path / "state.db"), "rollout_report_path": str(tmp_path / "shutdown.json")}
     res = run_playbook("agentfleet.rollout.shutdown", tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars,
                        report_path=tmp_path / "shutdown.json", timeout=120)
     assert res.rc == 0, res.output
+    # the shutdown ends only once every occurrence has exited (draining is not exited): no wait needed here
+    assert all(o["final_state"] == "stopped" and o["exited_at"] for o in res.report()["occurrences"])
     assert not any(o["up"] for o in sim.occurrences().values())
 
 
@@ -139,3 +141,26 @@ def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
         assert by_name["datum-occ-1"]["final_state"] == "unhealthy"
         assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[3:])
         assert [w["status"] for w in report["waves"]] == ["passed", "failed", "skipped"]
+
+
+def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
+    # datum-default was asked to shut down and drains for 10 s; the others are down already
+    drain = 10.0
+    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": drain}}), workdir=tmp_path / "sim") as sim:
+        sim.stop(NAMES[1:])
+        status, dummy = sim.shutdown("datum-default", {"reason": "by hand", "confirm": True, "deployment_id": "manual"})
+        assert status == 200
+        asked = sim.log(path="/v1/system/shutdown", method="POST")[0]["ts"]
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=30)
+        assert res.rc == 0, res.output
+        first = starts(sim)[0]
+        assert first[1] == ["datum-default"]
+        # it was started only after it had exited, never while it was still draining
+        assert first[0] >= asked + drain - 0.05
+        seen_draining = [e for e in sim.log(event="health", occurrence="datum-default") if e["ts"] < first[0]
+                         and e.get("cognitive_state") == "shutdown"]
+        assert seen_draining, "the wakeup should have found it draining"
+        explorer = {o["name"]: o for o in res.report()["occurrences"]}["datum-default"]
+        assert explorer["final_state"] == "awake"
+        assert explorer["asked"]["waited_for_stop_seconds"] > 0
+        assert explorer["drained_at"] < explorer["exited_at"]
