@@ -347,6 +347,7 @@ def test_engine_reject(tmp_path):
     decided, waves, store = run_all(tmp_path, members, fleet)
     assert decided["decision"] == "reject" and not decided["proceed"] and waves == []
     assert len(fleet.calls) == 1
+    assert fleet.clock() == 1000.0 and fleet.probes[-1][0] == 1000.0  # an explicit reject needs no observation
     assert store.get_deployment("d1")["status"] == "completed"
 
 
