@@ -10,6 +10,10 @@ from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
 PLAYBOOK = "agentfleet.rollout.shutdown"
+# Occurrences behind one proxy port (a stopped one answers 502): in the ports layout a stopped occurrence frees its
+# port, which another process on the machine (a parallel test's simulator) may bind before a later probe of that URL.
+# test_accept_one_deliberation_waves_in_order keeps the ports layout: "connection refused" = stopped, end to end.
+LAYOUT = "paths"
 SHUTDOWN_PATH = "/v1/system/shutdown"
 
 
@@ -54,7 +58,7 @@ def ts(iso):
 
 
 def test_accept_one_deliberation_waves_in_order(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout="ports") as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         assert sim.deliberations("datum") == 1
@@ -96,7 +100,7 @@ def test_accept_one_deliberation_waves_in_order(tmp_path):
 
 
 def test_rerun_within_max_age_asks_nobody(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         assert run(sim, tmp_path).rc == 0
         seq = sim.log()[-1]["seq"]
         again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-rerun")
@@ -117,7 +121,7 @@ def test_rerun_within_max_age_asks_nobody(tmp_path):
 
 def test_reject_nobody_shuts_down(tmp_path):
     with FleetSim(config=fleet("reject", deliberation_reason="serving a critical conversation"),
-                  workdir=tmp_path / "sim") as sim:
+                  workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         posts = shutdown_posts(sim)
@@ -131,7 +135,7 @@ def test_reject_nobody_shuts_down(tmp_path):
 
 
 def test_defer_nothing_happens(tmp_path):
-    with FleetSim(config=fleet("defer", deliberation_defer_seconds=600), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet("defer", deliberation_defer_seconds=600), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         assert len(shutdown_posts(sim)) == 1
@@ -143,7 +147,7 @@ def test_defer_nothing_happens(tmp_path):
 
 def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
     cfg = fleet(overrides={"datum-default": {"stuck_on_shutdown": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=1)
         assert res.rc != 0
         posts = shutdown_posts(sim)
@@ -158,7 +162,7 @@ def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
 
 def test_general_partial_failure_others_shut_down(tmp_path):
     cfg = fleet(overrides={"datum-occ-6": {"stuck_on_shutdown": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_wave_timeout=1)
         assert res.rc != 0  # shutdown_fail_on_partial: the play ends failed, after the others shut down
         report = res.report()
@@ -173,7 +177,7 @@ def test_general_partial_failure_others_shut_down(tmp_path):
 
 def test_capacity_floor(tmp_path):
     # occurrences drain (cognitive_state shutdown, answering) for a while before they exit
-    with FleetSim(config=fleet(shutdown_exit_seconds=0.5), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(shutdown_exit_seconds=0.5), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_min_serving_fraction=0.8)
         assert res.rc == 0, res.output
         report = res.report()
@@ -197,7 +201,7 @@ def test_capacity_floor(tmp_path):
 def test_mixed_fleet_follower_reject_stops(tmp_path):
     cfg = fleet(overrides={"datum-occ-2": {"old_version_agent": True, "decision": "reject",
                                            "decision_reason": "I decide for myself"}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc != 0
         report = res.report()
@@ -212,7 +216,7 @@ def test_mixed_fleet_follower_reject_stops(tmp_path):
 
 
 def test_check_mode_prints_plan_touches_nothing(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, check=True)
         assert res.rc == 0, res.output
         assert shutdown_posts(sim) == []
@@ -226,7 +230,7 @@ def test_check_mode_prints_plan_touches_nothing(tmp_path):
 
 def test_unreachable_occurrence_reported_not_dropped(tmp_path):
     cfg = fleet(overrides={"datum-occ-8": {"down": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_discovery="health")
         assert res.rc == 0, res.output
         report = res.report()
@@ -237,7 +241,7 @@ def test_unreachable_occurrence_reported_not_dropped(tmp_path):
 
 
 def test_fresh_decision_asks_the_explorer_again(tmp_path):
-    with FleetSim(config=fleet("reject"), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet("reject"), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         assert run(sim, tmp_path).rc == 0
         again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-again",
                     shutdown_reason="another reason")
@@ -251,7 +255,7 @@ def test_fresh_decision_asks_the_explorer_again(tmp_path):
 
 
 def test_capacity_floor_that_cannot_be_kept(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, check=True, shutdown_min_serving_fraction=0.9)
         assert res.rc != 0
         assert "cannot keep 90% serving: taking out even one of 9 leaves 88.9%" in res.output
@@ -271,7 +275,7 @@ def silent(**settings):
 
 
 def test_silent_agent_one_deliberation_and_a_decision_ref_for_everyone(tmp_path):
-    with FleetSim(config=silent(shutdown_exit_seconds=1.0), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=silent(shutdown_exit_seconds=1.0), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         report = res.report()
@@ -299,7 +303,7 @@ def test_silent_agent_one_deliberation_and_a_decision_ref_for_everyone(tmp_path)
 
 def test_silent_explorer_that_never_stops_has_declined(tmp_path):
     cfg = silent(overrides={"datum-default": {"stuck_on_shutdown": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=2)
         assert res.rc == 0, res.output  # a decline is an answer, not a failure
         assert [p["occurrence"] for p in shutdown_posts(sim)] == ["datum-default"]
@@ -319,7 +323,7 @@ def test_draining_is_not_exited(tmp_path):
     # drains longer here to be seen draining however slowly that task starts
     drain = {"datum-default": 6.0}
     cfg = silent(shutdown_exit_seconds=1.5, overrides={"datum-default": {"shutdown_exit_seconds": drain["datum-default"]}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=20)
         assert res.rc == 0, res.output
         report = res.report()

@@ -6,6 +6,10 @@ from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
 NAMES = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
+# Occurrences behind one proxy port (a down one answers 502, which counts as stopped): in the ports layout a
+# stopped occurrence frees its port, and another process on the machine (a parallel test's simulator) may bind it
+# before the wakeup probes that URL, which then answers "work" for an occurrence that is down.
+LAYOUT = "paths"
 
 
 def fleet(**settings):
@@ -50,7 +54,7 @@ def starts(sim):
 
 
 def test_wakeup_happy_path_explorer_first(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         shutdown(sim, tmp_path)
         res = wakeup(sim, tmp_path)
         assert res.rc == 0, res.output
@@ -78,7 +82,7 @@ def test_wakeup_happy_path_explorer_first(tmp_path):
 
 
 def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
-    with FleetSim(config=fleet(overrides={"datum-default": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(overrides={"datum-default": {"status": "degraded"}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
         assert res.rc != 0
@@ -94,7 +98,7 @@ def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
 
 
 def test_wakeup_check_mode_starts_nothing(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, check=True, wakeup_version="1.0.0")
         assert res.rc == 0, res.output
@@ -108,7 +112,7 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
     tasks.write_text("- name: The runtime cannot start the occurrence\n"
                      "  ansible.builtin.fail:\n"
                      "    msg: \"no capacity to start {{ rollout_agent_host }}\"\n")
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", rollout_driver="tasks", rollout_update_tasks=str(tasks))
         assert res.rc != 0
@@ -127,7 +131,7 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
 
 
 def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
-    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
         assert res.rc != 0
@@ -146,7 +150,7 @@ def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
 def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
     # datum-default was asked to shut down and drains for 10 s; the others are down already
     drain = 10.0
-    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": drain}}), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": drain}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES[1:])
         status, dummy = sim.shutdown("datum-default", {"reason": "by hand", "confirm": True, "deployment_id": "manual"})
         assert status == 200
