@@ -154,7 +154,7 @@ def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
         sim.stop(NAMES[1:])
         status, dummy = sim.shutdown("datum-default", {"reason": "by hand", "confirm": True, "deployment_id": "manual"})
         assert status == 200
-        asked = sim.log(path="/v1/system/shutdown", method="POST")[0]["ts"]
+        asked = [e for e in sim.log(method="POST") if (e.get("path") or "").endswith("/v1/system/shutdown")][0]["ts"]
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=30)
         assert res.rc == 0, res.output
         first = starts(sim)[0]
