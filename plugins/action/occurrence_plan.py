@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import occurrence_plan
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import PLAN_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import occurrence_plan
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import PLAN_SPEC
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._inventory import members_from_group
 

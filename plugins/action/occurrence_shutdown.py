@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import shutdown_decide
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_REQUIRED_IF
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import shutdown_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.decision import shutdown_decide
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_REQUIRED_IF
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.waves import shutdown_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_abort
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_abort
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_gate
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_prepare
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 

@@ -186,7 +186,13 @@ class StateStore:
             rows = self.db.execute("SELECT * FROM deployments ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
         return [_deployment(r) for r in rows]
 
-    def _lease_live(self, dep):
+    def lease_live(self, dep):
+        """Whether the controller running ``dep`` (a deployment dict) is still alive.
+
+        A finished or staged deployment holds no lease. On this host the owner
+        pid must live; a deployment run from another host is trusted while its
+        heartbeat is younger than ``lease_timeout``.
+        """
         if dep["status"] not in ACTIVE_STATUSES:
             return False
         if dep.get("owner_host") == socket.gethostname():
@@ -220,7 +226,7 @@ class StateStore:
                         "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
                         % (other["deployment_id"], other["target_version"], fleet_key)
                     )
-                if self._lease_live(other):
+                if self.lease_live(other):
                     raise LockedError(
                         "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
                         "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
@@ -254,7 +260,7 @@ class StateStore:
                     )
                     self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
                     return self.get_deployment(deployment_id), "retry"
-                if existing["status"] in ACTIVE_STATUSES and self._lease_live(existing) and existing.get("owner_pid") != owner_pid:
+                if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
                     raise LockedError("deployment %s is being run right now by pid %s on %s"
                                       % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
                 if stage_only:
@@ -379,6 +385,18 @@ class StateStore:
                   r["result"], now, deployment_id, r["host"]) for r in results],
             )
 
+    def merge_agent_extra(self, deployment_id, items):
+        """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
+        with self._tx():
+            for host, data in items.items():
+                row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
+                if row is None:
+                    continue
+                extra = json.loads(row["extra"]) if row["extra"] else {}
+                extra.update(data)
+                self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?",
+                                (json.dumps(extra), deployment_id, host))
+
     # -- waves ------------------------------------------------------------------
     def waves(self, deployment_id):
         rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
@@ -485,19 +503,3 @@ def open_store(path, backend="sqlite", **kwargs):
     if backend != "sqlite":
         raise StateError("unknown state backend %r (available: sqlite)" % backend)
     return StateStore(path, **kwargs)
-
-
-# shutdown helpers
-def _merge_agent_extra(self, deployment_id, items):
-    """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
-    with self._tx():
-        for host, data in items.items():
-            row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
-            if row is None:
-                continue
-            extra = json.loads(row["extra"]) if row["extra"] else {}
-            extra.update(data)
-            self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?", (json.dumps(extra), deployment_id, host))
-
-
-StateStore.merge_agent_extra = _merge_agent_extra

@@ -17,8 +17,10 @@ description:
     capacity floor, and writes the shutdown message that states the plan to the explorer.
   - C(occurrence_id=default) is the explorer when present.
   - Read-only; it probes the occurrences' health endpoints (a GET) unless O(probe=false).
-  - For a shutdown only occurrences that serve are planned; the others (already in C(shutdown) or not
-    answering) are listed in RV(left_out), never silently dropped. A wakeup plans every occurrence.
+  - Every health answer is judged as C(working), C(draining) (C(cognitive_state=shutdown) while answering),
+    C(stopped) (connection refused, or 502/503/504 from a proxy) or C(no_answer) (a timeout).
+  - For a shutdown only working occurrences are planned; the others are listed in RV(left_out) with that state,
+    never silently dropped. A wakeup plans every occurrence.
   - Runs on the controller (action plugin); with O(group) it reads C(agent_url), C(agent_id), C(occurrence_id)
     and C(canary_group) of each host from the inventory.
 options:
@@ -76,9 +78,19 @@ options:
     elements: float
     default: [30.0, 60.0]
   wave_timeout:
-    description: Seconds each wave has to terminate cleanly (shutdown) or reach its expected state (wakeup).
+    description:
+      - Seconds each wave has to stop (shutdown; every occurrence must have stopped, draining is not enough) or to
+        reach its expected state (wakeup).
+      - A shutdown's explorer wave has O(stop_timeout) instead.
     type: float
     default: 300.0
+  stop_timeout:
+    description:
+      - Shutdown only - seconds the explorer has to stop after it was asked; stated in the plan message and given as
+        the explorer wave's timeout in the plan. Pass the same value as C(stop_timeout) of
+        M(agentfleet.rollout.occurrence_shutdown), which enforces it.
+    type: float
+    default: 600.0
   min_serving_fraction:
     description:
       - Capacity floor for a shutdown, in [0, 1). A batch takes at most C(floor((1 - fraction) * serving))
@@ -145,7 +157,7 @@ total:
   type: int
   sample: 9
 serving:
-  description: Occurrences that answered and were not shutting down.
+  description: Occurrences that were working (answered, not draining).
   returned: success
   type: int
   sample: 9
@@ -164,11 +176,13 @@ explorer:
   type: str
   sample: datum-default
 left_out:
-  description: Occurrences of the agent not in a shutdown plan, with their state (C(shutdown) or C(not_answering)) and cause.
+  description:
+    - Occurrences of the agent not in a shutdown plan, with their state (C(draining), C(stopped) or C(no_answer))
+      and cause.
   returned: success
   type: list
   elements: dict
-  sample: [{"name": "datum-occ-8", "state": "not_answering", "cause": "connection refused"}]
+  sample: [{"name": "datum-occ-8", "state": "stopped", "cause": "connection refused"}]
 unknown:
   description: With O(discovery=health), occurrences that did not answer and whose agent is unknown.
   returned: success
@@ -226,9 +240,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import occurrence_plan
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import PLAN_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import occurrence_plan
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import PLAN_SPEC
 
 
 def main():

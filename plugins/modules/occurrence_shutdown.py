@@ -16,11 +16,20 @@ description:
     answer as the agent's shared decision (id, who decided, when, why) in the rollout state. When a shared
     shutdown decision of this agent younger than O(max_age) exists (accept or reject; a defer until its
     C(defer_until)), it is reused and nobody is asked, also across reruns and controller crashes.
+  - The shared decision always has an id - the agent's C(decision_id), or when its answer carries none one made
+    by the collection from the agent id and the deployment id (stable for the deployment) - so that
+    C(decision_ref) is never empty.
+  - "Observed consent: an answer without a decision (a real CIRIS agent answers 200 C(status: initiated)) is
+    V(pending): the agent decides as a task and shows its decision by acting. The explorer's wave (wave 1)
+    observes it: stopped within O(stop_timeout) = accept; still working at the end = declined (nobody shuts down;
+    not a failure). An explicit accept is observed the same way before anyone else is told."
   - A reject ends the rollout with no occurrence shut down (an answer, not an error); a defer does nothing now
     and reports when to ask again.
   - O(step=wave) runs one wave of an accepted decision, in its capacity batches. Each follower is sent the
-    shutdown with C(decision_ref) set to the shared decision; then every occurrence of the batch must reach
-    C(cognitive_state=shutdown) or stop answering within the wave's timeout. Occurrences already down are not asked.
+    shutdown with C(decision_ref) set to the shared decision; then every occurrence of the batch must have
+    B(stopped) (connection refused, or 502/503/504 from its proxy) within the wave's timeout. Answering with
+    C(cognitive_state=shutdown) is draining, not stopped; a timeout is no evidence. Occurrences already stopped
+    are not asked.
   - "Safety: a failure in the explorer or early-adopter wave stops the rollout before the next batch and wave;
     in the general wave failures are reported and the other batches proceed. A follower that answers with its own
     reject (an agent that does not understand C(decision_ref)) stops the rollout in any wave."
@@ -49,6 +58,13 @@ options:
         closed (V(aborted), with the reason) and the explorer is asked anew in a new deployment.
     type: float
     default: 3600.0
+  stop_timeout:
+    description:
+      - Seconds the explorer has to stop after it was asked (the explorer wave's timeout). A silent explorer
+        (decision V(pending)) still working at the end has declined; one that drains but has not exited, or an
+        explicit accept that has not stopped, fails the explorer wave.
+    type: float
+    default: 600.0
   fresh_decision:
     description:
       - Ask the explorer anew even when a shared decision younger than O(max_age) exists (for instance after the
@@ -115,7 +131,9 @@ deployment_id:
   type: str
   sample: shutdown-datum-202601011200
 decision:
-  description: The shared decision (V(accept), V(reject), V(defer)); null when nothing serves.
+  description:
+    - The shared decision (V(accept), V(pending) - observed by the explorer wave, V(reject), V(defer)); null when
+      nothing serves. The report's decision is the settled one (V(accept) or V(declined) after the explorer wave).
   returned: step=decide
   type: str
   sample: accept
@@ -123,7 +141,7 @@ decided:
   description: The shared decision in full.
   returned: step=decide
   type: dict
-  sample: {"decision": "accept", "decision_id": "dec-1a2b", "decided_by": "datum-default",
+  sample: {"decision": "accept", "decision_id": "dec-1a2b", "decision_id_origin": "agent", "decided_by": "datum-default",
            "decided_at": "2026-01-01T12:00:00.000000Z", "reason": "ok", "defer_until": null, "reused": false}
 reused:
   description: Whether a recorded decision was reused (nobody asked).
@@ -137,7 +155,7 @@ asked:
   elements: str
   sample: ["datum-default"]
 proceed:
-  description: Whether the waves should run (an accepted decision of a running deployment).
+  description: Whether the waves should run (an accepted or pending decision of a running deployment).
   returned: step=decide
   type: bool
   sample: true
@@ -163,7 +181,9 @@ name:
   type: str
   sample: early_adopter
 status:
-  description: V(passed), V(partial) (general wave with failures), V(failed) (stopped); for decide the deployment status.
+  description:
+    - V(passed), V(partial) (general wave with failures), V(failed) (stopped), V(declined) (the silent explorer went
+      on working - nobody shuts down); for decide the deployment status.
   returned: success
   type: str
   sample: passed
@@ -186,9 +206,11 @@ failures:
   description: Occurrence -> why it did not terminate (or its reject/defer).
   returned: step=wave
   type: dict
-  sample: {"datum-occ-7": "did not terminate within 300s: still work"}
+  sample: {"datum-occ-7": "did not terminate within 300 s: still draining (cognitive_state shutdown)"}
 batches:
-  description: Per batch, who was sent, who was already down, who terminated or failed, and the serving fraction.
+  description:
+    - Per batch, who was sent, who was already stopped or already draining, who stopped (C(terminated)) or failed,
+      and the serving fraction.
   returned: step=wave
   type: list
   elements: dict
@@ -225,11 +247,11 @@ report_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import shutdown_decide
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_REQUIRED_IF
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import SHUTDOWN_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import shutdown_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.decision import shutdown_decide
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_REQUIRED_IF
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.waves import shutdown_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 
 

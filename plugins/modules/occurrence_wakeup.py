@@ -14,7 +14,10 @@ description:
   - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
     (role C(agentfleet.rollout.update) with C(tasks), C(none) or C(fleetsim)).
   - O(step=prepare) opens (wave 1) or continues the deployment, waits the wave's delay and returns in RV(to_start)
-    the occurrences of the wave that do not already serve in an expected state.
+    the occurrences of the wave that have stopped. An occurrence still draining (C(cognitive_state=shutdown) while
+    it answers) or not answering is waited for, up to the wave's timeout, and is never started before it has
+    stopped (connection refused, or 502/503/504 from its proxy); one that runs but is not in an expected state is
+    not restarted, only gated.
   - O(step=gate) waits until every started occurrence of the wave reaches an expected state (C(work)) within the
     wave's timeout. An unhealthy explorer aborts and leaves the others down; a failed early-adopter wave stops
     before the general wave; general failures are reported.
@@ -60,7 +63,7 @@ options:
     type: float
     default: 0.0
   poll_interval:
-    description: Seconds between health probes.
+    description: Seconds between health probes (the gate, and the wait for draining occurrences to stop).
     type: float
     default: 1.0
   fail_on_partial:
@@ -134,6 +137,20 @@ already_up:
   type: list
   elements: str
   sample: []
+running:
+  description: Occurrences of the wave that run but are not in an expected state; not restarted, gated.
+  returned: step=prepare and the wave ran
+  type: list
+  elements: str
+  sample: []
+not_stopped:
+  description:
+    - Occurrences of the wave still draining or not answering at the end of the wait; not started, recorded
+      C(unhealthy) (the gate counts them as failures).
+  returned: step=prepare and the wave ran
+  type: list
+  elements: str
+  sample: []
 skipped:
   description: The wave did not run (deployment stopped or finished, wave already done).
   returned: always
@@ -195,11 +212,11 @@ report_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import ShutdownError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_abort
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_gate
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import wakeup_prepare
-from ansible_collections.agentfleet.rollout.plugins.module_utils._shutdown import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import WAKEUP_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_abort
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_gate
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_prepare
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 
 

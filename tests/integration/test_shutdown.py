@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 
 import pytest
@@ -9,6 +10,10 @@ from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
 PLAYBOOK = "agentfleet.rollout.shutdown"
+# Occurrences behind one proxy port (a stopped one answers 502): in the ports layout a stopped occurrence frees its
+# port, which another process on the machine (a parallel test's simulator) may bind before a later probe of that URL.
+# test_accept_one_deliberation_waves_in_order keeps the ports layout: "connection refused" = stopped, end to end.
+LAYOUT = "paths"
 SHUTDOWN_PATH = "/v1/system/shutdown"
 
 
@@ -25,6 +30,7 @@ def run(sim, tmp_path, check=False, report="report.json", **extra):
         "shutdown_reason": "host maintenance",
         "shutdown_wave_delays": [0, 0],
         "shutdown_wave_timeout": 5,
+        "shutdown_stop_timeout": 5,
         "shutdown_poll_interval": 0.1,
         "rollout_state_path": str(tmp_path / "state.db"),
         "rollout_report_path": str(tmp_path / report),
@@ -35,7 +41,8 @@ def run(sim, tmp_path, check=False, report="report.json", **extra):
 
 
 def shutdown_posts(sim):
-    return sim.log(path=SHUTDOWN_PATH, method="POST")
+    # fleetsim logs the full request path (behind the proxy port: /api/<name>/v1/system/shutdown)
+    return [e for e in sim.log(method="POST") if (e.get("path") or "").endswith(SHUTDOWN_PATH)]
 
 
 def states(sim):
@@ -46,8 +53,13 @@ def by_name(report):
     return {o["name"]: o for o in report["occurrences"]}
 
 
+def ts(iso):
+    """A report time (ISO-8601 UTC with Z) as a unix time, to compare with fleetsim's log."""
+    return datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
 def test_accept_one_deliberation_waves_in_order(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout="ports") as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         assert sim.deliberations("datum") == 1
@@ -72,12 +84,13 @@ def test_accept_one_deliberation_waves_in_order(tmp_path):
             groups.setdefault(o["group"], []).append(o["occurrence_id"])
         assert groups == {"explorer": ["default"], "early_adopter": ["occ-1", "occ-2"],
                           "general": ["occ-3", "occ-4", "occ-5", "occ-6", "occ-7", "occ-8"]}
-        assert all(o["final_state"] in ("shutdown", "stopped") for o in report["occurrences"]), report["occurrences"]
+        assert all(o["final_state"] == "stopped" for o in report["occurrences"]), report["occurrences"]
         assert report["decision"]["decision"] == "accept" and report["decision"]["decided_by"] == "datum-default"
+        assert report["decision"]["decision_id_origin"] == "agent"
         assert report["status"] == "completed"
         assert occ["datum-occ-4"]["asked"]["decision_ref"] == ref
         assert occ["datum-default"]["asked"]["scope"] == "all_occurrences"
-        assert all(not up or cog == "shutdown" for up, cog in states(sim).values())
+        assert not any(up for up, dummy in states(sim).values())  # every one has stopped, none is still draining
         for line in ("wave 1 explorer: 1 terminated", "wave 2 early_adopter: 2 terminated", "wave 3 general: 6 terminated"):
             assert line in res.stdout
         # the shared decision is in the state, with its id, who decided, when and why
@@ -88,19 +101,19 @@ def test_accept_one_deliberation_waves_in_order(tmp_path):
 
 
 def test_rerun_within_max_age_asks_nobody(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         assert run(sim, tmp_path).rc == 0
         seq = sim.log()[-1]["seq"]
         again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-rerun")
         assert again.rc == 0, again.output
         assert sim.deliberations("datum") == 1
-        assert [e for e in sim.log(since=seq) if e["path"] == SHUTDOWN_PATH] == []
+        assert [e for e in sim.log(since=seq) if (e.get("path") or "").endswith(SHUTDOWN_PATH)] == []
         # occurrences brought back within the hour: the recorded decision still stands, they comply
         sim.start_occurrences(None)
         third = run(sim, tmp_path, report="third.json", rollout_deployment_id="shutdown-datum-third")
         assert third.rc == 0, third.output
         assert sim.deliberations("datum") == 1
-        posts = [e for e in sim.log(since=seq) if e["path"] == SHUTDOWN_PATH]
+        posts = [e for e in sim.log(since=seq) if (e.get("path") or "").endswith(SHUTDOWN_PATH)]
         assert len(posts) == 9 and all(p["event"] == "complied" for p in posts)
         rep = third.report()
         assert rep["decision"]["reused"] is True and rep["status"] == "completed"
@@ -109,7 +122,7 @@ def test_rerun_within_max_age_asks_nobody(tmp_path):
 
 def test_reject_nobody_shuts_down(tmp_path):
     with FleetSim(config=fleet("reject", deliberation_reason="serving a critical conversation"),
-                  workdir=tmp_path / "sim") as sim:
+                  workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         posts = shutdown_posts(sim)
@@ -123,7 +136,7 @@ def test_reject_nobody_shuts_down(tmp_path):
 
 
 def test_defer_nothing_happens(tmp_path):
-    with FleetSim(config=fleet("defer", deliberation_defer_seconds=600), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet("defer", deliberation_defer_seconds=600), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc == 0, res.output
         assert len(shutdown_posts(sim)) == 1
@@ -135,8 +148,8 @@ def test_defer_nothing_happens(tmp_path):
 
 def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
     cfg = fleet(overrides={"datum-default": {"stuck_on_shutdown": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, shutdown_wave_timeout=1)
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_stop_timeout=1)
         assert res.rc != 0
         posts = shutdown_posts(sim)
         assert [p["occurrence"] for p in posts] == ["datum-default"]
@@ -150,22 +163,22 @@ def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
 
 def test_general_partial_failure_others_shut_down(tmp_path):
     cfg = fleet(overrides={"datum-occ-6": {"stuck_on_shutdown": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_wave_timeout=1)
         assert res.rc != 0  # shutdown_fail_on_partial: the play ends failed, after the others shut down
         report = res.report()
         occ = by_name(report)
         assert occ["datum-occ-6"]["final_state"] == "failed"
         assert "did not terminate" in occ["datum-occ-6"]["detail"]
-        assert all(o["final_state"] in ("shutdown", "stopped") for n, o in occ.items() if n != "datum-occ-6")
+        assert all(o["final_state"] == "stopped" for n, o in occ.items() if n != "datum-occ-6")
         assert report["waves"][2]["status"] == "partial"
         assert "datum-occ-6" in res.stdout
         assert "completed with failures" in report["outcome"]
 
 
 def test_capacity_floor(tmp_path):
-    # occurrences stay in cognitive_state shutdown (answering) for a while, so the log shows when each went out
-    with FleetSim(config=fleet(shutdown_exit_seconds=30), workdir=tmp_path / "sim") as sim:
+    # occurrences drain (cognitive_state shutdown, answering) for a while before they exit
+    with FleetSim(config=fleet(shutdown_exit_seconds=0.5), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_min_serving_fraction=0.8)
         assert res.rc == 0, res.output
         report = res.report()
@@ -176,22 +189,20 @@ def test_capacity_floor(tmp_path):
         assert report["capacity"]["lowest_serving_fraction"] == pytest.approx(6 / 9, abs=1e-3)  # of the 9 serving at the start
         assert report["capacity"]["serving_at_start"] == 9
         assert report["capacity"]["floor_kept_before_final_wave"] is True
-        # at every moment before the final wave, at most one occurrence was out of service at a time
+        # at every moment before the final wave, at most one occurrence was out of service at a time:
+        # the next one is told only after the previous one has exited (not merely started draining)
         posts = shutdown_posts(sim)
-        down_at = {}
-        for e in sim.log():
-            if e.get("event") == "health" and e.get("cognitive_state") == "shutdown":
-                down_at.setdefault(e["occurrence"], e["ts"])
-        early = [p for p in posts if by_name(report)[p["occurrence"]]["group"] in ("explorer", "early_adopter")]
+        occ = by_name(report)
+        early = [p for p in posts if occ[p["occurrence"]]["group"] in ("explorer", "early_adopter")]
         for prev, nxt in zip(early, early[1:]):
-            assert down_at[prev["occurrence"]] <= nxt["ts"]
-        assert all(o["final_state"] in ("shutdown", "stopped") for o in report["occurrences"])
+            assert ts(occ[prev["occurrence"]]["exited_at"]) <= nxt["ts"]
+        assert all(o["final_state"] == "stopped" for o in report["occurrences"])
 
 
 def test_mixed_fleet_follower_reject_stops(tmp_path):
     cfg = fleet(overrides={"datum-occ-2": {"old_version_agent": True, "decision": "reject",
                                            "decision_reason": "I decide for myself"}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path)
         assert res.rc != 0
         report = res.report()
@@ -206,7 +217,7 @@ def test_mixed_fleet_follower_reject_stops(tmp_path):
 
 
 def test_check_mode_prints_plan_touches_nothing(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, check=True)
         assert res.rc == 0, res.output
         assert shutdown_posts(sim) == []
@@ -220,18 +231,18 @@ def test_check_mode_prints_plan_touches_nothing(tmp_path):
 
 def test_unreachable_occurrence_reported_not_dropped(tmp_path):
     cfg = fleet(overrides={"datum-occ-8": {"down": True}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_discovery="health")
         assert res.rc == 0, res.output
         report = res.report()
         assert [o["name"] for o in report["not_in_plan"]] == ["datum-occ-8"]
-        assert report["not_in_plan"][0]["state"] == "not_answering"
-        assert "datum-occ-8 is not_answering" in res.stdout
+        assert report["not_in_plan"][0]["state"] == "stopped"
+        assert "datum-occ-8 is stopped" in res.stdout
         assert len(report["occurrences"]) == 8
 
 
 def test_fresh_decision_asks_the_explorer_again(tmp_path):
-    with FleetSim(config=fleet("reject"), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet("reject"), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         assert run(sim, tmp_path).rc == 0
         again = run(sim, tmp_path, report="again.json", rollout_deployment_id="shutdown-datum-again",
                     shutdown_reason="another reason")
@@ -245,7 +256,7 @@ def test_fresh_decision_asks_the_explorer_again(tmp_path):
 
 
 def test_capacity_floor_that_cannot_be_kept(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, check=True, shutdown_min_serving_fraction=0.9)
         assert res.rc != 0
         assert "cannot keep 90% serving: taking out even one of 9 leaves 88.9%" in res.output
@@ -254,3 +265,78 @@ def test_capacity_floor_that_cannot_be_kept(tmp_path):
         assert "CAPACITY FLOOR NOT KEPT" in allowed.stdout
         res = run(sim, tmp_path, shutdown_min_serving_fraction=0.9)
         assert res.rc != 0 and shutdown_posts(sim) == []
+
+
+# ---------------------------------------------------------------- silent agents (PROTOCOL.md "Observed consent")
+# fleetsim's `noanswer` answers 200 without a decision and without a decision id, like a real CIRIS agent.
+# These cases should also run against fleetsim's `consent: ciris` mode once it is merged.
+
+def silent(**settings):
+    return fleet("noanswer", decision="noanswer", **settings)
+
+
+def test_silent_agent_one_deliberation_and_a_decision_ref_for_everyone(tmp_path):
+    with FleetSim(config=silent(shutdown_exit_seconds=1.0), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path)
+        assert res.rc == 0, res.output
+        report = res.report()
+        decision = report["decision"]
+        assert decision["decision"] == "accept" and decision["decision_id_origin"] == "collection"
+        ref = decision["decision_id"]
+        assert ref and "observed" in decision["reason"]
+        posts = shutdown_posts(sim)
+        assert len(posts) == 9
+        asked_for_all = [p for p in posts if p["body"]["scope"] == "all_occurrences"]
+        assert [p["occurrence"] for p in asked_for_all] == ["datum-default"] and posts[0] is asked_for_all[0]
+        assert all(p["body"]["decision_ref"] == ref and p["body"]["scope"] == "occurrence" for p in posts[1:])
+        # the agent deliberated once for all its occurrences (fleetsim's shared deliberation); the followers were
+        # told with the decision id the collection made
+        agent_level = [e for e in sim.log(event="deliberation") if e.get("deliberated_by") == "agent"]
+        assert len(agent_level) == 1 and agent_level[0]["occurrence"] == "datum-default"
+        # the followers were told only after the explorer had stopped
+        explorer = by_name(report)["datum-default"]
+        assert ts(explorer["exited_at"]) <= posts[1]["ts"]
+        assert all(o["final_state"] == "stopped" for o in report["occurrences"])
+        assert not any(up for up, dummy in states(sim).values())
+        db = sqlite3.connect(str(tmp_path / "state.db"))
+        assert db.execute("SELECT decision, decision_id FROM shared_decisions WHERE agent_id='datum'").fetchall() == [("accept", ref)]
+
+
+def test_silent_explorer_that_never_stops_has_declined(tmp_path):
+    cfg = silent(overrides={"datum-default": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_stop_timeout=2)
+        assert res.rc == 0, res.output  # a decline is an answer, not a failure
+        assert [p["occurrence"] for p in shutdown_posts(sim)] == ["datum-default"]
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+        report = res.report()
+        assert report["status"] == "completed"
+        assert report["decision"]["decision"] == "declined"
+        assert "did not stop within 2 s: declined or still busy" in report["decision"]["reason"]
+        assert "still working (cognitive_state work)" in report["decision"]["reason"]
+        assert {o["final_state"] for o in report["occurrences"]} == {"kept_running"}
+        assert [w["status"] for w in report["waves"]] == ["declined", "skipped", "skipped"]
+        assert "did not stop within 2 s: declined or still busy" in res.stdout
+
+
+def test_draining_is_not_exited(tmp_path):
+    # the followers are watched from the moment they are told; the explorer from its own wave (the next task), so it
+    # drains longer here to be seen draining however slowly that task starts
+    drain = {"datum-default": 6.0}
+    cfg = silent(shutdown_exit_seconds=1.5, overrides={"datum-default": {"shutdown_exit_seconds": drain["datum-default"]}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_stop_timeout=20)
+        assert res.rc == 0, res.output
+        report = res.report()
+        for o in report["occurrences"]:
+            assert o["asked_at"] <= o["drained_at"] < o["exited_at"], o
+            # it exited no sooner than its simulated draining time after it was asked
+            assert ts(o["exited_at"]) - ts(o["asked_at"]) >= drain.get(o["name"], 1.5) - 0.1, o
+        # when the play ends every occurrence has exited: none is still draining
+        assert not any(o["up"] for o in sim.occurrences().values())
+        # and no wave was told before the previous one had exited
+        occ = by_name(report)
+        posts = shutdown_posts(sim)
+        for p in posts:
+            earlier = [o for o in occ.values() if o["wave"] < occ[p["occurrence"]]["wave"]]
+            assert all(ts(o["exited_at"]) <= p["ts"] for o in earlier)

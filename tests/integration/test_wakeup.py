@@ -6,6 +6,10 @@ from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
 NAMES = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
+# Occurrences behind one proxy port (a down one answers 502, which counts as stopped): in the ports layout a
+# stopped occurrence frees its port, and another process on the machine (a parallel test's simulator) may bind it
+# before the wakeup probes that URL, which then answers "work" for an occurrence that is down.
+LAYOUT = "paths"
 
 
 def fleet(**settings):
@@ -34,11 +38,13 @@ def wakeup(sim, tmp_path, report="wakeup.json", check=False, **extra):
 
 def shutdown(sim, tmp_path):
     extra_vars = {"shutdown_reason": "nightly stop", "shutdown_wave_delays": [0, 0], "shutdown_wave_timeout": 5,
-                  "shutdown_poll_interval": 0.1, "rollout_state_path": str(tmp_path / "state.db"),
-                  "rollout_report_path": str(tmp_path / "shutdown.json")}
+                  "shutdown_stop_timeout": 5, "shutdown_poll_interval": 0.1,
+                  "rollout_state_path": str(tmp_path / "state.db"), "rollout_report_path": str(tmp_path / "shutdown.json")}
     res = run_playbook("agentfleet.rollout.shutdown", tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars,
                        report_path=tmp_path / "shutdown.json", timeout=120)
     assert res.rc == 0, res.output
+    # the shutdown ends only once every occurrence has exited (draining is not exited): no wait needed here
+    assert all(o["final_state"] == "stopped" and o["exited_at"] for o in res.report()["occurrences"])
     assert not any(o["up"] for o in sim.occurrences().values())
 
 
@@ -48,7 +54,7 @@ def starts(sim):
 
 
 def test_wakeup_happy_path_explorer_first(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         shutdown(sim, tmp_path)
         res = wakeup(sim, tmp_path)
         assert res.rc == 0, res.output
@@ -76,7 +82,7 @@ def test_wakeup_happy_path_explorer_first(tmp_path):
 
 
 def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
-    with FleetSim(config=fleet(overrides={"datum-default": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(overrides={"datum-default": {"status": "degraded"}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
         assert res.rc != 0
@@ -92,7 +98,7 @@ def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
 
 
 def test_wakeup_check_mode_starts_nothing(tmp_path):
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, check=True, wakeup_version="1.0.0")
         assert res.rc == 0, res.output
@@ -106,7 +112,7 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
     tasks.write_text("- name: The runtime cannot start the occurrence\n"
                      "  ansible.builtin.fail:\n"
                      "    msg: \"no capacity to start {{ rollout_agent_host }}\"\n")
-    with FleetSim(config=fleet(), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", rollout_driver="tasks", rollout_update_tasks=str(tasks))
         assert res.rc != 0
@@ -125,7 +131,7 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
 
 
 def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
-    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
         assert res.rc != 0
@@ -139,3 +145,26 @@ def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
         assert by_name["datum-occ-1"]["final_state"] == "unhealthy"
         assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[3:])
         assert [w["status"] for w in report["waves"]] == ["passed", "failed", "skipped"]
+
+
+def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
+    # datum-default was asked to shut down and drains for 10 s; the others are down already
+    drain = 10.0
+    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": drain}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        sim.stop(NAMES[1:])
+        status, dummy = sim.shutdown("datum-default", {"reason": "by hand", "confirm": True, "deployment_id": "manual"})
+        assert status == 200
+        asked = [e for e in sim.log(method="POST") if (e.get("path") or "").endswith("/v1/system/shutdown")][0]["ts"]
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=30)
+        assert res.rc == 0, res.output
+        first = starts(sim)[0]
+        assert first[1] == ["datum-default"]
+        # it was started only after it had exited, never while it was still draining
+        assert first[0] >= asked + drain - 0.05
+        seen_draining = [e for e in sim.log(event="health", occurrence="datum-default") if e["ts"] < first[0]
+                         and e.get("cognitive_state") == "shutdown"]
+        assert seen_draining, "the wakeup should have found it draining"
+        explorer = {o["name"]: o for o in res.report()["occurrences"]}["datum-default"]
+        assert explorer["final_state"] == "awake"
+        assert explorer["asked"]["waited_for_stop_seconds"] > 0
+        assert explorer["drained_at"] < explorer["exited_at"]

@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A shutdown or wakeup deployment in the rollout state, and its JSON report.
+
+Everything the engines need from :mod:`._state` goes through here (public
+store methods only): opening the store, creating or resuming the deployment,
+per-occurrence extras (asked / drained / exited), closing it, and the report
+rebuilt from state after every step.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STATE_PATH
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EPS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import fallback_decision_id
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import lowest_fractions
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+
+# results after which an occurrence no longer serves (a shutdown does not ask it again)
+DOWN_RESULTS = ("stopped", "already_down")
+# results that make a finished deployment fail
+FAILED_RESULTS = ("failed", "rejected", "deferred", "unhealthy")
+
+
+def open_state(params, create=True):
+    """The rollout state of ``params["state_path"]``; None when ``create`` is False and there is none."""
+    path = os.path.expanduser(params.get("state_path") or DEFAULT_STATE_PATH)
+    if not create and not os.path.exists(path):
+        return None
+    return open_store(path)
+
+
+def begin(store, params, plan, kind, clock):
+    """Create, resume or find the deployment of this run: ``(deployment, mode, resumed_from)``.
+
+    A deployment of the same kind for the same fleet key that was interrupted
+    (its controller is gone) is resumed under its own id, so that a rerun
+    after a controller crash continues it instead of starting over.
+    """
+    fleet_key = plan["fleet_key"]
+    deployment_id = params["deployment_id"]
+    resumed_from = None
+    for other in store.active_for_fleet(fleet_key, exclude=deployment_id):
+        if other["strategy"] == kind and not store.lease_live(other):
+            resumed_from = deployment_id
+            deployment_id = other["deployment_id"]
+            break
+    stored_params = {
+        "kind": kind, "agent_id": plan["agent_id"], "reason": plan.get("reason"), "message": plan.get("message"),
+        "left_out": plan.get("left_out") or [], "unknown": plan.get("unknown") or [], "total": plan.get("total"),
+        "serving": plan.get("serving"), "min_serving_fraction": plan.get("min_serving_fraction") or 0.0,
+        "below_floor": plan.get("below_floor"),
+        "max_age": params.get("max_age"),
+        "stop_timeout": params.get("stop_timeout"),
+    }
+    dep, mode = store.create_or_resume(deployment_id, fleet_key, kind, "", plan["waves"], stored_params,
+                                       takeover=bool(params.get("takeover")))
+    return dep, mode, resumed_from
+
+
+def shared_for(store, dep):
+    """The shared decision recorded for this deployment (None before anyone decided)."""
+    params = dep["params"]
+    return store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+
+
+def set_extra(store, deployment_id, items):
+    """Merge per-occurrence extras (what it was asked, its batch, drained/exited times...) into state."""
+    if items:
+        store.merge_agent_extra(deployment_id, items)
+
+
+def record_timeline(store, deployment_id, timeline, names):
+    """Store ``drained_at`` / ``exited_at`` (first seen draining / stopped) of ``names`` from a timeline."""
+    items = {}
+    for n in names:
+        entry = timeline.get(n)
+        data = {}
+        for key in ("drained_at", "exited_at"):
+            if entry[key] is not None:
+                data[key] = utcnow_iso(entry[key])
+        if data:
+            items[n] = data
+    set_extra(store, deployment_id, items)
+
+
+def set_results_not_touched(store, deployment_id, result="not_touched", detail=None):
+    rows = [r for r in store.agents(deployment_id) if not r["result"]]
+    if rows:
+        store.set_results(deployment_id, [{"host": r["host"], "result": result, "detail": detail} for r in rows])
+
+
+def all_failures(store, deployment_id):
+    return {r["host"]: r["result_detail"] or r["result"] for r in store.agents(deployment_id)
+            if r["result"] in FAILED_RESULTS}
+
+
+def finish_abort(store, deployment_id, msg, status="failed"):
+    store.set_status(deployment_id, status, msg)
+    set_results_not_touched(store, deployment_id)
+    for w in store.waves(deployment_id):
+        if w["status"] == "pending":
+            store.wave_finished(deployment_id, w["wave"], "skipped", {"reason": "rollout stopped"})
+
+
+def decision_ref_of(decision, agent_id):
+    """The ``decision_ref`` followers are sent: the recorded id, never empty."""
+    return decision.get("decision_id") or fallback_decision_id(agent_id, decision.get("deployment_id"))
+
+
+def decision_out(decision, reused, agent_id=None):
+    if not decision:
+        return None
+    agent_id = agent_id or decision.get("agent_id")
+    made_here = decision.get("decision_id") == fallback_decision_id(agent_id, decision.get("deployment_id"))
+    return {
+        "decision": decision["decision"],
+        "decision_id": decision.get("decision_id"),
+        "decision_id_origin": "collection" if made_here else "agent",
+        "decided_by": decision.get("decided_by"),
+        "decided_at": utcnow_iso(decision["decided_at"]) if decision.get("decided_at") else None,
+        "reason": decision.get("reason"),
+        "defer_until": utcnow_iso(decision["defer_until"]) if decision.get("defer_until") else None,
+        "reused": bool(reused),
+        "from_deployment": decision.get("deployment_id"),
+    }
+
+
+# ----------------------------------------------------------------------------- the report
+
+def report_paths(params, deployment_id):
+    report = os.path.expanduser(params.get("report_path") or "~/.agentfleet/reports/%s.json" % deployment_id)
+    audit = params.get("audit_path")
+    if not audit:
+        audit = (report[:-5] if report.endswith(".json") else report) + ".audit.jsonl"
+    return report, os.path.expanduser(audit)
+
+
+def write(store, params, deployment_id, extra=None, events=None):
+    """Rebuild the report from state, write it and append the audit ``events``: ``(report, path)``."""
+    report_path, audit_path = report_paths(params, deployment_id)
+    report = build_report(store, deployment_id, extra)
+    secrets = token_secrets(params)
+    write_report(report_path, report, secrets)
+    if events:
+        append_audit(audit_path, [dict(e, deployment_id=deployment_id) for e in events], secrets)
+    return report, report_path
+
+
+def build_report(store, deployment_id, extra=None):
+    """The JSON report of a shutdown or wakeup deployment, rebuilt from state."""
+    dep = store.get_deployment(deployment_id)
+    params = dep["params"]
+    kind = params.get("kind", SHUTDOWN)
+    decision = shared_for(store, dep) if kind == SHUTDOWN else None
+    waves = store.waves(deployment_id)
+    occurrences = [_occurrence_entry(r) for r in store.agents(deployment_id)]
+    counts = {}
+    for o in occurrences:
+        counts[o["final_state"]] = counts.get(o["final_state"], 0) + 1
+    events = store.events(deployment_id)
+    report = {
+        "kind": kind,
+        "deployment_id": deployment_id,
+        "agent_id": params.get("agent_id"),
+        "fleet_key": dep["fleet_key"],
+        "status": dep["status"],
+        "outcome": (extra or {}).get("outcome") or dep.get("message"),
+        "message": dep.get("message"),
+        "reason": params.get("reason"),
+        "plan_message": params.get("message"),
+        "decision": decision_out(decision, any(e["event"] == "shared_decision_reused" for e in events),
+                                 params.get("agent_id")) if decision else None,
+        "stop_timeout": params.get("stop_timeout"),
+        "plan": [{"index": w["index"], "name": w["name"], "size": w["size"], "delay": w.get("delay"),
+                  "timeout": w.get("timeout"),
+                  "batches": [b["members"] for b in (w.get("batches") or [])]} for w in dep["plan"]],
+        "waves": [{"index": w["wave"], "name": w["name"], "status": w["status"],
+                   "started_at": utcnow_iso(w["started_at"]) if w.get("started_at") else None,
+                   "finished_at": utcnow_iso(w["finished_at"]) if w.get("finished_at") else None,
+                   "summary": w.get("summary")} for w in waves],
+        "occurrences": occurrences,
+        "not_in_plan": params.get("left_out") or [],
+        "unknown_agents": params.get("unknown") or [],
+        "replaced_deployment": next((e["data"] for e in events if e["event"] == "replaced_stale_deployment"), None),
+        "counts": counts,
+        "created_at": utcnow_iso(dep["created_at"]),
+        "finished_at": utcnow_iso(dep["finished_at"]) if dep.get("finished_at") else None,
+        "generated_at": utcnow_iso(),
+    }
+    if kind == SHUTDOWN:
+        report["capacity"] = _capacity(params, waves)
+    if extra:
+        report.update({k: v for k, v in extra.items() if k != "outcome"})
+    return report
+
+
+def _occurrence_entry(row):
+    extra = row.get("extra") or {}
+    asked = extra.get("asked")
+    return {
+        "name": row["host"],
+        "occurrence_id": row["occurrence_id"],
+        "agent_url": row["agent_url"],
+        "group": row["cohort"],
+        "wave": row["wave"],
+        "batch": extra.get("batch"),
+        "asked": asked,
+        "asked_at": (asked or {}).get("at"),
+        "drained_at": extra.get("drained_at"),
+        "exited_at": extra.get("exited_at"),
+        "answer": ({"decision": row["decision"], "reason": row["decision_reason"], "decision_id": row["decision_id"],
+                    "own_decision": extra.get("own_decision", False),
+                    "defer_until": utcnow_iso(row["defer_until"]) if row.get("defer_until") else None}
+                   if row["decision"] else None),
+        "final_state": row["result"] or "not_touched",
+        "detail": row["result_detail"],
+    }
+
+
+def _capacity(params, waves):
+    batches_by_wave = [[b for b in ((w.get("summary") or {}).get("batches") or [])
+                        if b.get("sent") or b.get("serving_fraction") is not None] for w in waves]
+    low, low_final = lowest_fractions(batches_by_wave)
+    low_batch = lowest_fractions(batches_by_wave, "serving_fraction")[0]
+    floor = float(params.get("min_serving_fraction") or 0.0)
+    return {
+        "min_serving_fraction": params.get("min_serving_fraction") or 0.0,
+        "serving_at_start": params.get("serving"),
+        # of the occurrences serving at the start (the whole fleet that was serving)
+        "lowest_serving_fraction": low,
+        "lowest_serving_fraction_final_wave": low_final,
+        # of the occurrences still serving when a batch started: what the floor bounds
+        "lowest_batch_serving_fraction": low_batch,
+        "floor_kept_before_final_wave": (low_batch is None or low_batch + EPS >= floor),
+        "below_floor_allowed": params.get("below_floor"),
+    }
