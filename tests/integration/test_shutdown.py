@@ -340,3 +340,35 @@ def test_draining_is_not_exited(tmp_path):
         for p in posts:
             earlier = [o for o in occ.values() if o["wave"] < occ[p["occurrence"]]["wave"]]
             assert all(ts(o["exited_at"]) <= p["ts"] for o in earlier)
+
+
+# ---------------------------------------------------------------- real CIRIS behaviour (fleetsim consent: ciris)
+# Every occurrence answers 200 "initiated" without a decision or a decision id; it decides by acting.
+
+def ciris(deliberation="accept", **settings):
+    cfg = fleet(deliberation, consent="ciris", decide_seconds=0.3, drain_seconds=0.8, **settings)
+    cfg["agents"][0]["decision"] = deliberation
+    return cfg
+
+
+def test_ciris_agent_nine_silent_occurrences_one_deliberation(tmp_path):
+    with FleetSim(config=ciris(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path)
+        assert res.rc == 0, res.output
+        # exactly one occurrence deliberated; the eight others complied with the collection's decision id
+        assert sim.deliberations("datum") == 1
+        posts = shutdown_posts(sim)
+        assert len(posts) == 9
+        ref = res.report()["decision"]["decision_id"]
+        assert ref and all(p["body"]["decision_ref"] == ref for p in posts[1:])
+        assert all(o["final_state"] == "stopped" for o in res.report()["occurrences"])
+        assert sim.violations()["count"] == 0
+
+
+def test_ciris_agent_that_declines_silently_keeps_every_occurrence(tmp_path):
+    with FleetSim(config=ciris("reject"), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_stop_timeout=2)
+        assert res.rc == 0, res.output
+        assert [p["occurrence"] for p in shutdown_posts(sim)] == ["datum-default"]
+        assert res.report()["decision"]["decision"] == "declined"
+        assert all(up and cog == "work" for up, cog in states(sim).values())

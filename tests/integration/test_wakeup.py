@@ -168,3 +168,15 @@ def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
         assert explorer["final_state"] == "awake"
         assert explorer["asked"]["waited_for_stop_seconds"] > 0
         assert explorer["drained_at"] < explorer["exited_at"]
+
+
+def test_wakeup_after_a_ciris_shutdown_waits_for_exits_then_wakes_all(tmp_path):
+    cfg = fleet(consent="ciris", decide_seconds=0.3, drain_seconds=0.8)
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        shutdown(sim, tmp_path)
+        assert sim.deliberations("datum") == 1
+        res = wakeup(sim, tmp_path)
+        assert res.rc == 0, res.output
+        assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
+        # nothing was started while it was still working or draining
+        assert sim.violations()["count"] == 0
