@@ -129,7 +129,9 @@ def decision_auditor(audit_path, deployment_id, agents, secrets):
                           "agent_id": m.get("agent_id"), "cohort": m.get("cohort"), "wave": m.get("wave"),
                           "decision": ans.get("decision"), "reason": ans.get("reason"),
                           "defer_until": utcnow_iso(ans["defer_until"]) if ans.get("defer_until") else None,
-                          "http_status": ans.get("http_status")})
+                          "http_status": ans.get("http_status"),
+                          # the transport's account: asked once more after a lost answer, and why
+                          "resent": bool(ans.get("resent")), "note": ans.get("note")})
         append_audit(audit_path, lines, secrets)
 
     return audit
