@@ -326,10 +326,15 @@ def test_a_burst_against_a_small_listen_backlog_loses_no_agent(tmp_path):
     with FleetSim(config=fleet(1000), workdir=tmp_path / "sim", layout="paths", backlog=8) as sim:
         res = run(sim, tmp_path, playbook="agentfleet.rollout.immediate", rollout_max_workers=64,
                   rollout_healthy_deadline=60)
-        assert res.rc == 0, res.output[-4000:]
         report = res.report()
-        assert report["status"] == "completed"
+        lost = [(a["host"], a["decision"], a["result"], a["detail"]) for a in report["agents"] if a["result"] != "updated"]
+        assert not lost, lost[:10]
+        assert res.rc == 0 and report["status"] == "completed", res.output[-2000:]
         assert report["totals"]["updated"] == 1000, report["totals"]
-        assert not [a for a in report["agents"] if a["decision"] == "unreachable"]
+        # every agent asked; one asked twice only where its answer was lost after sending and a probe showed
+        # it still working as before (the audit log says so)
         hosts = asked_hosts(sim)
-        assert len(hosts) == len(set(hosts)) == 1000  # nobody asked twice
+        assert len(set(hosts)) == 1000
+        audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+        resent = sum(1 for e in audit if e["event"] == "decision" and e.get("resent"))
+        assert len(hosts) <= 1000 + resent
