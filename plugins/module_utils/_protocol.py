@@ -628,6 +628,7 @@ class AgentClient:
         self._budget = _IdleBudget(IDLE_PER_WORKER * self.max_workers)
         self._manager = self._new_manager(_PoolManager)
         self._pools = {}
+        self._targets = {}
         self._proxies = urllib.request.getproxies_environment()
         self._proxy_managers = {}
         self._routes = {}
@@ -692,6 +693,26 @@ class AgentClient:
         self._routes[key] = manager
         return manager
 
+    def _target(self, url):
+        """``(scheme, host, port, path)`` of ``url`` (cached), or TransportError kind ``bad_url``."""
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            host = parts.hostname
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            scheme = host = None
+        if scheme not in ("http", "https") or not host:
+            raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
+                                 kind="bad_url")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        if len(self._targets) >= MAX_POOLS * 4:
+            self._targets = {}
+        target = self._targets[url] = (scheme, host, port, path)
+        return target
+
     def _backoff(self, attempt):
         base = min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX)
         return base * (0.5 + self._jitter())
@@ -725,16 +746,10 @@ class AgentClient:
                 self._sleep(delay)
 
     def _once(self, method, url, body, keep, timeout, redirect, again=True):
-        try:
-            parts = urlsplit(url)
-            scheme = parts.scheme.lower()
-            host = parts.hostname
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            scheme = host = None
-        if scheme not in ("http", "https") or not host:
-            raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
-                                 kind="bad_url")
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+        scheme, host, port, path = target
         headers = self._headers
         data = None
         if body is not None:
@@ -756,16 +771,14 @@ class AgentClient:
         _WATCHDOG.watch(state)
         resp = None
         try:
+            # agents answer JSON without Content-Encoding (none is asked for): no decoder needed
             kw = dict(body=data, headers=headers, retries=retries, redirect=redirect, timeout=timeout_obj,
-                      pool_timeout=deadline, preload_content=False, release_conn=False)
+                      pool_timeout=deadline, preload_content=False, release_conn=False, decode_content=False)
             if proxy is not None:
                 resp = proxy.urlopen(method, url, **kw)
             elif redirect:
                 resp = self._manager.urlopen(method, url, **kw)
             else:
-                path = parts.path or "/"
-                if parts.query:
-                    path += "?" + parts.query
                 key = (scheme, host, port)
                 pool = self._pools.get(key)
                 if pool is None or pool.pool is None:
