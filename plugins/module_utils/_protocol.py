@@ -18,7 +18,6 @@ protocol's rules and are unit-tested on their own.
 from __future__ import annotations
 
 import datetime
-import heapq
 import http.client
 import json
 import queue
@@ -653,13 +652,13 @@ class AgentClient:
                 # the user chose not to verify (validate_certs: false): no warning per request
                 warnings.filterwarnings("ignore", category=u3exc.InsecureRequestWarning)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError("ca_path: cannot load CA bundle %s: %s" % (ca_path, getattr(exc, "strerror", None) or exc))
+            raise ValueError("ca_path: cannot load CA bundle %s: %s" % (ca_path, getattr(exc, "strerror", None) or exc)) from None
         if client_cert:
             try:
                 ctx.load_cert_chain(client_cert, client_key or None)
             except (OSError, ssl.SSLError) as exc:
                 raise ValueError("client_cert/client_key: cannot load the client certificate %s: %s"
-                                 % (client_cert, getattr(exc, "strerror", None) or exc))
+                                 % (client_cert, getattr(exc, "strerror", None) or exc)) from None
         return ctx
 
     def _new_manager(self, cls, **kw):
