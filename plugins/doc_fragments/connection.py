@@ -21,7 +21,10 @@ options:
     type: float
     default: 3.0
   read_timeout:
-    description: Seconds to wait for an agent's answer once connected.
+    description:
+      - Seconds to wait for an agent's answer once connected (each wait for more bytes).
+      - However slowly an agent or a proxy trickles its answer, one request is cut off as a timeout after
+        O(connect_timeout) plus O(read_timeout) seconds in all.
     type: float
     default: 10.0
   validate_certs:
@@ -31,9 +34,24 @@ options:
   ca_path:
     description: A CA bundle file to verify agents' certificates with, instead of the system store.
     type: path
+  client_cert:
+    description:
+      - A PEM client certificate (it may hold the private key too) for agents, or their proxy, that
+        require mutual TLS.
+    type: path
+  client_key:
+    description:
+      - The PEM private key of O(client_cert), when not in the same file. Not encrypted.
+    type: path
   max_workers:
     description:
       - Most concurrent requests for a wave (a bounded thread pool with keep-alive connections).
     type: int
     default: 32
+notes:
+  - Proxies are taken from the environment as C(requests) and C(curl) do, E(HTTPS_PROXY) and E(HTTP_PROXY)
+    (or E(ALL_PROXY)), except for hosts listed in E(NO_PROXY).
+  - A request that fails before it reached the agent (connection refused, connect timeout, reset while
+    connecting) is tried again, up to 4 more times within 10 seconds, with jittered exponential back-off.
+    A shutdown request that may have reached the agent is never sent again blindly (see PROTOCOL.md).
 """

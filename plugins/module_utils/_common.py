@@ -17,6 +17,8 @@ CONNECTION_SPEC = dict(
     read_timeout=dict(type="float", default=10.0),
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
+    client_cert=dict(type="path"),
+    client_key=dict(type="path", no_log=False),
     max_workers=dict(type="int", default=32),
 )
 
@@ -66,6 +68,8 @@ def client_from_params(params):
         read_timeout=params.get("read_timeout") or 10.0,
         validate_certs=params.get("validate_certs", True),
         ca_path=params.get("ca_path"),
+        client_cert=params.get("client_cert"),
+        client_key=params.get("client_key"),
         max_workers=params.get("max_workers") or 32,
     )
 

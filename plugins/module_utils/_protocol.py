@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent control protocol client (CIRIS-compatible), see PROTOCOL.md.
 
-One :class:`AgentClient` serves a whole wave: keep-alive connections kept per
-thread and per (scheme, host, port), one TLS context built once, separate
-connect and read timeouts, and a bounded thread pool for fan-out.
+One :class:`AgentClient` serves a whole wave, on urllib3: keep-alive
+connection pools per (scheme, host, port) bounded to ``max_workers``
+connections each, one TLS context built once (optionally with a client
+certificate), proxies from the environment, separate connect and read
+timeouts plus a deadline per request, retries of what provably did not
+reach the agent, and a bounded thread pool for fan-out.
 
 Pure functions map HTTP answers to decisions (:func:`map_shutdown_answer`)
 and health bodies to verdicts (:func:`evaluate_health`); they hold the
@@ -17,13 +20,25 @@ from __future__ import annotations
 import datetime
 import http.client
 import json
+import queue
+import random
 import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
+import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
+
+import urllib3
+from urllib3 import exceptions as u3exc
+from urllib3.connection import HTTPConnection as _U3HTTPConnection
+from urllib3.connection import HTTPSConnection as _U3HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool as _U3HTTPPool
+from urllib3.connectionpool import HTTPSConnectionPool as _U3HTTPSPool
+from urllib3.util import Retry
+from urllib3.util import Timeout
 
 HEALTH_PATH = "/v1/system/health"
 SHUTDOWN_PATH = "/v1/system/shutdown"
@@ -53,9 +68,23 @@ STOPPED_KINDS = ("refused", "reset", "connect")
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_MAX_WORKERS = 32
-# keep-alive connections each pool thread keeps open (least recently used closed first):
-# bounds the open sockets to max_workers x this, however many agent hosts there are
-CONNECTIONS_PER_THREAD = 8
+DEFAULT_CONNECT_RETRIES = 4
+DEFAULT_RETRY_DELAY = 0.2
+DEFAULT_RETRY_DEADLINE = 10.0
+# longest single back-off pause between two connect attempts
+RETRY_DELAY_MAX = 3.0
+# idle keep-alive connections kept per fan-out worker, over all pools: a connection coming
+# back beyond max_workers x this is closed, so the open sockets stay bounded however many
+# agent hosts there are
+IDLE_PER_WORKER = 8
+# connection pools (one per scheme, host, port) kept, least recently used dropped first;
+# a pool without idle connections holds no socket
+MAX_POOLS = 4096
+# the largest answer body read (health and shutdown answers are a few hundred bytes; the
+# simulator's batched start call answers about 1 kB per agent)
+MAX_BODY = 64 * 1024 * 1024
+# failures before the request was sent that are worth another attempt
+RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 USER_AGENT = "agentfleet.rollout/0.1"
 
 
@@ -68,7 +97,7 @@ class AuthError(ProtocolError):
 
 
 class Response:
-    """A parsed HTTP answer: status, raw body, JSON (or None), elapsed seconds."""
+    """A parsed HTTP answer: status, raw body, JSON (or None), elapsed seconds, headers."""
 
     __slots__ = ("status", "body", "json", "elapsed", "headers")
 
@@ -76,9 +105,9 @@ class Response:
         self.status = status
         self.body = body
         self.elapsed = elapsed
-        self.headers = headers or {}
+        self.headers = headers if headers is not None else {}
         try:
-            self.json = json.loads(body.decode("utf-8")) if body else None
+            self.json = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
             self.json = None
 
@@ -87,7 +116,23 @@ class TransportError(ProtocolError):
     """The request did not produce an HTTP answer.
 
     ``sent`` tells whether the request may have reached the agent: False only
-    when the connection was refused before anything was written.
+    when it failed before a connection to the agent was established (nothing
+    was written). ``kind`` says what failed:
+
+    - ``refused``: connection refused (nothing listens there);
+    - ``reset``: the connection was reset or closed without an answer;
+    - ``connect``: no connection for another reason (host unreachable, name
+      not resolved);
+    - ``timeout``: connect timeout (``sent`` False), read timeout or the
+      request deadline (``sent`` True), or no free pooled connection in time;
+    - ``tls``: TLS handshake or certificate verification failed;
+    - ``proxy``: the proxy from the environment could not be reached or
+      refused the tunnel (says nothing about the agent);
+    - ``bad_url``: the URL is not a usable http(s) URL;
+    - ``error``: any other failure (an oversized or malformed answer).
+
+    ``refused``, ``reset`` and ``connect`` are what :func:`classify_liveness`
+    takes as "nothing is listening any more".
     """
 
     def __init__(self, message, sent=True, kind="error"):
@@ -239,8 +284,310 @@ def join_url(base, path):
     return base.rstrip("/") + path
 
 
+# ------------------------------------------------------------------ transport
+# What the request running on this thread is doing: the connection classes
+# below note here when they connect (so a failure can tell "never reached the
+# agent" from "may have reached it") and which connection carries it (so the
+# deadline watchdog can cut it).
+_CURRENT = threading.local()
+
+
+class _RequestState:
+    __slots__ = ("conn", "connecting", "reused", "expired", "done", "deadline", "lock")
+
+    def __init__(self, deadline):
+        self.lock = threading.Lock()
+        self.conn = None
+        self.connecting = False
+        self.reused = True
+        self.expired = False
+        self.done = False
+        self.deadline = deadline
+
+
+class _TrackedConnect:
+    def connect(self):
+        state = getattr(_CURRENT, "state", None)
+        if state is None:
+            return super().connect()
+        state.conn = self
+        state.reused = False
+        state.connecting = True
+        super().connect()
+        state.connecting = False
+        return None
+
+    def request(self, *args, **kwargs):
+        state = getattr(_CURRENT, "state", None)
+        if state is not None:
+            state.conn = self
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_TrackedConnect, _U3HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_TrackedConnect, _U3HTTPSConnection):
+    pass
+
+
+class _Slots(queue.LifoQueue):
+    """A pool's queue of idle connections plus a count of free slots.
+
+    urllib3 keeps a free slot as a ``None`` in the queue and fills a new
+    pool's queue with one locked ``put(None)`` per slot; a pool is emptied
+    (when closed, or collected after the PoolManager dropped it) by
+    non-blocking gets until the queue is empty. With ``maxsize`` 32 both were
+    most of the cost of a pool, and a fleet with one host per agent makes a
+    pool per agent. Here a free slot is a number: urllib3's filling puts are
+    no-ops (the slots are free from the start) and a non-blocking get, which
+    only emptying does (our pools block), returns idle connections only.
+    """
+
+    budget = None
+
+    def _init(self, maxsize):
+        self.queue = []
+        self.free = maxsize
+        self.filling = maxsize
+
+    def _qsize(self):
+        return len(self.queue) + self.free
+
+    def _put(self, item):
+        if item is None:
+            self.free += 1
+        else:
+            self.queue.append(item)
+
+    def _get(self):
+        if self.queue:
+            if self.budget is not None:
+                self.budget.release()
+            return self.queue.pop()
+        self.free -= 1
+        return None
+
+    def put(self, item, block=True, timeout=None):
+        if item is None:
+            if self.filling:
+                self.filling -= 1
+                return
+        elif self.budget is not None and not self.budget.take():
+            # idle connections of the whole client at their bound: close this one, free its slot
+            item.close()
+            item = None
+        try:
+            super().put(item, block, timeout)
+        except queue.Full:
+            if item is not None and self.budget is not None:
+                self.budget.release()
+            raise
+
+    def get(self, block=True, timeout=None):
+        if block:
+            return super().get(block, timeout)
+        with self.mutex:
+            if not self.queue:
+                raise queue.Empty
+            item = self._get()
+            self.not_full.notify()
+            return item
+
+
+class _IdleBudget:
+    """How many idle keep-alive connections a client keeps, over all its pools."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.idle = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            if self.idle >= self.limit:
+                return False
+            self.idle += 1
+            return True
+
+    def release(self):
+        with self._lock:
+            self.idle -= 1
+
+
+class _FastPool:
+    QueueCls = _Slots
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.block:
+            raise ValueError("agentfleet pools block (a non-blocking get means emptying the pool)")
+        # had urllib3 not filled the queue itself, real puts must not be skipped
+        self.pool.filling = 0
+
+
+class _HTTPPool(_FastPool, _U3HTTPPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(_FastPool, _U3HTTPSPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Pools:
+    """PoolManager / ProxyManager with our pool classes; every pool draws on one idle budget."""
+
+    budget = None
+
+    def _new_pool(self, scheme, host, port, request_context=None):
+        pool = super()._new_pool(scheme, host, port, request_context)
+        pool.pool.budget = self.budget
+        return pool
+
+
+class _PoolManager(_Pools, urllib3.PoolManager):
+    pass
+
+
+class _ProxyManager(_Pools, urllib3.ProxyManager):
+    pass
+
+
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Watchdog:
+    """One daemon thread cutting the connection of every request that outlives its deadline.
+
+    A read timeout bounds each wait for bytes; a server that trickles a byte
+    now and then resets it every time. Every ``PERIOD`` seconds the watchdog
+    shuts down the socket of each request past its deadline, whatever the
+    request is reading (status line, headers or body), and marks it
+    ``expired``. Registering costs a dict insert: no lock shared by the
+    requests (under the GIL a dict insert or pop is atomic).
+    """
+
+    PERIOD = 0.1
+
+    def __init__(self):
+        self._active = {}
+        self._thread = None
+        self._start = threading.Lock()
+
+    def watch(self, state):
+        self._active[id(state)] = state
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="agentfleet-deadline", daemon=True)
+                    self._thread.start()
+
+    def done(self, state):
+        if not state.done:
+            with state.lock:
+                state.done = True
+            self._active.pop(id(state), None)
+
+    def _run(self):
+        while True:
+            time.sleep(self.PERIOD)
+            now = time.monotonic()
+            for state in list(self._active.values()):
+                if state.deadline <= now:
+                    with state.lock:
+                        if not state.done:
+                            state.expired = True
+                            _cut(state.conn)
+                    self._active.pop(id(state), None)
+
+
+def _cut(conn):
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        # the plain socket call, also for an SSLSocket: wakes up the reading thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _chain(exc):
+    """``exc`` and the exceptions it wraps (urllib3 reasons and arguments, causes, contexts)."""
+    seen = []
+    todo = [exc]
+    while todo and len(seen) < 16:
+        exc = todo.pop(0)
+        if exc is None or any(exc is s for s in seen):
+            continue
+        seen.append(exc)
+        for attr in ("reason", "original_error"):
+            inner = getattr(exc, attr, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+        todo.extend(a for a in exc.args if isinstance(a, BaseException))
+        todo.append(exc.__cause__)
+        todo.append(exc.__context__)
+    return seen
+
+
+def _find(chain, types):
+    for exc in chain:
+        if isinstance(exc, types):
+            return exc
+    return None
+
+
+def _check_token(token):
+    if token is None:
+        return None
+    token = str(token)
+    if not token:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in token):
+        raise ValueError("token: contains a line break or another control character (its value is not shown); "
+                         "check how it was set (a trailing newline from a file?)")
+    try:
+        token.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("token: contains characters that cannot be sent in an HTTP header (its value is not shown)") from None
+    return token
+
+
 class AgentClient:
-    """HTTP(S) client for the agent protocol, shared by a wave's threads."""
+    """HTTP(S) client for the agent protocol, shared by a wave's threads (urllib3).
+
+    Options:
+
+    - ``token``: sent as ``Authorization: Bearer``; never part of any message.
+    - ``connect_timeout``, ``read_timeout``: seconds, per connection attempt
+      and per wait for bytes.
+    - ``request_deadline``: the most seconds one attempt may take from start
+      to the last byte of the answer (default ``connect_timeout +
+      read_timeout``); a server that trickles its answer is cut off then
+      (:class:`TransportError` kind ``timeout``, ``sent`` True).
+    - ``validate_certs``, ``ca_path``: TLS verification (system store by
+      default); ``client_cert``, ``client_key``: a client certificate (PEM
+      files) for mutual TLS. One SSL context, built once.
+    - ``max_workers``: fan-out threads, and the bound of connections per
+      pool (per scheme, host, port; requests wait for a free one).
+    - ``connect_retries``, ``retry_delay``, ``retry_deadline``: failures
+      before the request was sent (refused, connect timeout, reset while
+      connecting, proxy unreachable) are retried with jittered exponential
+      back-off (``retry_delay`` x 2^n, +-50 %), at most ``connect_retries``
+      times and never past ``retry_deadline`` seconds after the first
+      attempt. Nothing that may have reached the agent is sent again, except
+      by :meth:`ask` as it documents.
+    - ``sleep``, ``jitter``: injectable pause and random source (tests).
+
+    Proxies come from the environment like ``requests`` does: ``HTTPS_PROXY``
+    / ``HTTP_PROXY`` / ``ALL_PROXY`` (either case), skipped for hosts in
+    ``NO_PROXY``.
+    """
 
     def __init__(
         self,
@@ -250,152 +597,286 @@ class AgentClient:
         validate_certs=True,
         ca_path=None,
         max_workers=DEFAULT_MAX_WORKERS,
-        connect_retries=2,
-        retry_delay=0.2,
+        connect_retries=DEFAULT_CONNECT_RETRIES,
+        retry_delay=DEFAULT_RETRY_DELAY,
         sleep=time.sleep,
+        client_cert=None,
+        client_key=None,
+        request_deadline=None,
+        retry_deadline=DEFAULT_RETRY_DEADLINE,
+        jitter=random.random,
     ):
-        self._token = token or None
+        self._token = _check_token(token)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
+        self.request_deadline = float(request_deadline) if request_deadline else self.connect_timeout + self.read_timeout
         self.max_workers = max(1, int(max_workers))
         self.connect_retries = max(0, int(connect_retries))
         self.retry_delay = float(retry_delay)
+        self.retry_deadline = float(retry_deadline)
         self._sleep = sleep
-        self._local = threading.local()
-        self._all_conns = set()
+        self._jitter = jitter
         self._lock = threading.Lock()
-        self._ssl = None
-        self._validate_certs = validate_certs
-        self._ca_path = ca_path
         self._executor = None
-
-    # -- plumbing ---------------------------------------------------------
-    def _ssl_context(self):
-        if self._ssl is None:
-            with self._lock:
-                if self._ssl is None:
-                    if self._validate_certs:
-                        ctx = ssl.create_default_context(cafile=self._ca_path)
-                    else:
-                        ctx = ssl.create_default_context()
-                        ctx.check_hostname = False
-                        ctx.verify_mode = ssl.CERT_NONE
-                    self._ssl = ctx
-        return self._ssl
-
-    def _pool(self):
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = OrderedDict()
-        return pool
-
-    def _keep(self, pool, key, conn):
-        """Pool ``conn`` for ``key``, closing the one it replaces and the least recently used beyond the bound."""
-        old = pool.pop(key, None)
-        if old is not None and old is not conn:
-            self._drop(old)
-        pool[key] = conn
-        while len(pool) > CONNECTIONS_PER_THREAD:
-            self._drop(pool.popitem(last=False)[1])
-
-    def _new_conn(self, scheme, host, port):
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self._ssl_context())
-        elif scheme == "http":
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
-        else:
-            raise TransportError("unsupported URL scheme %r" % scheme, sent=False, kind="bad_url")
-        with self._lock:
-            self._all_conns.add(conn)
-        return conn
-
-    def _drop(self, conn):
-        conn.close()
-        with self._lock:
-            self._all_conns.discard(conn)
-
-    def _connect(self, conn):
-        try:
-            conn.connect()
-        except ConnectionRefusedError as exc:
-            raise TransportError("connection refused", sent=False, kind="refused") from exc
-        except socket.timeout as exc:
-            raise TransportError("connect timeout after %.1fs" % self.connect_timeout, sent=False, kind="timeout") from exc
-        except ssl.SSLError as exc:
-            raise TransportError("TLS error: %s" % exc, sent=False, kind="tls") from exc
-        except OSError as exc:
-            raise TransportError("connect failed: %s" % (exc.strerror or exc), sent=False, kind="connect") from exc
-        conn.sock.settimeout(self.read_timeout)
-
-    def request(self, method, url, body=None, fresh=False, keep=True):
-        """One HTTP request. Raises :class:`TransportError` when no answer came.
-
-        ``fresh`` opens a new connection; ``keep=False`` closes it after the answer
-        (an agent that accepted a shutdown is about to go away).
-        """
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname
-        if not host:
-            raise TransportError("invalid agent URL %r" % url, sent=False, kind="bad_url")
-        port = parts.port or (443 if scheme == "https" else 80)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+        self._ssl = self._build_ssl_context(validate_certs, ca_path, client_cert, client_key)
+        self._timeout = Timeout(connect=self.connect_timeout, read=self.read_timeout)
+        self._no_retry = Retry(total=False, redirect=False, raise_on_redirect=False)
+        self._redirects = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                                raise_on_redirect=False, raise_on_status=False)
+        self._pool_kw = dict(num_pools=MAX_POOLS, maxsize=self.max_workers, block=True, ssl_context=self._ssl)
+        self._budget = _IdleBudget(IDLE_PER_WORKER * self.max_workers)
+        self._manager = self._new_manager(_PoolManager)
+        self._pools = {}
+        self._targets = {}
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxy_managers = {}
+        self._routes = {}
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = "Bearer " + self._token
+        self._headers = headers
+
+    # -- plumbing ---------------------------------------------------------
+    @staticmethod
+    def _build_ssl_context(validate_certs, ca_path, client_cert, client_key):
+        if client_key and not client_cert:
+            raise ValueError("client_key: needs client_cert too")
+        try:
+            if validate_certs:
+                ctx = ssl.create_default_context(cafile=ca_path)
+            else:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if not validate_certs:
+                # the user chose not to verify (validate_certs: false): no warning per request
+                warnings.filterwarnings("ignore", category=u3exc.InsecureRequestWarning)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError("ca_path: cannot load CA bundle %s: %s" % (ca_path, getattr(exc, "strerror", None) or exc)) from None
+        if client_cert:
+            try:
+                ctx.load_cert_chain(client_cert, client_key or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError("client_cert/client_key: cannot load the client certificate %s: %s"
+                                 % (client_cert, getattr(exc, "strerror", None) or exc)) from None
+        return ctx
+
+    def _new_manager(self, cls, **kw):
+        kw.update(self._pool_kw)
+        manager = cls(**kw)
+        manager.pool_classes_by_scheme = _POOL_CLASSES
+        manager.budget = self._budget
+        return manager
+
+    def _route(self, scheme, host, port):
+        """The ProxyManager for requests to (scheme, host, port), or None to go direct (cached)."""
+        key = (scheme, host, port)
+        try:
+            return self._routes[key]
+        except KeyError:
+            pass
+        manager = None
+        proxy = self._proxies.get(scheme) or self._proxies.get("all")
+        if proxy and not (urllib.request.proxy_bypass_environment(host, self._proxies)
+                          or urllib.request.proxy_bypass_environment("%s:%d" % (host, port), self._proxies)):
+            with self._lock:
+                manager = self._proxy_managers.get(proxy)
+                if manager is None:
+                    if "://" not in proxy:
+                        proxy = "http://" + proxy
+                    auth = urllib3.util.parse_url(proxy).auth
+                    manager = self._new_manager(
+                        _ProxyManager, proxy_url=proxy,
+                        proxy_headers=urllib3.make_headers(proxy_basic_auth=auth) if auth else None)
+                    self._proxy_managers[proxy] = manager
+        self._routes[key] = manager
+        return manager
+
+    def _target(self, url):
+        """``(scheme, host, port, path)`` of ``url`` (cached), or TransportError kind ``bad_url``."""
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            host = parts.hostname
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            scheme = host = None
+        if scheme not in ("http", "https") or not host:
+            raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
+                                 kind="bad_url")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        if len(self._targets) >= MAX_POOLS * 4:
+            self._targets = {}
+        target = self._targets[url] = (scheme, host, port, path)
+        return target
+
+    def _backoff(self, attempt):
+        base = min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX)
+        return base * (0.5 + self._jitter())
+
+    def request(self, method, url, body=None, fresh=False, keep=True, connect_retries=0, timeout=None, redirect=False,
+                retry_kinds=RETRY_KINDS):
+        """One HTTP request. Raises :class:`TransportError` when no answer came.
+
+        ``connect_retries``: how often a failure before sending is tried again
+        (see the class; ``None`` = the client's ``connect_retries``). ``keep=False``
+        closes the connection after the answer (an agent that accepted a
+        shutdown is about to go away). ``timeout`` overrides both timeouts
+        (and the deadline is then twice it); ``redirect`` follows up to 5
+        redirects. ``retry_kinds``: the failure kinds (before sending) worth
+        another attempt. ``fresh`` is accepted for compatibility: a pooled
+        connection is checked to be alive before it is reused.
+        """
+        retries = self.connect_retries if connect_retries is None else max(0, int(connect_retries))
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return self._once(method, url, body, keep, timeout, redirect)
+            except TransportError as exc:
+                if exc.sent or exc.kind not in retry_kinds or attempt >= retries:
+                    raise
+                delay = self._backoff(attempt)
+                if time.monotonic() - start + delay > self.retry_deadline:
+                    raise
+                attempt += 1
+                self._sleep(delay)
+
+    def _once(self, method, url, body, keep, timeout, redirect, again=True):
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+        scheme, host, port, path = target
+        headers = self._headers
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
+            headers = dict(headers)
             headers["Content-Type"] = "application/json"
-        key = (scheme, host, port)
-        pool = self._pool()
-        conn = None if fresh else pool.get(key)
-        reused = conn is not None and conn.sock is not None
-        if reused:
-            pool.move_to_end(key)
+        if not keep:
+            headers = dict(headers)
+            headers["Connection"] = "close"
+        if timeout is None:
+            timeout_obj, deadline, read_timeout = self._timeout, self.request_deadline, self.read_timeout
         else:
-            conn = self._new_conn(scheme, host, port)
-            self._connect(conn)
-            self._keep(pool, key, conn)
+            timeout_obj, deadline, read_timeout = Timeout(connect=timeout, read=timeout), 2.0 * timeout, timeout
+        retries = self._redirects if redirect else self._no_retry
+        proxy = self._route(scheme, host, port)
         start = time.monotonic()
+        state = _RequestState(start + deadline)
+        _CURRENT.state = state
+        _WATCHDOG.watch(state)
+        resp = None
         try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-            result = Response(resp.status, payload, time.monotonic() - start, dict(resp.getheaders()))
-            if resp.will_close or not keep:
-                self._drop(conn)
-                pool.pop(key, None)
+            # agents answer JSON without Content-Encoding (none is asked for): no decoder needed
+            kw = dict(body=data, headers=headers, retries=retries, redirect=redirect, timeout=timeout_obj,
+                      pool_timeout=deadline, preload_content=False, release_conn=False, decode_content=False)
+            if proxy is not None:
+                resp = proxy.urlopen(method, url, **kw)
+            elif redirect:
+                resp = self._manager.urlopen(method, url, **kw)
+            else:
+                key = (scheme, host, port)
+                pool = self._pools.get(key)
+                if pool is None or pool.pool is None:
+                    if len(self._pools) >= MAX_POOLS:
+                        self._pools = {}
+                    pool = self._pools[key] = self._manager.connection_from_host(host, port, scheme)
+                try:
+                    resp = pool.urlopen(method, path, assert_same_host=False, **kw)
+                except u3exc.ClosedPoolError:
+                    # the manager dropped that pool (least recently used) just now: take its new one
+                    pool = self._pools[key] = self._manager.connection_from_host(host, port, scheme)
+                    resp = pool.urlopen(method, path, assert_same_host=False, **kw)
+            length = resp.length_remaining
+            if length is not None and length <= MAX_BODY:
+                payload = resp.read()
+            else:
+                chunks = []
+                size = 0
+                for chunk in resp.stream(65536):
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        raise TransportError("answer larger than %d bytes" % MAX_BODY, sent=True, kind="error")
+                    chunks.append(chunk)
+                payload = b"".join(chunks)
+            _WATCHDOG.done(state)
+            if state.expired:
+                raise TransportError("no complete answer within the request deadline of %.1fs" % deadline,
+                                     sent=True, kind="timeout")
+            result = Response(resp.status, payload, time.monotonic() - start, resp.headers)
+            if not keep:
+                conn = resp.connection
+                if conn is not None:
+                    conn.close()
             return result
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-            self._drop(conn)
-            pool.pop(key, None)
-            if reused and method == "GET":
-                # a keep-alive connection the server had closed: a read-only request may go again
-                return self.request(method, url, body=body, fresh=True)
-            raise TransportError("connection lost: %s" % exc.__class__.__name__, sent=True, kind="reset") from exc
-        except socket.timeout as exc:
-            self._drop(conn)
-            pool.pop(key, None)
-            raise TransportError("read timeout after %.1fs" % self.read_timeout, sent=True, kind="timeout") from exc
-        except (http.client.HTTPException, OSError) as exc:
-            self._drop(conn)
-            pool.pop(key, None)
-            raise TransportError("HTTP failure: %s" % (exc.__class__.__name__), sent=True, kind="error") from exc
+        except TransportError:
+            raise
+        except Exception as exc:
+            _WATCHDOG.done(state)
+            failure = self._failure(exc, state, deadline, read_timeout)
+            if (again and failure.kind == "reset" and failure.sent and state.reused and method in ("GET", "HEAD")):
+                # a keep-alive connection the server had just closed: a read-only request may go again
+                _CURRENT.state = None
+                return self._once(method, url, body, keep, timeout, redirect, again=False)
+            raise failure from exc
+        finally:
+            _WATCHDOG.done(state)
+            _CURRENT.state = None
+            if resp is not None:
+                resp.release_conn()
+
+    def _failure(self, exc, state, deadline, read_timeout):
+        """The :class:`TransportError` for an exception out of urllib3 (never with header values in it)."""
+        chain = _chain(exc)
+        if state.expired:
+            return TransportError("no complete answer within the request deadline of %.1fs" % deadline,
+                                  sent=not state.connecting, kind="timeout")
+        if _find(chain, u3exc.EmptyPoolError):
+            return TransportError("no free connection within %.1fs" % deadline, sent=False, kind="timeout")
+        if _find(chain, u3exc.ProxyError) and (state.connecting or state.conn is None):
+            cause = _find(chain[1:], (OSError,))
+            return TransportError("proxy failure: %s" % (getattr(cause, "strerror", None) or type(chain[-1]).__name__),
+                                  sent=False, kind="proxy")
+        if state.connecting or _find(chain, u3exc.NewConnectionError):
+            if _find(chain, (u3exc.SSLError, ssl.SSLError, ssl.CertificateError)):
+                return TransportError("TLS error: %s" % (_find(chain, (ssl.SSLError, ssl.CertificateError)) or exc),
+                                      sent=False, kind="tls")
+            if _find(chain, ConnectionRefusedError):
+                return TransportError("connection refused", sent=False, kind="refused")
+            if _find(chain, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+                return TransportError("connection reset while connecting", sent=False, kind="reset")
+            if _find(chain, u3exc.NameResolutionError):
+                return TransportError("connect failed: host name not resolved", sent=False, kind="connect")
+            if _find(chain, (u3exc.ConnectTimeoutError, socket.timeout)) and not _find(chain, u3exc.NewConnectionError):
+                return TransportError("connect timeout after %.1fs" % self.connect_timeout, sent=False, kind="timeout")
+            oserr = _find(chain, OSError)
+            if isinstance(oserr, socket.timeout):
+                return TransportError("connect timeout after %.1fs" % self.connect_timeout, sent=False, kind="timeout")
+            return TransportError("connect failed: %s" % (getattr(oserr, "strerror", None) or type(chain[-1]).__name__),
+                                  sent=False, kind="connect")
+        if _find(chain, (u3exc.ReadTimeoutError, socket.timeout)):
+            return TransportError("read timeout after %.1fs" % read_timeout, sent=True, kind="timeout")
+        if _find(chain, (u3exc.SSLError, ssl.SSLError)):
+            return TransportError("TLS error: %s" % (_find(chain, ssl.SSLError) or exc), sent=True, kind="tls")
+        lost = _find(chain, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
+                             http.client.IncompleteRead, u3exc.ProtocolError))
+        if lost is not None:
+            return TransportError("connection lost: %s" % type(lost).__name__, sent=True, kind="reset")
+        return TransportError("HTTP failure: %s" % type(exc).__name__, sent=True, kind="error")
 
     def close(self):
         with self._lock:
-            conns, self._all_conns = self._all_conns, set()
             executor, self._executor = self._executor, None
+            managers = list(self._proxy_managers.values())
         if executor is not None:
             executor.shutdown(wait=True)
-        for conn in conns:
-            try:
-                conn.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
+        self._pools = {}
+        self._manager.clear()
+        for manager in managers:
+            manager.clear()
 
     def __enter__(self):
         return self
@@ -405,46 +886,118 @@ class AgentClient:
 
     # -- protocol calls ---------------------------------------------------
     def probe(self, agent_url, expected_states=("work",), target_version=None):
-        """GET health and judge it: ``{healthy, cause, info, elapsed}``."""
+        """GET health and judge it: ``{healthy, cause, info, reachable, elapsed}``.
+
+        A failure before sending is retried (``connect_retries``).
+        """
         try:
-            resp = self.request("GET", join_url(agent_url, HEALTH_PATH))
+            resp = self.request("GET", join_url(agent_url, HEALTH_PATH), connect_retries=None)
         except TransportError as exc:
             return {"healthy": False, "cause": str(exc), "info": {}, "reachable": False}
         healthy, cause, info = evaluate_health(resp.status, resp.json, expected_states, target_version)
         return {"healthy": healthy, "cause": cause, "info": info, "reachable": True, "elapsed": resp.elapsed}
 
+    def liveness(self, agent_url):
+        """Health GET classified by :func:`classify_liveness`: ``(state, cause, info)``.
+
+        A refused connection (or a reset while connecting) is the answer
+        (stopped), so it is not retried; a connect timeout or an unreachable
+        proxy say nothing about the agent and are retried like other requests.
+        """
+        try:
+            resp = self.request("GET", join_url(agent_url, HEALTH_PATH), connect_retries=None,
+                                retry_kinds=("timeout", "proxy"))
+        except TransportError as exc:
+            return classify_liveness(error=exc)
+        return classify_liveness(resp.status, resp.json)
+
+    @staticmethod
+    def _result(decision, reason, http_status=None, resent=False, note=None):
+        return {"decision": decision, "reason": reason, "defer_until": None, "decision_id": None,
+                "http_status": http_status, "resent": resent, "note": note}
+
+    def _post_shutdown(self, agent_url, body, now):
+        """POST shutdown once (failures before sending retried): a decision dict, or raises the
+        :class:`TransportError` of a failure after sending."""
+        try:
+            resp = self.request("POST", join_url(agent_url, SHUTDOWN_PATH), body=body, keep=False, connect_retries=None)
+        except TransportError as exc:
+            if not exc.sent:
+                return self._result(UNREACHABLE, str(exc))
+            raise
+        if resp.json is None and resp.status in (200, 202) and resp.body.strip():
+            return self._result(UNREACHABLE, "unparsable answer (HTTP %d)" % resp.status, resp.status)
+        out = map_shutdown_answer(resp.status, resp.json, now())
+        out.setdefault("resent", False)
+        out.setdefault("note", None)
+        return out
+
     def shutdown(self, agent_url, body, now=time.time):
         """POST shutdown; returns a decision dict (see :func:`map_shutdown_answer`).
 
-        Retried only where the connection was refused before anything was
-        sent, always with the same body (and so the same deployment_id).
+        Failures before sending are retried (always the same body, so the same
+        deployment_id); a failure after sending is never resolved here and
+        gives ``unreachable``: :meth:`ask` resolves it.
         """
-        url = join_url(agent_url, SHUTDOWN_PATH)
-        attempt = 0
-        while True:
-            try:
-                resp = self.request("POST", url, body=body, fresh=True, keep=False)
-            except TransportError as exc:
-                if not exc.sent and exc.kind == "refused" and attempt < self.connect_retries:
-                    attempt += 1
-                    self._sleep(self.retry_delay * attempt)
-                    continue
-                return {
-                    "decision": UNREACHABLE,
-                    "reason": str(exc),
-                    "defer_until": None,
-                    "decision_id": None,
-                    "http_status": None,
-                }
-            if resp.json is None and resp.status in (200, 202) and resp.body.strip():
-                return {
-                    "decision": UNREACHABLE,
-                    "reason": "unparsable answer (HTTP %d)" % resp.status,
-                    "defer_until": None,
-                    "decision_id": None,
-                    "http_status": resp.status,
-                }
-            return map_shutdown_answer(resp.status, resp.json, now())
+        try:
+            return self._post_shutdown(agent_url, body, now)
+        except TransportError as exc:
+            return self._result(UNREACHABLE, str(exc))
+
+    def ask(self, agent_url, body, now=time.time):
+        """POST shutdown and resolve a failure after sending; returns a decision dict.
+
+        Keys: ``decision``, ``reason``, ``defer_until``, ``decision_id``,
+        ``http_status`` (see :func:`map_shutdown_answer`), ``resent`` (the
+        request went a second time) and ``note`` (for the audit log, or None).
+
+        A failure before sending is retried like every request. When the POST
+        fails after sending (connection reset, read timeout, request deadline)
+        the request may or may not have arrived, so one health probe decides
+        (:func:`classify_liveness`):
+
+        - draining or stopped: it arrived; ``pending`` (the engine observes the
+          agent, PROTOCOL.md "Observed consent"), ``reason`` says what was seen;
+        - working: after a jittered pause (``retry_delay`` x 2, +-50 %) it is
+          asked once more with the same body (same deployment_id: an agent
+          that answered already answers the same again) and that answer is returned with ``resent`` True and a
+          ``note``; should that fail after sending too, the agent is probed
+          once more but never asked a third time;
+        - no answer: ``unreachable``.
+
+        With ``body["force"]`` true a read timeout (or the deadline) is not
+        evidence of anything: a forced shutdown may never answer and its
+        health may hang while the agent goes down (PROTOCOL.md), so the answer
+        is ``pending`` at once, without a probe and without sending again.
+        """
+        try:
+            return self._post_shutdown(agent_url, body, now)
+        except TransportError as exc:
+            first = exc
+        if body.get("force") and first.kind == "timeout":
+            return self._result(PENDING, "forced shutdown request sent, no answer (%s): a forced request may never "
+                                "answer, so the agent is observed" % first)
+        state, cause = self.liveness(agent_url)[:2]
+        if state in (DRAINING, STOPPED):
+            return self._result(PENDING, "the request was sent (%s), then the agent was seen %s (%s): it arrived"
+                                % (first, state, cause))
+        if state != WORKING:
+            return self._result(UNREACHABLE, "%s; then the health probe got no answer (%s)" % (first, cause))
+        note = ("shutdown request asked again with the same deployment_id: the first one failed after sending (%s) "
+                "and the agent was still working" % first)
+        # a jittered pause first: what lost the first request (an overloaded listener) may still be going on
+        self._sleep(self._backoff(1))
+        try:
+            out = self._post_shutdown(agent_url, body, now)
+        except TransportError as exc:
+            state, cause = self.liveness(agent_url)[:2]
+            if state in (DRAINING, STOPPED):
+                return self._result(PENDING, "the request was sent twice (%s), then the agent was seen %s (%s)"
+                                    % (exc, state, cause), resent=True, note=note)
+            return self._result(UNREACHABLE, "asked twice, no answer (%s; then %s)" % (exc, state), resent=True, note=note)
+        out["resent"] = True
+        out["note"] = note
+        return out
 
     def fan_out(self, fn, items):
         """Run ``fn(item)`` for every item on the bounded pool; results in input order."""
@@ -455,7 +1008,7 @@ class AgentClient:
             return [fn(item) for item in items]
         with self._lock:
             if self._executor is None:
-                # one pool for the client's life: its threads keep their keep-alive connections
+                # one pool for the client's life
                 self._executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="agentfleet")
             executor = self._executor
         return list(executor.map(fn, items))

@@ -130,7 +130,15 @@ def test_refused_connection_is_retried_then_unreachable():
     assert len(sleeps) == 2  # refused before sending: retried, always with the same body
 
 
-def test_open_connections_stay_bounded_however_many_agents(monkeypatch):
+def _open_sockets(client):
+    socks = []
+    for pool in list(client._pools.values()):
+        if pool.pool is not None:
+            socks.extend(c for c in list(pool.pool.queue) if c is not None and c.sock is not None)
+    return socks
+
+
+def test_open_connections_stay_bounded_however_many_agents():
     from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
 
     servers = [serve() for _index in range(20)]
@@ -139,9 +147,8 @@ def test_open_connections_stay_bounded_however_many_agents(monkeypatch):
         with AgentClient(max_workers=2) as client:
             for _round in range(2):
                 assert all(r["healthy"] for r in client.fan_out(client.probe, urls))
-            open_socks = [c for c in client._all_conns if c.sock is not None]
-            assert len(open_socks) <= 2 * _protocol.CONNECTIONS_PER_THREAD
-        assert not [c for c in client._all_conns if c.sock is not None]
+            assert 0 < len(_open_sockets(client)) <= 2 * _protocol.IDLE_PER_WORKER
+        assert not _open_sockets(client)
     finally:
         for srv in servers:
             srv.shutdown()

@@ -15,6 +15,8 @@ import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import waiter
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.taskdef import (
     DEFAULT_CONTAINER_NAME,
     agent_container,
@@ -181,23 +183,22 @@ def evaluate_health(results):
 
 # --------------------------------------------------------------------- I/O
 def default_http_get(validate_certs=True):
-    """A GET returning the status code (or the error's text), through Ansible's open_url."""
-    from ansible.module_utils.urls import open_url
+    """A GET returning the status code (or the error's text), through the collection's one HTTP client.
 
-    try:
-        from urllib.error import HTTPError
-    except ImportError:  # pragma: no cover
-        HTTPError = None
+    Redirects are followed (up to 5); the client is made on the first call (its
+    timeouts are the health check's) and kept for the rollout's later polls.
+    """
+    clients = {}
 
     def get(url, timeout):
+        client = clients.get(timeout)
+        if client is None:
+            client = clients[timeout] = AgentClient(connect_timeout=timeout, read_timeout=timeout,
+                                                    validate_certs=validate_certs, max_workers=1, connect_retries=0)
         try:
-            with open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs,
-                          follow_redirects="safe") as resp:
-                return resp.status
-        except Exception as exc:  # HTTP error status, connection refused, timeout, DNS...
-            if HTTPError is not None and isinstance(exc, HTTPError):
-                return exc.code
-            return "%s: %s" % (type(exc).__name__, getattr(exc, "reason", exc))
+            return client.request("GET", url, redirect=True).status
+        except TransportError as exc:
+            return "%s: %s" % (type(exc).__name__, exc)
 
     return get
 
