@@ -104,6 +104,11 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         dep = store.get_deployment(deployment_id)
         if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
+        if dep["status"] != "running":
+            # an earlier wave halted the rollout (or an error closed it): the later batches ask nobody and
+            # give their agents an "ok, not asked" result. (meta: end_play would end the play instead, but then
+            # ansible-playbook exits 0 even though the halted wave's failed agents failed.)
+            return _stopped(store, dep, members)
         target = dep["target_version"]
         out = {"changed": True}
         if phase in ("all", "ask"):
@@ -145,6 +150,21 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
             return _finish(store, params, dep, wave, members, handed, gate, reverted, secrets, out)
         out["needs_revert"] = False
         return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+
+
+def _stopped(store, dep, members):
+    rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
+    detail = "not asked: the rollout stopped (deployment %s)%s" % (
+        dep["status"], (": %s" % dep["message"]) if dep.get("message") else "")
+    outcomes = {}
+    for m in members:
+        row = rows.get(m["name"]) or {}
+        result = row.get("result") or "not asked"
+        outcomes[m["name"]] = {"result": result, "changed": False, "failed": result == "failed",
+                               "detail": row.get("result_detail") or detail, "decision": row.get("decision"),
+                               "version_before": row.get("version_before"), "version_after": row.get("version_after")}
+    return {"changed": False, "halt": True, "halt_reason": detail, "outcomes": outcomes, "update_hosts": [],
+            "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
 
 
 def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress):

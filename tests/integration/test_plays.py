@@ -339,3 +339,14 @@ def test_a_burst_against_a_small_listen_backlog_loses_no_agent(tmp_path):
         audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
         resent = sum(1 for e in audit if e["event"] == "decision" and e.get("resent"))
         assert len(hosts) <= 1000 + resent
+
+
+def test_a_halted_wave_with_healthy_agents_too_exits_non_zero_and_asks_no_later_wave(tmp_path):
+    cfg = fleet(6, overrides={"agent-001": {"unhealthy_after_update": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts=[{"name": "canary", "count": 2}, {"name": "rest", "rest": True}],
+                  rollout_success_threshold=1.0, rollout_healthy_deadline=2)
+        assert res.rc == 2, res.output
+        assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001"]
+        assert result_of(res.output, "agent-000") == ["changed"] and result_of(res.output, "agent-001") == ["failed"]
+        assert res.report()["status"] == "failed"
