@@ -35,6 +35,13 @@ options:
       - An inventory group whose hosts are the occurrences (resolved on the controller).
       - Mutually exclusive with O(members).
     type: str
+  hosts:
+    description:
+      - Restrict O(group) to these hosts (those of O(group) that are in the list), for instance the play's hosts
+        after C(--limit) (C(ansible_play_hosts)). An empty list leaves no occurrence (an error).
+      - Requires O(group).
+    type: list
+    elements: str
   purpose:
     description: Plan a V(shutdown) or a V(wakeup).
     type: str
@@ -247,7 +254,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.spe
 
 def main():
     run_module(AnsibleModule, PLAN_SPEC, occurrence_plan, (ShutdownError, CohortError, ValueError),
-               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]])
+               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]],
+               required_by={"hosts": "group"})
 
 
 if __name__ == "__main__":
