@@ -139,12 +139,12 @@ def wave_outcomes(store, deployment_id, wave, terminated, tolerate_failures):
         row = rows.get(name) or {}
         result = row.get("result") or "not_touched"
         if name in terminated:
-            out[name] = {"result": "stopped", "changed": True, "failed": False, "detail": row.get("detail")}
+            out[name] = {"result": "stopped", "changed": True, "failed": False, "detail": row.get("result_detail")}
         elif result in FAILED_RESULTS:
-            out[name] = {"result": result, "changed": False, "failed": not tolerate_failures, "detail": row.get("detail")}
+            out[name] = {"result": result, "changed": False, "failed": not tolerate_failures, "detail": row.get("result_detail")}
         else:
             out[name] = {"result": result, "changed": False, "failed": False,
-                         "detail": row.get("detail") or ("not asked: the rollout stopped" if result == "not_touched" else None)}
+                         "detail": row.get("result_detail") or ("not asked: the rollout stopped" if result == "not_touched" else None)}
     return out
 
 
