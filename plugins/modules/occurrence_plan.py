@@ -42,6 +42,11 @@ options:
       - Requires O(group).
     type: list
     elements: str
+  limit:
+    description:
+      - The C(--limit) the run was started with (C(ansible_limit)), recorded with the deployment and in the report
+        (RV(limit)); informational, O(hosts) does the restricting.
+    type: str
   purpose:
     description: Plan a V(shutdown) or a V(wakeup).
     type: str
@@ -235,6 +240,11 @@ below_floor:
   returned: success
   type: str
   sample: null
+limit:
+  description: The O(limit) given (null without one); the deployment and its report record it.
+  returned: success
+  type: str
+  sample: datum-default,datum-occ-1
 plan:
   description: One human-readable line per wave (and per occurrence left out).
   returned: success

@@ -443,6 +443,7 @@ def test_limit_shuts_down_only_those_occurrences(tmp_path):
         assert all(up and cog == "work" for n, (up, cog) in st.items() if n not in chosen)
         report = res.report()
         assert sorted(by_name(report)) == chosen and report["status"] == "completed"
+        assert report["limit"] == ",".join(chosen)
         db = sqlite3.connect(str(tmp_path / "state.db"))
         assert sorted(r[0] for r in db.execute("SELECT host FROM agents")) == chosen
         assert set(recap(res.output)) == set(chosen)

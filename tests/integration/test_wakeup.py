@@ -285,6 +285,7 @@ def test_wakeup_limit_starts_only_those_occurrences(tmp_path):
         occs = sim.occurrences()
         assert all(occs[n]["up"] == (n in chosen) for n in NAMES)
         assert sorted(o["name"] for o in res.report()["occurrences"]) == chosen
+        assert res.report()["limit"] == ",".join(chosen)
         assert set(recap(res.output)) == set(chosen)
         before = len(starts(sim))
         nothing = wakeup(sim, tmp_path, report="none.json", wakeup_version="1.0.0", args=["--limit", "no-such-occurrence"])
