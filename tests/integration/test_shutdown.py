@@ -458,3 +458,23 @@ def test_limit_matching_nothing_fails_with_nobody_asked(tmp_path):
         assert shutdown_posts(sim) == [] and sim.deliberations("datum") == 0
         assert all(up and cog == "work" for up, cog in states(sim).values())
         assert not (tmp_path / "report.json").exists()
+
+
+def test_each_batch_is_one_wave_in_plan_order(tmp_path):
+    # stable groups put an occurrence out of inventory order into the early adopters: the waves play's batches follow
+    # the plan, not the inventory
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_group_method="stable", shutdown_group_salt="x1")
+        assert res.rc == 0, res.output
+        groups = {}
+        for o in res.report()["occurrences"]:
+            groups.setdefault(o["group"], []).append(o["name"])
+        batches = []
+        for part in res.output.split("PLAY [Shut down in verified waves]")[1:]:
+            rows = part.split("TASK [agentfleet.rollout.shutdown : Each occurrence's result]")[1].split("TASK [")[0]
+            batches.append(sorted(re.findall(r"^changed: \[(\S+?)\]", rows, re.M)))
+        assert batches == [sorted(groups["explorer"]), sorted(groups["early_adopter"]), sorted(groups["general"])]
+        assert groups["early_adopter"] != ["datum-occ-1"]  # out of inventory order (else the test proves nothing)
+        wave_of = {o["name"]: o["wave"] for o in res.report()["occurrences"]}
+        posted = [wave_of[p["occurrence"]] for p in shutdown_posts(sim)]
+        assert posted == sorted(posted)
