@@ -343,9 +343,9 @@ def test_silent_explorer_that_never_stops_has_declined(tmp_path):
 
 
 def test_draining_is_not_exited(tmp_path):
-    # the followers are watched from the moment they are told; the explorer from its own wave (the next task), so it
-    # drains longer here to be seen draining however slowly that task starts
-    drain = {"datum-default": 6.0}
+    # the followers are watched from the moment they are told; the explorer from its own wave (the first batch of the
+    # next play), so it drains longer here to be seen draining however slowly that play starts on a loaded machine
+    drain = {"datum-default": 10.0}
     cfg = silent(shutdown_exit_seconds=1.5, overrides={"datum-default": {"shutdown_exit_seconds": drain["datum-default"]}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=20)

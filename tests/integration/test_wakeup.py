@@ -270,7 +270,9 @@ def test_wakeup_tasks_driver_runs_on_each_occurrences_host(tmp_path):
         t = {n: traces["trace-%s.json" % n] for n in NAMES}
         assert t["datum-default"]["end"] < min(t[n]["start"] for n in NAMES[1:3])
         assert max(t[n]["end"] for n in NAMES[1:3]) < min(t[n]["start"] for n in NAMES[3:])
-        assert max(t[n]["start"] for n in NAMES[3:]) < min(t[n]["end"] for n in NAMES[3:])
+        # (the tasks of one wave run side by side, up to forks: some general starts overlapped)
+        general = sorted((t[n]["start"], t[n]["end"]) for n in NAMES[3:])
+        assert any(nxt[0] < prev[1] for prev, nxt in zip(general, general[1:])), general
         assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
         assert results_of(res.output) == {n: ["changed"] for n in NAMES}
 
