@@ -19,6 +19,8 @@ class ActionModule(EngineAction):
     ENGINE_ERRORS = (ShutdownError, CohortError, ValueError)
 
     def run_engine(self, params, task_vars):
+        if params.get("hosts") is not None and not params.get("group"):
+            raise ValueError("hosts: restricts group, which is missing")
         if params.get("group"):
-            params = dict(params, members=members_from_group(task_vars, params["group"]))
+            params = dict(params, members=members_from_group(task_vars, params["group"], only=params.get("hosts")))
         return occurrence_plan(params, check_mode=self.check_mode)

@@ -35,6 +35,18 @@ options:
       - An inventory group whose hosts are the occurrences (resolved on the controller).
       - Mutually exclusive with O(members).
     type: str
+  hosts:
+    description:
+      - Restrict O(group) to these hosts (those of O(group) that are in the list), for instance the play's hosts
+        after C(--limit) (C(ansible_play_hosts)). An empty list leaves no occurrence (an error).
+      - Requires O(group).
+    type: list
+    elements: str
+  limit:
+    description:
+      - The C(--limit) the run was started with (C(ansible_limit)), recorded with the deployment and in the report
+        (RV(limit)); informational, O(hosts) does the restricting.
+    type: str
   purpose:
     description: Plan a V(shutdown) or a V(wakeup).
     type: str
@@ -228,6 +240,11 @@ below_floor:
   returned: success
   type: str
   sample: null
+limit:
+  description: The O(limit) given (null without one); the deployment and its report record it.
+  returned: success
+  type: str
+  sample: datum-default,datum-occ-1
 plan:
   description: One human-readable line per wave (and per occurrence left out).
   returned: success
@@ -247,7 +264,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.spe
 
 def main():
     run_module(AnsibleModule, PLAN_SPEC, occurrence_plan, (ShutdownError, CohortError, ValueError),
-               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]])
+               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]],
+               required_by={"hosts": "group"})
 
 
 if __name__ == "__main__":

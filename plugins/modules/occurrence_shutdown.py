@@ -160,11 +160,13 @@ proceed:
   type: bool
   sample: true
 waves:
-  description: The effective waves (index, name, size, delay, batch sizes) to loop over.
+  description:
+    - The effective waves (index, name, size, delay, batch sizes, member names) to run, one O(step=wave) call each
+      (the playbook's waves play has one Ansible batch per wave, its hosts the members).
   returned: step=decide
   type: list
   elements: dict
-  sample: [{"index": 1, "name": "explorer", "size": 1, "delay": 0.0, "batches": [1]}]
+  sample: [{"index": 1, "name": "explorer", "size": 1, "delay": 0.0, "batches": [1], "members": ["datum-default"]}]
 outcome:
   description: What happened, in one sentence.
   returned: always
@@ -188,7 +190,27 @@ status:
   type: str
   sample: passed
 skipped:
-  description: The wave did not run (deployment stopped or finished, wave already done).
+  description:
+    - The wave did not run (deployment stopped or finished, wave already done); nobody was asked and there was no
+      delay. Only present (and true) then.
+  returned: step=wave, when the wave did not run
+  type: bool
+  sample: true
+outcomes:
+  description:
+    - Occurrence -> its outcome in this wave, for its own task result (PLAY RECAP row, see
+      M(agentfleet.rollout.agent_result) with C(from_result)) - C(result) (V(stopped), V(already_down),
+      V(kept_running), V(not_touched), V(failed), V(rejected), V(deferred), V(planned) in check mode),
+      C(changed) (it stopped because of this run), C(failed) (it did not terminate or refused - not for the general
+      wave with O(fail_on_partial=false)), C(detail).
+    - A wave that did not run gives each of its occurrences its recorded result, neither changed nor failed.
+  returned: step=wave
+  type: dict
+  sample: {"datum-occ-1": {"result": "stopped", "changed": true, "failed": false, "detail": "stopped 0.4 s after it was asked"}}
+halt:
+  description:
+    - The rollout stops here (a failed or refused wave, the explorer declined, or the deployment was already over);
+      the later waves are skipped.
   returned: step=wave
   type: bool
   sample: false

@@ -12,7 +12,8 @@ version_added: 0.1.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
   - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
-    (role C(agentfleet.rollout.update) with C(tasks), C(none) or C(fleetsim)).
+    (C(tasks), C(none) or C(fleetsim); the playbook C(agentfleet.rollout.wakeup) runs one Ansible batch per wave
+    over the occurrences, the C(tasks) driver's tasks on each occurrence's host).
   - O(step=prepare) opens (wave 1) or continues the deployment, waits the wave's delay and returns in RV(to_start)
     the occurrences of the wave that have stopped. An occurrence still draining (C(cognitive_state=shutdown) while
     it answers) or not answering is waited for, up to the wave's timeout, and is never started before it has
@@ -95,12 +96,11 @@ EXAMPLES = r"""
     deployment_id: "wakeup-datum-202601011300"
   register: prep
 
-- name: Start them
-  ansible.builtin.include_role:
-    name: agentfleet.rollout.update
-  vars:
-    update_agents: "{{ prep.to_start }}"
-    update_purpose: wakeup
+- name: Start them (here through the simulator's control port)
+  agentfleet.rollout.fleetsim_start:
+    agents: "{{ prep.to_start }}"
+    control_url: http://127.0.0.1:8099
+  when: prep.to_start | length > 0
 
 - name: Gate on work
   agentfleet.rollout.occurrence_wakeup:
@@ -152,8 +152,28 @@ not_stopped:
   elements: str
   sample: []
 skipped:
-  description: The wave did not run (deployment stopped or finished, wave already done).
-  returned: always
+  description:
+    - The wave did not run (deployment stopped or finished, wave already done); nobody was started. Only present
+      (and true) then, so that C(changed_when) applies to a wave that ran.
+  returned: when the wave did not run
+  type: bool
+  sample: true
+outcomes:
+  description:
+    - Occurrence -> its outcome in this wave, for its own task result (PLAY RECAP row, see
+      M(agentfleet.rollout.agent_result) with C(from_result)) - C(result) (V(awake), V(already_awake),
+      V(unhealthy), V(failed), V(left_down), ...), C(changed) (this wave started it and it is awake), C(failed)
+      (unhealthy, or its start failed - not for the general wave with O(fail_on_partial=false)), C(detail),
+      C(version_before), C(version_after).
+    - A wave that did not run gives each of its occurrences its recorded result, neither changed nor failed.
+  returned: step=gate, step=abort, or step=prepare when the wave did not run
+  type: dict
+  sample: {"datum-default": {"result": "awake", "changed": true, "failed": false, "detail": "cognitive_state work",
+                             "version_before": null, "version_after": "1.0.0"}}
+halt:
+  description: The wakeup stops here (an unhealthy explorer or early-adopter wave, a failed start, or the deployment
+    was already over); the later waves are skipped.
+  returned: step=gate, step=abort, or step=prepare when the wave did not run
   type: bool
   sample: false
 status:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import sqlite3
 
 import pytest
@@ -25,7 +26,7 @@ def fleet(deliberation="accept", occurrences=9, overrides=None, **settings):
     return {"agents": [agent]}
 
 
-def run(sim, tmp_path, check=False, report="report.json", **extra):
+def run(sim, tmp_path, check=False, report="report.json", args=None, **extra):
     extra_vars = {
         "shutdown_reason": "host maintenance",
         "shutdown_wave_delays": [0, 0],
@@ -37,12 +38,34 @@ def run(sim, tmp_path, check=False, report="report.json", **extra):
     }
     extra_vars.update(extra)
     return run_playbook(PLAYBOOK, tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars, check=check,
-                        report_path=tmp_path / report, timeout=120)
+                        report_path=tmp_path / report, timeout=120, args=args)
 
 
 def shutdown_posts(sim):
     # fleetsim logs the full request path (behind the proxy port: /api/<name>/v1/system/shutdown)
     return [e for e in sim.log(method="POST") if (e.get("path") or "").endswith(SHUTDOWN_PATH)]
+
+
+def recap(output):
+    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
+    rows = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
+        if m:
+            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
+    return rows
+
+
+def results_of(output, task="Each occurrence's result"):
+    """{host: [ok|changed|failed, ...]} as the per-occurrence result task printed it."""
+    found = {}
+    for part in output.split("TASK [agentfleet.rollout.shutdown : %s]" % task)[1:]:
+        for line in part.split("TASK [")[0].splitlines():
+            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
+            if m:
+                found.setdefault(m.group(2), []).append("failed" if m.group(1) == "fatal" else m.group(1))
+    return found
 
 
 def states(sim):
@@ -320,9 +343,9 @@ def test_silent_explorer_that_never_stops_has_declined(tmp_path):
 
 
 def test_draining_is_not_exited(tmp_path):
-    # the followers are watched from the moment they are told; the explorer from its own wave (the next task), so it
-    # drains longer here to be seen draining however slowly that task starts
-    drain = {"datum-default": 6.0}
+    # the followers are watched from the moment they are told; the explorer from its own wave (the first batch of the
+    # next play), so it drains longer here to be seen draining however slowly that play starts on a loaded machine
+    drain = {"datum-default": 10.0}
     cfg = silent(shutdown_exit_seconds=1.5, overrides={"datum-default": {"shutdown_exit_seconds": drain["datum-default"]}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=20)
@@ -372,3 +395,86 @@ def test_ciris_agent_that_declines_silently_keeps_every_occurrence(tmp_path):
         assert [p["occurrence"] for p in shutdown_posts(sim)] == ["datum-default"]
         assert res.report()["decision"]["decision"] == "declined"
         assert all(up and cog == "work" for up, cog in states(sim).values())
+
+
+# ---------------------------------------------------------------- the occurrences as the play's hosts
+
+def test_recap_has_a_row_per_occurrence_with_its_outcome(tmp_path):
+    cfg = fleet(overrides={"datum-occ-6": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_wave_timeout=1)
+        assert res.rc == 2, res.output  # a failed host, as Ansible exits for one
+        rows = recap(res.output)
+        names = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
+        assert set(rows) == set(names)
+        results = results_of(res.output)
+        assert results["datum-occ-6"] == ["failed"] and rows["datum-occ-6"]["failed"] == 1
+        for name in names:
+            if name != "datum-occ-6":
+                assert results[name] == ["changed"], (name, results)
+                assert rows[name]["failed"] == 0 and rows[name]["changed"] >= 1, (name, rows[name])
+        assert "did not terminate within 1 s" in res.output  # the failed row says why
+        # one engine call per wave, not per occurrence
+        assert res.output.count("TASK [agentfleet.rollout.shutdown : Shut down and verify the wave]") == 3
+
+
+def test_recap_after_a_decline_fails_no_row(tmp_path):
+    # a silent explorer that goes on working has declined: every occurrence keeps running, each row is ok
+    cfg = silent(overrides={"datum-default": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_stop_timeout=1)
+        assert res.rc == 0, res.output
+        rows = recap(res.output)
+        assert len(rows) == 9 and all(r["failed"] == 0 for r in rows.values()), rows
+        results = results_of(res.output)
+        assert len(results) == 9 and all(v == ["ok"] for v in results.values()), results
+        assert {o["final_state"] for o in res.report()["occurrences"]} == {"kept_running"}
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+
+
+def test_limit_shuts_down_only_those_occurrences(tmp_path):
+    chosen = ["datum-default", "datum-occ-1", "datum-occ-2", "datum-occ-3"]
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, args=["--limit", ",".join(chosen)])
+        assert res.rc == 0, res.output
+        assert sorted(p["occurrence"] for p in shutdown_posts(sim)) == chosen
+        st = states(sim)
+        assert all(not st[n][0] for n in chosen)
+        assert all(up and cog == "work" for n, (up, cog) in st.items() if n not in chosen)
+        report = res.report()
+        assert sorted(by_name(report)) == chosen and report["status"] == "completed"
+        assert report["limit"] == ",".join(chosen)
+        db = sqlite3.connect(str(tmp_path / "state.db"))
+        assert sorted(r[0] for r in db.execute("SELECT host FROM agents")) == chosen
+        assert set(recap(res.output)) == set(chosen)
+        assert "(4 of 4 occurrences serving)" in res.output
+
+
+def test_limit_matching_nothing_fails_with_nobody_asked(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, args=["--limit", "no-such-occurrence"])
+        assert res.rc != 0
+        assert "--limit" in res.output or "no hosts" in res.output.lower(), res.output
+        assert shutdown_posts(sim) == [] and sim.deliberations("datum") == 0
+        assert all(up and cog == "work" for up, cog in states(sim).values())
+        assert not (tmp_path / "report.json").exists()
+
+
+def test_each_batch_is_one_wave_in_plan_order(tmp_path):
+    # stable groups put an occurrence out of inventory order into the early adopters: the waves play's batches follow
+    # the plan, not the inventory
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        res = run(sim, tmp_path, shutdown_group_method="stable", shutdown_group_salt="x1")
+        assert res.rc == 0, res.output
+        groups = {}
+        for o in res.report()["occurrences"]:
+            groups.setdefault(o["group"], []).append(o["name"])
+        batches = []
+        for part in res.output.split("PLAY [Shut down in verified waves]")[1:]:
+            rows = part.split("TASK [agentfleet.rollout.shutdown : Each occurrence's result]")[1].split("TASK [")[0]
+            batches.append(sorted(re.findall(r"^changed: \[(\S+?)\]", rows, re.M)))
+        assert batches == [sorted(groups["explorer"]), sorted(groups["early_adopter"]), sorted(groups["general"])]
+        assert groups["early_adopter"] != ["datum-occ-1"]  # out of inventory order (else the test proves nothing)
+        wave_of = {o["name"]: o["wave"] for o in res.report()["occurrences"]}
+        posted = [wave_of[p["occurrence"]] for p in shutdown_posts(sim)]
+        assert posted == sorted(posted)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from conftest import run_playbook
 from fleetsim.testing import FleetSim
 
@@ -29,11 +32,33 @@ def common(tmp_path, report):
     }
 
 
-def wakeup(sim, tmp_path, report="wakeup.json", check=False, **extra):
+def wakeup(sim, tmp_path, report="wakeup.json", check=False, args=None, **extra):
     extra_vars = common(tmp_path, report)
     extra_vars.update(extra)
     return run_playbook("agentfleet.rollout.wakeup", tmp_path, inventory=sim.inventory_path, extra_vars=extra_vars,
-                        check=check, report_path=tmp_path / report, timeout=120)
+                        check=check, report_path=tmp_path / report, timeout=120, args=args)
+
+
+def recap(output):
+    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
+    rows = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
+        if m:
+            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
+    return rows
+
+
+def results_of(output, task="Each occurrence's result"):
+    """{host: [ok|changed|failed, ...]} as the per-occurrence result task printed it."""
+    found = {}
+    for part in output.split("TASK [agentfleet.rollout.wakeup : %s]" % task)[1:]:
+        for line in part.split("TASK [")[0].splitlines():
+            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
+            if m:
+                found.setdefault(m.group(2), []).append("failed" if m.group(1) == "fatal" else m.group(1))
+    return found
 
 
 def shutdown(sim, tmp_path):
@@ -117,6 +142,8 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0", rollout_driver="tasks", rollout_update_tasks=str(tasks))
         assert res.rc != 0
         assert "could not be started" in res.output and "no capacity to start datum-default" in res.output
+        # the explorer's row fails; a batch whose every host failed ends the play (Ansible): no later wave runs
+        assert results_of(res.output) == {"datum-default": ["failed"]}
         assert starts(sim) == []
         report = res.report()
         assert report["status"] == "failed"
@@ -180,3 +207,89 @@ def test_wakeup_after_a_ciris_shutdown_waits_for_exits_then_wakes_all(tmp_path):
         assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
         # nothing was started while it was still working or draining
         assert sim.violations()["count"] == 0
+
+
+# ---------------------------------------------------------------- the occurrences as the play's hosts
+
+def test_wakeup_recap_row_per_occurrence(tmp_path):
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0")
+        assert res.rc == 0, res.output
+        assert set(recap(res.output)) == set(NAMES)
+        assert results_of(res.output) == {n: ["changed"] for n in NAMES}  # started and awake
+        # one start call per wave, not per occurrence
+        assert len(starts(sim)) == 3
+        again = wakeup(sim, tmp_path, report="again.json", wakeup_version="1.0.0", rollout_deployment_id="wakeup-again")
+        assert again.rc == 0, again.output
+        assert results_of(again.output) == {n: ["ok"] for n in NAMES}  # already awake
+        assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap(again.output).values())
+
+
+def test_wakeup_recap_failed_early_adopter_and_left_down(tmp_path):
+    with FleetSim(config=fleet(overrides={"datum-occ-1": {"status": "degraded"}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=1)
+        assert res.rc == 2, res.output
+        results = results_of(res.output)
+        assert results["datum-occ-1"] == ["failed"]
+        assert results["datum-default"] == ["changed"] and results["datum-occ-2"] == ["changed"]
+        assert all(results[n] == ["ok"] for n in NAMES[3:]), results  # left down, not started
+        rows = recap(res.output)
+        assert rows["datum-occ-1"]["failed"] == 1 and sum(r["failed"] for r in rows.values()) == 1
+        assert [names for dummy, names in starts(sim)] == [["datum-default"], ["datum-occ-1", "datum-occ-2"]]
+
+
+def test_wakeup_tasks_driver_runs_on_each_occurrences_host(tmp_path):
+    tasks = tmp_path / "start.yml"
+    tasks.write_text(
+        "- name: Time the start (it takes a second)\n"
+        "  ansible.builtin.shell: |\n"
+        "    start=$(date +%s.%N); sleep 1; end=$(date +%s.%N)\n"
+        "    printf '{\"host\": \"%s\", \"start\": %s, \"end\": %s, \"purpose\": \"%s\", \"version\": \"%s\", "
+        "\"deployment\": \"%s\"}' '{{ inventory_hostname }}' \"$start\" \"$end\" '{{ rollout_update_purpose }}' "
+        "'{{ rollout_update_version }}' '{{ rollout_deployment_id }}' > '" + str(tmp_path) + "/trace-{{ inventory_hostname }}.json'\n"
+        "  changed_when: true\n"
+        "- name: Start the occurrence (here through the simulator)\n"
+        "  ansible.builtin.uri:\n"
+        "    url: \"{{ fleetsim_control_url }}/_sim/start\"\n"
+        "    method: POST\n"
+        "    body_format: json\n"
+        "    body: {occurrences: [\"{{ inventory_hostname }}\"], version: \"{{ rollout_update_version }}\"}\n")
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", rollout_driver="tasks", rollout_update_tasks=str(tasks),
+                     rollout_deployment_id="wakeup-tasks", args=["--forks", "10"])
+        assert res.rc == 0, res.output
+        traces = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("trace-*.json")}
+        assert sorted(traces) == sorted("trace-%s.json" % n for n in NAMES)
+        for name, t in traces.items():
+            assert name == "trace-%s.json" % t["host"]  # inventory_hostname is the occurrence
+            assert (t["purpose"], t["version"], t["deployment"]) == ("wakeup", "1.0.0", "wakeup-tasks")
+        # explorer first, then early adopters, then general; within a wave the starts overlapped in time
+        t = {n: traces["trace-%s.json" % n] for n in NAMES}
+        assert t["datum-default"]["end"] < min(t[n]["start"] for n in NAMES[1:3])
+        assert max(t[n]["end"] for n in NAMES[1:3]) < min(t[n]["start"] for n in NAMES[3:])
+        # (the tasks of one wave run side by side, up to forks: some general starts overlapped)
+        general = sorted((t[n]["start"], t[n]["end"]) for n in NAMES[3:])
+        assert any(nxt[0] < prev[1] for prev, nxt in zip(general, general[1:])), general
+        assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
+        assert results_of(res.output) == {n: ["changed"] for n in NAMES}
+
+
+def test_wakeup_limit_starts_only_those_occurrences(tmp_path):
+    chosen = ["datum-default", "datum-occ-1", "datum-occ-5"]
+    with FleetSim(config=fleet(), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+        sim.stop(NAMES)
+        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", args=["--limit", ",".join(chosen)])
+        assert res.rc == 0, res.output
+        assert sorted(n for dummy, names in starts(sim) for n in names) == chosen
+        occs = sim.occurrences()
+        assert all(occs[n]["up"] == (n in chosen) for n in NAMES)
+        assert sorted(o["name"] for o in res.report()["occurrences"]) == chosen
+        assert res.report()["limit"] == ",".join(chosen)
+        assert set(recap(res.output)) == set(chosen)
+        before = len(starts(sim))
+        nothing = wakeup(sim, tmp_path, report="none.json", wakeup_version="1.0.0", args=["--limit", "no-such-occurrence"])
+        assert nothing.rc != 0 and len(starts(sim)) == before
+        assert not (tmp_path / "none.json").exists()

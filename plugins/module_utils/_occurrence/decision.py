@@ -261,7 +261,8 @@ def _result_nothing(plan, deployment_id, prior):
 
 def _wave_loop(waves):
     return [{"index": w["index"], "name": w["name"], "size": w["size"], "delay": w.get("delay"),
-             "batches": [len(b["members"]) for b in (w.get("batches") or [])]} for w in waves]
+             "batches": [len(b["members"]) for b in (w.get("batches") or [])],
+             "members": [m["name"] for m in w.get("members") or []]} for w in waves]
 
 
 def _result(dep, decision, reused, asked, waves, report_path, outcome):

@@ -57,7 +57,7 @@ def begin(store, params, plan, kind, clock):
         "kind": kind, "agent_id": plan["agent_id"], "reason": plan.get("reason"), "message": plan.get("message"),
         "left_out": plan.get("left_out") or [], "unknown": plan.get("unknown") or [], "total": plan.get("total"),
         "serving": plan.get("serving"), "min_serving_fraction": plan.get("min_serving_fraction") or 0.0,
-        "below_floor": plan.get("below_floor"),
+        "below_floor": plan.get("below_floor"), "limit": plan.get("limit"),
         "max_age": params.get("max_age"),
         "stop_timeout": params.get("stop_timeout"),
     }
@@ -176,6 +176,7 @@ def build_report(store, deployment_id, extra=None):
         "outcome": (extra or {}).get("outcome") or dep.get("message"),
         "message": dep.get("message"),
         "reason": params.get("reason"),
+        "limit": params.get("limit"),
         "plan_message": params.get("message"),
         "decision": decision_out(decision, any(e["event"] == "shared_decision_reused" for e in events),
                                  params.get("agent_id")) if decision else None,

@@ -126,6 +126,7 @@ def occurrence_plan(params, client=None, check_mode=False):
         "unknown": [{k: o.get(k) for k in ("name", "agent_url", "state", "cause")} for o in unknown],
         "message": message,
         "reason": params.get("reason"),
+        "limit": params.get("limit"),
         "min_serving_fraction": floor,
         "lowest_serving_fraction": low,
         "lowest_batch_serving_fraction": low_batch,

@@ -27,6 +27,8 @@ _STATE_OPTIONS = dict(
 PLAN_SPEC = connection_spec(
     members=dict(type="list", elements="dict"),
     group=dict(type="str"),
+    hosts=dict(type="list", elements="str"),
+    limit=dict(type="str"),
     purpose=dict(type="str", default=SHUTDOWN, choices=list(KINDS)),
     agent_id=dict(type="str"),
     discovery=dict(type="str", default="inventory", choices=["inventory", "health"]),

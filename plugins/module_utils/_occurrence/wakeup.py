@@ -59,7 +59,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
         wave = waves[index - 1] if 0 < index <= len(waves) else None
         if wave is None:
             raise ShutdownError("the plan has no wave %d" % index)
-        return {"changed": True, "skipped": False, "wave": index, "name": wave["name"], "to_start": wave["members"],
+        return {"changed": True, "wave": index, "name": wave["name"], "to_start": wave["members"],
                 "already_up": [], "line": "wave %d %s: would start %d occurrence(s)" % (index, wave["name"], wave["size"])}
     own_store = store is None
     store = store if store is not None else open_state(params)
@@ -79,7 +79,8 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
         skip = _skip_reason(store, dep, index)
         if skip:
             return {"changed": False, "skipped": True, "wave": index, "name": wave["name"], "to_start": [],
-                    "already_up": [], "deployment_id": deployment_id,
+                    "already_up": [], "deployment_id": deployment_id, "halt": dep["status"] != "running",
+                    "outcomes": wakeup_outcomes(store, deployment_id, wave),
                     "line": "wave %d %s: skipped (%s)" % (index, wave["name"], skip)}
         if index > 1 and float(wave.get("delay") or 0) > 0:
             sleep(float(wave["delay"]))
@@ -121,7 +122,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
             store.mark_asked(deployment_id, [m["name"] for m in to_start])
             set_extra(store, deployment_id, {m["name"]: _start_extra(m["name"], probes, timeline, waiting, waited, clock)
                                              for m in to_start})
-        return {"changed": bool(to_start), "skipped": False, "wave": index, "name": wave["name"],
+        return {"changed": bool(to_start), "wave": index, "name": wave["name"],
                 "deployment_id": deployment_id,
                 "to_start": [{k: m.get(k) for k in MEMBER_KEYS if m.get(k) is not None} for m in to_start],
                 "already_up": [m["name"] for m in up],
@@ -197,6 +198,7 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
         if dep["status"] != "running" or stored.get(index, {}).get("status") not in ("running",):
             return {"changed": False, "skipped": True, "wave": index, "name": wave["name"], "aborted": dep["status"] == "failed",
                     "finished": dep["status"] != "running", "deployment_id": deployment_id,
+                    "halt": dep["status"] != "running", "outcomes": wakeup_outcomes(store, deployment_id, wave),
                     "line": "wave %d %s: skipped (deployment %s)" % (index, wave["name"], dep["status"])}
         rows = {r["host"]: r for r in store.agents(deployment_id)}
         # already awake: nothing to gate; not stopped (recorded by prepare): a failure already
@@ -255,9 +257,11 @@ def _gate_verdict(params, store, dep, wave, gated, failures, result, expected):
     report, path = write(store, params, deployment_id, {"outcome": outcome} if outcome else None,
                          [{"event": "wave_" + status, "wave": index, "name": wave["name"], "failures": failures}])
     awake = len([n for n in gated if n not in failures])
-    out = {"changed": False, "skipped": False, "wave": index, "name": wave["name"], "status": status,
+    tolerate = not stop_reason and wave["name"] not in (EXPLORER, EARLY_ADOPTER) and not params.get("fail_on_partial", True)
+    out = {"changed": False, "wave": index, "name": wave["name"], "status": status,
            "aborted": bool(stop_reason), "finished": finished, "failures": failures, "outcome": outcome,
-           "deployment_id": deployment_id, "report_path": path,
+           "deployment_id": deployment_id, "report_path": path, "halt": bool(stop_reason),
+           "outcomes": wakeup_outcomes(store, deployment_id, wave, failed=set(failures), tolerate_failures=tolerate),
            "line": "wave %d %s: %d awake, %d unhealthy%s" % (index, wave["name"], awake, len(failures),
                                                              (" -> STOP: %s" % stop_reason) if stop_reason else "")}
     if finished:
@@ -300,13 +304,34 @@ def wakeup_abort(params, check_mode=False, store=None):
         _mark_left_down(store, deployment_id)
         report, path = write(store, params, deployment_id, {"outcome": outcome},
                              [{"event": "wave_failed", "wave": index, "name": wave["name"], "failures": failures}])
-        return {"changed": True, "skipped": False, "wave": index, "name": wave["name"], "status": "failed", "aborted": True,
+        return {"changed": True, "wave": index, "name": wave["name"], "status": "failed", "aborted": True, "halt": True,
+                "outcomes": wakeup_outcomes(store, deployment_id, wave, failed=set(hosts)),
                 "finished": True, "failures": failures, "outcome": outcome, "deployment_id": deployment_id,
                 "report_path": path, "report": report, "failed_occurrences": sorted(all_failures(store, deployment_id)),
                 "should_fail": True, "line": "wave %d %s: start failed -> STOP: %s" % (index, wave["name"], stop_reason)}
     finally:
         if own_store:
             store.close()
+
+
+def wakeup_outcomes(store, deployment_id, wave, failed=(), tolerate_failures=False):
+    """Occurrence -> outcome (``result``, ``changed``, ``failed``, ``detail``) of one wakeup wave, for its PLAY
+    RECAP row: ``changed`` when this wave started it and it is awake, ``failed`` when it is one of ``failed``
+    (unhealthy, its start failed) unless ``tolerate_failures``, ``ok`` otherwise (already awake, left down, a
+    wave that did not run).
+    """
+    rows = {r["host"]: r for r in store.agents(deployment_id)}
+    out = {}
+    for m in wave["members"]:
+        name = m["name"]
+        row = rows.get(name) or {}
+        result = row.get("result") or "not_touched"
+        started = ((row.get("extra") or {}).get("asked") or {}).get("action") == "start"
+        out[name] = {"result": result, "changed": result == "awake" and started and name not in failed,
+                     "failed": name in failed and not tolerate_failures,
+                     "detail": row.get("result_detail"),
+                     "version_before": row.get("version_before"), "version_after": row.get("version_after")}
+    return out
 
 
 def _last_known_versions(store, dep):

@@ -35,6 +35,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import all_failures
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import decision_ref_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import DOWN_RESULTS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import FAILED_RESULTS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import open_state
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import record_timeline
@@ -89,11 +90,15 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic):
     if skip:
         return {"changed": False, "skipped": True, "aborted": dep["status"] in ("failed", "aborted"), "wave": index,
                 "name": wave["name"], "msg": skip, "line": "wave %d %s: skipped (%s)" % (index, wave["name"], skip),
-                "status": dep["status"], "finished": dep["status"] != "running"}
+                "status": dep["status"], "finished": dep["status"] != "running",
+                "halt": dep["status"] != "running", "outcomes": skipped_outcomes(store, deployment_id, wave, skip)}
     if check_mode:
-        return {"changed": True, "skipped": False, "aborted": False, "wave": index, "name": wave["name"],
+        return {"changed": True, "aborted": False, "wave": index, "name": wave["name"],
                 "line": "wave %d %s: would shut down %d occurrence(s) in %d batch(es)" % (
-                    index, wave["name"], wave["size"], len(wave["batches"])), "finished": False}
+                    index, wave["name"], wave["size"], len(wave["batches"])), "finished": False, "halt": False,
+                "outcomes": {m["name"]: {"result": "planned", "changed": True, "failed": False,
+                                         "detail": "would be shut down in wave %d (%s)" % (index, wave["name"])}
+                             for m in wave["members"]}}
     explorer_wave = index == 1
     timeout = float((params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT) if explorer_wave
                     else (wave.get("timeout") or DEFAULT_WAVE_TIMEOUT))
@@ -107,6 +112,40 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic):
             break
         run.batch(batch)
     return run.finish(final_wave=index == len(plan))
+
+
+def skipped_outcomes(store, deployment_id, wave, reason):
+    """Each occurrence of a wave that did not run: its recorded result, never a change or a failure of this run."""
+    rows = {r["host"]: r for r in store.agents(deployment_id)}
+    out = {}
+    for m in wave["members"]:
+        row = rows.get(m["name"]) or {}
+        out[m["name"]] = {"result": row.get("result") or "skipped", "changed": False, "failed": False,
+                          "detail": "wave skipped: %s" % reason}
+    return out
+
+
+def wave_outcomes(store, deployment_id, wave, terminated, tolerate_failures):
+    """Occurrence -> outcome (``result``, ``changed``, ``failed``, ``detail``) of one wave run, for its PLAY RECAP row.
+
+    ``changed``: it stopped because of this run (``terminated``). ``failed``: it did not terminate, or refused
+    (reject, defer) - unless ``tolerate_failures`` (a general wave with ``fail_on_partial=false``). Anything else
+    (already down, kept running, not asked because the rollout stopped) is ``ok``.
+    """
+    rows = {r["host"]: r for r in store.agents(deployment_id)}
+    out = {}
+    for m in wave["members"]:
+        name = m["name"]
+        row = rows.get(name) or {}
+        result = row.get("result") or "not_touched"
+        if name in terminated:
+            out[name] = {"result": "stopped", "changed": True, "failed": False, "detail": row.get("result_detail")}
+        elif result in FAILED_RESULTS:
+            out[name] = {"result": result, "changed": False, "failed": not tolerate_failures, "detail": row.get("result_detail")}
+        else:
+            out[name] = {"result": result, "changed": False, "failed": False,
+                         "detail": row.get("result_detail") or ("not asked: the rollout stopped" if result == "not_touched" else None)}
+    return out
 
 
 def _skip_reason(store, dep, index, decision):
@@ -139,6 +178,7 @@ class _WaveRun:
         self.declined = None
         self.events = []
         self.sent_any = False
+        self.terminated = set()
 
     def batch(self, batch):
         store, deployment_id = self.store, self.deployment_id
@@ -228,6 +268,7 @@ class _WaveRun:
                 bad.append({"host": n, "result": "failed", "detail": self.failures[n]})
         store.set_results(deployment_id, done + bad)
         rec["terminated"] = [d["host"] for d in done]
+        self.terminated.update(rec["terminated"])
         rec["failed"] = [b["host"] for b in bad]
         if self.wave["index"] == 1 and self.decision["decision"] == PENDING and done:
             self._settle_accept(done[0]["host"], timeline)
@@ -287,10 +328,13 @@ class _WaveRun:
                 index, wave["name"], counts.get("terminated", 0), counts.get("already_down", 0), len(self.failures),
                 (" in %d batches" % len(self.batches)) if len(self.batches) > 1 else "",
                 (" -> STOP: %s" % self.stop_reason) if self.stop_reason else "")
-        out = {"changed": self.sent_any, "skipped": False, "wave": index, "name": wave["name"], "status": status,
+        out = {"changed": self.sent_any, "wave": index, "name": wave["name"], "status": status,
                "aborted": bool(self.stop_reason), "finished": finished, "failures": self.failures,
                "batches": self.batches, "line": line, "outcome": outcome, "report_path": path,
-               "deployment_id": deployment_id}
+               "deployment_id": deployment_id, "halt": bool(self.stop_reason or self.declined),
+               "outcomes": wave_outcomes(store, deployment_id, wave, self.terminated,
+                                         wave["name"] not in (EXPLORER, EARLY_ADOPTER) and not self.stop_reason
+                                         and not self.params.get("fail_on_partial", True))}
         if finished:
             out["report"] = report
             out["failed_occurrences"] = sorted(all_failures(store, deployment_id))
