@@ -142,8 +142,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             if before is not None and str(before) == str(target_version) and probe["healthy"]:
                 return member["name"], {"decision": "skipped", "reason": "already on %s" % target_version,
                                         "version_before": before}
-        answer = client.ask(member["agent_url"], body_base) if hasattr(client, "ask") else \
-            client.shutdown(member["agent_url"], body_base)
+        answer = client.ask(member["agent_url"], body_base)
         answer["version_before"] = before
         answer["answered_at"] = clock()
         return member["name"], answer

@@ -20,7 +20,7 @@ class FakeClient:
         name = url.rsplit("/", 1)[-1]
         return {"healthy": True, "cause": None, "info": {"version": self.versions.get(name, "1.0")}}
 
-    def shutdown(self, url, body):
+    def ask(self, url, body):
         name = url.rsplit("/", 1)[-1]
         self.asked.append((name, body["deployment_id"]))
         return dict(self.script[name].pop(0))

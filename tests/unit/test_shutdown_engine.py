@@ -274,7 +274,7 @@ class FakeFleet:
         self.state[name] = "shutdown"
         self.stop_at[name] = self.clock() + self.drain_seconds
 
-    def shutdown(self, url, body):
+    def ask(self, url, body):
         name = self.url[url]
         self.calls.append((name, dict(body)))
         if name in self.own_reject:

@@ -171,7 +171,7 @@ def _ask_explorer(store, params, dep, plan, clock, client):
         set_extra(store, deployment_id, {explorer["name"]: {"asked": {"scope": "all_occurrences", "decision_ref": None,
                                                                       "message": "plan (see plan_message)",
                                                                       "at": utcnow_iso(clock())}}})
-        answer = client.shutdown(explorer["agent_url"], body)
+        answer = client.ask(explorer["agent_url"], body)
     finally:
         if close:
             client.close()

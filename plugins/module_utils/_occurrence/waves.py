@@ -229,7 +229,7 @@ class _WaveRun:
         store.mark_asked(deployment_id, to_send)
         set_extra(store, deployment_id, {n: {"asked": {"scope": "occurrence", "decision_ref": self.decision_ref,
                                                        "at": utcnow_iso(self.clock())}} for n in to_send})
-        results = self.client.fan_out(lambda n: (n, self.client.shutdown(self.urls[n], body)), to_send)
+        results = self.client.fan_out(lambda n: (n, self.client.ask(self.urls[n], body)), to_send)
         self.sent_any = True
         answers, recs = {}, []
         for n, ans in results:
