@@ -127,6 +127,32 @@ def run_playbook(
     return PlaybookResult(proc, report_path)
 
 
+def parse_recap(output: str) -> dict:
+    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
+    import re
+
+    rows = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
+        if m:
+            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
+    return rows
+
+
+def task_results(output: str, task: str) -> dict:
+    """{host: [ok|changed|failed, ...]}: what the task named ``task`` (role prefix included) printed per host."""
+    import re
+
+    found = {}
+    for part in output.split("TASK [%s]" % task)[1:]:
+        for line in part.split("TASK [")[0].splitlines():
+            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
+            if m:
+                found.setdefault(m.group(2), []).append("failed" if m.group(1) == "fatal" else m.group(1))
+    return found
+
+
 @pytest.fixture
 def playbook_runner(tmp_path):
     def _run(playbook, **kwargs):

@@ -8,33 +8,14 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import ansible_env
+from conftest import ansible_env, parse_recap, task_results
 from fleetsim.testing import FleetSim
 from test_canary import asked_hosts, by_host, fleet, posts, run, versions
 
 
-def recap(output):
-    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
-    rows = {}
-    for line in output.splitlines():
-        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
-        if m:
-            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
-    return rows
-
-
 def result_of(output, host, task="Each agent's result"):
-    """The status (ok / changed / failed) the per-agent result task printed for ``host``."""
-    block = output.split("TASK [agentfleet.rollout.rollout : %s]" % task)
-    found = []
-    for part in block[1:]:
-        part = part.split("TASK [")[0]
-        for line in part.splitlines():
-            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
-            if m and m.group(2) == host:
-                found.append("failed" if m.group(1) == "fatal" else m.group(1))
-    return found
+    """The statuses (ok / changed / failed) the per-agent result task printed for ``host``."""
+    return task_results(output, "agentfleet.rollout.rollout : %s" % task).get(host, [])
 
 
 def starts(sim, name=None):
@@ -48,7 +29,7 @@ def test_every_agent_has_its_recap_row_and_the_exit_code_follows_them(tmp_path):
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_cohorts="all", rollout_success_threshold=0.5, rollout_healthy_deadline=2)
         assert res.rc == 2, res.output  # a failed host, as Ansible exits for one
-        rows = recap(res.output)
+        rows = parse_recap(res.output)
         assert set(rows) >= {"agent-%03d" % i for i in range(6)}
         assert result_of(res.output, "agent-000") == ["changed"]
         assert result_of(res.output, "agent-002") == ["ok"]  # rejected
@@ -71,7 +52,7 @@ def test_limit_narrows_the_rollout_and_is_recorded(tmp_path):
         assert sorted(by_host(report)) == ["agent-003", "agent-007"]
         # cohorts over the limited agents: 2 agents -> explorers 1, early adopters 1
         assert [w["summary"]["size"] for w in report["waves"] if w["summary"]] == [1, 1]
-        assert set(recap(res.output)) == {"agent-003", "agent-007"}
+        assert set(parse_recap(res.output)) == {"agent-003", "agent-007"}
 
 
 def test_a_limit_that_matches_no_agent_fails(tmp_path):
@@ -203,7 +184,7 @@ def test_progress_lines_and_set_stats_reach_the_json_output(tmp_path):
         stats = json.loads(custom[custom.index("{"):custom.rindex("}") + 1])["agentfleet_rollout"]
         assert stats["deployment_id"] == "deploy-agents-2.0.0" and stats["status"] == "completed"
         assert stats["totals"]["updated"] == 3 and stats["report_path"] == str(tmp_path / "report.json")
-        assert all(recap(res.output)["agent-%03d" % i]["changed"] >= 1 for i in range(3))
+        assert all(parse_recap(res.output)["agent-%03d" % i]["changed"] >= 1 for i in range(3))
 
 
 def test_check_mode_prints_the_plan_per_agent(tmp_path):
@@ -213,7 +194,7 @@ def test_check_mode_prints_the_plan_per_agent(tmp_path):
         assert posts(sim) == []
         assert "would be asked in wave 1 of 4 (explorers)" in res.output
         assert "would be asked in wave 4 of 4 (conservatives)" in res.output
-        assert set(recap(res.output)) >= {"agent-%03d" % i for i in range(5)}
+        assert set(parse_recap(res.output)) >= {"agent-%03d" % i for i in range(5)}
 
 
 # -- observed consent ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import re
 import sqlite3
 
 import pytest
-from conftest import run_playbook
+from conftest import parse_recap, run_playbook, task_results
 from fleetsim.testing import FleetSim
 
 PLAYBOOK = "agentfleet.rollout.shutdown"
@@ -46,26 +46,9 @@ def shutdown_posts(sim):
     return [e for e in sim.log(method="POST") if (e.get("path") or "").endswith(SHUTDOWN_PATH)]
 
 
-def recap(output):
-    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
-    rows = {}
-    for line in output.splitlines():
-        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
-        if m:
-            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
-    return rows
-
-
 def results_of(output, task="Each occurrence's result"):
     """{host: [ok|changed|failed, ...]} as the per-occurrence result task printed it."""
-    found = {}
-    for part in output.split("TASK [agentfleet.rollout.shutdown : %s]" % task)[1:]:
-        for line in part.split("TASK [")[0].splitlines():
-            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
-            if m:
-                found.setdefault(m.group(2), []).append("failed" if m.group(1) == "fatal" else m.group(1))
-    return found
+    return task_results(output, "agentfleet.rollout.shutdown : %s" % task)
 
 
 def states(sim):
@@ -404,7 +387,7 @@ def test_recap_has_a_row_per_occurrence_with_its_outcome(tmp_path):
     with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_wave_timeout=1)
         assert res.rc == 2, res.output  # a failed host, as Ansible exits for one
-        rows = recap(res.output)
+        rows = parse_recap(res.output)
         names = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
         assert set(rows) == set(names)
         results = results_of(res.output)
@@ -424,7 +407,7 @@ def test_recap_after_a_decline_fails_no_row(tmp_path):
     with FleetSim(config=cfg, workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         res = run(sim, tmp_path, shutdown_stop_timeout=1)
         assert res.rc == 0, res.output
-        rows = recap(res.output)
+        rows = parse_recap(res.output)
         assert len(rows) == 9 and all(r["failed"] == 0 for r in rows.values()), rows
         results = results_of(res.output)
         assert len(results) == 9 and all(v == ["ok"] for v in results.values()), results
@@ -446,7 +429,7 @@ def test_limit_shuts_down_only_those_occurrences(tmp_path):
         assert report["limit"] == ",".join(chosen)
         db = sqlite3.connect(str(tmp_path / "state.db"))
         assert sorted(r[0] for r in db.execute("SELECT host FROM agents")) == chosen
-        assert set(recap(res.output)) == set(chosen)
+        assert set(parse_recap(res.output)) == set(chosen)
         assert "(4 of 4 occurrences serving)" in res.output
 
 

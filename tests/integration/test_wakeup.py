@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 
-from conftest import run_playbook
+from conftest import parse_recap, run_playbook, task_results
 from fleetsim.testing import FleetSim
 
 NAMES = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
@@ -39,26 +38,9 @@ def wakeup(sim, tmp_path, report="wakeup.json", check=False, args=None, **extra)
                         check=check, report_path=tmp_path / report, timeout=120, args=args)
 
 
-def recap(output):
-    """PLAY RECAP rows: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}."""
-    rows = {}
-    for line in output.splitlines():
-        m = re.match(r"^(\S+)\s+: (ok=.*)$", line)
-        if m:
-            rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    assert rows, "no PLAY RECAP in output:\n" + output[-3000:]
-    return rows
-
-
 def results_of(output, task="Each occurrence's result"):
     """{host: [ok|changed|failed, ...]} as the per-occurrence result task printed it."""
-    found = {}
-    for part in output.split("TASK [agentfleet.rollout.wakeup : %s]" % task)[1:]:
-        for line in part.split("TASK [")[0].splitlines():
-            m = re.match(r"^(ok|changed|fatal): \[(\S+?)\]", line)
-            if m:
-                found.setdefault(m.group(2), []).append("failed" if m.group(1) == "fatal" else m.group(1))
-    return found
+    return task_results(output, "agentfleet.rollout.wakeup : %s" % task)
 
 
 def shutdown(sim, tmp_path):
@@ -216,14 +198,14 @@ def test_wakeup_recap_row_per_occurrence(tmp_path):
         sim.stop(NAMES)
         res = wakeup(sim, tmp_path, wakeup_version="1.0.0")
         assert res.rc == 0, res.output
-        assert set(recap(res.output)) == set(NAMES)
+        assert set(parse_recap(res.output)) == set(NAMES)
         assert results_of(res.output) == {n: ["changed"] for n in NAMES}  # started and awake
         # one start call per wave, not per occurrence
         assert len(starts(sim)) == 3
         again = wakeup(sim, tmp_path, report="again.json", wakeup_version="1.0.0", rollout_deployment_id="wakeup-again")
         assert again.rc == 0, again.output
         assert results_of(again.output) == {n: ["ok"] for n in NAMES}  # already awake
-        assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap(again.output).values())
+        assert all(r["changed"] == 0 and r["failed"] == 0 for r in parse_recap(again.output).values())
 
 
 def test_wakeup_recap_failed_early_adopter_and_left_down(tmp_path):
@@ -235,7 +217,7 @@ def test_wakeup_recap_failed_early_adopter_and_left_down(tmp_path):
         assert results["datum-occ-1"] == ["failed"]
         assert results["datum-default"] == ["changed"] and results["datum-occ-2"] == ["changed"]
         assert all(results[n] == ["ok"] for n in NAMES[3:]), results  # left down, not started
-        rows = recap(res.output)
+        rows = parse_recap(res.output)
         assert rows["datum-occ-1"]["failed"] == 1 and sum(r["failed"] for r in rows.values()) == 1
         assert [names for dummy, names in starts(sim)] == [["datum-default"], ["datum-occ-1", "datum-occ-2"]]
 
@@ -288,7 +270,7 @@ def test_wakeup_limit_starts_only_those_occurrences(tmp_path):
         assert all(occs[n]["up"] == (n in chosen) for n in NAMES)
         assert sorted(o["name"] for o in res.report()["occurrences"]) == chosen
         assert res.report()["limit"] == ",".join(chosen)
-        assert set(recap(res.output)) == set(chosen)
+        assert set(parse_recap(res.output)) == set(chosen)
         before = len(starts(sim))
         nothing = wakeup(sim, tmp_path, report="none.json", wakeup_version="1.0.0", args=["--limit", "no-such-occurrence"])
         assert nothing.rc != 0 and len(starts(sim)) == before

@@ -22,6 +22,7 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import classify_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DRAINING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness  # noqa: F401 (the one probe)
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import evaluate_health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import HEALTH_PATH
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
@@ -29,15 +30,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
-
-
-def probe_liveness(client, agent_url):
-    """GET health of one occurrence: ``(state, cause, info)`` of :func:`classify_liveness`."""
-    try:
-        resp = client.request("GET", join_url(agent_url, HEALTH_PATH))
-    except TransportError as exc:
-        return classify_liveness(error=exc)
-    return classify_liveness(resp.status, resp.json)
 
 
 def describe(state, cause=None, info=None):
