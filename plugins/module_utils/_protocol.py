@@ -31,14 +31,25 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-import urllib3
-from urllib3 import exceptions as u3exc
-from urllib3.connection import HTTPConnection as _U3HTTPConnection
-from urllib3.connection import HTTPSConnection as _U3HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool as _U3HTTPPool
-from urllib3.connectionpool import HTTPSConnectionPool as _U3HTTPSPool
-from urllib3.util import Retry
-from urllib3.util import Timeout
+try:
+    import urllib3
+    from urllib3 import exceptions as u3exc
+    from urllib3 import PoolManager as _U3PoolManager
+    from urllib3 import ProxyManager as _U3ProxyManager
+    from urllib3.connection import HTTPConnection as _U3HTTPConnection
+    from urllib3.connection import HTTPSConnection as _U3HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool as _U3HTTPPool
+    from urllib3.connectionpool import HTTPSConnectionPool as _U3HTTPSPool
+    from urllib3.util import Retry
+    from urllib3.util import Timeout
+except ImportError:
+    # the import sanity test (and a controller without urllib3) must still be able to import this file:
+    # the pure protocol functions work; AgentClient refuses to start with a clear error
+    urllib3 = u3exc = Retry = Timeout = None
+    _U3PoolManager = _U3ProxyManager = _U3HTTPConnection = _U3HTTPSConnection = _U3HTTPPool = _U3HTTPSPool = object
+    HAS_URLLIB3 = False
+else:
+    HAS_URLLIB3 = True
 
 HEALTH_PATH = "/v1/system/health"
 SHUTDOWN_PATH = "/v1/system/shutdown"
@@ -446,11 +457,11 @@ class _Pools:
         return pool
 
 
-class _PoolManager(_Pools, urllib3.PoolManager):
+class _PoolManager(_Pools, _U3PoolManager):
     pass
 
 
-class _ProxyManager(_Pools, urllib3.ProxyManager):
+class _ProxyManager(_Pools, _U3ProxyManager):
     pass
 
 
@@ -606,6 +617,9 @@ class AgentClient:
         retry_deadline=DEFAULT_RETRY_DEADLINE,
         jitter=random.random,
     ):
+        if not HAS_URLLIB3:
+            raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
+                                "(pip install urllib3; it is in the collection's requirements.txt)")
         self._token = _check_token(token)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
