@@ -83,9 +83,9 @@ def main():
         runs = [one_run(args, bindir, args.collections_path, tmp) for dummy in range(args.repeat)]
     med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "empty", "above")}
     print("tasks driver: %d agents, cohorts %s, update %.1f s, --forks %d, %d runs: wall %.1f s, start-up %.1f s, "
-          "above start-up %.1f s (median), all ok: %s" % (args.agents, args.cohorts, args.update_seconds, args.forks,
-                                                           len(runs), med["wall"], med["empty"], med["above"],
-                                                           all(r["ok"] for r in runs)))
+          "above start-up %.1f s (median), all ok: %s" % (
+              args.agents, args.cohorts, args.update_seconds, args.forks, len(runs), med["wall"], med["empty"],
+              med["above"], all(r["ok"] for r in runs)))
     print(json.dumps(runs))
 
 

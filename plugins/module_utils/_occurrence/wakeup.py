@@ -87,8 +87,9 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
         store.wave_started(deployment_id, index)
         store.heartbeat(deployment_id)
         members = wave["members"]
-        probes = dict(client.fan_out(lambda m: (m["name"], probe_health(client, m["agent_url"], expected,
-                                                                       params.get("target_version"))), members))
+        target = params.get("target_version")
+        probes = dict(client.fan_out(lambda m: (m["name"], probe_health(client, m["agent_url"], expected, target)),
+                                     members))
         up = [m for m in members if probes[m["name"]][0] == WORKING and probes[m["name"]][3]]
         running = [m for m in members if probes[m["name"]][0] == WORKING and not probes[m["name"]][3]]
         # draining or not answering: not stopped yet; nothing starts an occurrence that has not stopped

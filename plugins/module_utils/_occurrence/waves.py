@@ -283,8 +283,8 @@ class _WaveRun:
         """The silent explorer stopped: its decision was accept, from when it was first seen going down."""
         entry = timeline.get(explorer)
         when = entry["drained_at"] or entry["exited_at"]
-        reason = "observed: %s%s" % (("drained at %s, " % utcnow_iso(entry["drained_at"])) if entry["drained_at"] else "",
-                                      "stopped at %s" % utcnow_iso(entry["exited_at"]))
+        drained = ("drained at %s, " % utcnow_iso(entry["drained_at"])) if entry["drained_at"] else ""
+        reason = "observed: %s%s" % (drained, "stopped at %s" % utcnow_iso(entry["exited_at"]))
         d = self.decision
         self.store.record_shared_decision(self.agent_id, self.deployment_id, SHUTDOWN, ACCEPT, d.get("decision_id"),
                                           d.get("decided_by") or explorer, reason, None, decided_at=when)
