@@ -11,8 +11,10 @@ rebuilt from state after every step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STATE_PATH
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EPS
@@ -36,6 +38,24 @@ def open_state(params, create=True):
     if not create and not os.path.exists(path):
         return None
     return open_store(path)
+
+
+@contextlib.contextmanager
+def engine_resources(params, store=None, client=None, with_client=True):
+    """``(store, client)`` of one engine call: the caller's when given (tests, one action doing several
+    steps), else opened here and closed when the call ends. ``with_client=False`` opens no client."""
+    own_store = store is None
+    store = store if store is not None else open_state(params)
+    own_client = with_client and client is None
+    try:
+        if own_client:
+            client = client_from_params(params)
+        yield store, client
+    finally:
+        if own_client and client is not None:
+            client.close()
+        if own_store:
+            store.close()
 
 
 def begin(store, params, plan, kind, clock):

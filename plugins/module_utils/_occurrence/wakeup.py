@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
@@ -28,7 +27,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import all_failures
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import begin
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import open_state
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import write
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_health
@@ -61,11 +60,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
             raise ShutdownError("the plan has no wave %d" % index)
         return {"changed": True, "wave": index, "name": wave["name"], "to_start": wave["members"],
                 "already_up": [], "line": "wave %d %s: would start %d occurrence(s)" % (index, wave["name"], wave["size"])}
-    own_store = store is None
-    store = store if store is not None else open_state(params)
-    close = client is None
-    client = client or client_from_params(params)
-    try:
+    with engine_resources(params, store, client) as (store, client):
         dep = store.get_deployment(params["deployment_id"])
         if index == 1 or dep is None:
             if not params.get("plan"):
@@ -134,11 +129,6 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
                     (", %d waited for until stopped (%ss)" % (len(waiting) - len(not_stopped), secs(waited)))
                     if len(waiting) > len(not_stopped) else "",
                     (", %d not stopped: not started" % len(not_stopped)) if not_stopped else "")}
-    finally:
-        if close:
-            client.close()
-        if own_store:
-            store.close()
 
 
 def _skip_reason(store, dep, index):
@@ -184,11 +174,7 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
     if check_mode:
         return {"changed": False, "skipped": True, "wave": index, "aborted": False, "finished": False,
                 "line": "wave %d: would gate on %s" % (index, "|".join(params.get("expected_states") or ["work"]))}
-    own_store = store is None
-    store = store if store is not None else open_state(params)
-    close = client is None
-    client = client or client_from_params(params)
-    try:
+    with engine_resources(params, store, client) as (store, client):
         dep = store.get_deployment(params["deployment_id"])
         if dep is None:
             raise ShutdownError("no deployment %s: run the prepare step first" % params["deployment_id"])
@@ -222,11 +208,6 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
             failures.update(late)
             store.set_results(deployment_id, ok + [{"host": n, "result": "unhealthy", "detail": d} for n, d in late.items()])
         return _gate_verdict(params, store, dep, wave, gated, failures, result, expected)
-    finally:
-        if close:
-            client.close()
-        if own_store:
-            store.close()
 
 
 def _gate_verdict(params, store, dep, wave, gated, failures, result, expected):
@@ -282,9 +263,7 @@ def wakeup_abort(params, check_mode=False, store=None):
     if check_mode:
         return {"changed": False, "skipped": True, "wave": index, "aborted": True, "finished": True,
                 "line": "wave %d: would record the failed start" % index}
-    own_store = store is None
-    store = store if store is not None else open_state(params)
-    try:
+    with engine_resources(params, store, with_client=False) as (store, dummy):
         dep = store.get_deployment(params["deployment_id"])
         if dep is None:
             raise ShutdownError("no deployment %s: run the prepare step first" % params["deployment_id"])
@@ -310,9 +289,6 @@ def wakeup_abort(params, check_mode=False, store=None):
                 "finished": True, "failures": failures, "outcome": outcome, "deployment_id": deployment_id,
                 "report_path": path, "report": report, "failed_occurrences": sorted(all_failures(store, deployment_id)),
                 "should_fail": True, "line": "wave %d %s: start failed -> STOP: %s" % (index, wave["name"], stop_reason)}
-    finally:
-        if own_store:
-            store.close()
 
 
 def wakeup_outcomes(store, deployment_id, wave, failed=(), tolerate_failures=False):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STOP_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EARLY_ADOPTER
@@ -37,7 +36,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dep
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import DOWN_RESULTS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import FAILED_RESULTS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import open_state
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import record_timeline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_results_not_touched
@@ -62,17 +61,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 def shutdown_wave(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
                   monotonic=time.monotonic):
     """Send one wave (in capacity batches) and verify that every occurrence stopped."""
-    own_store = store is None
-    store = store if store is not None else open_state(params)
-    close = client is None
-    client = client or client_from_params(params)
-    try:
+    with engine_resources(params, store, client) as (store, client):
         return _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic)
-    finally:
-        if close:
-            client.close()
-        if own_store:
-            store.close()
 
 
 def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic):
