@@ -135,3 +135,70 @@ def decision_auditor(audit_path, deployment_id, agents, secrets):
         append_audit(audit_path, lines, secrets)
 
     return audit
+
+
+# ----------------------------------------------------------------------------- one report, every kind
+
+REPORT_SCHEMA = 2
+
+
+def iso_or_none(ts):
+    """``utcnow_iso(ts)`` for a recorded time, None when nothing was recorded."""
+    return utcnow_iso(ts) if ts else None
+
+
+def agent_entry(row):
+    """One agent (or occurrence) of a deployment as every report shows it, from its state row."""
+    extra = row.get("extra") or {}
+    asked = extra.get("asked") or {}
+    return {
+        "host": row["host"], "agent_id": row.get("agent_id"), "occurrence_id": row.get("occurrence_id"),
+        "agent_url": row.get("agent_url"), "cohort": row.get("cohort"), "wave": row.get("wave"),
+        "decision": row.get("decision"), "decision_reason": row.get("decision_reason"),
+        "decision_id": row.get("decision_id"), "defer_until": iso_or_none(row.get("defer_until")),
+        "asked_count": row.get("asked_count"),
+        "asked_at": asked.get("at") or iso_or_none(row.get("asked_at")),
+        "answered_at": iso_or_none(row.get("answered_at")),
+        "result": row.get("result"), "detail": row.get("result_detail"),
+        "version_before": row.get("version_before"), "version_after": row.get("version_after"),
+        "updated_at": iso_or_none(row.get("updated_at")), "finished_at": iso_or_none(row.get("finished_at")),
+    }
+
+
+def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_fields=None, fields=None):
+    """The JSON report of one deployment, rebuilt from the state: one schema for rollouts, shutdowns and wakeups.
+
+    Every report has the same top level (``schema``, ``kind``, the deployment, ``status``, ``limit``,
+    ``totals``, ``waves``, ``agents``) and the same keys per agent (`agent_entry`); a kind adds its own
+    top-level ``fields`` and, per agent, ``agent_fields(row)``. ``results`` are the results ``totals``
+    always counts (zero included); ``unfinished(dep)`` names the result of an agent without one.
+    Returns None for an unknown deployment.
+    """
+    dep = store.get_deployment(deployment_id)
+    if dep is None:
+        return None
+    params = dep.get("params") or {}
+    fallback = unfinished(dep) if unfinished else None
+    totals = dict((r, 0) for r in results)
+    agents = []
+    for row in store.agents(deployment_id):
+        entry = agent_entry(row)
+        entry["result"] = entry["result"] or fallback
+        if agent_fields:
+            entry.update(agent_fields(row))
+        totals[entry["result"]] = totals.get(entry["result"], 0) + 1
+        agents.append(entry)
+    report = {
+        "schema": REPORT_SCHEMA, "kind": kind, "deployment_id": deployment_id, "fleet_key": dep["fleet_key"],
+        "strategy": dep.get("strategy"), "target_version": dep.get("target_version"), "status": dep["status"],
+        "message": dep.get("message"), "limit": params.get("limit"),
+        "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),
+        "finished_at": iso_or_none(dep.get("finished_at")), "generated_at": utcnow_iso(),
+        "totals": totals,
+        "waves": [{"wave": w["wave"], "name": w["name"], "status": w["status"],
+                   "started_at": iso_or_none(w.get("started_at")), "finished_at": iso_or_none(w.get("finished_at")),
+                   "summary": w.get("summary")} for w in store.waves(deployment_id)],
+        "agents": agents,
+    }
+    report.update(fields or {})
+    return report

@@ -24,6 +24,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
@@ -321,7 +322,7 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
     return ready, observed
 
 
-# -- deployment bookkeeping (the rollout_state module) --------------------------------
+# -- deployment bookkeeping (the deployment and rollout_state modules) --------------------------------
 
 def begin(store, deployment_id, fleet_key, strategy, target_version, waves, params, stage=False, promote=False,
           takeover=False, check_mode=False, hosts=None, limit=None):
@@ -512,43 +513,18 @@ def close_deployment(store, deployment_id, halt_reason=None, report_path=None, a
             "message": halt_reason, "summary_table": summary_table(report)}
 
 
-def _iso(ts):
-    return utcnow_iso(ts) if ts else None
-
-
 def build_report(store, deployment_id):
-    dep = store.get_deployment(deployment_id)
-    if dep is None:
+    """The rollout's JSON report (docs/reports.md): `_report.build_report` of kind ``rollout``."""
+    report = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending",),
+                                  unfinished=_unfinished_result)
+    if report is None:
         raise RolloutError("unknown deployment %s" % deployment_id)
-    agents = []
-    totals = dict((r, 0) for r in RESULTS)
-    totals["pending"] = 0
-    for row in store.agents(deployment_id):
-        result = row.get("result") or ("pending" if dep["status"] in ("running", "paused", "staged") else "skipped")
-        if result == "skipped" and not row.get("result"):
-            result = "skipped"
-        totals[result] = totals.get(result, 0) + 1
-        agents.append({
-            "host": row["host"], "agent_id": row.get("agent_id"), "occurrence_id": row.get("occurrence_id"),
-            "cohort": row.get("cohort"), "wave": row.get("wave"), "decision": row.get("decision"),
-            "decision_reason": row.get("decision_reason"), "decision_id": row.get("decision_id"),
-            "defer_until": _iso(row.get("defer_until")), "asked_count": row.get("asked_count"),
-            "result": result, "detail": row.get("result_detail"),
-            "version_before": row.get("version_before"), "version_after": row.get("version_after"),
-            "asked_at": _iso(row.get("asked_at")), "answered_at": _iso(row.get("answered_at")),
-            "updated_at": _iso(row.get("updated_at")), "finished_at": _iso(row.get("finished_at")),
-        })
-    waves = []
-    for w in store.waves(deployment_id):
-        waves.append({"wave": w["wave"], "name": w["name"], "status": w["status"], "started_at": _iso(w.get("started_at")),
-                      "finished_at": _iso(w.get("finished_at")), "summary": w.get("summary")})
-    return {
-        "deployment_id": deployment_id, "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
-        "target_version": dep["target_version"], "status": dep["status"], "message": dep.get("message"),
-        "created_at": _iso(dep["created_at"]), "started_at": _iso(dep.get("started_at")),
-        "finished_at": _iso(dep.get("finished_at")), "limit": (dep.get("params") or {}).get("limit"),
-        "totals": totals, "waves": waves, "agents": agents,
-    }
+    return report
+
+
+def _unfinished_result(dep):
+    """An agent without a result: ``pending`` while the deployment is open, else ``skipped`` (never reached)."""
+    return "pending" if dep["status"] in ("running", "paused", "staged") else "skipped"
 
 
 def summary_table(report):

@@ -56,7 +56,7 @@ def states(sim):
 
 
 def by_name(report):
-    return {o["name"]: o for o in report["occurrences"]}
+    return {o["host"]: o for o in report["agents"]}
 
 
 def ts(iso):
@@ -86,11 +86,11 @@ def test_accept_one_deliberation_waves_in_order(tmp_path):
         for (w1, t1), (w2, t2) in zip(ts, ts[1:]):
             assert w1 <= w2 and t1 <= t2
         groups = {}
-        for o in report["occurrences"]:
-            groups.setdefault(o["group"], []).append(o["occurrence_id"])
+        for o in report["agents"]:
+            groups.setdefault(o["cohort"], []).append(o["occurrence_id"])
         assert groups == {"explorer": ["default"], "early_adopter": ["occ-1", "occ-2"],
                           "general": ["occ-3", "occ-4", "occ-5", "occ-6", "occ-7", "occ-8"]}
-        assert all(o["final_state"] == "stopped" for o in report["occurrences"]), report["occurrences"]
+        assert all(o["result"] == "stopped" for o in report["agents"]), report["agents"]
         assert report["decision"]["decision"] == "accept" and report["decision"]["decided_by"] == "datum-default"
         assert report["decision"]["decision_id_origin"] == "agent"
         assert report["status"] == "completed"
@@ -138,7 +138,7 @@ def test_reject_nobody_shuts_down(tmp_path):
         assert report["decision"]["decision"] == "reject"
         assert "serving a critical conversation" in report["decision"]["reason"]
         assert "serving a critical conversation" in res.stdout
-        assert all(o["final_state"] in ("kept_running",) for o in report["occurrences"] if o["wave"] > 1)
+        assert all(o["result"] in ("kept_running",) for o in report["agents"] if o["wave"] > 1)
 
 
 def test_defer_nothing_happens(tmp_path):
@@ -161,8 +161,8 @@ def test_explorer_fails_to_terminate_no_follower_touched(tmp_path):
         assert [p["occurrence"] for p in posts] == ["datum-default"]
         report = res.report()
         occ = by_name(report)
-        assert occ["datum-default"]["final_state"] == "failed"
-        assert all(o["final_state"] == "not_touched" for n, o in occ.items() if n != "datum-default")
+        assert occ["datum-default"]["result"] == "failed"
+        assert all(o["result"] == "not_touched" for n, o in occ.items() if n != "datum-default")
         assert report["status"] == "failed" and "explorer wave failed" in report["outcome"]
         assert all(up and cog == "work" for n, (up, cog) in states(sim).items() if n != "datum-default")
 
@@ -174,9 +174,9 @@ def test_general_partial_failure_others_shut_down(tmp_path):
         assert res.rc != 0  # shutdown_fail_on_partial: the play ends failed, after the others shut down
         report = res.report()
         occ = by_name(report)
-        assert occ["datum-occ-6"]["final_state"] == "failed"
+        assert occ["datum-occ-6"]["result"] == "failed"
         assert "did not terminate" in occ["datum-occ-6"]["detail"]
-        assert all(o["final_state"] == "stopped" for n, o in occ.items() if n != "datum-occ-6")
+        assert all(o["result"] == "stopped" for n, o in occ.items() if n != "datum-occ-6")
         assert report["waves"][2]["status"] == "partial"
         assert "datum-occ-6" in res.stdout
         assert "completed with failures" in report["outcome"]
@@ -199,10 +199,10 @@ def test_capacity_floor(tmp_path):
         # the next one is told only after the previous one has exited (not merely started draining)
         posts = shutdown_posts(sim)
         occ = by_name(report)
-        early = [p for p in posts if occ[p["occurrence"]]["group"] in ("explorer", "early_adopter")]
+        early = [p for p in posts if occ[p["occurrence"]]["cohort"] in ("explorer", "early_adopter")]
         for prev, nxt in zip(early, early[1:]):
             assert ts(occ[prev["occurrence"]]["exited_at"]) <= nxt["ts"]
-        assert all(o["final_state"] == "stopped" for o in report["occurrences"])
+        assert all(o["result"] == "stopped" for o in report["agents"])
 
 
 def test_mixed_fleet_follower_reject_stops(tmp_path):
@@ -213,12 +213,12 @@ def test_mixed_fleet_follower_reject_stops(tmp_path):
         assert res.rc != 0
         report = res.report()
         occ = by_name(report)
-        assert occ["datum-occ-2"]["answer"]["decision"] == "reject"
-        assert occ["datum-occ-2"]["answer"]["own_decision"] is True
-        assert occ["datum-occ-2"]["final_state"] == "rejected"
+        assert occ["datum-occ-2"]["decision"] == "reject"
+        assert occ["datum-occ-2"]["own_decision"] is True
+        assert occ["datum-occ-2"]["result"] == "rejected"
         assert "I decide for myself" in report["outcome"]
-        assert all(o["final_state"] == "not_touched" for o in report["occurrences"] if o["group"] == "general")
-        general = [n for n, o in occ.items() if o["group"] == "general"]
+        assert all(o["result"] == "not_touched" for o in report["agents"] if o["cohort"] == "general")
+        general = [n for n, o in occ.items() if o["cohort"] == "general"]
         assert not [p for p in shutdown_posts(sim) if p["occurrence"] in general]
 
 
@@ -244,7 +244,7 @@ def test_unreachable_occurrence_reported_not_dropped(tmp_path):
         assert [o["name"] for o in report["not_in_plan"]] == ["datum-occ-8"]
         assert report["not_in_plan"][0]["state"] == "stopped"
         assert "datum-occ-8 is stopped" in res.stdout
-        assert len(report["occurrences"]) == 8
+        assert len(report["agents"]) == 8
 
 
 def test_fresh_decision_asks_the_explorer_again(tmp_path):
@@ -302,7 +302,7 @@ def test_silent_agent_one_deliberation_and_a_decision_ref_for_everyone(tmp_path)
         # the followers were told only after the explorer had stopped
         explorer = by_name(report)["datum-default"]
         assert ts(explorer["exited_at"]) <= posts[1]["ts"]
-        assert all(o["final_state"] == "stopped" for o in report["occurrences"])
+        assert all(o["result"] == "stopped" for o in report["agents"])
         assert not any(up for up, dummy in states(sim).values())
         db = sqlite3.connect(str(tmp_path / "state.db"))
         assert db.execute("SELECT decision, decision_id FROM shared_decisions WHERE agent_id='datum'").fetchall() == [("accept", ref)]
@@ -320,7 +320,7 @@ def test_silent_explorer_that_never_stops_has_declined(tmp_path):
         assert report["decision"]["decision"] == "declined"
         assert "did not stop within 2 s: declined or still busy" in report["decision"]["reason"]
         assert "still working (cognitive_state work)" in report["decision"]["reason"]
-        assert {o["final_state"] for o in report["occurrences"]} == {"kept_running"}
+        assert {o["result"] for o in report["agents"]} == {"kept_running"}
         assert [w["status"] for w in report["waves"]] == ["declined", "skipped", "skipped"]
         assert "did not stop within 2 s: declined or still busy" in res.stdout
 
@@ -334,10 +334,10 @@ def test_draining_is_not_exited(tmp_path):
         res = run(sim, tmp_path, shutdown_stop_timeout=20)
         assert res.rc == 0, res.output
         report = res.report()
-        for o in report["occurrences"]:
+        for o in report["agents"]:
             assert o["asked_at"] <= o["drained_at"] < o["exited_at"], o
             # it exited no sooner than its simulated draining time after it was asked
-            assert ts(o["exited_at"]) - ts(o["asked_at"]) >= drain.get(o["name"], 1.5) - 0.1, o
+            assert ts(o["exited_at"]) - ts(o["asked_at"]) >= drain.get(o["host"], 1.5) - 0.1, o
         # when the play ends every occurrence has exited: none is still draining
         assert not any(o["up"] for o in sim.occurrences().values())
         # and no wave was told before the previous one had exited
@@ -367,7 +367,7 @@ def test_ciris_agent_nine_silent_occurrences_one_deliberation(tmp_path):
         assert len(posts) == 9
         ref = res.report()["decision"]["decision_id"]
         assert ref and all(p["body"]["decision_ref"] == ref for p in posts[1:])
-        assert all(o["final_state"] == "stopped" for o in res.report()["occurrences"])
+        assert all(o["result"] == "stopped" for o in res.report()["agents"])
         assert sim.violations()["count"] == 0
 
 
@@ -411,7 +411,7 @@ def test_recap_after_a_decline_fails_no_row(tmp_path):
         assert len(rows) == 9 and all(r["failed"] == 0 for r in rows.values()), rows
         results = results_of(res.output)
         assert len(results) == 9 and all(v == ["ok"] for v in results.values()), results
-        assert {o["final_state"] for o in res.report()["occurrences"]} == {"kept_running"}
+        assert {o["result"] for o in res.report()["agents"]} == {"kept_running"}
         assert all(up and cog == "work" for up, cog in states(sim).values())
 
 
@@ -450,14 +450,14 @@ def test_each_batch_is_one_wave_in_plan_order(tmp_path):
         res = run(sim, tmp_path, shutdown_group_method="stable", shutdown_group_salt="x1")
         assert res.rc == 0, res.output
         groups = {}
-        for o in res.report()["occurrences"]:
-            groups.setdefault(o["group"], []).append(o["name"])
+        for o in res.report()["agents"]:
+            groups.setdefault(o["cohort"], []).append(o["host"])
         batches = []
         for part in res.output.split("PLAY [Shut down in verified waves]")[1:]:
             rows = part.split("TASK [agentfleet.rollout.shutdown : Each occurrence's result]")[1].split("TASK [")[0]
             batches.append(sorted(re.findall(r"^changed: \[(\S+?)\]", rows, re.M)))
         assert batches == [sorted(groups["explorer"]), sorted(groups["early_adopter"]), sorted(groups["general"])]
         assert groups["early_adopter"] != ["datum-occ-1"]  # out of inventory order (else the test proves nothing)
-        wave_of = {o["name"]: o["wave"] for o in res.report()["occurrences"]}
+        wave_of = {o["host"]: o["wave"] for o in res.report()["agents"]}
         posted = [wave_of[p["occurrence"]] for p in shutdown_posts(sim)]
         assert posted == sorted(posted)

@@ -51,7 +51,7 @@ def shutdown(sim, tmp_path):
                        report_path=tmp_path / "shutdown.json", timeout=120)
     assert res.rc == 0, res.output
     # the shutdown ends only once every occurrence has exited (draining is not exited): no wait needed here
-    assert all(o["final_state"] == "stopped" and o["exited_at"] for o in res.report()["occurrences"])
+    assert all(o["result"] == "stopped" and o["exited_at"] for o in res.report()["agents"])
     assert not any(o["up"] for o in sim.occurrences().values())
 
 
@@ -79,13 +79,13 @@ def test_wakeup_happy_path_explorer_first(tmp_path):
         assert all(o["up"] and o["health"]["cognitive_state"] == "work" and o["version"] == "1.0.0" for o in occs.values())
         report = res.report()
         assert report["status"] == "completed"
-        assert {o["final_state"] for o in report["occurrences"]} == {"awake"}
+        assert {o["result"] for o in report["agents"]} == {"awake"}
         assert "wave 1 explorer: 1 awake, 0 unhealthy" in res.stdout
         # a second run starts nobody
         again = wakeup(sim, tmp_path, report="again.json", rollout_deployment_id="wakeup-again")
         assert again.rc == 0, again.output
         assert len(starts(sim)) == 3
-        assert {o["final_state"] for o in again.report()["occurrences"]} == {"already_awake"}
+        assert {o["result"] for o in again.report()["agents"]} == {"already_awake"}
 
 
 def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
@@ -98,10 +98,10 @@ def test_wakeup_unhealthy_explorer_aborts_others_left_down(tmp_path):
         assert not any(occs[n]["up"] for n in NAMES[1:])
         report = res.report()
         assert report["status"] == "failed"
-        by_name = {o["name"]: o for o in report["occurrences"]}
-        assert by_name["datum-default"]["final_state"] == "unhealthy"
+        by_name = {o["host"]: o for o in report["agents"]}
+        assert by_name["datum-default"]["result"] == "unhealthy"
         assert "degraded" in by_name["datum-default"]["detail"]
-        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[1:])
+        assert all(by_name[n]["result"] == "left_down" for n in NAMES[1:])
 
 
 def test_wakeup_check_mode_starts_nothing(tmp_path):
@@ -129,10 +129,10 @@ def test_wakeup_driver_failure_recorded_and_reported(tmp_path):
         assert starts(sim) == []
         report = res.report()
         assert report["status"] == "failed"
-        by_name = {o["name"]: o for o in report["occurrences"]}
-        assert by_name["datum-default"]["final_state"] == "failed"
+        by_name = {o["host"]: o for o in report["agents"]}
+        assert by_name["datum-default"]["result"] == "failed"
         assert "no capacity to start datum-default" in by_name["datum-default"]["detail"]
-        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[1:])
+        assert all(by_name[n]["result"] == "left_down" for n in NAMES[1:])
         # the deployment is closed: the next run is not blocked by it
         again = wakeup(sim, tmp_path, report="again.json", wakeup_version="1.0.0", rollout_deployment_id="wakeup-again")
         assert again.rc == 0, again.output
@@ -149,10 +149,10 @@ def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
         assert not any(occs[n]["up"] for n in NAMES[3:])
         report = res.report()
         assert report["status"] == "failed" and "early_adopter wave unhealthy" in report["outcome"]
-        by_name = {o["name"]: o for o in report["occurrences"]}
-        assert by_name["datum-default"]["final_state"] == "awake"
-        assert by_name["datum-occ-1"]["final_state"] == "unhealthy"
-        assert all(by_name[n]["final_state"] == "left_down" for n in NAMES[3:])
+        by_name = {o["host"]: o for o in report["agents"]}
+        assert by_name["datum-default"]["result"] == "awake"
+        assert by_name["datum-occ-1"]["result"] == "unhealthy"
+        assert all(by_name[n]["result"] == "left_down" for n in NAMES[3:])
         assert [w["status"] for w in report["waves"]] == ["passed", "failed", "skipped"]
 
 
@@ -173,8 +173,8 @@ def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
         seen_draining = [e for e in sim.log(event="health", occurrence="datum-default") if e["ts"] < first[0]
                          and e.get("cognitive_state") == "shutdown"]
         assert seen_draining, "the wakeup should have found it draining"
-        explorer = {o["name"]: o for o in res.report()["occurrences"]}["datum-default"]
-        assert explorer["final_state"] == "awake"
+        explorer = {o["host"]: o for o in res.report()["agents"]}["datum-default"]
+        assert explorer["result"] == "awake"
         assert explorer["asked"]["waited_for_stop_seconds"] > 0
         assert explorer["drained_at"] < explorer["exited_at"]
 
@@ -186,7 +186,7 @@ def test_wakeup_after_a_ciris_shutdown_waits_for_exits_then_wakes_all(tmp_path):
         assert sim.deliberations("datum") == 1
         res = wakeup(sim, tmp_path)
         assert res.rc == 0, res.output
-        assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
+        assert {o["result"] for o in res.report()["agents"]} == {"awake"}
         # nothing was started while it was still working or draining
         assert sim.violations()["count"] == 0
 
@@ -255,7 +255,7 @@ def test_wakeup_tasks_driver_runs_on_each_occurrences_host(tmp_path):
         # (the tasks of one wave run side by side, up to forks: some general starts overlapped)
         general = sorted((t[n]["start"], t[n]["end"]) for n in NAMES[3:])
         assert any(nxt[0] < prev[1] for prev, nxt in zip(general, general[1:])), general
-        assert {o["final_state"] for o in res.report()["occurrences"]} == {"awake"}
+        assert {o["result"] for o in res.report()["agents"]} == {"awake"}
         assert results_of(res.output) == {n: ["changed"] for n in NAMES}
 
 
@@ -268,7 +268,7 @@ def test_wakeup_limit_starts_only_those_occurrences(tmp_path):
         assert sorted(n for dummy, names in starts(sim) for n in names) == chosen
         occs = sim.occurrences()
         assert all(occs[n]["up"] == (n in chosen) for n in NAMES)
-        assert sorted(o["name"] for o in res.report()["occurrences"]) == chosen
+        assert sorted(o["host"] for o in res.report()["agents"]) == chosen
         assert res.report()["limit"] == ",".join(chosen)
         assert set(parse_recap(res.output)) == set(chosen)
         before = len(starts(sim))

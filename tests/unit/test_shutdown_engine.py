@@ -537,8 +537,8 @@ def test_silent_explorer_that_stops_accepts_one_deliberation_with_made_decision_
     assert shared["decision"] == "accept" and shared["decision_id"] == ref and "observed" in shared["reason"]
     report = dp.build_report(store, "d1")
     assert report["decision"]["decision_id_origin"] == "collection"
-    explorer = {o["name"]: o for o in report["occurrences"]}["datum-default"]
-    assert explorer["final_state"] == "stopped"
+    explorer = {o["host"]: o for o in report["agents"]}["datum-default"]
+    assert explorer["result"] == "stopped"
     assert explorer["asked_at"] <= explorer["drained_at"] < explorer["exited_at"]
     # the explorer was first seen draining right after it was asked, and stopped 3 s later
     assert shared["decided_at"] == pytest.approx(1000.0, abs=1.0)
@@ -570,7 +570,7 @@ def test_silent_explorer_still_working_declines_nobody_shuts_down(tmp_path):
     shared = store.shared_decision("datum", "shutdown")
     assert shared["decision"] == "declined" and "still working (cognitive_state work)" in shared["reason"]
     report = dp.build_report(store, "d1")
-    assert {o["final_state"] for o in report["occurrences"]} == {"kept_running"}
+    assert {o["result"] for o in report["agents"]} == {"kept_running"}
     assert report["decision"]["decision"] == "declined"
     # a declined decision is not reused: the next run asks the explorer again
     again = run_all(tmp_path, members, fleet, dep="d2", stop_timeout=600)[0]
@@ -585,7 +585,7 @@ def test_silent_explorer_draining_past_the_stop_timeout_is_a_failure_not_an_acce
     assert "still draining (cognitive_state shutdown)" in waves[0]["failures"]["datum-default"]
     assert len(fleet.calls) == 1  # no follower told
     assert store.shared_decision("datum", "shutdown")["decision"] == "pending"
-    explorer = {o["name"]: o for o in dp.build_report(store, "d1")["occurrences"]}["datum-default"]
+    explorer = {o["host"]: o for o in dp.build_report(store, "d1")["agents"]}["datum-default"]
     assert explorer["drained_at"] and explorer["exited_at"] is None
 
 
@@ -620,7 +620,7 @@ def test_draining_follower_is_not_terminated(tmp_path):
     decided, waves, store = run_all(tmp_path, members, fleet)
     assert all(w["status"] == "passed" for w in waves)
     report = dp.build_report(store, "d1")
-    for o in report["occurrences"]:
+    for o in report["agents"]:
         assert o["drained_at"] < o["exited_at"], o
     # drains longer than the wave timeout (5 s): a failure, never counted as terminated
     fleet2 = FakeFleet(members, drain_seconds=50.0)

@@ -21,6 +21,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import fallback_decision_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import lowest_fractions
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
@@ -176,75 +177,40 @@ def write(store, params, deployment_id, extra=None, events=None):
 
 
 def build_report(store, deployment_id, extra=None):
-    """The JSON report of a shutdown or wakeup deployment, rebuilt from state."""
+    """The JSON report of a shutdown or wakeup deployment: `_report.build_report` of kind ``shutdown`` or
+    ``wakeup`` (one schema with the rollouts'), plus the plan, the shared decision and (shutdown) capacity."""
     dep = store.get_deployment(deployment_id)
     params = dep["params"]
     kind = params.get("kind", SHUTDOWN)
     decision = shared_for(store, dep) if kind == SHUTDOWN else None
-    waves = store.waves(deployment_id)
-    occurrences = [_occurrence_entry(r) for r in store.agents(deployment_id)]
-    counts = {}
-    for o in occurrences:
-        counts[o["final_state"]] = counts.get(o["final_state"], 0) + 1
     events = store.events(deployment_id)
-    report = {
-        "kind": kind,
-        "deployment_id": deployment_id,
+    fields = {
         "agent_id": params.get("agent_id"),
-        "fleet_key": dep["fleet_key"],
-        "status": dep["status"],
         "outcome": (extra or {}).get("outcome") or dep.get("message"),
-        "message": dep.get("message"),
         "reason": params.get("reason"),
-        "limit": params.get("limit"),
         "plan_message": params.get("message"),
         "decision": decision_out(decision, any(e["event"] == "shared_decision_reused" for e in events),
                                  params.get("agent_id")) if decision else None,
         "stop_timeout": params.get("stop_timeout"),
-        "plan": [{"index": w["index"], "name": w["name"], "size": w["size"], "delay": w.get("delay"),
+        "plan": [{"wave": w["index"], "name": w["name"], "size": w["size"], "delay": w.get("delay"),
                   "timeout": w.get("timeout"),
                   "batches": [b["members"] for b in (w.get("batches") or [])]} for w in dep["plan"]],
-        "waves": [{"index": w["wave"], "name": w["name"], "status": w["status"],
-                   "started_at": utcnow_iso(w["started_at"]) if w.get("started_at") else None,
-                   "finished_at": utcnow_iso(w["finished_at"]) if w.get("finished_at") else None,
-                   "summary": w.get("summary")} for w in waves],
-        "occurrences": occurrences,
         "not_in_plan": params.get("left_out") or [],
         "unknown_agents": params.get("unknown") or [],
         "replaced_deployment": next((e["data"] for e in events if e["event"] == "replaced_stale_deployment"), None),
-        "counts": counts,
-        "created_at": utcnow_iso(dep["created_at"]),
-        "finished_at": utcnow_iso(dep["finished_at"]) if dep.get("finished_at") else None,
-        "generated_at": utcnow_iso(),
     }
     if kind == SHUTDOWN:
-        report["capacity"] = _capacity(params, waves)
-    if extra:
-        report.update({k: v for k, v in extra.items() if k != "outcome"})
-    return report
+        fields["capacity"] = _capacity(params, store.waves(deployment_id))
+    fields.update({k: v for k, v in (extra or {}).items() if k != "outcome"})
+    return _report.build_report(store, deployment_id, kind, unfinished=lambda dep: "not_touched",
+                                agent_fields=_occurrence_fields, fields=fields)
 
 
-def _occurrence_entry(row):
+def _occurrence_fields(row):
+    """What an occurrence's report entry adds: its batch, the request it got and its shutdown timeline."""
     extra = row.get("extra") or {}
-    asked = extra.get("asked")
-    return {
-        "name": row["host"],
-        "occurrence_id": row["occurrence_id"],
-        "agent_url": row["agent_url"],
-        "group": row["cohort"],
-        "wave": row["wave"],
-        "batch": extra.get("batch"),
-        "asked": asked,
-        "asked_at": (asked or {}).get("at"),
-        "drained_at": extra.get("drained_at"),
-        "exited_at": extra.get("exited_at"),
-        "answer": ({"decision": row["decision"], "reason": row["decision_reason"], "decision_id": row["decision_id"],
-                    "own_decision": extra.get("own_decision", False),
-                    "defer_until": utcnow_iso(row["defer_until"]) if row.get("defer_until") else None}
-                   if row["decision"] else None),
-        "final_state": row["result"] or "not_touched",
-        "detail": row["result_detail"],
-    }
+    return {"batch": extra.get("batch"), "asked": extra.get("asked"), "own_decision": extra.get("own_decision", False),
+            "drained_at": extra.get("drained_at"), "exited_at": extra.get("exited_at")}
 
 
 def _capacity(params, waves):
