@@ -44,10 +44,10 @@ def one(size, layout, tmp, rep):
                    for name, h in hosts.items()]
         wave = {"index": 0, "name": "all", "members": members, "size": len(members)}
         state = os.path.join(wd, "state.db")
-        params = defaults(_runners.STATE_SPEC)
-        params.update(op="begin", state_path=state, deployment_id="d-bench", fleet_key="bench", target_version="2.0.0",
+        params = defaults(_runners.DEPLOYMENT_SPEC)
+        params.update(state="running", state_path=state, deployment_id="d-bench", fleet_key="bench", target_version="2.0.0",
                       waves=[wave])
-        _runners.run_state(params)
+        _runners.run_deployment(params)
         params = defaults(_wave.WAVE_SPEC)
         params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="fleetsim",
                       control_url=sim.control_url, min_healthy_time=0.0, poll_interval=0.2, healthy_deadline=120.0)

@@ -35,3 +35,17 @@ attributes:
     support: N/A
     platforms: all
 """
+
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: This action does not modify state.
+  diff_mode:
+    support: N/A
+    details: This action does not modify state.
+  idempotent:
+    support: full
+    details: This action does not modify state.
+"""

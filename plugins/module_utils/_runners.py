@@ -22,7 +22,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import build_report as occurrence_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import begin
@@ -66,20 +68,40 @@ GATE_SPEC = connection_spec(
     **GATE_OPTIONS
 )
 
-STATE_SPEC = dict(
+DEPLOYMENT_STATES = ("running", "staged", "closed", "completed", "completed_with_failures", "failed", "aborted", "paused")
+DEPLOYMENT_SPEC = dict(
     state_path=dict(type="path", required=True),
-    op=dict(type="str", required=True, choices=["begin", "wave_start", "mark", "wave_done", "finish", "status"]),
+    state=dict(type="str", default="running", choices=list(DEPLOYMENT_STATES)),
     deployment_id=dict(type="str"),
     fleet_key=dict(type="str", no_log=False),
     strategy=dict(type="str", default="canary"),
     target_version=dict(type="str"),
     waves=dict(type="list", elements="dict"),
     params=dict(type="dict", default={}),
-    stage=dict(type="bool", default=False),
     promote=dict(type="bool", default=False),
     takeover=dict(type="bool", default=False),
     play_hosts=dict(type="list", elements="str"),
     limit=dict(type="str"),
+    status_reason=dict(type="str"),
+    report_path=dict(type="path"),
+    audit_path=dict(type="path"),
+)
+DEPLOYMENT_REQUIRED_IF = [
+    ["state", "running", ["fleet_key"]],
+    ["state", "staged", ["fleet_key", "deployment_id", "target_version"]],
+] + [["state", closed, ["deployment_id"]] for closed in DEPLOYMENT_STATES[2:]]
+
+DEPLOYMENT_INFO_SPEC = dict(
+    state_path=dict(type="path", required=True),
+    deployment_id=dict(type="str"),
+    fleet_key=dict(type="str", no_log=False),
+    max_deployments=dict(type="int", default=50),
+)
+
+STATE_SPEC = dict(
+    state_path=dict(type="path", required=True),
+    op=dict(type="str", required=True, choices=["wave_start", "mark", "wave_done"]),
+    deployment_id=dict(type="str", required=True),
     wave=dict(type="int"),
     wave_name=dict(type="str"),
     wave_count=dict(type="int"),
@@ -91,17 +113,11 @@ STATE_SPEC = dict(
     hosts=dict(type="list", elements="str", default=[]),
     result=dict(type="str", choices=["updated", "deferred", "rejected", "failed", "reverted", "skipped"]),
     detail=dict(type="str"),
-    status=dict(type="str", choices=["completed", "completed_with_failures", "failed", "aborted", "paused"]),
-    status_reason=dict(type="str"),
-    report_path=dict(type="path"),
     audit_path=dict(type="path"),
 )
 STATE_REQUIRED_IF = [
-    ["op", "begin", ["fleet_key"]],
-    ["op", "wave_start", ["deployment_id", "wave"]],
-    ["op", "mark", ["deployment_id"]],
-    ["op", "wave_done", ["deployment_id", "wave", "wave_name"]],
-    ["op", "finish", ["deployment_id", "status"]],
+    ["op", "wave_start", ["wave"]],
+    ["op", "wave_done", ["wave", "wave_name"]],
 ]
 
 WAVE_SPEC = connection_spec(
@@ -180,86 +196,153 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
     return result
 
 
-def run_state(params, check_mode=False):
-    op = params["op"]
-    secrets = []
-    if op in ("begin", "status") and check_mode:
-        # read-only: a state file that does not exist yet is not created
-        store = None
-        if os.path.exists(params["state_path"]):
-            try:
-                store = open_store(params["state_path"])
-            except StateError:
-                store = None
-        if op == "status":
-            try:
-                if store is None or store.get_deployment(params.get("deployment_id")) is None:
-                    return {"changed": False, "report": None, "summary_table": []}
-                report = build_report(store, params["deployment_id"])
-                return {"changed": False, "report": report, "summary_table": summary_table(report)}
-            finally:
-                if store is not None:
-                    store.close()
+def _read_only_store(state_path):
+    """The state file opened for reading, or None when it does not exist (it is not created)."""
+    if not os.path.exists(state_path):
+        return None
+    try:
+        return open_store(state_path)
+    except StateError:
+        return None
+
+
+def run_deployment(params, check_mode=False):
+    """The ``deployment`` module: bring one deployment to the state asked for.
+
+    ``running`` records a new deployment, or resumes, retries or promotes one, and returns what to run;
+    ``staged`` records the plan only; ``closed`` ends it with the status its agents' results give;
+    any other state ends it with that status.
+    """
+    state = params["state"]
+    if state in ("running", "staged"):
+        return _open_deployment(params, stage=state == "staged", check_mode=check_mode)
+    if check_mode:
+        return {"changed": True, "msg": "check mode: deployment %s not closed" % params["deployment_id"]}
+    dep_id = params["deployment_id"]
+    with open_store(params["state_path"]) as store:
+        if store.get_deployment(dep_id) is None:
+            raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
+        summary = close_deployment(store, dep_id, halt_reason=params.get("status_reason"),
+                                   report_path=params.get("report_path"), audit_path=params.get("audit_path"),
+                                   status=None if state == "closed" else state)
+        report = build_report(store, dep_id)
+    return {"changed": True, "deployment_id": dep_id, "status": summary["status"], "report": report,
+            "summary_table": summary["summary_table"], "report_path": params.get("report_path"),
+            "deployment_summary": summary}
+
+
+def _open_deployment(params, stage, check_mode):
+    dep_id = params.get("deployment_id")
+    promote = params.get("promote")
+    if stage and promote:
+        raise ValueError("promote: a deployment cannot be staged and promoted at once (state: staged)")
+    if not promote:
+        if not dep_id:
+            raise ValueError("deployment_id is required to start a deployment (unless promote: true)")
+        if not params.get("target_version"):
+            raise ValueError("target_version is required to start a deployment (unless promote: true)")
+    args = (dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
+            _checked_waves(params.get("waves") or []), params.get("params") or {})
+    kwargs = dict(promote=promote, hosts=params.get("play_hosts"), limit=params.get("limit"))
+    if check_mode:
+        # read-only: what a real run would do; a state file that does not exist yet is not created
+        store = _read_only_store(params["state_path"])
         try:
-            return begin(store, params.get("deployment_id"), params["fleet_key"], params["strategy"],
-                         params.get("target_version"), params.get("waves") or [], params.get("params") or {},
-                         promote=params.get("promote"), check_mode=True, hosts=params.get("play_hosts"),
-                         limit=params.get("limit"))
+            return begin(store, *args, check_mode=True, **kwargs)
         finally:
             if store is not None:
                 store.close()
+    with open_store(params["state_path"]) as store:
+        out = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
+    if params.get("audit_path") and out["mode"] != "complete":
+        append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
+                                            "strategy": out.get("strategy"), "target_version": out["target_version"],
+                                            "waves": [(w["name"], w["size"]) for w in out["waves"]]})
+    return out
+
+
+def _checked_waves(waves):
+    """The wave plan of ``waves`` (wave_split's result), checked: one clear error naming the field, else the plan
+    with each wave's ``size``."""
+    plan = []
+    for i, wave in enumerate(waves):
+        where = "waves[%d]" % i
+        if not isinstance(wave.get("index"), int) or isinstance(wave.get("index"), bool):
+            raise ValueError("%s.index: an integer is required (use the waves of agentfleet.rollout.wave_split)" % where)
+        if not isinstance(wave.get("name"), str) or not wave["name"]:
+            raise ValueError("%s.name: a non-empty string is required" % where)
+        members = wave.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str) for m in members):
+            raise ValueError("%s.members: a list of agents, each a dict with a name, is required" % where)
+        plan.append(dict(wave, size=len(members)))
+    return plan
+
+
+def run_deployment_info(params, check_mode=False):
+    """The ``deployment_info`` module: one deployment's report, and the deployments of a fleet, newest first."""
+    if params["max_deployments"] < 1:
+        raise ValueError("max_deployments must be at least 1, got %d" % params["max_deployments"])
+    store = _read_only_store(params["state_path"])
+    out = {"changed": False, "deployments": [], "report": None, "summary_table": []}
+    if store is None:
+        return out
+    try:
+        dep_id = params.get("deployment_id")
+        if dep_id:
+            dep = store.get_deployment(dep_id)
+            if dep is None:
+                raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
+            out["report"] = build_report(store, dep_id)
+            out["summary_table"] = summary_table(out["report"])
+            deps = [dep]
+        else:
+            deps = store.list_deployments(fleet_key=params.get("fleet_key"), limit=params["max_deployments"])
+        out["deployments"] = [_deployment_entry(store, d) for d in deps]
+    finally:
+        store.close()
+    return out
+
+
+def _deployment_entry(store, dep):
+    """One deployment as deployment_info lists it (the report's top level, without its agents)."""
+    report = (occurrence_report if dep["strategy"] in ("shutdown", "wakeup") else build_report)(store, dep["deployment_id"])
+    return {
+        "deployment_id": dep["deployment_id"], "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
+        "target_version": dep.get("target_version"), "status": dep["status"], "message": dep.get("message"),
+        "limit": (dep.get("params") or {}).get("limit"), "active": store.lease_live(dep),
+        "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),
+        "finished_at": iso_or_none(dep.get("finished_at")),
+        "totals": report["totals"],
+    }
+
+
+def run_state(params, check_mode=False):
+    """The ``rollout_state`` module: record a wave's start, agents' results and a wave's verdict."""
     if check_mode:
         return {"changed": False, "msg": "check mode: state not written"}
+    op = params["op"]
+    dep_id = params["deployment_id"]
     with open_store(params["state_path"]) as store:
-        dep_id = params.get("deployment_id")
-        if op == "begin":
-            if not params.get("promote"):
-                if not dep_id:
-                    raise ValueError("deployment_id is required to begin a deployment")
-                if not params.get("target_version"):
-                    raise ValueError("target_version is required to begin a deployment")
-            out = begin(store, dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
-                        params.get("waves") or [], params.get("params") or {}, stage=params.get("stage"),
-                        promote=params.get("promote"), takeover=params.get("takeover"),
-                        hosts=params.get("play_hosts"), limit=params.get("limit"))
-            if params.get("audit_path") and out["mode"] != "complete":
-                append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
-                                                    "strategy": out.get("strategy"), "target_version": out["target_version"],
-                                                    "waves": [(w["name"], w["size"]) for w in out["waves"]]}, secrets)
-            return out
         if store.get_deployment(dep_id) is None:
             raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
         if op == "wave_start":
-            lines = start_wave(store, dep_id, params["wave"], params.get("wave_name"), params.get("audit_path"), secrets)
+            lines = start_wave(store, dep_id, params["wave"], params.get("wave_name"), params.get("audit_path"))
             return {"changed": True, "previous_waves": lines}
         if op == "mark":
             results = list(params.get("results") or [])
             if params.get("hosts"):
                 if not params.get("result"):
-                    raise ValueError("op=mark with hosts needs result")
+                    raise ValueError("result: required when hosts is given (op=mark)")
                 results += [{"host": h, "result": params["result"], "detail": params.get("detail")} for h in params["hosts"]]
             store.set_results(dep_id, results)
             store.heartbeat(dep_id)
             return {"changed": bool(results), "marked": len(results)}
-        if op == "wave_done":
-            dep = store.get_deployment(dep_id)
-            summary = record_wave(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
-                                  dep["target_version"], params.get("gate"), params.get("updated_hosts") or [],
-                                  params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),
-                                  gate_skipped=params.get("gate") is None,
-                                  audit_path=params.get("audit_path"), secrets=secrets)
-            return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
-        if op == "finish":
-            summary = close_deployment(store, dep_id, halt_reason=params.get("status_reason"),
-                                       report_path=params.get("report_path"), audit_path=params.get("audit_path"),
-                                       secrets=secrets, status=params["status"])
-            report = build_report(store, dep_id)
-            return {"changed": True, "report": report, "summary_table": summary["summary_table"],
-                    "report_path": params.get("report_path"), "deployment_summary": summary}
-        if op == "status":
-            report = build_report(store, dep_id)
-            return {"changed": False, "report": report, "summary_table": summary_table(report)}
-    raise ValueError("unknown op %s" % op)
+        dep = store.get_deployment(dep_id)
+        summary = record_wave(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
+                              dep["target_version"], params.get("gate"), params.get("updated_hosts") or [],
+                              params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),
+                              gate_skipped=params.get("gate") is None, audit_path=params.get("audit_path"))
+        return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
 
 
 def run_fleetsim_start(params, check_mode=False):

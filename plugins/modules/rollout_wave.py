@@ -11,8 +11,8 @@ short_description: Run one rollout wave (ask, observe the stop, update, health g
 version_added: 0.1.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
-  - Runs one wave of a deployment that M(agentfleet.rollout.rollout_state) with
-    O(agentfleet.rollout.rollout_state#module:op=begin) recorded in the state file O(state_path). The rollout
+  - Runs one wave of a deployment that M(agentfleet.rollout.deployment) with
+    O(agentfleet.rollout.deployment#module:state=running) recorded in the state file O(state_path). The rollout
     playbooks run one wave per Ansible batch of their waves play (C(serial) is the plan's wave sizes) and call this
     once per batch (C(run_once)); the C(agentfleet.rollout.rollout) role's C(wave) and C(wave_tasks) task files do.
   - Between phases the data travels through the rollout state (answers, observed stops, update results, wave
@@ -74,15 +74,15 @@ options:
     required: true
   deployment_id:
     description:
-      - The deployment, as recorded by M(agentfleet.rollout.rollout_state) with
-        O(agentfleet.rollout.rollout_state#module:op=begin). Its target version is the version the wave updates to.
+      - The deployment, as recorded by M(agentfleet.rollout.deployment) with
+        O(agentfleet.rollout.deployment#module:state=running). Its target version is the version the wave updates to.
       - Sent to every agent as the idempotency key.
     type: str
     required: true
   wave:
     description:
-      - The wave, one of the RV(agentfleet.rollout.rollout_state#module:waves) returned by
-        O(agentfleet.rollout.rollout_state#module:op=begin) (or of the RV(agentfleet.rollout.wave_split#module:waves)
+      - The wave, one of the RV(agentfleet.rollout.deployment#module:waves) returned by
+        O(agentfleet.rollout.deployment#module:state=running) (or of the RV(agentfleet.rollout.wave_split#module:waves)
         of the plan), with C(index) (1-based), C(name) (its cohort) and C(members).
       - Every member needs a C(name) and an C(agent_url) (C(http://) or C(https://)), and carries the fields
         described in O(agentfleet.rollout.notify#module:agents).
@@ -94,7 +94,7 @@ options:
     required: true
   last:
     description:
-      - This is the last wave of the run (the C(last) of the RV(agentfleet.rollout.rollout_state#module:waves)
+      - This is the last wave of the run (the C(last) of the RV(agentfleet.rollout.deployment#module:waves)
         entry). Once it is recorded, the deployment is closed and RV(rollout_deployment_summary) returned.
       - A failed wave closes the deployment whatever O(last) says.
     type: bool
@@ -143,7 +143,7 @@ options:
   report_path:
     description:
       - Where the deployment's JSON report is written when this wave closes the deployment (O(last=true) or a failed
-        wave); see O(agentfleet.rollout.rollout_state#module:report_path).
+        wave); see O(agentfleet.rollout.deployment#module:report_path).
       - Not written when not set.
     type: path
   driver:
@@ -236,7 +236,7 @@ notes:
     RV(revert_hosts) and RV(revert_map) of O(phase=settle) say which to put back and on which version.
   - A deferring agent is not updated in this wave; its deferral is recorded and counted in the wave's summary.
 seealso:
-  - module: agentfleet.rollout.rollout_state
+  - module: agentfleet.rollout.deployment
   - module: agentfleet.rollout.agent_result
   - module: agentfleet.rollout.notify
   - module: agentfleet.rollout.health_gate
@@ -246,7 +246,7 @@ seealso:
 
 EXAMPLES = r"""
 # In a play over the agents whose batches are the waves (serial: plan.batches, hosts: plan.order),
-# with plan the result of agentfleet.rollout.rollout_state op=begin and wave the batch's wave:
+# with plan the result of agentfleet.rollout.deployment (state: running) and wave the batch's wave:
 #   wave: "{{ plan.waves[plan.wave_of[ansible_play_batch[0]]] }}"
 - name: Run the batch's wave on the simulated fleet, reverting it when it fails
   agentfleet.rollout.rollout_wave:

@@ -20,7 +20,7 @@ description:
   - Runs on the controller (action plugin); with O(group) or O(hosts) it reads C(agent_url), C(agent_id),
     C(occurrence_id) and C(canary_group) of each host from the inventory (a host without C(agent_url) is an error).
   - The rollout playbooks plan over O(hosts) set to C(ansible_play_hosts) (the play's agents after C(--limit)) and
-    hand the waves to M(agentfleet.rollout.rollout_state) with O(agentfleet.rollout.rollout_state#module:op=begin).
+    hand the waves to M(agentfleet.rollout.deployment) with O(agentfleet.rollout.deployment#module:state=running).
 options:
   members:
     description:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import ansible_env, parse_recap, task_results
+from conftest import ansible_env, parse_recap, run_playbook, task_results
 from fleetsim.testing import FleetSim
-from test_canary import asked_hosts, by_host, fleet, posts, run, versions
+from test_canary import asked_hosts, by_host, fleet, posts, rollout_vars, run, versions
 
 
 def result_of(output, host, task="Each agent's result"):
@@ -331,3 +331,52 @@ def test_a_halted_wave_with_healthy_agents_too_exits_non_zero_and_asks_no_later_
         assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001"]
         assert result_of(res.output, "agent-000") == ["changed"] and result_of(res.output, "agent-001") == ["failed"]
         assert res.report()["status"] == "failed"
+
+
+HISTORY_PLAY = """
+- name: Read the rollout state
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The fleet's deployments, newest first
+      agentfleet.rollout.deployment_info:
+        state_path: "{{ state }}"
+        fleet_key: agents
+      register: history
+    - name: One deployment's report
+      agentfleet.rollout.deployment_info:
+        state_path: "{{ state }}"
+        deployment_id: "{{ history.deployments[0].deployment_id }}"
+      register: one
+    - name: Keep them for the test
+      ansible.builtin.copy:
+        content: "{{ {'history': history.deployments, 'report': one.report, 'table': one.summary_table} | to_json }}"
+        dest: "{{ out }}"
+        mode: "0600"
+      check_mode: false
+"""
+
+
+def test_deployment_info_reads_the_history_and_a_report_without_changing_anything(tmp_path):
+    with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
+        assert run(sim, tmp_path, rollout_cohorts="all").rc == 0
+        second = run(sim, tmp_path, rollout_cohorts="all", rollout_target_version="3.0.0",
+                     rollout_deployment_id="deploy-agents-3.0.0")
+        assert second.rc == 0, second.output
+        state = rollout_vars(tmp_path)["rollout_state_path"]
+        before = open(state, "rb").read()
+        play = tmp_path / "history.yml"
+        play.write_text(HISTORY_PLAY)
+        for check in (False, True):
+            out = tmp_path / ("history-%s.json" % check)
+            res = run_playbook(str(play), tmp_path, extra_vars={"state": state, "out": str(out)}, check=check)
+            assert res.rc == 0, res.output
+            data = json.loads(out.read_text())
+            assert [(d["deployment_id"], d["status"]) for d in data["history"]] == [
+                ("deploy-agents-3.0.0", "completed"), ("deploy-agents-2.0.0", "completed")]
+            assert data["history"][0]["totals"]["updated"] == 3 and data["history"][0]["active"] is False
+            assert data["report"]["kind"] == "rollout" and data["report"]["target_version"] == "3.0.0"
+            assert data["table"][0].startswith("deployment deploy-agents-3.0.0 (canary -> 3.0.0): completed")
+            for task in ("The fleet's deployments, newest first", "One deployment's report"):
+                assert task_results(res.output, task) == {"localhost": ["ok"]}
+        assert open(state, "rb").read() == before

@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
+
+
+class ActionModule(EngineAction):
+    ARGUMENT_SPEC = _runners.DEPLOYMENT_INFO_SPEC
+    ENGINE_ERRORS = _runners.ENGINE_ERRORS
+
+    def run_engine(self, params, task_vars):
+        return _runners.run_deployment_info(params, check_mode=self.check_mode)
