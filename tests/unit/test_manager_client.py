@@ -274,3 +274,13 @@ def test_plain_http_to_a_remote_host_warns():
     assert m._warnings(params("http://agents.example.org"))
     assert not m._warnings(params("http://127.0.0.1:8888"))
     assert not m._warnings(params("https://agents.example.org"))
+
+
+@pytest.mark.parametrize("end, final", [("cancel", "cancelled"), ("reject", "rejected")])
+def test_wait_stops_on_a_cancelled_or_rejected_deployment(sim, end, final):
+    sim.phase_seconds = 120
+    deployment_id = sim.start_deployment({"agent_image": "a:2"})
+    getattr(sim, end)(deployment_id)
+    result = m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
+    assert result["finished"] and not result["succeeded"] and result["status"] == final
+    assert result["deployment"]["message"] == "Deployment %s by an admin" % final
