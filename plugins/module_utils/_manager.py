@@ -317,6 +317,10 @@ class ManagerClient:
         if code in (301, 302, 303, 307, 308):
             raise ManagerError("the manager redirected %s (HTTP %s); point manager_url at the manager's base URL "
                                "(a redirect is not followed with the token)" % (action, code), http_status=code, url=url)
+        if code == 404:
+            raise ManagerError("the manager answered %s with HTTP 404 (%s): is manager_url the manager's base URL "
+                               "(%s)?" % (action, error_detail(data, text) or "not found", self.base_url),
+                               http_status=code, url=url)
         if code == 429:
             raise ManagerError("the manager rate-limited %s (HTTP 429: %s); try again later"
                                % (action, error_detail(data, text)), http_status=code, url=url)
@@ -354,8 +358,7 @@ class ManagerClient:
         """The status of ``deployment_id`` (or of the current deployment); ``None`` when the manager has none."""
         params = {"deployment_id": deployment_id} if deployment_id else None
         code, data, text, parsed, url = self._request("GET", STATUS_PATH, params=params)
-        if code == 404:
-            return None
+        # an unknown deployment is a 200 with null (CIRISManager); a 404 is a wrong URL, and _check says so
         return parse_status(self._check(code, data, text, parsed, url, "the status request"))
 
 

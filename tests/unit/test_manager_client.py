@@ -284,3 +284,10 @@ def test_wait_stops_on_a_cancelled_or_rejected_deployment(sim, end, final):
     result = m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
     assert result["finished"] and not result["succeeded"] and result["status"] == final
     assert result["deployment"]["message"] == "Deployment %s by an admin" % final
+
+
+def test_a_wrong_base_url_says_so(sim):
+    with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
+        m.run_notify(params(sim.url + "/elsewhere", agent_image="a:2"))
+    with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
+        m.run_status(params(sim.url + "/elsewhere"))
