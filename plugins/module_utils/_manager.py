@@ -1,0 +1,567 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A client for an existing CIRISManager's CD API (``manager_notify``, ``manager_status``).
+
+CIRISManager orchestrates a deployment itself; CI only tells it about new images
+(``POST /manager/v1/updates/notify``) and watches it (``GET /manager/v1/updates/status``),
+both with ``Authorization: Bearer <deploy token>``. This module builds and parses those
+requests (pure functions, unit-tested), talks to the manager over one ``requests`` session
+(connect errors retried, nothing else: a notify that may have reached the manager is never
+sent again), and waits for a deployment with an injectable clock.
+
+This client is on ``requests`` (the library the design card names for it; one session, one manager, a
+request every few seconds) rather than the agents' urllib3 client of ``_protocol.py`` (STYLE.md point 10),
+which is built for fanning out to many agents at once.
+
+The deploy token never leaves this module in a message, a result or an exception: every
+text taken from the manager (which may echo the request's headers) is masked first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import warnings
+from urllib.parse import urlsplit
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util import Retry
+except ImportError as exc:
+    # the import sanity test (and a controller without requests) must still import this file: the pure
+    # functions work, and the modules fail with missing_required_lib("requests")
+    requests = HTTPAdapter = Retry = None
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+
+NOTIFY_PATH = "/manager/v1/updates/notify"
+STATUS_PATH = "/manager/v1/updates/status"
+TOKEN_ENV = "CIRIS_DEPLOY_TOKEN"
+STRATEGIES = ("canary", "immediate", "manual")
+# the fields of the notify request, as CIRISManager's CD documentation lists them
+BODY_FIELDS = ("agent_image", "gui_image", "strategy", "source", "commit_sha", "message", "metadata")
+# the fields of a deployment status (the notify answer and the status answer)
+STATUS_FIELDS = ("deployment_id", "status", "agents_total", "agents_updated", "agents_deferred", "agents_rejected",
+                 "started_at", "canary_phase", "message")
+COUNT_FIELDS = ("agents_total", "agents_updated", "agents_deferred", "agents_rejected", "agents_failed")
+SUCCEEDED = ("completed",)
+# rolled_back: CIRISManager's status after a rollback, as final as failed
+FAILED = ("failed", "cancelled", "rejected", "rolled_back")
+TERMINAL = SUCCEEDED + FAILED
+MASK = "********"
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_WAIT_TIMEOUT = 3600.0
+DEFAULT_POLL_INTERVAL = 10.0
+CONNECT_RETRIES = 3
+
+_CONFLICT_ID = re.compile(r"[Dd]eployment\s+(\S+?)\s+(?:is\s+)?already in progress")
+
+
+class ManagerError(Exception):
+    """A manager call failed; ``result`` holds what the task returns with the failure (already masked)."""
+
+    def __init__(self, msg, **result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+class ManagerAuthError(ManagerError):
+    """The manager refused the deploy token (401/403): polling again cannot help."""
+
+
+# ---------------------------------------------------------------------------- pure functions
+
+def mask(value, secrets):
+    """``value`` (a str, or dicts/lists of them) with every secret replaced by ``********``."""
+    secrets = [s for s in (secrets or ()) if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return dict((mask(k, secrets), mask(v, secrets)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [mask(v, secrets) for v in value]
+    return value
+
+
+def normalize_base_url(url):
+    """The manager's base URL without a trailing slash; ``ValueError`` naming the field when unusable."""
+    if not url or not str(url).strip():
+        raise ValueError("manager_url is required (the manager's base URL, for example https://agents.example.org)")
+    url = str(url).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("manager_url must be an http:// or https:// URL with a host, got %r" % url)
+    if parts.query or parts.fragment:
+        raise ValueError("manager_url must not carry a query or fragment, got %r" % url)
+    if parts.path.endswith("/manager/v1") or "/updates/" in parts.path:
+        raise ValueError("manager_url is the base URL (for example https://agents.example.org), without "
+                         "/manager/v1/updates/...; got %r" % url)
+    return url
+
+
+def is_loopback(url):
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def clean_token(token):
+    """The token without surrounding whitespace (a trailing newline from an env file is a classic); ``ValueError``
+    when missing."""
+    token = (token or "").strip()
+    if not token:
+        raise ValueError("token is required: set the token option or the %s environment variable" % TOKEN_ENV)
+    if any(c.isspace() for c in token):
+        raise ValueError("token must not contain whitespace (check the value of token or %s)" % TOKEN_ENV)
+    return token
+
+
+def build_notify_body(params):
+    """The JSON body of ``POST /manager/v1/updates/notify`` from the module's options (unset ones are not sent)."""
+    if not (params.get("agent_image") or params.get("gui_image")):
+        raise ValueError("agent_image or gui_image is required: the manager deploys at least one new image")
+    strategy = params.get("strategy") or "canary"
+    if strategy not in STRATEGIES:
+        raise ValueError("strategy must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
+    metadata = params.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
+    body = {}
+    for key in BODY_FIELDS:
+        value = strategy if key == "strategy" else params.get(key)
+        if value is None or (isinstance(value, str) and not value.strip() and key != "message"):
+            continue
+        if key == "metadata" and not value:
+            continue
+        body[key] = value
+    return body
+
+
+def parse_status(body):
+    """A deployment status from the manager's JSON answer: every documented field (``None`` when absent), every
+    other field it sent, and ``counts`` (the ``agents_*`` numbers it sent). ``None`` for an empty answer (``null``:
+    no such deployment, or no current one)."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise ManagerError("the manager answered with a JSON %s where a deployment status was expected"
+                           % type(body).__name__)
+    if not body.get("deployment_id") or not body.get("status"):
+        raise ManagerError("the manager's answer is not a deployment status (no deployment_id or status): keys %s"
+                           % (", ".join(sorted(str(k) for k in body)) or "none"))
+    status = dict((key, body.get(key)) for key in STATUS_FIELDS)
+    status.update(body)
+    status["status"] = str(body["status"]).lower()
+    status["counts"] = dict((key, body[key]) for key in COUNT_FIELDS if isinstance(body.get(key), int))
+    return status
+
+
+def outcome(status):
+    """``succeeded``, ``failed`` or ``None`` (still running, pending or staged) for a status string."""
+    if status in SUCCEEDED:
+        return "succeeded"
+    if status in FAILED:
+        return "failed"
+    return None
+
+
+def running_deployment_id(body):
+    """The id of the deployment that holds the manager, from a 409 answer (a ``deployment_id`` field, or
+    FastAPI's ``{"detail": "Deployment <id> already in progress"}``); ``None`` when it does not say."""
+    if isinstance(body, dict):
+        for key in ("deployment_id", "current_deployment", "running_deployment_id"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+        detail = body.get("detail")
+        if isinstance(detail, dict):
+            return running_deployment_id(detail)
+        body = detail
+    if isinstance(body, str):
+        match = _CONFLICT_ID.search(body)
+        if match:
+            return match.group(1).rstrip(".,;:")
+    return None
+
+
+def error_detail(body, text=None, limit=300):
+    """A short human text from an error answer (FastAPI's ``detail``, a ``message``, or the raw text)."""
+    detail = None
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("message", body.get("error")))
+        if isinstance(detail, list):
+            # a validation error: [{"loc": [...], "msg": ...}, ...]
+            detail = "; ".join(
+                "%s: %s" % (".".join(str(p) for p in d.get("loc", ()) if p != "body"), d.get("msg"))
+                if isinstance(d, dict) else str(d) for d in detail)
+    if detail is None:
+        detail = text if text is not None else body
+    detail = "" if detail is None else str(detail).strip()
+    return detail if len(detail) <= limit else detail[:limit] + "..."
+
+
+def summary_line(status):
+    """``deploy-1: completed (phase general) - 7 total, 5 updated, 1 deferred, 1 rejected``."""
+    if not status:
+        return "no deployment"
+    counts = status.get("counts") or {}
+    names = (("agents_total", "total"), ("agents_updated", "updated"), ("agents_deferred", "deferred"),
+             ("agents_rejected", "rejected"), ("agents_failed", "failed"))
+    parts = ["%s %s" % (counts[key], label) for key, label in names if key in counts]
+    text = "%s: %s" % (status.get("deployment_id"), status.get("status"))
+    if status.get("canary_phase"):
+        text += " (phase %s)" % status["canary_phase"]
+    if parts:
+        text += " - " + ", ".join(parts)
+    if status.get("message"):
+        text += " - %s" % status["message"]
+    return text
+
+
+# ---------------------------------------------------------------------------- the client
+
+def connect_retry():
+    """Retry what provably did not reach the manager (refused, connect timeout), nothing else: no read, status
+    or other retries, so a notify that may have arrived is never sent twice."""
+    return Retry(total=CONNECT_RETRIES, connect=CONNECT_RETRIES, read=0, status=0, other=0, redirect=0,
+                 backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=False)
+
+
+class ManagerClient:
+    """One ``requests`` session to one CIRISManager (keep-alive, TLS verified unless told otherwise)."""
+
+    def __init__(self, base_url, token, validate_certs=True, ca_path=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout=DEFAULT_READ_TIMEOUT):
+        if not HAS_REQUESTS:
+            raise ManagerError("the Python library requests is required to talk to CIRISManager")
+        self.base_url = normalize_base_url(base_url)
+        self._token = clean_token(token)
+        self.secrets = (self._token, token) if token != self._token else (self._token,)
+        self.verify = (ca_path or True) if validate_certs else False
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=connect_retry(), pool_connections=1, pool_maxsize=2)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "agentfleet.rollout manager client"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.session.close()
+
+    def _mask(self, value):
+        return mask(value, self.secrets)
+
+    def _request(self, method, path, params=None, body=None):
+        url = self.base_url + path
+        what = "%s %s" % (method, url)
+        try:
+            with warnings.catch_warnings():
+                if not self.verify:
+                    warnings.simplefilter("ignore")
+                resp = self.session.request(
+                    method, url, params=params, json=body, timeout=self.timeout, verify=self.verify,
+                    headers={"Authorization": "Bearer " + self._token}, allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            raise ManagerError(self._mask(
+                "TLS verification failed for %s: %s. Give the manager's CA with ca_path (or, for a test host only, "
+                "validate_certs=false)" % (what, _reason(exc))), url=url)
+        except requests.exceptions.ConnectTimeout as exc:
+            raise ManagerError(self._mask("could not connect to the manager (%s): connect timeout after %s tries: %s"
+                                          % (what, CONNECT_RETRIES + 1, _reason(exc))), url=url)
+        except requests.exceptions.ReadTimeout:
+            if method == "POST":
+                raise ManagerError(self._mask(
+                    "the manager did not answer %s within %s s; the notification may have been received: check "
+                    "%s (manager_status) before notifying again - it is not sent twice" % (what, self.timeout[1],
+                                                                                             STATUS_PATH)),
+                    url=url, maybe_sent=True)
+            raise ManagerError(self._mask("the manager did not answer %s within %s s" % (what, self.timeout[1])),
+                               url=url)
+        except requests.exceptions.ConnectionError as exc:
+            raise ManagerError(self._mask("could not reach the manager (%s): %s" % (what, _reason(exc))), url=url)
+        except requests.exceptions.RequestException as exc:
+            raise ManagerError(self._mask("request to the manager failed (%s): %s" % (what, _reason(exc))), url=url)
+        try:
+            text = resp.text
+        except Exception:  # pylint: disable=broad-except
+            text = ""
+        try:
+            data = resp.json() if text.strip() else None
+            parsed = True
+        except ValueError:
+            data, parsed = None, False
+        return resp.status_code, self._mask(data), self._mask(text), parsed, url
+
+    def _check(self, code, data, text, parsed, url, action):
+        if code in (401, 403):
+            raise ManagerAuthError(
+                "the manager refused the deploy token for %s (HTTP %s: %s); check the token option or %s"
+                % (action, code, error_detail(data, text) or "no detail", TOKEN_ENV), http_status=code, url=url)
+        if code in (301, 302, 303, 307, 308):
+            raise ManagerError("the manager redirected %s (HTTP %s); point manager_url at the manager's base URL "
+                               "(a redirect is not followed with the token)" % (action, code), http_status=code, url=url)
+        if code == 404:
+            raise ManagerError("the manager answered %s with HTTP 404 (%s): is manager_url the manager's base URL "
+                               "(%s)?" % (action, error_detail(data, text) or "not found", self.base_url),
+                               http_status=code, url=url)
+        if code == 429:
+            raise ManagerError("the manager rate-limited %s (HTTP 429: %s); try again later"
+                               % (action, error_detail(data, text)), http_status=code, url=url)
+        if not 200 <= code < 300:
+            raise ManagerError("the manager answered %s with HTTP %s: %s" % (action, code, error_detail(data, text)
+                                                                            or "no detail"),
+                               http_status=code, url=url, response=data if parsed else text[:300])
+        if not parsed:
+            raise ManagerError("the manager's answer to %s is not JSON: %s" % (action, error_detail(None, text)),
+                               http_status=code, url=url)
+        return data
+
+    def notify(self, body):
+        """POST the notification once; the manager's deployment status. A 409 (one deployment at a time) is an
+        error naming the deployment that holds the manager, when the answer says which."""
+        code, data, text, parsed, url = self._request("POST", NOTIFY_PATH, body=body)
+        if code == 409:
+            running = running_deployment_id(data if parsed else text)
+            raise ManagerError(
+                "CIRISManager has a deployment in progress already%s and runs one at a time (HTTP 409: %s). Wait for "
+                "it (manager_status with wait=true%s) or cancel it, then notify again; the notification was not "
+                "retried" % (" (%s)" % running if running else "", error_detail(data, text) or "no detail",
+                             ", deployment_id=%s" % running if running else ""),
+                http_status=409, url=url, running_deployment_id=running)
+        if code == 422 or code == 400:
+            raise ManagerError("the manager refused the notification (HTTP %s): %s" % (code, error_detail(data, text)),
+                               http_status=code, url=url, response=data if parsed else text[:300])
+        status = parse_status(self._check(code, data, text, parsed, url, "the notify"))
+        if status is None:
+            raise ManagerError("the manager accepted the notify but returned no deployment status", http_status=code,
+                               url=url)
+        return status
+
+    def status(self, deployment_id=None):
+        """The status of ``deployment_id`` (or of the current deployment); ``None`` when the manager has none."""
+        params = {"deployment_id": deployment_id} if deployment_id else None
+        code, data, text, parsed, url = self._request("GET", STATUS_PATH, params=params)
+        # an unknown deployment is a 200 with null (CIRISManager); a 404 is a wrong URL, and _check says so
+        return parse_status(self._check(code, data, text, parsed, url, "the status request"))
+
+
+def _reason(exc):
+    """The innermost cause of a requests exception, without the pool's long preamble."""
+    inner = exc
+    for _ in range(5):
+        nxt = getattr(inner, "reason", None) or (inner.args[0] if getattr(inner, "args", None) else None)
+        if nxt is None or nxt is inner or isinstance(nxt, str):
+            break
+        inner = nxt
+    text = str(inner)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+# ---------------------------------------------------------------------------- waiting
+
+def wait_for_deployment(fetch, deployment_id, wait_timeout, poll_interval, first=None, clock=time.monotonic,
+                        sleep=time.sleep):
+    """Poll ``fetch(deployment_id)`` until the deployment is completed, failed, cancelled, rejected or rolled back.
+
+    Returns ``(status, polls)``. A poll that fails (the manager restarting, a proxy's 502) is tried again at the
+    next interval until the deadline; a refused token fails at once. At the deadline a :class:`ManagerError`
+    carries the last status seen. ``first`` is a status already in hand (the notify's answer).
+    """
+    deadline = clock() + float(wait_timeout)
+    last, last_error, polls = first, None, 0
+    while last is None or outcome(last["status"]) is None:
+        now = clock()
+        if now >= deadline:
+            raise ManagerError(
+                "deployment %s did not finish within %s s; last status: %s%s"
+                % (deployment_id, _seconds(wait_timeout), summary_line(last) if last else "none",
+                   "; last error: %s" % last_error if last_error else ""),
+                deployment=last, timed_out=True, polls=polls)
+        if polls or last is not None or last_error:
+            sleep(max(0.0, min(float(poll_interval), deadline - now)))
+        try:
+            status = fetch(deployment_id)
+        except ManagerAuthError:
+            raise
+        except ManagerError as exc:
+            polls += 1
+            last_error = exc.msg
+            continue
+        polls += 1
+        if status is None:
+            raise ManagerError("the manager knows no deployment %s (the status answer is empty)" % deployment_id,
+                               deployment=last, polls=polls)
+        last, last_error = status, None
+    return last, polls
+
+
+def _seconds(value):
+    value = float(value)
+    return int(value) if value == math.floor(value) else value
+
+
+# ---------------------------------------------------------------------------- module runners
+
+CONNECTION_SPEC = dict(
+    manager_url=dict(type="str", required=True),
+    token=dict(type="str", no_log=True),
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    connect_timeout=dict(type="float", default=DEFAULT_CONNECT_TIMEOUT),
+    read_timeout=dict(type="float", default=DEFAULT_READ_TIMEOUT),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="float", default=DEFAULT_WAIT_TIMEOUT),
+    poll_interval=dict(type="float", default=DEFAULT_POLL_INTERVAL),
+)
+
+NOTIFY_SPEC = dict(
+    agent_image=dict(type="str"),
+    gui_image=dict(type="str"),
+    strategy=dict(type="str", default="canary", choices=list(STRATEGIES)),
+    source=dict(type="str"),
+    commit_sha=dict(type="str"),
+    message=dict(type="str"),
+    metadata=dict(type="dict"),
+)
+
+STATUS_SPEC = dict(
+    deployment_id=dict(type="str"),
+)
+
+
+def validate_connection(params):
+    """Raise ``ValueError`` naming the first bad connection option."""
+    normalize_base_url(params.get("manager_url"))
+    clean_token(params.get("token"))
+    for key in ("connect_timeout", "read_timeout", "wait_timeout", "poll_interval"):
+        value = params.get(key)
+        if value is not None and (value <= 0 if key != "wait_timeout" else value < 0):
+            raise ValueError("%s must be greater than 0, got %r" % (key, value))
+
+
+def client_from_params(params):
+    return ManagerClient(params["manager_url"], params.get("token"), validate_certs=params.get("validate_certs", True),
+                         ca_path=params.get("ca_path"), connect_timeout=params.get("connect_timeout"),
+                         read_timeout=params.get("read_timeout"))
+
+
+def _result(status, polls=0, waited=False, started=None, clock=time.monotonic):
+    verdict = outcome(status["status"]) if status else None
+    return {
+        "deployment": status,
+        "deployment_id": status["deployment_id"] if status else None,
+        "status": status["status"] if status else None,
+        "finished": verdict is not None,
+        "succeeded": verdict == "succeeded",
+        "waited": waited,
+        "polls": polls,
+        "elapsed": round(clock() - started, 3) if started is not None else 0.0,
+        "summary": summary_line(status),
+    }
+
+
+def _warnings(params):
+    if urlsplit(params["manager_url"]).scheme == "http" and not is_loopback(params["manager_url"]):
+        return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
+    return []
+
+
+def run_notify(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
+    """Notify the manager (once) and, with ``wait``, poll until the deployment has finished."""
+    validate_connection(params)
+    body = build_notify_body(params)
+    base = normalize_base_url(params["manager_url"])
+    secrets = (params.get("token"), (params.get("token") or "").strip())
+    request = mask({"method": "POST", "url": base + NOTIFY_PATH, "body": body}, secrets)
+    warns = _warnings(params)
+    if check_mode:
+        result = _result(None)
+        result.update(changed=True, request=request, warnings=warns,
+                      summary="check mode: would POST %s to %s" % (", ".join(sorted(body)), request["url"]))
+        return result
+    started = clock()
+    with client_factory(params) as client:
+        try:
+            status = client.notify(body)
+        except ManagerError as exc:
+            exc.result.setdefault("request", request)
+            raise
+        polls, waited = 0, False
+        if params.get("wait"):
+            waited = True
+            try:
+                status, polls = wait_for_deployment(client.status, status["deployment_id"], params["wait_timeout"],
+                                                    params["poll_interval"], first=status, clock=clock, sleep=sleep)
+            except ManagerError as exc:
+                exc.result.update(request=request, changed=True, deployment_id=status["deployment_id"])
+                if exc.result.get("deployment") is None:
+                    exc.result["deployment"] = status
+                raise
+    result = _result(status, polls, waited, started, clock)
+    result.update(changed=True, request=request, warnings=warns)
+    return result
+
+
+def run_status(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
+    """Read a deployment's (or the current deployment's) status; with ``wait``, poll until it has finished."""
+    validate_connection(params)
+    started = clock()
+    deployment_id = params.get("deployment_id") or None
+    with client_factory(params) as client:
+        status = client.status(deployment_id)
+        if status is None:
+            if deployment_id:
+                raise ManagerError("the manager knows no deployment %s (the status answer is empty)" % deployment_id,
+                                   deployment=None, found=False)
+            result = _result(None, 1, False, started, clock)
+            result.update(changed=False, found=False, warnings=_warnings(params),
+                          summary="no current deployment")
+            return result
+        polls, waited = 1, False
+        if params.get("wait") and not check_mode:
+            waited = True
+            status, more = wait_for_deployment(client.status, status["deployment_id"], params["wait_timeout"],
+                                               params["poll_interval"], first=status, clock=clock, sleep=sleep)
+            polls += more
+    result = _result(status, polls, waited, started, clock)
+    result.update(changed=False, found=True, warnings=_warnings(params))
+    return result
+
+
+def run_manager_module(module_class, argument_spec, runner, **module_kwargs):
+    """The ``main()`` of the manager modules: connection options + ``argument_spec``, one engine call."""
+    from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+    spec = dict(CONNECTION_SPEC)
+    spec["token"] = dict(spec["token"], fallback=(env_fallback, [TOKEN_ENV]))
+    spec.update(argument_spec)
+    module = module_class(argument_spec=spec, supports_check_mode=True, **module_kwargs)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+    secrets = (module.params.get("token"), (module.params.get("token") or "").strip())
+    try:
+        result = runner(module.params, check_mode=module.check_mode)
+    except ValueError as exc:
+        module.fail_json(msg=mask(str(exc), secrets))
+    except ManagerError as exc:
+        module.fail_json(msg=mask(exc.msg, secrets), **mask(exc.result, secrets))
+    for text in result.pop("warnings", None) or ():
+        module.warn(text)
+    module.exit_json(**mask(result, secrets))

@@ -1,0 +1,293 @@
+"""The CIRISManager client: request building, status parsing, masking, 409s, waiting, and the client
+against the loopback stand-in (tests/managersim.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
+from managersim import ManagerSim
+
+TOKEN = "deploy-token-0123456789abcdef"
+
+
+def params(url="https://agents.example.org", **extra):
+    p = dict(manager_url=url, token=TOKEN, validate_certs=True, ca_path=None, connect_timeout=2.0, read_timeout=5.0,
+             wait=False, wait_timeout=30.0, poll_interval=0.05, agent_image=None, gui_image=None, strategy="canary",
+             source=None, commit_sha=None, message=None, metadata=None, deployment_id=None)
+    p.update(extra)
+    return p
+
+
+# ---------------------------------------------------------------- request building
+
+def test_body_has_exactly_the_documented_fields():
+    body = m.build_notify_body(params(agent_image="ghcr.io/cirisai/ciris-agent:2.0.0",
+                                      gui_image="ghcr.io/cirisai/ciris-gui:2.0.0", source="github-actions",
+                                      commit_sha="abc123", message="Faster", metadata={"version": "2.0.0", "pr_number": 123}))
+    assert body == {"agent_image": "ghcr.io/cirisai/ciris-agent:2.0.0", "gui_image": "ghcr.io/cirisai/ciris-gui:2.0.0",
+                    "strategy": "canary", "source": "github-actions", "commit_sha": "abc123", "message": "Faster",
+                    "metadata": {"version": "2.0.0", "pr_number": 123}}
+    assert set(body) == set(m.BODY_FIELDS)
+
+
+def test_unset_fields_are_not_sent():
+    assert m.build_notify_body(params(agent_image="a:1", strategy="immediate", metadata={})) == {
+        "agent_image": "a:1", "strategy": "immediate"}
+
+
+@pytest.mark.parametrize("extra, field", [
+    (dict(), "agent_image or gui_image"),
+    (dict(agent_image="a:1", strategy="rolling"), "strategy"),
+    (dict(agent_image="a:1", metadata=["x"]), "metadata"),
+])
+def test_bad_body_names_the_field(extra, field):
+    with pytest.raises(ValueError, match=field):
+        m.build_notify_body(params(**extra))
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://agents.example.org/", "https://agents.example.org"),
+    ("https://agents.example.org/proxy", "https://agents.example.org/proxy"),
+    ("ftp://agents.example.org", None),
+    ("https://agents.example.org/manager/v1/updates/notify", None),
+    ("https://agents.example.org?x=1", None),
+    ("", None),
+])
+def test_base_url(url, ok):
+    if ok:
+        assert m.normalize_base_url(url) == ok
+    else:
+        with pytest.raises(ValueError, match="manager_url"):
+            m.normalize_base_url(url)
+
+
+def test_token_is_stripped_and_required():
+    assert m.clean_token(" %s\n" % TOKEN) == TOKEN
+    with pytest.raises(ValueError, match="CIRIS_DEPLOY_TOKEN"):
+        m.clean_token("  ")
+    with pytest.raises(ValueError) as err:
+        m.clean_token("abc def")
+    assert "abc" not in str(err.value)
+
+
+# ---------------------------------------------------------------- parsing and masking
+
+SEED_STATUS = {"deployment_id": "deploy-20250801-123456", "status": "in_progress", "agents_total": 10,
+               "agents_updated": 0, "agents_deferred": 0, "agents_rejected": 0, "started_at": "2025-08-01T12:00:00Z",
+               "canary_phase": "explorers", "message": "Deployment started"}
+
+
+def test_parse_the_seed_status():
+    status = m.parse_status(SEED_STATUS)
+    assert {k: status[k] for k in SEED_STATUS} == SEED_STATUS
+    assert status["counts"] == {"agents_total": 10, "agents_updated": 0, "agents_deferred": 0, "agents_rejected": 0}
+
+
+def test_parse_keeps_extra_fields_and_fills_missing_ones():
+    status = m.parse_status({"deployment_id": "d1", "status": "STAGED", "agents_affected": 3, "agents_failed": 1})
+    assert status["status"] == "staged" and status["agents_affected"] == 3 and status["canary_phase"] is None
+    assert status["counts"] == {"agents_failed": 1}
+    assert m.parse_status(None) is None
+    with pytest.raises(m.ManagerError, match="not a deployment status"):
+        m.parse_status({"detail": "x"})
+
+
+@pytest.mark.parametrize("status, verdict", [
+    ("completed", "succeeded"), ("failed", "failed"), ("cancelled", "failed"), ("rejected", "failed"),
+    ("rolled_back", "failed"), ("in_progress", None), ("staged", None), ("pending", None), ("rolling_back", None),
+])
+def test_outcome(status, verdict):
+    assert m.outcome(status) == verdict
+
+
+def test_mask_walks_nested_values():
+    data = {"detail": "bad Bearer %s" % TOKEN, "list": ["x%sy" % TOKEN, 3], TOKEN: None}
+    masked = m.mask(data, [TOKEN])
+    assert TOKEN not in repr(masked)
+    assert masked["detail"] == "bad Bearer ********" and masked["list"] == ["x********y", 3]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"detail": "Deployment deploy-20250801-101500 already in progress"}, "deploy-20250801-101500"),
+    ({"detail": "Deployment abc. is already in progress"}, "abc"),
+    ({"deployment_id": "d-7", "detail": "busy"}, "d-7"),
+    ({"detail": {"current_deployment": "d-8"}}, "d-8"),
+    ("Deployment d-9 already in progress", "d-9"),
+    ({"detail": "Deployment already in progress"}, None),
+    (None, None),
+])
+def test_running_deployment_from_409(body, expected):
+    assert m.running_deployment_id(body) == expected
+
+
+def test_error_detail_of_a_validation_error():
+    body = {"detail": [{"loc": ["body", "colour"], "msg": "Extra inputs are not permitted"}]}
+    assert m.error_detail(body) == "colour: Extra inputs are not permitted"
+
+
+def test_retry_is_for_connect_errors_only():
+    retry = m.connect_retry()
+    assert retry.connect == m.CONNECT_RETRIES
+    assert retry.read == 0 and retry.status == 0 and retry.other == 0 and retry.redirect == 0
+
+
+# ---------------------------------------------------------------- waiting (injected clock)
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def st(status, **kw):
+    return m.parse_status(dict(SEED_STATUS, status=status, **kw))
+
+
+def test_wait_polls_until_final_and_tolerates_a_failed_poll():
+    answers = [m.ManagerError("HTTP 502"), st("in_progress"), st("completed", agents_updated=10)]
+    clock = FakeClock()
+
+    def fetch(deployment_id):
+        assert deployment_id == "deploy-20250801-123456"
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    status, polls = m.wait_for_deployment(fetch, "deploy-20250801-123456", 100, 10, first=st("in_progress"),
+                                          clock=clock, sleep=clock.sleep)
+    assert status["status"] == "completed" and polls == 3 and clock.sleeps == [10, 10, 10]
+
+
+def test_wait_times_out_with_the_last_status():
+    clock = FakeClock()
+    with pytest.raises(m.ManagerError) as err:
+        m.wait_for_deployment(lambda d: st("in_progress", canary_phase="early_adopters"), "d", 25, 10,
+                              clock=clock, sleep=clock.sleep)
+    assert "did not finish within 25 s" in err.value.msg and "phase early_adopters" in err.value.msg
+    assert err.value.result["timed_out"] and err.value.result["deployment"]["status"] == "in_progress"
+    assert clock.now == 25
+
+
+def test_wait_stops_on_a_refused_token():
+    def fetch(deployment_id):
+        raise m.ManagerAuthError("refused")
+
+    with pytest.raises(m.ManagerAuthError):
+        m.wait_for_deployment(fetch, "d", 100, 1, first=st("in_progress"), clock=FakeClock(), sleep=lambda s: None)
+
+
+def test_wait_fails_when_the_deployment_vanishes():
+    with pytest.raises(m.ManagerError, match="knows no deployment d"):
+        m.wait_for_deployment(lambda d: None, "d", 100, 1, clock=FakeClock(), sleep=lambda s: None)
+
+
+# ---------------------------------------------------------------- the client against the stand-in
+
+@pytest.fixture
+def sim():
+    with ManagerSim(tokens=(TOKEN,), phase_seconds=0.2) as server:
+        yield server
+
+
+def test_check_mode_sends_nothing(sim):
+    result = m.run_notify(params(sim.url, agent_image="a:2"), check_mode=True)
+    assert result["changed"] and result["deployment"] is None
+    assert result["request"] == {"method": "POST", "url": sim.url + m.NOTIFY_PATH,
+                                 "body": {"agent_image": "a:2", "strategy": "canary"}}
+    assert sim.requests == []
+
+
+def test_notify_and_wait(sim):
+    result = m.run_notify(params(sim.url, agent_image="a:2", message="m", metadata={"version": "2.0.0"}, wait=True))
+    assert result["succeeded"] and result["finished"] and result["status"] == "completed"
+    assert result["deployment"]["counts"] == {"agents_total": 7, "agents_updated": 5, "agents_deferred": 1,
+                                              "agents_rejected": 1}
+    posts = sim.posts()
+    assert len(posts) == 1 and posts[0][3] == {"agent_image": "a:2", "strategy": "canary", "message": "m",
+                                               "metadata": {"version": "2.0.0"}}
+    gets = [r for r in sim.requests if r[0] == "GET"]
+    assert gets and all(r[2] == {"deployment_id": [result["deployment_id"]]} for r in gets)
+
+
+def test_conflict_names_the_running_deployment_and_is_not_retried(sim):
+    running = sim.start_deployment({"agent_image": "a:1"})
+    sim.phase_seconds = 60
+    with pytest.raises(m.ManagerError) as err:
+        m.run_notify(params(sim.url, agent_image="a:2"))
+    assert err.value.result["running_deployment_id"] == running and running in err.value.msg
+    assert err.value.result["http_status"] == 409
+    assert len(sim.posts()) == 1
+
+
+def test_wrong_token_is_masked_even_when_echoed():
+    secret = "wrong-token-very-secret-42"
+    with ManagerSim(tokens=(TOKEN,), echo_auth=True) as server:
+        with pytest.raises(m.ManagerAuthError) as err:
+            m.run_status(params(server.url, token=secret))
+    text = err.value.msg + repr(err.value.result) + str(err.value)
+    assert "HTTP 401" in text and "Invalid deployment token" in text
+    assert secret not in text and "********" in text
+
+
+def test_echoed_token_in_a_status_message_is_masked():
+    with ManagerSim(tokens=(TOKEN,), echo_auth=True) as server:
+        result = m.run_notify(params(server.url, agent_image="a:2"))
+    assert TOKEN not in repr(result) and "********" in result["deployment"]["message"]
+
+
+def test_status_of_unknown_and_of_no_current_deployment(sim):
+    result = m.run_status(params(sim.url))
+    assert result["found"] is False and result["deployment"] is None
+    with pytest.raises(m.ManagerError, match="knows no deployment nope"):
+        m.run_status(params(sim.url, deployment_id="nope"))
+
+
+def test_a_slow_notify_is_not_sent_twice():
+    with ManagerSim(tokens=(TOKEN,), notify_delay=1.0) as server:
+        with pytest.raises(m.ManagerError) as err:
+            m.run_notify(params(server.url, agent_image="a:2", read_timeout=0.2))
+        assert "may have been received" in err.value.msg and err.value.result["maybe_sent"]
+        assert len(server.posts()) == 1
+
+
+def test_refused_connection_is_a_clear_error():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(m.ManagerError, match="could not (connect to|reach) the manager"):
+        m.run_status(params("http://127.0.0.1:%d" % port, connect_timeout=0.5))
+
+
+def test_plain_http_to_a_remote_host_warns():
+    assert m._warnings(params("http://agents.example.org"))
+    assert not m._warnings(params("http://127.0.0.1:8888"))
+    assert not m._warnings(params("https://agents.example.org"))
+
+
+@pytest.mark.parametrize("end, final", [("cancel", "cancelled"), ("reject", "rejected")])
+def test_wait_stops_on_a_cancelled_or_rejected_deployment(sim, end, final):
+    sim.phase_seconds = 120
+    deployment_id = sim.start_deployment({"agent_image": "a:2"})
+    getattr(sim, end)(deployment_id)
+    result = m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
+    assert result["finished"] and not result["succeeded"] and result["status"] == final
+    assert result["deployment"]["message"] == "Deployment %s by an admin" % final
+
+
+def test_a_wrong_base_url_says_so(sim):
+    with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
+        m.run_notify(params(sim.url + "/elsewhere", agent_image="a:2"))
+    with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
+        m.run_status(params(sim.url + "/elsewhere"))
