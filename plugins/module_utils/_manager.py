@@ -140,7 +140,8 @@ def build_notify_body(params):
         raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
     body = {}
     for key in BODY_FIELDS:
-        value = strategy if key == "strategy" else params.get(key)
+        # the body's "message" is the module option update_message ("message" is reserved by Ansible)
+        value = strategy if key == "strategy" else params.get("update_message" if key == "message" else key)
         if value is None or (isinstance(value, str) and not value.strip() and key != "message"):
             continue
         if key == "metadata" and not value:
@@ -287,11 +288,10 @@ class ManagerClient:
                                           % (what, CONNECT_RETRIES + 1, _reason(exc))), url=url)
         except requests.exceptions.ReadTimeout:
             if method == "POST":
-                raise ManagerError(self._mask(
-                    "the manager did not answer %s within %s s; the notification may have been received: check "
-                    "%s (manager_status) before notifying again - it is not sent twice" % (what, self.timeout[1],
-                                                                                             STATUS_PATH)),
-                    url=url, maybe_sent=True)
+                msg = ("the manager did not answer %s within %s s; the notification may have been received: check "
+                       "%s (manager_status) before notifying again - it is not sent twice"
+                       % (what, self.timeout[1], STATUS_PATH))
+                raise ManagerError(self._mask(msg), url=url, maybe_sent=True)
             raise ManagerError(self._mask("the manager did not answer %s within %s s" % (what, self.timeout[1])),
                                url=url)
         except requests.exceptions.ConnectionError as exc:
@@ -325,8 +325,8 @@ class ManagerClient:
             raise ManagerError("the manager rate-limited %s (HTTP 429: %s); try again later"
                                % (action, error_detail(data, text)), http_status=code, url=url)
         if not 200 <= code < 300:
-            raise ManagerError("the manager answered %s with HTTP %s: %s" % (action, code, error_detail(data, text)
-                                                                            or "no detail"),
+            detail = error_detail(data, text) or "no detail"
+            raise ManagerError("the manager answered %s with HTTP %s: %s" % (action, code, detail),
                                http_status=code, url=url, response=data if parsed else text[:300])
         if not parsed:
             raise ManagerError("the manager's answer to %s is not JSON: %s" % (action, error_detail(None, text)),
@@ -365,7 +365,7 @@ class ManagerClient:
 def _reason(exc):
     """The innermost cause of a requests exception, without the pool's long preamble."""
     inner = exc
-    for _ in range(5):
+    for dummy in range(5):
         nxt = getattr(inner, "reason", None) or (inner.args[0] if getattr(inner, "args", None) else None)
         if nxt is None or nxt is inner or isinstance(nxt, str):
             break
@@ -437,7 +437,7 @@ NOTIFY_SPEC = dict(
     strategy=dict(type="str", default="canary", choices=list(STRATEGIES)),
     source=dict(type="str"),
     commit_sha=dict(type="str"),
-    message=dict(type="str"),
+    update_message=dict(type="str"),
     metadata=dict(type="dict"),
 )
 

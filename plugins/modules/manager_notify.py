@@ -44,8 +44,10 @@ options:
   commit_sha:
     description: The commit the images were built from.
     type: str
-  message:
-    description: The deployment message (what changed), which the manager passes on to the agents.
+  update_message:
+    description:
+      - The deployment message (what changed), which the manager passes on to the agents; sent as the body field
+        C(message) (an option cannot be called C(message) in Ansible).
     type: str
   metadata:
     description: "Free-form metadata, for example C({version: 2.0.0, pr_number: 123}). Not sent when empty."
@@ -79,7 +81,7 @@ EXAMPLES = r"""
     strategy: canary
     source: github-actions
     commit_sha: "{{ lookup('ansible.builtin.env', 'GITHUB_SHA') }}"
-    message: Faster memory consolidation
+    update_message: Faster memory consolidation
     metadata:
       version: 2.0.0
     wait: true

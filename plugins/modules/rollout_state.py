@@ -100,8 +100,8 @@ extends_documentation_fragment:
   - agentfleet.rollout.attributes.CONTROLLER
 attributes:
   check_mode:
-    support: none
-    details: In check mode nothing is recorded; the result has only C(msg).
+    support: partial
+    details: In check mode nothing is recorded and nothing is predicted; the result has only C(msg).
   diff_mode:
     support: none
   idempotent:

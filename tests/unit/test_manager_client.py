@@ -14,7 +14,7 @@ TOKEN = "deploy-token-0123456789abcdef"
 def params(url="https://agents.example.org", **extra):
     p = dict(manager_url=url, token=TOKEN, validate_certs=True, ca_path=None, connect_timeout=2.0, read_timeout=5.0,
              wait=False, wait_timeout=30.0, poll_interval=0.05, agent_image=None, gui_image=None, strategy="canary",
-             source=None, commit_sha=None, message=None, metadata=None, deployment_id=None)
+             source=None, commit_sha=None, update_message=None, metadata=None, deployment_id=None)
     p.update(extra)
     return p
 
@@ -24,7 +24,7 @@ def params(url="https://agents.example.org", **extra):
 def test_body_has_exactly_the_documented_fields():
     body = m.build_notify_body(params(agent_image="ghcr.io/cirisai/ciris-agent:2.0.0",
                                       gui_image="ghcr.io/cirisai/ciris-gui:2.0.0", source="github-actions",
-                                      commit_sha="abc123", message="Faster", metadata={"version": "2.0.0", "pr_number": 123}))
+                                      commit_sha="abc123", update_message="Faster", metadata={"version": "2.0.0", "pr_number": 123}))
     assert body == {"agent_image": "ghcr.io/cirisai/ciris-agent:2.0.0", "gui_image": "ghcr.io/cirisai/ciris-gui:2.0.0",
                     "strategy": "canary", "source": "github-actions", "commit_sha": "abc123", "message": "Faster",
                     "metadata": {"version": "2.0.0", "pr_number": 123}}
@@ -207,7 +207,7 @@ def test_check_mode_sends_nothing(sim):
 
 
 def test_notify_and_wait(sim):
-    result = m.run_notify(params(sim.url, agent_image="a:2", message="m", metadata={"version": "2.0.0"}, wait=True))
+    result = m.run_notify(params(sim.url, agent_image="a:2", update_message="m", metadata={"version": "2.0.0"}, wait=True))
     assert result["succeeded"] and result["finished"] and result["status"] == "completed"
     assert result["deployment"]["counts"] == {"agents_total": 7, "agents_updated": 5, "agents_deferred": 1,
                                               "agents_rejected": 1}
