@@ -516,6 +516,13 @@ def _iso(ts):
     return utcnow_iso(ts) if ts else None
 
 
+def _driver_result(row):
+    """What the update driver reported for the agent (docker: images before and after), by purpose, or None."""
+    extra = row.get("extra") or {}
+    out = dict((k[len("driver_"):], v) for k, v in extra.items() if k in ("driver_update", "driver_revert"))
+    return out or None
+
+
 def build_report(store, deployment_id):
     dep = store.get_deployment(deployment_id)
     if dep is None:
@@ -537,6 +544,7 @@ def build_report(store, deployment_id):
             "version_before": row.get("version_before"), "version_after": row.get("version_after"),
             "asked_at": _iso(row.get("asked_at")), "answered_at": _iso(row.get("answered_at")),
             "updated_at": _iso(row.get("updated_at")), "finished_at": _iso(row.get("finished_at")),
+            "driver": _driver_result(row),
         })
     waves = []
     for w in store.waves(deployment_id):
