@@ -48,7 +48,12 @@ CONF
     short=$(mktemp -d /tmp/afpm.XXXXXX)
     echo "$short" >"$dir/runroot"
     sock="$short/podman.sock"
-    podman_in "$dir" system service --time=0 "unix://$sock" >"$dir/service.log" 2>&1 &
+    # exec: the recorded pid is podman's own, so stop ends the service
+    (
+        export CONTAINERS_CONF="$dir/containers.conf"
+        exec podman --root "$dir/root" --runroot "$short" --storage-driver vfs --cgroup-manager cgroupfs \
+            --events-backend file system service --time=0 "unix://$sock" >"$dir/service.log" 2>&1
+    ) &
     echo $! >"$dir/service.pid"
     for _ in $(seq 1 150); do
         if [ -S "$sock" ] && curl -fsS --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
