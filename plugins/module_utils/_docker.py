@@ -365,17 +365,20 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
             stop_needed = True
     old_image_attrs = _inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}
     before = image_info(old_image_attrs, old_config.get("Image"))
-    if purpose == "revert" and not image and old_labels.get(LABEL_PREV):
+    if purpose == "revert" and old_labels.get(LABEL_PREV):
         new_ref = old_labels[LABEL_PREV]
         new_ref_name = old_labels.get(LABEL_PREV_REF) or new_ref
+        # by its reference while that still names the recorded image (else by the image id)
+        named = _inspect_image(api, new_ref_name) if new_ref_name != new_ref else None
+        if named is not None and named.get("Id") == new_ref:
+            new_ref = new_ref_name
     else:
         new_ref = image_ref(image, version, old_config.get("Image"))
         new_ref_name = new_ref
     new_image_attrs = _ensure_image(api, new_ref, "never" if new_ref.startswith("sha256:") else pull)
     after = image_info(new_image_attrs, new_ref_name)
     labels = history_labels(old_labels, before, version_before, version, deployment_id)
-    kwargs, more_networks = create_spec(old, old_image_attrs, new_ref_name if not new_ref.startswith("sha256:") else new_ref,
-                                        labels)
+    kwargs, more_networks = create_spec(old, old_image_attrs, new_ref, labels)
     result = {"changed": True, "container": name, "container_id": None, "previous_container_id": old["Id"],
               "purpose": purpose, "status_before": status, "image_before": before, "image_after": after,
               "previous_images": previous_images(labels), "stopped_by_driver": stop_needed, "version": version}

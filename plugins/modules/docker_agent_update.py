@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: docker_agent_update
 short_description: Recreate a stopped agent's container from a new image (the docker update driver)
-version_added: 0.3.0
+version_added: 0.2.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
   - The update driver for agents that run in a container (C(rollout_driver=docker)). The rollout playbooks run it

@@ -180,7 +180,8 @@ def test_docker_driver_recreates_the_stopped_agents_and_keeps_their_config(engin
 def test_a_never_healthy_image_is_reverted_to_the_previous_image(engine, client, tmp_path):
     hosts, inventory = start_agents(client, tmp_path, "rev", 3)
     before = {name: snapshot(client, name) for name in hosts}
-    res = rollout(engine, tmp_path, inventory, "3.0.0", rollout_auto_revert=True, rollout_healthy_deadline=3)
+    res = rollout(engine, tmp_path, inventory, "3.0.0", rollout_auto_revert=True, rollout_healthy_deadline=3,
+                  rollout_docker_stop_timeout=5)
     assert res.rc != 0, res.output
     old_id = image_id(client, "1.0.0")
     report = res.report()
@@ -191,6 +192,7 @@ def test_a_never_healthy_image_is_reverted_to_the_previous_image(engine, client,
         assert agent["driver"]["revert"]["image_after"]["id"] == old_id
         after = snapshot(client, name)
         assert after["image"] == old_id and after["status"] == "running"
+        assert client.api.inspect_container(name)["Config"]["Image"] == IMAGE + ":1.0.0"
         assert after["env"]["CIRIS_SETTING"] == before[name]["env"]["CIRIS_SETTING"]
         assert after["ports"] == before[name]["ports"] and after["restart"] == before[name]["restart"]
         # both images stay: the one reverted to, and the failed one, recorded as n-1

@@ -178,9 +178,13 @@ def test_revert_stops_the_failed_container_and_starts_the_recorded_previous_imag
     cont["Image"] = NEW_ID
     cont["Config"]["Image"] = "ghcr.io/cirisai/ciris-agent:2.0.0"
     api = StubAPI(cont, [old_image(), new_image()])
-    out = _docker.recreate(api, "ciris-agent-datum", version="1.0.0", purpose="revert", sleep=lambda s: None)
+    # the recorded previous image wins over the image template
+    out = _docker.recreate(api, "ciris-agent-datum", image="ghcr.io/cirisai/ciris-agent:{version}", version="1.0.0-x",
+                           purpose="revert", sleep=lambda s: None)
     assert api.calls[0][0] == "stop"
     assert out["image_after"]["id"] == OLD_ID
+    # by its reference, which still names the recorded image
+    assert api.created()["image"] == "ghcr.io/cirisai/ciris-agent:1.0.0"
     assert api.created()["labels"][_docker.LABEL_PREV] == NEW_ID
     assert api.created()["labels"][_docker.LABEL_PREV2] == OLD_ID
 
