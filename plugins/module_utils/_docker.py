@@ -333,6 +333,8 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
     one that answers (working, draining) or gives no answer is refused. For ``purpose=revert``
     the container runs the version that failed its gate: it is stopped, and the image
     recorded as its previous one (label ``agentfleet.rollout.previous_image``) is started.
+    A container this driver started on ``version`` for ``deployment_id`` (a rerun retrying an
+    agent whose gate failed) is stopped and recreated too.
 
     Returns ``{changed, container, container_id, previous_container_id, purpose, image_before,
     image_after, previous_images, stopped_by_driver}``; ``image_*`` are ``{ref, id, digest}``.
@@ -350,8 +352,10 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
     old_labels = old_config.get("Labels") or {}
     stop_needed = False
     if status in RUNNING_STATES:
-        if purpose == "revert":
-            # the version that failed its gate, started by this driver: put back
+        if purpose == "revert" or (deployment_id and old_labels.get(LABEL_DEPLOYMENT) == deployment_id
+                                   and old_labels.get(LABEL_VERSION) == str(version)):
+            # started by this driver for this deployment (the agent's consent was observed then): the
+            # version that failed its gate, put back (revert) or recreated again (a rerun retrying the agent)
             stop_needed = True
         else:
             state = liveness() if liveness is not None else None

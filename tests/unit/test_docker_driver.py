@@ -214,3 +214,17 @@ def test_an_unknown_container_is_named_in_the_error():
     api = StubAPI(container(), [old_image()])
     with pytest.raises(_docker.DockerDriverError, match="container nope: no such container"):
         _docker.recreate(api, "nope", version="2.0.0")
+
+
+def test_a_rerun_recreates_the_container_it_started_for_the_same_deployment():
+    labels = {_docker.LABEL_DEPLOYMENT: "d-1", _docker.LABEL_VERSION: "2.0.0", _docker.LABEL_PREV: OLD_ID}
+    api = StubAPI(container(status="running", labels=labels), [old_image(), new_image()])
+    out = _docker.recreate(api, "ciris-agent-datum", version="2.0.0", deployment_id="d-1", liveness=lambda: WORKING,
+                           sleep=lambda s: None)
+    assert api.calls[0][0] == "stop" and out["stopped_by_driver"] is True
+    # another deployment's container, or another version, is still the agent's own: refused
+    for dep, ver in (("d-2", "2.0.0"), ("d-1", "3.0.0")):
+        api = StubAPI(container(status="running", labels=labels), [old_image(), new_image()])
+        with pytest.raises(_docker.AgentStillWorking):
+            _docker.recreate(api, "ciris-agent-datum", version=ver, deployment_id=dep, liveness=lambda: WORKING)
+        assert api.calls == []
