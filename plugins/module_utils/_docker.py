@@ -285,7 +285,7 @@ def docker_client(params):
         return docker.DockerClient(base_url=base_url, version=params.get("api_version") or "auto",
                                    timeout=params.get("timeout") or 60, tls=tls)
     except docker_errors.DockerException as exc:
-        raise DockerDriverError("cannot reach the Docker API at %s: %s" % (base_url, exc))
+        raise DockerDriverError("cannot reach the Docker API at %s: %s" % (base_url, exc)) from None
 
 
 # ---------------------------------------------------------------- the driver
@@ -307,7 +307,7 @@ def _ensure_image(api, ref, pull):
         try:
             api.pull(repo, tag=tag)
         except docker_errors.APIError as exc:
-            raise DockerDriverError("cannot pull image %s: %s" % (ref, exc.explanation or exc))
+            raise DockerDriverError("cannot pull image %s: %s" % (ref, exc.explanation or exc)) from None
         image = _inspect_image(api, ref)
     if image is None:
         raise DockerDriverError("image %s is not present%s" % (ref, " (pull=never)" if pull == "never" else ""))
@@ -346,7 +346,7 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
     try:
         old = api.inspect_container(name)
     except docker_errors.NotFound:
-        raise DockerDriverError("container %s: no such container" % name)
+        raise DockerDriverError("container %s: no such container" % name) from None
     status = old["State"]["Status"]
     old_config = old.get("Config") or {}
     old_labels = old_config.get("Labels") or {}
@@ -414,7 +414,7 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
         api.rename(old["Id"], name)
         detail = getattr(exc, "explanation", None) or str(exc)
         raise DockerDriverError("container %s: cannot start it from %s: %s (the old container is kept, stopped)"
-                                % (name, new_ref_name, detail))
+                                % (name, new_ref_name, detail)) from None
     # the old container goes; its image stays (n-1, recorded in the labels)
     api.remove_container(old["Id"], v=False)
     result["container_id"] = new_id
@@ -431,6 +431,6 @@ def run_update(params, check_mode=False, client_factory=docker_client, liveness_
                         version_before=params.get("previous_version"), deployment_id=params.get("deployment_id"),
                         liveness=liveness, stop_timeout=params.get("stop_timeout") or 30, check_mode=check_mode)
     except docker_errors.APIError as exc:
-        raise DockerDriverError("container %s: Docker API error: %s" % (params["name"], exc.explanation or exc))
+        raise DockerDriverError("container %s: Docker API error: %s" % (params["name"], exc.explanation or exc)) from None
     finally:
         client.close()
