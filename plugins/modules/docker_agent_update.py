@@ -22,7 +22,7 @@ description:
     connection or a gateway error). An agent that still answers, even while draining, has not stopped, so nothing
     may recreate it. A container whose agent's API has closed but whose process hangs is stopped first
     (O(stop_timeout), then killed). So is a container this driver started on O(version) for O(deployment_id), whose
-    agent consented then: a rerun of the deployment retrying an agent whose gate failed.
+    agent consented then (a rerun of the deployment retrying an agent whose gate failed).
   - With O(purpose=revert), the container runs the version that failed its gate. It is stopped and recreated from
     the image recorded as its previous one (label C(agentfleet.rollout.previous_image)).
   - Never removes an image. The new container's labels record the previous two images (n-1 and n-2), with their
