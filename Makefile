@@ -36,10 +36,10 @@ export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration sanity molecule changelog-lint test \
-        demo demo-shutdown bench clean
+        demo demo-shutdown demo-docker bench clean
 
 help:
-	@echo "targets: venv build units integration sanity molecule changelog-lint test demo demo-shutdown bench clean"
+	@echo "targets: venv build units integration sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -78,7 +78,7 @@ ifeq ($(wildcard tests/integration),)
 else
 	test -f $(INSTALLED)/MANIFEST.json || { echo "integration: run 'make build' first"; exit 1; }
 	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
-	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v --durations=15
+	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v -rs --durations=15
 endif
 
 # ansible-test refuses a symlinked collection root, so sanity runs on a copy of
@@ -124,6 +124,10 @@ demo: venv build
 
 demo-shutdown: venv
 	bash scripts/demo.sh shutdown
+
+# the docker update driver against real containers (podman's Docker API; needs root, podman, runc, busybox-static)
+demo-docker: venv build
+	VENV=$(VENV) bash scripts/demo-docker.sh
 
 bench: venv build
 	$(PYTHON) bench/run.py

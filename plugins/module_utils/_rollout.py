@@ -513,10 +513,18 @@ def close_deployment(store, deployment_id, halt_reason=None, report_path=None, a
             "message": halt_reason, "summary_table": summary_table(report)}
 
 
+def _driver_result(row):
+    """What the update driver reported for the agent (docker: images before and after), by purpose, or None."""
+    extra = row.get("extra") or {}
+    out = dict((k[len("driver_"):], v) for k, v in extra.items() if k in ("driver_update", "driver_revert"))
+    return out or None
+
+
 def build_report(store, deployment_id):
     """The rollout's JSON report (docs/reports.md): `_report.build_report` of kind ``rollout``."""
     report = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending",),
-                                  unfinished=_unfinished_result)
+                                  unfinished=_unfinished_result,
+                                  agent_fields=lambda row: {"driver": _driver_result(row)})
     if report is None:
         raise RolloutError("unknown deployment %s" % deployment_id)
     return report

@@ -44,7 +44,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import o
 
 PHASES = ("all", "ask", "settle", "finish")
 CONTROLLER_DRIVERS = ("none", "fleetsim")
-DRIVERS = ("none", "fleetsim", "tasks")
+DRIVERS = ("none", "fleetsim", "tasks", "docker")
 
 
 def _members(wave):
@@ -216,6 +216,10 @@ def _handed(store, params, members):
         store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names]
                           + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
                              for h, msg in failed.items()])
+    if params.get("driver_results"):
+        # what the driver did on each agent (docker: the images before and after), for the report
+        store.merge_agent_extra(deployment_id, dict((h, {"driver_" + ("update" if params["phase"] == "settle" else "revert"): r})
+                                                    for h, r in params["driver_results"].items()))
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=names))
     out = []
     for m in members:

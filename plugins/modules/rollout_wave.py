@@ -154,9 +154,11 @@ options:
         on their previous version for O(auto_revert).
       - V(tasks) - the user's tasks, run by the playbook on each agent's host between O(phase=ask),
         O(phase=settle) and O(phase=finish).
+      - V(docker) - like V(tasks), with the collection's own task (M(agentfleet.rollout.docker_agent_update)) that
+        recreates each agent's container from the new image.
     type: str
     default: none
-    choices: [none, fleetsim, tasks]
+    choices: [none, fleetsim, tasks, docker]
   control_url:
     description:
       - Base URL of the simulator's control port (for example C(http://127.0.0.1:8099)).
@@ -193,6 +195,13 @@ options:
     description:
       - With O(phase=settle), the agents of O(update_hosts) whose update tasks failed, mapped to the error. They are
         recorded C(failed) (a rerun of the deployment retries them) and not gated.
+    type: dict
+    default: {}
+  driver_results:
+    description:
+      - With O(phase=settle) (the update) and O(phase=finish) (the revert), what the driver reported for each agent
+        (for O(driver=docker), the images before and after), mapped by agent name. It is recorded in the agent's
+        C(driver) entry of the deployment's report, as C(update) or C(revert).
     type: dict
     default: {}
   gate:
