@@ -23,7 +23,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from fleetsim.testing import FleetSim  # noqa: E402  (the repository's simulator)
 
-UPDATE = """- name: The update itself (it takes {seconds} s)
+# The update: one module task that takes the update's time, then the simulator's start. The start is the
+# collection's fleetsim_start action, which runs in the worker (no module process): on this 2-core box each
+# module process costs ~0.3-0.45 s of CPU (interpreter start-up and ansible's module_utils imports), the user's
+# cost, not the collection's; --update-style uri measures the heavier two-module shape (command + uri).
+UPDATES = {
+    "action": """- name: The update itself (it takes {seconds} s)
+  ansible.builtin.command: sleep {seconds}
+  changed_when: true
+- name: Start the agent on the new version (through the simulator)
+  agentfleet.rollout.fleetsim_start:
+    control_url: "{{{{ fleetsim_control_url }}}}"
+    agents: [{{name: "{{{{ inventory_hostname }}}}", agent_url: "{{{{ agent_url }}}}"}}]
+    version: "{{{{ rollout_update_version }}}}"
+""",
+    "uri": """- name: The update itself (it takes {seconds} s)
   ansible.builtin.command: sleep {seconds}
   changed_when: true
 - name: Start the agent on the new version (through the simulator)
@@ -32,7 +46,8 @@ UPDATE = """- name: The update itself (it takes {seconds} s)
     method: POST
     body_format: json
     body: {{occurrences: ["{{{{ inventory_hostname }}}}"], version: "{{{{ rollout_update_version }}}}"}}
-"""
+""",
+}
 
 
 def timed(cmd, env, cwd):
@@ -45,9 +60,13 @@ def one_run(args, bindir, collections, tmp):
     work = tempfile.mkdtemp(dir=tmp)
     tasks = os.path.join(work, "update.yml")
     with open(tasks, "w") as f:
-        f.write(UPDATE.format(seconds=args.update_seconds))
+        f.write(UPDATES[args.update_style].format(seconds=args.update_seconds))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="false",
                ANSIBLE_HOME=os.path.join(work, "ansible-home"), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    timer = os.path.join(work, "timer.json")
+    if args.profile:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "bench", "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="bench_timer", BENCH_TIMER_OUT=timer)
     with FleetSim(count=args.agents, workdir=os.path.join(work, "sim")) as sim:
         empty, proc = timed([os.path.join(bindir, "ansible-playbook"), os.path.join(ROOT, "bench", "empty.yml"),
                              "-i", str(sim.inventory_path)], env, work)
@@ -64,9 +83,23 @@ def one_run(args, bindir, collections, tmp):
         with open(os.path.join(work, "report.json")) as f:
             report = json.load(f)
         ok = proc.returncode == 0 and report["totals"]["updated"] == args.agents
+        if args.profile:
+            print_profile(timer)
         if not ok:
             print(proc.stdout[-3000:], file=sys.stderr)
     return {"wall": wall, "empty": empty, "above": wall - empty, "ok": ok}
+
+
+def print_profile(path):
+    """The slowest tasks of the run (bench_timer's output), summed by task name."""
+    with open(path) as f:
+        data = json.load(f)
+    by_name = {}
+    for t in data["tasks"]:
+        key = "%s | %s" % (t["name"], t["action"])
+        by_name[key] = by_name.get(key, 0.0) + t["end"] - t["start"]
+    for key, secs in sorted(by_name.items(), key=lambda kv: -kv[1])[:15]:
+        print("  %7.2f s  %s" % (secs, key))
 
 
 def main():
@@ -76,15 +109,18 @@ def main():
     ap.add_argument("--update-seconds", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--cohorts", default="ciris")
+    ap.add_argument("--update-style", choices=sorted(UPDATES), default="action",
+                    help="action: command + the fleetsim_start action (default); uri: command + ansible.builtin.uri")
+    ap.add_argument("--profile", action="store_true", help="print the slowest tasks of each run (bench_timer)")
     ap.add_argument("--collections-path", default=os.path.join(ROOT, "build", "collections"))
     args = ap.parse_args()
     bindir = os.path.dirname(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bench-tasks-") as tmp:
         runs = [one_run(args, bindir, args.collections_path, tmp) for dummy in range(args.repeat)]
     med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "empty", "above")}
-    print("tasks driver: %d agents, cohorts %s, update %.1f s, --forks %d, %d runs: wall %.1f s, start-up %.1f s, "
+    print("tasks driver: %d agents, cohorts %s, update %.1f s (%s), --forks %d, %d runs: wall %.1f s, start-up %.1f s, "
           "above start-up %.1f s (median), all ok: %s" % (
-              args.agents, args.cohorts, args.update_seconds, args.forks, len(runs), med["wall"], med["empty"],
+              args.agents, args.cohorts, args.update_seconds, args.update_style, args.forks, len(runs), med["wall"], med["empty"],
               med["above"], all(r["ok"] for r in runs)))
     print(json.dumps(runs))
 
