@@ -27,6 +27,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 
 RESULTS = ("updated", "deferred", "declined", "rejected", "failed", "reverted", "skipped")
 # decisions a rerun of the same deployment does not ask again: final answers, an observed
@@ -133,6 +134,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
 
     asked = []
     auth_failed = []
+    stopped = []
 
     def ask(member):
         before = None
@@ -147,11 +149,20 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         answer["answered_at"] = clock()
         return member["name"], answer
 
+    def ask_or_stop(member):
+        # a run told to stop (its controller gone, a signal, a newer run) sends no more requests; the
+        # answers that did arrive are recorded below, so that a rerun never asks those agents again
+        try:
+            return ask(member)
+        except RunStopped as exc:
+            stopped.append(exc)
+            return member["name"], None
+
     def ask_round(members):
         if store is not None:
             store.mark_asked(deployment_id, [m["name"] for m in members])
-        round_answers = dict(client.fan_out(ask, members))
-        asked.extend(m["name"] for m in members)
+        round_answers = dict((n, a) for n, a in client.fan_out(ask_or_stop, members) if a is not None)
+        asked.extend(m["name"] for m in members if m["name"] in round_answers)
         for name, ans in round_answers.items():
             if ans["decision"] == AUTH_ERROR:
                 auth_failed.append(name)
@@ -173,6 +184,8 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         if on_answers is not None:
             on_answers(round_answers)
         answers.update(round_answers)
+        if stopped:
+            raise stopped[0]
 
     if to_ask:
         ask_round(to_ask)
@@ -336,7 +349,7 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     """
     if promote:
         existing = store.get_deployment(deployment_id) if deployment_id else store.staged_for_fleet(fleet_key)
-        if existing is None or existing["status"] not in ("staged", "running", "paused", "completed_with_failures",
+        if existing is None or existing["status"] not in ("staged", "running", "paused", "interrupted", "completed_with_failures",
                                                           "failed"):
             raise RolloutError("no staged deployment %sfor fleet %r to promote: run agentfleet.rollout.manual first"
                                % ((deployment_id + " ") if deployment_id else "", fleet_key))
@@ -524,7 +537,7 @@ def build_report(store, deployment_id):
     totals = dict((r, 0) for r in RESULTS)
     totals["pending"] = 0
     for row in store.agents(deployment_id):
-        result = row.get("result") or ("pending" if dep["status"] in ("running", "paused", "staged") else "skipped")
+        result = row.get("result") or ("pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else "skipped")
         if result == "skipped" and not row.get("result"):
             result = "skipped"
         totals[result] = totals.get(result, 0) + 1
