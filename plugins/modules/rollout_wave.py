@@ -366,9 +366,9 @@ phase_done:
   sample: finish
 interrupted:
   description:
-    - V(true) when SIGTERM or SIGINT (an AWX cancel, Ctrl-C) stopped the wave between two steps. The agents that had
-      stopped for the update were started again (O(driver=fleetsim): on the target; O(driver=none): by their
-      supervisor), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it.
+    - "V(true) when SIGTERM or SIGINT (an AWX cancel, Ctrl-C) stopped the wave between two steps. The agents that had
+      stopped for the update were started again (O(driver=fleetsim) on the target, O(driver=none) by their
+      supervisor), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
   returned: when interrupted
   type: bool
   sample: true
