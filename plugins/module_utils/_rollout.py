@@ -367,6 +367,7 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
                "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
         out.update(_run_plan(plan, hosts))
         return out
+    before = store.get_deployment(deployment_id)
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover)
     if mode in ("resumed", "retry", "promoted"):
@@ -380,10 +381,23 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         "status": dep["status"],
         "already_complete": mode == "complete",
         "started_epoch": dep.get("started_at") or dep["created_at"],
+        "resumed_after": _resumed_after(before) if mode == "resumed" else None,
     }
     out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
+
+
+def _resumed_after(before):
+    """Why the run before this resume ended early: its interrupt message, or its controller's death."""
+    if before is None:
+        return None
+    if before["status"] == "interrupted":
+        return before.get("message") or "interrupted"
+    if before["status"] in ("running", "paused") and before.get("owner_pid"):
+        return "its controller (pid %s on %s) ended before the deployment did" % (before["owner_pid"],
+                                                                                 before.get("owner_host"))
+    return None
 
 
 def _run_plan(plan, hosts):

@@ -111,6 +111,7 @@ class Run:
         self.monotonic = monotonic
         self.poll = float(poll)
         self.fence = None
+        self.deployment_id = None
         self.step = None
         self.signal_name = None
         self._stopping = False

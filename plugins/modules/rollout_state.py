@@ -350,6 +350,14 @@ plan:
   type: list
   elements: dict
   sample: [{"index": 1, "name": "explorers", "size": 1}, {"index": 2, "name": "early_adopters", "size": 3}]
+resumed_after:
+  description:
+    - With O(op=begin) when a deployment is resumed, why its last run ended early, for the progress output; V(null)
+      otherwise. See docs/reliability.md.
+  returned: op=begin
+  type: str
+  sample: "interrupted by SIGTERM during the health gate in wave 2 (early_adopters); rerun the playbook to resume
+    deployment deploy-agents-2.0.0"
 already_complete:
   description: With O(op=begin), whether the deployment had already completed or been aborted (nothing to run).
   returned: op=begin

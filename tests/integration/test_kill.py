@@ -166,6 +166,7 @@ def test_sigkill_during_the_gate_wait(tmp_path):
         res, dummy = killed_then_rerun(sim, tmp_path, _started_then_gating)
         assert res.rc == 0, res.output
         assert "resumed" in res.output
+        assert "ended before the deployment did" in res.output
         report = res.report()
         assert report["status"] == "completed"
         assert all(a["result"] == "updated" for a in report["agents"]), report["agents"]
@@ -233,6 +234,8 @@ def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path):
         res = rerun(sim, tmp_path)
         assert res.rc == 0, res.output
         assert "resumed" in res.output
+        # the plan says why the last run ended early
+        assert "the last run ended early: interrupted by SIGTERM" in res.output
         assert res.report()["status"] == "completed"
         assert not [e for e in sim.log(since=gone_seq) if e.get("run") == killed]
         hosts = asked(sim)
