@@ -230,3 +230,21 @@ def test_a_schema_1_state_file_gets_the_generation(tmp_path):
     with open_store(path) as s:
         assert s.get_deployment("d0")["generation"] == 0
         assert s.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_an_interrupted_occurrence_engine_records_its_deployment_interrupted(tmp_path):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
+
+    params = {"state_path": str(tmp_path / "s.db")}
+    run = Run(run_id="run-9")
+    with pytest.raises(Interrupted):
+        with engine_resources(params, run=run) as (store, client):
+            dep = store.create_or_resume("sd-1", "agent:datum", "shutdown", "", PLAN, {}, owner_pid=DEAD_PID)[0]
+            fence_run(run, store, dep)
+            run.request_stop("SIGINT")
+            run.sleep(30)
+    with open_store(tmp_path / "s.db") as s:
+        dep = s.get_deployment("sd-1")
+        assert dep["status"] == "interrupted"
+        assert dep["message"].startswith("interrupted by SIGINT") and "resume deployment sd-1" in dep["message"]
