@@ -297,6 +297,9 @@ class FleetSim:
                  "method": method, "path": path, "status": status, "auth": auth,
                  "body": self._scrub(body) if body is not None else None,
                  "decision": decision, "event": event}
+        if req is not None:
+            # which run of a rollout sent it (agentfleet.rollout's X-Agentfleet-Run header), or null
+            entry["run"] = req.headers.get("x-agentfleet-run")
         if extra:
             entry.update(self._scrub(extra))
         self.log.append(entry)
@@ -879,7 +882,7 @@ class FleetSim:
                     while i > 0 and entries[i - 1]["seq"] > since:
                         i -= 1
                     entries = entries[i:]
-                for key in ("occurrence", "agent_id", "event", "path", "method"):
+                for key in ("occurrence", "agent_id", "event", "path", "method", "run"):
                     if key in req.query:
                         wanted = set(req.query[key])
                         entries = [e for e in entries if str(e.get(key)) in wanted]

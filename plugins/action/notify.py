@@ -12,6 +12,8 @@ class ActionModule(EngineAction):
     ARGUMENT_SPEC = _runners.NOTIFY_SPEC
 
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
+    # re-asking deferring agents can wait long: it stops with the ansible-playbook that started it
+    WATCH_CONTROLLER = True
 
     def run_engine(self, params, task_vars):
-        return _runners.run_notify(params, check_mode=self.check_mode)
+        return _runners.run_notify(params, check_mode=self.check_mode, run=self.run_ctx)

@@ -17,8 +17,10 @@ class ActionModule(EngineAction):
     ARGUMENT_SPEC = SHUTDOWN_SPEC
     REQUIRED_IF = SHUTDOWN_REQUIRED_IF
     ENGINE_ERRORS = (ShutdownError, StateError, ValueError)
+    # a shutdown wave waits for occurrences to stop: it stops with the ansible-playbook that started it
+    WATCH_CONTROLLER = True
 
     def run_engine(self, params, task_vars):
         if params["step"] == "decide":
             return shutdown_decide(params, check_mode=self.check_mode)
-        return shutdown_wave(params, check_mode=self.check_mode)
+        return shutdown_wave(params, check_mode=self.check_mode, run=self.run_ctx)

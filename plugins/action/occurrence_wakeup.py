@@ -16,10 +16,12 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = WAKEUP_SPEC
     ENGINE_ERRORS = (ShutdownError, StateError, ValueError)
+    # a wakeup wave waits for occurrences: it stops with the ansible-playbook that started it
+    WATCH_CONTROLLER = True
 
     def run_engine(self, params, task_vars):
         if params["step"] == "prepare":
-            return wakeup_prepare(params, check_mode=self.check_mode)
+            return wakeup_prepare(params, check_mode=self.check_mode, run=self.run_ctx)
         if params["step"] == "abort":
             return wakeup_abort(params, check_mode=self.check_mode)
-        return wakeup_gate(params, check_mode=self.check_mode)
+        return wakeup_gate(params, check_mode=self.check_mode, run=self.run_ctx)

@@ -17,9 +17,11 @@ class ActionModule(EngineAction):
     ARGUMENT_SPEC = _runners.WAVE_SPEC
     REQUIRED_IF = _runners.WAVE_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
+    # a wave is one long task: it stops with the ansible-playbook that started it
+    WATCH_CONTROLLER = True
 
     def run_engine(self, params, task_vars):
         # long waves are not silent: the engine reports every few seconds while it waits
         # (in a worker process Display forwards to the controller's output, and so to AWX's job output)
         return _wave.run_wave(params, check_mode=self.check_mode,
-                              progress=lambda line: display.display("[agentfleet] " + line))
+                              progress=lambda line: display.display("[agentfleet] " + line), run=self.run_ctx)

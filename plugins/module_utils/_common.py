@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
@@ -61,8 +62,12 @@ def token_secrets(params):
     return [token] if token else []
 
 
-def client_from_params(params):
+def client_from_params(params, run=None):
+    """The agent client of ``params``; with a :class:`._run.Run`, every request carries its id and checks it."""
     return AgentClient(
+        run_id=run.run_id if run is not None else None,
+        guard=run.check if run is not None else None,
+        sleep=run.sleep if run is not None else time.sleep,
         token=resolve_token(params),
         connect_timeout=params.get("connect_timeout") or 3.0,
         read_timeout=params.get("read_timeout") or 10.0,

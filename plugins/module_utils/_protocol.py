@@ -31,6 +31,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
+
 try:
     import urllib3
     from urllib3 import exceptions as u3exc
@@ -594,6 +596,10 @@ class AgentClient:
       attempt. Nothing that may have reached the agent is sent again, except
       by :meth:`ask` as it documents.
     - ``sleep``, ``jitter``: injectable pause and random source (tests).
+    - ``run_id``: sent as ``X-Agentfleet-Run`` with every request (which run
+      of a deployment sent it); ``guard``: called before every request, it
+      raises to stop the request from being sent (the run's liveness and
+      fence, :meth:`._run.Run.check`).
 
     Proxies come from the environment like ``requests`` does: ``HTTPS_PROXY``
     / ``HTTP_PROXY`` / ``ALL_PROXY`` (either case), skipped for hosts in
@@ -616,6 +622,8 @@ class AgentClient:
         request_deadline=None,
         retry_deadline=DEFAULT_RETRY_DEADLINE,
         jitter=random.random,
+        run_id=None,
+        guard=None,
     ):
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
@@ -630,6 +638,7 @@ class AgentClient:
         self.retry_deadline = float(retry_deadline)
         self._sleep = sleep
         self._jitter = jitter
+        self._guard = guard
         self._lock = threading.Lock()
         self._executor = None
         self._ssl = self._build_ssl_context(validate_certs, ca_path, client_cert, client_key)
@@ -648,6 +657,8 @@ class AgentClient:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = "Bearer " + self._token
+        if run_id:
+            headers[RUN_HEADER] = str(run_id)
         self._headers = headers
 
     # -- plumbing ---------------------------------------------------------
@@ -759,6 +770,9 @@ class AgentClient:
                 self._sleep(delay)
 
     def _once(self, method, url, body, keep, timeout, redirect, again=True):
+        if self._guard is not None:
+            # a stopped, orphaned or fenced-off run sends nothing more
+            self._guard()
         target = self._targets.get(url)
         if target is None:
             target = self._target(url)

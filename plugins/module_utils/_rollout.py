@@ -28,6 +28,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 
 RESULTS = ("updated", "deferred", "declined", "rejected", "failed", "reverted", "skipped")
 # decisions a rerun of the same deployment does not ask again: final answers, an observed
@@ -134,6 +135,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
 
     asked = []
     auth_failed = []
+    stopped = []
 
     def ask(member):
         before = None
@@ -148,11 +150,20 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         answer["answered_at"] = clock()
         return member["name"], answer
 
+    def ask_or_stop(member):
+        # a run told to stop (its controller gone, a signal, a newer run) sends no more requests; the
+        # answers that did arrive are recorded below, so that a rerun never asks those agents again
+        try:
+            return ask(member)
+        except RunStopped as exc:
+            stopped.append(exc)
+            return member["name"], None
+
     def ask_round(members):
         if store is not None:
             store.mark_asked(deployment_id, [m["name"] for m in members])
-        round_answers = dict(client.fan_out(ask, members))
-        asked.extend(m["name"] for m in members)
+        round_answers = dict((n, a) for n, a in client.fan_out(ask_or_stop, members) if a is not None)
+        asked.extend(m["name"] for m in members if m["name"] in round_answers)
         for name, ans in round_answers.items():
             if ans["decision"] == AUTH_ERROR:
                 auth_failed.append(name)
@@ -174,6 +185,8 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         if on_answers is not None:
             on_answers(round_answers)
         answers.update(round_answers)
+        if stopped:
+            raise stopped[0]
 
     if to_ask:
         ask_round(to_ask)
@@ -337,7 +350,7 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     """
     if promote:
         existing = store.get_deployment(deployment_id) if deployment_id else store.staged_for_fleet(fleet_key)
-        if existing is None or existing["status"] not in ("staged", "running", "paused", "completed_with_failures",
+        if existing is None or existing["status"] not in ("staged", "running", "paused", "interrupted", "completed_with_failures",
                                                           "failed"):
             raise RolloutError("no staged deployment %sfor fleet %r to promote: run agentfleet.rollout.manual first"
                                % ((deployment_id + " ") if deployment_id else "", fleet_key))
@@ -355,6 +368,7 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
                "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
         out.update(_run_plan(plan, hosts))
         return out
+    before = store.get_deployment(deployment_id)
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover)
     if mode in ("resumed", "retry", "promoted"):
@@ -368,10 +382,23 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         "status": dep["status"],
         "already_complete": mode == "complete",
         "started_epoch": dep.get("started_at") or dep["created_at"],
+        "resumed_after": _resumed_after(before) if mode == "resumed" else None,
     }
     out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
+
+
+def _resumed_after(before):
+    """Why the run before this resume ended early: its interrupt message, or its controller's death."""
+    if before is None:
+        return None
+    if before["status"] == "interrupted":
+        return before.get("message") or "interrupted"
+    if before["status"] in ("running", "paused") and before.get("owner_pid"):
+        return "its controller (pid %s on %s) ended before the deployment did" % (before["owner_pid"],
+                                                                                 before.get("owner_host"))
+    return None
 
 
 def _run_plan(plan, hosts):
@@ -532,7 +559,7 @@ def build_report(store, deployment_id):
 
 def _unfinished_result(dep):
     """An agent without a result: ``pending`` while the deployment is open, else ``skipped`` (never reached)."""
-    return "pending" if dep["status"] in ("running", "paused", "staged") else "skipped"
+    return "pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else "skipped"
 
 
 def summary_table(report):

@@ -154,8 +154,10 @@ FLEETSIM_START_SPEC = connection_spec(
 )
 
 
-def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
+def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=None):
+    """The notify module; with a :class:`._run.Run` every request and wait checks it first."""
     agents = params["agents"]
+    sleep = run.sleep if run is not None else sleep
     validate_agent_urls(agents)
     reason = params.get("reason") or build_reason(
         params["target_version"], params["deployment_id"], params.get("release_notes"), params.get("wave_name"),
@@ -165,7 +167,7 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
     store = open_store(params["state_path"]) if params.get("state_path") and not check_mode else None
     audit = decision_auditor(params.get("audit_path"), params["deployment_id"], agents, token_secrets(params))
     try:
-        with client_from_params(params) as client:
+        with client_from_params(params, run=run) as client:
             result = notify_wave(
                 client, agents, params["deployment_id"], params["target_version"], reason,
                 force=params.get("force"), scope=params.get("scope"), decision_ref=params.get("decision_ref"),
@@ -179,15 +181,17 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep):
     return result
 
 
-def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, run=None):
+    """The health_gate module; with a :class:`._run.Run` every probe and wait checks it first."""
     agents = params["agents"]
+    sleep = run.sleep if run is not None else sleep
     validate_agent_urls(agents)
     validate_gate_params(params)
     if check_mode:
         return {"changed": False, "passed": True, "skipped": True, "msg": "check mode: gate not waited for",
                 "stable": [], "unstable": {}, "agents": {}, "total": len(agents), "stable_count": 0,
                 "required": 0, "elapsed": 0.0, "reason": "check mode", "table": []}
-    with client_from_params(params) as client:
+    with client_from_params(params, run=run) as client:
         result = gate_agents(client, agents, params, params.get("target_version"), clock=clock, sleep=sleep)
     result["changed"] = False
     if not result["passed"] and params.get("fail_on_unhealthy", True):

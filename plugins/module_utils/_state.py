@@ -11,7 +11,15 @@ seam where other backends (S3 with a lock, for AWX/CI runners) plug in.
 One active deployment per fleet key: a running deployment holds a lease
 (owner pid, host name, heartbeat). A second rollout for the same fleet key
 is refused while the lease's owner lives; the same deployment started again
-after its owner died (kill -9) resumes where it stopped.
+after its owner died (kill -9) or was interrupted (SIGTERM, Ctrl-C) resumes
+where it stopped.
+
+The lease carries a generation (a fencing token): every start, resume, retry
+or takeover of a deployment increments it. A run fences its store with the
+generation it started under (:meth:`StateStore.fence`); from then on every
+write of that run checks, in the same transaction, that the generation is
+still current, and an older run's write is refused with
+:class:`StaleRunError` (the run stops).
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ACTIVE_STATUSES = ("running", "paused")
 FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted")
-OPEN_STATUSES = ("staged", "running", "paused")
+# "interrupted": stopped by SIGTERM/SIGINT between two steps; a rerun resumes it
+OPEN_STATUSES = ("staged", "running", "paused", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,7 +55,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     owner_pid INTEGER,
     owner_host TEXT,
     heartbeat REAL,
-    message TEXT
+    message TEXT,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deployments_fleet ON deployments (fleet_key, status);
 CREATE TABLE IF NOT EXISTS agents (
@@ -119,6 +130,17 @@ class LockedError(StateError):
     """Another rollout holds the fleet key."""
 
 
+class StaleRunError(StateError):
+    """A newer run of the deployment has taken over (its lease generation moved on): this run stops."""
+
+
+def _stale_message(deployment_id, mine, current):
+    if current is None:
+        return "deployment %s is gone from the state: this run stops" % deployment_id
+    return ("deployment %s was resumed or taken over by a newer run (lease generation %s, this run holds %s): "
+            "this run stops and writes nothing" % (deployment_id, current, mine))
+
+
 def _pid_alive(pid):
     if not pid:
         return False
@@ -150,6 +172,9 @@ class StateStore:
         self.lease_timeout = float(lease_timeout)
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
+        self._fence = None
+        self._fence_db = None
+        self._fence_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -158,8 +183,21 @@ class StateStore:
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row["value"]) > SCHEMA_VERSION:
             raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, row["value"], SCHEMA_VERSION))
+        elif int(row["value"]) < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self):
+        """Schema 1 -> 2: the lease generation."""
+        with self._tx():
+            columns = [r["name"] for r in self.db.execute("PRAGMA table_info(deployments)").fetchall()]
+            if "generation" not in columns:
+                self.db.execute("ALTER TABLE deployments ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self):
+        if self._fence_db is not None:
+            self._fence_db.close()
+            self._fence_db = None
         self.db.close()
 
     def __enter__(self):
@@ -170,7 +208,37 @@ class StateStore:
 
     # -- transactions -------------------------------------------------------
     def _tx(self):
-        return _Tx(self.db)
+        return _Tx(self.db, self._check_fence_in_tx if self._fence else None)
+
+    # -- fencing --------------------------------------------------------------
+    def fence(self, deployment_id, generation):
+        """From now on every write of this store checks that ``deployment_id`` is still at ``generation``."""
+        self._fence = (deployment_id, int(generation))
+
+    def _check_fence_in_tx(self):
+        deployment_id, mine = self._fence
+        row = self.db.execute("SELECT generation FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
+        current = row["generation"] if row else None
+        if current != mine:
+            raise StaleRunError(_stale_message(deployment_id, mine, current))
+
+    def check_fence(self):
+        """Raise :class:`StaleRunError` when the fenced deployment's generation moved on (no-op unfenced).
+
+        Safe from any thread (the agent client's fan-out threads call it before every request):
+        it reads through a connection of its own.
+        """
+        if not self._fence:
+            return
+        deployment_id, mine = self._fence
+        with self._fence_lock:
+            if self._fence_db is None:
+                self._fence_db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            row = self._fence_db.execute("SELECT generation FROM deployments WHERE deployment_id=?",
+                                         (deployment_id,)).fetchone()
+        current = row[0] if row else None
+        if current != mine:
+            raise StaleRunError(_stale_message(deployment_id, mine, current))
 
     # -- deployments ----------------------------------------------------------
     def get_deployment(self, deployment_id):
@@ -202,7 +270,8 @@ class StateStore:
 
     def active_for_fleet(self, fleet_key, exclude=None):
         rows = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused') AND deployment_id != ?",
+            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused','interrupted') "
+            "AND deployment_id != ?",
             (fleet_key, exclude or ""),
         ).fetchall()
         return [_deployment(r) for r in rows]
@@ -238,8 +307,10 @@ class StateStore:
                         "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
                         "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
                     )
+                # the generation moves on: an orphan of the aborted deployment's run writes nothing more
                 self.db.execute(
-                    "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=? WHERE deployment_id=?",
+                    "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=?, "
+                    "generation=generation+1 WHERE deployment_id=?",
                     (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
                 )
             existing = self.get_deployment(deployment_id)
@@ -255,7 +326,7 @@ class StateStore:
                     # a rerun retries the agents that failed (and goes on after the wave that halted it)
                     self.db.execute(
                         "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
-                        "owner_host=?, heartbeat=? WHERE deployment_id=?",
+                        "owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
                         (now, owner_pid, host, now, deployment_id),
                     )
                     self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
@@ -268,18 +339,21 @@ class StateStore:
                 mode = "promoted" if existing["status"] == "staged" else "resumed"
                 self.db.execute(
                     "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
-                    "owner_pid=?, owner_host=?, heartbeat=? WHERE deployment_id=?",
+                    "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
                     (now, now, owner_pid, host, now, deployment_id),
                 )
-                self._event(deployment_id, "deployment_" + mode, {"strategy": strategy})
+                self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
+                                                                  "previous_status": existing["status"],
+                                                                  "previous_message": existing.get("message")})
                 return self.get_deployment(deployment_id), mode
             status = "staged" if stage_only else "running"
             self.db.execute(
                 "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
-                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
                  now, None if stage_only else now, now, None if stage_only else owner_pid,
-                 None if stage_only else host, None if stage_only else now),
+                 None if stage_only else host, None if stage_only else now, 0 if stage_only else 1),
             )
             rows = []
             for wave in plan:
@@ -315,7 +389,9 @@ class StateStore:
 
     def heartbeat(self, deployment_id):
         now = self.clock()
-        self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?", (now, now, deployment_id))
+        with self._tx():
+            self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?",
+                            (now, now, deployment_id))
 
     def set_status(self, deployment_id, status, message=None):
         now = self.clock()
@@ -409,11 +485,12 @@ class StateStore:
 
     def wave_started(self, deployment_id, wave):
         now = self.clock()
-        self.db.execute(
-            "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
-            "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
-            (now, deployment_id, int(wave)),
-        )
+        with self._tx():
+            self.db.execute(
+                "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
+                "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
+                (now, deployment_id, int(wave)),
+            )
 
     def wave_finished(self, deployment_id, wave, status, summary):
         now = self.clock()
@@ -457,7 +534,8 @@ class StateStore:
         )
 
     def event(self, deployment_id, event, data=None):
-        self._event(deployment_id, event, data)
+        with self._tx():
+            self._event(deployment_id, event, data)
 
     def events(self, deployment_id):
         rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
@@ -465,14 +543,23 @@ class StateStore:
 
 
 class _Tx:
-    def __init__(self, db):
+    """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on an exception); ``fence`` runs first inside it."""
+
+    def __init__(self, db, fence=None):
         self.db = db
+        self.fence = fence
         self.nested = False
 
     def __enter__(self):
         self.nested = self.db.in_transaction
         if not self.nested:
             self.db.execute("BEGIN IMMEDIATE")
+            if self.fence is not None:
+                try:
+                    self.fence()
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
         return self.db
 
     def __exit__(self, exc_type, exc, tb):

@@ -16,12 +16,20 @@ PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``) and, when
 the rollout ends with this wave, the closed deployment
 (``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the one
 verdict; the playbook only acts on it.
+
+With a :class:`._run.Run` (the action plugin passes one) every request and
+every wait first checks that the ``ansible-playbook`` that started the wave
+still lives and that this run's lease generation is current; a wave whose
+controller died stops at once, and one stopped by SIGTERM/SIGINT ends in
+:func:`_interrupted` (the deployment ``interrupted``, agents that stopped for
+us started again).
 """
 
 from __future__ import annotations
 
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
@@ -29,6 +37,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
@@ -40,11 +50,14 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
 PHASES = ("all", "ask", "settle", "finish")
 CONTROLLER_DRIVERS = ("none", "fleetsim")
 DRIVERS = ("none", "fleetsim", "tasks", "docker")
+# after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
+INTERRUPT_DRAIN_WAIT = 10.0
 
 
 def _members(wave):
@@ -90,17 +103,25 @@ def _check_plan(params):
             "plan_lines": ["%s: %s" % (name, o["detail"]) for name, o in outcomes.items()]}
 
 
-def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None):
-    """Run ``params["phase"]`` of one wave; see the documentation of the ``rollout_wave`` module."""
+def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None,
+             run=None):
+    """Run ``params["phase"]`` of one wave; see the documentation of the ``rollout_wave`` module.
+
+    ``run`` (a :class:`._run.Run`): the wave checks it before every request and wait (its
+    ``sleep`` replaces ``sleep``), fences the state with the lease generation it starts under,
+    and after SIGTERM/SIGINT returns the interrupted wave (``interrupted: true``).
+    """
     validate_wave_params(params)
     if check_mode:
         return _check_plan(params)
     wave = params["wave"]
     members = _members(wave)
-    phase = params["phase"]
     deployment_id = params["deployment_id"]
     secrets = token_secrets(params)
-    with open_store(params["state_path"]) as store, client_from_params(params) as client:
+    if run is not None:
+        sleep = run.sleep
+        progress = run.progress(progress)
+    with open_store(params["state_path"]) as store, client_from_params(params, run=run) as client:
         dep = store.get_deployment(deployment_id)
         if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
@@ -109,47 +130,78 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
             # give their agents an "ok, not asked" result. (meta: end_play would end the play instead, but then
             # ansible-playbook exits 0 even though the halted wave's failed agents failed.)
             return _stopped(store, dep, members)
-        target = dep["target_version"]
-        out = {"changed": True}
-        if phase in ("all", "ask"):
-            updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
-                                        clock, progress)
-            if phase == "ask":
-                out.update(phase_done="ask", update_agents=updating, update_hosts=[a["name"] for a in updating],
-                           update_map=dict((a["name"], {"version_before": a.get("version_before"),
-                                                        "version": a.get("version")}) for a in updating))
-                return out
-            started, failed = _start_from_controller(client, params, updating, target)
-            store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in started]
-                              + [{"host": h, "result": "failed", "detail": "update driver %s: %s" % (params["driver"], err)}
-                                 for h, err in failed.items()])
-            handed = [a for a in updating if a["name"] in started]
-        else:
-            handed = _handed(store, params, members)
-        if phase == "finish":
-            return _finish(store, params, dep, wave, members, handed, params["gate"], params["reverted_hosts"], secrets,
-                           out)
-        # gate the agents handed to the driver in this run, then judge the wave
-        gate = gate_agents(client, handed, params, target if params["require_target_version"] else None,
-                           clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
-        # a failed wave goes back whole: every agent handed over in this run whose previous version is known
-        revertable = [a for a in handed if a.get("version")]
-        if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):
-            if phase == "settle":
-                # the tasks driver puts them back on each agent's host, then phase=finish records the wave
-                out.update(phase_done="settle", needs_revert=True, revert_agents=revertable,
-                           revert_hosts=[a["name"] for a in revertable],
-                           revert_map=dict((a["name"], {"version": a["version"]}) for a in revertable),
-                           gate=gate, passed=False)
-                return out
-            reverted = []
-            if params["driver"] == "fleetsim":
-                reverted, dummy = fleetsim_start(client, params["control_url"], revertable)
-            out["revert_note"] = None if reverted else \
-                "driver %s cannot start a previous version: nothing reverted" % params["driver"]
-            return _finish(store, params, dep, wave, members, handed, gate, reverted, secrets, out)
-        out["needs_revert"] = False
-        return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+        if run is None:
+            return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
+                              _Steps())
+        # from here on a newer run of this deployment (a rerun after a kill, a takeover) fences this one off
+        store.fence(deployment_id, dep["generation"])
+        run.fence = store.check_fence
+        try:
+            run.check()
+            return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
+                              run)
+        except Interrupted as exc:
+            return _interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
+
+
+class _Steps:
+    """Where a wave is (``step``) when no run watches it."""
+
+    step = None
+
+
+def _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run):
+    phase = params["phase"]
+    deployment_id = dep["deployment_id"]
+    target = dep["target_version"]
+    out = {"changed": True}
+    # agents started by an earlier run of this wave that ended before its verdict (killed, interrupted)
+    ungated = _ungated(store, dep, wave, members) if phase == "all" else []
+    if phase in ("all", "ask"):
+        run.step = "asking the agents and waiting for them to stop"
+        updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
+                                    clock, progress)
+        if phase == "ask":
+            out.update(phase_done="ask", update_agents=updating, update_hosts=[a["name"] for a in updating],
+                       update_map=dict((a["name"], {"version_before": a.get("version_before"),
+                                                    "version": a.get("version")}) for a in updating))
+            return out
+        run.step = "starting the agents on %s" % target
+        started, failed = _start_from_controller(client, params, updating, target)
+        store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in started]
+                          + [{"host": h, "result": "failed", "detail": "update driver %s: %s" % (params["driver"], err)}
+                             for h, err in failed.items()])
+        handed = [a for a in updating if a["name"] in started]
+        # gated now, not started again (they run already)
+        handed += [a for a in ungated if a["name"] not in started and a["name"] not in failed]
+    else:
+        handed = _handed(store, params, members)
+    if phase == "finish":
+        return _finish(store, params, dep, wave, members, handed, params["gate"], params["reverted_hosts"], secrets,
+                       out)
+    # gate the agents handed to the driver in this run, then judge the wave
+    run.step = "the health gate"
+    gate = gate_agents(client, handed, params, target if params["require_target_version"] else None,
+                       clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
+    # a failed wave goes back whole: every agent handed over in this run whose previous version is known
+    revertable = [a for a in handed if a.get("version")]
+    if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):
+        if phase == "settle":
+            # the tasks driver puts them back on each agent's host, then phase=finish records the wave
+            out.update(phase_done="settle", needs_revert=True, revert_agents=revertable,
+                       revert_hosts=[a["name"] for a in revertable],
+                       revert_map=dict((a["name"], {"version": a["version"]}) for a in revertable),
+                       gate=gate, passed=False)
+            return out
+        reverted = []
+        run.step = "the revert"
+        if params["driver"] == "fleetsim":
+            reverted, dummy = fleetsim_start(client, params["control_url"], revertable)
+        out["revert_note"] = None if reverted else \
+            "driver %s cannot start a previous version: nothing reverted" % params["driver"]
+        return _finish(store, params, dep, wave, members, handed, gate, reverted, secrets, out)
+    out["needs_revert"] = False
+    return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
 
 
 def _stopped(store, dep, members):
@@ -165,6 +217,76 @@ def _stopped(store, dep, members):
                                "version_before": row.get("version_before"), "version_after": row.get("version_after")}
     return {"changed": False, "halt": True, "halt_reason": detail, "outcomes": outcomes, "update_hosts": [],
             "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
+
+
+
+def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
+    """SIGTERM/SIGINT stopped the wave between two steps: start again every agent that stopped for us,
+    record the deployment ``interrupted`` with where it stopped, and say so."""
+    deployment_id = dep["deployment_id"]
+    with run.cleaning_up():
+        notes = _restart_stopped(store, client, params, dep, members)
+    message = "%s in wave %s (%s)%s; rerun the playbook to resume deployment %s" % (
+        why, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "", deployment_id)
+    store.event(deployment_id, "wave_interrupted", {"wave": wave["index"], "step": run.step,
+                                                    "signal": run.signal_name})
+    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
+                              audit_path=params.get("audit_path"), secrets=secrets, status="interrupted")
+    return {"changed": True, "failed": True, "interrupted": True, "msg": message, "line": message, "halt": True,
+            "halt_reason": message, "phase_done": "interrupted", "needs_revert": False, "update_hosts": [],
+            "update_agents": [], "update_map": {}, "rollout_deployment_summary": closed,
+            "outcomes": agent_outcomes(store, deployment_id, members, [])}
+
+
+def _restart_stopped(store, client, params, dep, members):
+    """The agents of the wave that consented and are (or are about to be) down and not yet handed to the
+    driver: wait a little for those still draining, then start the stopped ones on the target (fleetsim;
+    the ``none`` driver's supervisor starts them by itself). Returns notes for the message."""
+    deployment_id = dep["deployment_id"]
+    target = dep["target_version"]
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
+    waiting = [m for m in members if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+               and not (rows.get(m["name"]) or {}).get("result")]
+    if not waiting:
+        return []
+    # an agent that consented is about to stop (draining, or still deciding): give it a moment to
+    # be down, so that it is started again rather than left down after we are gone
+    deadline = time.monotonic() + min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
+    while True:
+        states = dict(client.fan_out(lambda m: (m["name"], probe_liveness(client, m["agent_url"])[0]), waiting))
+        if all(st == STOPPED for st in states.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    stopped = [m for m in waiting if states.get(m["name"]) == STOPPED]
+    notes = []
+    busy = [m["name"] for m in waiting if states.get(m["name"]) != STOPPED]
+    if busy:
+        notes.append("asked and not stopped when the run ended (%s): %s" % (
+            "their supervisor restarts them if they stop" if params["driver"] == "none" else
+            "a rerun watches them" if params["driver"] != "fleetsim" else
+            "if they stop later, a rerun starts them", ", ".join(busy)))
+    if not stopped:
+        return notes
+    names = [m["name"] for m in stopped]
+    if params["driver"] == "fleetsim":
+        started, failed = fleetsim_start(client, params["control_url"], stopped, target)
+        if started:
+            # consent was given and acted on: they run the target now (not gated: the wave did not end)
+            store.record_answers(deployment_id, [{"host": h, "decision": ACCEPT, "reason": "observed: stopped",
+                                                  "answered_at": rows[h].get("answered_at")}
+                                                 for h in started if rows[h].get("decision") == PENDING])
+            store.set_results(deployment_id, [{"host": h, "result": "updated", "version_after": target,
+                                               "detail": "started on %s after the interrupt; a rerun gates it" % target}
+                                              for h in started])
+            notes.append("started again on %s (not gated): %s" % (target, ", ".join(started)))
+        if failed:
+            notes.append("could not be started again: %s" % ", ".join("%s (%s)" % kv for kv in sorted(failed.items())))
+    elif params["driver"] == "none":
+        notes.append("stopped for the update, started again by their supervisor: %s" % ", ".join(names))
+    else:
+        notes.append("stopped for the update and waiting for the rerun, whose update tasks start them: %s"
+                     % ", ".join(names))
+    return notes
 
 
 def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress):
@@ -201,6 +323,24 @@ def _start_from_controller(client, params, agents, target):
         return fleetsim_start(client, params["control_url"], agents, target)
     # none: the agent's supervisor starts the new version by itself
     return names, {}
+
+
+def _ungated(store, dep, wave, members):
+    """Members an earlier run of this still unfinished wave handed to the driver (result ``updated``)
+    but whose gate never ended: a rerun gates them without starting them again."""
+    status = dict((w["wave"], w["status"]) for w in store.waves(dep["deployment_id"])).get(wave["index"])
+    if status != "running":
+        return []
+    rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
+    out = []
+    for m in members:
+        row = rows.get(m["name"]) or {}
+        if row.get("decision") in (ACCEPT, PENDING) and row.get("result") == "updated":
+            agent = dict(m)
+            agent["version_before"] = row.get("version_before")
+            agent["version"] = row.get("version_before")
+            out.append(agent)
+    return out
 
 
 def _handed(store, params, members):

@@ -267,6 +267,14 @@ plan:
   type: list
   elements: dict
   sample: [{"index": 1, "name": "explorers", "size": 1}, {"index": 2, "name": "early_adopters", "size": 3}]
+resumed_after:
+  description:
+    - When a deployment is resumed, why its last run ended early, for the progress output; V(null) otherwise. See
+      docs/reliability.md.
+  returned: state running or staged
+  type: str
+  sample: "interrupted by SIGTERM during the health gate in wave 2 (early_adopters); rerun the playbook to resume
+    deployment deploy-agents-2.0.0"
 already_complete:
   description: Whether the deployment had already completed or been aborted (nothing to run).
   returned: state running or staged

@@ -241,6 +241,11 @@ attributes:
         updated again; agents handed to a driver whose update or gate failed are updated and gated again.
       - A rerun judges the wave again over the state and records its summary anew.
 notes:
+  - The wave stops with the C(ansible-playbook) that started it. Before every request and around every wait it checks
+    that its controller still lives (Ansible's workers leave the playbook's process group, so a C(kill -9) of the
+    group does not reach them) and that no newer run of the deployment has taken over (the lease generation); a wave
+    whose controller died stops at once and sends nothing more. Every request carries the run's id in the
+    C(X-Agentfleet-Run) header. See docs/reliability.md.
   - The RV(update_hosts) and RV(update_map) of O(phase=ask) say which agents to start and what they ran before; the
     RV(revert_hosts) and RV(revert_map) of O(phase=settle) say which to put back and on which version.
   - A deferring agent is not updated in this wave; its deferral is recorded and counted in the wave's summary.
@@ -364,10 +369,18 @@ phase_done:
   description:
     - The step the task ended with. V(ask) after O(phase=ask); V(settle) when O(phase=settle) left the revert to the
       playbook (RV(needs_revert=true)); V(finish) when the wave was recorded (O(phase=all), O(phase=finish), and
-      O(phase=settle) without a revert).
+      O(phase=settle) without a revert). V(interrupted) when SIGTERM or SIGINT stopped the wave (RV(interrupted)).
   returned: success, not in check mode
   type: str
   sample: finish
+interrupted:
+  description:
+    - "V(true) when SIGTERM or SIGINT (an AWX cancel, Ctrl-C) stopped the wave between two steps. The agents that had
+      stopped for the update were started again (O(driver=fleetsim) on the target, O(driver=none) by their
+      supervisor), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
+  returned: when interrupted
+  type: bool
+  sample: true
 counts:
   description:
     - Number of the wave's agents per answer of this ask (recorded answers included), before the stops are observed

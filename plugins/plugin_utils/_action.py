@@ -7,13 +7,27 @@ A module file of the same name documents the options (and works on its own);
 the action plugin validates the same argument spec and calls the same
 engine function without forking a Python interpreter per task, which is
 what keeps per-wave work in the millisecond range.
+
+Long-running engines (``WATCH_CONTROLLER = True``: a wave, a shutdown or
+wakeup wave) run under a :class:`._run.Run` of the ``ansible-playbook``
+process that forked the worker: Ansible's workers call ``setsid()``, so a
+SIGKILL of the playbook's process group never reaches them. The run stops
+the engine at its next step when the controller is gone (the worker then
+exits without a word: nobody reads its result), and turns SIGTERM/SIGINT
+into a stop between two steps that the engine cleans up after.
 """
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import ControllerGone
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
 
 
 class EngineError(Exception):
@@ -31,8 +45,11 @@ class EngineAction(ActionBase):
     REQUIRED_ONE_OF = None
     REQUIRED_TOGETHER = None
     ENGINE_ERRORS = (ValueError,)
+    WATCH_CONTROLLER = False
 
     def run(self, tmp=None, task_vars=None):
+        # the controller is this worker's parent now, before any work (it may die later)
+        self.run_ctx = Run.of_controller() if self.WATCH_CONTROLLER else None
         result = super().run(tmp, task_vars)
         del tmp
         validator = ArgumentSpecValidator(
@@ -47,7 +64,10 @@ class EngineAction(ActionBase):
             raise AnsibleActionFail("; ".join(validation.error_messages))
         params = validation.validated_parameters
         try:
-            out = self.run_engine(params, task_vars or {})
+            out = self._run_engine_watched(params, task_vars or {})
+        except Interrupted as exc:
+            result.update(failed=True, interrupted=True, msg=str(exc))
+            return result
         except self.ENGINE_ERRORS as exc:
             result.update(failed=True, msg=str(exc))
             return result
@@ -62,9 +82,33 @@ class EngineAction(ActionBase):
             result = remove_values(result, no_log_values)
         return result
 
+    def _run_engine_watched(self, params, task_vars):
+        run = self.run_ctx
+        if run is None:
+            return self.run_engine(params, task_vars)
+        try:
+            with run.attached():
+                out = self.run_engine(params, task_vars)
+        except ControllerGone:
+            _orphan_exit()
+        except BaseException:
+            if not run.controller_alive():
+                _orphan_exit()
+            raise
+        if not run.controller_alive():
+            _orphan_exit()
+        return out
+
     @property
     def check_mode(self):
         return bool(self._task.check_mode or self._play_context.check_mode)
 
     def run_engine(self, params, task_vars):  # pragma: no cover - abstract
         raise AnsibleActionFail("action plugin %s has no engine" % self.__class__.__name__)
+
+
+def _orphan_exit():
+    """The controller is gone: nobody will read this worker's result, and writing it could block forever
+    on a pipe that other orphans hold open. End the worker now (the state's transactions are atomic)."""
+    os._exit(1)
+

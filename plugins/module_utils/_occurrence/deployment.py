@@ -25,6 +25,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
 # results after which an occurrence no longer serves (a shutdown does not ask it again)
@@ -42,21 +43,46 @@ def open_state(params, create=True):
 
 
 @contextlib.contextmanager
-def engine_resources(params, store=None, client=None, with_client=True):
+def engine_resources(params, store=None, client=None, with_client=True, run=None):
     """``(store, client)`` of one engine call: the caller's when given (tests, one action doing several
-    steps), else opened here and closed when the call ends. ``with_client=False`` opens no client."""
+    steps), else opened here and closed when the call ends. ``with_client=False`` opens no client.
+
+    With a :class:`._run.Run` the client carries the run's id and checks it before every request;
+    a deployment the engine fenced (:func:`fence_run`) is recorded ``interrupted`` when SIGTERM or
+    SIGINT stops the call.
+    """
     own_store = store is None
     store = store if store is not None else open_state(params)
     own_client = with_client and client is None
     try:
         if own_client:
-            client = client_from_params(params)
+            client = client_from_params(params, run=run)
         yield store, client
+    except Interrupted as exc:
+        _record_interrupted(store, run, str(exc))
+        raise
     finally:
         if own_client and client is not None:
             client.close()
         if own_store:
             store.close()
+
+
+def fence_run(run, store, dep):
+    """From now on ``run`` (when given) refuses every write and request once a newer run of ``dep`` took over."""
+    if run is None or dep is None:
+        return
+    store.fence(dep["deployment_id"], dep["generation"])
+    run.fence = store.check_fence
+    run.deployment_id = dep["deployment_id"]
+
+
+def _record_interrupted(store, run, why):
+    deployment_id = getattr(run, "deployment_id", None)
+    dep = store.get_deployment(deployment_id) if deployment_id else None
+    if dep is not None and dep["status"] == "running":
+        store.set_status(deployment_id, "interrupted", "%s; rerun the playbook to resume deployment %s"
+                         % (why, deployment_id))
 
 
 def begin(store, params, plan, kind, clock):

@@ -28,6 +28,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dep
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import begin
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import write
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_health
@@ -41,7 +42,7 @@ MEMBER_KEYS = ("name", "agent_url", "agent_id", "occurrence_id", "cohort", "wave
 
 
 def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                   monotonic=time.monotonic):
+                   monotonic=time.monotonic, run=None):
     """Before starting a wakeup wave: (wave 1) open the deployment, wait the
     wave's delay, wait for occurrences still draining to stop, and find which
     occurrences need starting.
@@ -60,12 +61,15 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
             raise ShutdownError("the plan has no wave %d" % index)
         return {"changed": True, "wave": index, "name": wave["name"], "to_start": wave["members"],
                 "already_up": [], "line": "wave %d %s: would start %d occurrence(s)" % (index, wave["name"], wave["size"])}
-    with engine_resources(params, store, client) as (store, client):
+    sleep = run.sleep if run is not None else sleep
+    with engine_resources(params, store, client, run=run) as (store, client):
         dep = store.get_deployment(params["deployment_id"])
         if index == 1 or dep is None:
             if not params.get("plan"):
                 raise ShutdownError("wave 1 of a wakeup needs the plan")
             dep = begin(store, params, params["plan"], WAKEUP, clock)[0]
+        if dep["status"] == "running":
+            fence_run(run, store, dep)
         deployment_id = dep["deployment_id"]
         plan = dep["plan"]
         if index < 1 or index > len(plan):
@@ -164,7 +168,7 @@ def _versions_for(store, dep, to_start, target_version):
 
 
 def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                monotonic=time.monotonic):
+                monotonic=time.monotonic, run=None):
     """Gate a wakeup wave: every started (or running) occurrence must reach an
     expected state (``work``) within the wave timeout. An unhealthy explorer
     aborts and leaves the others down; a failed early-adopter wave stops
@@ -174,10 +178,13 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
     if check_mode:
         return {"changed": False, "skipped": True, "wave": index, "aborted": False, "finished": False,
                 "line": "wave %d: would gate on %s" % (index, "|".join(params.get("expected_states") or ["work"]))}
-    with engine_resources(params, store, client) as (store, client):
+    sleep = run.sleep if run is not None else sleep
+    with engine_resources(params, store, client, run=run) as (store, client):
         dep = store.get_deployment(params["deployment_id"])
         if dep is None:
             raise ShutdownError("no deployment %s: run the prepare step first" % params["deployment_id"])
+        if dep["status"] == "running":
+            fence_run(run, store, dep)
         deployment_id = dep["deployment_id"]
         plan = dep["plan"]
         wave = plan[index - 1]

@@ -37,6 +37,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dep
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import FAILED_RESULTS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import record_timeline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_results_not_touched
@@ -59,16 +60,21 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 
 
 def shutdown_wave(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                  monotonic=time.monotonic):
-    """Send one wave (in capacity batches) and verify that every occurrence stopped."""
-    with engine_resources(params, store, client) as (store, client):
-        return _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic)
+                  monotonic=time.monotonic, run=None):
+    """Send one wave (in capacity batches) and verify that every occurrence stopped.
+
+    ``run`` (a :class:`._run.Run`): checked before every request and wait, its ``sleep`` replaces ``sleep``.
+    """
+    with engine_resources(params, store, client, run=run) as (store, client):
+        return _shutdown_wave(params, check_mode, client, store, clock, run.sleep if run else sleep, monotonic, run)
 
 
-def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic):
+def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic, run=None):
     dep = store.get_deployment(params["deployment_id"])
     if dep is None:
         raise ShutdownError("no deployment %s in %s: run the decide step first" % (params["deployment_id"], store.path))
+    if dep["status"] == "running" and not check_mode:
+        fence_run(run, store, dep)
     deployment_id = dep["deployment_id"]
     index = int(params["wave"])
     plan = dep["plan"]
