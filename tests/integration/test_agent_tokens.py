@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Integration: per-agent tokens. Agents that each accept only their own token
 (two simulated fleets with different tokens, one inventory), rolled by the real
 canary playbook with the tasks driver: every agent is asked with its own token,
