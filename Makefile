@@ -35,11 +35,11 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv build units integration sanity molecule changelog-lint test \
+.PHONY: help venv build units integration ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean
 
 help:
-	@echo "targets: venv build units integration sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
+	@echo "targets: venv build units integration ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -81,6 +81,15 @@ else
 	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v -rs --durations=15
 endif
 
+# Real CIRIS agents (ciris-agent from PyPI, installed under build/ciris-agent by
+# scripts/ciris-agent-env.sh), each in a network namespace of its own (root).
+# Skipped with the reason printed (-rs) where the agent cannot run; with CI=true
+# only another platform may skip it. See docs/protocol.md "Tested against".
+ciris: venv
+	test -f $(INSTALLED)/MANIFEST.json || { echo "ciris: run 'make build' first"; exit 1; }
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(PYTHON) tests/ciris -rs -v --durations=10
+
 # ansible-test refuses a symlinked collection root, so sanity runs on a copy of
 # the tracked (plus untracked, not ignored) files under build/ansible-test/.
 sanity: venv
@@ -109,7 +118,7 @@ changelog-lint: venv
 # Order matters: build installs the tarball that integration and molecule use.
 test:
 	@set -e; \
-	for t in venv build units integration sanity molecule changelog-lint; do \
+	for t in venv build units integration ciris sanity molecule changelog-lint; do \
 	    echo "==> make $$t"; \
 	    if ! $(MAKE) --no-print-directory $$t; then \
 	        echo "make test: FAILED at '$$t'"; exit 1; \

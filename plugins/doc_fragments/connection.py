@@ -14,6 +14,8 @@ options:
     description:
       - "Bearer token sent to the agents (C(Authorization: Bearer ...))."
       - When not set, the environment variable E(AGENTFLEET_TOKEN) is used.
+      - Run as an action on the controller, each agent whose inventory host has a C(rollout_token) of its own
+        (host or group variable, Ansible Vault, a lookup) is sent that token instead; the others get this one.
       - Never printed, logged, reported or put in a diff.
     type: str
   connect_timeout:

@@ -11,6 +11,10 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
 TOKEN_ENV = "AGENTFLEET_TOKEN"
+# Per-agent tokens ({agent_url: token}): not a task option but put into the validated
+# parameters by the controller-side action plugins, read from each agent's hostvars
+# (plugin_utils/_action.py); never logged.
+AGENT_TOKENS = "agent_tokens"
 
 CONNECTION_SPEC = dict(
     token=dict(type="str", no_log=True),
@@ -57,9 +61,13 @@ def resolve_token(params):
 
 
 def token_secrets(params):
-    """The secrets a report or audit line must never contain: the token, when there is one."""
+    """The secrets a report or audit line must never contain: the token and every agent's own token."""
     token = resolve_token(params)
-    return [token] if token else []
+    secrets = [token] if token else []
+    for agent_token in (params.get(AGENT_TOKENS) or {}).values():
+        if agent_token and agent_token not in secrets:
+            secrets.append(agent_token)
+    return secrets
 
 
 def client_from_params(params, run=None):
@@ -76,6 +84,7 @@ def client_from_params(params, run=None):
         client_cert=params.get("client_cert"),
         client_key=params.get("client_key"),
         max_workers=params.get("max_workers") or 32,
+        tokens=params.get(AGENT_TOKENS),
     )
 
 

@@ -577,6 +577,11 @@ class AgentClient:
     Options:
 
     - ``token``: sent as ``Authorization: Bearer``; never part of any message.
+    - ``tokens``: per-agent tokens, ``{agent_url: token}`` (a real fleet gives
+      each agent its own service token): a request to that agent URL (or
+      below it) carries that agent's token instead of ``token``; the others
+      carry ``token``. Matched on whole path segments; one pool per host
+      and port all the same (the header is per request).
     - ``connect_timeout``, ``read_timeout``: seconds, per connection attempt
       and per wait for bytes.
     - ``request_deadline``: the most seconds one attempt may take from start
@@ -624,6 +629,7 @@ class AgentClient:
         jitter=random.random,
         run_id=None,
         guard=None,
+        tokens=None,
     ):
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
@@ -660,6 +666,19 @@ class AgentClient:
         if run_id:
             headers[RUN_HEADER] = str(run_id)
         self._headers = headers
+        # per-agent Authorization: base URL (no trailing slash) -> headers; request URL -> headers (cache)
+        self._agent_headers = {}
+        for agent_url, agent_token in (tokens or {}).items():
+            try:
+                agent_token = _check_token(agent_token)
+            except ValueError as exc:
+                raise ValueError("the token of the agent at %s: %s" % (agent_url, exc)) from None
+            base = str(agent_url).rstrip("/")
+            agent_headers = dict(self._headers)
+            if agent_token:
+                agent_headers["Authorization"] = "Bearer " + agent_token
+            self._agent_headers[base] = agent_headers
+        self._url_headers = {}
 
     # -- plumbing ---------------------------------------------------------
     @staticmethod
@@ -737,6 +756,32 @@ class AgentClient:
         target = self._targets[url] = (scheme, host, port, path)
         return target
 
+    def _headers_for(self, url):
+        """The headers of a request to ``url``: those of the agent whose URL is its longest prefix
+        (on a path-segment boundary), else the client's (cached per URL)."""
+        if not self._agent_headers:
+            return self._headers
+        headers = self._url_headers.get(url)
+        if headers is not None:
+            return headers
+        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        headers = self._headers
+        start = base.find("://")
+        start = start + 3 if start >= 0 else 0
+        while True:
+            found = self._agent_headers.get(base)
+            if found is not None:
+                headers = found
+                break
+            cut = base.rfind("/")
+            if cut < start:
+                break
+            base = base[:cut]
+        if len(self._url_headers) >= MAX_POOLS * 4:
+            self._url_headers = {}
+        self._url_headers[url] = headers
+        return headers
+
     def _backoff(self, attempt):
         base = min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX)
         return base * (0.5 + self._jitter())
@@ -777,7 +822,7 @@ class AgentClient:
         if target is None:
             target = self._target(url)
         scheme, host, port, path = target
-        headers = self._headers
+        headers = self._headers_for(url)
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")

@@ -25,9 +25,69 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_TOKENS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import TOKEN_ENV
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import ControllerGone
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+
+# The inventory variable that holds an agent's own token (host_vars, group_vars, Vault, a lookup).
+AGENT_TOKEN_VAR = "rollout_token"
+
+
+def _host_value(hostvars, host, key):
+    """``hostvars[host][key]`` templated (a Vault value or a lookup resolves here), or None."""
+    try:
+        value = hostvars[host].get(key)
+    except Exception:  # a host outside the inventory, a variable that does not template
+        return None
+    if value is None:
+        return None
+    value = str(value)
+    return value or None
+
+
+def agent_tokens(task_vars, play_token):
+    """Each agent's own token, read from the inventory: ``(tokens, default)``.
+
+    ``tokens`` is ``{agent_url: token}`` for every host of the play that has an
+    ``agent_url`` and a ``rollout_token`` of its own (host or group variable,
+    Vault, lookup, extra var); ``default`` is the token for the others: the
+    play-level value (the task's ``token``, else ``AGENTFLEET_TOKEN``). A task
+    that runs once for many agents is templated with the first host's
+    variables, so when that host has a token of its own the task's ``token``
+    is that host's, not the play's: the others then fall back to
+    ``AGENTFLEET_TOKEN`` (the roles' default) and never get another agent's
+    token. No value is ever put into a message.
+    """
+    hostvars = task_vars.get("hostvars")
+    if hostvars is None:
+        return {}, play_token
+    hosts = task_vars.get("ansible_play_hosts_all") or task_vars.get("ansible_play_batch") or []
+    tokens = {}
+    owner = {}
+    conflicts = []
+    for host in hosts:
+        token = _host_value(hostvars, host, AGENT_TOKEN_VAR)
+        if token is None:
+            continue
+        url = _host_value(hostvars, host, "agent_url")
+        if url is None:
+            continue
+        key = url.rstrip("/")
+        if key in tokens and tokens[key] != token:
+            conflicts.append("%s and %s" % (owner[key], host))
+            continue
+        tokens[key] = token
+        owner[key] = host
+    if conflicts:
+        raise ValueError("rollout_token: hosts with the same agent_url hold different tokens (values not shown): %s"
+                         % "; ".join(conflicts[:5]))
+    current = task_vars.get("inventory_hostname")
+    default = play_token
+    if current is not None and _host_value(hostvars, current, AGENT_TOKEN_VAR) is not None:
+        default = os.environ.get(TOKEN_ENV) or None
+    return tokens, default
 
 
 class EngineError(Exception):
@@ -63,7 +123,16 @@ class EngineAction(ActionBase):
         if validation.error_messages:
             raise AnsibleActionFail("; ".join(validation.error_messages))
         params = validation.validated_parameters
+        no_log_values = set(validation._no_log_values) if hasattr(validation, "_no_log_values") else set()
         try:
+            if "token" in self.ARGUMENT_SPEC:
+                tokens, default = agent_tokens(task_vars or {}, params.get("token"))
+                if tokens or default != params.get("token"):
+                    params = dict(params, token=default)
+                    params[AGENT_TOKENS] = tokens
+                    no_log_values.update(t for t in tokens.values())
+                    if default:
+                        no_log_values.add(default)
             out = self._run_engine_watched(params, task_vars or {})
         except Interrupted as exc:
             result.update(failed=True, interrupted=True, msg=str(exc))
@@ -75,7 +144,6 @@ class EngineAction(ActionBase):
             result.update(failed=True, msg=str(exc))
             return result
         result.update(out)
-        no_log_values = validation._no_log_values if hasattr(validation, "_no_log_values") else set()
         if no_log_values:
             from ansible.module_utils.common.parameters import remove_values
 

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-agent tokens: the client sends each agent its own ``Authorization`` (one
+pool all the same), and the action plugins read each agent's ``rollout_token``
+from the inventory, falling back to the play-level value and AGENTFLEET_TOKEN
+without ever handing one agent's token to another."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_TOKENS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import agent_tokens
+
+A, B, SHARED = "tok-agent-a-7f1", "tok-agent-b-2c9", "tok-shared-55e"
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers health and shutdown; records (method, path, Authorization, client port)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        with self.server.lock:
+            self.server.seen.append((self.command, self.path, self.headers.get("Authorization"),
+                                     self.client_address[1]))
+        body = json.dumps({"data": {"status": "healthy", "cognitive_state": "work", "version": "1"}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    srv.seen = []
+    srv.lock = threading.Lock()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def base(srv):
+    return "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+def test_each_agent_gets_its_own_token_over_one_pool(server):
+    url = base(server)
+    tokens = {url + "/agents/a": A, url + "/agents/ab/": B}
+    with AgentClient(token=SHARED, tokens=tokens, max_workers=1) as client:
+        client.probe(url + "/agents/a")
+        client.probe(url + "/agents/abc")   # not below /agents/ab: a path segment must match whole
+        client.probe(url + "/agents/a/")
+        client.probe(url + "/other")
+        client.ask(url + "/agents/ab", {"reason": "r", "confirm": True})
+    auth = [(method, path, header) for method, path, header, _ in server.seen]
+    assert auth == [
+        ("GET", "/agents/a/v1/system/health", "Bearer " + A),
+        ("GET", "/agents/abc/v1/system/health", "Bearer " + SHARED),
+        ("GET", "/agents/a/v1/system/health", "Bearer " + A),
+        ("GET", "/other/v1/system/health", "Bearer " + SHARED),
+        ("POST", "/agents/ab/v1/system/shutdown", "Bearer " + B),
+    ]
+    # keep-alive: one connection carried every request, whatever its token
+    assert len({port for _, _, _, port in server.seen}) == 1
+
+
+def test_agent_without_own_token_and_no_default_sends_none(server):
+    url = base(server)
+    with AgentClient(tokens={url + "/a": A}) as client:
+        client.probe(url + "/a")
+        client.probe(url + "/b")
+    assert [header for _, _, header, _ in server.seen] == ["Bearer " + A, None]
+
+
+def test_bad_agent_token_names_the_agent_not_the_value():
+    with pytest.raises(ValueError) as info:
+        AgentClient(tokens={"http://127.0.0.1:9/a": "x\nsecret-part"})
+    assert "http://127.0.0.1:9/a" in str(info.value)
+    assert "secret-part" not in str(info.value)
+
+
+def test_secrets_and_client_from_params_carry_every_agent_token(monkeypatch, server):
+    monkeypatch.delenv("AGENTFLEET_TOKEN", raising=False)
+    url = base(server)
+    params = {"token": SHARED, AGENT_TOKENS: {url + "/a": A, url + "/b": B}}
+    assert sorted(token_secrets(params)) == sorted([SHARED, A, B])
+    with client_from_params(params) as client:
+        client.probe(url + "/b")
+    assert server.seen[0][2] == "Bearer " + B
+
+
+def hostvars(**hosts):
+    return {name: dict(values) for name, values in hosts.items()}
+
+
+def task_vars(hv, current, play_hosts=None):
+    return {"hostvars": hv, "inventory_hostname": current, "ansible_play_hosts_all": play_hosts or list(hv)}
+
+
+def test_agent_tokens_from_hostvars_fall_back_to_the_play_value(monkeypatch):
+    monkeypatch.delenv("AGENTFLEET_TOKEN", raising=False)
+    hv = hostvars(a={"agent_url": "http://h/a/", "rollout_token": A}, b={"agent_url": "http://h/b"},
+                  c={"agent_url": "http://h/c", "rollout_token": ""})
+    # the run-once host (b) has no token of its own: the task's token is the play-level value
+    tokens, default = agent_tokens(task_vars(hv, "b"), SHARED)
+    assert tokens == {"http://h/a": A}
+    assert default == SHARED
+
+
+def test_run_once_host_with_own_token_never_hands_it_to_others(monkeypatch):
+    # the task was templated with host a's variables, so its token is a's: b and c get AGENTFLEET_TOKEN
+    hv = hostvars(a={"agent_url": "http://h/a", "rollout_token": A}, b={"agent_url": "http://h/b", "rollout_token": B},
+                  c={"agent_url": "http://h/c"})
+    monkeypatch.delenv("AGENTFLEET_TOKEN", raising=False)
+    tokens, default = agent_tokens(task_vars(hv, "a"), A)
+    assert tokens == {"http://h/a": A, "http://h/b": B}
+    assert default is None
+    monkeypatch.setenv("AGENTFLEET_TOKEN", SHARED)
+    assert agent_tokens(task_vars(hv, "a"), A)[1] == SHARED
+
+
+def test_same_url_different_tokens_is_one_error_without_values():
+    hv = hostvars(a={"agent_url": "http://h/x", "rollout_token": A}, b={"agent_url": "http://h/x/", "rollout_token": B})
+    with pytest.raises(ValueError) as info:
+        agent_tokens(task_vars(hv, "a"), None)
+    assert "a and b" in str(info.value)
+    assert A not in str(info.value) and B not in str(info.value)
+
+
+def test_no_hostvars_keeps_the_task_token():
+    assert agent_tokens({}, SHARED) == ({}, SHARED)
