@@ -63,7 +63,9 @@ def agent_tokens(task_vars, play_token):
     hostvars = task_vars.get("hostvars")
     if hostvars is None:
         return {}, play_token
-    hosts = task_vars.get("ansible_play_hosts_all") or task_vars.get("ansible_play_batch") or []
+    # the batch's hosts (a wave of the waves play, or every host of a play without serial): reading a host's
+    # variables costs a get_vars per host, so a wave reads only its own agents', not the whole play's again
+    hosts = task_vars.get("ansible_play_batch") or task_vars.get("ansible_play_hosts_all") or []
     tokens = {}
     owner = {}
     conflicts = []
