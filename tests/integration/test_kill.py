@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -110,7 +111,9 @@ def kill_run(proc, mark, sig=signal.SIGKILL, within=2.0):
 
 
 def run_ids(entries):
-    return {e.get("run") for e in entries if e.get("path") is not None}
+    """The run ids of the protocol requests (health, shutdown) and of the driver's starts in ``entries``."""
+    return {e.get("run") for e in entries if e.get("path") in (HEALTH, SHUTDOWN)
+            or (e.get("path") == "/_sim/start" and e.get("run"))}
 
 
 def asked(sim):
@@ -174,6 +177,48 @@ def test_sigkill_during_the_gate_wait(tmp_path):
         # wave 1 was gated again by the rerun, not started a second time
         starts = [n for e in sim.log(event="sim_start") for n in e["body"]["occurrences"]]
         assert sorted(starts) == sorted(set(starts)), starts
+
+
+class Supervisor:
+    """The agents' own supervisor for the ``none`` driver: starts every agent that exited, on ``version``."""
+
+    def __init__(self, sim, version):
+        self.sim, self.version = sim, version
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.done.wait(0.1):
+            down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
+            if down:
+                self.sim.start_occurrences(down, self.version)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)
+
+
+def test_sigkill_one_second_into_wave_1_of_a_none_driver_canary(tmp_path):
+    # the reported case: the none driver (the supervisor starts the new version), agents that take 8 s to boot,
+    # the process group killed 1 s into wave 1: no health request of the killed run may follow
+    first_ask = []
+
+    def one_second_into_wave_1(log):
+        if not first_ask and any(e.get("path") == SHUTDOWN for e in log):
+            first_ask.append(time.monotonic())
+        return first_ask and time.monotonic() - first_ask[0] >= 1.0
+
+    with FleetSim(config=fleet(10, boot_seconds=8), workdir=tmp_path / "sim") as sim, Supervisor(sim, "2.0.0"):
+        res, dummy = killed_then_rerun(sim, tmp_path, one_second_into_wave_1, rollout_driver="none")
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert report["status"] == "completed", report
+        assert all(a["result"] == "updated" for a in report["agents"]), report["agents"]
+        assert len(asked(sim)) == 10
 
 
 def test_sigkill_during_the_ask_phase(tmp_path):
