@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -110,7 +111,9 @@ def kill_run(proc, mark, sig=signal.SIGKILL, within=2.0):
 
 
 def run_ids(entries):
-    return {e.get("run") for e in entries if e.get("path") is not None}
+    """The run ids of the protocol requests (health, shutdown) and of the driver's starts in ``entries``."""
+    return {e.get("run") for e in entries if e.get("path") in (HEALTH, SHUTDOWN)
+            or (e.get("path") == "/_sim/start" and e.get("run"))}
 
 
 def asked(sim):
@@ -176,6 +179,48 @@ def test_sigkill_during_the_gate_wait(tmp_path):
         assert sorted(starts) == sorted(set(starts)), starts
 
 
+class Supervisor:
+    """The agents' own supervisor for the ``none`` driver: starts every agent that exited, on ``version``."""
+
+    def __init__(self, sim, version):
+        self.sim, self.version = sim, version
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.done.wait(0.1):
+            down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
+            if down:
+                self.sim.start_occurrences(down, self.version)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)
+
+
+def test_sigkill_one_second_into_wave_1_of_a_none_driver_canary(tmp_path):
+    # the reported case: the none driver (the supervisor starts the new version), agents that take 8 s to boot,
+    # the process group killed 1 s into wave 1: no health request of the killed run may follow
+    first_ask = []
+
+    def one_second_into_wave_1(log):
+        if not first_ask and any(e.get("path") == SHUTDOWN for e in log):
+            first_ask.append(time.monotonic())
+        return first_ask and time.monotonic() - first_ask[0] >= 1.0
+
+    with FleetSim(config=fleet(10, boot_seconds=8), workdir=tmp_path / "sim") as sim, Supervisor(sim, "2.0.0"):
+        res, dummy = killed_then_rerun(sim, tmp_path, one_second_into_wave_1, rollout_driver="none")
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert report["status"] == "completed", report
+        assert all(a["result"] == "updated" for a in report["agents"]), report["agents"]
+        assert len(asked(sim)) == 10
+
+
 def test_sigkill_during_the_ask_phase(tmp_path):
     # CIRIS-like agents: the shutdown request is answered at once, the agent decides after 3 s and drains
     # for 2 s: the run is killed while it waits for wave 1 to stop
@@ -206,8 +251,9 @@ def test_sigkill_during_a_revert(tmp_path):
         assert len(asked(sim)) == len(set(asked(sim))) < 10
 
 
-def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path):
-    # an AWX cancel: SIGTERM to the playbook's process group while wave 1 decides and drains
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path, sig):
+    # an AWX cancel (SIGTERM) or a Ctrl-C (SIGINT) to the playbook's process group while wave 1 decides and drains
     cfg = fleet(10, consent="ciris", decide_seconds=1, drain_seconds=1)
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         mark = uuid.uuid4().hex
@@ -216,14 +262,14 @@ def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path):
             wait_for(lambda: any(e.get("path") == SHUTDOWN for e in sim.log()), 120, "wave 1 asked")
             killed = run_ids(sim.log()).pop()
             # the worker starts what stopped for us before it ends: a few seconds, not 2
-            kill_run(proc, mark, signal.SIGTERM, within=30.0)
+            kill_run(proc, mark, sig, within=30.0)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         dep = deployment(tmp_path)
         assert dep["status"] == "interrupted", dep
-        assert "interrupted by SIGTERM" in dep["message"] and "wave 1" in dep["message"], dep["message"]
+        assert "interrupted by %s" % sig.name in dep["message"] and "wave 1" in dep["message"], dep["message"]
         occs = sim.occurrences()
         assert all(o["up"] and o["phase"] == "working" for o in occs.values()), {
             n: (o["up"], o["phase"], o["version"]) for n, o in occs.items()}
@@ -235,7 +281,7 @@ def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path):
         assert res.rc == 0, res.output
         assert "resumed" in res.output
         # the plan says why the last run ended early
-        assert "the last run ended early: interrupted by SIGTERM" in res.output
+        assert "the last run ended early: interrupted by %s" % sig.name in res.output
         assert res.report()["status"] == "completed"
         assert not [e for e in sim.log(since=gone_seq) if e.get("run") == killed]
         hosts = asked(sim)
