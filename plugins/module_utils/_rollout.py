@@ -396,8 +396,8 @@ def _resumed_after(before):
     if before["status"] == "interrupted":
         return before.get("message") or "interrupted"
     if before["status"] in ("running", "paused") and before.get("owner_pid"):
-        return "its controller (pid %s on %s) ended before the deployment did" % (before["owner_pid"],
-                                                                                 before.get("owner_host"))
+        return "its controller (pid %s on %s) ended before the deployment did" % (
+            before["owner_pid"], before.get("owner_host"))
     return None
 
 

@@ -219,7 +219,6 @@ def _stopped(store, dep, members):
             "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
 
 
-
 def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
     """SIGTERM/SIGINT stopped the wave between two steps: start again every agent that stopped for us,
     record the deployment ``interrupted`` with where it stopped, and say so."""

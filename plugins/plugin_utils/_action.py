@@ -181,4 +181,3 @@ def _orphan_exit():
     """The controller is gone: nobody will read this worker's result, and writing it could block forever
     on a pipe that other orphans hold open. End the worker now (the state's transactions are atomic)."""
     os._exit(1)
-

@@ -33,7 +33,7 @@ def _must_run():
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """DOCKER_HOST of a podman service with the images 1.0.0, 2.0.0 and 3.0.0 (never healthy)."""
-    check = subprocess.run(["bash", str(SCRIPT), "check"], capture_output=True, text=True)
+    check = subprocess.run(["bash", str(SCRIPT), "check"], capture_output=True, text=True, check=False)
     if check.returncode != 0:
         reason = "docker driver tests need podman here: %s" % (check.stdout + check.stderr).strip()
         if _must_run():
@@ -41,7 +41,7 @@ def engine(tmp_path_factory):
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("podman")
     started = subprocess.run(["bash", str(SCRIPT), "start", str(workdir), "1.0.0", "2.0.0", "3.0.0:degraded"],
-                             capture_output=True, text=True, timeout=180)
+                             capture_output=True, text=True, timeout=180, check=False)
     try:
         if started.returncode != 0:
             reason = "podman system service did not start: %s" % (started.stdout + started.stderr)[-2000:]
@@ -51,7 +51,7 @@ def engine(tmp_path_factory):
         host = [line for line in started.stdout.splitlines() if line.startswith("DOCKER_HOST=")][0].split("=", 1)[1]
         yield host
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(workdir)], capture_output=True, text=True, timeout=120)
+        subprocess.run(["bash", str(SCRIPT), "stop", str(workdir)], capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
