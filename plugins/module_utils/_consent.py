@@ -34,6 +34,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import classify_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 
 DEFAULT_STOP_TIMEOUT = 600.0
 # observation outcomes
@@ -77,7 +78,7 @@ class StopWatch:
         elif state == STOPPED:
             self.stopped_at[name] = now
         elif state == WORKING and self.supervisor_restarts and self.target_version is not None \
-                and str((info or {}).get("version")) == self.target_version:
+                and version_matches((info or {}).get("version"), self.target_version):
             # back already, on the new version: its supervisor restarted it between two probes
             self.stopped_at[name] = now
 

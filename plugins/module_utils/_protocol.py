@@ -237,6 +237,24 @@ def map_shutdown_answer(status, payload, now):
     return out
 
 
+# A CIRIS agent reports its release with its channel: version "2.16.5-stable" is release 2.16.5.
+RELEASE_SUFFIXES = ("-stable",)
+
+
+def version_matches(reported, target):
+    """Does the ``version`` an agent reports name the release ``target``?
+
+    Equal strings, or ``target`` plus a release suffix (``2.16.5-stable`` is 2.16.5, as real CIRIS agents
+    report it). A pre-release (``2.16.5-rc1``) is not the release.
+    """
+    if reported is None or target is None:
+        return False
+    reported, target = str(reported), str(target)
+    if reported == target:
+        return True
+    return any(reported == target + suffix for suffix in RELEASE_SUFFIXES)
+
+
 def evaluate_health(status, payload, expected_states=("work",), target_version=None, error=None):
     """Judge one health probe. Returns ``(healthy, cause, info)``.
 
@@ -261,7 +279,7 @@ def evaluate_health(status, payload, expected_states=("work",), target_version=N
         return False, "status %s" % data["status"], info
     if data["cognitive_state"] not in expected_states:
         return False, "cognitive_state %s (expected %s)" % (data["cognitive_state"], "|".join(expected_states)), info
-    if target_version is not None and str(data.get("version")) != str(target_version):
+    if target_version is not None and not version_matches(data.get("version"), target_version):
         return False, "version %s (expected %s)" % (data.get("version"), target_version), info
     return True, None, info
 

@@ -24,6 +24,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
@@ -142,7 +143,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         if skip_if_on_target:
             probe = client.probe(member["agent_url"], expected_states=("work", "wakeup", "play", "solitude", "dream"))
             before = probe["info"].get("version")
-            if before is not None and str(before) == str(target_version) and probe["healthy"]:
+            if before is not None and version_matches(before, target_version) and probe["healthy"]:
                 return member["name"], {"decision": "skipped", "reason": "already on %s" % target_version,
                                         "version_before": before}
         answer = client.ask(member["agent_url"], body_base)

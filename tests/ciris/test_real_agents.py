@@ -271,3 +271,26 @@ def test_a_wrong_token_is_refused_and_never_shown(ciris_fleet, tmp_path):
     assert harness.in_work(first.url)
     assert os.path.exists(run_dir / "report.json")
     assert_token_nowhere(ciris_fleet, res, run_dir)
+
+
+def test_agents_already_on_the_target_release_are_not_asked(ciris_fleet, tmp_path):
+    """A real agent reports its release with its channel (2.16.5-stable): a rollout to 2.16.5 finds every
+    agent already there and asks nobody."""
+    run_dir = tmp_path / "on-target"
+    run_dir.mkdir()
+    (run_dir / "update.yml").write_text(RESTART)
+    inventory = write_inventory(run_dir / "inventory.yml", ciris_fleet)
+    before = {m.name: len(restarts(m)) for m in ciris_fleet}
+    res = run_playbook("agentfleet.rollout.canary", run_dir, inventory=inventory, env=run_env(run_dir, ciris_fleet),
+                       timeout=300, report_path=run_dir / "report.json", extra_vars={
+                           "rollout_target_version": "2.16.5", "rollout_driver": "tasks",
+                           "rollout_update_tasks": "update.yml", "rollout_min_healthy_time": 0,
+                           "rollout_state_path": str(run_dir / "state.db"),
+                           "rollout_report_path": str(run_dir / "report.json")})
+    assert res.rc == 0, res.output[-6000:]
+    report = res.report()
+    assert report["status"] == "completed", report
+    assert {a["result"] for a in report["agents"]} == {"skipped"}, report["agents"]
+    assert {m.name: len(restarts(m)) for m in ciris_fleet} == before
+    assert_all_in_work(ciris_fleet)
+    assert_token_nowhere(ciris_fleet, res, run_dir)

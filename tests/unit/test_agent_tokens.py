@@ -115,7 +115,7 @@ def hostvars(**hosts):
 
 
 def task_vars(hv, current, play_hosts=None):
-    return {"hostvars": hv, "inventory_hostname": current, "ansible_play_hosts_all": play_hosts or list(hv)}
+    return {"hostvars": hv, "inventory_hostname": current, "ansible_play_batch": play_hosts or list(hv)}
 
 
 def test_agent_tokens_from_hostvars_fall_back_to_the_play_value(monkeypatch):
@@ -148,5 +148,24 @@ def test_same_url_different_tokens_is_one_error_without_values():
     assert A not in str(info.value) and B not in str(info.value)
 
 
+def test_only_the_batch_is_read():
+    hv = hostvars(a={"agent_url": "http://h/a", "rollout_token": A}, b={"agent_url": "http://h/b", "rollout_token": B})
+    assert agent_tokens(task_vars(hv, "b", play_hosts=["b"]), B)[0] == {"http://h/b": B}
+
+
 def test_no_hostvars_keeps_the_task_token():
     assert agent_tokens({}, SHARED) == ({}, SHARED)
+
+
+def test_a_token_that_cannot_be_read_is_an_error_naming_the_host():
+    class Broken(dict):
+        def get(self, key, default=None):
+            if key == "rollout_token":
+                raise RuntimeError("vault password missing for service:abc-secret")
+            return super().get(key, default)
+
+    hv = {"a": Broken(agent_url="http://h/a"), "b": {"agent_url": "http://h/b"}}
+    with pytest.raises(ValueError) as info:
+        agent_tokens(task_vars(hv, "b"), SHARED)
+    assert "rollout_token of host a cannot be read (RuntimeError)" in str(info.value)
+    assert "abc-secret" not in str(info.value)

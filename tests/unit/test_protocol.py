@@ -61,3 +61,20 @@ HEALTHY = {"data": {"status": "healthy", "version": "2.0.0", "cognitive_state": 
 def test_health_evaluation(status, payload, kwargs, healthy, cause):
     ok, why, _info = evaluate_health(status, payload, **kwargs)
     assert ok is healthy and why == cause
+
+
+@pytest.mark.parametrize("reported,target,match", [
+    ("2.16.5", "2.16.5", True),
+    ("2.16.5-stable", "2.16.5", True),        # a real CIRIS agent reports its release with the channel
+    ("2.16.5-stable", "2.16.5-stable", True),
+    ("2.16.5-rc1", "2.16.5", False),          # a pre-release is not the release
+    ("2.16.50-stable", "2.16.5", False),
+    ("2.16.5", "2.16.5-stable", False),
+    (None, "2.16.5", False),
+])
+def test_version_matches_the_release_a_ciris_agent_reports(reported, target, match):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+
+    assert version_matches(reported, target) is match
+    body = {"data": {"status": "healthy", "cognitive_state": "work", "version": reported}}
+    assert evaluate_health(200, body, target_version=target)[0] is match
