@@ -206,7 +206,7 @@ class Forwarder:
     def _accept(self):
         while not self.closed:
             try:
-                client, _ = self.listener.accept()
+                client, dummy = self.listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
@@ -408,7 +408,7 @@ def claim(agent: Agent, url: str, token: str, timeout: float = 120.0):
     status, code = http("GET", url + "/v1/federation/node-code", token=token)
     if status != 200:
         raise RuntimeError("%s: node-code answered %s" % (agent.name, status))
-    status, _ = http("POST", url + "/v1/self/identity", {"backend": "software", "label": agent.name}, token=token)
+    status, dummy = http("POST", url + "/v1/self/identity", {"backend": "software", "label": agent.name}, token=token)
     if status != 200:
         raise RuntimeError("%s: identity answered %s" % (agent.name, status))
     pin = wait_for(lambda: _read(Path(agent.spec["home"]) / "claim_pin"), 30, "%s claim PIN" % agent.name)

@@ -171,24 +171,25 @@ def test_canary_with_the_tasks_driver_restarts_each_agent_only_after_its_api_clo
     (run_dir / "update.yml").write_text(RESTART)
     inventory = write_inventory(run_dir / "inventory.yml", ciris_fleet)
     before = {m.name: len(restarts(m)) for m in ciris_fleet}
+    extra_vars = {
+        # no newer release to install: the same one starts again (a target the agents do not
+        # report, so none is skipped as "already on the target"); what is checked is the stop
+        # and the restart
+        "rollout_target_version": "2.16.6-stable",
+        "rollout_require_target_version": False,
+        "rollout_driver": "tasks",
+        "rollout_update_tasks": "update.yml",
+        "rollout_cohorts": [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}],
+        "rollout_stop_timeout": 180,
+        "rollout_healthy_deadline": 300,
+        "rollout_min_healthy_time": 3,
+        "rollout_poll_interval": 1,
+        "rollout_state_path": str(run_dir / "state.db"),
+        "rollout_report_path": str(run_dir / "report.json"),
+        "rollout_audit_path": str(run_dir / "audit.jsonl"),
+    }
     res = run_playbook("agentfleet.rollout.canary", run_dir, inventory=inventory, env=run_env(run_dir, ciris_fleet),
-                       timeout=900, report_path=run_dir / "report.json", extra_vars={
-                           # no newer release to install: the same one starts again (a target the agents do not
-                           # report, so none is skipped as "already on the target"); what is checked is the stop
-                           # and the restart
-                           "rollout_target_version": "2.16.6-stable",
-                           "rollout_require_target_version": False,
-                           "rollout_driver": "tasks",
-                           "rollout_update_tasks": "update.yml",
-                           "rollout_cohorts": [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}],
-                           "rollout_stop_timeout": 180,
-                           "rollout_healthy_deadline": 300,
-                           "rollout_min_healthy_time": 3,
-                           "rollout_poll_interval": 1,
-                           "rollout_state_path": str(run_dir / "state.db"),
-                           "rollout_report_path": str(run_dir / "report.json"),
-                           "rollout_audit_path": str(run_dir / "audit.jsonl"),
-                       })
+                       timeout=900, report_path=run_dir / "report.json", extra_vars=extra_vars)
     assert res.rc == 0, res.output[-8000:]
     report = res.report()
     assert report["status"] == "completed", report

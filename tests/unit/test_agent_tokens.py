@@ -73,7 +73,7 @@ def test_each_agent_gets_its_own_token_over_one_pool(server):
         client.probe(url + "/agents/a/")
         client.probe(url + "/other")
         client.ask(url + "/agents/ab", {"reason": "r", "confirm": True})
-    auth = [(method, path, header) for method, path, header, _ in server.seen]
+    auth = [(method, path, header) for method, path, header, dummy in server.seen]
     assert auth == [
         ("GET", "/agents/a/v1/system/health", "Bearer " + A),
         ("GET", "/agents/abc/v1/system/health", "Bearer " + SHARED),
@@ -82,7 +82,7 @@ def test_each_agent_gets_its_own_token_over_one_pool(server):
         ("POST", "/agents/ab/v1/system/shutdown", "Bearer " + B),
     ]
     # keep-alive: one connection carried every request, whatever its token
-    assert len({port for _, _, _, port in server.seen}) == 1
+    assert len({port for dummy1, dummy2, dummy3, port in server.seen}) == 1
 
 
 def test_agent_without_own_token_and_no_default_sends_none(server):
@@ -90,7 +90,7 @@ def test_agent_without_own_token_and_no_default_sends_none(server):
     with AgentClient(tokens={url + "/a": A}) as client:
         client.probe(url + "/a")
         client.probe(url + "/b")
-    assert [header for _, _, header, _ in server.seen] == ["Bearer " + A, None]
+    assert [header for dummy1, dummy2, header, dummy3 in server.seen] == ["Bearer " + A, None]
 
 
 def test_bad_agent_token_names_the_agent_not_the_value():
