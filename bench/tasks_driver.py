@@ -80,14 +80,29 @@ def one_run(args, bindir, collections, tmp):
         wall, proc = timed([os.path.join(bindir, "ansible-playbook"), "agentfleet.rollout.canary", "-i",
                             str(sim.inventory_path), "-e", "@" + os.path.join(work, "vars.json"),
                             "--forks", str(args.forks)], env, work)
-        with open(os.path.join(work, "report.json")) as f:
-            report = json.load(f)
-        ok = proc.returncode == 0 and report["totals"]["updated"] == args.agents
+        report_path = os.path.join(work, "report.json")
+        report = {"totals": {}}
+        if os.path.exists(report_path):
+            with open(report_path) as f:
+                report = json.load(f)
+        ok = proc.returncode == 0 and report["totals"].get("updated") == args.agents
         if args.profile:
             print_profile(timer)
         if not ok:
-            print(proc.stdout[-3000:], file=sys.stderr)
-    return {"wall": wall, "empty": empty, "above": wall - empty, "ok": ok}
+            print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
+        # the user's update tasks alone: one plain play over the same agents at the same forks, no rollout
+        # (what the tasks cost by themselves here; the rollout's own overhead is the difference)
+        alone_play = os.path.join(work, "alone.yml")
+        with open(alone_play, "w") as f:
+            f.write("- hosts: agents\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.include_tasks: %s\n      vars: {rollout_update_version: 3.0.0}\n" % tasks)
+        alone, proc = timed([os.path.join(bindir, "ansible-playbook"), alone_play, "-i", str(sim.inventory_path),
+                             "--forks", str(args.forks)], env, work)
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
+            ok = False
+    return {"wall": wall, "empty": empty, "above": wall - empty, "tasks_alone": alone - empty,
+            "overhead": wall - alone, "ok": ok}
 
 
 def print_profile(path):
@@ -114,14 +129,16 @@ def main():
     ap.add_argument("--profile", action="store_true", help="print the slowest tasks of each run (bench_timer)")
     ap.add_argument("--collections-path", default=os.path.join(ROOT, "build", "collections"))
     args = ap.parse_args()
+    args.collections_path = os.path.abspath(args.collections_path)
     bindir = os.path.dirname(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bench-tasks-") as tmp:
         runs = [one_run(args, bindir, args.collections_path, tmp) for dummy in range(args.repeat)]
-    med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "empty", "above")}
+    med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "empty", "above", "tasks_alone", "overhead")}
     print("tasks driver: %d agents, cohorts %s, update %.1f s (%s), --forks %d, %d runs: wall %.1f s, start-up %.1f s, "
-          "above start-up %.1f s (median), all ok: %s" % (
+          "above start-up %.1f s; the update tasks alone (plain play, same forks) %.1f s above start-up, so the rollout "
+          "adds %.1f s (medians), all ok: %s" % (
               args.agents, args.cohorts, args.update_seconds, args.update_style, args.forks, len(runs), med["wall"], med["empty"],
-              med["above"], all(r["ok"] for r in runs)))
+              med["above"], med["tasks_alone"], med["overhead"], all(r["ok"] for r in runs)))
     print(json.dumps(runs))
 
 
