@@ -165,6 +165,16 @@ def agent_entry(row):
     }
 
 
+def count_totals(counts, results=(), unfinished=None):
+    """A report's ``totals`` from ``{result: count}`` (None: agents without a result, counted as ``unfinished``);
+    ``results`` are always present, zero included."""
+    totals = dict((r, 0) for r in results)
+    for result, n in counts.items():
+        key = result or unfinished
+        totals[key] = totals.get(key, 0) + n
+    return totals
+
+
 def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_fields=None, fields=None):
     """The JSON report of one deployment, rebuilt from the state: one schema for rollouts, shutdowns and wakeups.
 
@@ -179,14 +189,14 @@ def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_
         return None
     params = dep.get("params") or {}
     fallback = unfinished(dep) if unfinished else None
-    totals = dict((r, 0) for r in results)
+    counts = {}
     agents = []
     for row in store.agents(deployment_id):
         entry = agent_entry(row)
+        counts[entry["result"]] = counts.get(entry["result"], 0) + 1
         entry["result"] = entry["result"] or fallback
         if agent_fields:
             entry.update(agent_fields(row))
-        totals[entry["result"]] = totals.get(entry["result"], 0) + 1
         agents.append(entry)
     report = {
         "schema": REPORT_SCHEMA, "kind": kind, "deployment_id": deployment_id, "fleet_key": dep["fleet_key"],
@@ -194,7 +204,7 @@ def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_
         "message": dep.get("message"), "limit": params.get("limit"),
         "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),
         "finished_at": iso_or_none(dep.get("finished_at")), "generated_at": utcnow_iso(),
-        "totals": totals,
+        "totals": count_totals(counts, results, fallback),
         "waves": [{"wave": w["wave"], "name": w["name"], "status": w["status"],
                    "started_at": iso_or_none(w.get("started_at")), "finished_at": iso_or_none(w.get("finished_at")),
                    "summary": w.get("summary")} for w in store.waves(deployment_id)],

@@ -558,6 +558,12 @@ def build_report(store, deployment_id):
     return report
 
 
+def report_totals(store, dep):
+    """The rollout's report ``totals``, from one counting query (no report built)."""
+    return _report.count_totals(store.result_counts(dep["deployment_id"]), RESULTS + ("pending",),
+                                _unfinished_result(dep))
+
+
 def _unfinished_result(dep):
     """An agent without a result: ``pending`` while the deployment is open, else ``skipped`` (never reached)."""
     return "pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else "skipped"

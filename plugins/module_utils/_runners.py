@@ -22,7 +22,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import build_report as occurrence_report
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import report_totals as occurrence_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
@@ -33,6 +33,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import report_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
@@ -299,25 +300,27 @@ def run_deployment_info(params, check_mode=False):
                 raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
             out["report"] = build_report(store, dep_id)
             out["summary_table"] = summary_table(out["report"])
-            deps = [dep]
+            out["deployments"] = [_deployment_entry(store, dep, out["report"]["totals"])]
         else:
             deps = store.list_deployments(fleet_key=params.get("fleet_key"), limit=params["max_deployments"])
-        out["deployments"] = [_deployment_entry(store, d) for d in deps]
+            out["deployments"] = [_deployment_entry(store, d) for d in deps]
     finally:
         store.close()
     return out
 
 
-def _deployment_entry(store, dep):
-    """One deployment as deployment_info lists it (the report's top level, without its agents)."""
-    report = (occurrence_report if dep["strategy"] in ("shutdown", "wakeup") else build_report)(store, dep["deployment_id"])
+def _deployment_entry(store, dep, totals=None):
+    """One deployment as deployment_info lists it (the report's top level, without its agents); ``totals`` when
+    the report is already built, else one counting query."""
+    if totals is None:
+        totals = (occurrence_totals if dep["strategy"] in ("shutdown", "wakeup") else report_totals)(store, dep)
     return {
         "deployment_id": dep["deployment_id"], "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
         "target_version": dep.get("target_version"), "status": dep["status"], "message": dep.get("message"),
         "limit": (dep.get("params") or {}).get("limit"), "active": store.lease_live(dep),
         "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),
         "finished_at": iso_or_none(dep.get("finished_at")),
-        "totals": report["totals"],
+        "totals": totals,
     }
 
 

@@ -418,6 +418,12 @@ class StateStore:
             rows = [r for r in rows if r["host"] in wanted]
         return rows
 
+    def result_counts(self, deployment_id):
+        """How many agents of the deployment have each result (None: no result yet), in one query."""
+        rows = self.db.execute("SELECT result, COUNT(*) FROM agents WHERE deployment_id=? GROUP BY result",
+                               (deployment_id,)).fetchall()
+        return dict((r[0], r[1]) for r in rows)
+
     def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
         """Add agents that are not yet recorded (for ad-hoc notify calls)."""
         with self._tx():

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
+from test_canary import SHUTDOWN, rollout_vars
 
 TOKEN_A = "tok-fleet-a-3b8d0e"
 TOKEN_B = "tok-fleet-b-9a41c7"
-SHUTDOWN = "/v1/system/shutdown"
 
 UPDATE = """\
 - name: Recreate the agent on the new version (through its simulator)
@@ -56,17 +56,8 @@ def test_each_agent_is_asked_with_its_own_token(tmp_path):
         env = ansible_env(tmp_path, AGENT_TOKEN_A=TOKEN_A, AGENT_TOKEN_B=TOKEN_B)
         env.pop("AGENTFLEET_TOKEN", None)
         res = run_playbook("agentfleet.rollout.canary", tmp_path, inventory=inv, env=env, timeout=240,
-                           report_path=tmp_path / "report.json", extra_vars={
-                               "rollout_target_version": "2.0.0",
-                               "rollout_driver": "tasks",
-                               "rollout_update_tasks": "update.yml",
-                               "rollout_min_healthy_time": 0,
-                               "rollout_poll_interval": 0.1,
-                               "rollout_healthy_deadline": 8,
-                               "rollout_state_path": str(tmp_path / "state.db"),
-                               "rollout_report_path": str(tmp_path / "report.json"),
-                               "rollout_audit_path": str(tmp_path / "audit.jsonl"),
-                           })
+                           report_path=tmp_path / "report.json",
+                           extra_vars=rollout_vars(tmp_path, rollout_driver="tasks", rollout_update_tasks="update.yml"))
         assert res.rc == 0, res.output
         for sim, names in ((sim_a, {"a-000", "a-001"}), (sim_b, {"b-000", "b-001"})):
             asked = sim.log(path=SHUTDOWN, method="POST")
@@ -99,13 +90,8 @@ def test_a_host_without_its_own_token_never_gets_another_agents(tmp_path):
         env = ansible_env(tmp_path, AGENT_TOKEN_A=TOKEN_A)
         env.pop("AGENTFLEET_TOKEN", None)
         res = run_playbook("agentfleet.rollout.canary", tmp_path, inventory=tmp_path / "inventory.yml", env=env,
-                           timeout=240, extra_vars={
-                               "rollout_target_version": "2.0.0", "rollout_driver": "tasks",
-                               "rollout_update_tasks": "update.yml", "rollout_cohorts": "all",
-                               "rollout_min_healthy_time": 0, "rollout_poll_interval": 0.1,
-                               "rollout_healthy_deadline": 8,
-                               "rollout_state_path": str(tmp_path / "state.db"),
-                               "rollout_report_path": str(tmp_path / "report.json")})
+                           timeout=240, extra_vars=rollout_vars(tmp_path, rollout_driver="tasks",
+                                                                rollout_update_tasks="update.yml", rollout_cohorts="all"))
         assert res.rc != 0, res.output
         assert "authentication failed" in res.output
         auth = {e["occurrence"]: e["auth"] for e in sim.log(path=SHUTDOWN, method="POST")}

@@ -25,30 +25,18 @@ import pytest
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
+from test_canary import SHUTDOWN, fleet
+from test_canary import rollout_vars as canary_vars
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds a run's processes in /proc")
 
-SHUTDOWN = "/v1/system/shutdown"
 HEALTH = "/v1/system/health"
 MARK = "AGENTFLEET_KILLTEST_MARK"
 
 
-def fleet(count=10, **defaults):
-    return {"agents": [{"count": count, "name_prefix": "agent-"}], "defaults": defaults}
-
-
 def rollout_vars(tmp_path, **extra):
-    v = {
-        "rollout_target_version": "2.0.0",
-        "rollout_driver": "fleetsim",
-        "rollout_min_healthy_time": 0,
-        "rollout_poll_interval": 0.1,
-        "rollout_healthy_deadline": 60,
-        "rollout_state_path": str(tmp_path / "state.db"),
-        "rollout_report_path": str(tmp_path / "report.json"),
-    }
-    v.update(extra)
-    return v
+    """test_canary's rollout variables, with a gate deadline long enough to kill a run inside it."""
+    return canary_vars(tmp_path, **dict({"rollout_healthy_deadline": 60}, **extra))
 
 
 def start(sim, tmp_path, mark, **extra):

@@ -141,3 +141,14 @@ def test_a_malformed_wave_plan_is_one_error_naming_the_field_and_records_nothing
     with pytest.raises(ValueError, match="^" + field.replace("[", r"\[").replace("]", r"\]") + ": "):
         deployment(tmp_path, waves=waves)
     assert info(tmp_path)["deployments"] == []
+
+
+def test_the_history_counts_the_same_totals_as_the_report(tmp_path):
+    deployment(tmp_path)
+    record(tmp_path, op="mark", hosts=["a"], result="updated")
+    record(tmp_path, op="mark", results=[{"host": "b", "result": "failed", "detail": "not stable"}])
+    for dummy in ("open", "closed"):
+        listed = info(tmp_path, fleet_key="fleet")["deployments"][0]["totals"]
+        assert listed == info(tmp_path, deployment_id="d1")["report"]["totals"]
+        deployment(tmp_path, state="closed")
+    assert listed["pending"] == 1 and listed["updated"] == 1 and listed["failed"] == 1

@@ -388,6 +388,7 @@ def test_engine_general_best_effort(tmp_path):
     assert waves[2]["should_fail"]
     assert sum(1 for s in fleet.state.values() if s == "gone") == 8
     report = dp.build_report(store, "d1")
+    assert dp.report_totals(store, store.get_deployment("d1")) == report["totals"]  # the history's one query
     assert report["capacity"]["lowest_serving_fraction"] == pytest.approx(6 / 9, abs=1e-3)
     assert report["capacity"]["lowest_batch_serving_fraction"] >= 0.5 and report["capacity"]["floor_kept_before_final_wave"]
     assert report["capacity"]["serving_at_start"] == 9
@@ -570,6 +571,7 @@ def test_silent_explorer_still_working_declines_nobody_shuts_down(tmp_path):
     shared = store.shared_decision("datum", "shutdown")
     assert shared["decision"] == "declined" and "still working (cognitive_state work)" in shared["reason"]
     report = dp.build_report(store, "d1")
+    assert dp.report_totals(store, store.get_deployment("d1")) == report["totals"]
     assert {o["result"] for o in report["agents"]} == {"kept_running"}
     assert report["decision"]["decision"] == "declined"
     # a declined decision is not reused: the next run asks the explorer again

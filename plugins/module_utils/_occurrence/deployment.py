@@ -202,6 +202,9 @@ def write(store, params, deployment_id, extra=None, events=None):
     return report, report_path
 
 
+NOT_TOUCHED = "not_touched"  # an occurrence the deployment never reached
+
+
 def build_report(store, deployment_id, extra=None):
     """The JSON report of a shutdown or wakeup deployment: `_report.build_report` of kind ``shutdown`` or
     ``wakeup`` (one schema with the rollouts'), plus the plan, the shared decision and (shutdown) capacity."""
@@ -228,8 +231,13 @@ def build_report(store, deployment_id, extra=None):
     if kind == SHUTDOWN:
         fields["capacity"] = _capacity(params, store.waves(deployment_id))
     fields.update({k: v for k, v in (extra or {}).items() if k != "outcome"})
-    return _report.build_report(store, deployment_id, kind, unfinished=lambda dep: "not_touched",
+    return _report.build_report(store, deployment_id, kind, unfinished=lambda dep: NOT_TOUCHED,
                                 agent_fields=_occurrence_fields, fields=fields)
+
+
+def report_totals(store, dep):
+    """A shutdown's or wakeup's report ``totals``, from one counting query (no report built)."""
+    return _report.count_totals(store.result_counts(dep["deployment_id"]), unfinished=NOT_TOUCHED)
 
 
 def _occurrence_fields(row):
