@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 from conftest import parse_recap, run_playbook, task_results
 from fleetsim.testing import FleetSim
@@ -157,22 +159,34 @@ def test_wakeup_failed_early_adopter_wave_stops_before_general(tmp_path):
 
 
 def test_wakeup_waits_for_a_draining_occurrence_to_exit(tmp_path):
-    # datum-default was asked to shut down and drains for 10 s; the others are down already
-    drain = 10.0
-    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": drain}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
+    # datum-default was asked to shut down and would drain for 10 minutes; the others are down already. It
+    # exits only once the wakeup is waiting for it to (no race between a fixed drain and a loaded machine):
+    # its plan and prepare steps probe it once each, the wait for its exit polls it every second.
+    with FleetSim(config=fleet(overrides={"datum-default": {"shutdown_exit_seconds": 600}}), workdir=tmp_path / "sim", layout=LAYOUT) as sim:
         sim.stop(NAMES[1:])
         status, dummy = sim.shutdown("datum-default", {"reason": "by hand", "confirm": True, "deployment_id": "manual"})
         assert status == 200
         asked = [e for e in sim.log(method="POST") if (e.get("path") or "").endswith("/v1/system/shutdown")][0]["ts"]
-        res = wakeup(sim, tmp_path, wakeup_version="1.0.0", wakeup_wave_timeout=30)
+        outcome = {}
+        runner = threading.Thread(target=lambda: outcome.update(res=wakeup(sim, tmp_path, wakeup_version="1.0.0",
+                                                                           wakeup_wave_timeout=120)))
+        runner.start()
+        deadline = time.monotonic() + 90
+        seen_draining = []
+        while len(seen_draining) < 3 and runner.is_alive() and time.monotonic() < deadline:
+            seen_draining = [e for e in sim.log(event="health", occurrence="datum-default")
+                             if e["ts"] > asked and e.get("cognitive_state") == "shutdown"]
+            time.sleep(0.1)
+        assert len(seen_draining) >= 3, "the wakeup should have found it draining and waited"
+        released = time.time()
+        sim.stop(["datum-default"])  # it exits now
+        runner.join(150)
+        res = outcome["res"]
         assert res.rc == 0, res.output
         first = starts(sim)[0]
         assert first[1] == ["datum-default"]
         # it was started only after it had exited, never while it was still draining
-        assert first[0] >= asked + drain - 0.05
-        seen_draining = [e for e in sim.log(event="health", occurrence="datum-default") if e["ts"] < first[0]
-                         and e.get("cognitive_state") == "shutdown"]
-        assert seen_draining, "the wakeup should have found it draining"
+        assert first[0] >= released
         explorer = {o["host"]: o for o in res.report()["agents"]}["datum-default"]
         assert explorer["result"] == "awake"
         assert explorer["asked"]["waited_for_stop_seconds"] > 0
