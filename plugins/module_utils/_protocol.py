@@ -324,11 +324,14 @@ _CURRENT = threading.local()
 
 
 class _RequestState:
-    __slots__ = ("conn", "connecting", "reused", "expired", "done", "deadline", "lock")
+    __slots__ = ("conn", "sock", "connecting", "reused", "expired", "done", "deadline", "lock")
 
     def __init__(self, deadline):
         self.lock = threading.Lock()
         self.conn = None
+        # the socket the request goes over, kept apart from the connection: once the answer's
+        # headers are in, urllib3 hands the socket to the response and ``conn.sock`` is None
+        self.sock = None
         self.connecting = False
         self.reused = True
         self.expired = False
@@ -345,14 +348,23 @@ class _TrackedConnect:
         state.reused = False
         state.connecting = True
         super().connect()
+        state.sock = self.sock
         state.connecting = False
+        if state.expired:
+            # the deadline passed while connecting (the watchdog found no socket to cut yet)
+            _cut_socket(self.sock)
         return None
 
     def request(self, *args, **kwargs):
         state = getattr(_CURRENT, "state", None)
         if state is not None:
             state.conn = self
-        return super().request(*args, **kwargs)
+            if self.sock is not None:
+                state.sock = self.sock
+        out = super().request(*args, **kwargs)
+        if state is not None and self.sock is not None:
+            state.sock = self.sock
+        return out
 
 
 class _HTTPConnection(_TrackedConnect, _U3HTTPConnection):
@@ -529,12 +541,19 @@ class _Watchdog:
                     with state.lock:
                         if not state.done:
                             state.expired = True
-                            _cut(state.conn)
+                            _cut(state)
                     self._active.pop(id(state), None)
 
 
-def _cut(conn):
-    sock = getattr(conn, "sock", None)
+def _cut(state):
+    """Cut the socket of an expired request (whatever it is reading: status line, headers or body)."""
+    sock = state.sock
+    if sock is None:
+        sock = getattr(state.conn, "sock", None)
+    _cut_socket(sock)
+
+
+def _cut_socket(sock):
     if sock is None:
         return
     try:
