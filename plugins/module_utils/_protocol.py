@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import ipaddress
 import json
 import queue
 import random
@@ -99,6 +100,12 @@ MAX_BODY = 64 * 1024 * 1024
 # failures before the request was sent that are worth another attempt
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 USER_AGENT = "agentfleet.rollout/0.1"
+# what replaces a token found in an agent's answer (the same mask as the reports')
+MASK = "********"
+MASK_BYTES = MASK.encode("ascii")
+# tokens shorter than this are not masked in answers: "t" would mask every t of every answer (no real
+# token is that short; reports and audit lines still mask them)
+MIN_MASKED = 6
 
 
 class ProtocolError(Exception):
@@ -142,6 +149,8 @@ class TransportError(ProtocolError):
     - ``proxy``: the proxy from the environment could not be reached or
       refused the tunnel (says nothing about the agent);
     - ``bad_url``: the URL is not a usable http(s) URL;
+    - ``insecure``: refused to send a token over plain ``http://`` to a host
+      other than this machine (see ``allow_insecure_http``);
     - ``error``: any other failure (an oversized or malformed answer).
 
     ``refused``, ``reset`` and ``connect`` are what :func:`classify_liveness`
@@ -309,6 +318,17 @@ def classify_liveness(status=None, payload=None, error=None):
     if info.get("cognitive_state") == "shutdown":
         return DRAINING, "cognitive_state shutdown (draining)", info
     return WORKING, cause, info
+
+
+def is_loopback(host):
+    """Whether ``host`` (a URL's host name) is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    host = (host or "").strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def join_url(base, path):
@@ -592,19 +612,38 @@ def _find(chain, types):
     return None
 
 
-def _check_token(token):
+def _secret_patterns(*tokens):
+    """The byte strings of ``tokens`` an answer body may carry: as sent, and JSON-escaped (longest first)."""
+    found = set()
+    for token in tokens:
+        if not token or len(token) < MIN_MASKED:
+            continue
+        found.add(token.encode("latin-1"))
+        escaped = json.dumps(token)[1:-1]
+        if escaped != token:
+            found.add(escaped.encode("ascii"))
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+# how an error names the play-level token: the option, the playbooks' variable, the environment variable
+TOKEN_NAME = "rollout_token (the token option, or AGENTFLEET_TOKEN)"
+
+
+def _check_token(token, name=TOKEN_NAME):
+    """``token`` as a str (None when empty), or ValueError naming ``name``, never showing the value."""
     if token is None:
         return None
     token = str(token)
     if not token:
         return None
     if any(ord(c) < 32 or ord(c) == 127 for c in token):
-        raise ValueError("token: contains a line break or another control character (its value is not shown); "
-                         "check how it was set (a trailing newline from a file?)")
+        raise ValueError("%s: contains a line break or another control character (its value is not shown); "
+                         "check how it was set (a trailing newline from a file?)" % name)
     try:
         token.encode("latin-1")
     except UnicodeEncodeError:
-        raise ValueError("token: contains characters that cannot be sent in an HTTP header (its value is not shown)") from None
+        raise ValueError("%s: contains characters that cannot be sent in an HTTP header (its value is not shown)"
+                         % name) from None
     return token
 
 
@@ -637,6 +676,12 @@ class AgentClient:
       times and never past ``retry_deadline`` seconds after the first
       attempt. Nothing that may have reached the agent is sent again, except
       by :meth:`ask` as it documents.
+    - ``allow_insecure_http``: send a token over plain ``http://`` to hosts
+      other than this machine (loopback: always); without it such a request
+      is refused before anything is sent (:class:`TransportError` kind
+      ``insecure``). Every answer body is masked of the tokens sent with the
+      request (``********``) as it arrives, so no decision, cause, note or
+      report carries a token an agent echoed.
     - ``sleep``, ``jitter``: injectable pause and random source (tests).
     - ``run_id``: sent as ``X-Agentfleet-Run`` with every request (which run
       of a deployment sent it); ``guard``: called before every request, it
@@ -667,11 +712,13 @@ class AgentClient:
         run_id=None,
         guard=None,
         tokens=None,
+        allow_insecure_http=False,
     ):
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
                                 "(pip install urllib3; it is in the collection's requirements.txt)")
         self._token = _check_token(token)
+        self.allow_insecure_http = bool(allow_insecure_http)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.request_deadline = float(request_deadline) if request_deadline else self.connect_timeout + self.read_timeout
@@ -703,18 +750,20 @@ class AgentClient:
         if run_id:
             headers[RUN_HEADER] = str(run_id)
         self._headers = headers
+        # what an answer must never carry on into a decision, a cause, a note or a report: the tokens
+        # sent with the request (an agent or proxy that echoes the Authorization header in an error
+        # body). Keyed by the identity of each headers dict built here; masked as the body arrives.
+        self._secrets = {id(headers): _secret_patterns(self._token)}
         # per-agent Authorization: base URL (no trailing slash) -> headers; request URL -> headers (cache)
         self._agent_headers = {}
         for agent_url, agent_token in (tokens or {}).items():
-            try:
-                agent_token = _check_token(agent_token)
-            except ValueError as exc:
-                raise ValueError("the token of the agent at %s: %s" % (agent_url, exc)) from None
+            agent_token = _check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
             base = str(agent_url).rstrip("/")
             agent_headers = dict(self._headers)
             if agent_token:
                 agent_headers["Authorization"] = "Bearer " + agent_token
             self._agent_headers[base] = agent_headers
+            self._secrets[id(agent_headers)] = _secret_patterns(agent_token, self._token)
         self._url_headers = {}
 
     # -- plumbing ---------------------------------------------------------
@@ -785,6 +834,10 @@ class AgentClient:
         if scheme not in ("http", "https") or not host:
             raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
                                  kind="bad_url")
+        if (scheme == "http" and not self.allow_insecure_http and "Authorization" in self._headers_for(url)
+                and not is_loopback(host)):
+            raise TransportError("refused to send the token over plain http:// to %s (not this machine): use https://, "
+                                 "or allow_insecure_http (rollout_allow_insecure_http)" % host, sent=False, kind="insecure")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -860,6 +913,7 @@ class AgentClient:
             target = self._target(url)
         scheme, host, port, path = target
         headers = self._headers_for(url)
+        secrets = self._secrets.get(id(headers), ())
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
@@ -916,6 +970,9 @@ class AgentClient:
             if state.expired:
                 raise TransportError("no complete answer within the request deadline of %.1fs" % deadline,
                                      sent=True, kind="timeout")
+            for secret in secrets:
+                if secret in payload:
+                    payload = payload.replace(secret, MASK_BYTES)
             result = Response(resp.status, payload, time.monotonic() - start, resp.headers)
             if not keep:
                 conn = resp.connection
