@@ -61,7 +61,8 @@ ACCEPT = "accept"
 DEFER = "defer"
 REJECT = "reject"
 UNREACHABLE = "unreachable"
-AUTH_ERROR = "auth_error"
+# 401/403: the agent refused the credential (not a decision of the agent)
+AUTH_ERROR = "unauthorized"
 # 200/202 without ``data.decision``: the agent deliberates as a task and shows
 # its decision by acting (PROTOCOL.md, "Observed consent")
 PENDING = "pending"
@@ -200,7 +201,7 @@ def map_shutdown_answer(status, payload, now):
 
     ``payload`` is the parsed JSON body (or None). Returns a dict with
     ``decision`` and, where given, ``reason``, ``defer_until`` (unix time),
-    ``decision_id``. 401/403 map to ``auth_error``.
+    ``decision_id``. 401/403 map to ``unauthorized``.
     """
     data = payload.get("data") if isinstance(payload, dict) else None
     data = data if isinstance(data, dict) else {}
