@@ -34,7 +34,9 @@ options:
     type: bool
     default: true
   ca_path:
-    description: A CA bundle file to verify agents' certificates with, instead of the system store.
+    description:
+      - A CA bundle file (PEM) to verify agents' certificates with, instead of the system store (a private CA).
+      - The playbooks set it from C(rollout_ca_path).
     type: path
   client_cert:
     description:
@@ -44,13 +46,24 @@ options:
   client_key:
     description:
       - The PEM private key of O(client_cert), when not in the same file. Not encrypted.
+      - The playbooks set O(client_cert) and O(client_key) from C(rollout_client_cert) and C(rollout_client_key).
     type: path
+  allow_insecure_http:
+    description:
+      - Send the token over plain C(http://) to agents on other machines too.
+      - Without it a task whose agents include an C(http://) URL of another host (not C(localhost), 127.0.0.0/8 or
+        C(::1)) while a token is set fails with one error listing those agents, before anything is sent.
+      - The playbooks set it from C(rollout_allow_insecure_http).
+    type: bool
+    default: false
   max_workers:
     description:
       - Most concurrent requests for a wave (a bounded thread pool with keep-alive connections).
     type: int
     default: 32
 notes:
+  - An agent that echoes the C(Authorization) header back does no harm. Every token sent is masked (C(********)) in
+    each answer as it arrives, before any decision, cause, note or report is made of it.
   - Proxies are taken from the environment as C(requests) and C(curl) do, E(HTTPS_PROXY) and E(HTTP_PROXY)
     (or E(ALL_PROXY)), except for hosts listed in E(NO_PROXY).
   - A request that fails before it reached the agent (connection refused, connect timeout, reset while

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import time
+from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_loopback
 
 TOKEN_ENV = "AGENTFLEET_TOKEN"
 # Per-agent tokens ({agent_url: token}): not a task option but put into the validated
@@ -25,6 +27,7 @@ CONNECTION_SPEC = dict(
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     max_workers=dict(type="int", default=32),
+    allow_insecure_http=dict(type="bool", default=False),
 )
 
 AGENT_SPEC = dict(
@@ -70,8 +73,46 @@ def token_secrets(params):
     return secrets
 
 
+def check_plain_http(params, urls=None):
+    """ValueError when a bearer token would go over plain ``http://`` to a host other than this machine.
+
+    ``urls``: the agent URLs the task talks to (default: its ``agents``' ``agent_url``), plus every URL
+    that has a token of its own. Allowed with ``allow_insecure_http`` (``rollout_allow_insecure_http``).
+    One error listing the agents, raised before any request is sent; no token is shown.
+    """
+    if params.get("allow_insecure_http"):
+        return
+    token = resolve_token(params)
+    own = params.get(AGENT_TOKENS) or {}
+    if urls is None:
+        urls = [a.get("agent_url") for a in (params.get("agents") or [])]
+    bad = []
+    for url in list(urls) + list(own):
+        text = str(url or "")
+        try:
+            parts = urlsplit(text)
+            scheme, host = parts.scheme.lower(), parts.hostname
+        except ValueError:
+            continue
+        if scheme != "http" or not host or is_loopback(host):
+            continue
+        base = text.rstrip("/")
+        if (own.get(base) or token) and text not in bad:
+            bad.append(text)
+    if bad:
+        shown = ", ".join(bad[:5]) + (" and %d more" % (len(bad) - 5) if len(bad) > 5 else "")
+        raise ValueError("rollout_allow_insecure_http: the token would be sent over plain http:// to %s; use https:// "
+                         "agent URLs (rollout_ca_path for a private CA), or set rollout_allow_insecure_http: true "
+                         "(allow_insecure_http) to send it anyway. Nothing was sent." % shown)
+
+
 def client_from_params(params, run=None):
-    """The agent client of ``params``; with a :class:`._run.Run`, every request carries its id and checks it."""
+    """The agent client of ``params``; with a :class:`._run.Run`, every request carries its id and checks it.
+
+    Refuses (ValueError, before any request) a token bound for a plain-http agent that is not on this
+    machine, unless ``allow_insecure_http`` (:func:`check_plain_http`).
+    """
+    check_plain_http(params)
     return AgentClient(
         run_id=run.run_id if run is not None else None,
         guard=run.check if run is not None else None,
@@ -85,6 +126,7 @@ def client_from_params(params, run=None):
         client_key=params.get("client_key"),
         max_workers=params.get("max_workers") or 32,
         tokens=params.get(AGENT_TOKENS),
+        allow_insecure_http=bool(params.get("allow_insecure_http")),
     )
 
 

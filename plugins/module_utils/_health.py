@@ -23,14 +23,20 @@ GATE_OPTIONS = dict(
     poll_interval=dict(type="float", default=1.0),
     grace=dict(type="float"),
 )
+# the health gate counts an agent stable only after this many healthy probes in a row, however short
+# min_healthy_time is: with min_healthy_time 0 one healthy probe was enough, and a flapping agent or one
+# that crashed right after starting counted as updated
+MIN_HEALTHY_PROBES = 3
 
 
 class WaveTracker:
     """Pure state of a wave being watched; feed it observations, ask it verdicts."""
 
-    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0):
+    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0, min_probes=1):
         self.names = list(names)
         self.min_stable_time = max(0.0, float(min_stable_time))
+        self.min_probes = max(1, int(min_probes))
+        self.streak = {n: 0 for n in self.names}
         self.success_threshold = float(success_threshold)
         self.ready_since = {n: None for n in self.names}
         self.stable_at = {}
@@ -57,12 +63,17 @@ class WaveTracker:
             return
         if ready:
             self.last_cause[name] = None
+            self.streak[name] += 1
             if self.ready_since[name] is None:
                 self.ready_since[name] = now
-            if now - self.ready_since[name] >= self.min_stable_time:
+            if now - self.ready_since[name] >= self.min_stable_time and self.streak[name] >= self.min_probes:
                 self.stable_at[name] = now
+            elif self.streak[name] < self.min_probes:
+                self.last_cause[name] = "healthy on %d of the %d probes in a row needed" % (self.streak[name],
+                                                                                         self.min_probes)
         else:
             self.ready_since[name] = None
+            self.streak[name] = 0
             self.last_cause[name] = cause or "not ready"
 
     def stable_count(self):
@@ -80,7 +91,9 @@ class WaveTracker:
         due = now + poll_interval
         for name in self.pending():
             since = self.ready_since[name]
-            if since is not None:
+            if since is not None and since + self.min_stable_time > now:
+                # its window ends before the next poll (once the window is over, the probes in a row
+                # it still needs come at the poll interval, never back to back)
                 due = min(due, since + self.min_stable_time)
         return max(due, now)
 
@@ -96,7 +109,7 @@ class WaveTracker:
 
 def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
                   poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep, progress=None,
-                  progress_every=5.0):
+                  progress_every=5.0, min_probes=1):
     """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
 
     The wait ends at the first of: every agent stable; ``deadline`` seconds
@@ -105,9 +118,10 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     hold a passing wave until the deadline. Returns a result dict with
     ``passed``, ``stable``, ``unstable`` (name -> last cause), ``agents``,
     ``required``, ``elapsed`` and ``reason``. ``progress(text)``, when given, is
-    called every ``progress_every`` seconds with a one-line status.
+    called every ``progress_every`` seconds with a one-line status. ``min_probes``:
+    an agent is stable only after that many ready probes in a row (and ``min_stable_time``).
     """
-    tracker = WaveTracker(names, min_stable_time, success_threshold)
+    tracker = WaveTracker(names, min_stable_time, success_threshold, min_probes)
     grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
     start = clock()
     met_at = None
@@ -199,6 +213,16 @@ def format_table(result, limit=50):
     return lines
 
 
+def short_window_warnings(min_healthy_time, poll_interval):
+    """A warning when ``min_healthy_time`` is shorter than the window the gate's probes span anyway."""
+    window = (MIN_HEALTHY_PROBES - 1) * poll_interval
+    if min_healthy_time >= max(window, 1.0):
+        return []
+    return ["min_healthy_time %g s: an agent counts as healthy after %d healthy probes in a row (about %g s apart), "
+            "so one that fails later than that is counted updated; set rollout_min_healthy_time to the time a bad "
+            "version needs to show (10 s or more)" % (min_healthy_time, MIN_HEALTHY_PROBES, poll_interval)]
+
+
 def validate_gate_params(params):
     threshold = params.get("success_threshold")
     if threshold is None or not 0.0 <= threshold <= 1.0:
@@ -219,11 +243,14 @@ def gate_agents(client, agents, params, target_version=None, clock=time.monotoni
         grace = params["healthy_deadline"]
     urls = dict((a["name"], a["agent_url"]) for a in agents)
     check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version)
+    poll_interval = params["poll_interval"] or 0.5
     result = wait_for_wave(
         [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
         success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
-        poll_interval=params["poll_interval"] or 0.5, grace=grace, clock=clock, sleep=sleep, progress=progress,
+        poll_interval=poll_interval, grace=grace, clock=clock, sleep=sleep, progress=progress,
+        min_probes=MIN_HEALTHY_PROBES,
     )
+    result["warnings"] = short_window_warnings(params["min_healthy_time"], poll_interval) if agents else []
     result["table"] = format_table(result)
     result["ratio"] = round(result["stable_count"] / float(result["total"]), 4) if result["total"] else 1.0
     return result

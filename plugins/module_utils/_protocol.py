@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import ipaddress
 import json
 import queue
 import random
@@ -60,7 +61,8 @@ ACCEPT = "accept"
 DEFER = "defer"
 REJECT = "reject"
 UNREACHABLE = "unreachable"
-AUTH_ERROR = "auth_error"
+# 401/403: the agent refused the credential (not a decision of the agent)
+AUTH_ERROR = "unauthorized"
 # 200/202 without ``data.decision``: the agent deliberates as a task and shows
 # its decision by acting (PROTOCOL.md, "Observed consent")
 PENDING = "pending"
@@ -99,6 +101,12 @@ MAX_BODY = 64 * 1024 * 1024
 # failures before the request was sent that are worth another attempt
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 USER_AGENT = "agentfleet.rollout/0.1"
+# what replaces a token found in an agent's answer (the same mask as the reports')
+MASK = "********"
+MASK_BYTES = MASK.encode("ascii")
+# tokens shorter than this are not masked in answers: "t" would mask every t of every answer (no real
+# token is that short; reports and audit lines still mask them)
+MIN_MASKED = 6
 
 
 class ProtocolError(Exception):
@@ -142,6 +150,8 @@ class TransportError(ProtocolError):
     - ``proxy``: the proxy from the environment could not be reached or
       refused the tunnel (says nothing about the agent);
     - ``bad_url``: the URL is not a usable http(s) URL;
+    - ``insecure``: refused to send a token over plain ``http://`` to a host
+      other than this machine (see ``allow_insecure_http``);
     - ``error``: any other failure (an oversized or malformed answer).
 
     ``refused``, ``reset`` and ``connect`` are what :func:`classify_liveness`
@@ -191,7 +201,7 @@ def map_shutdown_answer(status, payload, now):
 
     ``payload`` is the parsed JSON body (or None). Returns a dict with
     ``decision`` and, where given, ``reason``, ``defer_until`` (unix time),
-    ``decision_id``. 401/403 map to ``auth_error``.
+    ``decision_id``. 401/403 map to ``unauthorized``.
     """
     data = payload.get("data") if isinstance(payload, dict) else None
     data = data if isinstance(data, dict) else {}
@@ -311,6 +321,17 @@ def classify_liveness(status=None, payload=None, error=None):
     return WORKING, cause, info
 
 
+def is_loopback(host):
+    """Whether ``host`` (a URL's host name) is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    host = (host or "").strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def join_url(base, path):
     return base.rstrip("/") + path
 
@@ -324,11 +345,14 @@ _CURRENT = threading.local()
 
 
 class _RequestState:
-    __slots__ = ("conn", "connecting", "reused", "expired", "done", "deadline", "lock")
+    __slots__ = ("conn", "sock", "connecting", "reused", "expired", "done", "deadline", "lock")
 
     def __init__(self, deadline):
         self.lock = threading.Lock()
         self.conn = None
+        # the socket the request goes over, kept apart from the connection: once the answer's
+        # headers are in, urllib3 hands the socket to the response and ``conn.sock`` is None
+        self.sock = None
         self.connecting = False
         self.reused = True
         self.expired = False
@@ -345,14 +369,23 @@ class _TrackedConnect:
         state.reused = False
         state.connecting = True
         super().connect()
+        state.sock = self.sock
         state.connecting = False
+        if state.expired:
+            # the deadline passed while connecting (the watchdog found no socket to cut yet)
+            _cut_socket(self.sock)
         return None
 
     def request(self, *args, **kwargs):
         state = getattr(_CURRENT, "state", None)
         if state is not None:
             state.conn = self
-        return super().request(*args, **kwargs)
+            if self.sock is not None:
+                state.sock = self.sock
+        out = super().request(*args, **kwargs)
+        if state is not None and self.sock is not None:
+            state.sock = self.sock
+        return out
 
 
 class _HTTPConnection(_TrackedConnect, _U3HTTPConnection):
@@ -529,12 +562,19 @@ class _Watchdog:
                     with state.lock:
                         if not state.done:
                             state.expired = True
-                            _cut(state.conn)
+                            _cut(state)
                     self._active.pop(id(state), None)
 
 
-def _cut(conn):
-    sock = getattr(conn, "sock", None)
+def _cut(state):
+    """Cut the socket of an expired request (whatever it is reading: status line, headers or body)."""
+    sock = state.sock
+    if sock is None:
+        sock = getattr(state.conn, "sock", None)
+    _cut_socket(sock)
+
+
+def _cut_socket(sock):
     if sock is None:
         return
     try:
@@ -573,19 +613,38 @@ def _find(chain, types):
     return None
 
 
-def _check_token(token):
+def _secret_patterns(*tokens):
+    """The byte strings of ``tokens`` an answer body may carry: as sent, and JSON-escaped (longest first)."""
+    found = set()
+    for token in tokens:
+        if not token or len(token) < MIN_MASKED:
+            continue
+        found.add(token.encode("latin-1"))
+        escaped = json.dumps(token)[1:-1]
+        if escaped != token:
+            found.add(escaped.encode("ascii"))
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+# how an error names the play-level token: the option, the playbooks' variable, the environment variable
+TOKEN_NAME = "rollout_token (the token option, or AGENTFLEET_TOKEN)"
+
+
+def _check_token(token, name=TOKEN_NAME):
+    """``token`` as a str (None when empty), or ValueError naming ``name``, never showing the value."""
     if token is None:
         return None
     token = str(token)
     if not token:
         return None
     if any(ord(c) < 32 or ord(c) == 127 for c in token):
-        raise ValueError("token: contains a line break or another control character (its value is not shown); "
-                         "check how it was set (a trailing newline from a file?)")
+        raise ValueError("%s: contains a line break or another control character (its value is not shown); "
+                         "check how it was set (a trailing newline from a file?)" % name)
     try:
         token.encode("latin-1")
     except UnicodeEncodeError:
-        raise ValueError("token: contains characters that cannot be sent in an HTTP header (its value is not shown)") from None
+        raise ValueError("%s: contains characters that cannot be sent in an HTTP header (its value is not shown)"
+                         % name) from None
     return token
 
 
@@ -618,6 +677,12 @@ class AgentClient:
       times and never past ``retry_deadline`` seconds after the first
       attempt. Nothing that may have reached the agent is sent again, except
       by :meth:`ask` as it documents.
+    - ``allow_insecure_http``: send a token over plain ``http://`` to hosts
+      other than this machine (loopback: always); without it such a request
+      is refused before anything is sent (:class:`TransportError` kind
+      ``insecure``). Every answer body is masked of the tokens sent with the
+      request (``********``) as it arrives, so no decision, cause, note or
+      report carries a token an agent echoed.
     - ``sleep``, ``jitter``: injectable pause and random source (tests).
     - ``run_id``: sent as ``X-Agentfleet-Run`` with every request (which run
       of a deployment sent it); ``guard``: called before every request, it
@@ -648,11 +713,13 @@ class AgentClient:
         run_id=None,
         guard=None,
         tokens=None,
+        allow_insecure_http=False,
     ):
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
                                 "(pip install urllib3; it is in the collection's requirements.txt)")
         self._token = _check_token(token)
+        self.allow_insecure_http = bool(allow_insecure_http)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.request_deadline = float(request_deadline) if request_deadline else self.connect_timeout + self.read_timeout
@@ -684,18 +751,20 @@ class AgentClient:
         if run_id:
             headers[RUN_HEADER] = str(run_id)
         self._headers = headers
+        # what an answer must never carry on into a decision, a cause, a note or a report: the tokens
+        # sent with the request (an agent or proxy that echoes the Authorization header in an error
+        # body). Keyed by the identity of each headers dict built here; masked as the body arrives.
+        self._secrets = {id(headers): _secret_patterns(self._token)}
         # per-agent Authorization: base URL (no trailing slash) -> headers; request URL -> headers (cache)
         self._agent_headers = {}
         for agent_url, agent_token in (tokens or {}).items():
-            try:
-                agent_token = _check_token(agent_token)
-            except ValueError as exc:
-                raise ValueError("the token of the agent at %s: %s" % (agent_url, exc)) from None
+            agent_token = _check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
             base = str(agent_url).rstrip("/")
             agent_headers = dict(self._headers)
             if agent_token:
                 agent_headers["Authorization"] = "Bearer " + agent_token
             self._agent_headers[base] = agent_headers
+            self._secrets[id(agent_headers)] = _secret_patterns(agent_token, self._token)
         self._url_headers = {}
 
     # -- plumbing ---------------------------------------------------------
@@ -766,6 +835,10 @@ class AgentClient:
         if scheme not in ("http", "https") or not host:
             raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
                                  kind="bad_url")
+        if (scheme == "http" and not self.allow_insecure_http and "Authorization" in self._headers_for(url)
+                and not is_loopback(host)):
+            raise TransportError("refused to send the token over plain http:// to %s (not this machine): use https://, "
+                                 "or allow_insecure_http (rollout_allow_insecure_http)" % host, sent=False, kind="insecure")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -841,6 +914,7 @@ class AgentClient:
             target = self._target(url)
         scheme, host, port, path = target
         headers = self._headers_for(url)
+        secrets = self._secrets.get(id(headers), ())
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
@@ -897,6 +971,9 @@ class AgentClient:
             if state.expired:
                 raise TransportError("no complete answer within the request deadline of %.1fs" % deadline,
                                      sent=True, kind="timeout")
+            for secret in secrets:
+                if secret in payload:
+                    payload = payload.replace(secret, MASK_BYTES)
             result = Response(resp.status, payload, time.monotonic() - start, resp.headers)
             if not keep:
                 conn = resp.connection

@@ -177,8 +177,12 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
                                   "version_before": ans.get("version_before"), "version_after": ans.get("version_before")})
                 elif ans["decision"] in (ACCEPT, PENDING, DEFER, REJECT):
                     rows.append(dict(ans, host=name))
-                elif ans["decision"] == UNREACHABLE:
+                elif ans["decision"] in (UNREACHABLE, AUTH_ERROR):
                     rows.append(dict(ans, host=name))
+                if ans["decision"] == AUTH_ERROR:
+                    # its credential was refused: recorded (decision ``unauthorized``, not null), never updated
+                    skips.append({"host": name, "result": "failed", "detail": ans["reason"],
+                                  "version_before": ans.get("version_before")})
             if rows:
                 store.record_answers(deployment_id, rows)
             if skips:
@@ -550,7 +554,7 @@ def _driver_result(row):
 
 def build_report(store, deployment_id):
     """The rollout's JSON report (docs/reports.md): `_report.build_report` of kind ``rollout``."""
-    report = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending",),
+    report = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending", NOT_ASKED),
                                   unfinished=_unfinished_result,
                                   agent_fields=lambda row: {"driver": _driver_result(row)})
     if report is None:
@@ -560,13 +564,18 @@ def build_report(store, deployment_id):
 
 def report_totals(store, dep):
     """The rollout's report ``totals``, from one counting query (no report built)."""
-    return _report.count_totals(store.result_counts(dep["deployment_id"]), RESULTS + ("pending",),
+    return _report.count_totals(store.result_counts(dep["deployment_id"]), RESULTS + ("pending", NOT_ASKED),
                                 _unfinished_result(dep))
 
 
+# an agent without a result in a deployment that ended (failed, cancelled, ...) before it was reached:
+# not ``skipped``, which means "already on the target"
+NOT_ASKED = "not_asked"
+
+
 def _unfinished_result(dep):
-    """An agent without a result: ``pending`` while the deployment is open, else ``skipped`` (never reached)."""
-    return "pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else "skipped"
+    """An agent without a result: ``pending`` while the deployment is open, else ``not_asked`` (never reached)."""
+    return "pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else NOT_ASKED
 
 
 def summary_table(report):
@@ -576,15 +585,16 @@ def summary_table(report):
     per_wave = {}
     for a in report["agents"]:
         key = (a.get("wave"), a.get("cohort"))
-        counts = per_wave.setdefault(key, dict((r, 0) for r in RESULTS + ("pending",)))
+        counts = per_wave.setdefault(key, dict((r, 0) for r in RESULTS + ("pending", NOT_ASKED)))
         counts[a["result"]] = counts.get(a["result"], 0) + 1
     for (wave, cohort), c in sorted(per_wave.items(), key=lambda kv: (kv[0][0] or 0)):
         lines.append("%-4s %-16s %5d %8d %8d %8d %8d %8d %8d" % (wave, cohort, sum(c.values()), c["updated"], c["declined"],
                                                                  c["deferred"], c["rejected"], c["failed"], c["reverted"]))
     t = report["totals"]
-    lines.append("total: %d agents: %d updated, %d declined, %d deferred, %d rejected, %d failed, %d reverted, %d skipped%s"
+    lines.append("total: %d agents: %d updated, %d declined, %d deferred, %d rejected, %d failed, %d reverted, %d skipped%s%s"
                  % (len(report["agents"]), t["updated"], t["declined"], t["deferred"], t["rejected"], t["failed"],
-                    t["reverted"], t["skipped"], (", %d pending" % t["pending"]) if t.get("pending") else ""))
+                    t["reverted"], t["skipped"], (", %d pending" % t["pending"]) if t.get("pending") else "",
+                    (", %d not asked" % t[NOT_ASKED]) if t.get(NOT_ASKED) else ""))
     return lines
 
 

@@ -86,6 +86,7 @@ DEPLOYMENT_SPEC = dict(
     status_reason=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
+    token=dict(type="str", no_log=True),
 )
 DEPLOYMENT_REQUIRED_IF = [
     ["state", "running", ["fleet_key"]],
@@ -230,7 +231,7 @@ def run_deployment(params, check_mode=False):
             raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
         summary = close_deployment(store, dep_id, halt_reason=params.get("status_reason"),
                                    report_path=params.get("report_path"), audit_path=params.get("audit_path"),
-                                   status=None if state == "closed" else state)
+                                   secrets=token_secrets(params), status=None if state == "closed" else state)
         report = build_report(store, dep_id)
     return {"changed": True, "deployment_id": dep_id, "status": summary["status"], "report": report,
             "summary_table": summary["summary_table"], "report_path": params.get("report_path"),

@@ -183,6 +183,8 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     run.step = "the health gate"
     gate = gate_agents(client, handed, params, target if params["require_target_version"] else None,
                        clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
+    if gate.get("warnings"):
+        out.setdefault("warnings", []).extend(gate["warnings"])
     # a failed wave goes back whole: every agent handed over in this run whose previous version is known
     revertable = [a for a in handed if a.get("version")]
     if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):

@@ -115,6 +115,12 @@ options:
       - Append one JSON line per event (deployment started, staged, promoted, resumed or retried; deployment closed
         with its status) to this audit log.
     type: path
+  token:
+    description:
+      - When closing, the agents' token (the one the waves sent, else E(AGENTFLEET_TOKEN)). The report and the audit
+        line are masked with it and with the batch's agents' own C(rollout_token) values, should any text that went
+        into the deployment carry one. Nothing is sent to any agent.
+    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER

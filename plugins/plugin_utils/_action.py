@@ -133,7 +133,7 @@ class EngineAction(ActionBase):
         params = validation.validated_parameters
         no_log_values = set(validation._no_log_values) if hasattr(validation, "_no_log_values") else set()
         try:
-            if "token" in self.ARGUMENT_SPEC:
+            if "token" in self.ARGUMENT_SPEC and self.reads_agent_tokens(params):
                 tokens, default = agent_tokens(task_vars or {}, params.get("token"))
                 if tokens or default != params.get("token"):
                     params = dict(params, token=default)
@@ -174,6 +174,10 @@ class EngineAction(ActionBase):
         if not run.controller_alive():
             _orphan_exit()
         return out
+
+    def reads_agent_tokens(self, params):
+        """Whether this task reads the agents' own tokens (``rollout_token`` of each host of the batch)."""
+        return True
 
     @property
     def check_mode(self):

@@ -138,7 +138,7 @@ def test_unhealthy_explorers_stop_the_rollout(tmp_path):
         agents = by_host(report)
         assert agents["agent-000"]["result"] == "failed"
         assert "status degraded" in agents["agent-000"]["detail"]
-        assert all(a["result"] == "skipped" and a["decision"] is None for h, a in agents.items() if h != "agent-000")
+        assert all(a["result"] == "not_asked" and a["decision"] is None for h, a in agents.items() if h != "agent-000")
 
 
 def test_unreachable_agents_fail_the_wave(tmp_path):
@@ -383,5 +383,5 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
             "agent-000 revert 1.0.0", "agent-000 update 2.0.0", "agent-001 revert 1.0.0", "agent-001 update 2.0.0"]
         agents = by_host(res.report())
         assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
-        assert agents["agent-002"]["result"] == "skipped" and agents["agent-002"]["decision"] is None
+        assert agents["agent-002"]["result"] == "not_asked" and agents["agent-002"]["decision"] is None
         assert versions(sim)["agent-000"] == "1.0.0"

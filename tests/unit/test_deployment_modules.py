@@ -102,7 +102,7 @@ def test_info_lists_newest_first_per_fleet_and_reports_one(tmp_path):
     one = info(tmp_path, deployment_id="d1")
     assert one["report"]["deployment_id"] == "d1" and one["report"]["schema"] == 2
     assert one["summary_table"][0].startswith("deployment d1 (canary -> 2.0.0): completed")
-    assert one["deployments"][0]["totals"]["skipped"] == 3
+    assert one["deployments"][0]["totals"]["not_asked"] == 3
     with pytest.raises(RolloutError, match="unknown deployment nope"):
         info(tmp_path, deployment_id="nope")
     with pytest.raises(ValueError, match="^max_deployments "):

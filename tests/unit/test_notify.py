@@ -72,7 +72,7 @@ def test_defer_beyond_the_deadline_is_reported_not_reasked():
 
 
 def test_auth_error_raises_and_check_mode_asks_nobody():
-    client = FakeClient({"a": [ans("auth_error")]})
+    client = FakeClient({"a": [ans("unauthorized")]})
     with pytest.raises(AuthenticationFailed, match="AGENTFLEET_TOKEN"):
         notify_wave(client, agents("a"), "d", "2.0", "r")
     quiet = FakeClient({})
