@@ -196,8 +196,8 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         ask_round(to_ask)
     if auth_failed:
         raise AuthenticationFailed(
-            "authentication failed for %d of %d agents (HTTP 401/403): check rollout_token / AGENTFLEET_TOKEN; "
-            "nothing was updated" % (len(auth_failed), len(to_ask))
+            "authentication failed for %d of %d agents (HTTP 401/403: %s): check rollout_token / AGENTFLEET_TOKEN; "
+            "the rollout stops" % (len(auth_failed), len(to_ask), ", ".join(sorted(auth_failed)))
         )
     # re-ask deferring agents once their defer_until has come, inside the defer deadline
     while reask_until is not None:

@@ -104,7 +104,8 @@ def test_answers_recorded_on_arrival_survive_a_kill_during_a_hanging_round(tmp_p
 def inventory_with_one_bad_token(tmp_path, sim, bad_host):
     hosts = {}
     for name, host in sim.hosts().items():
-        hosts[name] = dict(host, rollout_token="wrong-token" if name == bad_host else TOKEN)
+        hosts[name] = dict(host, fleetsim_control_url=sim.control_url,
+                           rollout_token="wrong-token" if name == bad_host else TOKEN)
     inv = {"all": {"vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
                    "children": {"agents": {"hosts": hosts}}}}
     path = tmp_path / "inventory.json"
