@@ -11,6 +11,7 @@ whose final answer is recorded.
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_DECLINED
@@ -144,12 +145,33 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             probe = client.probe(member["agent_url"], expected_states=("work", "wakeup", "play", "solitude", "dream"))
             before = probe["info"].get("version")
             if before is not None and version_matches(before, target_version) and probe["healthy"]:
-                return member["name"], {"decision": "skipped", "reason": "already on %s" % target_version,
-                                        "version_before": before}
+                skip = {"decision": "skipped", "reason": "already on %s" % target_version, "version_before": before}
+                record_one(member["name"], skip)
+                return member["name"], skip
         answer = client.ask(member["agent_url"], body_base)
         answer["version_before"] = before
         answer["answered_at"] = clock()
+        # durable the moment it arrives: a run killed while other agents of the round are still
+        # answering (or hanging) has recorded this one, and a rerun never asks it again
+        record_one(member["name"], answer)
         return member["name"], answer
+
+    record_lock = threading.Lock()
+
+    def record_one(name, ans):
+        if store is None:
+            return
+        with record_lock:
+            if ans["decision"] in (ACCEPT, PENDING, DEFER, REJECT, UNREACHABLE, AUTH_ERROR):
+                store.record_answers(deployment_id, [dict(ans, host=name)])
+            if ans["decision"] == AUTH_ERROR:
+                # its credential was refused: recorded (decision ``unauthorized``, not null), never updated
+                store.set_results(deployment_id, [{"host": name, "result": "failed", "detail": ans["reason"],
+                                                   "version_before": ans.get("version_before")}])
+            elif ans["decision"] == "skipped":
+                store.set_results(deployment_id, [{"host": name, "result": "skipped", "detail": ans["reason"],
+                                                   "version_before": ans.get("version_before"),
+                                                   "version_after": ans.get("version_before")}])
 
     def ask_or_stop(member):
         # a run told to stop (its controller gone, a signal, a newer run) sends no more requests; the
@@ -168,25 +190,6 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         for name, ans in round_answers.items():
             if ans["decision"] == AUTH_ERROR:
                 auth_failed.append(name)
-        if store is not None:
-            rows = []
-            skips = []
-            for name, ans in round_answers.items():
-                if ans["decision"] == "skipped":
-                    skips.append({"host": name, "result": "skipped", "detail": ans["reason"],
-                                  "version_before": ans.get("version_before"), "version_after": ans.get("version_before")})
-                elif ans["decision"] in (ACCEPT, PENDING, DEFER, REJECT):
-                    rows.append(dict(ans, host=name))
-                elif ans["decision"] in (UNREACHABLE, AUTH_ERROR):
-                    rows.append(dict(ans, host=name))
-                if ans["decision"] == AUTH_ERROR:
-                    # its credential was refused: recorded (decision ``unauthorized``, not null), never updated
-                    skips.append({"host": name, "result": "failed", "detail": ans["reason"],
-                                  "version_before": ans.get("version_before")})
-            if rows:
-                store.record_answers(deployment_id, rows)
-            if skips:
-                store.set_results(deployment_id, skips)
         if on_answers is not None:
             on_answers(round_answers)
         answers.update(round_answers)
@@ -197,8 +200,8 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         ask_round(to_ask)
     if auth_failed:
         raise AuthenticationFailed(
-            "authentication failed for %d of %d agents (HTTP 401/403): check rollout_token / AGENTFLEET_TOKEN; "
-            "nothing was updated" % (len(auth_failed), len(to_ask))
+            "authentication failed for %d of %d agents (HTTP 401/403: %s): check rollout_token / AGENTFLEET_TOKEN; "
+            "the rollout stops" % (len(auth_failed), len(to_ask), ", ".join(sorted(auth_failed)))
         )
     # re-ask deferring agents once their defer_until has come, inside the defer deadline
     while reask_until is not None:

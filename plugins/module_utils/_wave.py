@@ -51,6 +51,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
 PHASES = ("all", "ask", "settle", "finish")
@@ -131,8 +133,13 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
             # ansible-playbook exits 0 even though the halted wave's failed agents failed.)
             return _stopped(store, dep, members)
         if run is None:
-            return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
-                              _Steps())
+            try:
+                return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep,
+                                  progress, _Steps())
+            except (RunStopped, StaleRunError):
+                raise
+            except Exception as exc:
+                raise _aborted(store, client, params, dep, wave, members, exc) from exc
         # from here on a newer run of this deployment (a rerun after a kill, a takeover) fences this one off
         store.fence(deployment_id, dep["generation"])
         run.fence = store.check_fence
@@ -142,6 +149,22 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
                               run)
         except Interrupted as exc:
             return _interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
+        except (RunStopped, StaleRunError):
+            raise
+        except Exception as exc:
+            with run.cleaning_up():
+                raise _aborted(store, client, params, dep, wave, members, exc) from exc
+
+
+def _aborted(store, client, params, dep, wave, members, exc):
+    """An error stopped the wave (a refused token, a malformed answer): no agent that stopped because we
+    asked is left down. Starts them again (:func:`_restart_stopped`) and returns the error to raise, its
+    message saying who was started again (the playbook records it as the deployment's failure)."""
+    notes = _restart_stopped(store, client, params, dep, members, why="the wave stopped on an error")
+    message = str(exc) or exc.__class__.__name__
+    if notes:
+        message += "; " + "; ".join(notes)
+    return RolloutError(message)
 
 
 class _Steps:
@@ -239,7 +262,7 @@ def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
             "outcomes": agent_outcomes(store, deployment_id, members, [])}
 
 
-def _restart_stopped(store, client, params, dep, members):
+def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
     """The agents of the wave that consented and are (or are about to be) down and not yet handed to the
     driver: wait a little for those still draining, then start the stopped ones on the target (fleetsim;
     the ``none`` driver's supervisor starts them by itself). Returns notes for the message."""
@@ -277,11 +300,27 @@ def _restart_stopped(store, client, params, dep, members):
                                                   "answered_at": rows[h].get("answered_at")}
                                                  for h in started if rows[h].get("decision") == PENDING])
             store.set_results(deployment_id, [{"host": h, "result": "updated", "version_after": target,
-                                               "detail": "started on %s after the interrupt; a rerun gates it" % target}
+                                               "detail": "stopped for the update and started again on %s after %s; "
+                                                         "a rerun gates it" % (target, why)}
                                               for h in started])
-            notes.append("started again on %s (not gated): %s" % (target, ", ".join(started)))
+            notes.append("started again on %s (not gated; a rerun gates them): %s" % (target, ", ".join(started)))
         if failed:
-            notes.append("could not be started again: %s" % ", ".join("%s (%s)" % kv for kv in sorted(failed.items())))
+            # the target would not start: back on the version each ran before, never left down
+            back = [dict(m, version=rows[m["name"]].get("version_before")) for m in stopped
+                    if m["name"] in failed and rows[m["name"]].get("version_before")]
+            previous, still = fleetsim_start(client, params["control_url"], back) if back else ([], {})
+            if previous:
+                store.set_results(deployment_id, [
+                    {"host": h, "result": "reverted", "version_after": rows[h].get("version_before"),
+                     "detail": "stopped for the update; %s would not start (%s): started again on %s after %s"
+                               % (target, failed[h], rows[h].get("version_before"), why)} for h in previous])
+                notes.append("started again on their previous version: %s" % ", ".join(previous))
+            lost = dict((h, still.get(h, err)) for h, err in failed.items() if h not in previous)
+            if lost:
+                store.set_results(deployment_id, [{"host": h, "result": "failed",
+                                                   "detail": "stopped for the update and could not be started again: %s"
+                                                             % err} for h, err in lost.items()])
+                notes.append("could not be started again: %s" % ", ".join("%s (%s)" % kv for kv in sorted(lost.items())))
     elif params["driver"] == "none":
         notes.append("stopped for the update, started again by their supervisor: %s" % ", ".join(names))
     else:
