@@ -16,7 +16,6 @@ import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from conftest import REPO, ansible_env, run_playbook
 from faultserver import FAULTS, FaultServer, self_signed
