@@ -35,11 +35,11 @@ export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv build units integration ciris sanity molecule changelog-lint test \
+.PHONY: help venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean
 
 help:
-	@echo "targets: venv build units integration ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
+	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -81,6 +81,22 @@ else
 	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v -rs --durations=15
 endif
 
+# The fault harness (issue 12): real playbook runs against misbehaving agents of its own
+# (tests/faults/faultserver.py); writes tests/output/reliability/faults.json.
+faults: venv
+	test -f $(INSTALLED)/MANIFEST.json || { echo "faults: run 'make build' first"; exit 1; }
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(PYTHON) tests/faults -n $(INTEGRATION_WORKERS) -v -rs --durations=5
+
+# The tests that write a reliability table (tests/output/reliability/<table>.json), then
+# docs/reliability.md regenerated from every such file. RELIABILITY_TESTS lists them.
+RELIABILITY_TESTS ?= $(wildcard tests/faults tests/reliability)
+reliability-tables: venv build
+	rm -f tests/output/reliability/*.json
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(PYTHON) $(RELIABILITY_TESTS) -n $(INTEGRATION_WORKERS) -q
+	$(PYTHON) scripts/reliability-tables.py
+
 # Real CIRIS agents (ciris-agent from PyPI, installed under build/ciris-agent by
 # scripts/ciris-agent-env.sh), each in a network namespace of its own (root).
 # Skipped with the reason printed (-rs) where the agent cannot run; with CI=true
@@ -118,7 +134,7 @@ changelog-lint: venv
 # Order matters: build installs the tarball that integration and molecule use.
 test:
 	@set -e; \
-	for t in venv build units integration ciris sanity molecule changelog-lint; do \
+	for t in venv build units integration faults ciris sanity molecule changelog-lint; do \
 	    echo "==> make $$t"; \
 	    if ! $(MAKE) --no-print-directory $$t; then \
 	        echo "make test: FAILED at '$$t'"; exit 1; \

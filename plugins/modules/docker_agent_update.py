@@ -73,6 +73,11 @@ options:
     description: Verify the agent's TLS certificate for that health check.
     type: bool
     default: true
+  agent_ca_path:
+    description:
+      - A CA bundle (PEM) to verify the agent's certificate with for that health check (a private CA); the rollout
+        role sets it from C(rollout_ca_path).
+    type: path
   stop_timeout:
     description: Seconds a container that has to be stopped gets before it is killed.
     type: int
@@ -209,6 +214,7 @@ ARGUMENT_SPEC = dict(
     pull=dict(type="str", default="missing", choices=list(_docker.PULL)),
     agent_url=dict(type="str"),
     agent_validate_certs=dict(type="bool", default=True),
+    agent_ca_path=dict(type="path"),
     stop_timeout=dict(type="int", default=30),
     docker_host=dict(type="str", aliases=["docker_url"]),
     api_version=dict(type="str", default="auto"),
@@ -225,7 +231,8 @@ def _liveness(params):
     from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
     def check():
-        client = AgentClient(validate_certs=params["agent_validate_certs"], connect_timeout=3.0, read_timeout=10.0)
+        client = AgentClient(validate_certs=params["agent_validate_certs"], ca_path=params.get("agent_ca_path"),
+                             connect_timeout=3.0, read_timeout=10.0)
         try:
             return client.liveness(params["agent_url"])[0]
         finally:
