@@ -130,7 +130,10 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         dep = store.get_deployment(deployment_id)
         if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
-        if dep["status"] != "running":
+        # a pause that came while the tasks driver's update tasks ran: the agents they updated are recorded and
+        # gated first (the later waves stop)
+        finishing = dep["status"] == "paused" and params["phase"] in ("settle", "finish") and params.get("update_hosts")
+        if dep["status"] != "running" and not finishing:
             # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
             # play instead, but then ansible-playbook exits 0 even though the halted wave's failed agents failed.)
