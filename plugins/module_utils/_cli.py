@@ -100,6 +100,16 @@ def _run_or_show(args, name, extra=None):
     return subprocess.call(cmd)
 
 
+def _fleetsim_revert(control_url):
+    """The fleetsim driver's revert (the token from AGENTFLEET_TOKEN)."""
+
+    def revert(agents):
+        with client_from_params({"token": None, "validate_certs": True}) as client:
+            return fleetsim_start(client, control_url, agents)
+
+    return revert
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
@@ -136,17 +146,10 @@ def _main(args):
                       % dep.get("owner_pid"))
             return 0
         if args.command == "fail":
-            revert = None
-            if args.auto_revert:
-                if not args.control_url:
-                    raise ValueError("--control-url: required with --auto-revert (the fleetsim control URL)")
-                params = {"token": None, "validate_certs": True}
-
-                def revert(agents):
-                    with client_from_params(params) as client:
-                        return fleetsim_start(client, args.control_url, agents)
-
-            out = lifecycle.fail(store, dep, args.reason, who, args.audit, revert=revert, wait=args.wait)
+            if args.auto_revert and not args.control_url:
+                raise ValueError("--control-url: required with --auto-revert (the fleetsim control URL)")
+            out = lifecycle.fail(store, dep, args.reason, who, args.audit, wait=args.wait,
+                                 revert=_fleetsim_revert(args.control_url) if args.auto_revert else None)
             print("%s version %s (%s): %s" % (args.key, dep["version"], dep["deployment_id"], out["status"]))
             if out["reverted"]:
                 print("reverted: %s" % ", ".join(out["reverted"]))

@@ -393,6 +393,11 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     return out
 
 
+def run_plan(plan, hosts):
+    """The waves of ``plan`` restricted to ``hosts`` (None: all), their play order and batch sizes."""
+    return _run_plan(plan, hosts)
+
+
 def _resumed_after(before):
     """Why the run before this resume ended early: its interrupt message, or its controller's death."""
     if before is None:

@@ -36,6 +36,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import report_totals
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import run_plan
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
@@ -299,7 +300,7 @@ def _present(params, check_mode):
     with open_store(params["state_path"]) as store:
         out = lifecycle.record(store, dep)
     out.update(changed=False, mode="present")
-    out.update(_run_plan([], None))
+    out.update(run_plan([], None))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
 
@@ -324,7 +325,7 @@ def _resume(params, check_mode):
                        "already_complete": False, "started_epoch": dep.get("started_at") or dep["created_at"],
                        "resumed_after": None, "deployment_key": dep.get("deployment_key"), "version": dep.get("version"),
                        "msg": "the pause was lifted before the rollout stopped: it goes on"}
-                out.update(_run_plan([], None))
+                out.update(run_plan([], None))
                 out["plan"] = []
                 return out
         if params.get("audit_path") and not check_mode:

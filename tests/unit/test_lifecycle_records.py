@@ -139,3 +139,37 @@ def test_cli_list_status_history_pause(tmp_path, capsys):
     assert _cli.main(base + ["status", "nokey"]) == _cli.EXIT_ERROR
     assert "no deployment recorded for key 'nokey'" in capsys.readouterr().err
     assert _cli.main(["--state", str(tmp_path / "none.db"), "list"]) == _cli.EXIT_ERROR
+
+
+def _deployment(tmp_path, **kw):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+
+    result = ArgumentSpecValidator(_runners.DEPLOYMENT_SPEC, required_if=_runners.DEPLOYMENT_REQUIRED_IF).validate(
+        dict(state_path=str(tmp_path / "s.db"), **kw))
+    assert not result.error_messages, result.error_messages
+    return _runners.run_deployment(result.validated_parameters)
+
+
+def test_module_states_present_resumed_rolled_back_and_the_operators(tmp_path):
+    with open_store(tmp_path / "s.db") as s:
+        deploy(s, "d1", "2.0")
+        s.create_or_resume("d2", "fleet", "canary", "3.0", PLAN, {}, owner_pid=1)  # pid 1 lives: a running rollout
+    present = _deployment(tmp_path, state="present", deployment_id="d1", fleet_key="fleet", target_version="2.0")
+    assert present["changed"] is False and present["version"] == 1
+    paused = _deployment(tmp_path, state="paused", deployment_key="fleet", reason="wait", actor="carol")
+    assert paused["changed"] and paused["status"] == "paused" and paused["version"] == 2
+    assert paused["phase"] == "paused in wave 1/2 (explorers)"
+    # its rollout still runs: resuming lifts the pause, nothing to rerun
+    resumed = _deployment(tmp_path, state="resumed", fleet_key="fleet")
+    assert resumed["mode"] == "lifted" and resumed["status"] == "running" and resumed["waves"] == []
+    failed = _deployment(tmp_path, state="failed", deployment_key="fleet", reason="bad", revert_wait=0.5)
+    assert failed["status"] == "failed" and failed["counts"]["total"] == 2
+    back = _deployment(tmp_path, state="rolled_back", fleet_key="fleet", rollback_to=1, reason="restore",
+                       waves=[dict(PLAN[0], members=PLAN[0]["members"] + PLAN[1]["members"])])
+    assert back["mode"] == "new" and back["version"] == 3 and back["target_version"] == "2.0"
+    assert back["rollback_to"] == 1 and back["rollback_from"] == 2 and back["batches"] == [2]
+    with open_store(tmp_path / "s.db") as s:
+        dep = s.version("fleet", 3)
+        assert (dep["strategy"], dep["source_version"], dep["reason"]) == ("rollback", "2.0", "restore")
+        assert dep["actor"]
