@@ -346,7 +346,7 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
 # -- deployment bookkeeping (the deployment and rollout_state modules) --------------------------------
 
 def begin(store, deployment_id, fleet_key, strategy, target_version, waves, params, stage=False, promote=False,
-          takeover=False, check_mode=False, hosts=None, limit=None):
+          takeover=False, check_mode=False, hosts=None, limit=None, record=None):
     """Create, stage, promote, resume or retry a deployment; return what to run.
 
     ``waves`` is the freshly computed plan; on resume, retry or promote the plan
@@ -354,10 +354,11 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     ``hosts`` are the play's hosts (after ``--limit``): the waves to run keep
     only those members, and ``order`` / ``batches`` give the play its hosts in
     wave order and its ``serial`` batch sizes (one batch per non-empty wave).
-    ``limit`` (the ``--limit`` pattern) is recorded with the deployment.
+    ``limit`` (the ``--limit`` pattern) is recorded with the deployment. ``record``: the deployment
+    record's fields of a new deployment (see :meth:`._state.StateStore.create_or_resume`).
     """
     if promote:
-        existing = store.get_deployment(deployment_id) if deployment_id else store.staged_for_fleet(fleet_key)
+        existing = store.get_deployment(deployment_id) if deployment_id else store.promotable_for_fleet(fleet_key)
         if existing is None or existing["status"] not in ("staged", "running", "paused", "interrupted", "completed_with_failures",
                                                           "failed"):
             raise RolloutError("no staged deployment %sfor fleet %r to promote: run agentfleet.rollout.manual first"
@@ -378,9 +379,9 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         return out
     before = store.get_deployment(deployment_id)
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
-                                       stage_only=stage, takeover=takeover)
+                                       stage_only=stage, takeover=takeover, record=record, promote=promote)
     if mode in ("resumed", "retry", "promoted"):
-        store.update_params(deployment_id, {"limit": params["limit"]})
+        store.update_params(deployment_id, dict({"limit": params["limit"]}, **({"promoted": True} if promote else {})))
     out = {
         "changed": mode in ("new", "staged", "promoted", "resumed", "retry"),
         "mode": mode,
@@ -390,19 +391,26 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         "status": dep["status"],
         "already_complete": mode == "complete",
         "started_epoch": dep.get("started_at") or dep["created_at"],
-        "resumed_after": _resumed_after(before) if mode == "resumed" else None,
+        "resumed_after": _resumed_after(before) if mode in ("resumed", "promoted") else None,
+        "deployment_key": dep.get("deployment_key"),
+        "version": dep.get("version"),
     }
     out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
 
 
+def run_plan(plan, hosts):
+    """The waves of ``plan`` restricted to ``hosts`` (None: all), their play order and batch sizes."""
+    return _run_plan(plan, hosts)
+
+
 def _resumed_after(before):
     """Why the run before this resume ended early: its interrupt message, or its controller's death."""
     if before is None:
         return None
-    if before["status"] == "interrupted":
-        return before.get("message") or "interrupted"
+    if before["status"] in ("interrupted", "paused"):
+        return before.get("message") or before["status"]
     if before["status"] in ("running", "paused") and before.get("owner_pid"):
         return "its controller (pid %s on %s) ended before the deployment did" % (
             before["owner_pid"], before.get("owner_host"))

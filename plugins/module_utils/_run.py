@@ -61,6 +61,14 @@ class Interrupted(RunStopped):
     """SIGTERM or SIGINT asked the run to stop between two steps."""
 
 
+class OperatorStop(Interrupted):
+    """An operator paused or failed the deployment (``status``) from another process: the run stops cleanly."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
 def _start_time(pid):
     """The process's start time in clock ticks since boot (Linux), else None."""
     try:
@@ -202,6 +210,11 @@ class Run:
                 fn(text)
 
         return emit
+
+    @property
+    def cleaning(self):
+        """Whether the run is cleaning up after a stop (its requests pass :meth:`check`)."""
+        return self._cleanup
 
     @contextlib.contextmanager
     def cleaning_up(self):

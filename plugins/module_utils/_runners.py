@@ -22,10 +22,12 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _lifecycle as lifecycle
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import report_totals as occurrence_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import begin
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
@@ -34,12 +36,13 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import report_totals
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import run_plan
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
-ENGINE_ERRORS = (RolloutError, StateError, ValueError)
+ENGINE_ERRORS = (RolloutError, StateError, ValueError, lifecycle.LifecycleError)
 
 NOTIFY_SPEC = connection_spec(
     agents=AGENT_SPEC,
@@ -69,8 +72,13 @@ GATE_SPEC = connection_spec(
     **GATE_OPTIONS
 )
 
-DEPLOYMENT_STATES = ("running", "staged", "closed", "completed", "completed_with_failures", "failed", "aborted", "paused")
-DEPLOYMENT_SPEC = dict(
+DEPLOYMENT_STATES = ("running", "staged", "closed", "completed", "completed_with_failures", "failed", "aborted", "paused",
+                     "cancelled", "present", "resumed", "promoted", "rolled_back")
+# the states an operator brings about (docs/lifecycle.md), by key or deployment id
+OPERATOR_STATES = ("paused", "failed")
+# the states that return the plan of a rollout to run
+PLAN_STATES = ("running", "staged", "present", "resumed", "promoted", "rolled_back")
+DEPLOYMENT_SPEC = connection_spec(
     state_path=dict(type="path", required=True),
     state=dict(type="str", default="running", choices=list(DEPLOYMENT_STATES)),
     deployment_id=dict(type="str"),
@@ -86,17 +94,34 @@ DEPLOYMENT_SPEC = dict(
     status_reason=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
-    token=dict(type="str", no_log=True),
+    deployment_key=dict(type="str", no_log=False),
+    reason=dict(type="str"),
+    actor=dict(type="str"),
+    policy=dict(type="dict", default={}),
+    rollback_to=dict(type="int"),
+    auto_revert=dict(type="bool", default=False),
+    driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks", "docker"]),
+    control_url=dict(type="str"),
+    revert_wait=dict(type="float", default=60.0),
 )
 DEPLOYMENT_REQUIRED_IF = [
     ["state", "running", ["fleet_key"]],
     ["state", "staged", ["fleet_key", "deployment_id", "target_version"]],
-] + [["state", closed, ["deployment_id"]] for closed in DEPLOYMENT_STATES[2:]]
+    ["state", "present", ["fleet_key", "deployment_id", "target_version"]],
+    ["state", "resumed", ["fleet_key"]],
+    ["state", "promoted", ["fleet_key"]],
+    ["state", "rolled_back", ["fleet_key"]],
+    ["state", "paused", ["deployment_id", "deployment_key"], True],
+    ["state", "failed", ["deployment_id", "deployment_key"], True],
+] + [["state", closed, ["deployment_id"]] for closed in ("closed", "completed", "completed_with_failures", "aborted",
+                                                         "cancelled")]
 
 DEPLOYMENT_INFO_SPEC = dict(
     state_path=dict(type="path", required=True),
     deployment_id=dict(type="str"),
     fleet_key=dict(type="str", no_log=False),
+    deployment_key=dict(type="str", no_log=False),
+    version=dict(type="int"),
     max_deployments=dict(type="int", default=50),
 )
 
@@ -141,6 +166,7 @@ WAVE_SPEC = connection_spec(
     require_target_version=dict(type="bool", default=True),
     success_threshold=dict(type="float", default=0.8),
     auto_revert=dict(type="bool", default=False),
+    auto_promote=dict(type="bool", default=True),
     update_hosts=dict(type="list", elements="str", default=[]),
     update_failed=dict(type="dict", default={}),
     driver_results=dict(type="dict", default={}),
@@ -213,16 +239,30 @@ def _read_only_store(state_path):
         return None
 
 
-def run_deployment(params, check_mode=False):
+def run_deployment(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
     """The ``deployment`` module: bring one deployment to the state asked for.
 
     ``running`` records a new deployment, or resumes, retries or promotes one, and returns what to run;
-    ``staged`` records the plan only; ``closed`` ends it with the status its agents' results give;
-    any other state ends it with that status.
+    ``staged`` records the plan only; ``present`` stages it unless it is recorded already;
+    ``promoted`` / ``resumed`` continue the key's staged or paused deployment; ``rolled_back`` records a
+    new deployment back to an earlier completed version; ``paused`` / ``failed`` (without
+    ``status_reason``) are the operator's (docs/lifecycle.md); ``closed`` ends it with the status its
+    agents' results give; any other state ends it with that status.
     """
     state = params["state"]
+    params = dict(params, actor=params.get("actor") or lifecycle.actor())
     if state in ("running", "staged"):
         return _open_deployment(params, stage=state == "staged", check_mode=check_mode)
+    if state == "promoted":
+        return _open_deployment(dict(params, promote=True), stage=False, check_mode=check_mode)
+    if state == "present":
+        return _present(params, check_mode)
+    if state == "resumed":
+        return _resume(params, check_mode)
+    if state == "rolled_back":
+        return _rollback(params, check_mode)
+    if state in OPERATOR_STATES and params.get("status_reason") is None:
+        return _operator(params, check_mode, clock, sleep)
     if check_mode:
         return {"changed": True, "msg": "check mode: deployment %s not closed" % params["deployment_id"]}
     dep_id = params["deployment_id"]
@@ -238,6 +278,139 @@ def run_deployment(params, check_mode=False):
             "deployment_summary": summary}
 
 
+def _key(params):
+    return params.get("deployment_key") or params.get("fleet_key")
+
+
+def _record(params):
+    """The deployment record's fields of a new deployment (who, why, key, policy)."""
+    return {"deployment_key": _key(params), "policy": params.get("policy") or {}, "actor": params.get("actor"),
+            "reason": params.get("reason"), "rollback_to": params.get("rollback_to")}
+
+
+def _present(params, check_mode):
+    store = _read_only_store(params["state_path"])
+    try:
+        dep = store.get_deployment(params["deployment_id"]) if store is not None else None
+    finally:
+        if store is not None:
+            store.close()
+    if dep is None:
+        return _open_deployment(params, stage=True, check_mode=check_mode)
+    with open_store(params["state_path"]) as store:
+        out = lifecycle.record(store, dep)
+    out.update(changed=False, mode="present")
+    out.update(run_plan([], None))
+    out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
+    return out
+
+
+def _resume(params, check_mode):
+    """Continue the key's paused (or interrupted) deployment: the pause is lifted for a rollout that has not
+    stopped yet; else the plan to run again (the rerun continues where it stopped)."""
+    store = _read_only_store(params["state_path"])
+    if store is None:
+        raise RolloutError("deployment_key: no deployment recorded for %r (no state file %s)"
+                           % (_key(params), params["state_path"]))
+    try:
+        dep = lifecycle.resolve(store, _key(params), params.get("deployment_id"))
+        if dep["status"] not in ("paused", "interrupted", "running"):
+            raise RolloutError("deployment %s (version %s of %s) is %s: nothing to resume"
+                               % (dep["deployment_id"], dep.get("version"), _key(params), dep["status"]))
+        if dep["status"] == "paused" and not check_mode:
+            lifted, dep = lifecycle.lift_pause(store, dep, params.get("reason"), params["actor"], params.get("audit_path"))
+            if lifted:
+                out = {"changed": True, "mode": "lifted", "deployment_id": dep["deployment_id"],
+                       "target_version": dep["target_version"], "strategy": dep["strategy"], "status": dep["status"],
+                       "already_complete": False, "started_epoch": dep.get("started_at") or dep["created_at"],
+                       "resumed_after": None, "deployment_key": dep.get("deployment_key"), "version": dep.get("version"),
+                       "msg": "the pause was lifted before the rollout stopped: it goes on"}
+                out.update(run_plan([], None))
+                out["plan"] = []
+                return out
+        if params.get("audit_path") and not check_mode:
+            append_audit(params["audit_path"], {"event": "deployment_resume", "deployment_id": dep["deployment_id"],
+                                                "deployment_key": dep.get("deployment_key"),
+                                                "version": dep.get("version"), "actor": params["actor"],
+                                                "reason": params.get("reason"), "continued": "a rerun"})
+    finally:
+        store.close()
+    return _open_deployment(dict(params, deployment_id=dep["deployment_id"], fleet_key=dep["fleet_key"],
+                                 strategy=dep["strategy"], target_version=dep["target_version"], waves=dep["plan"],
+                                 promote=False), stage=False, check_mode=check_mode)
+
+
+def _rollback(params, check_mode):
+    """A new deployment of the key back to version ``rollback_to``'s target (default: the key's rollback
+    target), through the usual consent flow; ``waves`` is its plan (one wave to skip the canary)."""
+    store = _read_only_store(params["state_path"])
+    if store is None:
+        raise RolloutError("deployment_key: no deployment recorded for %r (no state file %s)"
+                           % (_key(params), params["state_path"]))
+    try:
+        source = lifecycle.rollback_source(store, _key(params), params.get("rollback_to"))
+        dep_id = params.get("deployment_id") or lifecycle.rollback_id(store, _key(params), source)
+        current = (store.history(_key(params), limit=1) or [None])[0]
+    finally:
+        store.close()
+    record_params = dict(params, rollback_to=source["version"])
+    out = _open_deployment(dict(record_params, deployment_id=dep_id, strategy="rollback",
+                                target_version=source["target_version"], promote=False),
+                           stage=False, check_mode=check_mode)
+    out["rollback_to"] = source["version"]
+    out["rollback_from"] = current["version"] if current else None
+    return out
+
+
+def _operator(params, check_mode, clock, sleep):
+    """pause or fail, by deployment id or key (its newest version)."""
+    state = params["state"]
+    store = _read_only_store(params["state_path"])
+    if store is None:
+        if check_mode:
+            return {"changed": True, "msg": "check mode: no state file %s yet" % params["state_path"]}
+        raise RolloutError("deployment_key: no deployment recorded (no state file %s)" % params["state_path"])
+    try:
+        dep = lifecycle.resolve(store, _key(params), params.get("deployment_id"))
+        if check_mode:
+            would = dep["status"] in (lifecycle.PAUSABLE if state == "paused" else lifecycle.FAILABLE)
+            return {"changed": would, "deployment_id": dep["deployment_id"], "status": dep["status"],
+                    "msg": "check mode: deployment %s not %s" % (dep["deployment_id"], state)}
+        if state == "paused":
+            changed, dep = lifecycle.pause(store, dep, params.get("reason"), params["actor"], params.get("audit_path"))
+            result = {"changed": changed}
+        else:
+            revert = None
+            if params.get("auto_revert"):
+                revert = _reverter(params)
+            result = lifecycle.fail(store, dep, params.get("reason"), params["actor"], params.get("audit_path"),
+                                    revert=revert, wait=params["revert_wait"], clock=clock, sleep=sleep)
+        out = lifecycle.record(store, store.get_deployment(dep["deployment_id"]), detail=True)
+        report = build_report(store, dep["deployment_id"])
+    finally:
+        store.close()
+    if params.get("report_path"):
+        write_report(params["report_path"], report)
+    out.update(result)
+    out.update(changed=result["changed"], report=report, summary_table=summary_table(report))
+    return out
+
+
+def _reverter(params):
+    """The update driver's revert for an operator's fail: starts agents on their previous version."""
+    if params["driver"] != "fleetsim":
+        raise ValueError("auto_revert: the %s driver cannot put agents back from here (fleetsim can; the tasks and "
+                         "docker drivers revert inside a wave)" % params["driver"])
+    if not params.get("control_url"):
+        raise ValueError("control_url: required to revert with the fleetsim driver")
+
+    def revert(agents):
+        with client_from_params(params) as client:
+            return fleetsim_start(client, params["control_url"], agents)
+
+    return revert
+
+
 def _open_deployment(params, stage, check_mode):
     dep_id = params.get("deployment_id")
     promote = params.get("promote")
@@ -250,10 +423,11 @@ def _open_deployment(params, stage, check_mode):
             raise ValueError("target_version is required to start a deployment (unless promote: true)")
     args = (dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
             _checked_waves(params.get("waves") or []), params.get("params") or {})
-    kwargs = dict(promote=promote, hosts=params.get("play_hosts"), limit=params.get("limit"))
+    kwargs = dict(promote=promote, hosts=params.get("play_hosts"), limit=params.get("limit"), record=_record(params))
     if check_mode:
         # read-only: what a real run would do; a state file that does not exist yet is not created
         store = _read_only_store(params["state_path"])
+        kwargs.pop("record")
         try:
             return begin(store, *args, check_mode=True, **kwargs)
         finally:
@@ -264,6 +438,8 @@ def _open_deployment(params, stage, check_mode):
     if params.get("audit_path") and out["mode"] != "complete":
         append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
                                             "strategy": out.get("strategy"), "target_version": out["target_version"],
+                                            "deployment_key": out.get("deployment_key"), "version": out.get("version"),
+                                            "actor": params.get("actor"), "reason": params.get("reason"),
                                             "waves": [(w["name"], w["size"]) for w in out["waves"]]})
     return out
 
@@ -290,11 +466,19 @@ def run_deployment_info(params, check_mode=False):
     if params["max_deployments"] < 1:
         raise ValueError("max_deployments must be at least 1, got %d" % params["max_deployments"])
     store = _read_only_store(params["state_path"])
-    out = {"changed": False, "deployments": [], "report": None, "summary_table": []}
+    out = {"changed": False, "deployments": [], "report": None, "summary_table": [], "keys": [], "status": None,
+           "history": []}
     if store is None:
         return out
     try:
         dep_id = params.get("deployment_id")
+        key = params.get("deployment_key")
+        if key:
+            out["status"] = lifecycle.status(store, key, dep_id, params.get("version"))
+            out["history"] = lifecycle.history(store, key, limit=params["max_deployments"])
+            out["status_lines"] = lifecycle.status_lines(out["status"])
+            out["history_lines"] = lifecycle.history_lines(out["history"])
+            dep_id = out["status"]["deployment_id"]
         if dep_id:
             dep = store.get_deployment(dep_id)
             if dep is None:
@@ -305,6 +489,8 @@ def run_deployment_info(params, check_mode=False):
         else:
             deps = store.list_deployments(fleet_key=params.get("fleet_key"), limit=params["max_deployments"])
             out["deployments"] = [_deployment_entry(store, d) for d in deps]
+            out["keys"] = lifecycle.keys(store)
+            out["keys_lines"] = lifecycle.keys_lines(out["keys"])
     finally:
         store.close()
     return out
@@ -317,6 +503,7 @@ def _deployment_entry(store, dep, totals=None):
         totals = (occurrence_totals if dep["strategy"] in ("shutdown", "wakeup") else report_totals)(store, dep)
     return {
         "deployment_id": dep["deployment_id"], "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
+        "deployment_key": dep.get("deployment_key"), "version": dep.get("version"),
         "target_version": dep.get("target_version"), "status": dep["status"], "message": dep.get("message"),
         "limit": (dep.get("params") or {}).get("limit"), "active": store.lease_live(dep),
         "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),

@@ -31,12 +31,19 @@ import sqlite3
 import threading
 import time
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ACTIVE_STATUSES = ("running", "paused")
-FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted")
+FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted", "cancelled", "rolled_back")
 # "interrupted": stopped by SIGTERM/SIGINT between two steps; a rerun resumes it
-OPEN_STATUSES = ("staged", "running", "paused", "interrupted")
+OPEN_STATUSES = ("pending", "staged", "running", "paused", "interrupted")
+# every status a deployment can have (docs/lifecycle.md)
+STATUSES = ("pending", "staged", "running", "paused", "promoted", "interrupted", "completed", "completed_with_failures",
+            "failed", "cancelled", "rolled_back", "aborted")
+# the statuses of a version that a rollback may return to
+ROLLBACK_STATUSES = ("completed", "completed_with_failures")
+# deployments that change no version have no place in a key's version history
+UNVERSIONED_STRATEGIES = ("shutdown", "wakeup")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -56,7 +63,14 @@ CREATE TABLE IF NOT EXISTS deployments (
     owner_host TEXT,
     heartbeat REAL,
     message TEXT,
-    generation INTEGER NOT NULL DEFAULT 0
+    generation INTEGER NOT NULL DEFAULT 0,
+    deployment_key TEXT,
+    version INTEGER,
+    source_version TEXT,
+    policy TEXT,
+    rollback_to INTEGER,
+    actor TEXT,
+    reason TEXT
 );
 CREATE INDEX IF NOT EXISTS deployments_fleet ON deployments (fleet_key, status);
 CREATE TABLE IF NOT EXISTS agents (
@@ -185,13 +199,30 @@ class StateStore:
             raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, row["value"], SCHEMA_VERSION))
         elif int(row["value"]) < SCHEMA_VERSION:
             self._migrate()
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deployments_version ON deployments (deployment_key, version)")
 
     def _migrate(self):
-        """Schema 1 -> 2: the lease generation."""
+        """Schema 1 -> 2: the lease generation. 2 -> 3: deployment records (key, version per key, source
+        version, policy, rollback target, who and why); existing deployments get their fleet key as
+        deployment key and versions 1, 2, ... in the order they were created."""
         with self._tx():
             columns = [r["name"] for r in self.db.execute("PRAGMA table_info(deployments)").fetchall()]
             if "generation" not in columns:
                 self.db.execute("ALTER TABLE deployments ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+            for name, kind in (("deployment_key", "TEXT"), ("version", "INTEGER"), ("source_version", "TEXT"),
+                               ("policy", "TEXT"), ("rollback_to", "INTEGER"), ("actor", "TEXT"), ("reason", "TEXT")):
+                if name not in columns:
+                    self.db.execute("ALTER TABLE deployments ADD COLUMN %s %s" % (name, kind))
+            self.db.execute("UPDATE deployments SET deployment_key=fleet_key WHERE deployment_key IS NULL")
+            rows = self.db.execute(
+                "SELECT deployment_id, deployment_key, strategy FROM deployments WHERE version IS NULL "
+                "ORDER BY created_at, rowid").fetchall()
+            for r in rows:
+                if r["strategy"] in UNVERSIONED_STRATEGIES:
+                    continue
+                self.db.execute(
+                    "UPDATE deployments SET version=(SELECT COALESCE(MAX(version), 0) + 1 FROM deployments "
+                    "WHERE deployment_key=?) WHERE deployment_id=?", (r["deployment_key"], r["deployment_id"]))
             self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self):
@@ -226,19 +257,21 @@ class StateStore:
         """Raise :class:`StaleRunError` when the fenced deployment's generation moved on (no-op unfenced).
 
         Safe from any thread (the agent client's fan-out threads call it before every request):
-        it reads through a connection of its own.
+        it reads through a connection of its own. Returns the deployment's ``(status, message)`` as
+        stored right now (an operator's pause or fail, see :mod:`._lifecycle`), or None unfenced.
         """
         if not self._fence:
-            return
+            return None
         deployment_id, mine = self._fence
         with self._fence_lock:
             if self._fence_db is None:
                 self._fence_db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            row = self._fence_db.execute("SELECT generation FROM deployments WHERE deployment_id=?",
+            row = self._fence_db.execute("SELECT generation, status, message FROM deployments WHERE deployment_id=?",
                                          (deployment_id,)).fetchone()
         current = row[0] if row else None
         if current != mine:
             raise StaleRunError(_stale_message(deployment_id, mine, current))
+        return row[1], row[2]
 
     # -- deployments ----------------------------------------------------------
     def get_deployment(self, deployment_id):
@@ -277,14 +310,20 @@ class StateStore:
         return [_deployment(r) for r in rows]
 
     def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                         stage_only=False, owner_pid=None, takeover=False):
+                         stage_only=False, owner_pid=None, takeover=False, record=None, promote=False):
         """Start (or stage, or resume) a deployment.
 
         Returns ``(deployment, mode)`` with mode ``new``, ``staged``,
         ``resumed``, ``promoted`` or ``complete`` (already finished: nothing to do).
         Raises :class:`LockedError` when another rollout holds the fleet key.
+
+        ``record`` (a new deployment only): ``deployment_key`` (default ``fleet_key``), ``policy``,
+        ``source_version`` (default: the target of the key's last completed version), ``rollback_to``,
+        ``actor`` and ``reason``. A new deployment gets the key's next ``version`` (1, 2, ...).
+        ``promote``: the resumed deployment is promoted (mode ``promoted``).
         """
         now = self.clock()
+        record = dict(record or {})
         owner_pid = owner_pid or default_owner_pid()
         host = socket.gethostname()
         with self._tx():
@@ -336,7 +375,7 @@ class StateStore:
                                       % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
                 if stage_only:
                     return existing, "staged"
-                mode = "promoted" if existing["status"] == "staged" else "resumed"
+                mode = "promoted" if existing["status"] == "staged" or promote else "resumed"
                 self.db.execute(
                     "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
                     "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
@@ -347,13 +386,25 @@ class StateStore:
                                                                   "previous_message": existing.get("message")})
                 return self.get_deployment(deployment_id), mode
             status = "staged" if stage_only else "running"
+            key = record.get("deployment_key") or fleet_key
+            version = None
+            source = record.get("source_version")
+            if strategy not in UNVERSIONED_STRATEGIES:
+                version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
+                                          (key,)).fetchone()[0]
+                if source is None:
+                    last = self._last_completed(key)
+                    source = last["target_version"] if last else None
             self.db.execute(
                 "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
-                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation, deployment_key, "
+                "version, source_version, policy, rollback_to, actor, reason) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
                  now, None if stage_only else now, now, None if stage_only else owner_pid,
-                 None if stage_only else host, None if stage_only else now, 0 if stage_only else 1),
+                 None if stage_only else host, None if stage_only else now, 0 if stage_only else 1,
+                 key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
+                 record.get("actor"), record.get("reason")),
             )
             rows = []
             for wave in plan:
@@ -368,7 +419,10 @@ class StateStore:
                 "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
                 rows,
             )
-            self._event(deployment_id, "deployment_" + status, {"strategy": strategy, "target_version": target_version})
+            self._event(deployment_id, "deployment_" + status, {
+                "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
+                "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
+                "reason": record.get("reason")})
         return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
 
     def staged_for_fleet(self, fleet_key):
@@ -376,6 +430,50 @@ class StateStore:
             "SELECT * FROM deployments WHERE fleet_key=? AND status='staged' ORDER BY created_at DESC LIMIT 1", (fleet_key,)
         ).fetchone()
         return _deployment(row) if row else None
+
+    # -- deployment records (docs/lifecycle.md) ---------------------------------------
+    def promotable_for_fleet(self, fleet_key):
+        """The newest deployment of the fleet a promotion continues: staged, or paused (a canary waiting for
+        its promotion, or an operator's pause)."""
+        row = self.db.execute(
+            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','paused') "
+            "ORDER BY created_at DESC LIMIT 1", (fleet_key,)).fetchone()
+        return _deployment(row) if row else None
+
+    def history(self, deployment_key, limit=None):
+        """The versions of ``deployment_key``, newest first (only versioned deployments)."""
+        sql = "SELECT * FROM deployments WHERE deployment_key=? AND version IS NOT NULL ORDER BY version DESC"
+        args = [deployment_key]
+        if limit:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [_deployment(r) for r in self.db.execute(sql, args).fetchall()]
+
+    def keys(self):
+        """Every deployment key with its newest version: ``[(key, deployment)]``, keys in name order."""
+        rows = self.db.execute(
+            "SELECT d.* FROM deployments d JOIN (SELECT deployment_key, MAX(version) AS v FROM deployments "
+            "WHERE version IS NOT NULL GROUP BY deployment_key) k ON d.deployment_key=k.deployment_key AND d.version=k.v "
+            "ORDER BY d.deployment_key").fetchall()
+        return [(r["deployment_key"], _deployment(r)) for r in rows]
+
+    def version(self, deployment_key, version):
+        row = self.db.execute("SELECT * FROM deployments WHERE deployment_key=? AND version=?",
+                              (deployment_key, int(version))).fetchone()
+        return _deployment(row) if row else None
+
+    def _last_completed(self, deployment_key, before=None):
+        sql = "SELECT * FROM deployments WHERE deployment_key=? AND status='completed' AND version IS NOT NULL"
+        args = [deployment_key]
+        if before is not None:
+            sql += " AND version < ?"
+            args.append(int(before))
+        row = self.db.execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
+        return _deployment(row) if row else None
+
+    def rollback_target(self, deployment_key, before=None):
+        """The last version of ``deployment_key`` that completed (before version ``before``), or None."""
+        return self._last_completed(deployment_key, before)
 
     def update_params(self, deployment_id, changes):
         """Merge ``changes`` into the deployment's recorded parameters (e.g. the --limit of this run)."""
@@ -393,17 +491,30 @@ class StateStore:
             self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?",
                             (now, now, deployment_id))
 
-    def set_status(self, deployment_id, status, message=None):
+    def set_status(self, deployment_id, status, message=None, data=None, only_from=None):
+        """Set the deployment's status (and event ``deployment_<status>`` with ``message`` and ``data``).
+
+        ``only_from``: change it only when its status is one of these (in the same transaction);
+        returns whether it changed.
+        """
         now = self.clock()
         finished = now if status in FINISHED_STATUSES else None
         with self._tx():
+            if only_from is not None:
+                row = self.db.execute("SELECT status FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
+                if row is None or row["status"] not in only_from:
+                    return False
             self.db.execute(
                 "UPDATE deployments SET status=?, updated_at=?, finished_at=COALESCE(?, finished_at), "
                 "message=COALESCE(?, message), owner_pid=CASE WHEN ? IS NULL THEN owner_pid ELSE NULL END "
                 "WHERE deployment_id=?",
                 (status, now, finished, message, finished, deployment_id),
             )
-            self._event(deployment_id, "deployment_" + status, {"message": message} if message else None)
+            event = dict(data or {})
+            if message:
+                event["message"] = message
+            self._event(deployment_id, "deployment_" + status, event or None)
+        return True
 
     # -- agents -----------------------------------------------------------------
     def agents(self, deployment_id, wave=None, hosts=None):
@@ -582,6 +693,7 @@ def _deployment(row):
     d = dict(row)
     d["plan"] = json.loads(d["plan"]) if d.get("plan") else []
     d["params"] = json.loads(d["params"]) if d.get("params") else {}
+    d["policy"] = json.loads(d["policy"]) if d.get("policy") else {}
     return d
 
 

@@ -51,6 +51,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
@@ -60,6 +61,10 @@ CONTROLLER_DRIVERS = ("none", "fleetsim")
 DRIVERS = ("none", "fleetsim", "tasks", "docker")
 # after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
 INTERRUPT_DRAIN_WAIT = 10.0
+# an operator's pause or fail (from another process, see _lifecycle) stops a wave at once in these steps;
+# in the others (agents asked and stopping for the update) the wave ends first and the next one does not start
+OPERATOR_STOP_STEPS = ("the health gate",)
+OPERATOR_STATUSES = ("paused", "failed")
 
 
 def _members(wave):
@@ -127,11 +132,17 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         dep = store.get_deployment(deployment_id)
         if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
-        if dep["status"] != "running":
-            # an earlier wave halted the rollout (or an error closed it): the later batches ask nobody and
-            # give their agents an "ok, not asked" result. (meta: end_play would end the play instead, but then
-            # ansible-playbook exits 0 even though the halted wave's failed agents failed.)
-            return _stopped(store, dep, members)
+        # a pause that came while the tasks driver's update tasks ran: the agents they updated are recorded and
+        # gated first (the later waves stop)
+        finishing = dep["status"] == "paused" and params["phase"] in ("settle", "finish") and params.get("update_hosts")
+        if dep["status"] != "running" and not finishing:
+            # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
+            # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
+            # play instead, but then ansible-playbook exits 0 even though the halted wave's failed agents failed.)
+            out = _stopped(store, dep, members)
+            if dep["status"] == "paused" and progress is not None:
+                progress(out["line"])
+            return out
         if run is None:
             try:
                 return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep,
@@ -142,11 +153,16 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
                 raise _aborted(store, client, params, dep, wave, members, exc) from exc
         # from here on a newer run of this deployment (a rerun after a kill, a takeover) fences this one off
         store.fence(deployment_id, dep["generation"])
-        run.fence = store.check_fence
+        run.fence = _operator_guard(store, run, params["phase"])
         try:
             run.check()
             return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
                               run)
+        except OperatorStop as exc:
+            if progress is not None:
+                progress("deployment %s %s: stopping in wave %s (%s) during %s" % (
+                    deployment_id, exc.status, wave["index"], wave["name"], run.step))
+            return _operator_stopped(store, client, run, params, dep, wave, members, secrets, exc)
         except Interrupted as exc:
             return _interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
         except (RunStopped, StaleRunError):
@@ -165,6 +181,41 @@ def _aborted(store, client, params, dep, wave, members, exc):
     if notes:
         message += "; " + "; ".join(notes)
     return RolloutError(message)
+
+
+def _operator_guard(store, run, phase):
+    """The run's fence: a newer run stops this one (StaleRunError); an operator's pause or fail stops it
+    in the steps of OPERATOR_STOP_STEPS (the controller-side drivers' phase ``all``)."""
+
+    def guard():
+        now = store.check_fence()
+        if (now and now[0] in OPERATOR_STATUSES and phase == "all" and run.step in OPERATOR_STOP_STEPS
+                and not run.cleaning):
+            raise OperatorStop(now[0], now[1] or now[0])
+
+    return guard
+
+
+def _operator_stopped(store, client, run, params, dep, wave, members, secrets, exc):
+    """An operator paused or failed the deployment while this wave waited: start again every agent that
+    stopped for us and is not yet handed over, record the deployment with the operator's status and where
+    it stopped. A paused deployment resumes with a rerun (agentfleet.rollout.resume): the agents already
+    started are gated then, without being started again."""
+    deployment_id = dep["deployment_id"]
+    with run.cleaning_up():
+        notes = _restart_stopped(store, client, params, dep, members)
+    message = "%s; stopped during %s in wave %s (%s)%s" % (
+        str(exc), run.step, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "")
+    if exc.status == "paused":
+        message += "; resume with agentfleet.rollout.resume (a rerun continues from here)"
+    store.event(deployment_id, "wave_stopped", {"wave": wave["index"], "step": run.step, "status": exc.status})
+    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
+                              audit_path=params.get("audit_path"), secrets=secrets, status=exc.status)
+    line = "deployment %s %s: %s" % (deployment_id, exc.status, message)
+    return {"changed": True, "failed": exc.status != "paused", "paused": exc.status == "paused", "msg": line,
+            "line": line, "halt": True, "halt_reason": message, "phase_done": exc.status, "needs_revert": False,
+            "update_hosts": [], "update_agents": [], "update_map": {}, "rollout_deployment_summary": closed,
+            "outcomes": agent_outcomes(store, deployment_id, members, [])}
 
 
 class _Steps:
@@ -231,8 +282,12 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
 
 def _stopped(store, dep, members):
     rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
-    detail = "not asked: the rollout stopped (deployment %s)%s" % (
-        dep["status"], (": %s" % dep["message"]) if dep.get("message") else "")
+    if dep["status"] == "paused":
+        detail = "not asked: deployment %s is paused%s" % (
+            dep["deployment_id"], (" (%s)" % dep["message"]) if dep.get("message") else "")
+    else:
+        detail = "not asked: the rollout stopped (deployment %s)%s" % (
+            dep["status"], (": %s" % dep["message"]) if dep.get("message") else "")
     outcomes = {}
     for m in members:
         row = rows.get(m["name"]) or {}
@@ -436,11 +491,27 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
                    "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
+    if not halt and not params.get("last") and _awaits_promotion(params, dep, wave):
+        message = "canary wave %s (%s) passed: waiting for promotion (agentfleet.rollout.promote)" % (
+            wave["index"], wave["name"])
+        if store.set_status(deployment_id, "paused", message, data={"awaiting_promotion": True},
+                            only_from=("running",)):
+            out.update(awaiting_promotion=True, line=summary["line"] + " | " + message)
+            if params.get("audit_path"):
+                append_audit(params["audit_path"], {"event": "deployment_awaiting_promotion",
+                                                    "deployment_id": deployment_id, "message": message}, secrets)
     if halt or params.get("last"):
         out["rollout_deployment_summary"] = close_deployment(
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
             report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
     return out
+
+
+def _awaits_promotion(params, dep, wave):
+    """With ``auto_promote: false`` a rollout stops after its first (canary) wave until it is promoted."""
+    if params.get("auto_promote", True) or (dep.get("params") or {}).get("promoted"):
+        return False
+    return wave["index"] == min(w["index"] for w in dep["plan"]) if dep.get("plan") else False
 
 
 def agent_outcomes(store, deployment_id, members, this_run):

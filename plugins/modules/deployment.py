@@ -38,6 +38,20 @@ description:
     O(state=completed), V(completed_with_failures), V(failed), V(aborted) or V(paused) ends it with that status and
     O(status_reason). Closing ends the lease (except V(paused)), appends an audit line, and returns the RV(report),
     the RV(summary_table) and the RV(deployment_summary); with O(report_path) it writes the report there.
+  - Every deployment is a record of its O(deployment_key) (default O(fleet_key)) with a C(version) that only grows
+    (1, 2, 3, ...), its source and target versions, O(policy), who (O(actor)) and why (O(reason)); see docs/lifecycle.md.
+  - O(state=present) stages the deployment unless it is recorded already (then nothing changes).
+  - O(state=promoted) is O(state=running) with O(promote=true); it also continues a canary that stopped after its
+    first wave (C(auto_promote=false)).
+  - O(state=resumed) continues the paused (or interrupted) deployment of O(fleet_key); a pause not yet acted on is
+    lifted (RV(mode=lifted)), else the plan is returned to run again; it continues where it stopped.
+  - O(state=rolled_back) records a new deployment of the key back to version O(rollback_to)'s target (default, the
+    last completed version before the newest) and returns its plan (O(waves)).
+  - O(state=paused) and O(state=failed) without O(status_reason) are the operator's pause and fail of the deployment
+    O(deployment_id), or the newest version of O(deployment_key); a rollout running it in another process stops at
+    its next health-gate wait or before its next wave. O(auto_revert) with O(state=failed) then starts the agents it
+    updated on their previous version (O(driver=fleetsim)); the deployment ends C(rolled_back). Returns the
+    record (RV(status), RV(version), ...).
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   state_path:
@@ -49,9 +63,11 @@ options:
       - V(running) - the deployment runs (new, resumed, retried or promoted); V(staged) - planned, not run.
       - V(closed) - ended, with the status its agents' results give; V(completed), V(completed_with_failures),
         V(failed), V(aborted), V(paused) - ended with that status.
+      - V(present), V(promoted), V(resumed), V(rolled_back) - see the description.
     type: str
     default: running
-    choices: [running, staged, closed, completed, completed_with_failures, failed, aborted, paused]
+    choices: [running, staged, closed, completed, completed_with_failures, failed, aborted, paused, cancelled, present,
+              resumed, promoted, rolled_back]
   deployment_id:
     description:
       - The deployment.
@@ -115,13 +131,42 @@ options:
       - Append one JSON line per event (deployment started, staged, promoted, resumed or retried; deployment closed
         with its status) to this audit log.
     type: path
-  token:
+  deployment_key:
     description:
-      - When closing, the agents' token (the one the waves sent, else E(AGENTFLEET_TOKEN)). The report and the audit
-        line are masked with it and with the batch's agents' own C(rollout_token) values, should any text that went
-        into the deployment carry one. Nothing is sent to any agent.
+      - The key whose versions the deployment belongs to (default O(fleet_key)); with O(state=paused) or
+        O(state=failed), the key whose newest version is meant.
     type: str
+  reason:
+    description: Why (recorded with a new deployment, and in the audit line with who and when).
+    type: str
+  actor:
+    description: Who acts (default the AWX job of C(JOB_ID), C(AWX_JOB_ID) or C(TOWER_JOB_ID), else the local user).
+    type: str
+  policy:
+    description: The update policy recorded with a new deployment (strategy, cohorts, gate settings, ...).
+    type: dict
+    default: {}
+  rollback_to:
+    description: With O(state=rolled_back), the version of the key to go back to (it must have completed).
+    type: int
+  auto_revert:
+    description: With O(state=failed), start the agents the deployment updated on their previous version.
+    type: bool
+    default: false
+  driver:
+    description: With O(auto_revert), the update driver that reverts (only V(fleetsim) can from here).
+    type: str
+    default: none
+    choices: [none, fleetsim, tasks, docker]
+  control_url:
+    description: The simulator's control URL for O(driver=fleetsim).
+    type: str
+  revert_wait:
+    description: With O(auto_revert), how long to wait (seconds) for the rollout running the deployment to stop.
+    type: float
+    default: 60.0
 extends_documentation_fragment:
+  - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
 attributes:
@@ -330,6 +375,42 @@ deployment_summary:
            "strategy": "canary", "totals": {"updated": 1, "declined": 0, "deferred": 0, "rejected": 0, "failed": 0,
            "reverted": 0, "skipped": 0, "pending": 9}, "report_path": "/var/log/agentfleet/deploy-20260101-120000.json",
            "message": "wave 2 (early_adopters): authentication failed", "summary_table": []}
+deployment_key:
+  description: The deployment's key.
+  returned: state running, staged, present, promoted, resumed, rolled_back, and the operator's paused and failed
+  type: str
+  sample: production
+version:
+  description: The deployment's version of its key.
+  returned: state running, staged, present, promoted, resumed, rolled_back, and the operator's paused and failed
+  type: int
+  sample: 3
+rollback_to:
+  description: With O(state=rolled_back), the version rolled back to.
+  returned: state rolled_back
+  type: int
+  sample: 1
+rollback_from:
+  description: With O(state=rolled_back), the key's newest version before the rollback.
+  returned: state rolled_back
+  type: int
+  sample: 3
+reverted:
+  description: With O(state=failed) and O(auto_revert), the agents put back on their previous version.
+  returned: the operator's failed
+  type: list
+  elements: str
+  sample: ["agent-000"]
+revert_failed:
+  description: With O(state=failed) and O(auto_revert), the agents that could not be put back, with the error.
+  returned: the operator's failed
+  type: dict
+  sample: {}
+phase:
+  description: Where the deployment is, in words (see M(agentfleet.rollout.deployment_info)'s RV(agentfleet.rollout.deployment_info#module:status)).
+  returned: the operator's paused and failed
+  type: str
+  sample: paused in wave 2/4 (early_adopters)
 msg:
   description: For a closing state in check mode, that nothing was written.
   returned: a closing state in check mode

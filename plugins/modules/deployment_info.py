@@ -29,6 +29,14 @@ options:
   fleet_key:
     description: Without O(deployment_id), list only the deployments of this fleet key.
     type: str
+  deployment_key:
+    description:
+      - Return the key's RV(status) (its newest version, or O(version), or O(deployment_id)) and RV(history)
+        (docs/lifecycle.md); RV(report) is then that deployment's report.
+    type: str
+  version:
+    description: With O(deployment_key), the version to show in RV(status).
+    type: int
   max_deployments:
     description: Without O(deployment_id), list at most this many deployments (at least 1).
     type: int
@@ -51,6 +59,12 @@ EXAMPLES = r"""
 - name: Show it
   ansible.builtin.debug:
     msg: "{{ history.deployments | map(attribute='deployment_id') | zip(history.deployments | map(attribute='status')) }}"
+
+- name: The status and version history of a deployment key
+  agentfleet.rollout.deployment_info:
+    state_path: /var/lib/agentfleet/rollout.db
+    deployment_key: production
+  register: production
 
 - name: One deployment's report
   agentfleet.rollout.deployment_info:
@@ -92,6 +106,52 @@ report:
            "totals": {"updated": 10, "deferred": 0, "declined": 0, "rejected": 0, "failed": 0, "reverted": 0,
                       "skipped": 0, "pending": 0},
            "waves": [], "agents": []}
+keys:
+  description:
+    - Without O(deployment_id) and O(deployment_key), every deployment key with its newest version's record (as in
+      RV(history)).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+keys_lines:
+  description: RV(keys) as lines of text (what C(python -m agentfleet_cli list) prints).
+  returned: without O(deployment_id) and O(deployment_key), when the state file exists
+  type: list
+  elements: str
+  sample: ["key                  version status                  target     phase"]
+status:
+  description:
+    - With O(deployment_key), the deployment record (docs/lifecycle.md) of its newest version (or O(version)).
+      C(deployment_key), C(version), C(deployment_id), C(fleet_key), C(strategy), C(status), C(phase) (in words),
+      C(source_version), C(target_version), C(policy), C(rollback_to) (a rollback's version), C(rollback_target)
+      (the last completed version before it, C(version) and C(target_version)), C(actor), C(reason), C(message),
+      C(active), the times, C(counts) (CIRISManager's C(total), C(updated), C(deferred), C(declined),
+      C(rejected), C(failed), plus C(reverted), C(skipped), C(pending)), C(health) (C(waves), C(waves_passed),
+      C(waves_failed), C(healthy), C(gated), C(last_failure)), C(events) and C(agents) (per-agent results).
+  returned: always (null without O(deployment_key))
+  type: dict
+  sample: {"deployment_key": "production", "version": 2, "status": "completed", "phase": "completed",
+           "source_version": "1.0.0", "target_version": "2.0.0",
+           "counts": {"total": 10, "updated": 10, "deferred": 0, "declined": 0, "rejected": 0, "failed": 0}}
+history:
+  description: With O(deployment_key), every version's record (without events and agents), newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+status_lines:
+  description: RV(status) as lines of text (what C(python -m agentfleet_cli status) prints).
+  returned: with O(deployment_key)
+  type: list
+  elements: str
+  sample: ["production version 2: completed (completed)"]
+history_lines:
+  description: RV(history) as a table (what C(python -m agentfleet_cli history) prints).
+  returned: with O(deployment_key)
+  type: list
+  elements: str
+  sample: ["version status                  strategy   from       to         updated    created"]
 summary_table:
   description: With O(deployment_id) of a rollout, its report as a table, one line per wave and cohort and a total line.
   returned: always

@@ -183,6 +183,12 @@ options:
         records the wave.
     type: bool
     default: false
+  auto_promote:
+    description:
+      - V(false) - after the first wave of the plan passes, the deployment is C(paused), awaiting promotion
+        (agentfleet.rollout.promote), and the later waves ask nobody. A promoted deployment goes on.
+    type: bool
+    default: true
   update_hosts:
     description:
       - With O(phase=settle) and O(phase=finish), the agents the update tasks ran for, the RV(update_hosts) returned

@@ -88,7 +88,8 @@ def test_check_mode_reads_without_creating_the_state_file(tmp_path):
 
 
 def test_info_on_a_missing_state_file_is_empty_and_creates_nothing(tmp_path):
-    assert info(tmp_path) == {"changed": False, "deployments": [], "report": None, "summary_table": []}
+    assert info(tmp_path) == {"changed": False, "deployments": [], "report": None, "summary_table": [], "keys": [],
+                              "status": None, "history": []}
     assert not os.path.exists(tmp_path / "state.db")
 
 

@@ -229,7 +229,9 @@ def test_a_schema_1_state_file_gets_the_generation(tmp_path):
     db.close()
     with open_store(path) as s:
         assert s.get_deployment("d0")["generation"] == 0
-        assert s.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        # and on to schema 3: the deployment records (docs/lifecycle.md)
+        assert s.get_deployment("d0")["version"] == 1 and s.get_deployment("d0")["deployment_key"] == "fleet"
+        assert s.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_an_interrupted_occurrence_engine_records_its_deployment_interrupted(tmp_path):
