@@ -10,7 +10,6 @@ plugin call it, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import os
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
@@ -38,6 +37,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
 
 ENGINE_ERRORS = (RolloutError, StateError, ValueError)
 
@@ -204,7 +204,7 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, r
 
 def _read_only_store(state_path):
     """The state file opened for reading, or None when it does not exist (it is not created)."""
-    if not os.path.exists(state_path):
+    if not state_exists(state_path):
         return None
     try:
         return open_store(state_path)
