@@ -41,7 +41,10 @@ description:
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   state_path:
-    description: The state file (SQLite, created with its directory when missing).
+    description:
+      - The rollout state, a SQLite file (a path or C(sqlite:///path), created with its directory when missing) or
+        C(s3://bucket/prefix) (the database and the fleet locks in S3, AWS settings from the environment;
+        docs/reliability.md).
     type: path
     required: true
   state:
