@@ -36,6 +36,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import break_lock
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import lock_breaker
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
 
@@ -86,6 +88,8 @@ DEPLOYMENT_SPEC = dict(
     status_reason=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
+    lock_ttl=dict(type="float"),
+    break_lock_reason=dict(type="str"),
 )
 DEPLOYMENT_REQUIRED_IF = [
     ["state", "running", ["fleet_key"]],
@@ -258,8 +262,17 @@ def _open_deployment(params, stage, check_mode):
         finally:
             if store is not None:
                 store.close()
-    with open_store(params["state_path"]) as store:
+    broken = None
+    if params.get("break_lock_reason"):
+        broken = break_lock(params["state_path"], params["fleet_key"], params["break_lock_reason"], lock_breaker())
+        if params.get("audit_path") and broken["broken"]:
+            append_audit(params["audit_path"], {"event": "lock_broken", "fleet_key": params["fleet_key"],
+                                                "deployment_id": broken["deployment_id"], "reason": broken["reason"],
+                                                "by": broken["by"]})
+    with open_store(params["state_path"], lock_ttl=params.get("lock_ttl")) as store:
         out = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
+    if broken is not None:
+        out["lock_broken"] = broken
     if params.get("audit_path") and out["mode"] != "complete":
         append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
                                             "strategy": out.get("strategy"), "target_version": out["target_version"],

@@ -648,6 +648,19 @@ def open_store(path, backend=None, **kwargs):
     return S3StateStore(location, **kwargs)
 
 
+def lock_breaker():
+    """Who breaks a lock, for the record: ``AGENTFLEET_RUN_ID`` (a CI or AWX job) else user@host."""
+    run = os.environ.get("AGENTFLEET_RUN_ID")
+    try:
+        import getpass
+
+        user = getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    who = "%s@%s" % (user, socket.gethostname())
+    return "%s (run %s)" % (who, run) if run else who
+
+
 def break_lock(url, key, reason, who, **kwargs):
     """Break the one-active-deployment lock of fleet (deployment) key ``key``, with a reason; audited in the state.
 

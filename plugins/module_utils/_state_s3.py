@@ -105,8 +105,12 @@ def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
     return ttl
 
 
+_clients = {}
+_clients_lock = threading.Lock()
+
+
 def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, secret_key=None, session_token=None):
-    """A boto3 S3 client from the usual AWS settings.
+    """A boto3 S3 client from the usual AWS settings (one per process and settings: building one costs ~0.3 s).
 
     Unset settings fall back to boto3's own chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles,
     ...); the endpoint to ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (MinIO, Ceph).
@@ -116,6 +120,18 @@ def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, sec
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     if bool(access_key) != bool(secret_key):
         raise ValueError("access_key and secret_key go together: give both or neither")
+    # the environment is part of the key: boto3 reads credentials and the region from it
+    key = (endpoint_url, region, profile, access_key, secret_key, session_token) + tuple(
+        os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                          "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _new_client(endpoint_url, region, profile, access_key, secret_key, session_token)
+    return client
+
+
+def _new_client(endpoint_url, region, profile, access_key, secret_key, session_token):
     try:
         session = boto3.session.Session(profile_name=profile or None, aws_access_key_id=access_key or None,
                                         aws_secret_access_key=secret_key or None,
@@ -292,8 +308,9 @@ class FleetLock:
                 holder, etag = self.read()
                 if holder is None or holder.get("run") != self.run_id:
                     return False
-                # another task of this same run wrote it last: adopt its ETag
+                # another task of this same run wrote it last: adopt its ETag, and the TTL it was taken with
                 self.etag, self.acquired_at = etag, holder.get("acquired_at")
+                self.ttl = float(holder.get("ttl") or self.ttl)
             try:
                 self.etag = self.objects.put(self.key, self._body(deployment_id, self.acquired_at),
                                              if_match=self.etag, content_type="application/json")
@@ -323,7 +340,7 @@ def describe_holder(fleet_key, holder, now):
     return ("another rollout is active for fleet %r: deployment %s, run %s, pid %s on %s holds its lock "
             "(lease renewed %s s ago, expires in %.0f s unless renewed); one active deployment per fleet. "
             "If that controller is gone for good, wait for the lease to expire (lock_ttl %s s) or break the lock "
-            "with a reason" % (fleet_key, holder.get("deployment_id"), holder.get("run"), holder.get("owner_pid"),
+            "with a reason (rollout_break_lock_reason)" % (fleet_key, holder.get("deployment_id"), holder.get("run"), holder.get("owner_pid"),
                                 holder.get("owner_host"), "%.0f" % max(0.0, now - float(holder.get("renewed_at") or 0)),
                                 left, holder.get("ttl")))
 
@@ -511,8 +528,7 @@ class S3StateStore(StateStore):
                 "it was broken): deployment %s stops here and writes nothing" % (dep["fleet_key"], dep["deployment_id"]))
 
     def _renew_loop(self, lock, dep):
-        interval = max(0.5, self.lock_ttl / 3.0)
-        while not self._stop_renewing.wait(interval):
+        while not self._stop_renewing.wait(max(0.5, lock.ttl / 3.0)):
             try:
                 if not lock.renew(dep["deployment_id"]):
                     self._lost = self._lost_message(dep)

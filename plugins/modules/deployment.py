@@ -116,8 +116,22 @@ options:
   audit_path:
     description:
       - Append one JSON line per event (deployment started, staged, promoted, resumed or retried; deployment closed
-        with its status) to this audit log.
+        with its status; lock broken) to this audit log.
     type: path
+  lock_ttl:
+    description:
+      - With an C(s3://) O(state_path) and O(state=running), the lease of the fleet key's lock in seconds (at least
+        2) -- how long after a crashed controller's last renewal another run may take the deployment over.
+      - Default the URL's C(lock_ttl), else E(AGENTFLEET_LOCK_TTL), else 600. Renewals keep the TTL the lock was
+        taken with. Ignored for a SQLite state (its lease follows the owner's process).
+    type: float
+  break_lock_reason:
+    description:
+      - Before starting, break the lock of O(fleet_key) whoever holds it, with this reason (recorded as a
+        C(lock_broken) event of the deployment that held it, with who broke it, and in O(audit_path)).
+      - For a holder known to be gone for good (a deleted AWX job or CI runner) when waiting for its lease to expire
+        is not acceptable. A holder still alive stops at its next step. See docs/reliability.md.
+    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
@@ -193,6 +207,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_broken:
+  description: What O(break_lock_reason) broke (C(broken) false when nothing held the fleet key).
+  returned: when O(break_lock_reason) was given
+  type: dict
+  sample: {"broken": true, "key": "agents", "reason": "AWX job 4711 deleted", "by": "awx@ee-4711",
+           "deployment_id": "deploy-agents-2.0.0", "holder": {"run": "4702", "owner_host": "ee-4702"}}
 mode:
   description:
     - What happened, V(new), V(staged), V(promoted), V(resumed), V(retry) (a deployment that

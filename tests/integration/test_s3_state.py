@@ -54,17 +54,19 @@ def controller(tmp_path, moto, name):
     return workdir, env
 
 
-def rollout_vars(bucket, workdir, ttl=600, **extra):
+def rollout_vars(bucket, workdir, ttl=None, **extra):
     v = {
         "rollout_target_version": "2.0.0",
         "rollout_driver": "fleetsim",
         "rollout_min_healthy_time": 0,
         "rollout_poll_interval": 0.1,
         "rollout_healthy_deadline": 60,
-        "rollout_state_path": "s3://%s/agentfleet/prod?lock_ttl=%s" % (bucket, ttl),
+        "rollout_state_path": "s3://%s/agentfleet/prod" % bucket,
         "rollout_report_path": str(workdir / "report.json"),
         "rollout_audit_path": "s3://%s/agentfleet/prod/audit.jsonl" % bucket,
     }
+    if ttl is not None:
+        v["rollout_lock_ttl"] = ttl
     v.update(extra)
     return v
 
@@ -156,7 +158,9 @@ def test_killed_holder_lock_expires_after_the_ttl_then_the_next_run_resumes(tmp_
         asked_before = sorted(asked(sim))
         assert len(asked_before) == 4
         held = lock(moto, bucket)
-        assert held["deployment_id"] == "deploy-agents-2.0.0"
+        # taken with rollout_lock_ttl by the plan, renewed with it by the waves
+        assert held["deployment_id"] == "deploy-agents-2.0.0" and held["ttl"] == ttl
+        assert held["renewed_at"] > held["acquired_at"]
 
         # another controller (another AWX job) right away: the lease has not run out
         workdir_b, env_b = controller(tmp_path, moto, "ctl-b")

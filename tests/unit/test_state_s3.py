@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 
 import pytest
 
@@ -286,3 +287,62 @@ def _free_closed_port():
     from motoserver import free_port
 
     return free_port()
+
+
+def test_the_lock_ttl_comes_from_the_argument_then_the_url_then_the_environment(url, monkeypatch):
+    monkeypatch.setenv("AGENTFLEET_LOCK_TTL", "77")
+    with open_store(url, run_id="r") as store:
+        assert store.lock_ttl == 77.0
+    with open_store(url + "?lock_ttl=42", run_id="r") as store:
+        assert store.lock_ttl == 42.0
+    with open_store(url + "?lock_ttl=42", run_id="r", lock_ttl=9) as store:
+        assert store.lock_ttl == 9.0
+
+
+def test_renewals_keep_the_ttl_the_lock_was_taken_with(url):
+    clock = Clock(1000.0)
+    with _open(url, "run-a", clock=clock, ttl=30) as planner:
+        _start(planner)
+    # a later task of the same run opens the store with the default TTL and renews
+    with open_store(url, run_id="run-a", clock=clock) as wave:
+        assert wave.lock_ttl == 600.0
+        clock.now = 1010.0
+        wave.fence("d1", 1)
+        holder, dummy = wave._lock("agents").read()
+        assert holder["ttl"] == 30.0 and holder["expires_at"] == 1040.0
+
+
+WAVES = [{"index": 1, "name": "explorers", "members": [{"name": "a", "agent_url": "http://127.0.0.1:1/a"}]}]
+
+
+def _deployment_params(url, **kw):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+
+    out = {k: v.get("default") for k, v in _runners.DEPLOYMENT_SPEC.items()}
+    out.update(state_path=url, deployment_id="d1", fleet_key="agents", target_version="2.0.0", waves=WAVES)
+    out.update(kw)
+    return out
+
+
+def test_the_deployment_module_takes_the_lock_with_its_ttl_and_breaks_one_with_a_reason(url, moto):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+
+    bucket = url.split("/")[2]
+    with _open(url, "crashed-job", clock=time.time, ttl=600) as crashed:
+        _start(crashed)
+    with pytest.raises(LockedError, match="another rollout is active"):
+        _runners.run_deployment(_deployment_params(url))
+    audit_url = "s3://%s/audit.jsonl" % bucket
+    out = _runners.run_deployment(_deployment_params(url, lock_ttl=45, audit_path=audit_url,
+                                                     break_lock_reason="AWX job 4711 deleted"))
+    assert out["mode"] == "resumed"
+    assert out["lock_broken"]["broken"] and out["lock_broken"]["holder"]["run"] == "crashed-job"
+    assert "@" in out["lock_broken"]["by"]
+    holder = json.loads(moto.client().get_object(Bucket=bucket, Key="fleets/prod/locks/agents.json")["Body"].read())
+    assert holder["ttl"] == 45.0 and holder["run"] != "crashed-job"
+    lines = [json.loads(line) for line in
+             moto.client().get_object(Bucket=bucket, Key="audit.jsonl")["Body"].read().decode().splitlines()]
+    assert lines[0]["event"] == "lock_broken" and lines[0]["reason"] == "AWX job 4711 deleted"
+    with open_store(url, run_id="reader") as reader:
+        assert [e["data"]["reason"] for e in reader.events("d1") if e["event"] == "lock_broken"] == \
+            ["AWX job 4711 deleted"]
