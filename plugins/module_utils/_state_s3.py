@@ -50,6 +50,7 @@ except ImportError:
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ACTIVE_STATUSES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
@@ -433,6 +434,10 @@ class S3StateStore(StateStore):
             src.close()
             os.unlink(tmp)
         self._etag = etag
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            # written by an older collection since this store opened: migrate it as opening it would
+            self._migrate()
 
     def _s3_refresh(self):
         """Before a write: fetch the database again if another controller wrote since."""

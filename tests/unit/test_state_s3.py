@@ -346,3 +346,17 @@ def test_the_deployment_module_takes_the_lock_with_its_ttl_and_breaks_one_with_a
     with open_store(url, run_id="reader") as reader:
         assert [e["data"]["reason"] for e in reader.events("d1") if e["event"] == "lock_broken"] == \
             ["AWX job 4711 deleted"]
+
+
+def test_a_state_written_by_an_older_collection_meanwhile_is_migrated_on_reload(url):
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
+
+    with _open(url, "run-a") as mine, _open(url, "run-old") as old:
+        _start(mine)
+        with old._tx():
+            old.db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+        mine.event("d1", "after_the_old_writer")
+    with _open(url, "reader") as reader:
+        version = reader.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert int(version) == SCHEMA_VERSION
+        assert reader.events("d1")[-1]["event"] == "after_the_old_writer"
