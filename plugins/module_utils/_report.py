@@ -71,9 +71,14 @@ def _ensure_parent(path):
 
 
 def write_json_atomic(path, data, secrets=()):
-    """Write ``data`` as pretty JSON to ``path`` atomically (temp file + rename)."""
-    _ensure_parent(path)
+    """Write ``data`` as pretty JSON to ``path`` atomically (temp file + rename; one PUT for ``s3://``)."""
     payload = json.dumps(redact(data, secrets), indent=2, sort_keys=True, default=str)
+    if str(path).startswith("s3://"):
+        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import write_text
+
+        write_text(path, payload + "\n")
+        return
+    _ensure_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -101,7 +106,6 @@ def append_audit(path, events, secrets=()):
         return
     if isinstance(events, dict):
         events = [events]
-    _ensure_parent(path)
     lines = []
     for event in events:
         event = dict(event)
@@ -109,6 +113,13 @@ def append_audit(path, events, secrets=()):
         lines.append(json.dumps(redact(event, secrets), sort_keys=True, default=str))
     if not lines:
         return
+    if str(path).startswith("s3://"):
+        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import append_lines
+
+        with _audit_lock:
+            append_lines(path, lines)
+        return
+    _ensure_parent(path)
     with _audit_lock:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")

@@ -10,7 +10,6 @@ plugin call it, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import os
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
@@ -40,7 +39,10 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import break_lock
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import lock_breaker
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
 
 ENGINE_ERRORS = (RolloutError, StateError, ValueError, lifecycle.LifecycleError)
 
@@ -103,6 +105,8 @@ DEPLOYMENT_SPEC = connection_spec(
     driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks", "docker"]),
     control_url=dict(type="str"),
     revert_wait=dict(type="float", default=60.0),
+    lock_ttl=dict(type="float"),
+    break_lock_reason=dict(type="str"),
 )
 DEPLOYMENT_REQUIRED_IF = [
     ["state", "running", ["fleet_key"]],
@@ -231,7 +235,7 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, r
 
 def _read_only_store(state_path):
     """The state file opened for reading, or None when it does not exist (it is not created)."""
-    if not os.path.exists(state_path):
+    if not state_exists(state_path):
         return None
     try:
         return open_store(state_path)
@@ -433,8 +437,17 @@ def _open_deployment(params, stage, check_mode):
         finally:
             if store is not None:
                 store.close()
-    with open_store(params["state_path"]) as store:
+    broken = None
+    if params.get("break_lock_reason"):
+        broken = break_lock(params["state_path"], params["fleet_key"], params["break_lock_reason"], lock_breaker())
+        if params.get("audit_path") and broken["broken"]:
+            append_audit(params["audit_path"], {"event": "lock_broken", "fleet_key": params["fleet_key"],
+                                                "deployment_id": broken["deployment_id"], "reason": broken["reason"],
+                                                "by": broken["by"]})
+    with open_store(params["state_path"], lock_ttl=params.get("lock_ttl")) as store:
         out = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
+    if broken is not None:
+        out["lock_broken"] = broken
     if params.get("audit_path") and out["mode"] != "complete":
         append_audit(params["audit_path"], {"event": "deployment_" + out["mode"], "deployment_id": out["deployment_id"],
                                             "strategy": out.get("strategy"), "target_version": out["target_version"],

@@ -55,7 +55,10 @@ description:
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   state_path:
-    description: The state file (SQLite, created with its directory when missing).
+    description:
+      - The rollout state, a SQLite file (a path or C(sqlite:///path), created with its directory when missing) or
+        C(s3://bucket/prefix) (the database and the fleet locks in S3, AWS settings from the environment;
+        docs/reliability.md).
     type: path
     required: true
   state:
@@ -129,7 +132,7 @@ options:
   audit_path:
     description:
       - Append one JSON line per event (deployment started, staged, promoted, resumed or retried; deployment closed
-        with its status) to this audit log.
+        with its status; lock broken) to this audit log.
     type: path
   deployment_key:
     description:
@@ -165,6 +168,20 @@ options:
     description: With O(auto_revert), how long to wait (seconds) for the rollout running the deployment to stop.
     type: float
     default: 60.0
+  lock_ttl:
+    description:
+      - With an C(s3://) O(state_path) and O(state=running), the lease of the fleet key's lock in seconds (at least
+        2) -- how long after a crashed controller's last renewal another run may take the deployment over.
+      - Default the URL's C(lock_ttl), else E(AGENTFLEET_LOCK_TTL), else 600. Renewals keep the TTL the lock was
+        taken with. Ignored for a SQLite state (its lease follows the owner's process).
+    type: float
+  break_lock_reason:
+    description:
+      - Before starting, break the lock of O(fleet_key) whoever holds it, with this reason (recorded as a
+        C(lock_broken) event of the deployment that held it, with who broke it, and in O(audit_path)).
+      - For a holder known to be gone for good (a deleted AWX job or CI runner) when waiting for its lease to expire
+        is not acceptable. A holder still alive stops at its next step. See docs/reliability.md.
+    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
@@ -241,6 +258,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_broken:
+  description: What O(break_lock_reason) broke (C(broken) false when nothing held the fleet key).
+  returned: when O(break_lock_reason) was given
+  type: dict
+  sample: {"broken": true, "key": "agents", "reason": "AWX job 4711 deleted", "by": "awx@ee-4711",
+           "deployment_id": "deploy-agents-2.0.0", "holder": {"run": "4702", "owner_host": "ee-4702"}}
 mode:
   description:
     - What happened, V(new), V(staged), V(promoted), V(resumed), V(retry) (a deployment that

@@ -112,7 +112,8 @@ options:
     type: float
   state_path:
     description:
-      - The rollout state file (SQLite) that records every answer for O(deployment_id).
+      - The rollout state (a SQLite path, C(sqlite:///path) or C(s3://bucket/prefix)) that records every answer for
+        O(deployment_id).
       - Agents whose V(accept), V(reject), V(pending) or V(declined) answer (or C(skipped) result) is recorded are not
         asked again; deferring agents only after their C(defer_until).
       - Not read or written in check mode.

@@ -29,7 +29,7 @@ description:
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   state_path:
-    description: The state file (SQLite).
+    description: The rollout state, a SQLite file (a path or C(sqlite:///path)) or C(s3://bucket/prefix) (docs/reliability.md).
     type: path
     required: true
   op:

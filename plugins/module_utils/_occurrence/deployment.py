@@ -27,6 +27,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
 
 # results after which an occurrence no longer serves (a shutdown does not ask it again)
 DOWN_RESULTS = ("stopped", "already_down")
@@ -36,8 +37,8 @@ FAILED_RESULTS = ("failed", "rejected", "deferred", "unhealthy")
 
 def open_state(params, create=True):
     """The rollout state of ``params["state_path"]``; None when ``create`` is False and there is none."""
-    path = os.path.expanduser(params.get("state_path") or DEFAULT_STATE_PATH)
-    if not create and not os.path.exists(path):
+    path = params.get("state_path") or DEFAULT_STATE_PATH
+    if not create and not state_exists(path):
         return None
     return open_store(path)
 

@@ -1,0 +1,679 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rollout state kept in S3 (``s3://bucket/prefix``), for controllers that do not last (AWX, CI).
+
+SQLite stays the engine; S3 is the durable home:
+
+* ``<prefix>/state.db`` is the SQLite database. It is downloaded when the store opens. Before every
+  write transaction the store asks S3 for the object's ETag and downloads it again when another
+  controller wrote since; after the transaction it uploads the database with ``If-Match`` on the ETag
+  it read (``If-None-Match: *`` for the first upload). Two writers cannot both win: the loser gets
+  412, downloads the winner's database and runs its whole write again on it (bounded retries), so
+  every write is serialised across controllers and sees the one before it -- including the fencing
+  check of the lease generation, which runs inside the transaction.
+* ``<prefix>/locks/<fleet key>.json`` is the one-active-deployment lock of a fleet key: a lease
+  taken with a conditional ``PUT`` (``If-None-Match: *``), renewed by the running rollout every third
+  of its TTL (``If-Match`` on its ETag) and taken over only once expired (``If-Match`` on the expired
+  lock's ETag). A controller killed with SIGKILL stops renewing; its lock expires after the TTL and
+  the next run of the deployment resumes it. :func:`break_lock` removes a lock explicitly, with a
+  reason, recorded in the state's events.
+
+The lease's clock is the controllers' own (``expires_at`` in the lock, epoch seconds): keep their
+clocks in sync (NTP) to well within the TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+
+from urllib.parse import parse_qsl
+from urllib.parse import quote
+from urllib.parse import urlsplit
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+except ImportError:
+    HAS_BOTO3 = False
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ACTIVE_STATUSES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import default_owner_pid
+
+DEFAULT_LOCK_TTL = 600.0
+MIN_LOCK_TTL = 2.0
+DB_NAME = "state.db"
+# options an s3:// URL may carry in its query string (never secrets: those come from the environment,
+# a profile or the keyword arguments)
+URL_OPTIONS = ("endpoint_url", "region", "profile", "lock_ttl")
+CLIENT_OPTIONS = ("endpoint_url", "region", "profile", "access_key", "secret_key", "session_token")
+CONFLICT_RETRIES = 8
+
+
+class ConflictError(StateError):
+    """A conditional write lost to another controller (412/409): the caller reloads and retries."""
+
+
+def parse_s3_url(url):
+    """``s3://bucket/prefix?opt=value`` -> ``(bucket, prefix, options)``; ValueError naming what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ValueError("state_path: %r is not an s3:// URL" % url)
+    bucket = parts.netloc
+    if not bucket or "@" in bucket:
+        raise ValueError("state_path: %r has no bucket (expected s3://bucket/prefix)" % _safe_url(url))
+    options = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in URL_OPTIONS:
+            raise ValueError("state_path: unknown option %r in the s3:// URL (known: %s; credentials come from the "
+                             "environment or a profile, never from the URL)" % (key, ", ".join(URL_OPTIONS)))
+        options[key] = value
+    prefix = parts.path.strip("/")
+    return bucket, prefix, options
+
+
+def _safe_url(url):
+    """The URL without its query string or user info (nothing secret reaches a message)."""
+    parts = urlsplit(url)
+    return "%s://%s%s" % (parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path)
+
+
+def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
+    if value in (None, ""):
+        value = os.environ.get("AGENTFLEET_LOCK_TTL") or default
+    try:
+        ttl = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("lock_ttl: %r is not a number of seconds" % (value,))
+    if ttl < MIN_LOCK_TTL:
+        raise ValueError("lock_ttl: %s s is too short (at least %s s)" % (value, MIN_LOCK_TTL))
+    return ttl
+
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, secret_key=None, session_token=None):
+    """A boto3 S3 client from the usual AWS settings (one per process and settings: building one costs ~0.3 s).
+
+    Unset settings fall back to boto3's own chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles,
+    ...); the endpoint to ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (MinIO, Ceph).
+    """
+    if not HAS_BOTO3:
+        raise StateError("an s3:// state needs boto3 and botocore on the controller (pip install boto3)")
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    if bool(access_key) != bool(secret_key):
+        raise ValueError("access_key and secret_key go together: give both or neither")
+    # the environment is part of the key: boto3 reads credentials and the region from it
+    key = (endpoint_url, region, profile, access_key, secret_key, session_token) + tuple(
+        os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                          "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _new_client(endpoint_url, region, profile, access_key, secret_key, session_token)
+    return client
+
+
+def _new_client(endpoint_url, region, profile, access_key, secret_key, session_token):
+    try:
+        session = boto3.session.Session(profile_name=profile or None, aws_access_key_id=access_key or None,
+                                        aws_secret_access_key=secret_key or None,
+                                        aws_session_token=session_token or None)
+        config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10,
+                                        read_timeout=30, s3={"addressing_style": "path"} if endpoint_url else None)
+        return session.client("s3", region_name=region or None, endpoint_url=endpoint_url, config=config)
+    except botocore.exceptions.ProfileNotFound:
+        raise StateError("AWS profile %r not found" % profile)
+    except botocore.exceptions.BotoCoreError as exc:
+        raise StateError("cannot build the S3 client: %s" % type(exc).__name__)
+
+
+def _code(exc):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+    return type(exc).__name__
+
+
+def _is_conflict(exc):
+    return _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def _is_missing(exc):
+    return _code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+class S3Objects:
+    """Get, put and delete of one bucket's objects, conditional, with errors that name the object only."""
+
+    def __init__(self, client, bucket):
+        self.client = client
+        self.bucket = bucket
+
+    def url(self, key):
+        return "s3://%s/%s" % (self.bucket, key)
+
+    def _fail(self, op, key, exc):
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return StateError("%s %s: no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
+                              "or an instance role)" % (op, self.url(key)))
+        if isinstance(exc, botocore.exceptions.ClientError):
+            msg = exc.response.get("Error", {}).get("Message") or ""
+            return StateError("%s %s failed: %s%s" % (op, self.url(key), _code(exc), (" (%s)" % msg) if msg else ""))
+        return StateError("%s %s failed: %s" % (op, self.url(key), type(exc).__name__))
+
+    def get(self, key):
+        """``(bytes, etag)``, or ``(None, None)`` when there is no such object."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            return resp["Body"].read(), resp["ETag"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if _is_missing(exc):
+                return None, None
+            raise self._fail("GET", key, exc)
+
+    def etag(self, key):
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if _is_missing(exc):
+                return None
+            raise self._fail("HEAD", key, exc)
+
+    def put(self, key, body, if_match=None, if_none_match=False, content_type="application/octet-stream"):
+        """Write ``body``; with a condition, :class:`ConflictError` when another writer got there first."""
+        args = dict(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        if if_match:
+            args["IfMatch"] = if_match
+        elif if_none_match:
+            args["IfNoneMatch"] = "*"
+        try:
+            return self.client.put_object(**args)["ETag"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if _is_conflict(exc) or (if_match and _is_missing(exc)):
+                raise ConflictError("%s changed under this run (conditional PUT refused)" % self.url(key))
+            raise self._fail("PUT", key, exc)
+
+    def delete(self, key, if_match=None):
+        args = dict(Bucket=self.bucket, Key=key)
+        if if_match:
+            args["IfMatch"] = if_match
+        try:
+            self.client.delete_object(**args)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if _is_conflict(exc):
+                raise ConflictError("%s changed under this run (conditional DELETE refused)" % self.url(key))
+            if _is_missing(exc):
+                return
+            raise self._fail("DELETE", key, exc)
+
+
+def _join(prefix, name):
+    return "%s/%s" % (prefix, name) if prefix else name
+
+
+def lock_key(prefix, fleet_key):
+    return _join(prefix, "locks/%s.json" % quote(str(fleet_key), safe=""))
+
+
+def _backoff(attempt):
+    time.sleep(min(2.0, 0.05 * (2 ** attempt)) * random.uniform(0.5, 1.0))
+
+
+class FleetLock:
+    """The lease object of one fleet key."""
+
+    def __init__(self, objects, key, fleet_key, ttl, run_id, clock=time.time):
+        self.objects = objects
+        self.key = key
+        self.fleet_key = fleet_key
+        self.ttl = float(ttl)
+        self.run_id = run_id
+        self.clock = clock
+        self.etag = None
+        self.acquired_at = None
+        self.expires_at = 0.0
+
+    def read(self):
+        """``(holder dict, etag)`` or ``(None, None)``."""
+        body, etag = self.objects.get(self.key)
+        if body is None:
+            return None, None
+        try:
+            return json.loads(body.decode("utf-8")), etag
+        except ValueError:
+            # an unreadable lock protects nobody; it is treated as expired
+            return {"expires_at": 0, "run": None, "corrupt": True}, etag
+
+    def expired(self, holder):
+        return self.clock() >= float(holder.get("expires_at") or 0)
+
+    def _body(self, deployment_id, acquired_at=None):
+        now = self.clock()
+        self.acquired_at = acquired_at if acquired_at is not None else now
+        self.expires_at = now + self.ttl
+        return json.dumps({
+            "fleet_key": self.fleet_key, "deployment_id": deployment_id, "run": self.run_id,
+            "owner_host": socket.gethostname(), "owner_pid": default_owner_pid(),
+            "acquired_at": self.acquired_at, "renewed_at": now, "expires_at": self.expires_at, "ttl": self.ttl,
+        }, sort_keys=True).encode("utf-8")
+
+    def acquire(self, deployment_id):
+        """Take (or renew) the lock for ``deployment_id``; returns the expired holder taken over, or None.
+
+        Raises :class:`LockedError` while another run's lease is unexpired.
+        """
+        for attempt in range(CONFLICT_RETRIES):
+            holder, etag = self.read()
+            try:
+                if holder is None:
+                    self.etag = self.objects.put(self.key, self._body(deployment_id), if_none_match=True,
+                                                 content_type="application/json")
+                    return None
+                if holder.get("run") == self.run_id:
+                    self.etag = self.objects.put(self.key, self._body(deployment_id, holder.get("acquired_at")),
+                                                 if_match=etag, content_type="application/json")
+                    return None
+                if not self.expired(holder):
+                    raise LockedError(describe_holder(self.fleet_key, holder, self.clock()))
+                self.etag = self.objects.put(self.key, self._body(deployment_id), if_match=etag,
+                                             content_type="application/json")
+                return holder
+            except ConflictError:
+                _backoff(attempt)
+        raise StateError("could not take the lock %s: it changed %d times in a row" % (self.objects.url(self.key),
+                                                                                         CONFLICT_RETRIES))
+
+    def renew(self, deployment_id):
+        """Extend this run's lease; False when the lock is no longer this run's (taken over or broken)."""
+        for attempt in range(CONFLICT_RETRIES):
+            if self.etag is None:
+                holder, etag = self.read()
+                if holder is None or holder.get("run") != self.run_id:
+                    return False
+                # another task of this same run wrote it last: adopt its ETag, and the TTL it was taken with
+                self.etag, self.acquired_at = etag, holder.get("acquired_at")
+                self.ttl = float(holder.get("ttl") or self.ttl)
+            try:
+                self.etag = self.objects.put(self.key, self._body(deployment_id, self.acquired_at),
+                                             if_match=self.etag, content_type="application/json")
+                return True
+            except ConflictError:
+                self.etag = None
+                _backoff(attempt)
+        return False
+
+    def release(self):
+        """Delete the lock when this run holds it (a no-op otherwise)."""
+        for attempt in range(CONFLICT_RETRIES):
+            holder, etag = self.read()
+            if holder is None or holder.get("run") != self.run_id:
+                return False
+            try:
+                self.objects.delete(self.key, if_match=etag)
+                self.etag = None
+                return True
+            except ConflictError:
+                _backoff(attempt)
+        return False
+
+
+def describe_holder(fleet_key, holder, now):
+    left = max(0.0, float(holder.get("expires_at") or 0) - now)
+    return ("another rollout is active for fleet %r: deployment %s, run %s, pid %s on %s holds its lock "
+            "(lease renewed %s s ago, expires in %.0f s unless renewed); one active deployment per fleet. "
+            "If that controller is gone for good, wait for the lease to expire (lock_ttl %s s) or break the lock "
+            "with a reason (rollout_break_lock_reason)" % (fleet_key, holder.get("deployment_id"), holder.get("run"), holder.get("owner_pid"),
+                                holder.get("owner_host"), "%.0f" % max(0.0, now - float(holder.get("renewed_at") or 0)),
+                                left, holder.get("ttl")))
+
+
+def _retrying(method):
+    """Run ``method`` again on a freshly downloaded state when its upload lost a race (outermost call only)."""
+    def wrapper(self, *args, **kwargs):
+        with self._s3_mutex:
+            if self._s3_depth:
+                return method(self, *args, **kwargs)
+            for attempt in range(CONFLICT_RETRIES):
+                self._s3_depth += 1
+                try:
+                    return method(self, *args, **kwargs)
+                except ConflictError:
+                    self._s3_reload()
+                finally:
+                    self._s3_depth -= 1
+                _backoff(attempt)
+            raise StateError("the rollout state %s was changed by another controller during each of %d attempts "
+                             "of %s: try again" % (self.url, CONFLICT_RETRIES, method.__name__))
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+class S3StateStore(StateStore):
+    """:class:`StateStore` whose database and fleet locks live in S3 (see the module documentation)."""
+
+    def __init__(self, url, client=None, lock_ttl=None, clock=time.time, lease_timeout=600.0, run_id=None,
+                 **client_options):
+        bucket, prefix, options = parse_s3_url(url)
+        for key, value in client_options.items():
+            if key not in CLIENT_OPTIONS:
+                raise ValueError("unknown S3 state option %r (known: %s)" % (key, ", ".join(CLIENT_OPTIONS)))
+            if value not in (None, ""):
+                options[key] = value
+        self.url = "s3://%s/%s" % (bucket, prefix) if prefix else "s3://%s" % bucket
+        self.prefix = prefix
+        self.lock_ttl = lock_ttl_from(lock_ttl if lock_ttl not in (None, "") else options.get("lock_ttl"))
+        if client is None:
+            client = s3_client(**dict((k, options.get(k)) for k in CLIENT_OPTIONS))
+        self.objects = S3Objects(client, bucket)
+        self.db_key = _join(prefix, DB_NAME)
+        self.run_id = run_id or controller_run_id(default_owner_pid())
+        self._s3_mutex = threading.RLock()
+        self._s3_depth = 0
+        self._locks = {}
+        self._lost = None
+        self._renewer = None
+        self._stop_renewing = threading.Event()
+        self._cache_dir = tempfile.mkdtemp(prefix="agentfleet-state-")
+        local = os.path.join(self._cache_dir, DB_NAME)
+        body, self._etag = self.objects.get(self.db_key)
+        if body is not None:
+            with open(local, "wb") as handle:
+                handle.write(body)
+        try:
+            StateStore.__init__(self, local, clock=clock, lease_timeout=lease_timeout)
+            # one self-contained file after every commit (no WAL beside it) is what gets uploaded
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            if self._etag is None:
+                try:
+                    self._etag = self.objects.put(self.db_key, self._read_local(), if_none_match=True)
+                except ConflictError:
+                    self._s3_reload()
+        except BaseException:
+            self._cleanup()
+            raise
+
+    # -- the database object ---------------------------------------------------------
+    def _read_local(self):
+        with open(self.path, "rb") as handle:
+            return handle.read()
+
+    def _s3_reload(self):
+        """Replace the local database with the one in S3 (the same connection, through SQLite's backup)."""
+        body, etag = self.objects.get(self.db_key)
+        if body is None:
+            raise StateError("the rollout state %s disappeared while this run used it" % self.objects.url(self.db_key))
+        tmp = os.path.join(self._cache_dir, "incoming.db")
+        with open(tmp, "wb") as handle:
+            handle.write(body)
+        src = sqlite3.connect(tmp)
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            src.backup(self.db)
+        finally:
+            src.close()
+            os.unlink(tmp)
+        self._etag = etag
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            # written by an older collection since this store opened: migrate it as opening it would
+            self._migrate()
+
+    def _s3_refresh(self):
+        """Before a write: fetch the database again if another controller wrote since."""
+        if self.objects.etag(self.db_key) != self._etag:
+            self._s3_reload()
+
+    def _s3_push(self):
+        self._etag = self.objects.put(self.db_key, self._read_local(), if_match=self._etag,
+                                      if_none_match=self._etag is None)
+
+    def _tx(self):
+        return _S3Tx(self, StateStore._tx(self))
+
+    # -- locks and fencing -----------------------------------------------------------
+    def _lock(self, fleet_key):
+        lock = self._locks.get(fleet_key)
+        if lock is None:
+            lock = FleetLock(self.objects, lock_key(self.prefix, fleet_key), fleet_key, self.lock_ttl, self.run_id,
+                             clock=self.clock)
+            self._locks[fleet_key] = lock
+        return lock
+
+    def lease_live(self, dep):
+        """A deployment's lease is live while another run holds its fleet's unexpired lock for it.
+
+        Process ids say nothing across containers and CI runners that share a host name: the TTL decides.
+        """
+        if dep["status"] not in ACTIVE_STATUSES:
+            return False
+        holder, dummy = self._lock(dep["fleet_key"]).read()
+        if holder is None or holder.get("run") == self.run_id:
+            return False
+        return holder.get("deployment_id") == dep["deployment_id"] and not self._lock(dep["fleet_key"]).expired(holder)
+
+    def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
+                         stage_only=False, owner_pid=None, takeover=False, record=None, promote=False):
+        if stage_only:
+            return StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
+                                               stage_only=True, owner_pid=owner_pid, takeover=takeover, record=record,
+                                               promote=promote)
+        lock = self._lock(fleet_key)
+        held_before = self._held_by_me(lock)
+        previous = lock.acquire(deployment_id)
+        try:
+            dep, mode = StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan,
+                                                    params, stage_only=False, owner_pid=owner_pid, takeover=takeover,
+                                                    record=record, promote=promote)
+        except BaseException:
+            if not held_before:
+                lock.release()
+            raise
+        if mode == "complete":
+            lock.release()
+        elif previous is not None:
+            self.event(deployment_id, "lock_taken_over", {
+                "fleet_key": fleet_key, "previous_deployment_id": previous.get("deployment_id"),
+                "previous_run": previous.get("run"), "previous_owner_host": previous.get("owner_host"),
+                "expired_at": previous.get("expires_at")})
+        return dep, mode
+
+    def _held_by_me(self, lock):
+        holder, dummy = lock.read()
+        return holder is not None and holder.get("run") == self.run_id
+
+    def set_status(self, deployment_id, status, message=None):
+        StateStore.set_status(self, deployment_id, status, message)
+        if status != "running":
+            dep = self.get_deployment(deployment_id)
+            if dep is not None:
+                # paused, interrupted or finished: the fleet is no longer driven by this run
+                self._lock(dep["fleet_key"]).release()
+
+    def heartbeat(self, deployment_id):
+        StateStore.heartbeat(self, deployment_id)
+        dep = self.get_deployment(deployment_id)
+        if dep is not None and dep["status"] == "running" and not self._lock(dep["fleet_key"]).renew(deployment_id):
+            self._lost = self._lost_message(dep)
+
+    def fence(self, deployment_id, generation):
+        StateStore.fence(self, deployment_id, generation)
+        dep = self.get_deployment(deployment_id)
+        if dep is None or dep["status"] != "running":
+            return
+        lock = self._lock(dep["fleet_key"])
+        if not lock.renew(deployment_id):
+            self._lost = self._lost_message(dep)
+            return
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew_loop, args=(lock, dep), daemon=True,
+                                             name="agentfleet-lock-renewer")
+            self._renewer.start()
+
+    def _lost_message(self, dep):
+        return ("the lock of fleet %r is no longer held by this run (it expired and another run took it over, or "
+                "it was broken): deployment %s stops here and writes nothing" % (dep["fleet_key"], dep["deployment_id"]))
+
+    def _renew_loop(self, lock, dep):
+        while not self._stop_renewing.wait(max(0.5, lock.ttl / 3.0)):
+            try:
+                if not lock.renew(dep["deployment_id"]):
+                    self._lost = self._lost_message(dep)
+                    return
+            except StateError:
+                # S3 unreachable for a moment: the next round tries again, until the lease this run
+                # last wrote has run out (then another run may hold it: this one stops)
+                if self.clock() >= lock.expires_at:
+                    self._lost = self._lost_message(dep)
+                    return
+
+    def _check_fence_in_tx(self):
+        if self._lost:
+            raise StaleRunError(self._lost)
+        StateStore._check_fence_in_tx(self)
+
+    def check_fence(self):
+        """Raise :class:`StaleRunError` once this run lost its fleet's lock (from any thread; no S3 call)."""
+        if self._fence and self._lost:
+            raise StaleRunError(self._lost)
+
+    def close(self):
+        self._stop_renewing.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        try:
+            StateStore.close(self)
+        finally:
+            self._cleanup()
+
+    def _cleanup(self):
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
+
+
+class _S3Tx:
+    """The SQLite transaction between a refresh from S3 and a conditional upload to it."""
+
+    def __init__(self, store, inner):
+        self.store = store
+        self.inner = inner
+        self.outer = False
+        self.changes = 0
+
+    def __enter__(self):
+        self.outer = not self.store.db.in_transaction
+        if self.outer:
+            self.store._s3_refresh()
+            self.changes = self.store.db.total_changes
+        return self.inner.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.inner.__exit__(exc_type, exc, tb)
+        if self.outer and exc_type is None and self.store.db.total_changes != self.changes:
+            self.store._s3_push()
+        return False
+
+
+for _name in dir(S3StateStore):
+    if _name.startswith("_") or _name in ("close", "check_fence", "lease_live", "fence"):
+        continue
+    _method = getattr(S3StateStore, _name)
+    if callable(_method):
+        setattr(S3StateStore, _name, _retrying(_method))
+
+
+def break_lock(url, fleet_key, reason, who, client=None, **client_options):
+    """Remove the lock of ``fleet_key`` in the S3 state at ``url``, whoever holds it; recorded in the state.
+
+    Returns the holder that was removed (None when there was no lock). The deployment it held is left
+    as it is (``running``): its run, if alive, loses its lease and stops at its next step; a rerun
+    resumes it.
+    """
+    store = S3StateStore(url, client=client, **client_options)
+    try:
+        lock = store._lock(fleet_key)
+        for attempt in range(CONFLICT_RETRIES):
+            holder, etag = lock.read()
+            if holder is None:
+                return None
+            try:
+                store.objects.delete(lock.key, if_match=etag)
+                break
+            except ConflictError:
+                _backoff(attempt)
+        else:
+            raise StateError("the lock of fleet %r changed %d times while breaking it" % (fleet_key, CONFLICT_RETRIES))
+        dep_id = holder.get("deployment_id")
+        if dep_id and store.get_deployment(dep_id) is not None:
+            store.event(dep_id, "lock_broken", {"fleet_key": fleet_key, "reason": reason, "by": who,
+                                                "holder_run": holder.get("run"), "holder_host": holder.get("owner_host"),
+                                                "holder_pid": holder.get("owner_pid"),
+                                                "expired": lock.expired(holder)})
+        return holder
+    finally:
+        store.close()
+
+
+def read_text(url, client=None, **client_options):
+    """The text of the object at ``s3://bucket/key`` (None when missing)."""
+    bucket, key, options = parse_s3_url(url)
+    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
+    body, dummy = objects.get(key)
+    return None if body is None else body.decode("utf-8")
+
+
+def write_text(url, text, client=None, content_type="application/json", **client_options):
+    """Write ``text`` to ``s3://bucket/key`` (one PUT: readers see the old or the new object, never half)."""
+    bucket, key, options = parse_s3_url(url)
+    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
+    objects.put(key, text.encode("utf-8"), content_type=content_type)
+    return url
+
+
+def append_lines(url, lines, client=None, **client_options):
+    """Append ``lines`` to the text object at ``s3://bucket/key`` (read, then a conditional PUT; retried)."""
+    bucket, key, options = parse_s3_url(url)
+    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
+    added = "".join(line + "\n" for line in lines).encode("utf-8")
+    for attempt in range(CONFLICT_RETRIES):
+        body, etag = objects.get(key)
+        try:
+            objects.put(key, (body or b"") + added, if_match=etag, if_none_match=etag is None,
+                        content_type="application/x-ndjson")
+            return url
+        except ConflictError:
+            _backoff(attempt)
+    raise StateError("%s changed %d times in a row while appending to it" % (objects.url(key), CONFLICT_RETRIES))
+
+
+def _client_kwargs(url_options, given):
+    out = dict((k, v) for k, v in url_options.items() if k in CLIENT_OPTIONS)
+    out.update(dict((k, v) for k, v in given.items() if k in CLIENT_OPTIONS and v not in (None, "")))
+    return out
+
+
+def s3_object_exists(url, client=None, **client_options):
+    """Whether the S3 state at ``url`` has a database yet."""
+    bucket, prefix, options = parse_s3_url(url)
+    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
+    return objects.etag(_join(prefix, DB_NAME)) is not None
