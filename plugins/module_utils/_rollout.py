@@ -25,6 +25,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import waves_to_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
@@ -373,7 +374,8 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover)
     if mode in ("resumed", "retry", "promoted"):
-        store.update_params(deployment_id, {"limit": params["limit"]})
+        store.update_params(deployment_id, dict({"limit": params["limit"]}, **({"promoted": True} if promote else {})))
+        dep = store.get_deployment(deployment_id)
     out = {
         "changed": mode in ("new", "staged", "promoted", "resumed", "retry"),
         "mode": mode,
@@ -385,7 +387,8 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         "started_epoch": dep.get("started_at") or dep["created_at"],
         "resumed_after": _resumed_after(before) if mode == "resumed" else None,
     }
-    out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
+    out.update(_run_plan(waves_to_run(dep["plan"], dep["params"], promote) if mode not in ("complete", "staged") else [],
+                         hosts))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
 

@@ -36,6 +36,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import awaiting_promotion_note
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
@@ -395,7 +396,13 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
                    "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
-    if halt or params.get("last"):
+    if not halt and params.get("last") and wave.get("await_promotion"):
+        # auto_promote false: the canary wave passed; the deployment waits for agentfleet.rollout.promote
+        out["promotion_note"] = awaiting_promotion_note(deployment_id, wave)
+        out["rollout_deployment_summary"] = close_deployment(
+            store, deployment_id, halt_reason=out["promotion_note"], report_path=params.get("report_path"),
+            audit_path=params.get("audit_path"), secrets=secrets, status="staged")
+    elif halt or params.get("last"):
         out["rollout_deployment_summary"] = close_deployment(
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
             report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
