@@ -145,6 +145,9 @@ WAVE_SPEC = connection_spec(
     driver_results=dict(type="dict", default={}),
     gate=dict(type="dict"),
     reverted_hosts=dict(type="list", elements="str", default=[]),
+    progress_deadline=dict(type="float", default=0.0),
+    progress_deadline_at=dict(type="float"),
+    stalled=dict(type="str"),
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]

@@ -216,6 +216,24 @@ options:
     type: list
     elements: str
     default: []
+  progress_deadline:
+    description:
+      - Seconds the wave may take without passing, counted from its start (O(phase=all) or O(phase=ask)); V(0) means
+        no deadline. The wait for the agents to stop and the health gate end at it at the latest; a wave that reaches
+        it with agents not stopped or not stable fails (the one verdict), and so does the deployment. An agent still
+        not stopped then is C(failed) (not declined); with O(auto_revert) the wave's updated agents are put back.
+    type: float
+    default: 0
+  progress_deadline_at:
+    description:
+      - With O(phase=settle), the RV(progress_deadline_at) returned by O(phase=ask) (the progress deadline of the wave,
+        a UNIX time).
+    type: float
+  stalled:
+    description:
+      - With O(phase=settle), the RV(stalled) returned by O(phase=ask) (the wave reached its progress deadline while
+        waiting for its agents to stop).
+    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.gate
   - agentfleet.rollout.connection
@@ -562,6 +580,23 @@ revert_note:
   returned: phase=all when a revert was attempted
   type: str
   sample: "driver none cannot start a previous version: nothing reverted"
+progress_deadline_at:
+  description: With O(phase=ask), when the wave's progress deadline ends (a UNIX time), null without O(progress_deadline).
+  returned: phase=ask
+  type: float
+  sample: 1767268800.5
+stalled:
+  description: With O(phase=ask), why the wave reached its progress deadline while waiting for its agents to stop, else null.
+  returned: phase=ask
+  type: str
+  sample: "no progress within rollout_progress_deadline (60s): 2 of 3 agents that were asked had not stopped"
+promotion_note:
+  description:
+    - When the wave was the canary wave of a deployment that waits for promotion (RV(agentfleet.rollout.wave_split#module:promote_after))
+      and passed, that the deployment is now C(staged) and how to promote it.
+  returned: when the canary wave passed and the deployment awaits promotion
+  type: str
+  sample: "canary wave 1 (canary) passed: deployment deploy-agents-2.0.0 is staged, awaiting promotion (auto_promote is false). ..."
 plan_lines:
   description: In check mode, one line per member, what it would go through.
   returned: check mode

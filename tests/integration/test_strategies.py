@@ -6,6 +6,8 @@ agents went through is read from fleetsim's request and lifecycle log.
 
 from __future__ import annotations
 
+import time
+
 from conftest import run_playbook
 from fleetsim.testing import FleetSim
 from test_canary import asked_hosts, by_host, fleet, posts, rollout_vars, run, versions
@@ -85,3 +87,138 @@ def test_rolling_max_parallel_two_never_has_more_than_two_agents_down(tmp_path):
         assert sorted(n for a, b, n in spans) == sorted(by_host(report))
         assert all(b < float("inf") for a, b, n in spans)
         assert most_down_at_once(spans) == 2
+
+
+CANARY_2 = [{"name": "canary", "count": 2}, {"name": "rest", "rest": True}]
+
+
+def test_progress_deadline_fails_a_stalled_gate_and_reverts(tmp_path):
+    # agent-000 never becomes healthy on the new version; the healthy deadline alone would wait 120 s
+    cfg = fleet(5, overrides={"agent-000": {"unhealthy_after_update": True, "unhealthy_mode": "stuck_wakeup"}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        started = time.monotonic()
+        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_healthy_deadline=120, rollout_progress_deadline=3,
+                  rollout_auto_revert=True)
+        took = time.monotonic() - started
+        assert res.rc != 0, res.output
+        assert took < 60, took
+        assert "wave 1 (canary) failed: 0/2 healthy" in res.output
+        assert "no progress within rollout_progress_deadline (3s)" in res.output
+        report = res.report()
+        assert report["status"] == "failed"
+        agents = by_host(report)
+        assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
+        assert versions(sim)["agent-000"] == "1.0.0" and versions(sim)["agent-001"] == "1.0.0"
+        assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001"]  # the rest never asked
+        assert [s["body"]["version"] for s in sim.log(event="sim_start")] == ["2.0.0", "1.0.0"]
+
+
+def test_progress_deadline_fails_agents_that_never_stop(tmp_path):
+    # agent-001 accepts but never stops; the stop timeout alone would wait 120 s
+    cfg = fleet(4, overrides={"agent-001": {"stuck_on_shutdown": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        started = time.monotonic()
+        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_stop_timeout=120, rollout_progress_deadline=3,
+                  rollout_auto_revert=True)
+        took = time.monotonic() - started
+        assert res.rc != 0, res.output
+        assert took < 60, took
+        report = res.report()
+        assert report["status"] == "failed"
+        agents = by_host(report)
+        assert agents["agent-001"]["result"] == "failed"
+        assert "no progress within rollout_progress_deadline (3s)" in agents["agent-001"]["detail"]
+        # the canary that did stop and was updated goes back; agent-001 was never touched
+        assert agents["agent-000"]["result"] == "reverted" and versions(sim)["agent-000"] == "1.0.0"
+        started_names = [n for s in sim.log(event="sim_start") for n in s["body"]["occurrences"]]
+        assert "agent-001" not in started_names
+        assert sim.violations(occurrence="agent-001")["count"] == 0
+        assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001"]
+
+
+def test_health_check_agent_states_ignores_the_health_checks(tmp_path):
+    # every agent reports status degraded on the new version, in cognitive_state work
+    cfg = fleet(3, unhealthy_after_update=True)
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_health_check="agent_states")
+        assert res.rc == 0, res.output
+        assert res.report()["status"] == "completed"
+        assert set(versions(sim).values()) == {"2.0.0"}
+    with FleetSim(config=cfg, workdir=tmp_path / "sim2") as sim:
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_healthy_deadline=1.5, rollout_state_path=str(tmp_path / "s2.db"))
+        assert res.rc != 0
+        assert "status degraded" in res.output
+
+
+def serving_capacity(sim, names):
+    """The lowest number of serving instances over the run, from fleetsim's log: a primary serves until it starts
+    draining and again once started (or promoted); a candidate from its first healthy answer until it is promoted
+    (then its primary serves) or discarded."""
+    primary = dict.fromkeys(names, True)
+    candidate = dict.fromkeys(names, False)
+    lowest = len(names)
+    for e in sorted(sim.log(), key=lambda e: e["seq"]):
+        occ, event = e.get("occurrence") or "", e.get("event")
+        if occ.endswith("@candidate"):
+            base = occ[:-len("@candidate")]
+            if event == "health" and e.get("health_status") == "healthy" and e.get("cognitive_state") == "work":
+                candidate[base] = True
+        elif occ in primary:
+            if event in ("drain_started", "exited"):
+                primary[occ] = False
+            elif event == "started":
+                primary[occ] = True
+            elif event == "candidate_promoted":
+                # one move: the candidate's instance serves at the primary's address from now on
+                candidate[occ], primary[occ] = False, True
+            elif event == "candidate_discarded":
+                candidate[occ] = False
+        lowest = min(lowest, sum(primary.values()) + sum(candidate.values()))
+    return lowest
+
+
+def test_blue_green_never_drops_serving_capacity_below_the_fleet_size(tmp_path):
+    cfg = fleet(6, boot_seconds=0.3, overrides={"agent-004": {"decision": "reject"}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_max_parallel=2)
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert report["strategy"] == "blue_green"
+        agents = by_host(report)
+        assert agents["agent-004"]["result"] == "rejected"
+        assert all(a["result"] == "updated" for h, a in agents.items() if h != "agent-004")
+        v = versions(sim)
+        assert v["agent-004"] == "1.0.0" and all(v[h] == "2.0.0" for h in v if h != "agent-004")
+        assert serving_capacity(sim, list(v)) >= 6
+        # every primary was asked only after its candidate answered healthy, and no candidate is left
+        for name in v:
+            healthy = [e["ts"] for e in sim.log(occurrence=name + "@candidate", event="health")
+                       if e.get("health_status") == "healthy"]
+            asked = [e["ts"] for e in posts(sim, name)]
+            assert healthy and asked and min(asked) > min(healthy), name
+        assert sim.candidates() == []
+        assert sim.violations()["count"] == 0
+        assert [e["occurrence"] for e in sim.log(event="candidate_discarded")] == ["agent-004"]
+
+
+def test_blue_green_candidates_that_fail_their_gate_ask_nobody(tmp_path):
+    cfg = fleet(4, overrides={"agent-001": {"unhealthy_after_update": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_max_parallel=2,
+                  rollout_healthy_deadline=2)
+        assert res.rc != 0
+        assert "the candidates failed their health gate: 1 of 2 stable, 2 required" in res.output
+        assert posts(sim) == []
+        assert set(versions(sim).values()) == {"1.0.0"}
+        assert sim.candidates() == []
+        assert res.report()["status"] == "failed"
+        assert serving_capacity(sim, list(versions(sim))) >= 4
+
+
+def test_blue_green_needs_a_driver_that_starts_candidates(tmp_path):
+    with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="none")
+        assert res.rc != 0
+        assert "rollout_driver: the blue-green strategy needs a driver that can start a candidate" in res.output
+        assert posts(sim) == []
+        assert not (tmp_path / "state.db").exists()

@@ -106,3 +106,44 @@ def test_parse_canary_and_auto_promote_default():
     assert effective_auto_promote(None, "cohorts") is True
     assert effective_auto_promote(None, None) is True
     assert strategy_cohorts("blue_green", 0)[1] == 0
+
+
+# -- the policy's pure parts ---------------------------------------------------------------------------
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import agent_state_ready  # noqa: E402
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining, waves_to_run  # noqa: E402
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave  # noqa: E402
+
+
+@pytest.mark.parametrize("info, ready", [
+    ({"status": "degraded", "cognitive_state": "work", "version": "2.0.0"}, True),
+    ({"status": "healthy", "cognitive_state": "work", "version": "2.0.0-stable"}, True),
+    ({"status": "healthy", "cognitive_state": "wakeup", "version": "2.0.0"}, False),
+    ({"status": "healthy", "cognitive_state": "work", "version": "2.0.0", "initialization_complete": False}, False),
+    ({"status": "healthy", "cognitive_state": "work", "version": "1.0.0"}, False),
+    ({}, False),
+])
+def test_agent_states_readiness(info, ready):
+    assert agent_state_ready(info, ("work",), "2.0.0")[0] is ready
+
+
+def test_waves_to_run_stops_at_the_canary_until_promoted():
+    plan = [{"index": 1, "name": "canary"}, {"index": 2, "name": "rest"}]
+    held = waves_to_run(plan, {"promote_after": 1})
+    assert held == [{"index": 1, "name": "canary", "await_promotion": True}]
+    assert waves_to_run(plan, {"promote_after": 1}, promote=True) == plan
+    assert waves_to_run(plan, {"promote_after": 1, "promoted": True}) == plan
+    assert waves_to_run(plan, {}) == plan
+
+
+def test_progress_deadline_caps_waits():
+    assert remaining(None, 100.0, 30.0) == (30.0, False)
+    assert remaining(110.0, 100.0, 30.0) == (10.0, True)
+    assert remaining(150.0, 100.0, 30.0) == (30.0, False)
+    assert remaining(90.0, 100.0, 30.0) == (0.0, True)
+
+
+def test_a_stalled_wave_fails_even_when_healthy_enough():
+    counts = {"accepted": 2, "unreachable": 0, "healthy": 2}
+    assert judge_wave(counts, 0.8) == (True, 2)
+    assert judge_wave(counts, 0.8, blocked=True) == (False, 2)
