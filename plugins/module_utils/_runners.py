@@ -127,7 +127,7 @@ WAVE_SPEC = connection_spec(
     wave=dict(type="dict", required=True),
     wave_count=dict(type="int", required=True),
     last=dict(type="bool", default=False),
-    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish"]),
+    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish", "candidates", "retire"]),
     strategy=dict(type="str", default="canary"),
     release_notes=dict(type="str"),
     force=dict(type="bool", default=False),
@@ -148,6 +148,7 @@ WAVE_SPEC = connection_spec(
     progress_deadline=dict(type="float", default=0.0),
     progress_deadline_at=dict(type="float"),
     stalled=dict(type="str"),
+    candidate_urls=dict(type="dict", default={}),
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]

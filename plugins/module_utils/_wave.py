@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_blue_green
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
@@ -78,7 +80,11 @@ def validate_wave_params(params):
     validate_gate_params(params)
     if params.get("stop_timeout") is not None and not 0 <= params["stop_timeout"] < 10 ** 6:
         raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % params["stop_timeout"])
-    if params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
+    if params.get("strategy") == "blue_green":
+        validate_blue_green(params)
+    elif params["phase"] in BLUE_GREEN_PHASES[:2]:
+        raise ValueError("phase=%s is a phase of a blue-green wave (strategy blue_green)" % params["phase"])
+    elif params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
         raise ValueError("phase=all needs a controller-side driver (%s); the tasks driver runs phases ask, settle and "
                          "finish" % ", ".join(CONTROLLER_DRIVERS))
     if params["driver"] == "fleetsim" and not params.get("control_url"):
@@ -161,11 +167,11 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     out = {"changed": True}
     # agents started by an earlier run of this wave that ended before its verdict (killed, interrupted)
     ungated = _ungated(store, dep, wave, members) if phase == "all" else []
-    if params["strategy"] == "blue_green" and phase == "all":
-        return run_blue_green(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-                              ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
-                                  store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
-                              finish=_finish)
+    if params["strategy"] == "blue_green":
+        return blue_green_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                                ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
+                                    store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
+                                finish=_finish)
     stalled = params.get("stalled")
     if phase in ("all", "ask"):
         deadline_at = progress_deadline_at(clock(), params.get("progress_deadline"))

@@ -104,13 +104,25 @@ options:
       - The part of the wave to run (see the description).
       - V(all) asks, observes, updates, gates, judges, reverts and records, with O(driver=none) or O(driver=fleetsim).
       - V(ask), V(settle) and V(finish) are the steps of the O(driver=tasks) driver.
+      - With O(strategy=blue_green) - V(all) (O(driver=fleetsim)) starts candidates beside the agents, gates them, asks
+        the primaries of the stable ones to retire and promotes the candidates of those that stopped; with
+        O(driver=tasks) the steps are V(candidates) (which agents get one), V(retire) (gate the candidates of
+        O(candidate_urls), ask the primaries) and V(finish) (record; O(update_hosts) are the promoted agents).
     type: str
     default: all
-    choices: [all, ask, settle, finish]
+    choices: [all, ask, settle, finish, candidates, retire]
   strategy:
-    description: The rollout strategy named in the reason text.
+    description:
+      - The rollout strategy named in the reason text.
+      - V(blue_green) runs a blue-green wave (see O(phase)).
     type: str
     default: canary
+  candidate_urls:
+    description:
+      - With O(strategy=blue_green) and O(phase=retire), the agent URL of each agent's candidate (host name to URL), as
+        the user's candidate tasks set it (C(rollout_candidate_url)).
+    type: dict
+    default: {}
   release_notes:
     description: What changes in the new version; added to the reason text as C(Changes) text.
     type: str
@@ -580,6 +592,33 @@ revert_note:
   returned: phase=all when a revert was attempted
   type: str
   sample: "driver none cannot start a previous version: nothing reverted"
+candidate_hosts:
+  description: With O(strategy=blue_green) and O(phase=candidates), the agents of the batch that get a candidate.
+  returned: phase=candidates
+  type: list
+  elements: str
+  sample: ["agent-000", "agent-001"]
+promote_hosts:
+  description:
+    - With O(strategy=blue_green) and O(phase=retire), the agents whose candidate was stable and whose primary
+      consented and stopped - promote their candidates, then pass them as O(update_hosts) to O(phase=finish).
+  returned: phase=retire
+  type: list
+  elements: str
+  sample: ["agent-000"]
+discard_hosts:
+  description:
+    - With O(strategy=blue_green) and O(phase=retire), the agents whose candidate must be discarded (not stable, or
+      the primary did not retire); all candidates when the candidates failed their gate (the wave is then recorded).
+  returned: phase=retire
+  type: list
+  elements: str
+  sample: ["agent-001"]
+candidates:
+  description: With O(strategy=blue_green) and O(driver=fleetsim), the candidates started, promoted and discarded.
+  returned: blue-green waves with the fleetsim driver
+  type: dict
+  sample: {"started": ["agent-000", "agent-001"], "promoted": ["agent-000"], "discarded": ["agent-001"]}
 progress_deadline_at:
   description: With O(phase=ask), when the wave's progress deadline ends (a UNIX time), null without O(progress_deadline).
   returned: phase=ask

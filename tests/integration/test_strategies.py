@@ -222,3 +222,48 @@ def test_blue_green_needs_a_driver_that_starts_candidates(tmp_path):
         assert "rollout_driver: the blue-green strategy needs a driver that can start a candidate" in res.output
         assert posts(sim) == []
         assert not (tmp_path / "state.db").exists()
+
+
+CANDIDATE_TASKS = """
+- name: Start the candidate beside the agent (the simulator's control port)
+  ansible.builtin.uri:
+    url: "{{ fleetsim_control_url }}/_sim/candidates/start"
+    method: POST
+    body_format: json
+    body: {occurrences: ["{{ inventory_hostname }}"], version: "{{ rollout_update_version }}"}
+  register: started
+  delegate_to: localhost
+
+- name: Tell the rollout where the candidate answers
+  ansible.builtin.set_fact:
+    rollout_candidate_url: "{{ started.json.candidates[inventory_hostname].agent_url }}"
+"""
+
+RETIRE_TASKS = """
+- name: Promote or discard the candidate ({{ rollout_update_purpose }})
+  ansible.builtin.uri:
+    url: "{{ fleetsim_control_url }}/_sim/candidates/{{ rollout_update_purpose }}"
+    method: POST
+    body_format: json
+    body: {occurrences: ["{{ inventory_hostname }}"]}
+  delegate_to: localhost
+"""
+
+
+def test_blue_green_with_the_tasks_driver(tmp_path):
+    (tmp_path / "candidate.yml").write_text(CANDIDATE_TASKS)
+    (tmp_path / "retire.yml").write_text(RETIRE_TASKS)
+    cfg = fleet(4, boot_seconds=0.3, overrides={"agent-002": {"decision": "reject"}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks",
+                  rollout_max_parallel=2, rollout_candidate_tasks=str(tmp_path / "candidate.yml"),
+                  rollout_retire_tasks=str(tmp_path / "retire.yml"))
+        assert res.rc == 0, res.output
+        agents = by_host(res.report())
+        assert agents["agent-002"]["result"] == "rejected"
+        assert all(a["result"] == "updated" for h, a in agents.items() if h != "agent-002")
+        v = versions(sim)
+        assert v["agent-002"] == "1.0.0" and all(v[h] == "2.0.0" for h in v if h != "agent-002")
+        assert serving_capacity(sim, list(v)) >= 4
+        assert sim.candidates() == [] and sim.violations()["count"] == 0
+        assert [e["occurrence"] for e in sim.log(event="candidate_discarded")] == ["agent-002"]
