@@ -267,3 +267,17 @@ def test_blue_green_with_the_tasks_driver(tmp_path):
         assert serving_capacity(sim, list(v)) >= 4
         assert sim.candidates() == [] and sim.violations()["count"] == 0
         assert [e["occurrence"] for e in sim.log(event="candidate_discarded")] == ["agent-002"]
+
+
+def test_blue_green_tasks_driver_refuses_a_canary_waiting_for_promotion(tmp_path):
+    (tmp_path / "candidate.yml").write_text(CANDIDATE_TASKS)
+    (tmp_path / "retire.yml").write_text(RETIRE_TASKS)
+    with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks", rollout_canary=1,
+                  rollout_candidate_tasks=str(tmp_path / "candidate.yml"), rollout_retire_tasks=str(tmp_path / "retire.yml"))
+        assert res.rc != 0
+        assert "rollout_auto_promote: a blue-green canary with the tasks driver cannot wait for promotion" in res.output
+        assert posts(sim) == [] and not (tmp_path / "state.db").exists()
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks",
+                  rollout_candidate_tasks=str(tmp_path / "nope.yml"), rollout_retire_tasks=str(tmp_path / "retire.yml"))
+        assert res.rc != 0 and "rollout_candidate_tasks, rollout_retire_tasks:" in res.output
