@@ -250,6 +250,8 @@ class FleetSim:
             raise ConfigError("backlog must be >= 1")
         self.violations: list = []
         self.occs: dict = {}
+        # blue-green: a candidate instance per occurrence, started beside its primary (not primary until promoted)
+        self.candidates: dict = {}
         for i, spec in enumerate(specs):
             self.occs[spec.name] = Occurrence(spec, i)
         self.dbs: dict = {}
@@ -447,6 +449,79 @@ class FleetSim:
             seconds = float(occ.s["shutdown_exit_seconds"])
         self.lifecycle(occ, "drain_started", drain_seconds=seconds, force=bool(force))
         occ.timers.append(self.loop.call_later(seconds, self.go_down, occ, "exited"))
+
+    # ------------------------------------------------------------------ blue-green candidates
+
+    async def start_candidate(self, occ, version):
+        """Start a candidate instance of ``occ`` on ``version`` beside it (ports layout: a port of its own).
+
+        The candidate answers health and shutdown like an occurrence (named ``<name>@candidate`` in the log)
+        and behaves like an updated one (``unhealthy_after_update``, ``boot_seconds``, ...); it is not
+        primary: the occurrence's agent_url keeps serving the old version until the candidate is promoted.
+        """
+        old = self.candidates.pop(occ.name, None)
+        if old is not None:
+            self._close_candidate(old)
+        cand = Occurrence.__new__(Occurrence)
+        cand.__dict__.update(occ.__dict__)
+        cand.name = occ.name + "@candidate"
+        cand.s = dict(occ.s)
+        cand.s["down"] = False
+        cand.server, cand.conns, cand.timers, cand.decisions = None, set(), [], {}
+        cand.timeline = dict.fromkeys(TIMELINE)
+        cand.starts = cand.violations = cand.busy_count = 0
+        cand.shutting_down = cand.deliberating = cand.stuck = False
+        cand.last_decision = None
+        cand.server, cand.port = await self._listen(0, self._port_route(cand), cand, self.backlog)
+        cand.agent_url = f"http://{self.host}:{cand.port}"
+        await self.bring_up(cand, version)
+        self.candidates[occ.name] = cand
+        self.lifecycle(occ, "candidate_started", version=cand.version, candidate_url=cand.agent_url)
+        return cand
+
+    def _close_candidate(self, cand):
+        cand.cancel_timers()
+        cand.up = False
+        if cand.server is not None:
+            cand.server.close()
+            cand.server = None
+        for w in list(cand.conns):
+            try:
+                w.transport.abort()
+            except Exception:
+                pass
+        cand.conns.clear()
+
+    async def promote_candidate(self, occ):
+        """The candidate becomes the primary: the occurrence's agent_url serves it from now on (its version,
+        uptime and behaviour), and the candidate's own address closes. Promoting over a primary that has not
+        stopped is done, but recorded as a violation (the old primary must retire first)."""
+        cand = self.candidates.pop(occ.name)
+        phase = occ.phase()
+        if phase != "down":
+            kind = "start_while_draining" if phase == "draining" else "start_while_running"
+            occ.violations += 1
+            self.violations.append(self.lifecycle(occ, "violation", kind=kind, phase=phase, via="promotion",
+                                                  version=cand.version))
+        self._close_candidate(cand)
+        await self.bring_up(occ, cand.version, restart=False)
+        occ.started_at, occ.boot_until, occ.updated = cand.started_at, cand.boot_until, cand.updated
+        occ.starts += 1
+        self.lifecycle(occ, "candidate_promoted", version=occ.version)
+        self.lifecycle(occ, "started", version=occ.version, via="promotion")
+
+    def discard_candidate(self, occ):
+        cand = self.candidates.pop(occ.name)
+        self._close_candidate(cand)
+        self.lifecycle(occ, "candidate_discarded", version=cand.version)
+
+    def candidate_state(self, occ, now):
+        cand = self.candidates.get(occ.name)
+        if cand is None:
+            return {"name": occ.name, "candidate": None}
+        st = cand.state(now)
+        st["primary"] = occ.name
+        return {"name": occ.name, "candidate": st}
 
     # ------------------------------------------------------------------ routes
 
@@ -887,6 +962,8 @@ class FleetSim:
                         wanted = set(req.query[key])
                         entries = [e for e in entries if str(e.get(key)) in wanted]
                 return Reply(200, entries)
+            if path == "/_sim/candidates":
+                return Reply(200, [self.candidate_state(o, now) for o in self.occs.values() if o.name in self.candidates])
             if path == "/_sim/occurrences":
                 occs = self.occs.values()
                 if "names" in req.query:
@@ -915,6 +992,8 @@ class FleetSim:
                 occ.violations = 0
             self.record(None, req, 200, event="violations_reset", count=dropped)
             return Reply(200, {"ok": True, "count": dropped})
+        if path in ("/_sim/candidates/start", "/_sim/candidates/promote", "/_sim/candidates/discard"):
+            return await self._candidates_route(req, path.rsplit("/", 1)[1])
         if path in ("/_sim/start", "/_sim/stop", "/_sim/configure"):
             occs, missing = self._names(body)
             if missing:
@@ -938,6 +1017,34 @@ class FleetSim:
                         count=len(names))
             return Reply(200, {"ok": True, "count": len(names), "occurrences": [o.state(time.time()) for o in occs]})
         return Reply(404, {"detail": f"no route for POST {path}"})
+
+    async def _candidates_route(self, req, action):
+        event = "sim_candidates_" + action
+        if self.layout != "ports":
+            self.record(None, req, 400, event=event)
+            return Reply(400, {"detail": "candidates need the ports layout"})
+        occs, missing = self._names(req.body)
+        if missing:
+            self.record(None, req, 404, event=event)
+            return Reply(404, {"detail": f"unknown occurrences: {missing[:20]}"})
+        if action != "start":
+            without = [o.name for o in occs if o.name not in self.candidates]
+            if without:
+                self.record(None, req, 409, event=event)
+                return Reply(409, {"detail": f"no candidate for: {without[:20]}"})
+        out = {}
+        for occ in occs:
+            if action == "start":
+                cand = await self.start_candidate(occ, req.body.get("version"))
+                out[occ.name] = {"agent_url": cand.agent_url, "version": cand.version}
+            elif action == "promote":
+                await self.promote_candidate(occ)
+                out[occ.name] = {"agent_url": occ.agent_url, "version": occ.version}
+            else:
+                self.discard_candidate(occ)
+                out[occ.name] = {"agent_url": None, "version": None}
+        self.record(None, req, 200, event=event, occurrences=[o.name for o in occs][:50], count=len(occs))
+        return Reply(200, {"ok": True, "count": len(occs), "candidates": out})
 
     # ------------------------------------------------------------------ startup
 
@@ -1006,7 +1113,7 @@ class FleetSim:
         self.close()
 
     def close(self):
-        for occ in self.occs.values():
+        for occ in list(self.occs.values()) + list(self.candidates.values()):
             occ.cancel_timers()
             if occ.server is not None:
                 occ.server.close()

@@ -175,6 +175,18 @@ class FleetSim:
             body["version"] = version
         return self.control("POST", "/_sim/start", body)
 
+    def candidates(self, action=None, names=None, version=None):
+        """Blue-green candidates: without ``action`` the list of candidates (GET /_sim/candidates); with
+        ``action`` ``start`` (on ``version``), ``promote`` or ``discard`` for ``names``."""
+        if action is None:
+            return self.control("GET", "/_sim/candidates")
+        if isinstance(names, str):
+            names = [names]
+        body = {"occurrences": names}
+        if version is not None:
+            body["version"] = version
+        return self.control("POST", "/_sim/candidates/" + action, body)
+
     def stop(self, names=None):
         """stop(names): take those occurrences down (the server keeps running).
 

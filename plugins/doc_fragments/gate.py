@@ -27,6 +27,16 @@ options:
     description: Seconds between probes of the agents not yet stable (V(0) means 0.5).
     type: float
     default: 1.0
+  health_check:
+    description:
+      - How an agent's health is judged (the update block's C(health_check)).
+      - V(checks) - its health checks pass (C(status) C(healthy)) and its C(cognitive_state) is one of O(expected_states).
+      - V(agent_states) - by its reported state only - it answers, has finished initializing (C(initialization_complete)
+        not false) and its C(cognitive_state) is one of O(expected_states), whatever its C(status) (for example C(degraded)).
+      - Both require the target version when one is given.
+    type: str
+    default: checks
+    choices: [checks, agent_states]
   grace:
     description:
       - Once the threshold is met, seconds to keep waiting for the remaining agents before the gate ends.

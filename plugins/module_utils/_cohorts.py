@@ -256,11 +256,14 @@ def assign(members, cohorts, method="sorted", salt="", id_key="name"):
     return groups
 
 
-def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name"):
+def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name", max_parallel=0):
     """Members + cohorts -> ordered list of non-empty waves.
 
     Each wave: ``{"index": 1.., "name": cohort, "size": n, "members": [...]}``
-    where every member dict carries its ``cohort`` and ``wave`` index.
+    where every member dict carries its ``cohort`` and ``wave`` index. With
+    ``max_parallel`` > 0 the cohort that takes the rest is cut into batches of
+    at most that many members (waves ``batch-1``, ``batch-2``, ...; the rolling
+    strategy); the other cohorts (a canary count) stay whole.
     """
     members = normalize_members(members)
     cohort_defs = resolve_cohorts(cohorts)
@@ -270,15 +273,94 @@ def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name
         group = groups[cohort["name"]]
         if not group:
             continue
-        index = len(waves) + 1
-        wave_members = []
-        for m in group:
-            m = dict(m)
-            m["cohort"] = cohort["name"]
-            m["wave"] = index
-            wave_members.append(m)
-        waves.append({"index": index, "name": cohort["name"], "size": len(wave_members), "members": wave_members})
+        if max_parallel and cohort.get("rest"):
+            chunks = [group[i:i + max_parallel] for i in range(0, len(group), max_parallel)]
+            names = ["%s-%d" % (cohort["name"], n + 1) for n in range(len(chunks))]
+        else:
+            chunks, names = [group], [cohort["name"]]
+        for name, chunk in zip(names, chunks):
+            index = len(waves) + 1
+            wave_members = []
+            for m in chunk:
+                m = dict(m)
+                m["cohort"] = cohort["name"]
+                m["wave"] = index
+                wave_members.append(m)
+            waves.append({"index": index, "name": name, "size": len(wave_members), "members": wave_members})
     return waves
+
+
+# strategies that plan their own waves from the update policy (rollout_canary, rollout_max_parallel)
+STRATEGIES = ("canary", "rolling", "blue_green", "immediate")
+
+
+def parse_canary(canary):
+    """``rollout_canary``: ``None`` (not given), a count (int >= 0), or cohorts (a preset name or a list)."""
+    if canary is None or canary == "":
+        return None
+    if isinstance(canary, bool):
+        raise CohortError("canary must be a count (a whole number >= 0) or cohorts, got %r" % (canary,))
+    if isinstance(canary, int):
+        count = canary
+    elif isinstance(canary, float) and canary.is_integer():
+        count = int(canary)
+    elif isinstance(canary, str) and canary.strip().lstrip("-").isdigit():
+        count = int(canary.strip())
+    elif isinstance(canary, (str, list)):
+        return resolve_cohorts(canary)
+    else:
+        raise CohortError("canary must be a count (a whole number >= 0) or cohorts, got %r" % (canary,))
+    if count < 0:
+        raise CohortError("canary must be a count >= 0, got %d" % count)
+    return count
+
+
+def strategy_cohorts(strategy, canary=None, cohorts="ciris"):
+    """The cohorts a strategy plans with, and whether its first wave is a canary wave.
+
+    * ``immediate``: one wave ``all``.
+    * ``canary``: ``canary`` as cohorts (default: ``cohorts``), or a count N: a ``canary``
+      wave of N agents, then the rest in one wave.
+    * ``rolling`` and ``blue_green``: a count N (default 0): a ``canary`` wave of N agents
+      when N > 0, then the rest (``batch``, cut into ``max_parallel`` batches).
+
+    Returns ``(cohort definitions, canary_wave, canary_kind)`` with ``canary_wave`` 1 when the first
+    wave is a canary wave (0 otherwise) and ``canary_kind`` ``count``, ``cohorts`` or ``None``.
+    """
+    if strategy not in STRATEGIES:
+        raise CohortError("unknown strategy %r (known: %s)" % (strategy, ", ".join(STRATEGIES)))
+    parsed = parse_canary(canary)
+    if strategy == "immediate":
+        return resolve_cohorts("all"), 0, None
+    if strategy == "canary":
+        if parsed is None:
+            return resolve_cohorts(cohorts), 1, "cohorts"
+        if isinstance(parsed, list):
+            return parsed, 1, "cohorts"
+        if parsed == 0:
+            raise CohortError("canary: the canary strategy needs a canary count >= 1 (or cohorts), got 0")
+        return [{"name": "canary", "count": parsed}, {"name": "rest", "rest": True}], 1, "count"
+    if isinstance(parsed, list):
+        raise CohortError("canary: the %s strategy takes a canary count (a whole number >= 0), not cohorts"
+                          % strategy.replace("_", "-"))
+    if not parsed:
+        return [{"name": "batch", "rest": True}], 0, None
+    return [{"name": "canary", "count": parsed}, {"name": "batch", "rest": True}], 1, "count"
+
+
+def effective_auto_promote(auto_promote, canary_kind):
+    """``auto_promote`` as given, else the default: false for a canary count (the update block's
+    default, as Nomad's and MirrorNeuron's), true for cohorts (which roll on, as CIRISManager's do)."""
+    if auto_promote is None or auto_promote == "":
+        return canary_kind != "count"
+    if isinstance(auto_promote, bool):
+        return auto_promote
+    text = str(auto_promote).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise CohortError("auto_promote must be a boolean, got %r" % (auto_promote,))
 
 
 WAVE_SPLIT_SPEC = dict(
@@ -289,21 +371,48 @@ WAVE_SPLIT_SPEC = dict(
     method=dict(type="str", default="sorted", choices=list(METHODS)),
     salt=dict(type="str", default=""),
     id_key=dict(type="str", default="name", choices=["name", "occurrence_id", "agent_id"]),
+    strategy=dict(type="str", choices=list(STRATEGIES)),
+    canary=dict(type="raw"),
+    max_parallel=dict(type="int", default=0),
+    auto_promote=dict(type="raw"),
 )
 
 
 def wave_plan(params):
-    """Engine entry of the ``wave_split`` module: validated params -> result dict."""
-    waves = split_waves(params["members"] or [], params.get("cohorts"), params.get("method") or "sorted",
-                        params.get("salt") or "", params.get("id_key") or "name")
-    cohorts = resolve_cohorts(params.get("cohorts"))
+    """Engine entry of the ``wave_split`` module: validated params -> result dict.
+
+    Without ``strategy`` the waves are the ``cohorts`` (as before); with it the strategy plans
+    from ``canary``, ``cohorts`` and ``max_parallel`` (:func:`strategy_cohorts`), and the result
+    says whether the rollout stops after its canary wave (``auto_promote`` false).
+    """
+    strategy = params.get("strategy")
+    max_parallel = params.get("max_parallel") or 0
+    if max_parallel < 0:
+        raise CohortError("max_parallel must be >= 0 (0: no cap), got %d" % max_parallel)
+    if strategy:
+        cohorts, canary_wave, canary_kind = strategy_cohorts(strategy, params.get("canary"), params.get("cohorts"))
+        if strategy not in ("rolling", "blue_green"):
+            max_parallel = 0
+        elif not max_parallel:
+            raise CohortError("max_parallel: the %s strategy needs max_parallel >= 1" % strategy.replace("_", "-"))
+    else:
+        cohorts, canary_wave, canary_kind = resolve_cohorts(params.get("cohorts")), 0, None
+    waves = split_waves(params["members"] or [], cohorts, params.get("method") or "sorted",
+                        params.get("salt") or "", params.get("id_key") or "name", max_parallel=max_parallel)
     sizes = {c["name"]: 0 for c in cohorts}
     for w in waves:
-        sizes[w["name"]] = w["size"]
+        sizes[w["members"][0]["cohort"]] = sizes.get(w["members"][0]["cohort"], 0) + w["size"]
+    auto_promote = effective_auto_promote(params.get("auto_promote"), canary_kind)
+    if len(waves) < 2:
+        canary_wave = 0
     return {
         "changed": False,
         "waves": waves,
         "cohort_sizes": sizes,
         "total": sum(w["size"] for w in waves),
         "plan": ["wave %d %s: %d" % (w["index"], w["name"], w["size"]) for w in waves],
+        "canary_wave": canary_wave,
+        "auto_promote": auto_promote,
+        # the wave after which the rollout stops, awaiting promotion (0: it does not stop)
+        "promote_after": canary_wave if canary_wave and not auto_promote else 0,
     }

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+
 # the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
 GATE_OPTIONS = dict(
     expected_states=dict(type="list", elements="str", default=["work"]),
@@ -22,6 +24,7 @@ GATE_OPTIONS = dict(
     healthy_deadline=dict(type="float", default=300.0),
     poll_interval=dict(type="float", default=1.0),
     grace=dict(type="float"),
+    health_check=dict(type="str", default="checks", choices=["checks", "agent_states"]),
 )
 # the health gate counts an agent stable only after this many healthy probes in a row, however short
 # min_healthy_time is: with min_healthy_time 0 one healthy probe was enough, and a flapping agent or one
@@ -185,16 +188,41 @@ def progress_line(tracker, elapsed):
         tracker.stable_count(), len(tracker.names), starting, draining, failing, elapsed)
 
 
-def health_check_fn(client, urls, expected_states=("work",), target_version=None):
+def agent_state_ready(info, expected_states=("work",), target_version=None):
+    """``health_check: agent_states``: ``(ready, cause)`` from what the agent reports about itself only.
+
+    It answered with a state (``info`` from the probe), finished initializing, and its
+    ``cognitive_state`` is expected; its ``status`` (the health checks' verdict) is not looked at.
+    """
+    state = (info or {}).get("cognitive_state")
+    if state is None:
+        return False, "no cognitive_state reported"
+    if info.get("initialization_complete") is False:
+        return False, "initializing (initialization_complete false)"
+    if state not in expected_states:
+        return False, "cognitive_state %s (expected %s)" % (state, "|".join(expected_states))
+    if target_version is not None and not version_matches(info.get("version"), target_version):
+        return False, "version %s (expected %s)" % (info.get("version"), target_version)
+    return True, None
+
+
+def health_check_fn(client, urls, expected_states=("work",), target_version=None, health_check="checks"):
     """A ``check`` for :func:`wait_for_wave` that probes agents' health concurrently.
 
-    ``urls`` maps name -> agent_url.
+    ``urls`` maps name -> agent_url. ``health_check``: ``checks`` (the probe's verdict: status healthy
+    and an expected state) or ``agent_states`` (:func:`agent_state_ready`).
     """
     expected_states = tuple(expected_states)
 
+    def judge(r):
+        if health_check == "agent_states" and r.get("reachable"):
+            ready, cause = agent_state_ready(r["info"], expected_states, target_version)
+            return ready, cause, r["info"]
+        return r["healthy"], r["cause"], r["info"]
+
     def check(names):
         results = client.fan_out(lambda n: (n, client.probe(urls[n], expected_states, target_version)), names)
-        return {n: (r["healthy"], r["cause"], r["info"]) for n, r in results}
+        return {n: judge(r) for n, r in results}
 
     return check
 
@@ -242,7 +270,8 @@ def gate_agents(client, agents, params, target_version=None, clock=time.monotoni
     if grace is None:
         grace = params["healthy_deadline"]
     urls = dict((a["name"], a["agent_url"]) for a in agents)
-    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version)
+    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version,
+                            params.get("health_check") or "checks")
     poll_interval = params["poll_interval"] or 0.5
     result = wait_for_wave(
         [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],

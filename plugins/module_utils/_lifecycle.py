@@ -110,22 +110,12 @@ def phase(store, dep):
     count = len(waves)
     if status == "staged":
         return "staged: awaiting promotion"
-    if status == "paused" and _awaiting_promotion(store, dep):
-        done = sum(1 for w in waves if w["status"] == "passed")
-        return "awaiting promotion after wave %d/%d" % (done, count)
     if status in ("running", "paused", "interrupted"):
         current = next((w for w in waves if w["status"] == "running"), None) or \
             next((w for w in waves if w["status"] == "pending"), None)
         where = ("wave %d/%d (%s)" % (current["wave"], count, current["name"])) if current else "after the last wave"
         return where if status == "running" else "%s in %s" % (status, where)
     return status
-
-
-def _awaiting_promotion(store, dep):
-    for event in reversed(store.events(dep["deployment_id"])):
-        if event["event"] == "deployment_paused":
-            return bool((event.get("data") or {}).get("awaiting_promotion"))
-    return False
 
 
 def record(store, dep, detail=False):
@@ -210,9 +200,6 @@ def lift_pause(store, dep, why=None, who=None, audit_path=None):
     if dep["status"] != "paused":
         raise LifecycleError("deployment %s (version %s) is %s, not paused" % (dep["deployment_id"], dep.get("version"),
                                                                                dep["status"]))
-    if _awaiting_promotion(store, dep):
-        raise LifecycleError("deployment %s (version %s) awaits promotion after its canary wave: promote it"
-                             % (dep["deployment_id"], dep.get("version")))
     if not store.lease_live(dep):
         return False, dep
     message = "resumed by %s%s" % (who, (": %s" % why) if why else "")

@@ -26,6 +26,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import waves_to_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
@@ -296,7 +297,8 @@ def _notify_result(agents, answers, asked, recorded, check_mode=False):
 
 
 def observe_consent(client, store, deployment_id, members, target_version, stop_timeout, poll_interval=1.0,
-                    supervisor_restarts=False, clock=time.monotonic, sleep=time.sleep, progress=None, on_observed=None):
+                    supervisor_restarts=False, clock=time.monotonic, sleep=time.sleep, progress=None, on_observed=None,
+                    cut_short=None):
     """Watch the agents that accepted or answered "pending" until they have stopped (observed consent).
 
     Records the observed decision at once: a pending agent that stopped has
@@ -304,7 +306,9 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
     ``declined``, never updated); an explicit accepter that did not stop, one
     still draining, or one that stopped answering with timeouts is ``failed``
     and not updated. Returns ``(ready, observed)``: the members that stopped
-    (to hand to the update driver) and the per-host observation.
+    (to hand to the update driver) and the per-host observation. ``cut_short`` (a text): the
+    progress deadline ended the watch before ``stop_timeout`` would have; an agent not stopped
+    by then has not declined: it is ``failed`` with that text, its answer left as it was.
     """
     if not members:
         return [], {}
@@ -325,6 +329,8 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
                                   "reason": "observed: %s after %.1fs" % (
                                       "drained and stopped" if obs["drained_at"] is not None else "stopped",
                                       obs["stopped_at"] or 0.0)})
+        elif cut_short:
+            results.append({"host": name, "result": "failed", "detail": "%s (%s)" % (cut_short, obs["detail"])})
         elif obs["outcome"] == OBSERVED_DECLINED and pending:
             decisions.append({"host": name, "decision": DECLINED, "reason": obs["detail"],
                               "answered_at": row.get("answered_at")})
@@ -382,6 +388,7 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
                                        stage_only=stage, takeover=takeover, record=record, promote=promote)
     if mode in ("resumed", "retry", "promoted"):
         store.update_params(deployment_id, dict({"limit": params["limit"]}, **({"promoted": True} if promote else {})))
+        dep = store.get_deployment(deployment_id)
     out = {
         "changed": mode in ("new", "staged", "promoted", "resumed", "retry"),
         "mode": mode,
@@ -395,7 +402,8 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
         "deployment_key": dep.get("deployment_key"),
         "version": dep.get("version"),
     }
-    out.update(_run_plan(dep["plan"] if mode not in ("complete", "staged") else [], hosts))
+    out.update(_run_plan(waves_to_run(dep["plan"], dep["params"], promote) if mode not in ("complete", "staged") else [],
+                         hosts))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
 
@@ -440,8 +448,11 @@ def _run_plan(plan, hosts):
     }
 
 
-def judge_wave(counts, success_threshold):
+def judge_wave(counts, success_threshold, blocked=False):
     """THE verdict of a wave: ``(passed, required)``.
+
+    A ``blocked`` wave fails whatever its counts: it reached its progress deadline
+    (``rollout_progress_deadline``), or its blue-green candidates failed their gate.
 
     Over the wave's agents as recorded in the state (this run and earlier
     runs of the same deployment): the agents that accepted (observed or
@@ -455,7 +466,7 @@ def judge_wave(counts, success_threshold):
     healthy = int(counts.get("healthy", 0))
     threshold = 0.8 if success_threshold is None else float(success_threshold)
     required = int(math.ceil(threshold * (accepted + unreachable) - 1e-9))
-    return healthy >= required, required
+    return healthy >= required and not blocked, required
 
 
 def wave_done(store, deployment_id, wave, name, wave_count, target_version, gate, updated_hosts,
@@ -478,7 +489,7 @@ def wave_done(store, deployment_id, wave, name, wave_count, target_version, gate
     if results:
         store.set_results(deployment_id, results)
     counts = wave_counts(store, deployment_id, wave)
-    passed, required = judge_wave(counts, success_threshold)
+    passed, required = judge_wave(counts, success_threshold, blocked=bool(gate.get("blocked")))
     summary = {
         "wave": wave, "name": name, "wave_count": wave_count, "size": counts["size"], "target_version": target_version,
         "accepted": counts["accepted"], "declined": counts["declined"], "deferred": counts["deferred"],
@@ -651,6 +662,7 @@ def record_wave(store, deployment_id, index, name, wave_count, target_version, g
                                       deployment_id=deployment_id), secrets)
     summary["halt_reason"] = None
     if not summary["passed"]:
-        summary["halt_reason"] = "wave %s (%s) failed its health gate: %s%s" % (
-            index, name, summary["gate_reason"], " (reverted)" if summary["reverted"] else "")
+        summary["halt_reason"] = "wave %s (%s) %s: %s%s" % (
+            index, name, "failed" if (gate or {}).get("blocked") else "failed its health gate",
+            summary["gate_reason"], " (reverted)" if summary["reverted"] else "")
     return summary

@@ -157,7 +157,7 @@ WAVE_SPEC = connection_spec(
     wave=dict(type="dict", required=True),
     wave_count=dict(type="int", required=True),
     last=dict(type="bool", default=False),
-    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish"]),
+    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish", "candidates", "retire"]),
     strategy=dict(type="str", default="canary"),
     release_notes=dict(type="str"),
     force=dict(type="bool", default=False),
@@ -170,12 +170,15 @@ WAVE_SPEC = connection_spec(
     require_target_version=dict(type="bool", default=True),
     success_threshold=dict(type="float", default=0.8),
     auto_revert=dict(type="bool", default=False),
-    auto_promote=dict(type="bool", default=True),
     update_hosts=dict(type="list", elements="str", default=[]),
     update_failed=dict(type="dict", default={}),
     driver_results=dict(type="dict", default={}),
     gate=dict(type="dict"),
     reverted_hosts=dict(type="list", elements="str", default=[]),
+    progress_deadline=dict(type="float", default=0.0),
+    progress_deadline_at=dict(type="float"),
+    stalled=dict(type="str"),
+    candidate_urls=dict(type="dict", default={}),
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]

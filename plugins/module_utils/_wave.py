@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
@@ -36,6 +39,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import awaiting_promotion_note
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import progress_deadline_at
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
@@ -81,7 +87,11 @@ def validate_wave_params(params):
     validate_gate_params(params)
     if params.get("stop_timeout") is not None and not 0 <= params["stop_timeout"] < 10 ** 6:
         raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % params["stop_timeout"])
-    if params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
+    if params.get("strategy") == "blue_green":
+        validate_blue_green(params)
+    elif params["phase"] in BLUE_GREEN_PHASES[:2]:
+        raise ValueError("phase=%s is a phase of a blue-green wave (strategy blue_green)" % params["phase"])
+    elif params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
         raise ValueError("phase=all needs a controller-side driver (%s); the tasks driver runs phases ask, settle and "
                          "finish" % ", ".join(CONTROLLER_DRIVERS))
     if params["driver"] == "fleetsim" and not params.get("control_url"):
@@ -231,14 +241,23 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     out = {"changed": True}
     # agents started by an earlier run of this wave that ended before its verdict (killed, interrupted)
     ungated = _ungated(store, dep, wave, members) if phase == "all" else []
+    if params["strategy"] == "blue_green":
+        return blue_green_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                                ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
+                                    store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
+                                finish=_finish)
+    stalled = params.get("stalled")
     if phase in ("all", "ask"):
+        deadline_at = progress_deadline_at(clock(), params.get("progress_deadline"))
         run.step = "asking the agents and waiting for them to stop"
         updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
-                                    clock, progress)
+                                    clock, progress, deadline_at)
+        stalled = out.pop("stalled", None)
         if phase == "ask":
             out.update(phase_done="ask", update_agents=updating, update_hosts=[a["name"] for a in updating],
                        update_map=dict((a["name"], {"version_before": a.get("version_before"),
-                                                    "version": a.get("version")}) for a in updating))
+                                                    "version": a.get("version")}) for a in updating),
+                       progress_deadline_at=deadline_at, stalled=stalled)
             return out
         run.step = "starting the agents on %s" % target
         started, failed = _start_from_controller(client, params, updating, target)
@@ -249,16 +268,24 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
         # gated now, not started again (they run already)
         handed += [a for a in ungated if a["name"] not in started and a["name"] not in failed]
     else:
+        deadline_at = params.get("progress_deadline_at")
         handed = _handed(store, params, members)
     if phase == "finish":
         return _finish(store, params, dep, wave, members, handed, params["gate"], params["reverted_hosts"], secrets,
                        out)
     # gate the agents handed to the driver in this run, then judge the wave
     run.step = "the health gate"
-    gate = gate_agents(client, handed, params, target if params["require_target_version"] else None,
+    gate_params, cut = _gate_params(params, deadline_at, clock())
+    gate = gate_agents(client, handed, gate_params, target if params["require_target_version"] else None,
                        clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
+    if cut and not gate["passed"]:
+        stalled = stalled or _stall_note(params, "%d of %d updated agents not stable" % (
+            len(gate["unstable"]), gate["total"]))
+    if stalled:
+        # no progress within rollout_progress_deadline: the wave fails (judge_wave), and with it the deployment
+        gate.update(blocked=stalled, reason=stalled, passed=False)
     # a failed wave goes back whole: every agent handed over in this run whose previous version is known
     revertable = [a for a in handed if a.get("version")]
     if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):
@@ -384,7 +411,21 @@ def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
     return notes
 
 
-def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress):
+def _stall_note(params, what):
+    return "no progress within rollout_progress_deadline (%gs): %s" % (params["progress_deadline"], what)
+
+
+def _gate_params(params, deadline_at, now):
+    """The gate's options with its deadline (and grace) cut to the progress deadline; ``(params, cut)``."""
+    deadline, cut = remaining(deadline_at, now, params["healthy_deadline"])
+    if not cut:
+        return params, False
+    grace = params.get("grace")
+    return dict(params, healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline)), True
+
+
+def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress,
+                     deadline_at=None):
     """Ask the wave (never twice), then watch every agent that consented until it has stopped.
 
     Returns the members the update driver may act on: those that stopped, and those
@@ -397,10 +438,15 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
     asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=params["force"],
                         store=store, reask_until=params.get("reask_until"), clock=clock, sleep=sleep,
                         on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
+    stop_timeout, cut = remaining(deadline_at, clock(), params["stop_timeout"])
+    cut_short = _stall_note(params, "still not stopped") if cut else None
     ready, observed = observe_consent(
-        client, store, deployment_id, asked["consenting_agents"], dep["target_version"], params["stop_timeout"],
+        client, store, deployment_id, asked["consenting_agents"], dep["target_version"], stop_timeout,
         poll_interval=params["poll_interval"], supervisor_restarts=params["driver"] == "none", clock=monotonic,
-        sleep=sleep, progress=_progress_fn(progress, wave, "waiting for agents to stop"))
+        sleep=sleep, progress=_progress_fn(progress, wave, "waiting for agents to stop"), cut_short=cut_short)
+    if cut_short and len(ready) < len(asked["consenting_agents"]):
+        out["stalled"] = _stall_note(params, "%d of %d agents that were asked had not stopped" % (
+            len(asked["consenting_agents"]) - len(ready), len(asked["consenting_agents"])))
     if observed and params.get("audit_path"):
         append_audit(params["audit_path"], [
             {"event": "consent_observed", "deployment_id": deployment_id, "host": name, "outcome": o["outcome"],
@@ -474,7 +520,7 @@ def _passes(store, params, dep, wave, gate):
     stable = set(gate.get("stable") or [])
     # agents gated now count by the gate, the others by what is recorded
     healthy = counts["healthy"] - len(gated - stable)
-    return judge_wave(dict(counts, healthy=healthy), params["success_threshold"])[0]
+    return judge_wave(dict(counts, healthy=healthy), params["success_threshold"], blocked=bool(gate.get("blocked")))[0]
 
 
 def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, secrets, out):
@@ -491,27 +537,17 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
                    "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
-    if not halt and not params.get("last") and _awaits_promotion(params, dep, wave):
-        message = "canary wave %s (%s) passed: waiting for promotion (agentfleet.rollout.promote)" % (
-            wave["index"], wave["name"])
-        if store.set_status(deployment_id, "paused", message, data={"awaiting_promotion": True},
-                            only_from=("running",)):
-            out.update(awaiting_promotion=True, line=summary["line"] + " | " + message)
-            if params.get("audit_path"):
-                append_audit(params["audit_path"], {"event": "deployment_awaiting_promotion",
-                                                    "deployment_id": deployment_id, "message": message}, secrets)
-    if halt or params.get("last"):
+    if not halt and params.get("last") and wave.get("await_promotion"):
+        # auto_promote false: the canary wave passed; the deployment waits for agentfleet.rollout.promote
+        out["promotion_note"] = awaiting_promotion_note(deployment_id, wave)
+        out["rollout_deployment_summary"] = close_deployment(
+            store, deployment_id, halt_reason=out["promotion_note"], report_path=params.get("report_path"),
+            audit_path=params.get("audit_path"), secrets=secrets, status="staged")
+    elif halt or params.get("last"):
         out["rollout_deployment_summary"] = close_deployment(
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
             report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
     return out
-
-
-def _awaits_promotion(params, dep, wave):
-    """With ``auto_promote: false`` a rollout stops after its first (canary) wave until it is promoted."""
-    if params.get("auto_promote", True) or (dep.get("params") or {}).get("promoted"):
-        return False
-    return wave["index"] == min(w["index"] for w in dep["plan"]) if dep.get("plan") else False
 
 
 def agent_outcomes(store, deployment_id, members, this_run):

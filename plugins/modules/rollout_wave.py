@@ -104,13 +104,25 @@ options:
       - The part of the wave to run (see the description).
       - V(all) asks, observes, updates, gates, judges, reverts and records, with O(driver=none) or O(driver=fleetsim).
       - V(ask), V(settle) and V(finish) are the steps of the O(driver=tasks) driver.
+      - With O(strategy=blue_green) - V(all) (O(driver=fleetsim)) starts candidates beside the agents, gates them, asks
+        the primaries of the stable ones to retire and promotes the candidates of those that stopped; with
+        O(driver=tasks) the steps are V(candidates) (which agents get one), V(retire) (gate the candidates of
+        O(candidate_urls), ask the primaries) and V(finish) (record; O(update_hosts) are the promoted agents).
     type: str
     default: all
-    choices: [all, ask, settle, finish]
+    choices: [all, ask, settle, finish, candidates, retire]
   strategy:
-    description: The rollout strategy named in the reason text.
+    description:
+      - The rollout strategy named in the reason text.
+      - V(blue_green) runs a blue-green wave (see O(phase)).
     type: str
     default: canary
+  candidate_urls:
+    description:
+      - With O(strategy=blue_green) and O(phase=retire), the agent URL of each agent's candidate (host name to URL), as
+        the user's candidate tasks set it (C(rollout_candidate_url)).
+    type: dict
+    default: {}
   release_notes:
     description: What changes in the new version; added to the reason text as C(Changes) text.
     type: str
@@ -183,12 +195,6 @@ options:
         records the wave.
     type: bool
     default: false
-  auto_promote:
-    description:
-      - V(false) - after the first wave of the plan passes, the deployment is C(paused), awaiting promotion
-        (agentfleet.rollout.promote), and the later waves ask nobody. A promoted deployment goes on.
-    type: bool
-    default: true
   update_hosts:
     description:
       - With O(phase=settle) and O(phase=finish), the agents the update tasks ran for, the RV(update_hosts) returned
@@ -222,6 +228,24 @@ options:
     type: list
     elements: str
     default: []
+  progress_deadline:
+    description:
+      - Seconds the wave may take without passing, counted from its start (O(phase=all) or O(phase=ask)); V(0) means
+        no deadline. The wait for the agents to stop and the health gate end at it at the latest; a wave that reaches
+        it with agents not stopped or not stable fails (the one verdict), and so does the deployment. An agent still
+        not stopped then is C(failed) (not declined); with O(auto_revert) the wave's updated agents are put back.
+    type: float
+    default: 0
+  progress_deadline_at:
+    description:
+      - With O(phase=settle), the RV(progress_deadline_at) returned by O(phase=ask) (the progress deadline of the wave,
+        a UNIX time).
+    type: float
+  stalled:
+    description:
+      - With O(phase=settle), the RV(stalled) returned by O(phase=ask) (the wave reached its progress deadline while
+        waiting for its agents to stop).
+    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.gate
   - agentfleet.rollout.connection
@@ -568,6 +592,50 @@ revert_note:
   returned: phase=all when a revert was attempted
   type: str
   sample: "driver none cannot start a previous version: nothing reverted"
+candidate_hosts:
+  description: With O(strategy=blue_green) and O(phase=candidates), the agents of the batch that get a candidate.
+  returned: phase=candidates
+  type: list
+  elements: str
+  sample: ["agent-000", "agent-001"]
+promote_hosts:
+  description:
+    - With O(strategy=blue_green) and O(phase=retire), the agents whose candidate was stable and whose primary
+      consented and stopped - promote their candidates, then pass them as O(update_hosts) to O(phase=finish).
+  returned: phase=retire
+  type: list
+  elements: str
+  sample: ["agent-000"]
+discard_hosts:
+  description:
+    - With O(strategy=blue_green) and O(phase=retire), the agents whose candidate must be discarded (not stable, or
+      the primary did not retire); all candidates when the candidates failed their gate (the wave is then recorded).
+  returned: phase=retire
+  type: list
+  elements: str
+  sample: ["agent-001"]
+candidates:
+  description: With O(strategy=blue_green) and O(driver=fleetsim), the candidates started, promoted and discarded.
+  returned: blue-green waves with the fleetsim driver
+  type: dict
+  sample: {"started": ["agent-000", "agent-001"], "promoted": ["agent-000"], "discarded": ["agent-001"]}
+progress_deadline_at:
+  description: With O(phase=ask), when the wave's progress deadline ends (a UNIX time), null without O(progress_deadline).
+  returned: phase=ask
+  type: float
+  sample: 1767268800.5
+stalled:
+  description: With O(phase=ask), why the wave reached its progress deadline while waiting for its agents to stop, else null.
+  returned: phase=ask
+  type: str
+  sample: "no progress within rollout_progress_deadline (60s): 2 of 3 agents that were asked had not stopped"
+promotion_note:
+  description:
+    - When the wave was the canary wave of a deployment that waits for promotion (RV(agentfleet.rollout.wave_split#module:promote_after))
+      and passed, that the deployment is now C(staged) and how to promote it.
+  returned: when the canary wave passed and the deployment awaits promotion
+  type: str
+  sample: "canary wave 1 (canary) passed: deployment deploy-agents-2.0.0 is staged, awaiting promotion (auto_promote is false). ..."
 plan_lines:
   description: In check mode, one line per member, what it would go through.
   returned: check mode

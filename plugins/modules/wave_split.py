@@ -67,6 +67,35 @@ options:
     type: str
     default: name
     choices: [name, occurrence_id, agent_id]
+  strategy:
+    description:
+      - Plan the waves of a rollout strategy from the update policy (O(canary), O(max_parallel), O(auto_promote))
+        instead of from O(cohorts) alone.
+      - V(canary) - the cohorts of O(canary) (default O(cohorts)), or with a count N a C(canary) wave of N members
+        then the rest in one wave.
+      - V(rolling), V(blue_green) - a C(canary) wave of O(canary) members when it is a count > 0, then the rest in
+        batches of at most O(max_parallel) (waves C(batch-1), C(batch-2), ...).
+      - V(immediate) - one wave C(all).
+      - Without it the waves are O(cohorts).
+    type: str
+    choices: [canary, rolling, blue_green, immediate]
+  canary:
+    description:
+      - With O(strategy), the canary - a count (a whole number >= 0) or cohorts (a preset name or a list, as
+        O(cohorts); V(canary) strategy only). Empty - the strategy's default (V(canary) uses O(cohorts), the others
+        no canary wave).
+    type: raw
+  max_parallel:
+    description:
+      - With O(strategy=rolling) or O(strategy=blue_green), the most members of a batch (>= 1). Ignored otherwise.
+    type: int
+    default: 0
+  auto_promote:
+    description:
+      - With O(strategy), whether the rollout goes on after its canary wave by itself. Empty - false when O(canary) is
+        a count (the update block's default), true for cohorts (which roll on, as CIRISManager's do).
+      - The result's RV(promote_after) says after which wave the rollout stops, awaiting promotion.
+    type: raw
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
@@ -102,6 +131,15 @@ EXAMPLES = r"""
       - {name: rest, rest: true}
     method: stable
     salt: "2026-q4"
+
+- name: A rolling plan - a canary of 2, then batches of at most 3
+  agentfleet.rollout.wave_split:
+    hosts: "{{ ansible_play_hosts }}"
+    strategy: rolling
+    canary: 2
+    max_parallel: 3
+  register: split
+  run_once: true
 """
 
 RETURN = r"""
@@ -127,6 +165,21 @@ plan:
   type: list
   elements: str
   sample: ["wave 1 explorers: 1", "wave 2 early_adopters: 3"]
+canary_wave:
+  description: The index of the canary wave (the first wave, when the plan has a canary and more than one wave), else 0.
+  returned: success
+  type: int
+  sample: 1
+auto_promote:
+  description: Whether the rollout goes on after its canary wave by itself (O(auto_promote), or its default).
+  returned: success
+  type: bool
+  sample: false
+promote_after:
+  description: The wave after which the rollout stops, its deployment staged awaiting promotion (0 - it does not stop).
+  returned: success
+  type: int
+  sample: 1
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -174,10 +174,10 @@ def test_canary_without_auto_promote_waits_for_promote(tmp_path):
     with FleetSim(config=fleet(10), workdir=tmp_path / "sim") as sim:
         res = play(sim, tmp_path, "canary", rollout_auto_promote=False)
         assert res.rc == 0, res.output
-        assert "waiting for promotion" in res.output
+        assert "is staged, awaiting promotion (auto_promote is false)" in res.output
         assert asked_hosts(sim) == ["agent-000"]
         status = cli(tmp_path, "status", "agents")
-        assert "paused (awaiting promotion after wave 1/4)" in status.stdout, status.stdout
+        assert "staged: awaiting promotion" in status.stdout, status.stdout
         shown = cli(tmp_path, "promote", "agents")
         assert shown.returncode == 3 and "agentfleet.rollout.promote" in shown.stdout
 

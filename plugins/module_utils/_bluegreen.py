@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One blue-green wave: candidates beside the primaries -> gate the candidates -> ask the primaries to
+retire -> promote the candidates of those that stopped -> judge and record.
+
+Nothing is asked before the wave's candidates are proven: a candidate that does not become stable is
+discarded and its primary is never asked. Only an agent that consented and stopped is replaced by its
+candidate (promotion); the candidate of one that declined, deferred or rejected is discarded and the
+old primary goes on serving. So the fleet serves with at least its size throughout: a primary stops
+only once its stable candidate is up beside it. Until promotion a candidate is not primary.
+
+Driver ``fleetsim``: the simulator's ``/_sim/candidates/{start,promote,discard}`` (docs/fleetsim.md), one
+call (``phase: all``). Driver ``tasks``: the user's candidate tasks (``rollout_candidate_tasks``, which set
+``rollout_candidate_url``) and retire tasks (``rollout_retire_tasks``, purpose ``promote`` or ``discard``) run
+on each agent's host between the phases ``candidates``, ``retire`` and ``finish``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_candidates
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
+
+BLUE_GREEN_DRIVERS = ("fleetsim", "tasks")
+# the tasks driver's phases (the user's candidate and retire tasks run on each agent's host in between)
+TASKS_PHASES = ("candidates", "retire", "finish")
+# results that end an agent's part in a deployment: a rerun starts no candidate for it
+SETTLED = ("updated", "skipped", "rejected", "declined")
+
+
+def validate_blue_green(params):
+    if params["driver"] not in BLUE_GREEN_DRIVERS:
+        raise ValueError("driver: the blue-green strategy needs a driver that can start a candidate beside an agent "
+                         "(%s), not %s" % (", ".join(BLUE_GREEN_DRIVERS), params["driver"]))
+    if params["driver"] == "tasks" and params["phase"] not in TASKS_PHASES:
+        raise ValueError("phase: a blue-green wave with the tasks driver runs the phases %s (the task files of "
+                         "agentfleet.rollout.blue_green), not %s" % (", ".join(TASKS_PHASES), params["phase"]))
+    if params["driver"] != "tasks" and params["phase"] != "all":
+        raise ValueError("phase: a blue-green wave with the %s driver runs in one call (phase all)" % params["driver"])
+
+
+def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+              ask_and_observe, finish):
+    """The blue-green wave's phase: ``all`` (fleetsim) or, with the tasks driver, ``candidates``,
+    ``retire`` and ``finish`` around the user's candidate and retire tasks."""
+    validate_blue_green(params)
+    phase = params["phase"]
+    if phase == "all":
+        return run_blue_green(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                              ask_and_observe, finish)
+    deployment_id = dep["deployment_id"]
+    if phase == "candidates":
+        rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
+        store.wave_started(deployment_id, wave["index"])
+        todo = [m["name"] for m in members if (rows.get(m["name"]) or {}).get("result") not in SETTLED]
+        out.update(phase_done="candidates", candidate_hosts=todo)
+        return out
+    if phase == "retire":
+        return _retire(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                       ask_and_observe, finish)
+    # finish: the retire tasks promoted (or failed to promote) the candidates of the agents that stopped
+    failed = params.get("update_failed") or {}
+    if failed:
+        store.set_results(deployment_id, [{"host": h, "result": "failed", "detail": "candidate not promoted: %s" % err}
+                                          for h, err in failed.items()])
+    promoted = [h for h in params.get("update_hosts") or [] if h not in failed]
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=promoted))
+    handed = [m for m in members if m["name"] in rows]
+    return finish(store, params, dep, wave, members, handed, params["gate"], [], secrets, out)
+
+
+def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+            ask_and_observe, finish):
+    """Tasks driver: gate the candidates the user's tasks started (``candidate_urls``), then ask the primaries
+    of the stable ones to retire. Returns ``promote_hosts`` (stopped: promote their candidates) and
+    ``discard_hosts`` (the other candidates), or, when the candidates failed their gate, the recorded wave."""
+    deployment_id = dep["deployment_id"]
+    target = dep["target_version"]
+    urls = dict((h, u) for h, u in (params.get("candidate_urls") or {}).items() if u)
+    failed = dict(params.get("update_failed") or {})
+    for h in params.get("update_hosts") or []:
+        if h not in urls and h not in failed:
+            failed[h] = "the candidate tasks set no rollout_candidate_url"
+    candidates = [dict(m, agent_url=urls[m["name"]]) for m in members if m["name"] in urls and m["name"] not in failed]
+    todo = len(candidates) + len(failed)
+    gate, stable, unstable, results = _gate_candidates(client, params, wave, candidates, failed, target, monotonic,
+                                                       sleep, progress, run)
+    started = [m["name"] for m in candidates]
+    if not gate["passed"] or failed:
+        _block(store, deployment_id, gate, results, stable, todo, failed)
+        out.update(candidates={"started": sorted(started), "promoted": [], "discarded": sorted(started)},
+                   promote_hosts=[], discard_hosts=sorted(started))
+        return finish(store, params, dep, wave, members, [], gate, [], secrets, out)
+    if results:
+        store.set_results(deployment_id, results)
+    proven = [m for m in members if m["name"] in stable]
+    run.step = "asking the primaries to retire and waiting for them to stop"
+    ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
+    ready_names = [a["name"] for a in ready if a["name"] in stable]
+    keep = [m["name"] for m in proven if m["name"] not in ready_names]
+    out.update(phase_done="retire", gate=gate, promote_hosts=ready_names, discard_hosts=sorted(unstable + keep))
+    return out
+
+
+def _gate_candidates(client, params, wave, candidates, failed, target, monotonic, sleep, progress, run):
+    run.step = "the candidates' health gate"
+    gate = gate_agents(client, candidates, params, target if params["require_target_version"] else None,
+                       clock=monotonic, sleep=sleep, progress=_progress(progress, wave, "candidates' health gate"))
+    stable = set(gate["stable"])
+    unstable = [m["name"] for m in candidates if m["name"] not in stable]
+    results = [{"host": h, "result": "failed", "detail": "candidate not started: %s" % err} for h, err in failed.items()]
+    results += [{"host": h, "result": "failed", "detail": "candidate not stable: %s" % (gate["unstable"].get(h) or "unknown")}
+                for h in unstable]
+    return gate, stable, unstable, results
+
+
+def _block(store, deployment_id, gate, results, stable, todo, failed):
+    """The wave's candidates are not good enough: none is promoted, no primary is asked, the wave fails."""
+    results = results + [{"host": h, "result": "failed", "detail": "not asked: the wave's candidates failed their gate"}
+                         for h in stable]
+    store.set_results(deployment_id, results)
+    reason = "the candidates failed their health gate: %d of %d stable, %d required%s" % (
+        len(stable), todo, gate["required"], ("; %d not started" % len(failed)) if failed else "")
+    gate.update(blocked=reason, reason=reason, passed=False)
+
+
+def run_blue_green(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                   ask_and_observe, finish):
+    """``phase: all`` of a blue-green wave; ``ask_and_observe`` and ``finish`` are the wave engine's steps."""
+    deployment_id = dep["deployment_id"]
+    target = dep["target_version"]
+    control_url = params["control_url"]
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
+    todo = [m for m in members if (rows.get(m["name"]) or {}).get("result") not in SETTLED]
+    store.wave_started(deployment_id, wave["index"])
+
+    run.step = "starting the candidates"
+    started, failed = fleetsim_candidates(client, control_url, "start", [m["name"] for m in todo], target)
+    candidates = [dict(m, agent_url=started[m["name"]]) for m in todo if started.get(m["name"])]
+    gate, stable, unstable, results = _gate_candidates(client, params, wave, candidates, failed, target, monotonic,
+                                                       sleep, progress, run)
+    if not gate["passed"] or failed:
+        # the wave's candidates are not good enough: none is promoted, no primary is asked
+        _discard(client, control_url, [m["name"] for m in candidates])
+        _block(store, deployment_id, gate, results, stable, len(todo), failed)
+        out["candidates"] = {"started": sorted(started), "promoted": [], "discarded": sorted(started)}
+        return finish(store, params, dep, wave, members, [], gate, [], secrets, out)
+    _discard(client, control_url, unstable)
+    if results:
+        store.set_results(deployment_id, results)
+
+    # the candidates serve beside their primaries: ask the primaries to retire (observed consent)
+    proven = [m for m in todo if m["name"] in stable]
+    run.step = "asking the primaries to retire and waiting for them to stop"
+    ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
+    ready_names = [a["name"] for a in ready if a["name"] in stable]
+    run.step = "promoting the candidates"
+    promoted, promote_failed = fleetsim_candidates(client, control_url, "promote", ready_names)
+    keep = [m["name"] for m in proven if m["name"] not in ready_names]
+    _discard(client, control_url, keep)
+    if promote_failed:
+        store.set_results(deployment_id, [{"host": h, "result": "failed", "detail": "candidate not promoted: %s" % err}
+                                          for h, err in promote_failed.items()])
+    out["candidates"] = {"started": sorted(started), "promoted": sorted(promoted), "discarded": sorted(unstable + keep)}
+    handed = [a for a in ready if a["name"] in promoted]
+    return finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+
+
+def _discard(client, control_url, names):
+    if names:
+        fleetsim_candidates(client, control_url, "discard", names)
+
+
+def _progress(progress, wave, what):
+    if progress is None:
+        return None
+    prefix = "wave %s %s: %s: " % (wave["index"], wave["name"], what)
+    return lambda text: progress(prefix + text)
