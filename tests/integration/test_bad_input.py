@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Integration: the bad-input corpus (issue 12, defect 5).
 
 Every case is a real ``ansible-playbook`` run of a playbook of the collection against a
@@ -13,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -38,9 +40,12 @@ CASES = [
     ("target-space", "rollout_target_version: '2.0 beta'", CANARY, {"rollout_target_version": "2.0 beta"}, None, "rollout_target_version"),
     ("driver-unknown", "rollout_driver: bogus", CANARY, {"rollout_driver": "bogus"}, None, "rollout_driver"),
     ("tasks-no-file", "rollout_driver: tasks without rollout_update_tasks", CANARY, {"rollout_driver": "tasks"}, None, "rollout_update_tasks"),
-    ("tasks-missing-file", "rollout_update_tasks: missing.yml", CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "missing.yml"}, None, "rollout_update_tasks"),
-    ("tasks-not-a-list", "rollout_update_tasks: a YAML mapping", CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "@NOT_A_LIST"}, None, "rollout_update_tasks"),
-    ("tasks-bad-yaml", "rollout_update_tasks: broken YAML", CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "@NOT_YAML"}, None, "rollout_update_tasks"),
+    ("tasks-missing-file", "rollout_update_tasks: missing.yml",
+     CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "missing.yml"}, None, "rollout_update_tasks"),
+    ("tasks-not-a-list", "rollout_update_tasks: a YAML mapping",
+     CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "@NOT_A_LIST"}, None, "rollout_update_tasks"),
+    ("tasks-bad-yaml", "rollout_update_tasks: broken YAML",
+     CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "@NOT_YAML"}, None, "rollout_update_tasks"),
     ("deadline-nan", "rollout_healthy_deadline: nan", CANARY, {"rollout_healthy_deadline": "nan"}, None, "rollout_healthy_deadline"),
     ("deadline-inf", "rollout_healthy_deadline: inf", CANARY, {"rollout_healthy_deadline": "inf"}, None, "rollout_healthy_deadline"),
     ("deadline-1e12", "rollout_healthy_deadline: 1e12", CANARY, {"rollout_healthy_deadline": 1e12}, None, "rollout_healthy_deadline"),
@@ -67,7 +72,8 @@ CASES = [
     ("workers-fraction", "rollout_max_workers: 2.5", CANARY, {"rollout_max_workers": 2.5}, None, "rollout_max_workers"),
     ("states-empty", "rollout_expected_states: []", CANARY, {"rollout_expected_states": []}, None, "rollout_expected_states"),
     ("states-unknown", "rollout_expected_states: [working]", CANARY, {"rollout_expected_states": ["working"]}, None, "rollout_expected_states"),
-    ("require-version-word", "rollout_require_target_version: maybe", CANARY, {"rollout_require_target_version": "maybe"}, None, "rollout_require_target_version"),
+    ("require-version-word", "rollout_require_target_version: maybe",
+     CANARY, {"rollout_require_target_version": "maybe"}, None, "rollout_require_target_version"),
     ("auto-revert-word", "rollout_auto_revert: perhaps", CANARY, {"rollout_auto_revert": "perhaps"}, None, "rollout_auto_revert"),
     ("validate-certs-word", "rollout_validate_certs: sometimes", CANARY, {"rollout_validate_certs": "sometimes"}, None, "rollout_validate_certs"),
     ("report-is-dir", "rollout_report_path: a directory", CANARY, {"rollout_report_path": "@DIR"}, None, "rollout_report_path"),
@@ -96,12 +102,16 @@ CASES = [
     ("url-words", "agent_url: 'not a url'", CANARY, {}, "words", "agent_url"),
     ("group-empty", "an empty agents group", CANARY, {}, "empty", "rollout_hosts"),
     ("fleetsim-no-control", "fleetsim driver, no fleetsim_control_url", CANARY, {}, "nocontrol", "rollout_fleetsim_control_url"),
-    ("fleetsim-control-ftp", "rollout_fleetsim_control_url: ftp://...", CANARY, {"rollout_fleetsim_control_url": "ftp://127.0.0.1:1"}, None, "rollout_fleetsim_control_url"),
-    ("immediate-deadline-nan", "immediate, rollout_healthy_deadline: nan", "agentfleet.rollout.immediate", {"rollout_healthy_deadline": "nan"}, None, "rollout_healthy_deadline"),
+    ("fleetsim-control-ftp", "rollout_fleetsim_control_url: ftp://...",
+     CANARY, {"rollout_fleetsim_control_url": "ftp://127.0.0.1:1"}, None, "rollout_fleetsim_control_url"),
+    ("immediate-deadline-nan", "immediate, rollout_healthy_deadline: nan",
+     "agentfleet.rollout.immediate", {"rollout_healthy_deadline": "nan"}, None, "rollout_healthy_deadline"),
     ("manual-workers-zero", "manual, rollout_max_workers: 0", "agentfleet.rollout.manual", {"rollout_max_workers": 0}, None, "rollout_max_workers"),
     ("shutdown-no-reason", "shutdown without shutdown_reason", "agentfleet.rollout.shutdown", {"shutdown_reason": None}, None, "shutdown_reason"),
-    ("shutdown-delay-negative", "shutdown_wave_delays: [-1, 60]", "agentfleet.rollout.shutdown", {"shutdown_wave_delays": [-1, 60]}, None, "shutdown_wave_delays"),
-    ("shutdown-fraction", "shutdown_min_serving_fraction: 2", "agentfleet.rollout.shutdown", {"shutdown_min_serving_fraction": 2}, None, "shutdown_min_serving_fraction"),
+    ("shutdown-delay-negative", "shutdown_wave_delays: [-1, 60]",
+     "agentfleet.rollout.shutdown", {"shutdown_wave_delays": [-1, 60]}, None, "shutdown_wave_delays"),
+    ("shutdown-fraction", "shutdown_min_serving_fraction: 2",
+     "agentfleet.rollout.shutdown", {"shutdown_min_serving_fraction": 2}, None, "shutdown_min_serving_fraction"),
     ("shutdown-timeout-nan", "shutdown_wave_timeout: nan", "agentfleet.rollout.shutdown", {"shutdown_wave_timeout": "nan"}, None, "shutdown_wave_timeout"),
     ("wakeup-states-empty", "wakeup_expected_states: []", "agentfleet.rollout.wakeup", {"wakeup_expected_states": []}, None, "wakeup_expected_states"),
     ("wakeup-min-over-timeout", "wakeup_min_healthy_time: 400 > wakeup_wave_timeout: 300", "agentfleet.rollout.wakeup",

@@ -1,10 +1,14 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Integration: the crash test (issue 12). SIGKILL ``ansible-playbook`` at 20 seeded-random points of a
 200-agent canary against fleetsim, rerun it each time, and check at the end that every agent is on the
 target (or reverted), that no agent was asked (so deliberated) twice, and that no answer was lost.
 
 A kill point is "once the rollout reached step N of its 400 (200 shutdown requests, 200 agents started),
 then after M more requests of the run" (N and M drawn from a seeded generator, so the same points come
-back on every run of the test), counted in fleetsim's log, which tags each request with the run's id. The whole process group is killed; the forked worker (which Ansible puts in
+back on every run of the test), counted in fleetsim's log, which tags each request with the run's id.
+The whole process group is killed; the forked worker (which Ansible puts in
 a session of its own) must notice and be gone within seconds, sending nothing after. Each kill point and
 what the rerun found are written to tests/output/reliability/kills.json (docs/reliability.md).
 """
@@ -17,7 +21,6 @@ import random
 import signal
 import sqlite3
 import sys
-import time
 import uuid
 
 import pytest
