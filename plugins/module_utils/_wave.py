@@ -61,6 +61,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Ope
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
 
 PHASES = ("all", "ask", "settle", "finish")
 CONTROLLER_DRIVERS = ("none", "fleetsim")
@@ -84,6 +85,7 @@ def _members(wave):
 
 def validate_wave_params(params):
     """Every check that needs no agent, before anything is asked."""
+    check_options(params)
     validate_gate_params(params)
     if params.get("stop_timeout") is not None and not 0 <= params["stop_timeout"] < 10 ** 6:
         raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % params["stop_timeout"])

@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Integration: every answer is durable the moment it arrives; an agent stopped for us is never left down.
 
 Real ``ansible-playbook`` runs against fleetsim on loopback. Issue 12, defects 4 and 3:

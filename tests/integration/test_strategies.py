@@ -93,17 +93,21 @@ CANARY_2 = [{"name": "canary", "count": 2}, {"name": "rest", "rest": True}]
 
 
 def test_progress_deadline_fails_a_stalled_gate_and_reverts(tmp_path):
-    # agent-000 never becomes healthy on the new version; the healthy deadline alone would wait 120 s
-    cfg = fleet(5, overrides={"agent-000": {"unhealthy_after_update": True, "unhealthy_mode": "stuck_wakeup"}})
+    # The progress deadline (3.5 s) is longer than the healthy deadline (3 s), as it must be, but the wave spent
+    # >= 1.5 s waiting for its canaries to stop: the gate, which alone would wait until >= 4.5 s, is cut at 3.5 s.
+    # agent-000 never becomes healthy on the new version.
+    slow = {"shutdown_exit_seconds": 1.5}
+    cfg = fleet(5, overrides={"agent-000": dict(slow, unhealthy_after_update=True, unhealthy_mode="stuck_wakeup"),
+                              "agent-001": slow})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         started = time.monotonic()
-        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_healthy_deadline=120, rollout_progress_deadline=3,
+        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_healthy_deadline=3, rollout_progress_deadline=3.5,
                   rollout_auto_revert=True)
         took = time.monotonic() - started
         assert res.rc != 0, res.output
         assert took < 60, took
-        assert "wave 1 (canary) failed: 0/2 healthy" in res.output
-        assert "no progress within rollout_progress_deadline (3s)" in res.output
+        assert "wave 1 (canary) failed:" in res.output
+        assert "no progress within rollout_progress_deadline (3.5s)" in res.output
         report = res.report()
         assert report["status"] == "failed"
         agents = by_host(report)
@@ -118,8 +122,8 @@ def test_progress_deadline_fails_agents_that_never_stop(tmp_path):
     cfg = fleet(4, overrides={"agent-001": {"stuck_on_shutdown": True}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         started = time.monotonic()
-        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_stop_timeout=120, rollout_progress_deadline=3,
-                  rollout_auto_revert=True)
+        res = run(sim, tmp_path, rollout_cohorts=CANARY_2, rollout_stop_timeout=120, rollout_healthy_deadline=2,
+                  rollout_progress_deadline=3, rollout_auto_revert=True)
         took = time.monotonic() - started
         assert res.rc != 0, res.output
         assert took < 60, took
