@@ -36,7 +36,8 @@ export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration ciris sanity molecule changelog-lint test \
-        demo demo-shutdown demo-docker bench clean
+        demo demo-shutdown demo-docker bench clean \
+        tools-venv galaxy-import lint
 
 help:
 	@echo "targets: venv build units integration ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
@@ -126,6 +127,35 @@ test:
 	    ran="$$ran $$t"; \
 	done; \
 	echo "make test: OK ($$ran )"
+
+# ---------------------------------------------------------------- packaging
+# Packaging tools (galaxy-importer, ansible-lint, ansible-builder) live in a venv of their own:
+# they pull ansible-core versions of their own, which must not replace the test venv's.
+TOOLS_VENV ?= .venv-tools
+TOOLS_BIN := $(TOOLS_VENV)/bin
+TOOLS_REQ := tests/packaging/requirements-tools.txt
+TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell cat $(TOOLS_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+
+tools-venv: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS_REQ)
+	test -x $(TOOLS_BIN)/python || $(PY) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/python -m pip install --quiet --upgrade pip
+	$(TOOLS_BIN)/python -m pip install --quiet -r $(TOOLS_REQ)
+	rm -f $(TOOLS_VENV)/.stamp-*
+	touch $@
+
+# The import check Galaxy and Automation Hub run on upload, on a tarball built here, offline and
+# without containers (tests/packaging/galaxy-importer.cfg). Fails on any import error.
+GALAXY_IMPORT_DIR := $(BUILD_DIR)/galaxy-import
+galaxy-import: tools-venv
+	rm -rf $(GALAXY_IMPORT_DIR)
+	$(TOOLS_BIN)/ansible-galaxy collection build --force --output-path $(GALAXY_IMPORT_DIR)/
+	cd $(GALAXY_IMPORT_DIR) && PATH=$(abspath $(TOOLS_BIN)):$$PATH \
+	    GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/packaging/galaxy-importer.cfg \
+	    ANSIBLE_HOME=$(CURDIR)/$(GALAXY_IMPORT_DIR)/ansible-home \
+	    $(abspath $(TOOLS_BIN))/python -m galaxy_importer.main \
+	    $(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
 
 # ---------------------------------------------------------------- others
 demo: venv build
