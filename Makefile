@@ -37,7 +37,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
-        tools-venv galaxy-import lint
+        tools-venv galaxy-import lint packaging-tests awx-collection
 
 help:
 	@echo "targets: venv build units integration ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
@@ -156,6 +156,40 @@ galaxy-import: tools-venv
 	    ANSIBLE_HOME=$(CURDIR)/$(GALAXY_IMPORT_DIR)/ansible-home \
 	    $(abspath $(TOOLS_BIN))/python -m galaxy_importer.main \
 	    $(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
+
+# ansible-lint, production profile (.ansible-lint; waivers each with its reason in .ansible-lint-ignore
+# or a noqa comment). The collection is found through a symlink to this checkout.
+LINT_COLLECTIONS := $(CURDIR)/$(BUILD_DIR)/lint-collections
+lint: tools-venv
+	mkdir -p $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)
+	ln -sfn $(CURDIR) $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
+	PATH=$(abspath $(TOOLS_BIN)):$$PATH ANSIBLE_COLLECTIONS_PATH=$(LINT_COLLECTIONS) \
+	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/lint-home \
+	    $(TOOLS_BIN)/ansible-lint --offline --nocolor
+
+# awx.awx (pinned in tests/packaging/requirements-awx.txt), unpacked from the `ansible` wheel on PyPI.
+AWX_DIR := $(BUILD_DIR)/awx
+AWX_COLLECTIONS := $(CURDIR)/$(AWX_DIR)/collections
+AWX_REQ := tests/packaging/requirements-awx.txt
+AWX_STAMP := $(AWX_DIR)/.stamp-$(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+
+awx-collection: $(AWX_STAMP)
+
+$(AWX_STAMP): $(AWX_REQ) | venv
+	rm -rf $(AWX_DIR)
+	mkdir -p $(AWX_DIR)/download $(AWX_COLLECTIONS)
+	$(PYTHON) -m pip download --quiet --no-deps -d $(AWX_DIR)/download -r $(AWX_REQ)
+	$(PYTHON) -c 'import sys, zipfile, glob; z = zipfile.ZipFile(glob.glob(sys.argv[1])[0]); \
+	    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("ansible_collections/awx/awx/")])' \
+	    '$(AWX_DIR)/download/ansible-*.whl' $(AWX_COLLECTIONS)
+	rm -rf $(AWX_DIR)/download
+	test -f $(AWX_COLLECTIONS)/ansible_collections/awx/awx/MANIFEST.json
+	touch $@
+
+# The tarball's contents and metadata, the execution environment (ansible-builder create), AWX as code.
+packaging-tests: venv tools-venv awx-collection
+	AGENTFLEET_TOOLS_BIN=$(abspath $(TOOLS_BIN)) AGENTFLEET_AWX_COLLECTIONS=$(AWX_COLLECTIONS) \
+	    bash scripts/pytest.sh $(PYTHON) tests/packaging -n $(INTEGRATION_WORKERS) -v -rs
 
 # ---------------------------------------------------------------- others
 demo: venv build
