@@ -158,12 +158,12 @@ galaxy-import: tools-venv
 	    $(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
 
 # ansible-lint, production profile (.ansible-lint; waivers each with its reason in .ansible-lint-ignore
-# or a noqa comment). The collection is found through a symlink to this checkout.
+# or a noqa comment). The collection is found through a symlink to this checkout, awx.awx (awx/) in build/awx.
 LINT_COLLECTIONS := $(CURDIR)/$(BUILD_DIR)/lint-collections
-lint: tools-venv
+lint: tools-venv awx-collection
 	mkdir -p $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)
 	ln -sfn $(CURDIR) $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
-	PATH=$(abspath $(TOOLS_BIN)):$$PATH ANSIBLE_COLLECTIONS_PATH=$(LINT_COLLECTIONS) \
+	PATH=$(abspath $(TOOLS_BIN)):$$PATH ANSIBLE_COLLECTIONS_PATH=$(LINT_COLLECTIONS):$(AWX_COLLECTIONS) \
 	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/lint-home \
 	    $(TOOLS_BIN)/ansible-lint --offline --nocolor
 
