@@ -37,7 +37,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
-        tools-venv galaxy-import lint packaging-tests awx-collection
+        tools-venv galaxy-import lint packaging-tests awx-collection version
 
 help:
 	@echo "targets: venv build units integration ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
@@ -56,6 +56,7 @@ $(VENV_STAMP): $(REQUIREMENTS)
 # Build the tarball, install it, and prove ansible-doc can list and render
 # every plugin from the *installed tarball* (not from this checkout).
 build: venv
+	$(PYTHON) scripts/sync-version.py --check
 	rm -rf $(BUILD_DIR)/collections $(BUILD_DIR)/$(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR)/
 	$(BIN)/ansible-galaxy collection install --force -p $(BUILD_DIR)/collections \
@@ -129,6 +130,11 @@ test:
 	echo "make test: OK ($$ran )"
 
 # ---------------------------------------------------------------- packaging
+# The version lives in galaxy.yml: `make version` writes plugins/module_utils/_version.py from it (the user
+# agents and reports read that; `make build` fails while it is stale).
+version:
+	$(PY) scripts/sync-version.py
+
 # Packaging tools (galaxy-importer, ansible-lint, ansible-builder) live in a venv of their own:
 # they pull ansible-core versions of their own, which must not replace the test venv's.
 TOOLS_VENV ?= .venv-tools
