@@ -64,3 +64,10 @@ def test_build_ignore_has_no_dead_entries():
             continue
         hits = [p for p in tracked if fnmatch.fnmatch(p, pattern) or p.startswith(pattern.rstrip("/") + "/")]
         assert hits, f"build_ignore entry {pattern!r} matches no file in the repository"
+
+
+def test_oldest_core_venv_matches_requires_ansible():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    lowest = runtime["requires_ansible"].lstrip(">=").rsplit(".", 1)[0]
+    oldest = (REPO / "tests" / "packaging" / "requirements-oldest.txt").read_text()
+    assert f"ansible-core>={lowest},<" in oldest
