@@ -36,10 +36,12 @@ export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test \
-        demo demo-shutdown demo-docker bench clean
+        demo demo-shutdown demo-docker bench clean \
+        tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest
 
 help:
 	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
+	@echo "packaging: lint galaxy-import packaging-tests units-oldest version tools-venv awx-collection oldest-venv"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -55,6 +57,7 @@ $(VENV_STAMP): $(REQUIREMENTS)
 # Build the tarball, install it, and prove ansible-doc can list and render
 # every plugin from the *installed tarball* (not from this checkout).
 build: venv
+	$(PYTHON) scripts/sync-version.py --check
 	rm -rf $(BUILD_DIR)/collections $(BUILD_DIR)/$(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR)/
 	$(BIN)/ansible-galaxy collection install --force -p $(BUILD_DIR)/collections \
@@ -134,7 +137,8 @@ changelog-lint: venv
 # Order matters: build installs the tarball that integration and molecule use.
 test:
 	@set -e; \
-	for t in venv build units integration faults ciris sanity molecule changelog-lint; do \
+	for t in venv build units integration faults ciris sanity molecule changelog-lint \
+	         lint galaxy-import packaging-tests units-oldest; do \
 	    echo "==> make $$t"; \
 	    if ! $(MAKE) --no-print-directory $$t; then \
 	        echo "make test: FAILED at '$$t'"; exit 1; \
@@ -142,6 +146,102 @@ test:
 	    ran="$$ran $$t"; \
 	done; \
 	echo "make test: OK ($$ran )"
+
+# ---------------------------------------------------------------- packaging
+# The version lives in galaxy.yml: `make version` writes plugins/module_utils/_version.py from it (the user
+# agents and reports read that; `make build` fails while it is stale).
+version:
+	$(PY) scripts/sync-version.py
+
+# Packaging tools (galaxy-importer, ansible-lint, ansible-builder) live in a venv of their own:
+# they pull ansible-core versions of their own, which must not replace the test venv's.
+TOOLS_VENV ?= .venv-tools
+TOOLS_BIN := $(TOOLS_VENV)/bin
+TOOLS_REQ := tests/packaging/requirements-tools.txt
+TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell cat $(TOOLS_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+
+tools-venv: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS_REQ)
+	test -x $(TOOLS_BIN)/python || $(PY) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/python -m pip install --quiet --upgrade pip
+	$(TOOLS_BIN)/python -m pip install --quiet -r $(TOOLS_REQ)
+	rm -f $(TOOLS_VENV)/.stamp-*
+	touch $@
+
+# The import check Galaxy and Automation Hub run on upload, on a tarball built here, offline and
+# without containers (tests/packaging/galaxy-importer.cfg). Fails on any import error.
+GALAXY_IMPORT_DIR := $(BUILD_DIR)/galaxy-import
+galaxy-import: tools-venv
+	rm -rf $(GALAXY_IMPORT_DIR)
+	$(TOOLS_BIN)/ansible-galaxy collection build --force --output-path $(GALAXY_IMPORT_DIR)/
+	cd $(GALAXY_IMPORT_DIR) && PATH=$(abspath $(TOOLS_BIN)):$$PATH \
+	    GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/packaging/galaxy-importer.cfg \
+	    ANSIBLE_HOME=$(CURDIR)/$(GALAXY_IMPORT_DIR)/ansible-home \
+	    $(abspath $(TOOLS_BIN))/python -m galaxy_importer.main \
+	    $(COLLECTION_NS)-$(COLLECTION_NAME)-*.tar.gz
+
+# ansible-lint, production profile (.ansible-lint; waivers each with its reason in .ansible-lint-ignore
+# or a noqa comment). The collection is found through a symlink to this checkout, awx.awx (awx/) in build/awx.
+LINT_COLLECTIONS := $(CURDIR)/$(BUILD_DIR)/lint-collections
+lint: tools-venv awx-collection
+	mkdir -p $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)
+	ln -sfn $(CURDIR) $(LINT_COLLECTIONS)/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
+	PATH=$(abspath $(TOOLS_BIN)):$$PATH ANSIBLE_COLLECTIONS_PATH=$(LINT_COLLECTIONS):$(AWX_COLLECTIONS) \
+	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/lint-home \
+	    $(TOOLS_BIN)/ansible-lint --offline --nocolor
+
+# awx.awx (pinned in tests/packaging/requirements-awx.txt), unpacked from the `ansible` wheel on PyPI.
+AWX_DIR := $(BUILD_DIR)/awx
+AWX_COLLECTIONS := $(CURDIR)/$(AWX_DIR)/collections
+AWX_REQ := tests/packaging/requirements-awx.txt
+AWX_STAMP := $(AWX_DIR)/.stamp-$(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+
+awx-collection: $(AWX_STAMP)
+
+$(AWX_STAMP): $(AWX_REQ) | venv
+	rm -rf $(AWX_DIR)
+	mkdir -p $(AWX_DIR)/download $(AWX_COLLECTIONS)
+	$(PYTHON) -m pip download --quiet --no-deps -d $(AWX_DIR)/download -r $(AWX_REQ)
+	$(PYTHON) -c 'import sys, zipfile, glob; z = zipfile.ZipFile(glob.glob(sys.argv[1])[0]); \
+	    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("ansible_collections/awx/awx/")])' \
+	    '$(AWX_DIR)/download/ansible-*.whl' $(AWX_COLLECTIONS)
+	rm -rf $(AWX_DIR)/download
+	test -f $(AWX_COLLECTIONS)/ansible_collections/awx/awx/MANIFEST.json
+	touch $@
+
+# The tarball's contents and metadata, the execution environment (ansible-builder create), AWX as code.
+packaging-tests: venv tools-venv awx-collection
+	AGENTFLEET_TOOLS_BIN=$(abspath $(TOOLS_BIN)) AGENTFLEET_AWX_COLLECTIONS=$(AWX_COLLECTIONS) \
+	    bash scripts/pytest.sh $(PYTHON) tests/packaging -n $(INTEGRATION_WORKERS) -v -rs
+
+# The oldest ansible-core that meta/runtime.yml's requires_ansible allows (2.17), in a venv of its own:
+# every unit test (~2.5 min here). Integration tests on 2.17 are opt-in (OLDEST_INTEGRATION=tests/integration/...,
+# against the tarball `make build` installed): not yet passing there everywhere, and the whole suite twice
+# would take `make test` past 30 minutes; docs/packaging.md says what runs where.
+OLDEST_VENV ?= .venv-core217
+OLDEST_BIN := $(OLDEST_VENV)/bin
+OLDEST_REQ := tests/packaging/requirements-oldest.txt
+OLDEST_STAMP := $(OLDEST_VENV)/.stamp-$(shell cat $(OLDEST_REQ) requirements.txt 2>/dev/null | cksum | cut -d' ' -f1)
+OLDEST_INTEGRATION ?=
+
+oldest-venv: $(OLDEST_STAMP)
+
+$(OLDEST_STAMP): $(OLDEST_REQ) requirements.txt
+	test -x $(OLDEST_BIN)/python || $(PY) -m venv $(OLDEST_VENV)
+	$(OLDEST_BIN)/python -m pip install --quiet --upgrade pip
+	$(OLDEST_BIN)/python -m pip install --quiet -r requirements.txt -r $(OLDEST_REQ)
+	rm -f $(OLDEST_VENV)/.stamp-*
+	touch $@
+
+units-oldest: oldest-venv
+	$(OLDEST_BIN)/ansible --version | head -1
+	bash scripts/pytest.sh $(OLDEST_BIN)/python $(UNIT_DIRS) -n $(PYTEST_WORKERS)
+ifneq ($(strip $(OLDEST_INTEGRATION)),)
+	test -f $(INSTALLED)/MANIFEST.json || { echo "units-oldest: run 'make build' first"; exit 1; }
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(OLDEST_BIN)/python $(OLDEST_INTEGRATION) -n $(INTEGRATION_WORKERS) -v -rs
+endif
 
 # ---------------------------------------------------------------- others
 demo: venv build

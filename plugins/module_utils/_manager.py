@@ -40,6 +40,8 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
+
 NOTIFY_PATH = "/manager/v1/updates/notify"
 STATUS_PATH = "/manager/v1/updates/status"
 TOKEN_ENV = "CIRIS_DEPLOY_TOKEN"
@@ -255,7 +257,7 @@ class ManagerClient:
         adapter = HTTPAdapter(max_retries=connect_retry(), pool_connections=1, pool_maxsize=2)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "agentfleet.rollout manager client"})
+        self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT + " (manager client)"})
 
     def __enter__(self):
         return self

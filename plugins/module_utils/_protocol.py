@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
+from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 try:
     import urllib3
@@ -100,7 +101,6 @@ MAX_POOLS = 4096
 MAX_BODY = 64 * 1024 * 1024
 # failures before the request was sent that are worth another attempt
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
-USER_AGENT = "agentfleet.rollout/0.1"
 # what replaces a token found in an agent's answer (the same mask as the reports')
 MASK = "********"
 MASK_BYTES = MASK.encode("ascii")

@@ -15,6 +15,8 @@ import os
 import tempfile
 import threading
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._version import COLLECTION_VERSION
+
 REDACTED = "********"
 SECRET_KEY_PARTS = ("token", "password", "secret", "authorization", "access_key", "session")
 
@@ -210,7 +212,8 @@ def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_
             entry.update(agent_fields(row))
         agents.append(entry)
     report = {
-        "schema": REPORT_SCHEMA, "kind": kind, "deployment_id": deployment_id, "fleet_key": dep["fleet_key"],
+        "schema": REPORT_SCHEMA, "kind": kind, "collection_version": COLLECTION_VERSION,
+        "deployment_id": deployment_id, "fleet_key": dep["fleet_key"],
         "strategy": dep.get("strategy"), "target_version": dep.get("target_version"), "status": dep["status"],
         "message": dep.get("message"), "limit": params.get("limit"),
         "created_at": iso_or_none(dep["created_at"]), "started_at": iso_or_none(dep.get("started_at")),

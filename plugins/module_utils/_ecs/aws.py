@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
+
 try:
     import boto3
     import botocore
@@ -24,7 +26,6 @@ except ImportError as exc:  # pragma: no cover - depends on the controller
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
 
-USER_AGENT = "agentfleet.rollout/0.1.0"
 
 AWS_ARGUMENT_SPEC = dict(
     region=dict(
