@@ -64,7 +64,7 @@ def test_rollout_playbook_imports_the_chosen_strategy(tmp_path, collections_path
         proc = _playbook(["--list-tasks", "-i", "localhost,", "-e", f"rollout_strategy={strategy}",
                           "awx/playbooks/rollout.yml"], env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert f"({strategy})" in proc.stdout or strategy == "manual"
+        assert f"Plan the rollout: {strategy}" in proc.stdout or f"Plan and stage the rollout ({strategy})" in proc.stdout
 
 
 def _seed():
