@@ -60,7 +60,7 @@ def cell(value):
 
 def render(title, columns, rows):
     lines = ["_%s_" % cell(title), "", "| " + " | ".join(cell(c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+             "|" + "|".join("---" for dummy in columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -85,7 +85,7 @@ def update(doc, tables):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--tables", type=Path, default=TABLES, help="directory of <table>.json files (%(default)s)")
     parser.add_argument("--doc", type=Path, default=DOC, help="the document to update (%(default)s)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when the document is not up to date")
@@ -117,7 +117,7 @@ def main(argv=None):
     if after != before:
         args.doc.write_text(after, encoding="utf-8")
     print("reliability-tables: %s %s (%s)" % ("updated" if after != before else "unchanged", args.doc,
-                                               ", ".join(sorted(tables))))
+                                              ", ".join(sorted(tables))))
     return 0
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: agentfleet.rollout contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write plugins/module_utils/_version.py from galaxy.yml's version (`make version`; `make build` runs it).

@@ -70,11 +70,16 @@ def parser():
     return p
 
 
+def _say(text, stream=None):
+    """One line (or block) of the command's output; a command line tool, not a module (no AnsibleModule here)."""
+    (stream or sys.stdout).write("%s\n" % text)
+
+
 def _print(args, data, lines):
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        _say(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
-        print("\n".join(lines))
+        _say("\n".join(lines))
 
 
 def _playbook(args, name, extra):
@@ -93,7 +98,7 @@ def _playbook(args, name, extra):
 def _run_or_show(args, name, extra=None):
     cmd = _playbook(args, name, extra or {})
     if not args.inventory:
-        print("nothing changed: this runs waves over the agents; run\n  %s" % " ".join(
+        _say("nothing changed: this runs waves over the agents; run\n  %s" % " ".join(
             "'%s'" % c if " " in c or "{" in c else c for c in cmd))
         return EXIT_NEEDS_RUN
     cmd[0] = shutil.which("ansible-playbook") or os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -115,7 +120,7 @@ def main(argv=None):
     try:
         return _main(args)
     except (lifecycle.LifecycleError, StateError, ValueError) as exc:
-        print("agentfleet: %s" % exc, file=sys.stderr)
+        _say("agentfleet: %s" % exc, sys.stderr)
         return EXIT_ERROR
 
 
@@ -139,43 +144,43 @@ def _main(args):
         dep = lifecycle.resolve(store, args.key)
         if args.command == "pause":
             changed, dep = lifecycle.pause(store, dep, args.reason, who, args.audit)
-            print("%s version %s (%s): paused%s" % (args.key, dep["version"], dep["deployment_id"],
+            _say("%s version %s (%s): paused%s" % (args.key, dep["version"], dep["deployment_id"],
                                                    "" if changed else " already"))
             if changed and store.lease_live(dep):
-                print("its rollout (pid %s) stops at its next health-gate wait or before its next wave"
-                      % dep.get("owner_pid"))
+                _say("its rollout (pid %s) stops at its next health-gate wait or before its next wave"
+                     % dep.get("owner_pid"))
             return 0
         if args.command == "fail":
             if args.auto_revert and not args.control_url:
                 raise ValueError("--control-url: required with --auto-revert (the fleetsim control URL)")
             out = lifecycle.fail(store, dep, args.reason, who, args.audit, wait=args.wait,
                                  revert=_fleetsim_revert(args.control_url) if args.auto_revert else None)
-            print("%s version %s (%s): %s" % (args.key, dep["version"], dep["deployment_id"], out["status"]))
+            _say("%s version %s (%s): %s" % (args.key, dep["version"], dep["deployment_id"], out["status"]))
             if out["reverted"]:
-                print("reverted: %s" % ", ".join(out["reverted"]))
+                _say("reverted: %s" % ", ".join(out["reverted"]))
             if out["revert_failed"]:
-                print("not reverted: %s" % ", ".join("%s (%s)" % kv for kv in sorted(out["revert_failed"].items())))
+                _say("not reverted: %s" % ", ".join("%s (%s)" % kv for kv in sorted(out["revert_failed"].items())))
                 return EXIT_ERROR
             return 0
         if args.command == "resume":
             if dep["status"] == "paused":
                 lifted, dep = lifecycle.lift_pause(store, dep, args.reason, who, args.audit)
                 if lifted:
-                    print("%s version %s (%s): resumed; its rollout (pid %s) goes on"
-                          % (args.key, dep["version"], dep["deployment_id"], dep.get("owner_pid")))
+                    _say("%s version %s (%s): resumed; its rollout (pid %s) goes on"
+                         % (args.key, dep["version"], dep["deployment_id"], dep.get("owner_pid")))
                     return 0
             elif dep["status"] != "interrupted":
                 raise lifecycle.LifecycleError("%s version %s is %s: nothing to resume" % (args.key, dep["version"],
-                                                                                          dep["status"]))
+                                                                                           dep["status"]))
             return _run_or_show(args, "resume")
         if args.command == "promote":
             if dep["status"] not in ("staged", "paused"):
                 raise lifecycle.LifecycleError("%s version %s is %s: nothing to promote" % (args.key, dep["version"],
-                                                                                           dep["status"]))
+                                                                                            dep["status"]))
             return _run_or_show(args, "promote")
         # rollback: check the version before anything runs
         source = lifecycle.rollback_source(store, args.key, args.version)
-        print("rollback of %s to version %s (%s)" % (args.key, source["version"], source["target_version"]))
+        _say("rollback of %s to version %s (%s)" % (args.key, source["version"], source["target_version"]))
         extra = {"rollout_rollback_to": source["version"]}
         if args.skip_canary:
             extra["rollout_rollback_skip_canary"] = "true"

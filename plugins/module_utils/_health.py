@@ -73,7 +73,7 @@ class WaveTracker:
                 self.stable_at[name] = now
             elif self.streak[name] < self.min_probes:
                 self.last_cause[name] = "healthy on %d of the %d probes in a row needed" % (self.streak[name],
-                                                                                         self.min_probes)
+                                                                                            self.min_probes)
         else:
             self.ready_since[name] = None
             self.streak[name] = 0

@@ -83,7 +83,7 @@ def counts(totals):
     """CIRISManager's counts (total, updated, deferred, declined, rejected, failed), plus reverted, skipped
     and pending, from a report's ``totals``."""
     out = dict((k, int(totals.get(k, 0))) for k in ("updated", "deferred", "declined", "rejected", "failed",
-                                                     "reverted", "skipped", "pending"))
+                                                    "reverted", "skipped", "pending"))
     out["total"] = sum(int(v) for v in totals.values())
     return out
 
@@ -327,11 +327,11 @@ def status_lines(rec):
         h["waves_passed"], h["waves"], h["waves_failed"], h["healthy"], h["gated"]))
     if rec.get("rollback_target"):
         lines.append("  rollback target: version %s (%s)" % (rec["rollback_target"]["version"],
-                                                            rec["rollback_target"]["target_version"]))
+                                                             rec["rollback_target"]["target_version"]))
     if rec.get("message"):
         lines.append("  message: %s" % rec["message"])
     lines.append("  created %s by %s%s" % (rec["created_at"], rec.get("actor") or "?",
-                                            (": %s" % rec["reason"]) if rec.get("reason") else ""))
+                                           (": %s" % rec["reason"]) if rec.get("reason") else ""))
     for event in rec.get("events") or []:
         data = event.get("data") or {}
         who = (" by %s" % data["actor"]) if data.get("actor") else ""
@@ -343,7 +343,7 @@ def status_lines(rec):
 def history_lines(records):
     """A key's versions as a table, newest first."""
     lines = ["%-7s %-23s %-10s %-10s %-10s %-10s %s" % ("version", "status", "strategy", "from", "to", "updated",
-                                                       "created")]
+                                                        "created")]
     for rec in records:
         lines.append("%-7s %-23s %-10s %-10s %-10s %-10s %s" % (
             rec["version"], rec["status"], rec["strategy"], rec["source_version"] or "-", rec["target_version"],

@@ -300,7 +300,7 @@ class FleetLock:
             except ConflictError:
                 _backoff(attempt)
         raise StateError("could not take the lock %s: it changed %d times in a row" % (self.objects.url(self.key),
-                                                                                         CONFLICT_RETRIES))
+                                                                                       CONFLICT_RETRIES))
 
     def renew(self, deployment_id):
         """Extend this run's lease; False when the lock is no longer this run's (taken over or broken)."""
@@ -342,8 +342,8 @@ def describe_holder(fleet_key, holder, now):
             "(lease renewed %s s ago, expires in %.0f s unless renewed); one active deployment per fleet. "
             "If that controller is gone for good, wait for the lease to expire (lock_ttl %s s) or break the lock "
             "with a reason (rollout_break_lock_reason)" % (fleet_key, holder.get("deployment_id"), holder.get("run"), holder.get("owner_pid"),
-                                holder.get("owner_host"), "%.0f" % max(0.0, now - float(holder.get("renewed_at") or 0)),
-                                left, holder.get("ttl")))
+                                                           holder.get("owner_host"), "%.0f" % max(0.0, now - float(holder.get("renewed_at") or 0)),
+                                                           left, holder.get("ttl")))
 
 
 def _retrying(method):

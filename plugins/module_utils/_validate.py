@@ -250,7 +250,7 @@ def _check_states(name, value, errors):
     bad = [v for v in value if v not in COGNITIVE_STATES]
     if bad:
         errors.append("%s: unknown cognitive state %s (one of %s)" % (name, ", ".join(repr(b) for b in bad[:5]),
-                                                                    ", ".join(COGNITIVE_STATES)))
+                                                                      ", ".join(COGNITIVE_STATES)))
 
 
 def _check_canary(value, errors):

@@ -67,8 +67,8 @@ description:
 options:
   state_path:
     description:
-      - The rollout state (a SQLite path, C(sqlite:///path) or C(s3://bucket/prefix)) where O(deployment_id) was recorded; answers, observed stops, update results
-        and the wave summary are recorded in it.
+      - The rollout state (a SQLite path, C(sqlite:///path) or C(s3://bucket/prefix)) where O(deployment_id) was
+        recorded; answers, observed stops, update results and the wave summary are recorded in it.
       - The task fails when O(deployment_id) is not in it.
     type: path
     required: true

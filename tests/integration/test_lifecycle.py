@@ -39,7 +39,7 @@ def cli(tmp_path, *args):
     cmd = [sys.executable, "-m", "agentfleet_cli", "--state", str(tmp_path / "state.db"),
            "--audit", str(tmp_path / "audit.jsonl")] + list(args)
     env = ansible_env(tmp_path, PYTHONPATH=str(REPO))
-    return subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def wait_for(what, predicate, timeout=60.0):

@@ -29,7 +29,7 @@ def down_intervals(sim):
 def most_down_at_once(spans):
     points = sorted([(a, 1) for a, b, n in spans] + [(b, -1) for a, b, n in spans], key=lambda p: (p[0], p[1]))
     now = peak = 0
-    for _, step in points:
+    for dummy, step in points:
         now += step
         peak = max(peak, now)
     return peak

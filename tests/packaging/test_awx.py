@@ -152,4 +152,4 @@ def test_configure_defines_the_workflow(tmp_path, collections_path):
         proc = _playbook(args, env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "changed=0" in proc.stdout
-        assert [(method, path) for method, path, _ in awx.calls[before:] if method != "GET"] == []
+        assert [(method, path) for method, path, dummy in awx.calls[before:] if method != "GET"] == []

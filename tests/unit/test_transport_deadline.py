@@ -27,7 +27,7 @@ class BodyTrickle(socketserver.BaseRequestHandler):
         head += b"Transfer-Encoding: chunked\r\n\r\n" if chunked else b"Content-Length: 400\r\n\r\n"
         try:
             self.request.sendall(head)
-            for _ in range(400):
+            for dummy in range(400):
                 if self.server.stop_event.wait(0.05):
                     return
                 self.request.sendall(b"1\r\n \r\n" if chunked else b" ")
