@@ -12,6 +12,42 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 
 display = Display()
 
+# What the role's round (roles/rollout/tasks/wave_round.yml) leaves on each agent's host: the error of its
+# failed tasks (set in the rescue, tagged with the round's id) and what the driver reported (docker_update.yml)
+TASK_ERROR_FACT = "_rollout_task_error"
+DRIVER_RESULTS_FACT = "_rollout_driver_results"
+
+
+def round_results(task_vars, rnd):
+    """Read what the previous round's tasks did on each of its hosts: ``(failed, driver_results)``.
+
+    ``failed`` maps a host to its error: the message its rescue recorded for this round, or "unreachable"
+    when the host left the batch. Only the round's hosts are read (one get_vars each).
+    """
+    hosts = list((rnd or {}).get("hosts") or [])
+    if not hosts:
+        return {}, {}
+    hostvars = task_vars.get("hostvars") or {}
+    batch = set(task_vars.get("ansible_play_batch") or hosts)
+    purpose = rnd.get("purpose") or "update"
+    failed, driver = {}, {}
+    for host in hosts:
+        if host not in batch:
+            failed[host] = "its host became unreachable during the %s tasks" % purpose
+            continue
+        try:
+            host_vars = hostvars[host]
+        except KeyError:
+            failed[host] = "not in the inventory"
+            continue
+        error = host_vars.get(TASK_ERROR_FACT)
+        if isinstance(error, dict) and error.get("round") == rnd.get("id"):
+            failed[host] = str(error.get("msg") or "the %s tasks failed" % purpose)
+        results = host_vars.get(DRIVER_RESULTS_FACT)
+        if isinstance(results, dict) and isinstance(results.get("on_" + purpose), dict):
+            driver[host] = dict(results["on_" + purpose])
+    return failed, driver
+
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _runners.WAVE_SPEC
@@ -21,6 +57,9 @@ class ActionModule(EngineAction):
     WATCH_CONTROLLER = True
 
     def run_engine(self, params, task_vars):
+        if params["phase"] == "round" and not params.get("update_failed") and not params.get("driver_results"):
+            failed, driver = round_results(task_vars, params.get("round"))
+            params = dict(params, update_failed=failed, driver_results=driver)
         # long waves are not silent: the engine reports every few seconds while it waits
         # (in a worker process Display forwards to the controller's output, and so to AWX's job output)
         return _wave.run_wave(params, check_mode=self.check_mode,

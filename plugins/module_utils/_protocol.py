@@ -224,6 +224,12 @@ def map_shutdown_answer(status, payload, now):
         if out["decision"] == DEFER:
             out["defer_until"] = parse_defer_until(data.get("defer_until"), now)
         return out
+    if status == 409 and _already_requested(payload):
+        # ciris-agent (routes/system/helpers.py, check_shutdown_already_requested): a shutdown is already under
+        # way, ours or another's: an accept in progress, watched until the agent stops; never a deferral
+        out["decision"] = PENDING
+        out["reason"] = "shutdown already requested (409): %s" % _detail_text(payload)
+        return out
     if status == 409:
         out["decision"] = DEFER
         retry = None
@@ -245,6 +251,21 @@ def map_shutdown_answer(status, payload, now):
         detail = payload.get("detail") if isinstance(payload, dict) else None
         out["reason"] = "HTTP %d%s" % (status, (": %s" % detail) if detail else "")
     return out
+
+
+ALREADY_REQUESTED = "shutdown already requested"
+
+
+def _detail_text(payload):
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if isinstance(detail, dict):
+        detail = detail.get("message") or detail.get("detail")
+    return str(detail)[:200] if detail is not None else ""
+
+
+def _already_requested(payload):
+    """A 409 whose ``detail`` says a shutdown is already requested (ciris-agent 2.16.5)."""
+    return _detail_text(payload).lower().startswith(ALREADY_REQUESTED)
 
 
 # A CIRIS agent reports its release with its channel: version "2.16.5-stable" is release 2.16.5.

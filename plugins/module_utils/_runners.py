@@ -17,7 +17,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
-from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
@@ -102,8 +101,7 @@ DEPLOYMENT_SPEC = connection_spec(
     policy=dict(type="dict", default={}),
     rollback_to=dict(type="int"),
     auto_revert=dict(type="bool", default=False),
-    driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks", "docker"]),
-    control_url=dict(type="str"),
+    driver=dict(type="str", default="none", choices=["none", "tasks", "docker"]),
     revert_wait=dict(type="float", default=60.0),
     lock_ttl=dict(type="float"),
     break_lock_reason=dict(type="str"),
@@ -157,7 +155,7 @@ WAVE_SPEC = connection_spec(
     wave=dict(type="dict", required=True),
     wave_count=dict(type="int", required=True),
     last=dict(type="bool", default=False),
-    phase=dict(type="str", default="all", choices=["all", "ask", "settle", "finish", "candidates", "retire"]),
+    phase=dict(type="str", default="all", choices=["all", "ask", "round", "finish", "candidates", "retire"]),
     strategy=dict(type="str", default="canary"),
     release_notes=dict(type="str"),
     force=dict(type="bool", default=False),
@@ -165,11 +163,11 @@ WAVE_SPEC = connection_spec(
     stop_timeout=dict(type="float", default=600.0),
     audit_path=dict(type="path"),
     report_path=dict(type="path"),
-    driver=dict(type="str", default="none", choices=["none", "fleetsim", "tasks", "docker"]),
-    control_url=dict(type="str"),
+    driver=dict(type="str", default="none", choices=["none", "tasks", "docker"]),
     require_target_version=dict(type="bool", default=True),
     success_threshold=dict(type="float", default=0.8),
     auto_revert=dict(type="bool", default=False),
+    round=dict(type="dict", default={}),
     update_hosts=dict(type="list", elements="str", default=[]),
     update_failed=dict(type="dict", default={}),
     driver_results=dict(type="dict", default={}),
@@ -181,14 +179,7 @@ WAVE_SPEC = connection_spec(
     candidate_urls=dict(type="dict", default={}),
     **GATE_OPTIONS
 )
-WAVE_REQUIRED_IF = [["driver", "fleetsim", ["control_url"]], ["phase", "finish", ["gate"]]]
-FLEETSIM_START_SPEC = connection_spec(
-    agents=AGENT_SPEC,
-    version=dict(type="str"),
-    control_url=dict(type="str", required=True),
-)
-
-
+WAVE_REQUIRED_IF = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]
 def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=None):
     """The notify module; with a :class:`._run.Run` every request and wait checks it first."""
     agents = params["agents"]
@@ -404,18 +395,11 @@ def _operator(params, check_mode, clock, sleep):
 
 
 def _reverter(params):
-    """The update driver's revert for an operator's fail: starts agents on their previous version."""
-    if params["driver"] != "fleetsim":
-        raise ValueError("auto_revert: the %s driver cannot put agents back from here (fleetsim can; the tasks and "
-                         "docker drivers revert inside a wave)" % params["driver"])
-    if not params.get("control_url"):
-        raise ValueError("control_url: required to revert with the fleetsim driver")
-
-    def revert(agents):
-        with client_from_params(params) as client:
-            return fleetsim_start(client, params["control_url"], agents)
-
-    return revert
+    """An operator's fail cannot put agents back from outside a wave: no driver starts a version from the
+    controller (the tasks and docker drivers run on the agents' hosts inside a wave, with rollout_auto_revert)."""
+    raise ValueError("auto_revert: the %s driver cannot put agents back from outside a wave; a wave with "
+                     "rollout_auto_revert reverts its own agents (the tasks and docker drivers), or roll back with "
+                     "agentfleet.rollout.rollback" % params["driver"])
 
 
 def _open_deployment(params, stage, check_mode):
@@ -557,18 +541,3 @@ def run_state(params, check_mode=False):
         return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
 
 
-def run_fleetsim_start(params, check_mode=False):
-    """The ``fleetsim`` update driver as a module."""
-    agents = params["agents"]
-    if check_mode or not agents:
-        missing = [a["name"] for a in agents if not (a.get("version") or params.get("version"))]
-        if missing:
-            raise ValueError("no version to start for: %s" % ", ".join(missing[:10]))
-        return {"changed": bool(agents), "started": [], "failed_agents": {}}
-    with client_from_params(params) as client:
-        started, failed = fleetsim_start(client, params["control_url"], agents, params.get("version"))
-    out = {"changed": True, "started": started, "failed_agents": failed}
-    if failed:
-        out["failed"] = True
-        out["msg"] = "could not start %d agents: %s" % (len(failed), ", ".join("%s (%s)" % kv for kv in list(failed.items())[:10]))
-    return out

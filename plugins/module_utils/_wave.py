@@ -4,18 +4,20 @@
 """One rollout wave, top-down: ask -> observe the stop -> update -> gate -> judge -> record (-> close).
 
 The rollout playbooks run one wave per Ansible batch (``serial`` built from
-the plan). The controller-side drivers (``none``, ``fleetsim``) run a wave in
-one call (``phase: all``); the ``tasks`` driver runs the user's tasks on each
-agent's host between ``phase: ask`` and ``phase: settle`` (and, for a revert,
-before ``phase: finish``). Between phases the data travels through the
-rollout state.
+the plan). The ``none`` driver (the agent's own supervisor starts the new
+version) runs a wave in one call (``phase: all``); the ``tasks`` and ``docker``
+drivers run the user's tasks on each agent's host in rounds, each agent as soon
+as it has stopped (``phase: ask``, then ``phase: round`` until ``done``:
+:mod:`._pipeline`). Between phases the data travels through the rollout state
+and the ``round`` the role passes back.
 
-Every phase that ends a wave returns the same things: the wave's summary
+Every call returns the same keys in every outcome (:func:`shape`: check mode,
+paused, stopped, an error, an empty wave): the wave's summary
 (``rollout_wave_summary``), one outcome per agent of the batch for its
-PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``) and, when
-the rollout ends with this wave, the closed deployment
-(``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the one
-verdict; the playbook only acts on it.
+PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``), the lines
+to show (``lines``) and, when the rollout ends with this wave, the closed
+deployment (``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the
+one verdict; the playbook only acts on it.
 
 With a :class:`._run.Run` (the action plugin passes one) every request and
 every wait first checks that the ``ansible-playbook`` that started the wave
@@ -36,9 +38,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
-from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import Ctx
+from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import ROUND_PHASES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import run_pipeline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import awaiting_promotion_note
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import progress_deadline_at
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
@@ -63,9 +67,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
 
-PHASES = ("all", "ask", "settle", "finish")
-CONTROLLER_DRIVERS = ("none", "fleetsim")
-DRIVERS = ("none", "fleetsim", "tasks", "docker")
+PHASES = ("all", "ask", "round", "finish")
+CONTROLLER_DRIVERS = ("none",)
+DRIVERS = ("none", "tasks", "docker")
 # after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
 INTERRUPT_DRAIN_WAIT = 10.0
 # an operator's pause or fail (from another process, see _lifecycle) stops a wave at once in these steps;
@@ -94,12 +98,13 @@ def validate_wave_params(params):
     elif params["phase"] in BLUE_GREEN_PHASES[:2]:
         raise ValueError("phase=%s is a phase of a blue-green wave (strategy blue_green)" % params["phase"])
     elif params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
-        raise ValueError("phase=all needs a controller-side driver (%s); the tasks driver runs phases ask, settle and "
-                         "finish" % ", ".join(CONTROLLER_DRIVERS))
-    if params["driver"] == "fleetsim" and not params.get("control_url"):
-        raise ValueError("driver=fleetsim needs control_url")
-    if params["phase"] == "finish" and params.get("gate") is None:
-        raise ValueError("phase=finish needs gate (the gate returned by phase=settle)")
+        raise ValueError("phase=all needs the driver none (the agent's supervisor starts it); the %s driver runs the "
+                         "phases ask and round" % params["driver"])
+    elif params["phase"] in ROUND_PHASES and params["driver"] in CONTROLLER_DRIVERS:
+        raise ValueError("phase=%s is a phase of the tasks and docker drivers; the none driver runs phase all"
+                         % params["phase"])
+    elif params["phase"] == "finish":
+        raise ValueError("phase=finish is a phase of a blue-green wave (strategy blue_green)")
 
 
 def _progress_fn(progress, wave, what):
@@ -117,9 +122,48 @@ def _check_plan(params):
         outcomes[m["name"]] = {"result": "planned", "changed": True, "failed": False,
                                "detail": "would be asked in wave %s of %s (%s)" % (
                                    wave["index"], params["wave_count"], wave["name"])}
-    return {"changed": True, "skipped": False, "msg": "check mode: nobody is asked", "outcomes": outcomes,
-            "halt": False, "halt_reason": None,
+    return {"changed": True, "msg": "check mode: nobody is asked", "outcomes": outcomes, "halt": False,
+            "halt_reason": None, "phase_done": "check", "line": "check mode: wave %s of %s (%s), %d agents: nobody is "
+            "asked" % (wave["index"], params["wave_count"], wave["name"], len(outcomes)),
             "plan_lines": ["%s: %s" % (name, o["detail"]) for name, o in outcomes.items()]}
+
+
+# Every key a rollout_wave call returns, with its value when an outcome has nothing to say (one shape)
+SHAPE = {
+    "changed": False, "failed": False, "msg": "", "line": "", "lines": [], "phase_done": "", "done": True,
+    "halt": False, "halt_reason": None, "paused": False, "interrupted": False, "error": None, "passed": None,
+    "asked": [], "counts": {}, "reason": None, "round": {}, "update_hosts": [], "update_map": {},
+    "needs_revert": False, "revert_hosts": [], "gate": {}, "outcomes": {}, "plan_lines": [], "table": [],
+    "notes": [], "revert_note": None, "promotion_note": None, "rollout_wave_summary": {},
+    "rollout_deployment_summary": {}, "candidate_hosts": [], "promote_hosts": [], "discard_hosts": [],
+    "candidate_map": {}, "go_on": False,
+}
+# internal keys of the engine's steps that do not leave it
+_INTERNAL = ("update_agents", "revert_agents", "revert_map", "summary", "stalled", "progress_deadline_at")
+
+
+def shape(out):
+    """The one shape of a rollout_wave result: every key of SHAPE, and ``lines``, what the play shows."""
+    result = dict(SHAPE)
+    result.update((k, v) for k, v in out.items() if k not in _INTERNAL)
+    for key, default in SHAPE.items():
+        if result.get(key) is None and default is not None:
+            result[key] = type(default)() if isinstance(default, (list, dict)) else default
+    if not result["line"]:
+        result["line"] = result["msg"] or ""
+    if not result["msg"]:
+        result["msg"] = result["line"]
+    if not result["lines"]:
+        summary = result["rollout_deployment_summary"]
+        lines = [result["line"]] if result["line"] else []
+        if result["halt_reason"] and result["halt_reason"] != result["line"]:
+            lines.append(result["halt_reason"])
+        lines += result["plan_lines"] + result["table"] + result["notes"]
+        lines += [n for n in (result["revert_note"], result["promotion_note"]) if n]
+        if summary.get("summary_table"):
+            lines += list(summary["summary_table"]) + ["report: %s" % summary.get("report_path")]
+        result["lines"] = lines
+    return result
 
 
 def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None,
@@ -132,7 +176,14 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
     """
     validate_wave_params(params)
     if check_mode:
-        return _check_plan(params)
+        return shape(_check_plan(params))
+    out = shape(_run_wave(params, clock, monotonic, sleep, progress, run))
+    # a next wave follows this one (rollout_wait_between_waves waits for it)
+    out["go_on"] = bool(out["done"] and not out["halt"] and not params.get("last") and not out["failed"])
+    return out
+
+
+def _run_wave(params, clock, monotonic, sleep, progress, run):
     wave = params["wave"]
     members = _members(wave)
     deployment_id = params["deployment_id"]
@@ -144,9 +195,9 @@ def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic
         dep = store.get_deployment(deployment_id)
         if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
-        # a pause that came while the tasks driver's update tasks ran: the agents they updated are recorded and
-        # gated first (the later waves stop)
-        finishing = dep["status"] == "paused" and params["phase"] in ("settle", "finish") and params.get("update_hosts")
+        # a wave under way goes on to its end whatever an operator did meanwhile (the pipeline stops a failed one
+        # after starting again the agents that stopped for us; a paused one ends its wave, the next is held)
+        finishing = params["phase"] in ("round", "retire", "finish")
         if dep["status"] != "running" and not finishing:
             # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
@@ -248,33 +299,20 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
                                 ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
                                     store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
                                 finish=_finish)
-    stalled = params.get("stalled")
-    if phase in ("all", "ask"):
-        deadline_at = progress_deadline_at(clock(), params.get("progress_deadline"))
-        run.step = "asking the agents and waiting for them to stop"
-        updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
-                                    clock, progress, deadline_at)
-        stalled = out.pop("stalled", None)
-        if phase == "ask":
-            out.update(phase_done="ask", update_agents=updating, update_hosts=[a["name"] for a in updating],
-                       update_map=dict((a["name"], {"version_before": a.get("version_before"),
-                                                    "version": a.get("version")}) for a in updating),
-                       progress_deadline_at=deadline_at, stalled=stalled)
-            return out
-        run.step = "starting the agents on %s" % target
-        started, failed = _start_from_controller(client, params, updating, target)
-        store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in started]
-                          + [{"host": h, "result": "failed", "detail": "update driver %s: %s" % (params["driver"], err)}
-                             for h, err in failed.items()])
-        handed = [a for a in updating if a["name"] in started]
-        # gated now, not started again (they run already)
-        handed += [a for a in ungated if a["name"] not in started and a["name"] not in failed]
-    else:
-        deadline_at = params.get("progress_deadline_at")
-        handed = _handed(store, params, members)
-    if phase == "finish":
-        return _finish(store, params, dep, wave, members, handed, params["gate"], params["reverted_hosts"], secrets,
-                       out)
+    if phase in ROUND_PHASES:
+        ctx = Ctx(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run,
+                  finish=_finish, passes=_passes)
+        return run_pipeline(ctx, out)
+    # phase all: the none driver, whose supervisor starts each agent that stopped
+    deadline_at = progress_deadline_at(clock(), params.get("progress_deadline"))
+    run.step = "asking the agents and waiting for them to stop"
+    updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
+                                clock, progress, deadline_at)
+    stalled = out.pop("stalled", None)
+    names = [a["name"] for a in updating]
+    store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names])
+    # gated now, not started again (they run already)
+    handed = updating + [a for a in ungated if a["name"] not in names]
     # gate the agents handed to the driver in this run, then judge the wave
     run.step = "the health gate"
     gate_params, cut = _gate_params(params, deadline_at, clock())
@@ -288,23 +326,9 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     if stalled:
         # no progress within rollout_progress_deadline: the wave fails (judge_wave), and with it the deployment
         gate.update(blocked=stalled, reason=stalled, passed=False)
-    # a failed wave goes back whole: every agent handed over in this run whose previous version is known
-    revertable = [a for a in handed if a.get("version")]
-    if params["auto_revert"] and revertable and not _passes(store, params, dep, wave, gate):
-        if phase == "settle":
-            # the tasks driver puts them back on each agent's host, then phase=finish records the wave
-            out.update(phase_done="settle", needs_revert=True, revert_agents=revertable,
-                       revert_hosts=[a["name"] for a in revertable],
-                       revert_map=dict((a["name"], {"version": a["version"]}) for a in revertable),
-                       gate=gate, passed=False)
-            return out
-        reverted = []
-        run.step = "the revert"
-        if params["driver"] == "fleetsim":
-            reverted, dummy = fleetsim_start(client, params["control_url"], revertable)
-        out["revert_note"] = None if reverted else \
-            "driver %s cannot start a previous version: nothing reverted" % params["driver"]
-        return _finish(store, params, dep, wave, members, handed, gate, reverted, secrets, out)
+    if params["auto_revert"] and any(a.get("version") for a in handed) and not _passes(store, params, dep, wave, gate):
+        out["revert_note"] = "driver none cannot start a previous version: nothing reverted (the agents' supervisor " \
+                             "runs what it is given)"
     out["needs_revert"] = False
     return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
 
@@ -348,10 +372,10 @@ def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
 
 def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
     """The agents of the wave that consented and are (or are about to be) down and not yet handed to the
-    driver: wait a little for those still draining, then start the stopped ones on the target (fleetsim;
-    the ``none`` driver's supervisor starts them by itself). Returns notes for the message."""
+    driver: wait a little for those still draining, then say who is down and who starts them (the ``none``
+    driver's supervisor starts them by itself; with the tasks and docker drivers a run stopped by a signal
+    runs no more tasks: the rerun's first round starts them). Returns notes for the message."""
     deployment_id = dep["deployment_id"]
-    target = dep["target_version"]
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
     waiting = [m for m in members if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
                and not (rows.get(m["name"]) or {}).get("result")]
@@ -371,44 +395,15 @@ def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
     if busy:
         notes.append("asked and not stopped when the run ended (%s): %s" % (
             "their supervisor restarts them if they stop" if params["driver"] == "none" else
-            "a rerun watches them" if params["driver"] != "fleetsim" else
-            "if they stop later, a rerun starts them", ", ".join(busy)))
+            "a rerun watches them", ", ".join(busy)))
     if not stopped:
         return notes
     names = [m["name"] for m in stopped]
-    if params["driver"] == "fleetsim":
-        started, failed = fleetsim_start(client, params["control_url"], stopped, target)
-        if started:
-            # consent was given and acted on: they run the target now (not gated: the wave did not end)
-            store.record_answers(deployment_id, [{"host": h, "decision": ACCEPT, "reason": "observed: stopped",
-                                                  "answered_at": rows[h].get("answered_at")}
-                                                 for h in started if rows[h].get("decision") == PENDING])
-            store.set_results(deployment_id, [{"host": h, "result": "updated", "version_after": target,
-                                               "detail": "stopped for the update and started again on %s after %s; "
-                                                         "a rerun gates it" % (target, why)}
-                                              for h in started])
-            notes.append("started again on %s (not gated; a rerun gates them): %s" % (target, ", ".join(started)))
-        if failed:
-            # the target would not start: back on the version each ran before, never left down
-            back = [dict(m, version=rows[m["name"]].get("version_before")) for m in stopped
-                    if m["name"] in failed and rows[m["name"]].get("version_before")]
-            previous, still = fleetsim_start(client, params["control_url"], back) if back else ([], {})
-            if previous:
-                store.set_results(deployment_id, [
-                    {"host": h, "result": "reverted", "version_after": rows[h].get("version_before"),
-                     "detail": "stopped for the update; %s would not start (%s): started again on %s after %s"
-                               % (target, failed[h], rows[h].get("version_before"), why)} for h in previous])
-                notes.append("started again on their previous version: %s" % ", ".join(previous))
-            lost = dict((h, still.get(h, err)) for h, err in failed.items() if h not in previous)
-            if lost:
-                store.set_results(deployment_id, [{"host": h, "result": "failed",
-                                                   "detail": "stopped for the update and could not be started again: %s"
-                                                             % err} for h, err in lost.items()])
-                notes.append("could not be started again: %s" % ", ".join("%s (%s)" % kv for kv in sorted(lost.items())))
-    elif params["driver"] == "none":
+    if params["driver"] == "none":
         notes.append("stopped for the update, started again by their supervisor: %s" % ", ".join(names))
     else:
-        notes.append("stopped for the update and waiting for the rerun, whose update tasks start them: %s"
+        # the tasks and docker drivers: this run ends here (a signal); the rerun's update tasks start them
+        notes.append("stopped for the update; the rerun starts them (its first round updates them): %s"
                      % ", ".join(names))
     return notes
 
@@ -458,16 +453,6 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
     return ready + asked["retry_agents"]
 
 
-def _start_from_controller(client, params, agents, target):
-    names = [a["name"] for a in agents]
-    if not agents:
-        return [], {}
-    if params["driver"] == "fleetsim":
-        return fleetsim_start(client, params["control_url"], agents, target)
-    # none: the agent's supervisor starts the new version by itself
-    return names, {}
-
-
 def _ungated(store, dep, wave, members):
     """Members an earlier run of this still unfinished wave handed to the driver (result ``updated``)
     but whose gate never ended: a rerun gates them without starting them again."""
@@ -479,35 +464,6 @@ def _ungated(store, dep, wave, members):
     for m in members:
         row = rows.get(m["name"]) or {}
         if row.get("decision") in (ACCEPT, PENDING) and row.get("result") == "updated":
-            agent = dict(m)
-            agent["version_before"] = row.get("version_before")
-            agent["version"] = row.get("version_before")
-            out.append(agent)
-    return out
-
-
-def _handed(store, params, members):
-    """phase settle/finish (tasks driver): record what the user's tasks did; the agents handed over.
-
-    ``update_hosts`` are the hosts phase=ask returned; ``update_failed`` maps the hosts whose
-    update tasks failed to the error.
-    """
-    deployment_id = params["deployment_id"]
-    failed = params.get("update_failed") or {}
-    names = [h for h in params.get("update_hosts") or [] if h not in failed]
-    if params["phase"] == "settle":
-        store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names]
-                          + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
-                             for h, msg in failed.items()])
-    if params.get("driver_results"):
-        # what the driver did on each agent (docker: the images before and after), for the report
-        store.merge_agent_extra(deployment_id, dict((h, {"driver_" + ("update" if params["phase"] == "settle" else "revert"): r})
-                                                    for h, r in params["driver_results"].items()))
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=names))
-    out = []
-    for m in members:
-        row = rows.get(m["name"])
-        if row is not None and row.get("decision") == ACCEPT:
             agent = dict(m)
             agent["version_before"] = row.get("version_before")
             agent["version"] = row.get("version_before")

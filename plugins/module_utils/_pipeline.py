@@ -1,0 +1,430 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``tasks`` and ``docker`` drivers' wave: a per-agent pipeline in rounds inside one Ansible batch.
+
+An agent's update starts as soon as *that* agent has stopped, not when the slowest agent of its
+wave has. Within Ansible's rules (no third-party strategy plugin) the batch runs in rounds:
+
+``phase: ask`` (once per batch)
+    start the wave, ask every agent (never twice), sort out what an earlier run of this wave left
+    (:func:`_earlier_run`), then wait until the first agents have stopped and hand those over.
+``phase: round`` (the role includes ``wave_round.yml`` again while ``done`` is false)
+    record what the previous round's tasks did (the action plugin reads each host's result), then
+    the next step (:func:`_step`): wait until more agents have stopped and hand those over; once
+    none is left to watch, gate the updated agents and judge the wave; a failed wave with
+    ``auto_revert`` goes back through the tasks with purpose ``revert``; then record the wave.
+
+Each call hands over a *round*: ``update_hosts`` with ``update_map`` (version, previous version and
+purpose per host), and ``round``, the pipeline's state that the role passes back verbatim.
+
+Never left down: an error while asking (a refused token, a malformed answer) or an operator's
+``fail`` stops the wave, but the agents that stopped because we asked are still handed to the
+tasks (on the target: they consented; a rerun gates them) before the wave ends. Agents still
+draining then are watched for at most :data:`DRAIN_WAIT` seconds.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import progress_deadline_at
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DECLINED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DRAINING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
+
+ROUND_PHASES = ("ask", "round")
+# after an error (or an operator's fail) stopped a wave: how long agents still draining are watched, so
+# that those about to stop are started again in this run rather than left down
+DRAIN_WAIT = 10.0
+# the round's stop watch: probe interval bounds (seconds); the interval grows with the agents watched
+MIN_PROBE_INTERVAL = 0.1
+# gathering: once an agent has stopped, wait up to this long for others to stop before handing over, since
+# every round costs a forked task per host of the batch (~10 ms each); bounded by MAX_GATHER
+PER_HOST_ROUND_COST = 0.01
+MIN_GATHER = 0.1
+MAX_GATHER = 2.0
+
+
+class Ctx:
+    """What every step of the pipeline needs (one wave, one call)."""
+
+    def __init__(self, store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run,
+                 finish, passes):
+        self.store, self.client, self.params, self.dep = store, client, params, dep
+        self.wave, self.members, self.secrets = wave, members, secrets
+        self.clock, self.monotonic, self.sleep, self.progress, self.run = clock, monotonic, sleep, progress, run
+        self.finish, self.passes = finish, passes
+        self.deployment_id = dep["deployment_id"]
+        self.target = dep["target_version"]
+        self.by_name = dict((m["name"], m) for m in members)
+
+    def rows(self):
+        return dict((r["host"], r) for r in self.store.agents(self.deployment_id, hosts=list(self.by_name)))
+
+    def say(self, text):
+        if self.progress is not None:
+            self.progress("wave %s %s: %s" % (self.wave["index"], self.wave["name"], text))
+
+
+def run_pipeline(ctx, out):
+    """``phase: ask`` or ``phase: round`` of the tasks/docker drivers' wave."""
+    if ctx.params["phase"] == "ask":
+        return _ask(ctx, out)
+    rnd = dict(ctx.params.get("round") or {})
+    if not rnd.get("id"):
+        raise ValueError("round: phase=round needs the round returned by the previous phase (ask or round)")
+    _record_round(ctx, rnd)
+    return _step(ctx, rnd, out)
+
+
+def _new_round(ctx, now):
+    deadline_at = progress_deadline_at(now, ctx.params.get("progress_deadline"))
+    stop_timeout, cut = remaining(deadline_at, now, float(ctx.params["stop_timeout"]))
+    return {"id": None, "n": 0, "purpose": "update", "hosts": [], "stage": "watch", "asked_at": now,
+            "stop_until": now + stop_timeout, "stop_cut": bool(cut), "progress_deadline_at": deadline_at,
+            "error": None, "drained": [], "notes": [], "gate": None}
+
+
+def _ask(ctx, out):
+    params = ctx.params
+    now = ctx.clock()
+    rnd = _new_round(ctx, now)
+    ctx.run.step = "asking the agents"
+    fresh = set()
+    retry = []
+    try:
+        previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
+                              params.get("audit_path"), ctx.secrets)
+        reason = build_reason(ctx.target, ctx.deployment_id, params.get("release_notes"), ctx.wave["name"],
+                              ctx.wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
+        asked = notify_wave(ctx.client, ctx.members, ctx.deployment_id, ctx.target, reason, force=params["force"],
+                            store=ctx.store, reask_until=params.get("reask_until"), clock=ctx.clock, sleep=ctx.sleep,
+                            on_answers=decision_auditor(params.get("audit_path"), ctx.deployment_id, ctx.members,
+                                                        ctx.secrets))
+        out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
+        fresh = set(asked["asked"])
+        retry = asked["retry_agents"]
+    except (RunStopped, StaleRunError):
+        raise
+    except Exception as exc:
+        # a refused token, a malformed answer: the wave stops, but only after the agents that stopped for us
+        # have been handed to the tasks (never left down)
+        _stop_on(ctx, rnd, str(exc) or exc.__class__.__name__)
+    handover = retry + _earlier_run(ctx, fresh)
+    return _step(ctx, rnd, out, handover)
+
+
+def _stop_on(ctx, rnd, message):
+    """The wave ends early with ``message``; agents still draining are watched for DRAIN_WAIT more at most."""
+    if rnd.get("error"):
+        return
+    rnd["error"] = message
+    rnd["stop_until"] = min(rnd["stop_until"], ctx.clock() + min(DRAIN_WAIT, float(ctx.params["stop_timeout"])))
+    ctx.say("the wave stops: %s; the agents that stopped for the update are started again first" % message)
+
+
+def _earlier_run(ctx, fresh):
+    """A rerun knows what already happened to the agents whose answer an earlier run recorded.
+
+    Working on the target: taken as updated (gated, no stop wait). Down: its update. Recorded as
+    accepted (it was seen stopping) and working on its old version: its update. Still deciding or
+    draining: watched as usual. Nobody is asked again.
+    """
+    rows = ctx.rows()
+    known = [m for m in ctx.members if m["name"] not in fresh
+             and (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+             and not (rows.get(m["name"]) or {}).get("result")]
+    if not known:
+        return []
+    states = dict(ctx.client.fan_out(lambda m: (m["name"], probe_liveness(ctx.client, m["agent_url"])), known))
+    on_target, handover, accepted = [], [], []
+    for m in known:
+        row = rows[m["name"]]
+        state, dummy, info = states[m["name"]]
+        if state == WORKING and version_matches((info or {}).get("version"), ctx.target):
+            on_target.append(m["name"])
+        elif state == STOPPED or (state == WORKING and row.get("decision") == ACCEPT):
+            handover.append(_agent(m, row))
+            if row.get("decision") == PENDING:
+                accepted.append(m["name"])
+    if on_target:
+        ctx.store.record_answers(ctx.deployment_id, [
+            {"host": h, "decision": ACCEPT, "reason": "observed: working on %s after an earlier run" % ctx.target,
+             "answered_at": rows[h].get("answered_at")} for h in on_target if rows[h].get("decision") == PENDING])
+        ctx.store.set_results(ctx.deployment_id, [
+            {"host": h, "result": "updated", "detail": "found working on %s (updated by an earlier run); gated"
+             % ctx.target} for h in on_target])
+        ctx.say("already on %s after an earlier run, gated without a stop wait: %s" % (ctx.target, ", ".join(on_target)))
+    if accepted:
+        ctx.store.record_answers(ctx.deployment_id, [
+            {"host": h, "decision": ACCEPT, "reason": "observed: stopped (seen by a rerun)",
+             "answered_at": rows[h].get("answered_at")} for h in accepted])
+    return handover
+
+
+def _agent(member, row):
+    agent = dict(member)
+    agent["version_before"] = row.get("version_before")
+    agent["version"] = row.get("version_before")
+    return agent
+
+
+def _operator_check(ctx, rnd):
+    """An operator's ``fail`` from another process stops the wave (agents already stopped are still started);
+    a ``pause`` lets the wave end (nobody left down) and holds the next one."""
+    now = ctx.store.check_fence()
+    if now and now[0] == "failed" and not rnd.get("error"):
+        _stop_on(ctx, rnd, "deployment failed by an operator%s" % ((": %s" % now[1]) if now[1] else ""))
+        rnd["operator"] = "failed"
+
+
+def _step(ctx, rnd, out, handover=()):
+    handover = list(handover)
+    if rnd["stage"] == "watch":
+        _operator_check(ctx, rnd)
+        if not handover:
+            handover = _watch(ctx, rnd)
+        if handover:
+            return _hand_over(ctx, rnd, out, handover, "update")
+        rnd["stage"] = "gate"
+    if rnd["stage"] == "gate":
+        if rnd.get("error"):
+            return _ended_early(ctx, rnd, out)
+        return _gate(ctx, rnd, out)
+    if rnd["stage"] == "revert":
+        reverted = [h for h in rnd.get("reverted") or []]
+        out["needs_revert"] = True
+        return _done(ctx, rnd, ctx.finish(ctx.store, ctx.params, ctx.dep, ctx.wave, ctx.members,
+                                          _handed(ctx, rnd.get("gated") or []), rnd["gate"], reverted, ctx.secrets,
+                                          out))
+    raise ValueError("round: unknown stage %r" % rnd["stage"])
+
+
+def _watch(ctx, rnd):
+    """Wait until at least one more agent that consented has stopped (gathering a few more), or until none is
+    left to watch. Returns the agents to hand over; the ones still working at the stop deadline are settled."""
+    rows = ctx.rows()
+    pending = [_agent(m, rows[m["name"]]) for m in ctx.members
+               if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+               and not (rows.get(m["name"]) or {}).get("result")]
+    if not pending:
+        return []
+    by_name = dict((a["name"], a) for a in pending)
+    watch = StopWatch(list(by_name))
+    for name in rnd.get("drained") or []:
+        if name in by_name:
+            watch.drained_at[name] = 0.0
+    poll = float(ctx.params.get("poll_interval") or 1.0)
+    interval = min(poll, max(MIN_PROBE_INTERVAL, 0.0005 * len(pending)))
+    gather = min(MAX_GATHER, max(MIN_GATHER, PER_HOST_ROUND_COST * len(ctx.members)))
+    ctx.run.step = "waiting for agents to stop"
+    first = None
+    last_say = ctx.monotonic()
+    while True:
+        names = watch.pending()
+        results = ctx.client.fan_out(lambda n: (n, probe_liveness(ctx.client, by_name[n]["agent_url"])), names)
+        now = ctx.clock()
+        for name, (state, cause, info) in results:
+            watch.observe(name, state, cause, info, now - rnd["asked_at"])
+        if first is None and watch.stopped_at:
+            first = ctx.monotonic()
+        left = watch.pending()
+        if not left or now >= rnd["stop_until"]:
+            break
+        if first is not None and ctx.monotonic() - first >= gather:
+            break
+        if ctx.monotonic() - last_say >= 5.0:
+            last_say = ctx.monotonic()
+            draining = sum(1 for n in left if watch.last[n][0] == DRAINING)
+            ctx.say("waiting for agents to stop: %d/%d stopped, %d draining, %d still working" % (
+                len(by_name) - len(left), len(by_name), draining, len(left) - draining))
+        _operator_check(ctx, rnd)
+        ctx.sleep(max(0.0, min(interval, rnd["stop_until"] - now)))
+    rnd["drained"] = sorted(set(rnd.get("drained") or []) | set(watch.drained_at))
+    ready = [by_name[n] for n in by_name if n in watch.stopped_at]
+    accepted = [n for n in watch.stopped_at if rows[n].get("decision") == PENDING]
+    if accepted:
+        ctx.store.record_answers(ctx.deployment_id, [
+            {"host": n, "decision": ACCEPT, "answered_at": rows[n].get("answered_at"),
+             "reason": "observed: %s after %.1fs" % ("drained and stopped" if n in watch.drained_at else "stopped",
+                                                      watch.stopped_at[n])} for n in accepted])
+    if watch.pending() and ctx.clock() >= rnd["stop_until"]:
+        _settle_unstopped(ctx, rnd, rows, watch)
+    return ready
+
+
+def _settle_unstopped(ctx, rnd, rows, watch):
+    """The stop deadline has passed for the agents still working: declined, failed, or (the wave stopping on
+    an error) left for a rerun to watch."""
+    timeout = max(0.0, rnd["stop_until"] - rnd["asked_at"])
+    decisions, results, left = [], [], []
+    for name in watch.pending():
+        row = rows[name]
+        outcome, detail = watch.outcome(name, timeout)
+        if rnd.get("error"):
+            left.append(name)
+        elif rnd.get("stop_cut"):
+            rnd["stalled"] = "no progress within rollout_progress_deadline (%gs): %d agents that were asked had not " \
+                             "stopped" % (float(ctx.params["progress_deadline"]), len(watch.pending()))
+            results.append({"host": name, "result": "failed", "detail": "%s (%s)" % (rnd["stalled"], detail)})
+        elif outcome == "declined" and row.get("decision") == PENDING:
+            decisions.append({"host": name, "decision": DECLINED, "reason": detail,
+                              "answered_at": row.get("answered_at")})
+            results.append({"host": name, "result": "declined", "detail": detail})
+        else:
+            if outcome == "declined":
+                detail = "accepted but " + detail.replace(": declined or still busy", "")
+            results.append({"host": name, "result": "failed", "detail": detail})
+    if decisions:
+        ctx.store.record_answers(ctx.deployment_id, decisions)
+    if results:
+        ctx.store.set_results(ctx.deployment_id, results)
+    if left:
+        rnd["notes"].append("asked and not stopped when the wave ended (a rerun watches them, nobody asks "
+                            "them again): %s" % ", ".join(sorted(left)))
+
+
+def _hand_over(ctx, rnd, out, agents, purpose):
+    rnd["n"] = int(rnd.get("n") or 0) + 1
+    rnd["id"] = "%s:%s:%d" % (ctx.deployment_id, ctx.wave["index"], rnd["n"])
+    rnd["purpose"] = purpose
+    rnd["hosts"] = [a["name"] for a in agents]
+    update_map = {}
+    for a in agents:
+        if purpose == "update":
+            update_map[a["name"]] = {"version": ctx.target, "previous_version": a.get("version_before") or "",
+                                     "purpose": purpose}
+        else:
+            update_map[a["name"]] = {"version": a["version"], "previous_version": ctx.target, "purpose": purpose}
+    ctx.run.step = "%s round %d" % (purpose, rnd["n"])
+    line = "wave %s %s: round %d: %s %s" % (ctx.wave["index"], ctx.wave["name"], rnd["n"],
+                                            "updating" if purpose == "update" else "reverting",
+                                            ", ".join(rnd["hosts"]))
+    ctx.say(line.split(": ", 1)[1])
+    out.update(phase_done="round", done=False, round=rnd, update_hosts=rnd["hosts"], update_map=update_map,
+               line=line, msg=line, needs_revert=purpose == "revert",
+               revert_hosts=rnd["hosts"] if purpose == "revert" else [],
+               outcomes={})
+    return out
+
+
+def _record_round(ctx, rnd):
+    """What the previous round's tasks did, as the action plugin read it from each host
+    (``update_failed``: host -> error; ``driver_results``: host -> what the driver reported)."""
+    hosts = list(rnd.get("hosts") or [])
+    if not hosts:
+        return
+    failed = dict((h, msg) for h, msg in (ctx.params.get("update_failed") or {}).items() if h in hosts)
+    driver = dict((h, r) for h, r in (ctx.params.get("driver_results") or {}).items() if h in hosts and r)
+    purpose = rnd.get("purpose") or "update"
+    if driver:
+        ctx.store.merge_agent_extra(ctx.deployment_id, dict((h, {"driver_" + purpose: r}) for h, r in driver.items()))
+    ok = [h for h in hosts if h not in failed]
+    if purpose == "update":
+        if rnd.get("error"):
+            detail = ("stopped for the update and started again on %s after the wave stopped (%s); not gated: a "
+                      "rerun gates it" % (ctx.target, rnd["error"]))
+        else:
+            detail = None
+        ctx.store.set_results(ctx.deployment_id, [{"host": h, "result": "updated", "detail": detail} for h in ok]
+                              + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
+                                 for h, msg in failed.items()])
+        if rnd.get("error") and ok:
+            rnd["notes"].append("started again on %s (not gated; a rerun gates them): %s" % (ctx.target, ", ".join(ok)))
+    else:
+        rnd["reverted"] = ok
+        if failed:
+            rnd["notes"].append("revert tasks failed: %s" % "; ".join("%s (%s)" % kv for kv in sorted(failed.items())))
+    rnd["hosts"] = []
+
+
+def _handed(ctx, names=None):
+    """The agents to gate: this wave's agents handed to the tasks and recorded ``updated`` (in this run or an
+    earlier run of the wave whose gate never ended)."""
+    rows = ctx.rows()
+    return [_agent(m, rows[m["name"]]) for m in ctx.members
+            if (names is None or m["name"] in names)
+            and (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+            and (rows.get(m["name"]) or {}).get("result") == "updated"]
+
+
+def _gate(ctx, rnd, out):
+    params = ctx.params
+    handed = _handed(ctx)
+    ctx.run.step = "the health gate"
+    now = ctx.clock()
+    deadline, cut = remaining(rnd.get("progress_deadline_at"), now, params["healthy_deadline"])
+    gate_params = params
+    if cut:
+        grace = params.get("grace")
+        gate_params = dict(params, healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline))
+    gate = gate_agents(ctx.client, handed, gate_params, ctx.target if params["require_target_version"] else None,
+                       clock=ctx.monotonic, sleep=ctx.sleep,
+                       progress=None if ctx.progress is None else (lambda text: ctx.say("health gate: " + text)))
+    if gate.get("warnings"):
+        out.setdefault("warnings", []).extend(gate["warnings"])
+    stalled = rnd.get("stalled")
+    if cut and not gate["passed"] and not stalled:
+        stalled = "no progress within rollout_progress_deadline (%gs): %d of %d updated agents not stable" % (
+            float(params["progress_deadline"]), len(gate["unstable"]), gate["total"])
+    if stalled:
+        gate.update(blocked=stalled, reason=stalled, passed=False)
+    revertable = [a for a in handed if a.get("version")]
+    if params["auto_revert"] and revertable and not ctx.passes(ctx.store, params, ctx.dep, ctx.wave, gate):
+        rnd["stage"] = "revert"
+        rnd["gate"] = gate
+        rnd["gated"] = [a["name"] for a in handed]
+        return _hand_over(ctx, rnd, out, revertable, "revert")
+    out["needs_revert"] = False
+    return _done(ctx, rnd, ctx.finish(ctx.store, params, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
+                                      ctx.secrets, out))
+
+
+def _ended_early(ctx, rnd, out):
+    """The wave stopped on an error or an operator's fail: no gate; the deployment ends ``failed`` with the
+    error and who was started again; every agent's outcome says what happened to it."""
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave import agent_outcomes
+
+    message = "wave %s (%s) stopped: %s" % (ctx.wave["index"], ctx.wave["name"], rnd["error"])
+    if rnd.get("notes"):
+        message += "; " + "; ".join(rnd["notes"])
+    rows = ctx.rows()
+    # asked in this wave, with no answer recorded (the request failed): failed with the wave's error
+    ctx.store.set_results(ctx.deployment_id, [
+        {"host": m["name"], "result": "failed", "detail": "the wave stopped before this agent answered: %s"
+         % rnd["error"]} for m in ctx.members
+        if not (rows.get(m["name"]) or {}).get("decision") and not (rows.get(m["name"]) or {}).get("result")
+        and (rows.get(m["name"]) or {}).get("asked_at")])
+    ctx.store.event(ctx.deployment_id, "wave_stopped", {"wave": ctx.wave["index"], "step": "ask",
+                                                        "status": rnd.get("operator") or "error"})
+    closed = close_deployment(ctx.store, ctx.deployment_id, halt_reason=message,
+                              report_path=ctx.params.get("report_path"), audit_path=ctx.params.get("audit_path"),
+                              secrets=ctx.secrets, status="failed")
+    out.update(phase_done="stopped", line=message, msg=message, halt=True, halt_reason=message, passed=False,
+               error=rnd["error"], rollout_deployment_summary=closed, needs_revert=False,
+               outcomes=agent_outcomes(ctx.store, ctx.deployment_id, ctx.members,
+                                       [a["name"] for a in _handed(ctx)]))
+    return _done(ctx, rnd, out)
+
+
+def _done(ctx, rnd, out):
+    rnd["hosts"] = []
+    rnd["stage"] = "done"
+    out.update(done=True, round=rnd, update_hosts=[], update_map={})
+    if rnd.get("notes") and out.get("line") and not rnd.get("error"):
+        out["notes"] = list(rnd["notes"])
+    return out
