@@ -174,8 +174,6 @@ WAVE_SPEC = connection_spec(
     gate=dict(type="dict"),
     reverted_hosts=dict(type="list", elements="str", default=[]),
     progress_deadline=dict(type="float", default=0.0),
-    progress_deadline_at=dict(type="float"),
-    stalled=dict(type="str"),
     candidate_urls=dict(type="dict", default={}),
     **GATE_OPTIONS
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: rollout_wave
-short_description: Run one rollout wave (ask, observe the stop, update, health gate, judge, revert, record)
+short_description: Run one rollout wave (ask, observe the stop, update in rounds, health gate, judge, revert, record)
 version_added: 0.1.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
@@ -17,8 +17,8 @@ description:
     once per batch (C(run_once)); the C(agentfleet.rollout.rollout) role's C(wave) and C(wave_tasks) task files do.
   - Between phases the data travels through the rollout state (answers, observed stops, update results, wave
     start and summary), not through the playbook.
-  - "O(phase=all), for the controller-side drivers O(driver=none) and O(driver=fleetsim), runs the whole wave in one
-    call. 1. Ask: the wave is marked started, the reason text is built and every member of O(wave) is asked for
+  - "O(phase=all), for O(driver=none) (the agent's own supervisor starts the new version), runs the whole wave in
+    one call. 1. Ask: the wave is marked started, the reason text is built and every member of O(wave) is asked for
     consent, as M(agentfleet.rollout.notify) does with O(agentfleet.rollout.notify#module:skip_if_on_target=true)
     and the state file. An agent whose accept, reject or decline is recorded, or that answered without a decision
     before, is not asked again; deferring agents are re-asked until O(reask_until)."
@@ -30,11 +30,8 @@ description:
     end has declined and is recorded C(declined) (an answer, not a failure; never updated). An explicit accepter
     that did not stop, one still draining, and one that stopped answering with timeouts are recorded C(failed)
     and not updated. Nothing acts on an agent that has not stopped."
-  - "3. Update: the agents that stopped, plus those handed to a driver in an earlier run of this deployment whose
-    update or gate failed (a rerun retries them), are started on the deployment's target version. With
-    O(driver=fleetsim) through the simulator's control port O(control_url), as M(agentfleet.rollout.fleetsim_start)
-    does; agents it could not start are recorded C(failed). With O(driver=none) nothing is started (the agent's own
-    supervisor does) and they are recorded C(updated)."
+  - "3. Update: with O(driver=none) nothing is started (the agent's own supervisor does); the agents that stopped
+    are recorded C(updated)."
   - "4. Gate: the agents handed to the driver in this run are watched as M(agentfleet.rollout.health_gate) does
     (O(expected_states), O(min_healthy_time), O(healthy_deadline), O(poll_interval), O(grace)), with the target
     version required when O(require_target_version=true). Without O(grace) every agent is watched until it is
@@ -43,25 +40,32 @@ description:
     unreachable)) of its agents are healthy on the target, counted over the state (this run and earlier runs of the
     same deployment; observed accepts count as accepted). Unreachable agents count as failures; rejects, defers and
     declines are answers and never fail a wave. A wave where nobody accepted and nobody was unreachable passes."
-  - "6. Revert: when the wave fails and O(auto_revert=true), the agents handed over in this run whose previous
-    version is known are started on it again with O(driver=fleetsim); O(driver=none) cannot start a previous
-    version, so nothing is reverted and RV(revert_note) says so."
+  - "6. Revert: O(driver=none) cannot start a previous version, so nothing is reverted and RV(revert_note) says so."
   - "7. Record: each gated agent is recorded C(updated) (stable), C(failed) (not stable, with the cause) or
     C(reverted); the wave is recorded C(passed) or C(failed) with its RV(summary). A failed wave halts the rollout
     (RV(halt), RV(halt_reason)). When the wave failed or O(last=true), the deployment is closed (its status, the
     report at O(report_path), an audit line) and RV(rollout_deployment_summary) returned. RV(outcomes) gives every
     member its outcome, for its own task result (M(agentfleet.rollout.agent_result))."
-  - "The O(driver=tasks) driver runs the user's tasks on each agent's host between the phases, so a wave is two or
-    three calls. O(phase=ask) runs steps 1 and 2 and returns the agents to update (RV(update_hosts),
-    RV(update_map), RV(update_agents))."
-  - "O(phase=settle) records what the update tasks did (O(update_hosts) C(updated), O(update_failed) C(failed)) and
-    runs steps 4 and 5. When the wave fails, O(auto_revert=true) and some agent handed over has a known previous
-    version, nothing more is recorded yet: it returns RV(needs_revert=true), the agents to put back (RV(revert_hosts),
-    RV(revert_map), RV(revert_agents)) and the RV(gate) result. Otherwise it records the wave (step 7, nothing
-    reverted) and returns RV(needs_revert=false)."
-  - "O(phase=finish) runs step 7 after the tasks driver reverted the agents: it needs O(update_hosts) as given to
-    O(phase=settle), O(gate), the RV(gate) returned by O(phase=settle), and O(reverted_hosts), the agents put back."
-  - O(phase=all) with O(driver=tasks) is an error.
+  - "O(driver=tasks) and O(driver=docker) run the user's tasks (or the collection's docker task) on each agent's
+    host, as a per-agent pipeline in rounds: an agent's update starts as soon as that agent has stopped, not when
+    the slowest agent of its wave has. O(phase=ask) runs step 1, sorts out what an earlier run of this wave left (an
+    agent working on the target is taken as updated and gated without a stop wait; one that is down, or that was
+    seen stopping and works on its old version, gets its update; nobody is asked again), then watches the agents
+    that consented until at least one has stopped (gathering others that stop within a fraction of a second) and
+    hands those over: RV(update_hosts), RV(update_map) and RV(round), with RV(done=false)."
+  - "O(phase=round), given the RV(round) of the previous call, records what the previous round's tasks did (the
+    action plugin reads each of its hosts' C(_rollout_task_error) and C(_rollout_driver_results) facts; a host that
+    left the batch failed) and hands over the next agents that stopped. Once none is left to watch (all stopped,
+    or O(stop_timeout) passed: the others have declined or failed as in step 2), it runs steps 4 and 5; a failed
+    wave with O(auto_revert=true) is handed over once more with purpose C(revert) (RV(needs_revert)); then step 7,
+    and RV(done=true): the result is the wave's."
+  - "Never left down: an error while asking (a refused token, a malformed answer) or an operator's C(fail) of the
+    deployment stops the wave, but the agents that stopped because they were asked are still handed to the tasks
+    (on the target; a rerun gates them) for up to 10 s of further stops, and the deployment then ends C(failed) with
+    the error and who was started again (RV(halt_reason)). An operator's C(pause) lets the wave end; the next wave
+    is not started."
+  - Every call returns the same keys whatever happened (check mode, a paused or closed deployment, an error, an
+    empty wave); RV(lines) is what the playbook shows.
   - Runs on the controller (action plugin), without forking a Python interpreter per task; while it waits it prints
     a progress line every few seconds.
 options:
@@ -102,15 +106,14 @@ options:
   phase:
     description:
       - The part of the wave to run (see the description).
-      - V(all) asks, observes, updates, gates, judges, reverts and records, with O(driver=none) or O(driver=fleetsim).
-      - V(ask), V(settle) and V(finish) are the steps of the O(driver=tasks) driver.
-      - With O(strategy=blue_green) - V(all) (O(driver=fleetsim)) starts candidates beside the agents, gates them, asks
-        the primaries of the stable ones to retire and promotes the candidates of those that stopped; with
-        O(driver=tasks) the steps are V(candidates) (which agents get one), V(retire) (gate the candidates of
-        O(candidate_urls), ask the primaries) and V(finish) (record; O(update_hosts) are the promoted agents).
+      - V(all) asks, observes, gates, judges and records, with O(driver=none).
+      - V(ask) and V(round) are the calls of the per-agent pipeline of O(driver=tasks) and O(driver=docker).
+      - With O(strategy=blue_green) and O(driver=tasks) the steps are V(candidates) (which agents get one), V(retire)
+        (gate the candidates of O(candidate_urls), ask the primaries) and V(finish) (record; O(update_hosts) are the
+        promoted agents).
     type: str
     default: all
-    choices: [all, ask, settle, finish, candidates, retire]
+    choices: [all, ask, round, finish, candidates, retire]
   strategy:
     description:
       - The rollout strategy named in the reason text.
@@ -162,20 +165,20 @@ options:
     description:
       - What starts the new version on an agent that stopped.
       - V(none) - nothing; the agent's own supervisor does. The agents are recorded C(updated) and gated.
-      - V(fleetsim) - the simulated fleet's control port O(control_url) (tests and demos); also puts agents back
-        on their previous version for O(auto_revert).
-      - V(tasks) - the user's tasks, run by the playbook on each agent's host between O(phase=ask),
-        O(phase=settle) and O(phase=finish).
+      - V(tasks) - the user's tasks, run by the playbook on each agent's host in the rounds of O(phase=ask) and
+        O(phase=round).
       - V(docker) - like V(tasks), with the collection's own task (M(agentfleet.rollout.docker_agent_update)) that
         recreates each agent's container from the new image.
     type: str
     default: none
-    choices: [none, fleetsim, tasks, docker]
-  control_url:
+    choices: [none, tasks, docker]
+  round:
     description:
-      - Base URL of the simulator's control port (for example C(http://127.0.0.1:8099)).
-      - Required with O(driver=fleetsim).
-    type: str
+      - With O(phase=round), the RV(round) returned by the previous call (O(phase=ask) or O(phase=round)), passed
+        back as it is; the pipeline's state (the agents handed over last, the stop deadline, the progress deadline,
+        an error that stops the wave).
+    type: dict
+    default: {}
   require_target_version:
     description: In the gate, an agent counts as healthy only when it reports the deployment's target version.
     type: bool
@@ -191,40 +194,38 @@ options:
     description:
       - Put the agents of a failed wave back on their previous version (C(version_before), recorded when they
         were asked).
-      - With O(phase=all) only O(driver=fleetsim) can; with O(phase=settle) the playbook does, then O(phase=finish)
-        records the wave.
+      - With O(driver=tasks) and O(driver=docker) the tasks run once more with purpose C(revert); O(driver=none)
+        cannot.
     type: bool
     default: false
   update_hosts:
     description:
-      - With O(phase=settle) and O(phase=finish), the agents the update tasks ran for, the RV(update_hosts) returned
-        by O(phase=ask).
-      - With O(phase=settle) those not in O(update_failed) are recorded C(updated) and gated.
+      - With O(strategy=blue_green) and O(phase=finish), the promoted agents.
     type: list
     elements: str
     default: []
   update_failed:
     description:
-      - With O(phase=settle), the agents of O(update_hosts) whose update tasks failed, mapped to the error. They are
-        recorded C(failed) (a rerun of the deployment retries them) and not gated.
+      - With O(phase=round), the agents of the previous round whose tasks failed, mapped to the error; the action
+        plugin reads them from the hosts (set it only when running the module directly). They are recorded
+        C(failed) (a rerun of the deployment retries them) and not gated.
     type: dict
     default: {}
   driver_results:
     description:
-      - With O(phase=settle) (the update) and O(phase=finish) (the revert), what the driver reported for each agent
-        (for O(driver=docker), the images before and after), mapped by agent name. It is recorded in the agent's
-        C(driver) entry of the deployment's report, as C(update) or C(revert).
+      - With O(phase=round), what the driver reported for each agent of the previous round (for O(driver=docker),
+        the images before and after), mapped by agent name; read from the hosts by the action plugin. It is recorded
+        in the agent's C(driver) entry of the deployment's report, as C(update) or C(revert).
     type: dict
     default: {}
   gate:
     description:
-      - With O(phase=finish), the RV(gate) result returned by O(phase=settle); the wave is judged and recorded from it.
+      - With O(strategy=blue_green) and O(phase=finish), the RV(gate) result returned by O(phase=retire).
       - Required with O(phase=finish).
     type: dict
   reverted_hosts:
     description:
-      - With O(phase=finish), the names of the agents the playbook put back on their previous version; they are
-        recorded C(reverted).
+      - With O(strategy=blue_green) and O(phase=finish), the agents put back; they are recorded C(reverted).
     type: list
     elements: str
     default: []
@@ -236,16 +237,6 @@ options:
         not stopped then is C(failed) (not declined); with O(auto_revert) the wave's updated agents are put back.
     type: float
     default: 0
-  progress_deadline_at:
-    description:
-      - With O(phase=settle), the RV(progress_deadline_at) returned by O(phase=ask) (the progress deadline of the wave,
-        a UNIX time).
-    type: float
-  stalled:
-    description:
-      - With O(phase=settle), the RV(stalled) returned by O(phase=ask) (the wave reached its progress deadline while
-        waiting for its agents to stop).
-    type: str
 extends_documentation_fragment:
   - agentfleet.rollout.gate
   - agentfleet.rollout.connection
@@ -276,15 +267,14 @@ notes:
     group does not reach them) and that no newer run of the deployment has taken over (the lease generation); a wave
     whose controller died stops at once and sends nothing more. Every request carries the run's id in the
     C(X-Agentfleet-Run) header. See docs/reliability.md.
-  - The RV(update_hosts) and RV(update_map) of O(phase=ask) say which agents to start and what they ran before; the
-    RV(revert_hosts) and RV(revert_map) of O(phase=settle) say which to put back and on which version.
+  - The RV(update_hosts) and RV(update_map) of O(phase=ask) and O(phase=round) say which agents to start (or put
+    back), on which version, and what they ran before.
   - A deferring agent is not updated in this wave; its deferral is recorded and counted in the wave's summary.
 seealso:
   - module: agentfleet.rollout.deployment
   - module: agentfleet.rollout.agent_result
   - module: agentfleet.rollout.notify
   - module: agentfleet.rollout.health_gate
-  - module: agentfleet.rollout.fleetsim_start
   - module: agentfleet.rollout.wave_split
 """
 
@@ -292,7 +282,7 @@ EXAMPLES = r"""
 # In a play over the agents whose batches are the waves (serial: plan.batches, hosts: plan.order),
 # with plan the result of agentfleet.rollout.deployment (state: running) and wave the batch's wave:
 #   wave: "{{ plan.waves[plan.wave_of[ansible_play_batch[0]]] }}"
-- name: Run the batch's wave on the simulated fleet, reverting it when it fails
+- name: Run the batch's wave (the agents' own supervisor starts the new version)
   agentfleet.rollout.rollout_wave:
     phase: all
     state_path: /var/lib/agentfleet/rollout.db
@@ -302,10 +292,7 @@ EXAMPLES = r"""
     last: "{{ wave.last }}"
     release_notes: Faster memory consolidation
     stop_timeout: 300
-    driver: fleetsim
-    control_url: http://127.0.0.1:8099
     min_healthy_time: 30
-    auto_revert: true
     report_path: /var/log/agentfleet/{{ plan.deployment_id }}.json
     token: "{{ rollout_token }}"
   register: wave_result
@@ -315,78 +302,51 @@ EXAMPLES = r"""
   agentfleet.rollout.agent_result:
     from_result: wave_result
 
-- name: Stop the rollout after a failed wave
-  ansible.builtin.meta: end_play
-  when: wave_result.halt
-
-# The tasks driver: each agent's host runs the user's update tasks between the phases.
-- name: Ask the wave and wait for the consenting agents to stop
+# The tasks driver, as the agentfleet.rollout.rollout role runs it (roles/rollout/tasks/wave_tasks.yml and
+# wave_round.yml): ask once, then rounds until done; each round's agents run the update tasks on their own hosts.
+- name: Ask the wave, then hand over the first agents that stopped
   agentfleet.rollout.rollout_wave:
     phase: ask
     state_path: /var/lib/agentfleet/rollout.db
     deployment_id: "{{ plan.deployment_id }}"
     wave: "{{ wave }}"
     wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
-    driver: tasks
-  register: wave_ask
-  run_once: true
-
-- name: Start the agents that stopped on the new version (the user's update tasks)
-  when: inventory_hostname in wave_ask.update_hosts
-  block:
-    - name: Update this agent
-      ansible.builtin.include_tasks: update-agent.yml
-      vars:
-        previous_version: "{{ wave_ask.update_map[inventory_hostname].version_before }}"
-
-    - name: The update passed
-      ansible.builtin.set_fact:
-        update_error: ""
-  rescue:
-    - name: Remember the failed update (this agent only)
-      ansible.builtin.set_fact:
-        update_error: "{{ ansible_failed_result.msg | default('update failed') }}"
-
-- name: Record the updates, gate and judge the wave
-  agentfleet.rollout.rollout_wave:
-    phase: settle
-    state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: "{{ plan.deployment_id }}"
-    wave: "{{ wave }}"
-    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
     last: "{{ wave.last }}"
     driver: tasks
-    auto_revert: true
-    update_hosts: "{{ wave_ask.update_hosts }}"
-    update_failed: >-
-      {{ dict(wave_ask.update_hosts
-              | zip(wave_ask.update_hosts | map('extract', hostvars, 'update_error') | map('default', 'no result')))
-         | dict2items | rejectattr('value', 'equalto', '') | items2dict }}
-  register: wave_settle
+  register: wave_result
   run_once: true
 
-- name: Put the failed wave back on its previous versions (the user's update tasks)
-  ansible.builtin.include_tasks: update-agent.yml
-  vars:
-    version: "{{ wave_settle.revert_map[inventory_hostname].version }}"
-  when:
-    - wave_settle.needs_revert
-    - inventory_hostname in wave_settle.revert_hosts
+- name: Update each agent as it stops (round.yml includes itself while not done)
+  ansible.builtin.include_tasks: round.yml
+  when: not wave_result.done
 
-- name: Record the reverted wave
-  agentfleet.rollout.rollout_wave:
-    phase: finish
-    state_path: /var/lib/agentfleet/rollout.db
-    deployment_id: "{{ plan.deployment_id }}"
-    wave: "{{ wave }}"
-    wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
-    driver: tasks
-    update_hosts: "{{ wave_ask.update_hosts }}"
-    gate: "{{ wave_settle.gate }}"
-    reverted_hosts: "{{ wave_settle.revert_hosts }}"
-  register: wave_finish
-  run_once: true
-  when: wave_settle.needs_revert
+# round.yml:
+# - name: The update tasks of the agents handed over in this round
+#   when: inventory_hostname in wave_result.update_hosts
+#   block:
+#     - name: Update this agent
+#       ansible.builtin.include_tasks: update-agent.yml
+#       vars:
+#         rollout_update_version: "{{ wave_result.update_map[inventory_hostname].version }}"
+#   rescue:
+#     - name: Remember the failed tasks (this agent only; read by the next round)
+#       ansible.builtin.set_fact:
+#         _rollout_task_error: {round: "{{ wave_result.round.id }}", msg: "{{ ansible_failed_result.msg }}"}
+# - name: Record the round, then the next agents that stopped (or gate, judge and record the wave)
+#   agentfleet.rollout.rollout_wave:
+#     phase: round
+#     round: "{{ wave_result.round }}"
+#     state_path: /var/lib/agentfleet/rollout.db
+#     deployment_id: "{{ plan.deployment_id }}"
+#     wave: "{{ wave }}"
+#     wave_count: "{{ (plan.plan | default(plan.waves)) | length }}"
+#     last: "{{ wave.last }}"
+#     driver: tasks
+#   register: wave_result
+#   run_once: true
+# - name: The next round
+#   ansible.builtin.include_tasks: round.yml
+#   when: not wave_result.done
 """
 
 RETURN = r"""
@@ -397,17 +357,47 @@ changed:
   sample: true
 phase_done:
   description:
-    - The step the task ended with. V(ask) after O(phase=ask); V(settle) when O(phase=settle) left the revert to the
-      playbook (RV(needs_revert=true)); V(finish) when the wave was recorded (O(phase=all), O(phase=finish), and
-      O(phase=settle) without a revert). V(interrupted) when SIGTERM or SIGINT stopped the wave (RV(interrupted)).
-  returned: success, not in check mode
+    - The step the call ended with. V(round) when it handed agents over (RV(done=false)); V(finish) when the wave was
+      recorded; V(stopped) when the wave ended early (an error, an operator's fail) or asked nobody (the deployment
+      is paused or closed); V(check) in check mode; V(interrupted) when SIGTERM or SIGINT stopped the wave.
+  returned: always
   type: str
   sample: finish
+done:
+  description:
+    - V(false) while the pipeline of O(driver=tasks) and O(driver=docker) has agents to hand over; the playbook runs
+      their tasks and calls O(phase=round) with RV(round). V(true) once the wave is recorded (or asked nobody); the
+      result is then the wave's.
+  returned: always
+  type: bool
+  sample: true
+round:
+  description: The pipeline's state, to pass back as O(round) to the next O(phase=round) call; its C(id) tags the round's task errors.
+  returned: always
+  type: dict
+lines:
+  description: What the playbook shows for this wave (its line, the plan in check mode, the failed gate's table, notes, the deployment's summary table).
+  returned: always
+  type: list
+  elements: str
+go_on:
+  description: V(true) when the rollout goes on with a next wave (the wave is done, did not halt and is not the last).
+  returned: always
+  type: bool
+error:
+  description: The error that stopped the wave early (a refused token, a malformed answer, an operator's fail), else null.
+  returned: always
+  type: str
+notes:
+  description: What the wave did beyond its line (who was started again after an early stop, agents left for a rerun).
+  returned: always
+  type: list
+  elements: str
 interrupted:
   description:
     - "V(true) when SIGTERM or SIGINT (an AWX cancel, Ctrl-C) stopped the wave between two steps. The agents that had
-      stopped for the update were started again (O(driver=fleetsim) on the target, O(driver=none) by their
-      supervisor), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
+      stopped for the update were started again by their supervisor (O(driver=none)) or are named for the rerun,
+      whose first round starts them (O(driver=tasks), O(driver=docker)), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
   returned: when interrupted
   type: bool
   sample: true
@@ -433,45 +423,17 @@ reason:
     so the new version can start; defer if you are busy; reject to decline."
 update_hosts:
   description:
-    - With O(phase=ask), the names of the agents the update tasks must start on the new version; pass them as
-      O(update_hosts) to O(phase=settle) (and to O(phase=finish)).
-    - The agents that stopped after consenting, plus those whose update or gate failed in an earlier run.
-  returned: phase=ask
+    - The agents handed over in this round (O(phase=ask), O(phase=round)); the playbook runs their tasks on their
+      hosts now. Empty when RV(done).
+  returned: always
   type: list
   elements: str
-  sample: ["agent-000", "agent-001"]
+  sample: [datum, sage]
 update_map:
-  description:
-    - With O(phase=ask), per agent of RV(update_hosts), C(version_before) and C(version), the version it ran before
-      (null when unknown); C(version) is what a revert puts back.
-  returned: phase=ask
+  description: For each agent of RV(update_hosts), C(version) (to start), C(previous_version) and C(purpose) (C(update) or C(revert)).
+  returned: always
   type: dict
-  sample: {"agent-000": {"version_before": "1.9.0", "version": "1.9.0"}}
-update_agents:
-  description:
-    - With O(phase=ask), the members (as given in O(wave)) of RV(update_hosts), with C(version_before) and C(version)
-      set to the version they ran before.
-  returned: phase=ask
-  type: list
-  elements: dict
-  sample: [{"name": "agent-000", "agent_url": "http://127.0.0.1:8100", "cohort": "explorers", "wave": 1,
-            "version": "1.9.0", "version_before": "1.9.0"}]
-summary:
-  description:
-    - The wave's summary as recorded. C(wave), C(name), C(wave_count), C(size), C(target_version); the answer counts
-      C(accepted) (explicit and observed), C(declined), C(deferred), C(rejected), C(unreachable), C(skipped);
-      C(updated) (agents that accepted), C(healthy) (of them, recorded updated on the target), C(failed), C(required)
-      (healthy agents needed by the judgement), C(passed), C(gate_reason), C(reverted); C(results) (agents of the
-      wave per recorded result); C(elapsed) (seconds since the wave started), C(line) and C(halt_reason).
-  returned: when the wave is recorded (phase_done=finish)
-  type: dict
-  sample: {"wave": 1, "name": "explorers", "wave_count": 4, "size": 1, "target_version": "2.0.0", "accepted": 1,
-           "declined": 0, "deferred": 0, "rejected": 0, "unreachable": 0, "skipped": 0, "updated": 1, "healthy": 1,
-           "failed": 0, "required": 1, "passed": true, "gate_reason": "all stable", "reverted": 0,
-           "results": {"updated": 1, "deferred": 0, "declined": 0, "rejected": 0, "failed": 0, "reverted": 0,
-                       "skipped": 0},
-           "elapsed": 12.4, "halt_reason": null, "line": "wave 1/4 explorers: 1 agents | accepted 1, declined 0,
-           deferred 0, rejected 0, unreachable 0 | healthy 1/1 | 12.4s | passed"}
+  sample: {datum: {version: 2.0.0, previous_version: 1.9.0, purpose: update}}
 line:
   description: The wave's summary as one line.
   returned: when the wave is recorded (phase_done=finish)
@@ -482,8 +444,8 @@ passed:
   description:
     - Whether the wave passed, that is at least ceil(O(success_threshold) x (accepted + unreachable)) of its agents
       are healthy on the target, counted over the state; rejects, defers and declines never fail a wave.
-    - Always V(false) when O(phase=settle) returns RV(needs_revert=true).
-  returned: when the wave is recorded (phase_done=finish) or needs a revert (phase_done=settle)
+    - Null until the wave is judged.
+  returned: always
   type: bool
   sample: true
 halt:
@@ -550,38 +512,22 @@ rollout_deployment_summary:
            "reverted": 0, "skipped": 0, "pending": 0}, "report_path": "/var/log/agentfleet/deploy-20260101-120000.json",
            "message": null, "summary_table": ["deployment deploy-20260101-120000 (canary -> 2.0.0): completed"]}
 needs_revert:
-  description:
-    - With O(phase=settle), V(true) when the wave failed, O(auto_revert=true) and the playbook must put
-      RV(revert_hosts) back before O(phase=finish); V(false) when the wave was recorded.
-  returned: phase=settle, and phase=all when no revert was attempted
+  description: V(true) when this round hands the agents of a failed wave back to the tasks with purpose C(revert).
+  returned: always
   type: bool
   sample: false
 revert_hosts:
-  description: The names of the agents the playbook must put back (those of RV(revert_agents)).
-  returned: when needs_revert is true
+  description: The agents of a revert round (the same as RV(update_hosts) then); empty otherwise.
+  returned: always
   type: list
   elements: str
-  sample: ["agent-003"]
-revert_map:
-  description: Per agent of RV(revert_hosts), C(version), the version to put back.
-  returned: when needs_revert is true
-  type: dict
-  sample: {"agent-003": {"version": "1.9.0"}}
-revert_agents:
-  description:
-    - The members handed over in this run whose previous version is known, with C(version) (and C(version_before))
-      set to it; the agents the playbook must put back.
-  returned: when needs_revert is true
-  type: list
-  elements: dict
-  sample: [{"name": "agent-003", "agent_url": "http://127.0.0.1:8103", "version": "1.9.0", "version_before": "1.9.0"}]
 gate:
   description:
     - The health gate's result over the gated agents, as M(agentfleet.rollout.health_gate) returns it (C(passed),
       C(reason), C(stable), C(unstable), C(agents), C(total), C(stable_count), C(required), C(ratio), C(elapsed),
       C(table)).
-    - Pass it unchanged as O(gate) to O(phase=finish).
-  returned: when the wave is recorded (phase_done=finish) or needs a revert (phase_done=settle)
+    - With O(strategy=blue_green), pass it unchanged as O(gate) to O(phase=finish).
+  returned: always (empty before the gate)
   type: dict
   sample: {"passed": false, "reason": "deadline reached", "stable": ["agent-000"], "unstable": {"agent-003": "connection refused"},
            "total": 2, "stable_count": 1, "required": 2, "ratio": 0.5, "elapsed": 300.2, "agents": {}, "table": []}
@@ -614,21 +560,6 @@ discard_hosts:
   type: list
   elements: str
   sample: ["agent-001"]
-candidates:
-  description: With O(strategy=blue_green) and O(driver=fleetsim), the candidates started, promoted and discarded.
-  returned: blue-green waves with the fleetsim driver
-  type: dict
-  sample: {"started": ["agent-000", "agent-001"], "promoted": ["agent-000"], "discarded": ["agent-001"]}
-progress_deadline_at:
-  description: With O(phase=ask), when the wave's progress deadline ends (a UNIX time), null without O(progress_deadline).
-  returned: phase=ask
-  type: float
-  sample: 1767268800.5
-stalled:
-  description: With O(phase=ask), why the wave reached its progress deadline while waiting for its agents to stop, else null.
-  returned: phase=ask
-  type: str
-  sample: "no progress within rollout_progress_deadline (60s): 2 of 3 agents that were asked had not stopped"
 promotion_note:
   description:
     - When the wave was the canary wave of a deployment that waits for promotion (RV(agentfleet.rollout.wave_split#module:promote_after))
