@@ -10,10 +10,13 @@
 #      default runtime), so a fake is enough to show a test that depends on which one is there.
 # /usr/local/bin, ~/.local/bin and the like are not on PATH in either run.
 #
-# Usage: scripts/tool-check.sh PYTHON [pytest args...]
+# Usage: scripts/tool-check.sh PYTHON 'PYTEST ARGS' ['PYTEST ARGS'...]
+# Each quoted argument is one pytest run (split on spaces): test directories whose conftest.py files share a
+# module name (tests/packaging, tests/integration) cannot be collected in one session.
 set -euo pipefail
-python=${1:?usage: tool-check.sh PYTHON [pytest args...]}
+python=${1:?usage: tool-check.sh PYTHON 'PYTEST ARGS' ['PYTEST ARGS'...]}
 shift
+[ "$#" -gt 0 ] || { echo "tool-check.sh: no tests given" >&2; exit 2; }
 venv_bin=$(cd "$(dirname "$python")" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -41,14 +44,18 @@ EOF
 done
 
 run() {
-    local label=$1 path=$2
+    local label=$1 path=$2 group
+    local -a args
     shift 2
-    echo "== tool-check: $label (PATH=$path)"
-    if ! env PATH="$path" bash "$here/pytest.sh" "$python" "$@"; then
-        echo "tool-check: FAILED $label: a test needs a program the README does not list (or finds one on PATH" \
-             "it should not rely on)" >&2
-        exit 1
-    fi
+    for group in "$@"; do
+        read -r -a args <<<"$group"
+        echo "== tool-check: $label: pytest ${args[*]} (PATH=$path)"
+        if ! env PATH="$path" bash "$here/pytest.sh" "$python" "${args[@]}"; then
+            echo "tool-check: FAILED $label: a test needs a program the README does not list (or finds one on" \
+                 "PATH it should not rely on)" >&2
+            exit 1
+        fi
+    done
 }
 run "no container CLI" "$venv_bin:$base" "$@"
 run "fake docker and podman CLIs" "$venv_bin:$fake:$base" "$@"
