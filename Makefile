@@ -37,11 +37,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
-        tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest
+        tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest tool-check
 
 help:
 	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
-	@echo "packaging: lint galaxy-import packaging-tests units-oldest version tools-venv awx-collection oldest-venv"
+	@echo "packaging: lint galaxy-import packaging-tests tool-check units-oldest version tools-venv awx-collection oldest-venv"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -138,7 +138,7 @@ changelog-lint: venv
 test:
 	@set -e; \
 	for t in venv build units integration faults ciris sanity molecule changelog-lint \
-	         lint galaxy-import packaging-tests units-oldest; do \
+	         lint galaxy-import packaging-tests tool-check units-oldest; do \
 	    echo "==> make $$t"; \
 	    if ! $(MAKE) --no-print-directory $$t; then \
 	        echo "make test: FAILED at '$$t'"; exit 1; \
@@ -214,6 +214,20 @@ $(AWX_STAMP): $(AWX_REQ) | venv
 packaging-tests: venv tools-venv awx-collection
 	AGENTFLEET_TOOLS_BIN=$(abspath $(TOOLS_BIN)) AGENTFLEET_AWX_COLLECTIONS=$(AWX_COLLECTIONS) \
 	    bash scripts/pytest.sh $(PYTHON) tests/packaging -n $(INTEGRATION_WORKERS) -v -rs
+
+# A test must not depend on a program the README does not list (issue 23): the packaging tests and a fast
+# integration subset, with PATH reduced to the venv and /usr/bin:/bin without container CLIs, then with fake
+# docker and podman CLIs (scripts/tool-check.sh). ~35 s.
+# (the AWX workflow test, 20 s against its stub, needs no program of its own: packaging-tests runs it)
+TOOL_CHECK_PACKAGING_ARGS ?= --deselect tests/packaging/test_awx.py::test_configure_defines_the_workflow
+TOOL_CHECK_INTEGRATION ?= tests/integration/test_bad_input.py::test_your_own_variable_listed_in_rollout_extra_vars_rolls_out \
+    tests/integration/test_plays.py::test_tasks_driver_against_ciris_agents_updates_only_those_that_stopped
+tool-check: venv tools-venv awx-collection
+	test -f $(INSTALLED)/MANIFEST.json || { echo "tool-check: run 'make build' first"; exit 1; }
+	AGENTFLEET_TOOLS_BIN=$(abspath $(TOOLS_BIN)) AGENTFLEET_AWX_COLLECTIONS=$(AWX_COLLECTIONS) \
+	    AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/tool-check.sh $(PYTHON) "tests/packaging $(TOOL_CHECK_PACKAGING_ARGS) -p no:xdist -q -rs" \
+	    "$(strip $(TOOL_CHECK_INTEGRATION)) -n $(INTEGRATION_WORKERS) -q -rs"
 
 # The oldest ansible-core that meta/runtime.yml's requires_ansible allows (2.17), in a venv of its own:
 # every unit test (~2.5 min here). Integration tests on 2.17 are opt-in (OLDEST_INTEGRATION=tests/integration/...,

@@ -8,6 +8,11 @@ argument spec declares (and the lifecycle policy's), each templated on its own,
 so that one that cannot be evaluated (a failing lookup, a missing host
 variable) is an error naming it rather than a templating error of a later task;
 with ``hosts`` it reads each host's ``agent_url`` and ``fleetsim_control_url``.
+It also fails on a ``rollout_*``, ``shutdown_*`` or ``wakeup_*`` variable of
+the play (or of one of the hosts) that the collection does not know, naming
+the closest known name: a typo is not silently ignored. The known names are
+those the collection's own roles and playbooks mention (``known_variables``),
+plus the user's own listed in ``rollout_extra_vars``.
 The checks themselves are ``_validate.validate_inputs``.
 """
 
@@ -23,8 +28,28 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import agent_tokens
 
-ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
+COLLECTION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+ROLES = os.path.join(COLLECTION, "roles")
+PLAYBOOKS = os.path.join(COLLECTION, "playbooks")
 HOST_VARS = ("agent_url", "fleetsim_control_url")
+_KNOWN = []
+
+
+def known_variables():
+    """Every ``rollout_*``, ``shutdown_*`` and ``wakeup_*`` name the collection's roles (argument specs,
+    defaults, tasks) and playbooks mention (``_validate.variable_names``): the variables a user may set and those
+    the playbooks set themselves. Read from the files, so the list follows the code; once per process."""
+    if not _KNOWN:
+        names = set([_validate.EXTRA_VARS])
+        for base in (ROLES, PLAYBOOKS):
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames.sort()
+                for filename in sorted(filenames):
+                    if filename.endswith((".yml", ".yaml")):
+                        with open(os.path.join(dirpath, filename)) as fh:
+                            names.update(_validate.variable_names(fh.read()))
+        _KNOWN.append(frozenset(names))
+    return _KNOWN[0]
 
 
 def role_spec(kind):
@@ -50,6 +75,10 @@ class ActionModule(EngineAction):
         spec = role_spec(params["kind"])
         errors = []
         values = params.get("variables")
+        # the play's variables (extra vars, inventory, play vars) as the first host sees them; each host's own
+        # with ``hosts``: none may be an unknown variable of the collection's (checked only when the action
+        # reads the play's variables itself, not for ``variables`` given to it)
+        host_names = {} if values is None else None
         if values is None:
             values = {}
             for name in sorted(set(spec) | set(_validate.POLICY_SPEC) | {"rollout_fleetsim_control_url"}):
@@ -62,7 +91,12 @@ class ActionModule(EngineAction):
                     errors.append("%s: cannot be evaluated: %s" % (name, shown))
         agents = params.get("agents")
         if params.get("hosts") is not None:
-            agents = self._agents(params["hosts"], task_vars, errors)
+            agents = self._agents(params["hosts"], task_vars, errors, host_names)
+        if host_names is not None:
+            unknown = self._unknown(task_vars, host_names)
+            if unknown:
+                # a typo makes every other message about its variable beside the point: this one alone
+                raise _validate.InputError("; ".join(unknown))
         try:
             out = _validate.run_validate(dict(params, variables=values, agents=agents), spec=spec)
         except _validate.InputError as exc:
@@ -86,7 +120,21 @@ class ActionModule(EngineAction):
         except ValueError as exc:
             errors.append(str(exc).replace(" Nothing was sent.", ""))
 
-    def _agents(self, hosts, task_vars, errors):
+    def _unknown(self, task_vars, host_names):
+        """The errors about unknown variables (``_validate.check_unknown``)."""
+        play_names = [n for n in task_vars if isinstance(n, str) and n.startswith(_validate.PREFIXES)]
+        if not play_names and not any(host_names.values()):
+            return []
+        try:
+            extra = self._templar.template(task_vars.get(_validate.EXTRA_VARS))
+        except Exception as exc:
+            return ["%s: cannot be evaluated: %s" % (_validate.EXTRA_VARS, _first_line(exc))]
+        extra, error = _validate.extra_names(extra)
+        if error:
+            return [error]
+        return _validate.check_unknown(play_names, known_variables(), extra, host_names)
+
+    def _agents(self, hosts, task_vars, errors, host_names=None):
         hostvars = task_vars.get("hostvars") or {}
         agents = []
         for host in hosts:
@@ -96,6 +144,8 @@ class ActionModule(EngineAction):
             except KeyError:
                 errors.append("hosts: %s is not in the inventory" % host)
                 continue
+            if host_names is not None:
+                host_names[host] = [n for n in hv if isinstance(n, str) and n.startswith(_validate.PREFIXES)]
             for key in HOST_VARS:
                 try:
                     value = hv.get(key)

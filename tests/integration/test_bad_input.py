@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO, ansible_env, run_playbook
 from fleetsim.testing import FleetSim
-from test_canary import fleet, rollout_vars
+from test_canary import SHUTDOWN, fleet, rollout_vars
 
 TABLE_DIR = REPO / "tests" / "output" / "reliability"
 ROWS_DIR = TABLE_DIR / "inputs.d"
@@ -117,6 +117,18 @@ CASES = [
     ("wakeup-min-over-timeout", "wakeup_min_healthy_time: 400 > wakeup_wave_timeout: 300", "agentfleet.rollout.wakeup",
      {"wakeup_min_healthy_time": 400, "wakeup_wave_timeout": 300}, None, "wakeup_min_healthy_time"),
     ("wakeup-poll-zero", "wakeup_poll_interval: 0", "agentfleet.rollout.wakeup", {"wakeup_poll_interval": 0}, None, "wakeup_poll_interval"),
+    # a variable the collection does not know (issue 23): a typo is an error, not silently ignored
+    ("unknown-typo", "rollout_sucess_threshold: 0.9 (a typo)", CANARY, {"rollout_sucess_threshold": 0.9}, None,
+     "rollout_sucess_threshold"),
+    ("unknown-name", "rollout_analysis: [...] (no such variable)", CANARY, {"rollout_analysis": [{"name": "x"}]}, None,
+     "rollout_analysis"),
+    ("unknown-typo-required", "rollout_target_verison instead of rollout_target_version", CANARY,
+     {"rollout_target_version": None, "rollout_target_verison": "2.0.0"}, None, "rollout_target_verison"),
+    ("unknown-host-var", "host variable rollout_tokn of one agent", CANARY, {}, "hostvar", "rollout_tokn"),
+    ("shutdown-unknown", "shutdown_wave_timout: 60 (a typo)", "agentfleet.rollout.shutdown", {"shutdown_wave_timout": 60},
+     None, "shutdown_wave_timout"),
+    ("wakeup-unknown", "wakeup_min_healthy: 5 (a typo)", "agentfleet.rollout.wakeup", {"wakeup_min_healthy": 5}, None,
+     "wakeup_min_healthy"),
 ]
 
 
@@ -139,6 +151,8 @@ def inventory(tmp_path, sim, change):
         hosts[names[0]]["agent_url"] = "http://127.0.0.1:99999"
     elif change == "words":
         hosts[names[0]]["agent_url"] = "not a url"
+    elif change == "hostvar":
+        hosts[names[1]]["rollout_tokn"] = "a-host-token"
     elif change == "nocontrol":
         for h in hosts.values():
             del h["fleetsim_control_url"]
@@ -268,3 +282,40 @@ def test_a_corrected_rerun_after_bad_input_rolls_out(sim, tmp_path):
     assert "already" not in good.output
     assert good.report()["status"] == "completed"
     assert {a["result"] for a in good.report()["agents"]} == {"updated"}
+
+
+UNKNOWN_TYPO = ("rollout_sucess_threshold: unknown variable (did you mean rollout_success_threshold?); "
+                "list your own variables with this prefix in rollout_extra_vars")
+
+
+@pytest.fixture(scope="module")
+def ciris_sim(tmp_path_factory):
+    """Agents that answer like real CIRIS agents (they act on a shutdown request)."""
+    with FleetSim(config=fleet(3, consent="ciris"), workdir=tmp_path_factory.mktemp("ciris-sim")) as s:
+        yield s
+
+
+def test_a_misspelled_variable_is_one_error_and_nobody_is_asked(ciris_sim, tmp_path):
+    """Issue 23: a typo in a variable's name used to be ignored (the whole fleet rolled with the default)."""
+    before = ciris_sim.log()
+    seq = before[-1]["seq"] if before else 0
+    res = run_playbook(CANARY, tmp_path, inventory=inventory(tmp_path, ciris_sim, None), timeout=120,
+                       extra_vars=rollout_vars(tmp_path, rollout_sucess_threshold=0.9))
+    assert res.rc != 0, res.output[-3000:]
+    assert "Traceback" not in res.output
+    assert error_lines(res.output) == [UNKNOWN_TYPO], res.output[-3000:]
+    # the validator is the first task: no shutdown request, not even a health probe; nothing recorded
+    assert ciris_sim.log(since=seq, path=SHUTDOWN) == []
+    assert ciris_sim.log(since=seq) == []
+    assert deployments(tmp_path / "state.db") == []
+
+
+def test_your_own_variable_listed_in_rollout_extra_vars_rolls_out(ciris_sim, tmp_path):
+    """The escape hatch: a variable of the user's own with the collection's prefix, listed, is accepted."""
+    extra = rollout_vars(tmp_path, rollout_change_ticket="CHG-42", rollout_extra_vars=["rollout_change_*"],
+                         rollout_target_version="2.0.3", rollout_deployment_id="own-var-1")
+    res = run_playbook(CANARY, tmp_path, inventory=inventory(tmp_path, ciris_sim, None), timeout=240,
+                       extra_vars=extra, report_path=tmp_path / "report.json")
+    assert res.rc == 0, res.output[-3000:]
+    assert res.report()["status"] == "completed"
+    assert {a["result"] for a in res.report()["agents"]} == {"updated"}

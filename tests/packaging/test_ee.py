@@ -1,5 +1,11 @@
 """The execution environment definition: `ansible-builder create` makes a complete build context, and
-ansible-builder's introspection finds the collection's Python and system requirements once it is installed."""
+ansible-builder's introspection finds the collection's Python and system requirements once it is installed.
+
+ansible-builder writes the build instruction file of a container runtime: `Containerfile` for podman,
+`Dockerfile` for docker (its docs, "CLI Usage"). Unless told (`build --container-runtime`, `create
+--output-filename`) it picks podman when `podman` is on PATH and docker otherwise (ansible_builder/constants.py),
+so every `create` here names the file: the tests pass whichever runtime the machine has, or none.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,7 +24,12 @@ def _requirement_lines(path: Path) -> list[str]:
     return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
 
 
-def test_builder_create_makes_the_context(tmp_path, tools_bin, built_tarball):
+# container runtime -> the build instruction file ansible-builder writes for it
+INSTRUCTION_FILES = {"podman": "Containerfile", "docker": "Dockerfile"}
+
+
+@pytest.mark.parametrize("runtime", sorted(INSTRUCTION_FILES))
+def test_builder_create_makes_the_context(tmp_path, tools_bin, built_tarball, runtime):
     src = tmp_path / "src"
     (src / "build").mkdir(parents=True)
     for name in ("execution-environment.yml", "requirements.txt", "bindep.txt"):
@@ -25,11 +37,15 @@ def test_builder_create_makes_the_context(tmp_path, tools_bin, built_tarball):
     shutil.copy(built_tarball, src / "build" / built_tarball.name)
     context = tmp_path / "context"
     proc = subprocess.run([str(tools_bin / "ansible-builder"), "create", "-f", "execution-environment.yml",
-                           "--context", str(context)], cwd=src, capture_output=True, text=True, check=False)
+                           "--context", str(context), "--output-filename", INSTRUCTION_FILES[runtime]],
+                          cwd=src, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     build = context / "_build"
-    containerfile = (context / "Containerfile").read_text()
+    name = INSTRUCTION_FILES[runtime]
+    # exactly the runtime's file, not the other one
+    assert sorted(p.name for p in context.iterdir() if p.is_file()) == [name]
+    containerfile = (context / name).read_text()
     # the collection tarball, installed by ansible-galaxy from the galaxy requirements
     assert (build / "agentfleet-collection" / built_tarball.name).is_file()
     galaxy = yaml.safe_load((build / "requirements.yml").read_text())
@@ -57,7 +73,8 @@ def test_introspection_finds_the_collection_requirements(tmp_path, tools_bin, bu
                    capture_output=True, text=True, check=True)
     context = tmp_path / "context"
     subprocess.run([str(tools_bin / "ansible-builder"), "create", "-f", str(REPO / "execution-environment.yml"),
-                    "--context", str(context)], cwd=tmp_path, capture_output=True, text=True, check=False)
+                    "--context", str(context), "--output-filename", "Containerfile"],
+                   cwd=tmp_path, capture_output=True, text=True, check=False)
     introspect = context / "_build" / "scripts" / "introspect.py"
     assert introspect.is_file()
     proc = subprocess.run([str(tools_bin / "python"), str(introspect), "introspect", str(collections)],
