@@ -414,10 +414,14 @@ def _ended_early(ctx, rnd, out):
     closed = close_deployment(ctx.store, ctx.deployment_id, halt_reason=message,
                               report_path=ctx.params.get("report_path"), audit_path=ctx.params.get("audit_path"),
                               secrets=ctx.secrets, status="failed")
+    outcomes = agent_outcomes(ctx.store, ctx.deployment_id, ctx.members, [a["name"] for a in _handed(ctx)])
+    if rnd.get("operator") == "failed":
+        # as for the later waves (_wave._stopped): the agents the operator's fail kept from their update fail
+        for outcome in outcomes.values():
+            if outcome["result"] in ("not asked", "pending"):
+                outcome.update(failed=True, detail="not updated: %s" % rnd["error"])
     out.update(phase_done="stopped", line=message, msg=message, halt=True, halt_reason=message, passed=False,
-               error=rnd["error"], rollout_deployment_summary=closed, needs_revert=False,
-               outcomes=agent_outcomes(ctx.store, ctx.deployment_id, ctx.members,
-                                       [a["name"] for a in _handed(ctx)]))
+               error=rnd["error"], rollout_deployment_summary=closed, needs_revert=False, outcomes=outcomes)
     return _done(ctx, rnd, out)
 
 

@@ -303,6 +303,13 @@ class StateStore:
         # another host: trust the heartbeat
         return (self.clock() - (dep.get("heartbeat") or 0)) < self.lease_timeout
 
+    def release_lease(self, deployment_id):
+        """This run stops driving a paused deployment (it saw the pause before a wave): its lease ends, so that
+        agentfleet.rollout.resume runs the rest instead of lifting the pause for a run that will not go on."""
+        with self._tx():
+            self.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0 WHERE deployment_id=? AND status='paused'",
+                            (deployment_id,))
+
     def active_for_fleet(self, fleet_key, exclude=None):
         rows = self.db.execute(
             "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused','interrupted') "

@@ -502,13 +502,20 @@ class S3StateStore(StateStore):
         holder, dummy = lock.read()
         return holder is not None and holder.get("run") == self.run_id
 
-    def set_status(self, deployment_id, status, message=None):
-        StateStore.set_status(self, deployment_id, status, message)
-        if status != "running":
+    def release_lease(self, deployment_id):
+        StateStore.release_lease(self, deployment_id)
+        dep = self.get_deployment(deployment_id)
+        if dep is not None and dep["status"] == "paused":
+            self._lock(dep["fleet_key"]).release()
+
+    def set_status(self, deployment_id, status, message=None, data=None, only_from=None):
+        changed = StateStore.set_status(self, deployment_id, status, message, data=data, only_from=only_from)
+        if changed and status != "running":
             dep = self.get_deployment(deployment_id)
             if dep is not None:
                 # paused, interrupted or finished: the fleet is no longer driven by this run
                 self._lock(dep["fleet_key"]).release()
+        return changed
 
     def heartbeat(self, deployment_id):
         StateStore.heartbeat(self, deployment_id)

@@ -203,8 +203,11 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
             # play instead, but then ansible-playbook exits 0 even though the halted wave's failed agents failed.)
             out = _stopped(store, dep, members)
-            if dep["status"] == "paused" and progress is not None:
-                progress(out["line"])
+            if dep["status"] == "paused":
+                # this run stops driving the deployment: resume runs the rest
+                store.release_lease(deployment_id)
+                if progress is not None:
+                    progress(out["line"])
             return out
         if run is None:
             try:
@@ -341,15 +344,25 @@ def _stopped(store, dep, members):
     else:
         detail = "not asked: the rollout stopped (deployment %s)%s" % (
             dep["status"], (": %s" % dep["message"]) if dep.get("message") else "")
+    # an operator failed the deployment: every agent it kept from its update fails (the job fails, and AWX's
+    # relaunch on failed hosts retries exactly them); after a failed wave the later agents are "ok, not asked"
+    by_operator = dep["status"] == "failed" and failed_by_operator(store, dep["deployment_id"])
     outcomes = {}
     for m in members:
         row = rows.get(m["name"]) or {}
         result = row.get("result") or "not asked"
-        outcomes[m["name"]] = {"result": result, "changed": False, "failed": result == "failed",
+        outcomes[m["name"]] = {"result": result, "changed": False,
+                               "failed": result == "failed" or (by_operator and result == "not asked"),
                                "detail": row.get("result_detail") or detail, "decision": row.get("decision"),
                                "version_before": row.get("version_before"), "version_after": row.get("version_after")}
     return {"changed": False, "halt": True, "halt_reason": detail, "outcomes": outcomes, "update_hosts": [],
             "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
+
+
+def failed_by_operator(store, deployment_id):
+    """Whether an operator's ``fail`` (agentfleet.rollout.fail, :func:`._lifecycle.fail`) ended the deployment."""
+    return any(e["event"] == "deployment_failed" and (e.get("data") or {}).get("actor")
+               for e in store.events(deployment_id))
 
 
 def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
