@@ -288,6 +288,7 @@ def test_matrix(case, tmp_path, request):
             finally:
                 kill9(proc)
             try:
+                # the user's rerun: the same command (issue 19 item 5: a rerun knows what already happened)
                 res = f.run(playbook, timeout=180, **extra)
             except subprocess.TimeoutExpired:
                 pytest.fail("the rerun after kill -9 at %.2f s did not end within 180 s" % delay)
@@ -323,7 +324,9 @@ def test_matrix(case, tmp_path, request):
         assert sorted(agents) == sorted(f.names), agents
         for n, (up, version) in final.items():
             result = agents[n]["result"]
-            assert (result == "updated") == (version == TARGET), (n, result, version, agents[n].get("detail"))
+            seen = [] if f.docker else [e["event"] for e in f.sim.log(since=mark, occurrence=n)
+                                         if e["event"] in ("shutdown_requested", "exited", "started")]
+            assert (result == "updated") == (version == TARGET), (n, result, version, agents[n].get("detail"), seen)
         if action == "stuck":
             assert agents[SLOW]["result"] == ("declined" if c["consent"] == "ciris" else "failed"), agents[SLOW]
 
