@@ -40,6 +40,7 @@ DEFAULTS: dict = {
     "decide_seconds": 0.5,            # ciris: deliberation time before the decision acts
     "drain_seconds": 2.0,             # ciris: cognitive_state shutdown for this long after accepting, then exit
     "force_drain_seconds": 0.2,       # ciris: the drain after accepting a request with force: true
+    "reject_token": False,            # every shutdown request answers 401, whatever the token (a rotated token)
 }
 
 DECISIONS = ("accept", "defer", "reject", "busy", "noanswer", "error")

@@ -150,6 +150,7 @@ class Occurrence:
         self.timers: list = []
         self.deliberating = False          # ciris: a shutdown deliberation is under way
         self.last_decision = None          # ciris: the latest decision taken after deliberating / complying
+        self.shutdown_reason = None        # ciris: the reason of the request being deliberated / drained
         self.violations = 0
         self.timeline: dict = dict.fromkeys(TIMELINE)
 
@@ -595,7 +596,9 @@ class FleetSim:
                 self.record(occ, req, 405, auth=auth, event="bad_method")
                 return Reply(405, {"detail": "method not allowed"})
             ok = self._parse_body(req)
-            if self.auth_ok is not None and auth != "ok":
+            if occ.s["reject_token"]:
+                auth = "bad" if auth != "none" else auth
+            if (self.auth_ok is not None and auth != "ok") or occ.s["reject_token"]:
                 self.record(occ, req, 401, auth=auth, event="unauthorized")
                 return Reply(401, {"detail": "invalid or missing bearer token"})
             if occ.s["consent"] == "ciris":
@@ -640,10 +643,11 @@ class FleetSim:
         common = {"consent": "ciris", "deployment_id": dep, "scope": body.get("scope"), "decision_ref": ref,
                   "force": force}
         phase = occ.phase()
-        if phase in ("deliberating", "draining"):
-            # already on it: the same answer, no second deliberation
-            self.record(occ, req, 200, auth=auth, event="repeat", phase=phase, **common)
-            return self._initiated(req)
+        if phase in ("deliberating", "draining") or occ.stuck:
+            # already on it: ciris-agent's check_shutdown_already_requested answers 409, no second deliberation
+            self.record(occ, req, 409, auth=auth, event="already_requested", phase=phase, **common)
+            return Reply(409, {"detail": f"Shutdown already requested: {occ.shutdown_reason}"})
+        occ.shutdown_reason = body.get("reason")
         if ref not in (None, "") and not s["old_version_agent"]:
             # a decision already made for all occurrences: comply without deliberating
             occ.last_decision = {"decision": "accept", "via": "decision_ref", "decision_ref": ref,

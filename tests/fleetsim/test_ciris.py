@@ -35,6 +35,11 @@ CONFIG = {
             "c-010": {"drain_seconds": 30},
             "c-011": {"decide_seconds": 30},
         }},
+        {"names": ["r-draining", "r-stuck", "r-token"], "overrides": {
+            "r-draining": {"drain_seconds": 30},
+            "r-stuck": {"stuck_on_shutdown": True},
+            "r-token": {"reject_token": True},
+        }},
         {"agent_id": "datum", "occurrences": 4, "deliberation": "accept"},
         {"agent_id": "sage", "occurrences": 2, "deliberation": "reject"},
     ],
@@ -223,14 +228,15 @@ def test_silent_decline_goes_on_working(sim, name, decision):
 def test_no_dedup_by_deployment_id(sim):
     name = "c-007"
     assert_initiated(*sim.shutdown(name, body(deployment_id="d-same")))
-    # asked again while it deliberates: 200 again, no second deliberation
-    assert_initiated(*sim.shutdown(name, body(deployment_id="d-same")))
+    # asked again while it deliberates: 409 "Shutdown already requested" (ciris-agent 2.16.5), no second deliberation
+    assert sim.shutdown(name, body(deployment_id="d-same")) == (
+        409, {"detail": "Shutdown already requested: update to 2.0.0"})
     assert wait_for(lambda: decided(sim, name))
     # asked again after it declined: 200 again and a new deliberation
     assert_initiated(*sim.shutdown(name, body(deployment_id="d-same")))
     assert wait_for(lambda: decided(sim, name, 2))
     events = [e["event"] for e in sim.log(occurrence=name, path="/v1/system/shutdown")]
-    assert events == ["deliberation", "repeat", "deliberation"]
+    assert events == ["deliberation", "already_requested", "deliberation"]
     assert sim.deliberations(occurrence=name) == 2
     assert len(sim.log(occurrence=name, event="shutdown_requested")) == 3
     assert cog(sim, name) == "work"
@@ -404,3 +410,39 @@ def test_consent_changes_at_run_time(tmp_path):
         status, answer = http("POST", sim.control_url + "/_sim/configure",
                               {"occurrences": ["agent-000"], "set": {"consent": "sometimes"}})
         assert status == 400 and "consent" in answer["detail"]
+
+
+def test_second_request_while_draining_or_stuck_is_409_already_requested(sim):
+    """ciris-agent 2.16.5 (routes/system/helpers.py: check_shutdown_already_requested): a shutdown already
+    requested answers 409 {"detail": "Shutdown already requested: <reason>"}; nothing new starts."""
+    assert_initiated(*sim.shutdown("r-draining", body(reason="first ask", deployment_id="d-409")))
+    assert wait_for(lambda: sim.phase("r-draining") == "draining")
+    status, answer = sim.shutdown("r-draining", body(reason="second ask", deployment_id="d-409"))
+    assert (status, answer) == (409, {"detail": "Shutdown already requested: first ask"})
+    entry = sim.log(occurrence="r-draining", path="/v1/system/shutdown")[-1]
+    assert (entry["event"], entry["status"], entry["phase"]) == ("already_requested", 409, "draining")
+    assert sim.deliberations(occurrence="r-draining") == 1
+    assert len(sim.log(occurrence="r-draining", event="drain_started")) == 1
+    # accepted and never exits: still "already requested"
+    assert_initiated(*sim.shutdown("r-stuck", body(reason="stuck ask")))
+    assert wait_for(lambda: decided(sim, "r-stuck"))
+    assert sim.shutdown("r-stuck", body()) == (409, {"detail": "Shutdown already requested: stuck ask"})
+    assert sim.phase("r-stuck") == "working" and sim.deliberations(occurrence="r-stuck") == 1
+    # a recreate clears it: the new process deliberates again
+    sim.start(["r-stuck"], "1.0.0")
+    assert_initiated(*sim.shutdown("r-stuck", body()))
+    assert sim.deliberations(occurrence="r-stuck") == 2
+
+
+def test_reject_token_answers_401_whatever_the_token(sim):
+    status, answer = sim.shutdown("r-token", body())
+    assert status == 401 and "detail" in answer
+    status, answer = sim.shutdown("r-token", body(), token="any-other-token")
+    assert status == 401
+    entries = sim.log(occurrence="r-token", path="/v1/system/shutdown")
+    assert [(e["event"], e["auth"]) for e in entries] == [("unauthorized", "bad"), ("unauthorized", "bad")]
+    assert sim.log(occurrence="r-token", event="shutdown_requested") == []
+    # health still answers (it needs no auth) and the agent keeps working
+    assert sim.health("r-token")[0] == 200 and sim.phase("r-token") == "working"
+    # the fleet's token does not leak into the log for it either
+    assert TOKEN not in json.dumps(entries)
