@@ -1,6 +1,6 @@
 """Agents that restart themselves at once: the ``rollout_driver=none`` benchmark's fleet.
 
-    python bench/instant_agents.py --count 1000 --ready-file ready.json [--restart-ms 0]
+    python bench/instant_agents.py --count 1000 --ready-file ready.json [--restart-ms 0] [--inventory inv.yml]
 
 One asyncio process on one port (the paths layout: ``agent_url`` =
 ``http://127.0.0.1:<port>/api/<name>``), HTTP/1.1 with keep-alive. Each agent
@@ -102,7 +102,7 @@ async def handle(fleet, reader, writer):
             writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                          % (status, len(data)) + data)
             await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+    except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ValueError):
         pass
     finally:
         writer.close()
@@ -116,6 +116,15 @@ async def main_async(opts):
     ready = {"url": base, "pid": os.getpid(),
              "members": [{"name": n, "agent_url": "%s/api/%s" % (base, n), "agent_id": n, "occurrence_id": "default"}
                          for n in fleet.names]}
+    if opts.inventory:
+        lines = ["all:", "  vars:", '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+                 "  children:", "    agents:", "      hosts:"]
+        for m in ready["members"]:
+            lines.append("        %s: {agent_url: %s, agent_id: %s, occurrence_id: default, ansible_connection: local}"
+                         % (json.dumps(m["name"]), json.dumps(m["agent_url"]), json.dumps(m["agent_id"])))
+        with open(opts.inventory, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        ready["inventory"] = opts.inventory
     tmp = opts.ready_file + ".tmp"
     with open(tmp, "w") as f:
         json.dump(ready, f)
@@ -134,6 +143,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--restart-ms", type=float, default=0.0)
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--inventory", help="write an Ansible inventory of the agents here (group agents)")
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -54,8 +54,10 @@ class Instant:
 
     def __init__(self, size, wd, restart_ms=0.0):
         ready = os.path.join(wd, "instant.json")
+        self.inventory = os.path.join(wd, "instant-inv.yml")
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "instant_agents.py"), "--count", str(size),
-                                      "--ready-file", ready, "--restart-ms", str(restart_ms)])
+                                      "--ready-file", ready, "--restart-ms", str(restart_ms),
+                                      "--inventory", self.inventory])
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
