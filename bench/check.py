@@ -221,6 +221,7 @@ def main():
     ap.add_argument("--playbook-bin", default=os.path.join(os.path.dirname(sys.executable), "ansible-playbook"))
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--write-doc", action="store_true")
+    ap.add_argument("--only", choices=["canary", "critical-path"], help="one part only (a look, not the guard)")
     opts = ap.parse_args()
     t_start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="agentfleet-check-")
@@ -238,6 +239,14 @@ def main():
                               check=False).stdout.splitlines()[0]
         load0 = run.loadavg()
         log("bench-check: canary of %d agents (none driver), floor and empty plays" % opts.size)
+        if opts.only:
+            out = canary_none(opts, env, tmp) if opts.only == "canary" else critical_path(opts, env, tmp)
+            prof = run.task_profile(out["canary"].get("timer"), out["canary"]["spawn_epoch"])
+            print("%s: %s; wall %.2f s, empty %.2f s" % (opts.only, out["detail"], out["canary"]["wall_s"],
+                                                         out["empty"]["wall_s"]))
+            for label, sec, cnt in (prof or {}).get("tasks", [])[:12]:
+                print("%8.2f s  x%-3d %s" % (sec, cnt, label))
+            return
         c = canary_none(opts, env, tmp)
         log("bench-check: critical path, %d agents" % opts.cp_size)
         cp = critical_path(opts, env, tmp)
