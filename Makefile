@@ -35,7 +35,7 @@ INTEGRATION_WORKERS ?= 2
 # A cache outside the clone, used when it exists (a fresh machine works without one): $AGENTFLEET_CACHE,
 # else ~/.cache/agentfleet when that directory exists (`mkdir -p ~/.cache/agentfleet` turns it on). It holds
 # pip's wheel cache (pip/), the tools and oldest-core venvs (venv-tools-<hash>, venv-core217-<hash>: the
-# hash is of their requirement files, so a changed pin builds a new one) and the ciris-agent install
+# hash is of their requirement files, so a changed pin builds a new one), awx.awx (awx-<hash>) and the ciris-agent install
 # (ciris-agent/, keyed by its version inside). `make cache-clean` empties it. docs/performance.md, "Test loop".
 AGENTFLEET_CACHE ?= $(shell d="$$HOME/.cache/agentfleet"; [ -d "$$d" ] && echo "$$d")
 CACHE := $(strip $(AGENTFLEET_CACHE))
@@ -243,10 +243,15 @@ lint: tools-venv awx-collection
 	    $(TOOLS_BIN)/ansible-lint --offline --nocolor
 
 # awx.awx (pinned in tests/packaging/requirements-awx.txt), unpacked from the `ansible` wheel on PyPI.
-AWX_DIR := $(BUILD_DIR)/awx
-AWX_COLLECTIONS := $(CURDIR)/$(AWX_DIR)/collections
 AWX_REQ := tests/packaging/requirements-awx.txt
-AWX_STAMP := $(AWX_DIR)/.stamp-$(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+AWX_HASH := $(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+ifneq ($(CACHE),)
+AWX_DIR := $(CACHE)/awx-$(AWX_HASH)
+else
+AWX_DIR := $(CURDIR)/$(BUILD_DIR)/awx
+endif
+AWX_COLLECTIONS := $(AWX_DIR)/collections
+AWX_STAMP := $(AWX_DIR)/.stamp-$(AWX_HASH)
 
 awx-collection: $(AWX_STAMP)
 
