@@ -108,7 +108,8 @@ def canary_none(opts, env, tmp):
     ok, detail = report_ok(wd, opts.size)
     out["ok"] = ok and out["canary"]["rc"] == 0 and out["floor"]["rc"] == 0 and versions.get(VERSION) == opts.size
     out["detail"] = "%s; agents on %s: %s" % (detail, VERSION, versions.get(VERSION, 0))
-    shutil.rmtree(wd, ignore_errors=True) if out["ok"] else None
+    if out["ok"]:
+        shutil.rmtree(wd, ignore_errors=True)
     return out
 
 
@@ -257,10 +258,10 @@ def main():
                 "`make bench-check` took %.0f s. Runs: canary %s; critical path %s."
                 % (when, os.cpu_count(), load0, run.loadavg(), platform.python_version(), core, src, took,
                    c["detail"], cp["detail"]))
-        lines = [head, ""] + table(rows) + ["", "Wall times (s): empty %.2f, floor %.2f, canary %.2f (1,000 agents); "
-                                           "critical path: empty %.2f, canary %.2f." % (
-                                               c["empty"]["wall_s"], c["floor"]["wall_s"], c["canary"]["wall_s"],
-                                               cp["empty"]["wall_s"], cp["canary"]["wall_s"])]
+        walls = ("Wall times (s): empty %.2f, floor %.2f, canary %.2f (%d agents); critical path: empty %.2f, "
+                 "canary %.2f." % (c["empty"]["wall_s"], c["floor"]["wall_s"], c["canary"]["wall_s"], opts.size,
+                                   cp["empty"]["wall_s"], cp["canary"]["wall_s"]))
+        lines = [head, ""] + table(rows) + ["", walls]
         for name, m in (("canary, %d agents" % opts.size, c["canary"]), ("critical path", cp["canary"])):
             prof = run.task_profile(m.get("timer"), m["spawn_epoch"])
             if prof:
