@@ -31,17 +31,34 @@ SANITY_SKIPS ?=
 PYTEST_WORKERS ?= auto
 INTEGRATION_WORKERS ?= 2
 
+# ---------------------------------------------------------------- cache
+# A cache outside the clone, used when it exists (a fresh machine works without one): $AGENTFLEET_CACHE,
+# else ~/.cache/agentfleet when that directory exists (`mkdir -p ~/.cache/agentfleet` turns it on). It holds
+# pip's wheel cache (pip/), the tools and oldest-core venvs (venv-tools-<hash>, venv-core217-<hash>: the
+# hash is of their requirement files, so a changed pin builds a new one), awx.awx (awx-<hash>) and the ciris-agent install
+# (ciris-agent/, keyed by its version inside). `make cache-clean` empties it. docs/performance.md, "Test loop".
+AGENTFLEET_CACHE ?= $(shell d="$$HOME/.cache/agentfleet"; [ -d "$$d" ] && echo "$$d")
+CACHE := $(strip $(AGENTFLEET_CACHE))
+ifneq ($(CACHE),)
+export PIP_CACHE_DIR := $(CACHE)/pip
+CIRIS_CACHE := $(CACHE)/ciris-agent
+else
+CIRIS_CACHE := $(CURDIR)/$(BUILD_DIR)/ciris-agent
+endif
+
 export ANSIBLE_NOCOLOR := 1
 export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
-        tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest tool-check
+        tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest \
+        check integration-fast bench-check cache-clean tool-check
 
 help:
 	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
 	@echo "packaging: lint galaxy-import packaging-tests tool-check units-oldest version tools-venv awx-collection oldest-venv"
+	@echo "inner loop: check (units, integration-fast, lint; < 5 min); speed: bench-check; cache: cache-clean"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -84,6 +101,22 @@ else
 	    bash scripts/pytest.sh $(PYTHON) tests/integration -n $(INTEGRATION_WORKERS) -v -rs --durations=15
 endif
 
+# A fast subset of the integration tests for `make check` (one or two per area: a canary end to end and its
+# rerun, a halting gate, check mode, the per-agent recap, CIRIS consent, the tasks driver, bad input, tokens).
+CHECK_INTEGRATION ?= \
+    tests/integration/test_canary.py::test_all_accept_then_rerun_is_a_noop \
+    tests/integration/test_canary.py::test_unhealthy_explorers_stop_the_rollout \
+    tests/integration/test_canary.py::test_check_mode_asks_nobody_and_prints_the_plan \
+    tests/integration/test_plays.py::test_every_agent_has_its_recap_row_and_the_exit_code_follows_them \
+    tests/integration/test_plays.py::test_canary_against_ciris_agents_respects_what_they_do \
+    tests/integration/test_plays.py::test_update_tasks_run_on_each_agents_host_in_parallel \
+    tests/integration/test_bad_input.py::test_a_corrected_rerun_after_bad_input_rolls_out \
+    tests/integration/test_agent_tokens.py::test_each_agent_is_asked_with_its_own_token
+integration-fast: venv
+	test -f $(INSTALLED)/MANIFEST.json || { echo "integration-fast: run 'make build' first"; exit 1; }
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	    bash scripts/pytest.sh $(PYTHON) $(CHECK_INTEGRATION) -n $(INTEGRATION_WORKERS) -q -rs --durations=5
+
 # The fault harness (issue 12): real playbook runs against misbehaving agents of its own
 # (tests/faults/faultserver.py); writes tests/output/reliability/faults.json.
 faults: venv
@@ -106,7 +139,7 @@ reliability-tables: venv build
 # only another platform may skip it. See docs/protocol.md "Tested against".
 ciris: venv
 	test -f $(INSTALLED)/MANIFEST.json || { echo "ciris: run 'make build' first"; exit 1; }
-	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
+	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) CIRIS_AGENT_CACHE=$${CIRIS_AGENT_CACHE:-$(CIRIS_CACHE)} \
 	    bash scripts/pytest.sh $(PYTHON) tests/ciris -rs -v --durations=10
 
 # ansible-test refuses a symlinked collection root, so sanity runs on a copy of
@@ -135,17 +168,30 @@ changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
 
 # Order matters: build installs the tarball that integration and molecule use.
-test:
-	@set -e; \
-	for t in venv build units integration faults ciris sanity molecule changelog-lint \
-	         lint galaxy-import packaging-tests tool-check units-oldest; do \
-	    echo "==> make $$t"; \
+# Each target's time and the whole run's are printed at the end (and on a failure).
+TEST_STEPS := venv build units integration faults ciris sanity molecule changelog-lint \
+              lint galaxy-import packaging-tests tool-check units-oldest bench-check
+# The inner loop (README, "Which tests to run when"): under 5 minutes once the venvs exist.
+CHECK_STEPS := venv build units integration-fast lint
+define run-steps
+	@set -e; start=$$(date +%s); times=""; \
+	for t in $(2); do \
+	    echo "==> make $$t"; t0=$$(date +%s); \
 	    if ! $(MAKE) --no-print-directory $$t; then \
-	        echo "make test: FAILED at '$$t'"; exit 1; \
+	        echo "make $(1): FAILED at '$$t' after $$(( $$(date +%s) - start )) s (steps:$$times $$t $$(( $$(date +%s) - t0 ))s)"; \
+	        exit 1; \
 	    fi; \
-	    ran="$$ran $$t"; \
+	    times="$$times $$t $$(( $$(date +%s) - t0 ))s"; \
 	done; \
-	echo "make test: OK ($$ran )"
+	el=$$(( $$(date +%s) - start )); \
+	echo "make $(1): OK in $$el s ($$(( el / 60 )) min $$(( el % 60 )) s; steps:$$times)"
+endef
+
+test:
+	$(call run-steps,test,$(TEST_STEPS))
+
+check:
+	$(call run-steps,check,$(CHECK_STEPS))
 
 # ---------------------------------------------------------------- packaging
 # The version lives in galaxy.yml: `make version` writes plugins/module_utils/_version.py from it (the user
@@ -155,10 +201,15 @@ version:
 
 # Packaging tools (galaxy-importer, ansible-lint, ansible-builder) live in a venv of their own:
 # they pull ansible-core versions of their own, which must not replace the test venv's.
-TOOLS_VENV ?= .venv-tools
-TOOLS_BIN := $(TOOLS_VENV)/bin
 TOOLS_REQ := tests/packaging/requirements-tools.txt
-TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell cat $(TOOLS_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+TOOLS_HASH := $(shell cat $(TOOLS_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+ifneq ($(CACHE),)
+TOOLS_VENV ?= $(CACHE)/venv-tools-$(TOOLS_HASH)
+else
+TOOLS_VENV ?= .venv-tools
+endif
+TOOLS_BIN := $(TOOLS_VENV)/bin
+TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(TOOLS_HASH)
 
 tools-venv: $(TOOLS_STAMP)
 
@@ -192,10 +243,15 @@ lint: tools-venv awx-collection
 	    $(TOOLS_BIN)/ansible-lint --offline --nocolor
 
 # awx.awx (pinned in tests/packaging/requirements-awx.txt), unpacked from the `ansible` wheel on PyPI.
-AWX_DIR := $(BUILD_DIR)/awx
-AWX_COLLECTIONS := $(CURDIR)/$(AWX_DIR)/collections
 AWX_REQ := tests/packaging/requirements-awx.txt
-AWX_STAMP := $(AWX_DIR)/.stamp-$(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+AWX_HASH := $(shell cat $(AWX_REQ) 2>/dev/null | cksum | cut -d' ' -f1)
+ifneq ($(CACHE),)
+AWX_DIR := $(CACHE)/awx-$(AWX_HASH)
+else
+AWX_DIR := $(CURDIR)/$(BUILD_DIR)/awx
+endif
+AWX_COLLECTIONS := $(AWX_DIR)/collections
+AWX_STAMP := $(AWX_DIR)/.stamp-$(AWX_HASH)
 
 awx-collection: $(AWX_STAMP)
 
@@ -230,13 +286,23 @@ tool-check: venv tools-venv awx-collection
 	    "$(strip $(TOOL_CHECK_INTEGRATION)) -n $(INTEGRATION_WORKERS) -q -rs"
 
 # The oldest ansible-core that meta/runtime.yml's requires_ansible allows (2.17), in a venv of its own:
-# every unit test (~2.5 min here). Integration tests on 2.17 are opt-in (OLDEST_INTEGRATION=tests/integration/...,
-# against the tarball `make build` installed): not yet passing there everywhere, and the whole suite twice
-# would take `make test` past 30 minutes; docs/packaging.md says what runs where.
-OLDEST_VENV ?= .venv-core217
-OLDEST_BIN := $(OLDEST_VENV)/bin
+# a smoke subset (OLDEST_UNITS: the unit tests that go through ansible-core itself: the action plugins'
+# token handling, the callback, the modules' argument handling, plus the engine's state and validation);
+# OLDEST_UNITS="tests/unit tests/fleetsim" runs every unit test there (~2.5 min). Integration tests on 2.17
+# are opt-in (OLDEST_INTEGRATION=tests/integration/..., against the tarball `make build` installed);
+# docs/packaging.md says what runs where.
 OLDEST_REQ := tests/packaging/requirements-oldest.txt
-OLDEST_STAMP := $(OLDEST_VENV)/.stamp-$(shell cat $(OLDEST_REQ) requirements.txt 2>/dev/null | cksum | cut -d' ' -f1)
+OLDEST_HASH := $(shell cat $(OLDEST_REQ) requirements.txt 2>/dev/null | cksum | cut -d' ' -f1)
+ifneq ($(CACHE),)
+OLDEST_VENV ?= $(CACHE)/venv-core217-$(OLDEST_HASH)
+else
+OLDEST_VENV ?= .venv-core217
+endif
+OLDEST_BIN := $(OLDEST_VENV)/bin
+OLDEST_STAMP := $(OLDEST_VENV)/.stamp-$(OLDEST_HASH)
+OLDEST_UNITS ?= $(wildcard tests/unit/test_agent_tokens.py tests/unit/test_callback_progress.py \
+    tests/unit/test_lifecycle_records.py tests/unit/ecs/test_ecs_modules.py tests/unit/test_deployment_modules.py \
+    tests/unit/test_validate.py tests/unit/test_state.py tests/unit/test_protocol.py)
 OLDEST_INTEGRATION ?=
 
 oldest-venv: $(OLDEST_STAMP)
@@ -250,7 +316,7 @@ $(OLDEST_STAMP): $(OLDEST_REQ) requirements.txt
 
 units-oldest: oldest-venv
 	$(OLDEST_BIN)/ansible --version | head -1
-	bash scripts/pytest.sh $(OLDEST_BIN)/python $(UNIT_DIRS) -n $(PYTEST_WORKERS)
+	bash scripts/pytest.sh $(OLDEST_BIN)/python $(OLDEST_UNITS) -n $(PYTEST_WORKERS) -q
 ifneq ($(strip $(OLDEST_INTEGRATION)),)
 	test -f $(INSTALLED)/MANIFEST.json || { echo "units-oldest: run 'make build' first"; exit 1; }
 	AGENTFLEET_COLLECTIONS_PATH=$(COLLECTIONS_DIR) \
@@ -270,6 +336,15 @@ demo-docker: venv build
 
 bench: venv build
 	$(PYTHON) bench/run.py
+
+# The speed guard (issue 20): the 1,000-agent canary (none driver), the floor play on the same inventory and
+# the 200-agent critical path in one go; prints the table, fails when a ratio misses, and writes
+# docs/performance.md's "Guarded numbers" section from the results.
+bench-check: venv build
+	$(PYTHON) bench/check.py --write-doc
+
+cache-clean:
+	@if [ -n "$(CACHE)" ]; then echo "rm -rf $(CACHE)/*"; rm -rf $(CACHE)/*; else echo "no cache directory"; fi
 
 clean:
 	rm -rf $(BUILD_DIR) tests/output .pytest_cache

@@ -96,18 +96,32 @@ class StopWatch:
                                    % (_fmt(stop_timeout), (" (%s)" % cause) if cause else ""))
 
 
+# adaptive polling: the first look again comes this soon after a probe that saw the agent not yet stopped,
+# and every wait is at most FAST_POLL_RATIO of the time watched so far (never longer than poll_interval): an
+# agent that stops at once is seen at once, one that drains for minutes is probed at poll_interval
+FAST_POLL = 0.05
+FAST_POLL_RATIO = 0.1
+
+
+def adaptive_interval(elapsed, poll_interval):
+    """Seconds to wait before the next probe of something not there yet, ``elapsed`` seconds into the watch."""
+    return min(poll_interval, max(FAST_POLL, FAST_POLL_RATIO * elapsed))
+
+
 def _fmt(seconds):
     return ("%d" % seconds) if float(seconds).is_integer() else ("%.1f" % seconds)
 
 
 def observe_stop(client, agents, stop_timeout=DEFAULT_STOP_TIMEOUT, poll_interval=1.0, supervisor_restarts=False,
-                 target_version=None, clock=time.monotonic, sleep=time.sleep, progress=None):
+                 target_version=None, clock=time.monotonic, sleep=time.sleep, progress=None, fast_first=False):
     """Watch ``agents`` (member dicts with ``name`` and ``agent_url``) until each has stopped.
 
     Returns ``{name: {"outcome", "detail", "drained_at", "stopped_at", "waited"}}`` where
     ``outcome`` is ``stopped``, ``declined`` (still working at the timeout),
     ``still_draining`` or ``no_answer``; times are seconds since the watch began.
-    ``progress(text)`` is called with a one-line status every few seconds.
+    ``progress(text)`` is called with a one-line status every few seconds. ``fast_first``: the
+    probes come soon after the request and then further apart (:func:`adaptive_interval`), at most
+    ``poll_interval``; without it, every ``poll_interval``.
     """
     urls = dict((a["name"], a["agent_url"]) for a in agents)
     watch = StopWatch(urls, supervisor_restarts=supervisor_restarts, target_version=target_version)
@@ -131,7 +145,8 @@ def observe_stop(client, agents, stop_timeout=DEFAULT_STOP_TIMEOUT, poll_interva
             draining = sum(1 for n in pending if watch.last[n][0] == DRAINING)
             progress("%d/%d stopped, %d draining, %d still working, %ds" % (
                 len(watch.names) - len(pending), len(watch.names), draining, len(pending) - draining, now - start))
-        sleep(max(0.0, min(interval, start + stop_timeout - now)))
+        wait = adaptive_interval(now - start, interval) if fast_first else interval
+        sleep(max(0.0, min(wait, start + stop_timeout - now)))
     waited = round(clock() - start, 3)
     out = {}
     for name in watch.names:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import adaptive_interval
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 
 # the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
@@ -30,6 +31,8 @@ GATE_OPTIONS = dict(
 # min_healthy_time is: with min_healthy_time 0 one healthy probe was enough, and a flapping agent or one
 # that crashed right after starting counted as updated
 MIN_HEALTHY_PROBES = 3
+# agents due within this many seconds of each other are probed in one round
+DUE_SLACK = 0.01
 
 
 class WaveTracker:
@@ -46,6 +49,7 @@ class WaveTracker:
         self.last_cause = {n: "not probed yet" for n in self.names}
         self.last_info = {n: {} for n in self.names}
         self.probes = {n: 0 for n in self.names}
+        self.seen_ready = set()
 
     @property
     def required(self):
@@ -65,6 +69,7 @@ class WaveTracker:
         if name in self.stable_at:
             return
         if ready:
+            self.seen_ready.add(name)
             self.last_cause[name] = None
             self.streak[name] += 1
             if self.ready_since[name] is None:
@@ -100,6 +105,24 @@ class WaveTracker:
                 due = min(due, since + self.min_stable_time)
         return max(due, now)
 
+    def due(self, name, now, poll_interval, fast_elapsed=None):
+        """When ``name``, just probed at ``now``, is worth probing again.
+
+        In a streak of ready probes: at the poll interval (the probes in a row stay that far apart, so
+        a flapping agent is not counted stable), or when its stability window ends if sooner. Not ready:
+        at the poll interval; with ``fast_elapsed`` (seconds since the wait began) and never seen ready
+        yet, sooner (:func:`._consent.adaptive_interval`): an agent that comes up is seen soon after.
+        """
+        since = self.ready_since[name]
+        if since is not None:
+            due = now + poll_interval
+            if since + self.min_stable_time > now:
+                due = min(due, since + self.min_stable_time)
+            return due
+        if fast_elapsed is not None and name not in self.seen_ready:
+            return now + adaptive_interval(fast_elapsed, poll_interval)
+        return now + poll_interval
+
     def summary(self):
         agents = {}
         for n in self.names:
@@ -112,7 +135,7 @@ class WaveTracker:
 
 def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
                   poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep, progress=None,
-                  progress_every=5.0, min_probes=1):
+                  progress_every=5.0, min_probes=1, fast_first=False):
     """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
 
     The wait ends at the first of: every agent stable; ``deadline`` seconds
@@ -123,6 +146,8 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     ``required``, ``elapsed`` and ``reason``. ``progress(text)``, when given, is
     called every ``progress_every`` seconds with a one-line status. ``min_probes``:
     an agent is stable only after that many ready probes in a row (and ``min_stable_time``).
+    Each agent is probed when it is due (:meth:`WaveTracker.due`); ``fast_first``: an agent not yet
+    seen ready is probed again sooner than ``poll_interval`` early in the wait.
     """
     tracker = WaveTracker(names, min_stable_time, success_threshold, min_probes)
     grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
@@ -130,15 +155,18 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     met_at = None
     reason = None
     last_progress = start
+    due_at = dict((n, start) for n in tracker.names)
     while True:
         now = clock()
-        pending = tracker.pending()
-        if pending:
-            answers = check(pending)
+        # the agents due now (or within DUE_SLACK: probed together rather than in rounds of a few)
+        todo = [n for n in tracker.pending() if due_at[n] <= now + DUE_SLACK]
+        if todo:
+            answers = check(todo)
             now = clock()
-            for name in pending:
+            for name in todo:
                 ready, cause, info = answers.get(name, (False, "no answer", {}))
                 tracker.observe(name, ready, cause, info, now)
+                due_at[name] = tracker.due(name, now, poll_interval, (now - start) if fast_first else None)
         if tracker.all_stable():
             reason = "all stable"
             break
@@ -153,7 +181,7 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
         if progress is not None and now - last_progress >= progress_every:
             last_progress = now
             progress(progress_line(tracker, now - start))
-        due = tracker.next_due(now, poll_interval)
+        due = min(due_at[n] for n in tracker.pending())
         if met_at is not None:
             due = min(due, met_at + grace)
         due = min(due, start + deadline)
@@ -277,7 +305,7 @@ def gate_agents(client, agents, params, target_version=None, clock=time.monotoni
         [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
         success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
         poll_interval=poll_interval, grace=grace, clock=clock, sleep=sleep, progress=progress,
-        min_probes=MIN_HEALTHY_PROBES,
+        min_probes=MIN_HEALTHY_PROBES, fast_first=True,
     )
     result["warnings"] = short_window_warnings(params["min_healthy_time"], poll_interval) if agents else []
     result["table"] = format_table(result)

@@ -524,8 +524,14 @@ class _Pools:
     """PoolManager / ProxyManager with our pool classes; every pool draws on one idle budget."""
 
     budget = None
+    ssl_context = None
 
     def _new_pool(self, scheme, host, port, request_context=None):
+        if scheme == "https" and self.ssl_context is not None:
+            # the SSL context is built when the first https pool is (plain-http fleets never pay for it)
+            request_context = dict(self.connection_pool_kw if request_context is None else request_context)
+            if request_context.get("ssl_context") is None:
+                request_context["ssl_context"] = self.ssl_context()
         pool = super()._new_pool(scheme, host, port, request_context)
         pool.pool.budget = self.budget
         return pool
@@ -753,7 +759,10 @@ class AgentClient:
         self._guard = guard
         self._lock = threading.Lock()
         self._executor = None
-        self._ssl = self._build_ssl_context(validate_certs, ca_path, client_cert, client_key)
+        self._ssl_args = (validate_certs, ca_path, client_cert, client_key)
+        # a CA bundle or a client certificate is checked now (a bad path is an error before anything is sent);
+        # the system's default context (loading its CA store costs ~50 ms) only once an https agent is asked
+        self._ssl = self._build_ssl_context(*self._ssl_args) if (ca_path or client_cert or client_key) else None
         self._timeout = Timeout(connect=self.connect_timeout, read=self.read_timeout)
         self._no_retry = Retry(total=False, redirect=False, raise_on_redirect=False)
         self._redirects = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
@@ -813,11 +822,19 @@ class AgentClient:
                                  % (client_cert, getattr(exc, "strerror", None) or exc)) from None
         return ctx
 
+    def _ssl_context(self):
+        """The client's SSL context, built on first use (see ``__init__``)."""
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = self._build_ssl_context(*self._ssl_args)
+            return self._ssl
+
     def _new_manager(self, cls, **kw):
         kw.update(self._pool_kw)
         manager = cls(**kw)
         manager.pool_classes_by_scheme = _POOL_CLASSES
         manager.budget = self._budget
+        manager.ssl_context = self._ssl_context
         return manager
 
     def _route(self, scheme, host, port):

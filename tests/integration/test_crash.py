@@ -2,10 +2,14 @@
 # Copyright: agentfleet.rollout contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Integration: the crash test (issue 12). SIGKILL ``ansible-playbook`` at 20 seeded-random points of a
-200-agent canary against fleetsim, rerun it each time, and check at the end that every agent is on the
+100-agent canary against fleetsim, rerun it each time, and check at the end that every agent is on the
 target (or reverted), that no agent was asked (so deliberated) twice, and that no answer was lost.
 
-A kill point is "once the rollout reached step N of its 400 (200 shutdown requests, 200 agents started),
+(Issue 20: 100 agents rather than 200, for a cheaper `make test`: the 20 kill points are still 20 distinct
+steps of the rollout, drawn over its 200 steps, each followed by 0-20 more requests of the run; and
+fleetsim's log is read from where the last read ended instead of whole on every kill.)
+
+A kill point is "once the rollout reached step N of its 200 (100 shutdown requests, 100 agents started),
 then after M more requests of the run" (N and M drawn from a seeded generator, so the same points come
 back on every run of the test), counted in fleetsim's log, which tags each request with the run's id.
 The whole process group is killed; the forked worker (which Ansible puts in
@@ -35,7 +39,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fi
 
 SEED = 12
 KILLS = 20
-AGENTS = 200
+AGENTS = 100
 TABLE = REPO / "tests" / "output" / "reliability" / "kills.json"
 
 
@@ -72,7 +76,7 @@ def phase_of(entry):
 
 
 def progress(entries):
-    """The rollout's progress in fleetsim's log: shutdown requests plus agents started (400 for 200 agents)."""
+    """The rollout's progress in fleetsim's log: shutdown requests plus agents started (200 for 100 agents)."""
     done = 0
     for e in entries:
         if e.get("path") == SHUTDOWN and e.get("method") == "POST":
@@ -82,7 +86,7 @@ def progress(entries):
     return done
 
 
-def test_sigkill_at_20_random_points_of_a_200_agent_canary(tmp_path):
+def test_sigkill_at_20_random_points_of_a_100_agent_canary(tmp_path):
     rng = random.Random(SEED)
     # a kill point: once the rollout's progress reaches a threshold (20 distinct ones over the 400 steps of
     # the rollout, so every kill lands inside it), then after a few more requests of the run (0-20: into
@@ -92,11 +96,13 @@ def test_sigkill_at_20_random_points_of_a_200_agent_canary(tmp_path):
     with FleetSim(config=fleet(AGENTS, shutdown_exit_seconds=0.05), workdir=tmp_path / "sim") as sim:
         extra = crash_vars(tmp_path)
         done = [0]
+        cursor = [0]
         for i, (threshold, more) in enumerate(points, start=1):
             mark = uuid.uuid4().hex
-            log = sim.log()
-            seq0 = (log[-1:] or [{"seq": 0}])[0]["seq"]
-            done[0] = progress(log)
+            # the log since the last read (the progress so far is kept, not counted again from the start)
+            log = sim.log(since=cursor[0])
+            seq0 = cursor[0] = (log[-1:] or [{"seq": cursor[0]}])[0]["seq"]
+            done[0] += progress(log)
             before = state(tmp_path)
             proc = start_marked("agentfleet.rollout.canary", sim.inventory_path, tmp_path, mark, extra)
             reached = []
@@ -126,6 +132,8 @@ def test_sigkill_at_20_random_points_of_a_200_agent_canary(tmp_path):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
             killed = len(reached) == 2
+            # what at_point counted already: the next kill reads on from there
+            cursor[0] = seen["seq"]
             wait_for(lambda: not run_pids(mark), 20, "every process of killed run %d gone" % i)
             gone = (sim.log()[-1:] or [{"seq": 0}])[0]["seq"]
             run_ids = {e.get("run") for e in sim.log(since=seq0) if e.get("run")}
