@@ -15,8 +15,9 @@ The rule of what counts as stopped depends on who starts the new version:
 - a driver that recreates the agent (``tasks``, ``fleetsim``, docker, ECS)
   needs it *gone*: :data:`STOPPED` (refused, reset, 502/503/504);
 - with the ``none`` driver the agent's own supervisor restarts it, so it has
-  stopped once it was seen draining or gone, or answers on the target version
-  already (it came back before we looked).
+  stopped once it was seen gone, or working again after it was seen draining,
+  or answers on the target version already (it came back before we looked).
+  Draining alone is not stopped: the health gate starts once the agent has.
 
 Everything still working at the stop timeout has *declined* (or is still
 busy, which looks the same from outside): it is never updated.
@@ -72,14 +73,15 @@ class StopWatch:
         if name in self.stopped_at:
             return
         if state == DRAINING:
+            # still finishing its work: not stopped (the gate must not start its clock on a draining agent)
             self.drained_at.setdefault(name, now)
-            if self.supervisor_restarts:
-                self.stopped_at[name] = now
         elif state == STOPPED:
             self.stopped_at[name] = now
-        elif state == WORKING and self.supervisor_restarts and self.target_version is not None \
-                and version_matches((info or {}).get("version"), self.target_version):
-            # back already, on the new version: its supervisor restarted it between two probes
+        elif state == WORKING and self.supervisor_restarts and (
+                name in self.drained_at or (self.target_version is not None
+                                            and version_matches((info or {}).get("version"), self.target_version))):
+            # back already: its supervisor restarted it between two probes (seen draining before, or on the
+            # new version)
             self.stopped_at[name] = now
 
     def outcome(self, name, stop_timeout):

@@ -313,7 +313,7 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
     if not members:
         return [], {}
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    observed = observe_stop(client, members, stop_timeout=stop_timeout, poll_interval=poll_interval,
+    observed = observe_stop(client, members, stop_timeout=stop_timeout, poll_interval=poll_interval, fast_first=True,
                             supervisor_restarts=supervisor_restarts, target_version=target_version,
                             clock=clock, sleep=sleep, progress=progress)
     ready, decisions, results = [], [], []
@@ -364,9 +364,10 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     record's fields of a new deployment (see :meth:`._state.StateStore.create_or_resume`).
     """
     if promote:
-        existing = store.get_deployment(deployment_id) if deployment_id else store.promotable_for_fleet(fleet_key)
+        existing = store.get_deployment(deployment_id) if deployment_id else (
+            store.promotable_for_fleet(fleet_key) or store.promoted_for_fleet(fleet_key))
         if existing is None or existing["status"] not in ("staged", "running", "paused", "interrupted", "completed_with_failures",
-                                                          "failed"):
+                                                          "failed", "completed"):
             raise RolloutError("no staged deployment %sfor fleet %r to promote: run agentfleet.rollout.manual first"
                                % ((deployment_id + " ") if deployment_id else "", fleet_key))
         deployment_id = existing["deployment_id"]

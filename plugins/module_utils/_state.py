@@ -443,11 +443,21 @@ class StateStore:
     # -- deployment records (docs/lifecycle.md) ---------------------------------------
     def promotable_for_fleet(self, fleet_key):
         """The newest deployment of the fleet a promotion continues: staged, or paused (a canary waiting for
-        its promotion, or an operator's pause)."""
+        its promotion, or an operator's pause), or one a killed or interrupted promotion left running (the
+        rerun of the same promote command resumes it)."""
         row = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','paused') "
+            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','paused','running','interrupted') "
             "ORDER BY created_at DESC LIMIT 1", (fleet_key,)).fetchone()
         return _deployment(row) if row else None
+
+    def promoted_for_fleet(self, fleet_key):
+        """The newest deployment of the fleet when a promotion finished it (a rerun of the same promote command
+        then has nothing to do), else None."""
+        newest = self.list_deployments(fleet_key=fleet_key, limit=1)
+        if newest and newest[0]["status"] in ("completed", "completed_with_failures") \
+                and (newest[0].get("params") or {}).get("promoted"):
+            return newest[0]
+        return None
 
     def history(self, deployment_key, limit=None):
         """The versions of ``deployment_key``, newest first (only versioned deployments)."""

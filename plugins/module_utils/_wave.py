@@ -34,6 +34,7 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
@@ -48,7 +49,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
@@ -396,24 +396,36 @@ def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
         return []
     # an agent that consented is about to stop (draining, or still deciding): give it a moment to
     # be down, so that it is started again rather than left down after we are gone
-    deadline = time.monotonic() + min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
-    while True:
-        states = dict(client.fan_out(lambda m: (m["name"], probe_liveness(client, m["agent_url"])[0]), waiting))
-        if all(st == STOPPED for st in states.values()) or time.monotonic() >= deadline:
+    none = params["driver"] == "none"
+    watch = StopWatch([m["name"] for m in waiting], supervisor_restarts=none, target_version=dep["target_version"])
+    urls = dict((m["name"], m["agent_url"]) for m in waiting)
+    start = time.monotonic()
+    deadline = start + min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
+    while watch.pending():
+        for name, (state, cause, info) in client.fan_out(lambda n: (n, probe_liveness(client, urls[n])),
+                                                         watch.pending()):
+            watch.observe(name, state, cause, info, time.monotonic() - start)
+        if not watch.pending() or time.monotonic() >= deadline:
             break
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-    stopped = [m for m in waiting if states.get(m["name"]) == STOPPED]
+    names = [m["name"] for m in waiting if m["name"] in watch.stopped_at]
     notes = []
-    busy = [m["name"] for m in waiting if states.get(m["name"]) != STOPPED]
+    busy = watch.pending()
     if busy:
         notes.append("asked and not stopped when the run ended (%s): %s" % (
-            "their supervisor restarts them if they stop" if params["driver"] == "none" else
-            "a rerun watches them", ", ".join(busy)))
-    if not stopped:
+            "their supervisor restarts them if they stop" if none else "a rerun watches them", ", ".join(busy)))
+    if not names:
         return notes
-    names = [m["name"] for m in stopped]
-    if params["driver"] == "none":
-        notes.append("stopped for the update, started again by their supervisor: %s" % ", ".join(names))
+    # they consented and acted on it (observed): recorded, so that a rerun never asks them again
+    store.record_answers(deployment_id, [{"host": h, "decision": ACCEPT, "reason": "observed: stopped",
+                                          "answered_at": rows[h].get("answered_at")}
+                                         for h in names if rows[h].get("decision") == PENDING])
+    if none:
+        store.set_results(deployment_id, [{"host": h, "result": "updated", "detail": (
+            "stopped for the update and started again by its supervisor after %s; not gated: a rerun gates it" % why)}
+            for h in names])
+        notes.append("stopped for the update, started again by their supervisor (not gated; a rerun gates them): %s"
+                     % ", ".join(names))
     else:
         # the tasks and docker drivers: this run ends here (a signal); the rerun's update tasks start them
         notes.append("stopped for the update; the rerun starts them (its first round updates them): %s"

@@ -99,12 +99,18 @@ def test_draining_is_not_stopped_for_a_driver_that_recreates():
     assert w.pending() == [] and w.drained_at["a"] == 1.0 and w.stopped_at["a"] == 2.5
 
 
-def test_with_the_supervisor_draining_or_back_on_target_counts_as_stopped():
-    w = StopWatch(["a", "b", "c"], supervisor_restarts=True, target_version="2.0")
+def test_with_the_supervisor_back_on_target_or_restarted_after_draining_counts_as_stopped():
+    w = StopWatch(["a", "b", "c", "d"], supervisor_restarts=True, target_version="2.0")
     w.observe("a", DRAINING, None, {}, 1.0)
     w.observe("b", WORKING, None, {"version": "2.0"}, 1.0)
     w.observe("c", WORKING, None, {"version": "1.0"}, 1.0)
-    assert w.pending() == ["c"]
+    w.observe("d", DRAINING, None, {}, 1.0)
+    # draining is not stopped: a long drain must not start the gate's clock
+    assert w.pending() == ["a", "c", "d"]
+    # working again after draining: its supervisor restarted it (whatever version it runs now)
+    w.observe("d", WORKING, None, {"version": "1.0"}, 2.0)
+    w.observe("a", STOPPED, None, {}, 2.0)
+    assert w.pending() == ["c"] and w.stopped_at == {"b": 1.0, "a": 2.0, "d": 2.0}
 
 
 def test_observe_stop_outcomes_on_a_clock():
