@@ -20,6 +20,23 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TASK_FILES = Path(__file__).resolve().parent / "ansible"
+
+
+def tasks_driver_vars() -> dict:
+    """Extra vars that update fleetsim agents the way users update theirs: the collection's ``tasks`` driver
+    with fleetsim's task files (fleetsim/ansible/, kept out of the collection's tarball), which call the
+    simulator's control port (``fleetsim_control_url``, set by its inventory):
+
+    * update.yml: ``/_sim/start`` on ``rollout_update_version`` (update, revert, wakeup);
+    * candidate.yml and retire.yml: ``/_sim/candidates/{start,promote,discard}`` (blue-green).
+    """
+    return {
+        "rollout_driver": "tasks",
+        "rollout_update_tasks": str(TASK_FILES / "update.yml"),
+        "rollout_candidate_tasks": str(TASK_FILES / "candidate.yml"),
+        "rollout_retire_tasks": str(TASK_FILES / "retire.yml"),
+    }
 
 
 class FleetSimError(RuntimeError):
