@@ -205,7 +205,7 @@ def test_silent_decliners_are_never_updated_and_reported_declined(tmp_path):
                               "agent-002": {"decision": "noanswer", "stuck_on_shutdown": True},
                               "agent-003": {"decision": "noanswer", "shutdown_exit_seconds": 1.0}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, rollout_driver="fleetsim", rollout_cohorts="all", rollout_stop_timeout=3)
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_stop_timeout=3)
         assert res.rc == 0, res.output
         agents = by_host(res.report())
         for h in ("agent-001", "agent-002"):
