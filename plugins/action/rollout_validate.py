@@ -7,7 +7,7 @@ Without ``variables`` the action reads them itself: every variable the role's
 argument spec declares (and the lifecycle policy's), each templated on its own,
 so that one that cannot be evaluated (a failing lookup, a missing host
 variable) is an error naming it rather than a templating error of a later task;
-with ``hosts`` it reads each host's ``agent_url`` and ``fleetsim_control_url``.
+with ``hosts`` it reads each host's ``agent_url``.
 The checks themselves are ``_validate.validate_inputs``.
 """
 
@@ -24,7 +24,7 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import agent_tokens
 
 ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
-HOST_VARS = ("agent_url", "fleetsim_control_url")
+HOST_VARS = ("agent_url",)
 
 
 def role_spec(kind):
@@ -52,7 +52,7 @@ class ActionModule(EngineAction):
         values = params.get("variables")
         if values is None:
             values = {}
-            for name in sorted(set(spec) | set(_validate.POLICY_SPEC) | {"rollout_fleetsim_control_url"}):
+            for name in sorted(set(spec) | set(_validate.POLICY_SPEC)):
                 if name not in task_vars:
                     continue
                 try:
