@@ -3,9 +3,10 @@
     .venv/bin/python bench/wave_call.py --size 1000 [--repeat 3] [--collections-path git:HEAD] [--layout ports]
 
 Per run: a fresh fleetsim with ``--size`` agents on 1.0.0, a deployment with one
-wave holding every agent, then one ``run_wave`` (phase all, driver fleetsim,
-min_healthy_time 0, poll_interval 0.2): per agent a probe, a shutdown request,
-a share of the batched start call and the gate probes. Prints wall and CPU
+wave holding every agent, then one ``run_wave`` (phase all, driver none,
+min_healthy_time 0, poll_interval 0.2): per agent a probe, a shutdown request
+and the gate probes. The agents' supervisor of the ``none`` driver is a thread
+here that starts the agents that exited on 2.0.0 (one batched call per 0.5 s). Prints wall and CPU
 (this process: the client's threads) of the call; the median over the runs.
 Compare two commits by running it twice with ``--collections-path git:<ref>``.
 """
@@ -19,12 +20,24 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
+sys.path.insert(0, run.ROOT)
+from fleetsim.testing import http  # noqa: E402  (the repository's simulator)
+
+
+def supervise(control_url, version, done):
+    """The agents' own supervisor (the ``none`` driver): start every agent that exited, on ``version``."""
+    while not done.wait(0.5):
+        status, occs = http("GET", control_url + "/_sim/occurrences")
+        down = [o["name"] for o in occs if not o["up"]] if status == 200 else []
+        if down:
+            http("POST", control_url + "/_sim/start", {"occurrences": down, "version": version})
 
 
 def defaults(spec):
@@ -49,11 +62,18 @@ def one(size, layout, tmp, rep):
                       waves=[wave])
         _runners.run_deployment(params)
         params = defaults(_wave.WAVE_SPEC)
-        params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="fleetsim",
-                      control_url=sim.control_url, min_healthy_time=0.0, poll_interval=0.2, healthy_deadline=120.0)
+        params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="none",
+                      min_healthy_time=0.0, poll_interval=0.2, healthy_deadline=120.0)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
-        out = _wave.run_wave(params)
+        done = threading.Event()
+        supervisor = threading.Thread(target=supervise, args=(sim.control_url, "2.0.0", done), daemon=True)
+        supervisor.start()
+        try:
+            out = _wave.run_wave(params)
+        finally:
+            done.set()
+            supervisor.join(10)
         wall = time.monotonic() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
