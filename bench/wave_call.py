@@ -61,7 +61,7 @@ def one(size, layout, tmp, rep):
         params.update(state="running", state_path=state, deployment_id="d-bench", fleet_key="bench", target_version="2.0.0",
                       waves=[wave])
         _runners.run_deployment(params)
-        params = defaults(_wave.WAVE_SPEC)
+        params = defaults(_runners.WAVE_SPEC)
         params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="none",
                       min_healthy_time=0.0, poll_interval=0.2, healthy_deadline=120.0)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
