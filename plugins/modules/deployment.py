@@ -49,7 +49,7 @@ description:
     last completed version before the newest) and returns its plan (O(waves)).
   - O(state=paused) and O(state=failed) without O(status_reason) are the operator's pause and fail of the deployment
     O(deployment_id), or the newest version of O(deployment_key); a rollout running it in another process stops at
-    its next health-gate wait or before its next wave. The agents it updated stay on the target: the rollback
+    its next health-gate wait or before its next wave. The agents it updated stay on the target; the rollback
     playbook (O(state=rolled_back)) puts them back through the update driver. Returns the record (RV(status),
     RV(version), ...).
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
@@ -159,7 +159,7 @@ options:
   driver:
     description:
       - With O(auto_revert), the update driver that reverts. None of them can from the controller alone (the
-        V(tasks) and V(docker) drivers revert a failed wave inside the wave): use the rollback playbook.
+        V(tasks) and V(docker) drivers revert a failed wave inside the wave); the rollback playbook puts agents back.
     type: str
     default: none
     choices: [none, tasks, docker]
