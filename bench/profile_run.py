@@ -43,7 +43,8 @@ def main():
                    ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "ansible-local"))
         playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
         cmd = [sys.executable, "-m", "cProfile", "-o", prof, playbook_bin, "agentfleet.rollout.canary",
-               "-i", sim.inventory, "-e", "rollout_target_version=2.0.0", "-e", "rollout_driver=fleetsim",
+               "-i", sim.inventory, "-e", "rollout_target_version=2.0.0", "-e", "rollout_driver=tasks",
+               "-e", "rollout_update_tasks=%s/fleetsim/ansible/update.yml" % run.ROOT,
                "-e", "rollout_min_healthy_time=0", "-e", "rollout_poll_interval=0.2",
                "-e", "rollout_wait_between_waves=0", "-e", "rollout_state_path=%s/state.db" % tmp,
                "-e", "rollout_report_path=%s/report.json" % tmp, "-e", "rollout_audit_path=%s/audit.jsonl" % tmp]

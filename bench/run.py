@@ -207,7 +207,8 @@ def one_run(kind, size, layout, rep, opts, env_base, tmp, suffix=""):
         env["BENCH_TIMER_OUT"] = timer
         if kind == "canary":
             cmd = [opts.playbook_bin, "agentfleet.rollout.canary", "-i", sim.inventory,
-                   "-e", "rollout_target_version=" + VERSION, "-e", "rollout_driver=fleetsim",
+                   "-e", "rollout_target_version=" + VERSION, "-e", "rollout_driver=tasks",
+                   "-e", "rollout_update_tasks=" + os.path.join(ROOT, "fleetsim", "ansible", "update.yml"),
                    "-e", "rollout_min_healthy_time=0", "-e", "rollout_poll_interval=0.2",
                    "-e", "rollout_wait_between_waves=0",
                    "-e", "rollout_state_path=" + os.path.join(wd, "state.db"),

@@ -14,12 +14,30 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TASK_FILES = Path(__file__).resolve().parent / "ansible"
+
+
+def tasks_driver_vars() -> dict:
+    """Extra vars that update fleetsim agents the way users update theirs: the collection's ``tasks`` driver
+    with fleetsim's task files (fleetsim/ansible/, kept out of the collection's tarball), which call the
+    simulator's control port (``fleetsim_control_url``, set by its inventory):
+
+    * update.yml: ``/_sim/start`` on ``rollout_update_version`` (update, revert, wakeup);
+    * candidate.yml and retire.yml: ``/_sim/candidates/{start,promote,discard}`` (blue-green).
+    """
+    return {
+        "rollout_driver": "tasks",
+        "rollout_update_tasks": str(TASK_FILES / "update.yml"),
+        "rollout_candidate_tasks": str(TASK_FILES / "candidate.yml"),
+        "rollout_retire_tasks": str(TASK_FILES / "retire.yml"),
+    }
 
 
 class FleetSimError(RuntimeError):
@@ -246,3 +264,28 @@ class FleetSim:
     def shutdown(self, name: str, body: dict | None = None, token: str | None = None, timeout: float = 5.0):
         headers = {"Authorization": f"Bearer {token or self.token}"} if (token or self.token) else {}
         return http("POST", self.url(name) + "/v1/system/shutdown", body or {}, headers, timeout=timeout)
+
+
+class Supervisor:
+    """The agents' own supervisor, as the ``none`` update driver expects one (systemd ``Restart=``, a restart
+    policy): while in the ``with`` block, starts every agent of ``sim`` that is down on ``version``, checking
+    every ``interval`` seconds."""
+
+    def __init__(self, sim, version, interval=0.1):
+        self.sim, self.version, self.interval = sim, version, interval
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.done.wait(self.interval):
+            down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
+            if down:
+                self.sim.start_occurrences(down, self.version)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)

@@ -58,7 +58,7 @@ echo "==> fleetsim saw $(grep -c '"event": "deliberation"' "$work/requests.jsonl
 
 echo "==> wakeup (explorer first, gated on work)"
 "$bin/ansible-playbook" agentfleet.rollout.wakeup "${common[@]}" \
-    -e rollout_driver=fleetsim -e "{\"wakeup_wave_delays\": $delays}" -e wakeup_poll_interval=0.2 \
+    -e rollout_driver=tasks -e rollout_update_tasks="$PWD/fleetsim/ansible/update.yml" -e "{\"wakeup_wave_delays\": $delays}" -e wakeup_poll_interval=0.2 \
     -e rollout_report_path="$work/wakeup-report.json"
 
 echo "==> reports: $work/shutdown-report.json $work/wakeup-report.json"

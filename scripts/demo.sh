@@ -80,7 +80,7 @@ for _ in $(seq 1 300); do [ -f "$work/ready.json" ] && break; sleep 0.1; done
 echo "==> canary rollout to 2.0.0: explorers -> early_adopters -> pragmatists -> conservatives"
 set +e
 "$bin/ansible-playbook" agentfleet.rollout.canary -i "$work/inventory.yml" \
-    -e rollout_target_version=2.0.0 -e rollout_driver=fleetsim \
+    -e rollout_target_version=2.0.0 -e rollout_driver=tasks -e rollout_update_tasks="$PWD/fleetsim/ansible/update.yml" \
     -e rollout_min_healthy_time=2 -e rollout_poll_interval=0.5 -e rollout_defer_deadline=10 \
     -e rollout_stop_timeout=5 \
     -e "rollout_message='Faster memory consolidation; safer tool-call retries.'" \

@@ -7,7 +7,7 @@ Without ``variables`` the action reads them itself: every variable the role's
 argument spec declares (and the lifecycle policy's), each templated on its own,
 so that one that cannot be evaluated (a failing lookup, a missing host
 variable) is an error naming it rather than a templating error of a later task;
-with ``hosts`` it reads each host's ``agent_url`` and ``fleetsim_control_url``.
+with ``hosts`` it reads each host's ``agent_url``.
 It also fails on a ``rollout_*``, ``shutdown_*`` or ``wakeup_*`` variable of
 the play (or of one of the hosts) that the collection does not know, naming
 the closest known name: a typo is not silently ignored. The known names are
@@ -31,7 +31,7 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 COLLECTION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 ROLES = os.path.join(COLLECTION, "roles")
 PLAYBOOKS = os.path.join(COLLECTION, "playbooks")
-HOST_VARS = ("agent_url", "fleetsim_control_url")
+HOST_VARS = ("agent_url",)
 _KNOWN = []
 
 
@@ -81,7 +81,7 @@ class ActionModule(EngineAction):
         host_names = {} if values is None else None
         if values is None:
             values = {}
-            for name in sorted(set(spec) | set(_validate.POLICY_SPEC) | {"rollout_fleetsim_control_url"}):
+            for name in sorted(set(spec) | set(_validate.POLICY_SPEC)):
                 if name not in task_vars:
                     continue
                 try:

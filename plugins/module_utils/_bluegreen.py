@@ -10,18 +10,16 @@ candidate (promotion); the candidate of one that declined, deferred or rejected 
 old primary goes on serving. So the fleet serves with at least its size throughout: a primary stops
 only once its stable candidate is up beside it. Until promotion a candidate is not primary.
 
-Driver ``fleetsim``: the simulator's ``/_sim/candidates/{start,promote,discard}`` (docs/fleetsim.md), one
-call (``phase: all``). Driver ``tasks``: the user's candidate tasks (``rollout_candidate_tasks``, which set
+The ``tasks`` driver does it: the user's candidate tasks (``rollout_candidate_tasks``, which set
 ``rollout_candidate_url``) and retire tasks (``rollout_retire_tasks``, purpose ``promote`` or ``discard``) run
 on each agent's host between the phases ``candidates``, ``retire`` and ``finish``.
 """
 
 from __future__ import annotations
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_candidates
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 
-BLUE_GREEN_DRIVERS = ("fleetsim", "tasks")
+BLUE_GREEN_DRIVERS = ("tasks",)
 # the tasks driver's phases (the user's candidate and retire tasks run on each agent's host in between)
 TASKS_PHASES = ("candidates", "retire", "finish")
 # results that end an agent's part in a deployment: a rerun starts no candidate for it
@@ -32,22 +30,17 @@ def validate_blue_green(params):
     if params["driver"] not in BLUE_GREEN_DRIVERS:
         raise ValueError("driver: the blue-green strategy needs a driver that can start a candidate beside an agent "
                          "(%s), not %s" % (", ".join(BLUE_GREEN_DRIVERS), params["driver"]))
-    if params["driver"] == "tasks" and params["phase"] not in TASKS_PHASES:
+    if params["phase"] not in TASKS_PHASES:
         raise ValueError("phase: a blue-green wave with the tasks driver runs the phases %s (the task files of "
                          "agentfleet.rollout.blue_green), not %s" % (", ".join(TASKS_PHASES), params["phase"]))
-    if params["driver"] != "tasks" and params["phase"] != "all":
-        raise ValueError("phase: a blue-green wave with the %s driver runs in one call (phase all)" % params["driver"])
 
 
 def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
               ask_and_observe, finish):
-    """The blue-green wave's phase: ``all`` (fleetsim) or, with the tasks driver, ``candidates``,
-    ``retire`` and ``finish`` around the user's candidate and retire tasks."""
+    """The blue-green wave's phase with the tasks driver: ``candidates``, ``retire`` and ``finish`` around the
+    user's candidate and retire tasks."""
     validate_blue_green(params)
     phase = params["phase"]
-    if phase == "all":
-        return run_blue_green(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-                              ask_and_observe, finish)
     deployment_id = dep["deployment_id"]
     if phase == "candidates":
         rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
@@ -122,53 +115,6 @@ def _block(store, deployment_id, gate, results, stable, todo, failed):
     reason = "the candidates failed their health gate: %d of %d stable, %d required%s" % (
         len(stable), todo, gate["required"], ("; %d not started" % len(failed)) if failed else "")
     gate.update(blocked=reason, reason=reason, passed=False)
-
-
-def run_blue_green(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-                   ask_and_observe, finish):
-    """``phase: all`` of a blue-green wave; ``ask_and_observe`` and ``finish`` are the wave engine's steps."""
-    deployment_id = dep["deployment_id"]
-    target = dep["target_version"]
-    control_url = params["control_url"]
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    todo = [m for m in members if (rows.get(m["name"]) or {}).get("result") not in SETTLED]
-    store.wave_started(deployment_id, wave["index"])
-
-    run.step = "starting the candidates"
-    started, failed = fleetsim_candidates(client, control_url, "start", [m["name"] for m in todo], target)
-    candidates = [dict(m, agent_url=started[m["name"]]) for m in todo if started.get(m["name"])]
-    gate, stable, unstable, results = _gate_candidates(client, params, wave, candidates, failed, target, monotonic,
-                                                       sleep, progress, run)
-    if not gate["passed"] or failed:
-        # the wave's candidates are not good enough: none is promoted, no primary is asked
-        _discard(client, control_url, [m["name"] for m in candidates])
-        _block(store, deployment_id, gate, results, stable, len(todo), failed)
-        out["candidates"] = {"started": sorted(started), "promoted": [], "discarded": sorted(started)}
-        return finish(store, params, dep, wave, members, [], gate, [], secrets, out)
-    _discard(client, control_url, unstable)
-    if results:
-        store.set_results(deployment_id, results)
-
-    # the candidates serve beside their primaries: ask the primaries to retire (observed consent)
-    proven = [m for m in todo if m["name"] in stable]
-    run.step = "asking the primaries to retire and waiting for them to stop"
-    ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
-    ready_names = [a["name"] for a in ready if a["name"] in stable]
-    run.step = "promoting the candidates"
-    promoted, promote_failed = fleetsim_candidates(client, control_url, "promote", ready_names)
-    keep = [m["name"] for m in proven if m["name"] not in ready_names]
-    _discard(client, control_url, keep)
-    if promote_failed:
-        store.set_results(deployment_id, [{"host": h, "result": "failed", "detail": "candidate not promoted: %s" % err}
-                                          for h, err in promote_failed.items()])
-    out["candidates"] = {"started": sorted(started), "promoted": sorted(promoted), "discarded": sorted(unstable + keep)}
-    handed = [a for a in ready if a["name"] in promoted]
-    return finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
-
-
-def _discard(client, control_url, names):
-    if names:
-        fleetsim_candidates(client, control_url, "discard", names)
 
 
 def _progress(progress, wave, what):

@@ -19,8 +19,6 @@ import subprocess
 import sys
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _lifecycle as lifecycle
-from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
-from ansible_collections.agentfleet.rollout.plugins.module_utils._drivers import fleetsim_start
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
 
@@ -61,12 +59,6 @@ def parser():
         if name == "rollback":
             s.add_argument("--version", type=int, required=True, help="the completed version to go back to")
             s.add_argument("--skip-canary", action="store_true", help="ask every agent in one wave")
-        if name == "fail":
-            s.add_argument("--auto-revert", action="store_true",
-                           help="put the agents it updated back on their previous version (fleetsim driver)")
-            s.add_argument("--control-url", help="the fleetsim control URL (with --auto-revert)")
-            s.add_argument("--wait", type=float, default=lifecycle.FAIL_WAIT,
-                           help="seconds to wait for a running rollout to stop before reverting")
     return p
 
 
@@ -105,16 +97,6 @@ def _run_or_show(args, name, extra=None):
     return subprocess.call(cmd)
 
 
-def _fleetsim_revert(control_url):
-    """The fleetsim driver's revert (the token from AGENTFLEET_TOKEN)."""
-
-    def revert(agents):
-        with client_from_params({"token": None, "validate_certs": True}) as client:
-            return fleetsim_start(client, control_url, agents)
-
-    return revert
-
-
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
@@ -151,16 +133,10 @@ def _main(args):
                      % dep.get("owner_pid"))
             return 0
         if args.command == "fail":
-            if args.auto_revert and not args.control_url:
-                raise ValueError("--control-url: required with --auto-revert (the fleetsim control URL)")
-            out = lifecycle.fail(store, dep, args.reason, who, args.audit, wait=args.wait,
-                                 revert=_fleetsim_revert(args.control_url) if args.auto_revert else None)
+            # the agents it updated stay on the target: agentfleet.rollout.rollback (the rollback command) puts
+            # them back through the update driver, as a deployment of its own
+            out = lifecycle.fail(store, dep, args.reason, who, args.audit)
             _say("%s version %s (%s): %s" % (args.key, dep["version"], dep["deployment_id"], out["status"]))
-            if out["reverted"]:
-                _say("reverted: %s" % ", ".join(out["reverted"]))
-            if out["revert_failed"]:
-                _say("not reverted: %s" % ", ".join("%s (%s)" % kv for kv in sorted(out["revert_failed"].items())))
-                return EXIT_ERROR
             return 0
         if args.command == "resume":
             if dep["status"] == "paused":

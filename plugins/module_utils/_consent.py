@@ -12,7 +12,7 @@ agent with :func:`observe_stop` before any update driver acts on it.
 
 The rule of what counts as stopped depends on who starts the new version:
 
-- a driver that recreates the agent (``tasks``, ``fleetsim``, docker, ECS)
+- a driver that recreates the agent (``tasks``, ``docker``, ECS)
   needs it *gone*: :data:`STOPPED` (refused, reset, 502/503/504);
 - with the ``none`` driver the agent's own supervisor restarts it, so it has
   stopped once it was seen gone, or working again after it was seen draining,

@@ -35,22 +35,3 @@ def fleetsim_start(client, control_url, agents, version=None):
             detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
             failed.update((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)
     return started, failed
-
-
-def fleetsim_candidates(client, control_url, action, names, version=None):
-    """Blue-green through the simulator: ``start`` (on ``version``), ``promote`` or ``discard`` the candidates
-    of ``names``. Returns ``(done, failed)``: ``{name: candidate agent_url or None}`` and ``{name: error}``."""
-    if not names:
-        return {}, {}
-    body = {"occurrences": list(names)}
-    if version is not None:
-        body["version"] = str(version)
-    try:
-        resp = client.request("POST", join_url(control_url, "/_sim/candidates/" + action), body=body)
-    except TransportError as exc:
-        return {}, dict((n, str(exc)) for n in names)
-    if resp.status in (200, 202) and isinstance(resp.json, dict):
-        done = dict((n, (c or {}).get("agent_url")) for n, c in (resp.json.get("candidates") or {}).items())
-        return done, dict((n, "no answer for it") for n in names if n not in done)
-    detail = (resp.json or {}).get("detail") if isinstance(resp.json, dict) else None
-    return {}, dict((n, "HTTP %d%s" % (resp.status, (": %s" % detail) if detail else "")) for n in names)

@@ -290,7 +290,7 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
 
     ``values``: the variables as templated (only those defined); ``spec``: the role's argument
     spec options (``{name: {type, choices, elements}}``) for the types; ``agents``: the play's
-    hosts as dicts (``name``, ``agent_url``, ``fleetsim_control_url``); ``base_dir``: where
+    hosts as dicts (``name``, ``agent_url``); ``base_dir``: where
     relative paths start (the directory ansible-playbook runs in). Returns the typed values;
     raises :class:`InputError` naming every bad variable, in one line.
     """
@@ -370,10 +370,6 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
             error = check_task_file(name, v.get(name), base_dir)
             if error:
                 errors.append(error)
-    if have("rollout_fleetsim_control_url") and v["rollout_fleetsim_control_url"]:
-        error = check_url("rollout_fleetsim_control_url", v["rollout_fleetsim_control_url"])
-        if error:
-            errors.append(error)
 
     # contradictions
     if kind == "rollout" and have("rollout_min_healthy_time") and have("rollout_healthy_deadline") \
@@ -392,20 +388,19 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
 
     # the agents
     if agents is not None:
-        errors.extend(check_agents(agents, driver, v.get("rollout_fleetsim_control_url")))
+        errors.extend(check_agents(agents))
     if errors:
         raise InputError("; ".join(errors))
     return v
 
 
-def check_agents(agents, driver=None, control_url=None):
+def check_agents(agents):
     """Errors about the play's hosts: a missing or bad ``agent_url``, two hosts with one URL, no hosts."""
     errors = []
     if not agents:
         return ["rollout_hosts: the group has no agents (after --limit): nothing to roll out"]
     seen = {}
     dupes = []
-    no_control = []
     for a in agents:
         error = check_url("agent_url", a.get("agent_url"), a["name"])
         if error:
@@ -416,17 +411,6 @@ def check_agents(agents, driver=None, control_url=None):
             dupes.append("%s and %s (%s)" % (seen[key], a["name"], a["agent_url"]))
         else:
             seen[key] = a["name"]
-        if driver == "fleetsim" and not control_url:
-            url = a.get("fleetsim_control_url")
-            if not url:
-                no_control.append(a["name"])
-            else:
-                error = check_url("fleetsim_control_url", url, a["name"])
-                if error:
-                    errors.append(error)
-    if no_control:
-        errors.append("rollout_fleetsim_control_url: the fleetsim driver needs it (or fleetsim_control_url on every "
-                      "host; missing on %s)" % _names(no_control))
     if dupes:
         errors.append("agent_url: hosts share one agent_url (one agent would be asked twice): %s"
                       % "; ".join(dupes[:5]) + (" and %d more" % (len(dupes) - 5) if len(dupes) > 5 else ""))

@@ -49,9 +49,9 @@ description:
     last completed version before the newest) and returns its plan (O(waves)).
   - O(state=paused) and O(state=failed) without O(status_reason) are the operator's pause and fail of the deployment
     O(deployment_id), or the newest version of O(deployment_key); a rollout running it in another process stops at
-    its next health-gate wait or before its next wave. O(auto_revert) with O(state=failed) then starts the agents it
-    updated on their previous version (O(driver=fleetsim)); the deployment ends C(rolled_back). Returns the
-    record (RV(status), RV(version), ...).
+    its next health-gate wait or before its next wave. The agents it updated stay on the target; the rollback
+    playbook (O(state=rolled_back)) puts them back through the update driver. Returns the record (RV(status),
+    RV(version), ...).
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
   state_path:
@@ -157,13 +157,12 @@ options:
     type: bool
     default: false
   driver:
-    description: With O(auto_revert), the update driver that reverts (only V(fleetsim) can from here).
+    description:
+      - With O(auto_revert), the update driver that reverts. None of them can from the controller alone (the
+        V(tasks) and V(docker) drivers revert a failed wave inside the wave); the rollback playbook puts agents back.
     type: str
     default: none
-    choices: [none, fleetsim, tasks, docker]
-  control_url:
-    description: The simulator's control URL for O(driver=fleetsim).
-    type: str
+    choices: [none, tasks, docker]
   revert_wait:
     description: With O(auto_revert), how long to wait (seconds) for the rollout running the deployment to stop.
     type: float

@@ -12,7 +12,7 @@ version_added: 0.1.0
 author: agentfleet.rollout contributors (@agentfleet)
 description:
   - The controller-side steps of a wakeup wave; starting the occurrences in between is the update driver's job
-    (C(tasks), C(none) or C(fleetsim); the playbook C(agentfleet.rollout.wakeup) runs one Ansible batch per wave
+    (C(tasks) or C(none); the playbook C(agentfleet.rollout.wakeup) runs one Ansible batch per wave
     over the occurrences, the C(tasks) driver's tasks on each occurrence's host).
   - O(step=prepare) opens (wave 1) or continues the deployment, waits the wave's delay and returns in RV(to_start)
     the occurrences of the wave that have stopped. An occurrence still draining (C(cognitive_state=shutdown) while
@@ -96,11 +96,12 @@ EXAMPLES = r"""
     deployment_id: "wakeup-datum-202601011300"
   register: prep
 
-- name: Start them (here through the simulator's control port)
-  agentfleet.rollout.fleetsim_start:
-    agents: "{{ prep.to_start }}"
-    control_url: http://127.0.0.1:8099
-  when: prep.to_start | length > 0
+- name: Start them (your own task; here a systemd unit per occurrence)
+  ansible.builtin.systemd_service:
+    name: "ciris-agent@{{ item.name }}"
+    state: started
+  loop: "{{ prep.to_start }}"
+  become: true
 
 - name: Gate on work
   agentfleet.rollout.occurrence_wakeup:

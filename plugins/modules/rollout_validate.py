@@ -36,13 +36,13 @@ options:
     type: dict
   agents:
     description:
-      - The agents as dicts with C(name), C(agent_url) and optionally C(fleetsim_control_url).
+      - The agents as dicts with C(name) and C(agent_url).
       - Mutually exclusive with O(hosts).
     type: list
     elements: dict
   hosts:
     description:
-      - Inventory host names whose C(agent_url) and C(fleetsim_control_url) to check (action plugin only), usually
+      - Inventory host names whose C(agent_url) to check (action plugin only), usually
         C(ansible_play_hosts).
       - Mutually exclusive with O(agents).
     type: list

@@ -18,16 +18,6 @@ from test_canary import SHUTDOWN, rollout_vars
 TOKEN_A = "tok-fleet-a-3b8d0e"
 TOKEN_B = "tok-fleet-b-9a41c7"
 
-UPDATE = """\
-- name: Recreate the agent on the new version (through its simulator)
-  ansible.builtin.uri:
-    url: "{{ fleetsim_control_url }}/_sim/start"
-    method: POST
-    body_format: json
-    body: {occurrences: ["{{ inventory_hostname }}"], version: "{{ rollout_update_version }}"}
-"""
-
-
 def inventory(tmp_path: Path, sims: dict) -> Path:
     """One inventory over both fleets; each host's token comes from an environment lookup (as from Vault)."""
     hosts = {}
@@ -47,7 +37,6 @@ def written_files(root: Path, skip: tuple) -> list:
 
 
 def test_each_agent_is_asked_with_its_own_token(tmp_path):
-    (tmp_path / "update.yml").write_text(UPDATE)
     fleet_a = {"agents": [{"count": 2, "name_prefix": "a-"}]}
     fleet_b = {"agents": [{"count": 2, "name_prefix": "b-"}]}
     with FleetSim(config=fleet_a, token=TOKEN_A, workdir=tmp_path / "sim-a") as sim_a, \
@@ -57,7 +46,7 @@ def test_each_agent_is_asked_with_its_own_token(tmp_path):
         env.pop("AGENTFLEET_TOKEN", None)
         res = run_playbook("agentfleet.rollout.canary", tmp_path, inventory=inv, env=env, timeout=240,
                            report_path=tmp_path / "report.json",
-                           extra_vars=rollout_vars(tmp_path, rollout_driver="tasks", rollout_update_tasks="update.yml"))
+                           extra_vars=rollout_vars(tmp_path))
         assert res.rc == 0, res.output
         for sim, names in ((sim_a, {"a-000", "a-001"}), (sim_b, {"b-000", "b-001"})):
             asked = sim.log(path=SHUTDOWN, method="POST")
@@ -78,7 +67,6 @@ def test_each_agent_is_asked_with_its_own_token(tmp_path):
 def test_a_host_without_its_own_token_never_gets_another_agents(tmp_path):
     """The first host of the batch has a token of its own; the next has none and there is no play-level
     token: it is asked without a token (401: the rollout stops, saying so), never with the other agent's."""
-    (tmp_path / "update.yml").write_text(UPDATE)
     with FleetSim(config={"agents": [{"count": 2, "name_prefix": "a-"}]}, token=TOKEN_A,
                   workdir=tmp_path / "sim-a") as sim:
         hosts = sim.hosts()
@@ -90,8 +78,7 @@ def test_a_host_without_its_own_token_never_gets_another_agents(tmp_path):
         env = ansible_env(tmp_path, AGENT_TOKEN_A=TOKEN_A)
         env.pop("AGENTFLEET_TOKEN", None)
         res = run_playbook("agentfleet.rollout.canary", tmp_path, inventory=tmp_path / "inventory.yml", env=env,
-                           timeout=240, extra_vars=rollout_vars(tmp_path, rollout_driver="tasks",
-                                                                rollout_update_tasks="update.yml", rollout_cohorts="all"))
+                           timeout=240, extra_vars=rollout_vars(tmp_path, rollout_cohorts="all"))
         assert res.rc != 0, res.output
         assert "authentication failed" in res.output
         auth = {e["occurrence"]: e["auth"] for e in sim.log(path=SHUTDOWN, method="POST")}

@@ -39,7 +39,8 @@ CASES = [
     ("target-empty", "rollout_target_version: ''", CANARY, {"rollout_target_version": ""}, None, "rollout_target_version"),
     ("target-space", "rollout_target_version: '2.0 beta'", CANARY, {"rollout_target_version": "2.0 beta"}, None, "rollout_target_version"),
     ("driver-unknown", "rollout_driver: bogus", CANARY, {"rollout_driver": "bogus"}, None, "rollout_driver"),
-    ("tasks-no-file", "rollout_driver: tasks without rollout_update_tasks", CANARY, {"rollout_driver": "tasks"}, None, "rollout_update_tasks"),
+    ("tasks-no-file", "rollout_driver: tasks without rollout_update_tasks", CANARY,
+     {"rollout_driver": "tasks", "rollout_update_tasks": None}, None, "rollout_update_tasks"),
     ("tasks-missing-file", "rollout_update_tasks: missing.yml",
      CANARY, {"rollout_driver": "tasks", "rollout_update_tasks": "missing.yml"}, None, "rollout_update_tasks"),
     ("tasks-not-a-list", "rollout_update_tasks: a YAML mapping",
@@ -101,9 +102,6 @@ CASES = [
     ("url-port", "agent_url with port 99999", CANARY, {}, "port", "agent_url"),
     ("url-words", "agent_url: 'not a url'", CANARY, {}, "words", "agent_url"),
     ("group-empty", "an empty agents group", CANARY, {}, "empty", "rollout_hosts"),
-    ("fleetsim-no-control", "fleetsim driver, no fleetsim_control_url", CANARY, {}, "nocontrol", "rollout_fleetsim_control_url"),
-    ("fleetsim-control-ftp", "rollout_fleetsim_control_url: ftp://...",
-     CANARY, {"rollout_fleetsim_control_url": "ftp://127.0.0.1:1"}, None, "rollout_fleetsim_control_url"),
     ("immediate-deadline-nan", "immediate, rollout_healthy_deadline: nan",
      "agentfleet.rollout.immediate", {"rollout_healthy_deadline": "nan"}, None, "rollout_healthy_deadline"),
     ("manual-workers-zero", "manual, rollout_max_workers: 0", "agentfleet.rollout.manual", {"rollout_max_workers": 0}, None, "rollout_max_workers"),
@@ -153,9 +151,6 @@ def inventory(tmp_path, sim, change):
         hosts[names[0]]["agent_url"] = "not a url"
     elif change == "hostvar":
         hosts[names[1]]["rollout_tokn"] = "a-host-token"
-    elif change == "nocontrol":
-        for h in hosts.values():
-            del h["fleetsim_control_url"]
     children = {"agents": {"hosts": {} if change == "empty" else hosts}}
     if change == "empty":
         children["others"] = {"hosts": hosts}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from conftest import ansible_env, run_playbook
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, tasks_driver_vars
 
 SHUTDOWN = "/v1/system/shutdown"
 TOKEN = "s3cr3t-token-do-not-print-91f2"
@@ -35,7 +35,7 @@ def fleet(count=10, overrides=None, **defaults):
 def rollout_vars(tmp_path, **extra):
     v = {
         "rollout_target_version": "2.0.0",
-        "rollout_driver": "fleetsim",
+        **tasks_driver_vars(),
         "rollout_min_healthy_time": 0,
         "rollout_poll_interval": 0.1,
         "rollout_healthy_deadline": 8,
@@ -174,8 +174,10 @@ def test_auto_revert_puts_the_failed_wave_back(tmp_path):
         assert versions(sim)["agent-000"] == "1.0.0"
         assert versions(sim)["agent-001"] == "1.0.0"
         assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001", "agent-002"]
-        starts = sim.log(event="sim_start")
-        assert [s["body"]["version"] for s in starts] == ["2.0.0", "1.0.0"]
+        # the update tasks started the canary wave on 2.0.0, then its revert put each agent back on 1.0.0
+        starts = [(n, s["body"]["version"]) for s in sim.log(event="sim_start") for n in s["body"]["occurrences"]]
+        assert [v for dummy, v in starts] == ["2.0.0"] * 3 + ["1.0.0"] * 3, starts
+        assert sorted(n for n, v in starts if v == "1.0.0") == ["agent-000", "agent-001", "agent-002"]
 
 
 def test_defer_then_accept_on_reask_and_reject_is_never_updated(tmp_path):

@@ -30,7 +30,7 @@ def fleet(overrides=None):
 
 
 def compose(sim, tmp_path: Path, check=False, args=None, **extra):
-    extra_vars = {"target_version": "2.0.0", "update_tasks": "update-fleetsim.yml",
+    extra_vars = {"target_version": "2.0.0", "update_tasks": str(REPO / "fleetsim" / "ansible" / "compose-update.yml"),
                   "min_healthy_time": 0, "poll_interval": 0.1, "healthy_deadline": 8}
     extra_vars.update(extra)
     env = ansible_env(tmp_path, AGENTFLEET_TOKEN=TOKEN)

@@ -114,7 +114,8 @@ def test_sigkill_at_20_random_points_of_a_100_agent_canary(tmp_path):
                 if new:
                     seen["seq"] = new[-1]["seq"]
                     done[0] += progress(new)
-                    mine = [e for e in new if e.get("run")]
+                    # this run's requests: the engine's (with its run id) and its update tasks' starts
+                    mine = [e for e in new if e.get("run") or e.get("event") == "sim_start"]
                     seen["mine"] += len(mine)
                     seen["last"] = mine[-1] if mine else seen["last"]
                 if done[0] >= threshold:

@@ -16,7 +16,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ansible_env, run_playbook
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, Supervisor
 from test_canary import SHUTDOWN, fleet
 from test_canary import rollout_vars as canary_vars
 
@@ -165,29 +164,6 @@ def test_sigkill_during_the_gate_wait(tmp_path):
         # wave 1 was gated again by the rerun, not started a second time
         starts = [n for e in sim.log(event="sim_start") for n in e["body"]["occurrences"]]
         assert sorted(starts) == sorted(set(starts)), starts
-
-
-class Supervisor:
-    """The agents' own supervisor for the ``none`` driver: starts every agent that exited, on ``version``."""
-
-    def __init__(self, sim, version):
-        self.sim, self.version = sim, version
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.done.wait(0.1):
-            down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
-            if down:
-                self.sim.start_occurrences(down, self.version)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join(10)
 
 
 def test_sigkill_one_second_into_wave_1_of_a_none_driver_canary(tmp_path):

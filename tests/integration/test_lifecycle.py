@@ -1,7 +1,7 @@
 """Integration: the deployment lifecycle (docs/lifecycle.md) with the real playbooks against fleetsim.
 
 Version history, rollback to version N as a new version, pause from a second process (in a gate wait and
-before the next wave) then resume, a canary waiting for its promotion, fail with auto_revert, and the CLI.
+before the next wave) then resume, a canary waiting for its promotion, fail then rollback, and the CLI.
 """
 
 from __future__ import annotations
@@ -188,19 +188,25 @@ def test_canary_without_auto_promote_waits_for_promote(tmp_path):
         assert len(posts(sim)) == 10
 
 
-def test_fail_with_auto_revert_puts_the_canary_back(tmp_path):
+def test_fail_then_rollback_puts_the_canary_back(tmp_path):
+    # an operator fails a canary waiting for its promotion; the rollback playbook puts the canary back on the
+    # last completed version through the update driver (the tasks driver, as users run it)
     with FleetSim(config=fleet(10), workdir=tmp_path / "sim") as sim:
         assert play(sim, tmp_path, "canary", rollout_target_version="2.0.0", rollout_cohorts="all").rc == 0
         res = play(sim, tmp_path, "canary", rollout_target_version="3.0.0", rollout_auto_promote=False)
         assert res.rc == 0, res.output
         assert versions(sim)["agent-000"] == "3.0.0"
-        failed = play(sim, tmp_path, "fail", rollout_auto_revert=True, rollout_reason="candidate failed checks")
+        failed = play(sim, tmp_path, "fail", rollout_reason="candidate failed checks")
         assert failed.rc == 0, failed.output
-        assert "reverted: agent-000" in failed.output
-        assert set(versions(sim).values()) == {"2.0.0"}
-        assert records(tmp_path)[2][0] == "rolled_back"
-        events = [e["event"] for e in audit(tmp_path)]
-        assert "deployment_fail" in events and "deployment_revert" in events
+        assert records(tmp_path)[2][0] == "failed"
+        assert "deployment_fail" in [e["event"] for e in audit(tmp_path)]
         # the rollback target of the key is still version 1
         status = cli(tmp_path, "--json", "status", "agents")
         assert json.loads(status.stdout)["rollback_target"] == {"version": 1, "target_version": "2.0.0"}
+        back = play(sim, tmp_path, "rollback", rollout_rollback_to=1, rollout_rollback_skip_canary=True,
+                    rollout_reason="candidate failed checks")
+        assert back.rc == 0, back.output
+        status, target, dummy, rollback_to = records(tmp_path)[3]
+        assert (status, target, rollback_to) == ("completed", "2.0.0", 1)
+        assert set(versions(sim).values()) == {"2.0.0"}
+        assert sim.violations()["count"] == 0

@@ -9,7 +9,7 @@ import json
 import re
 
 from conftest import ansible_env, parse_recap, run_playbook, task_results
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, Supervisor
 from test_canary import asked_hosts, by_host, fleet, posts, rollout_vars, run, versions
 
 
@@ -205,7 +205,7 @@ def test_silent_decliners_are_never_updated_and_reported_declined(tmp_path):
                               "agent-002": {"decision": "noanswer", "stuck_on_shutdown": True},
                               "agent-003": {"decision": "noanswer", "shutdown_exit_seconds": 1.0}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, rollout_driver="fleetsim", rollout_cohorts="all", rollout_stop_timeout=3)
+        res = run(sim, tmp_path, rollout_cohorts="all", rollout_stop_timeout=3)
         assert res.rc == 0, res.output
         agents = by_host(res.report())
         for h in ("agent-001", "agent-002"):
@@ -303,10 +303,12 @@ def test_tasks_driver_against_ciris_agents_updates_only_those_that_stopped(tmp_p
 
 def test_a_burst_against_a_small_listen_backlog_loses_no_agent(tmp_path):
     # 1,000 agents behind one port (a reverse proxy's layout) whose listener has a backlog of 8: during the
-    # burst many connections are refused or reset before the request is sent; they are retried with backoff
-    with FleetSim(config=fleet(1000), workdir=tmp_path / "sim", layout="paths", backlog=8) as sim:
+    # burst many connections are refused or reset before the request is sent; they are retried with backoff.
+    # The none driver (the agents' supervisor starts them): this is about the agent client, not the update step
+    with FleetSim(config=fleet(1000), workdir=tmp_path / "sim", layout="paths", backlog=8) as sim, \
+            Supervisor(sim, "2.0.0", interval=0.5):
         res = run(sim, tmp_path, playbook="agentfleet.rollout.immediate", rollout_max_workers=64,
-                  rollout_healthy_deadline=60)
+                  rollout_healthy_deadline=60, rollout_driver="none")
         report = res.report()
         lost = [(a["host"], a["decision"], a["result"], a["detail"]) for a in report["agents"] if a["result"] != "updated"]
         assert not lost, lost[:10]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ansible_env, run_playbook
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, tasks_driver_vars
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
 SHUTDOWN = "/v1/system/shutdown"
@@ -57,7 +57,7 @@ def controller(tmp_path, moto, name):
 def rollout_vars(bucket, workdir, ttl=None, **extra):
     v = {
         "rollout_target_version": "2.0.0",
-        "rollout_driver": "fleetsim",
+        **tasks_driver_vars(),
         "rollout_min_healthy_time": 0,
         "rollout_poll_interval": 0.1,
         "rollout_healthy_deadline": 60,

@@ -114,7 +114,8 @@ def test_progress_deadline_fails_a_stalled_gate_and_reverts(tmp_path):
         assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
         assert versions(sim)["agent-000"] == "1.0.0" and versions(sim)["agent-001"] == "1.0.0"
         assert sorted(asked_hosts(sim)) == ["agent-000", "agent-001"]  # the rest never asked
-        assert [s["body"]["version"] for s in sim.log(event="sim_start")] == ["2.0.0", "1.0.0"]
+        # each canary started on 2.0.0 by the update tasks, then put back on 1.0.0 by the revert
+        assert [s["body"]["version"] for s in sim.log(event="sim_start")] == ["2.0.0"] * 2 + ["1.0.0"] * 2
 
 
 def test_progress_deadline_fails_agents_that_never_stop(tmp_path):
@@ -228,60 +229,11 @@ def test_blue_green_needs_a_driver_that_starts_candidates(tmp_path):
         assert not (tmp_path / "state.db").exists()
 
 
-CANDIDATE_TASKS = """
-- name: Start the candidate beside the agent (the simulator's control port)
-  ansible.builtin.uri:
-    url: "{{ fleetsim_control_url }}/_sim/candidates/start"
-    method: POST
-    body_format: json
-    body: {occurrences: ["{{ inventory_hostname }}"], version: "{{ rollout_update_version }}"}
-  register: started
-  delegate_to: localhost
-
-- name: Tell the rollout where the candidate answers
-  ansible.builtin.set_fact:
-    rollout_candidate_url: "{{ started.json.candidates[inventory_hostname].agent_url }}"
-"""
-
-RETIRE_TASKS = """
-- name: Promote or discard the candidate ({{ rollout_update_purpose }})
-  ansible.builtin.uri:
-    url: "{{ fleetsim_control_url }}/_sim/candidates/{{ rollout_update_purpose }}"
-    method: POST
-    body_format: json
-    body: {occurrences: ["{{ inventory_hostname }}"]}
-  delegate_to: localhost
-"""
-
-
-def test_blue_green_with_the_tasks_driver(tmp_path):
-    (tmp_path / "candidate.yml").write_text(CANDIDATE_TASKS)
-    (tmp_path / "retire.yml").write_text(RETIRE_TASKS)
-    cfg = fleet(4, boot_seconds=0.3, overrides={"agent-002": {"decision": "reject"}})
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks",
-                  rollout_max_parallel=2, rollout_candidate_tasks=str(tmp_path / "candidate.yml"),
-                  rollout_retire_tasks=str(tmp_path / "retire.yml"))
-        assert res.rc == 0, res.output
-        agents = by_host(res.report())
-        assert agents["agent-002"]["result"] == "rejected"
-        assert all(a["result"] == "updated" for h, a in agents.items() if h != "agent-002")
-        v = versions(sim)
-        assert v["agent-002"] == "1.0.0" and all(v[h] == "2.0.0" for h in v if h != "agent-002")
-        assert serving_capacity(sim, list(v)) >= 4
-        assert sim.candidates() == [] and sim.violations()["count"] == 0
-        assert [e["occurrence"] for e in sim.log(event="candidate_discarded")] == ["agent-002"]
-
-
 def test_blue_green_tasks_driver_refuses_a_canary_waiting_for_promotion(tmp_path):
-    (tmp_path / "candidate.yml").write_text(CANDIDATE_TASKS)
-    (tmp_path / "retire.yml").write_text(RETIRE_TASKS)
     with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks", rollout_canary=1,
-                  rollout_candidate_tasks=str(tmp_path / "candidate.yml"), rollout_retire_tasks=str(tmp_path / "retire.yml"))
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_canary=1)
         assert res.rc != 0
         assert "rollout_auto_promote: a blue-green canary with the tasks driver cannot wait for promotion" in res.output
         assert posts(sim) == [] and not (tmp_path / "state.db").exists()
-        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_driver="tasks",
-                  rollout_candidate_tasks=str(tmp_path / "nope.yml"), rollout_retire_tasks=str(tmp_path / "retire.yml"))
+        res = run(sim, tmp_path, playbook="agentfleet.rollout.blue_green", rollout_candidate_tasks=str(tmp_path / "nope.yml"))
         assert res.rc != 0 and "rollout_candidate_tasks, rollout_retire_tasks:" in res.output

@@ -7,7 +7,7 @@ import threading
 import time
 
 from conftest import parse_recap, run_playbook, task_results
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, tasks_driver_vars
 
 NAMES = ["datum-default"] + ["datum-occ-%d" % i for i in range(1, 9)]
 # Occurrences behind one proxy port (a down one answers 502, which counts as stopped): in the ports layout a
@@ -27,7 +27,7 @@ def common(tmp_path, report):
         "wakeup_wave_delays": [0, 0],
         "wakeup_wave_timeout": 5,
         "wakeup_poll_interval": 0.1,
-        "rollout_driver": "fleetsim",
+        **tasks_driver_vars(),
         "rollout_state_path": str(tmp_path / "state.db"),
         "rollout_report_path": str(tmp_path / report),
     }
@@ -57,9 +57,25 @@ def shutdown(sim, tmp_path):
     assert not any(o["up"] for o in sim.occurrences().values())
 
 
+WAVES = (NAMES[:1], NAMES[1:3], NAMES[3:])  # explorer, early adopters, general
+
+
 def starts(sim):
-    """The simulator's batched start calls, in order: list of (ts, [names])."""
-    return [(e["ts"], e["occurrences"]) for e in sim.log(event="sim_start") if e.get("occurrences")]
+    """The simulator's starts grouped by wakeup wave, in order: list of (ts of the wave's first start, [names]).
+
+    The tasks driver starts each occurrence from its own host (one /_sim/start each); the starts of one wave
+    must all come before those of the next."""
+    groups = []
+    for e in sim.log(event="sim_start"):
+        for name in e.get("occurrences") or []:
+            wave = next(i for i, members in enumerate(WAVES) if name in members)
+            if groups and groups[-1][0] == wave:
+                groups[-1][2].append(name)
+            else:
+                groups.append((wave, e["ts"], [name]))
+    order = [g[0] for g in groups]
+    assert order == sorted(set(order)), "the starts of two waves interleaved: %s" % groups
+    return [(ts, sorted(names)) for dummy, ts, names in groups]
 
 
 def test_wakeup_happy_path_explorer_first(tmp_path):
@@ -214,7 +230,7 @@ def test_wakeup_recap_row_per_occurrence(tmp_path):
         assert res.rc == 0, res.output
         assert set(parse_recap(res.output)) == set(NAMES)
         assert results_of(res.output) == {n: ["changed"] for n in NAMES}  # started and awake
-        # one start call per wave, not per occurrence
+        # each wave started once, in order
         assert len(starts(sim)) == 3
         again = wakeup(sim, tmp_path, report="again.json", wakeup_version="1.0.0", rollout_deployment_id="wakeup-again")
         assert again.rc == 0, again.output

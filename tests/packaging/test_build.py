@@ -33,6 +33,27 @@ def test_tarball_ships_the_collection_only(tarball_names):
     assert not [name for name in tarball_names if "fleetsim/" in name.split("/", 1)[0] + "/"]
 
 
+def test_no_fleetsim_code_in_the_tarball(built_tarball, tarball_names):
+    """The simulator is a test tool: no fleetsim file, no fleetsim_* plugin, no fleetsim driver or control port in
+    anything the collection ships (issue 19: tests update fleetsim agents through the tasks driver, as users do)."""
+    import tarfile
+
+    # the docs (docs/fleetsim.md) and changelog fragments may name it; no other file may
+    named = [n for n in tarball_names if "fleetsim" in n.lower() and not n.startswith(("docs/", "changelogs/"))]
+    assert not named, named
+    code = [n for n in tarball_names if n.startswith(("plugins/", "roles/", "playbooks/", "meta/"))
+            and n.endswith((".py", ".yml", ".yaml"))]
+    assert code
+    found = []
+    with tarfile.open(built_tarball) as tar:
+        for name in code:
+            text = tar.extractfile(name).read().decode("utf-8", "replace")
+            for needle in ("fleetsim", "/_sim/"):
+                if needle in text:
+                    found.append("%s: %s" % (name, needle))
+    assert not found, found
+
+
 def test_every_role_has_a_readme(tarball_names):
     roles = {name.split("/")[1] for name in tarball_names if name.startswith("roles/") and name.count("/") >= 2}
     assert roles

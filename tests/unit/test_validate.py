@@ -12,7 +12,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._validate impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import validate_inputs
 
 SPEC = {"rollout_healthy_deadline": {"type": "float"}, "rollout_min_healthy_time": {"type": "float"},
-        "rollout_max_workers": {"type": "int"}, "rollout_driver": {"type": "str", "choices": ["none", "tasks", "fleetsim"]},
+        "rollout_max_workers": {"type": "int"}, "rollout_driver": {"type": "str", "choices": ["none", "tasks", "docker"]},
         "rollout_expected_states": {"type": "list", "elements": "str"}, "rollout_state_path": {"type": "str"},
         "rollout_update_tasks": {"type": "str"}, "rollout_token": {"type": "str", "no_log": True}}
 
