@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from conftest import ansible_env, run_playbook
+from fleetsim.testing import tasks_driver_vars
 
 FILES = Path(__file__).resolve().parent / "files"
 UPDATE_TASKS = FILES / "fleetsim-update.yml"
-CANDIDATE_TASKS = FILES / "fleetsim-candidate.yml"
-RETIRE_TASKS = FILES / "fleetsim-retire.yml"
+CANDIDATE_TASKS = Path(tasks_driver_vars()["rollout_candidate_tasks"])
+RETIRE_TASKS = Path(tasks_driver_vars()["rollout_retire_tasks"])
 SHUTDOWN = "/v1/system/shutdown"
 TOKEN = "user-path-token-never-printed-5e1"
 
