@@ -17,13 +17,25 @@ on each agent's host between the phases ``candidates``, ``retire`` and ``finish`
 
 from __future__ import annotations
 
+import time
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 
 BLUE_GREEN_DRIVERS = ("tasks",)
 # the tasks driver's phases (the user's candidate and retire tasks run on each agent's host in between)
 TASKS_PHASES = ("candidates", "retire", "finish")
 # results that end an agent's part in a deployment: a rerun starts no candidate for it
 SETTLED = ("updated", "skipped", "rejected", "declined")
+# after an error while asking the primaries: how long those that consented are watched, so that each one that
+# stops gets its candidate promoted in this run (never left down)
+DRAIN_WAIT = 10.0
 
 
 def validate_blue_green(params):
@@ -59,7 +71,19 @@ def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic
     promoted = [h for h in params.get("update_hosts") or [] if h not in failed]
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=promoted))
     handed = [m for m in members if m["name"] in rows]
-    return finish(store, params, dep, wave, members, handed, params["gate"], [], secrets, out)
+    gate = dict(params["gate"])
+    error = gate.pop("halt_error", None)
+    out = finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+    if error:
+        # the primaries were asked and an error stopped the asking: the candidates of those that stopped were
+        # promoted (above); the deployment ends failed with the error
+        message = "wave %s (%s) stopped: %s%s" % (wave["index"], wave["name"], error, (
+            "; candidates promoted for the primaries that had stopped: %s" % ", ".join(promoted)) if promoted else "")
+        closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
+                                  audit_path=params.get("audit_path"), secrets=secrets, status="failed")
+        out.update(halt=True, halt_reason=message, error=error, line=message, msg=message,
+                   rollout_deployment_summary=closed)
+    return out
 
 
 def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
@@ -88,11 +112,42 @@ def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, 
         store.set_results(deployment_id, results)
     proven = [m for m in members if m["name"] in stable]
     run.step = "asking the primaries to retire and waiting for them to stop"
-    ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
+    try:
+        ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
+    except (RunStopped, StaleRunError):
+        raise
+    except Exception as exc:
+        # a refused token, a malformed answer: the primaries that stopped because we asked get their candidate
+        # promoted before the wave ends (phase finish records the error)
+        gate["halt_error"] = str(exc) or exc.__class__.__name__
+        ready = _stopped_after_error(store, client, params, deployment_id, proven, sleep)
     ready_names = [a["name"] for a in ready if a["name"] in stable]
     keep = [m["name"] for m in proven if m["name"] not in ready_names]
     out.update(phase_done="retire", gate=gate, promote_hosts=ready_names, discard_hosts=sorted(unstable + keep))
     return out
+
+
+def _stopped_after_error(store, client, params, deployment_id, proven, sleep):
+    """The primaries that consented (recorded accept or pending, no result), watched for at most DRAIN_WAIT:
+    those that stopped (recorded as having accepted)."""
+    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in proven]))
+    waiting = [m for m in proven if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+               and not (rows.get(m["name"]) or {}).get("result")]
+    watch = StopWatch([m["name"] for m in waiting])
+    urls = dict((m["name"], m["agent_url"]) for m in waiting)
+    start = time.monotonic()
+    while watch.pending():
+        for name, (state, cause, info) in client.fan_out(lambda n: (n, probe_liveness(client, urls[n])), watch.pending()):
+            watch.observe(name, state, cause, info, time.monotonic() - start)
+        left = min(DRAIN_WAIT, float(params.get("stop_timeout") or DRAIN_WAIT)) - (time.monotonic() - start)
+        if not watch.pending() or left <= 0:
+            break
+        sleep(min(0.25, left))
+    stopped = [m for m in waiting if m["name"] in watch.stopped_at]
+    store.record_answers(deployment_id, [{"host": m["name"], "decision": ACCEPT, "reason": "observed: stopped",
+                                          "answered_at": rows[m["name"]].get("answered_at")}
+                                         for m in stopped if rows[m["name"]].get("decision") == PENDING])
+    return stopped
 
 
 def _gate_candidates(client, params, wave, candidates, failed, target, monotonic, sleep, progress, run):

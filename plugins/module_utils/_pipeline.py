@@ -92,6 +92,8 @@ def run_pipeline(ctx, out):
 
 
 def _new_round(ctx, now):
+    """The pipeline's state; its times are readings of the monotonic clock (one controller runs every call of a
+    wave, and a wall clock stepped by NTP must not settle agents that are still draining)."""
     deadline_at = progress_deadline_at(now, ctx.params.get("progress_deadline"))
     stop_timeout, cut = remaining(deadline_at, now, float(ctx.params["stop_timeout"]))
     return {"id": None, "n": 0, "purpose": "update", "hosts": [], "stage": "watch", "asked_at": now,
@@ -101,11 +103,11 @@ def _new_round(ctx, now):
 
 def _ask(ctx, out):
     params = ctx.params
-    now = ctx.clock()
-    rnd = _new_round(ctx, now)
+    rnd = _new_round(ctx, ctx.monotonic())
     ctx.run.step = "asking the agents"
     fresh = set()
     retry = []
+    asked_since = ctx.store.clock()
     try:
         previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
                               params.get("audit_path"), ctx.secrets)
@@ -124,6 +126,9 @@ def _ask(ctx, out):
         # a refused token, a malformed answer: the wave stops, but only after the agents that stopped for us
         # have been handed to the tasks (never left down)
         _stop_on(ctx, rnd, str(exc) or exc.__class__.__name__)
+        # asked by this call before the error (recorded as each answer came): not from an earlier run
+        fresh = set(r["host"] for r in ctx.store.agents(ctx.deployment_id, hosts=list(ctx.by_name))
+                    if (r.get("asked_at") or 0) >= asked_since)
     handover = retry + _earlier_run(ctx, fresh)
     return _step(ctx, rnd, out, handover)
 
@@ -133,16 +138,17 @@ def _stop_on(ctx, rnd, message):
     if rnd.get("error"):
         return
     rnd["error"] = message
-    rnd["stop_until"] = min(rnd["stop_until"], ctx.clock() + min(DRAIN_WAIT, float(ctx.params["stop_timeout"])))
+    rnd["stop_until"] = min(rnd["stop_until"], ctx.monotonic() + min(DRAIN_WAIT, float(ctx.params["stop_timeout"])))
     ctx.say("the wave stops: %s; the agents that stopped for the update are started again first" % message)
 
 
 def _earlier_run(ctx, fresh):
     """A rerun knows what already happened to the agents whose answer an earlier run recorded.
 
-    Working on the target: taken as updated (gated, no stop wait). Down: its update. Recorded as
-    accepted (it was seen stopping) and working on its old version: its update. Still deciding or
-    draining: watched as usual. Nobody is asked again.
+    Working on the target: taken as updated (gated, no stop wait). Down: its update. Seen stopped by
+    an earlier run (``seen_stopped``, written the moment a watch sees it) and working on its old
+    version: its update. Anything else (an explicit accept not yet acted on, still deciding or
+    draining) is watched as usual: nothing is handed over that has not stopped. Nobody is asked again.
     """
     rows = ctx.rows()
     known = [m for m in ctx.members if m["name"] not in fresh
@@ -157,7 +163,7 @@ def _earlier_run(ctx, fresh):
         state, dummy, info = states[m["name"]]
         if state == WORKING and version_matches((info or {}).get("version"), ctx.target):
             on_target.append(m["name"])
-        elif state == STOPPED or (state == WORKING and row.get("decision") == ACCEPT):
+        elif state == STOPPED or (state == WORKING and (row.get("extra") or {}).get("seen_stopped")):
             handover.append(_agent(m, row))
             if row.get("decision") == PENDING:
                 accepted.append(m["name"])
@@ -208,9 +214,11 @@ def _step(ctx, rnd, out, handover=()):
     if rnd["stage"] == "revert":
         reverted = [h for h in rnd.get("reverted") or []]
         out["needs_revert"] = True
+        gated = set(rnd.get("gated") or [])
+        rows = ctx.rows()
         return _done(ctx, rnd, ctx.finish(ctx.store, ctx.params, ctx.dep, ctx.wave, ctx.members,
-                                          _handed(ctx, rnd.get("gated") or []), rnd["gate"], reverted, ctx.secrets,
-                                          out))
+                                          [_agent(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
+                                          rnd["gate"], reverted, ctx.secrets, out))
     raise ValueError("round: unknown stage %r" % rnd["stage"])
 
 
@@ -237,7 +245,7 @@ def _watch(ctx, rnd):
     while True:
         names = watch.pending()
         results = ctx.client.fan_out(lambda n: (n, probe_liveness(ctx.client, by_name[n]["agent_url"])), names)
-        now = ctx.clock()
+        now = ctx.monotonic()
         for name, (state, cause, info) in results:
             watch.observe(name, state, cause, info, now - rnd["asked_at"])
         if first is None and watch.stopped_at:
@@ -262,7 +270,10 @@ def _watch(ctx, rnd):
             {"host": n, "decision": ACCEPT, "answered_at": rows[n].get("answered_at"),
              "reason": "observed: %s after %.1fs" % ("drained and stopped" if n in watch.drained_at else "stopped",
                                                       watch.stopped_at[n])} for n in accepted])
-    if watch.pending() and ctx.clock() >= rnd["stop_until"]:
+    if ready:
+        # the moment it was seen stopped: a rerun hands it over even if something started it again meanwhile
+        ctx.store.merge_agent_extra(ctx.deployment_id, dict((a["name"], {"seen_stopped": True}) for a in ready))
+    if watch.pending() and ctx.monotonic() >= rnd["stop_until"]:
         _settle_unstopped(ctx, rnd, rows, watch)
     return ready
 
@@ -366,7 +377,7 @@ def _gate(ctx, rnd, out):
     params = ctx.params
     handed = _handed(ctx)
     ctx.run.step = "the health gate"
-    now = ctx.clock()
+    now = ctx.monotonic()
     deadline, cut = remaining(rnd.get("progress_deadline_at"), now, params["healthy_deadline"])
     gate_params = params
     if cut:
@@ -377,6 +388,10 @@ def _gate(ctx, rnd, out):
                        progress=None if ctx.progress is None else (lambda text: ctx.say("health gate: " + text)))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
+    _operator_check(ctx, rnd)
+    if rnd.get("error"):
+        # an operator failed the deployment while the gate waited: no verdict, nothing reverted
+        return _ended_early(ctx, rnd, out)
     stalled = rnd.get("stalled")
     if cut and not gate["passed"] and not stalled:
         stalled = "no progress within rollout_progress_deadline (%gs): %d of %d updated agents not stable" % (
@@ -388,6 +403,11 @@ def _gate(ctx, rnd, out):
         rnd["stage"] = "revert"
         rnd["gate"] = gate
         rnd["gated"] = [a["name"] for a in handed]
+        # recorded before the revert tasks run: a run killed before the next call leaves them failed (the wave
+        # failed), never gated again as if updated; the revert round records them reverted
+        ctx.store.set_results(ctx.deployment_id, [
+            {"host": a["name"], "result": "failed", "detail": "the wave failed its gate; being put back on %s"
+             % a["version"]} for a in revertable])
         return _hand_over(ctx, rnd, out, revertable, "revert")
     out["needs_revert"] = False
     return _done(ctx, rnd, ctx.finish(ctx.store, params, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
@@ -409,7 +429,7 @@ def _ended_early(ctx, rnd, out):
          % rnd["error"]} for m in ctx.members
         if not (rows.get(m["name"]) or {}).get("decision") and not (rows.get(m["name"]) or {}).get("result")
         and (rows.get(m["name"]) or {}).get("asked_at")])
-    ctx.store.event(ctx.deployment_id, "wave_stopped", {"wave": ctx.wave["index"], "step": "ask",
+    ctx.store.event(ctx.deployment_id, "wave_stopped", {"wave": ctx.wave["index"], "step": ctx.run.step,
                                                         "status": rnd.get("operator") or "error"})
     closed = close_deployment(ctx.store, ctx.deployment_id, halt_reason=message,
                               report_path=ctx.params.get("report_path"), audit_path=ctx.params.get("audit_path"),

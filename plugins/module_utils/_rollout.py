@@ -544,6 +544,11 @@ def close_deployment(store, deployment_id, halt_reason=None, report_path=None, a
     agent of the plan was never asked in this run (a ``--limit``); else ``completed``. Returns the
     deployment summary the playbooks and the progress callback show.
     """
+    current = store.get_deployment(deployment_id) or {}
+    if status is None and current.get("status") == "failed":
+        # an operator failed it meanwhile (agentfleet.rollout.fail): the end of the run does not undo that
+        status = "failed"
+        halt_reason = halt_reason or current.get("message")
     if status is None:
         rows = store.agents(deployment_id)
         if halt_reason:
