@@ -170,7 +170,7 @@ changelog-lint: venv
 # Order matters: build installs the tarball that integration and molecule use.
 # Each target's time and the whole run's are printed at the end (and on a failure).
 TEST_STEPS := venv build units integration faults ciris sanity molecule changelog-lint \
-              lint galaxy-import packaging-tests tool-check units-oldest bench-check
+              lint galaxy-import packaging-tests tool-check units-oldest
 # The inner loop (README, "Which tests to run when"): under 5 minutes once the venvs exist.
 CHECK_STEPS := venv build units integration-fast lint
 define run-steps
