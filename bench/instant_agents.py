@@ -68,13 +68,13 @@ async def handle(fleet, reader, writer):
             line = await reader.readline()
             if not line:
                 break
-            method, path, _ = line.decode("latin-1").split(" ", 2)
+            method, path, dummy = line.decode("latin-1").split(" ", 2)
             length = 0
             while True:
                 h = await reader.readline()
                 if h in (b"\r\n", b"\n", b""):
                     break
-                k, _, v = h.decode("latin-1").partition(":")
+                k, dummy, v = h.decode("latin-1").partition(":")
                 if k.strip().lower() == "content-length":
                     length = int(v.strip())
             raw = await reader.readexactly(length) if length else b""

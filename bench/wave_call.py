@@ -54,6 +54,7 @@ def supervise(control_url, version, done):
         if down:
             http("POST", control_url + "/_sim/start", {"occurrences": down, "version": version})
 
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CANARY = (0.1, 0.3, 0.4, 0.2)
 

@@ -212,7 +212,7 @@ def _step(ctx, rnd, out, handover=()):
             return _ended_early(ctx, rnd, out)
         return _gate(ctx, rnd, out)
     if rnd["stage"] == "revert":
-        reverted = [h for h in rnd.get("reverted") or []]
+        reverted = list(rnd.get("reverted") or [])
         out["needs_revert"] = True
         gated = set(rnd.get("gated") or [])
         rows = ctx.rows()
@@ -268,8 +268,9 @@ def _watch(ctx, rnd):
     if accepted:
         ctx.store.record_answers(ctx.deployment_id, [
             {"host": n, "decision": ACCEPT, "answered_at": rows[n].get("answered_at"),
-             "reason": "observed: %s after %.1fs" % ("drained and stopped" if n in watch.drained_at else "stopped",
-                                                      watch.stopped_at[n])} for n in accepted])
+             "reason": "observed: %s after %.1fs" % (
+                 "drained and stopped" if n in watch.drained_at else "stopped", watch.stopped_at[n])}
+            for n in accepted])
     if ready:
         # the moment it was seen stopped: a rerun hands it over even if something started it again meanwhile
         ctx.store.merge_agent_extra(ctx.deployment_id, dict((a["name"], {"seen_stopped": True}) for a in ready))

@@ -178,6 +178,8 @@ WAVE_SPEC = connection_spec(
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]
+
+
 def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=None):
     """The notify module; with a :class:`._run.Run` every request and wait checks it first."""
     agents = params["agents"]
@@ -537,5 +539,3 @@ def run_state(params, check_mode=False):
                               params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),
                               gate_skipped=params.get("gate") is None, audit_path=params.get("audit_path"))
         return {"changed": True, "summary": summary, "line": summary["line"], "passed": summary["passed"]}
-
-

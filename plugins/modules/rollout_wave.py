@@ -42,7 +42,7 @@ description:
     declines are answers and never fail a wave. A wave where nobody accepted and nobody was unreachable passes."
   - "6. Revert: O(driver=none) cannot start a previous version, so nothing is reverted and RV(revert_note) says so."
   - "7. Record: each gated agent is recorded C(updated) (stable), C(failed) (not stable, with the cause) or
-    C(reverted); the wave is recorded C(passed) or C(failed) with its RV(summary). A failed wave halts the rollout
+    C(reverted); the wave is recorded C(passed) or C(failed) with its RV(rollout_wave_summary). A failed wave halts the rollout
     (RV(halt), RV(halt_reason)). When the wave failed or O(last=true), the deployment is closed (its status, the
     report at O(report_path), an audit line) and RV(rollout_deployment_summary) returned. RV(outcomes) gives every
     member its outcome, for its own task result (M(agentfleet.rollout.agent_result))."
@@ -397,7 +397,8 @@ interrupted:
   description:
     - "V(true) when SIGTERM or SIGINT (an AWX cancel, Ctrl-C) stopped the wave between two steps. The agents that had
       stopped for the update were started again by their supervisor (O(driver=none)) or are named for the rerun,
-      whose first round starts them (O(driver=tasks), O(driver=docker)), the deployment is recorded C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
+      whose first round starts them (O(driver=tasks), O(driver=docker)), the deployment is recorded
+      C(interrupted) with where it stopped (RV(msg)), and a rerun resumes it."
   returned: when interrupted
   type: bool
   sample: true
@@ -486,7 +487,7 @@ outcomes:
 rollout_wave_summary:
   description:
     - The wave for the progress callback C(agentfleet.rollout.rollout_progress), which prints one line per wave from
-      it. C(deployment_id) and the RV(summary) keys C(wave), C(wave_count), C(name), C(size), C(accepted),
+      it. C(deployment_id) and the wave summary's keys C(wave), C(wave_count), C(name), C(size), C(accepted),
       C(declined), C(deferred), C(rejected), C(unreachable), C(skipped), C(healthy), C(updated), C(failed),
       C(elapsed), C(passed), C(halt_reason) and C(line).
   returned: when the wave is recorded (phase_done=finish)

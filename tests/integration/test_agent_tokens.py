@@ -18,6 +18,7 @@ from test_canary import SHUTDOWN, rollout_vars
 TOKEN_A = "tok-fleet-a-3b8d0e"
 TOKEN_B = "tok-fleet-b-9a41c7"
 
+
 def inventory(tmp_path: Path, sims: dict) -> Path:
     """One inventory over both fleets; each host's token comes from an environment lookup (as from Vault)."""
     hosts = {}

@@ -67,7 +67,7 @@ from pathlib import Path
 import pytest
 
 from fleetsim.testing import FleetSim
-from test_docker_driver import IMAGE, client, engine, health, start_agents  # noqa: F401 (engine, client: fixtures)
+from test_docker_driver import IMAGE, client, engine, health, start_agents  # noqa: F401 pylint: disable=unused-import
 from pairwise import all_pairs, covered, pairwise
 from userpath import (CANDIDATE_TASKS, RETIRE_TASKS, TOKEN, Supervisor, by_host, kill9, lifecycle_op, records,
                       run, start_background, wait_for)
@@ -136,8 +136,8 @@ def strategy_vars(strategy):
                               "rollout_retire_tasks": str(RETIRE_TASKS), "rollout_driver": "tasks"}
     if strategy == "manual_promote":
         return "promote", {"rollout_cohorts": [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]}
-    return "rollback", {"rollout_rollback_to": 1, "rollout_cohorts": [{"name": "canary", "count": 1},
-                                                                       {"name": "rest", "rest": True}]}
+    return "rollback", {"rollout_rollback_to": 1,
+                        "rollout_cohorts": [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]}
 
 
 class Fleet:
@@ -324,8 +324,8 @@ def test_matrix(case, tmp_path, request):
         assert sorted(agents) == sorted(f.names), agents
         for n, (up, version) in final.items():
             result = agents[n]["result"]
-            seen = [] if f.docker else [e["event"] for e in f.sim.log(since=mark, occurrence=n)
-                                         if e["event"] in ("shutdown_requested", "exited", "started")]
+            wanted = ("shutdown_requested", "exited", "started")
+            seen = [] if f.docker else [e["event"] for e in f.sim.log(since=mark, occurrence=n) if e["event"] in wanted]
             assert (result == "updated") == (version == TARGET), (n, result, version, agents[n].get("detail"), seen)
         if action == "stuck":
             assert agents[SLOW]["result"] == ("declined" if c["consent"] == "ciris" else "failed"), agents[SLOW]

@@ -66,8 +66,8 @@ def test_2_pause_from_a_second_process_then_resume_finishes(tmp_path):
 def test_3_a_401_in_mid_wave_leaves_no_agent_down(tmp_path):
     cfg = fleet(4, overrides={"agent-002": {"reject_token": True}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim", token=TOKEN) as sim:
-        res = run(sim, tmp_path, token=TOKEN, rollout_cohorts=[{"name": "canary", "count": 1},
-                                                                {"name": "rest", "rest": True}])
+        res = run(sim, tmp_path, token=TOKEN,
+                  rollout_cohorts=[{"name": "canary", "count": 1}, {"name": "rest", "rest": True}])
         assert res.rc != 0, res.output[-4000:]
         assert TOKEN not in res.output
         wait_for("no agent deciding or draining", lambda: settled(sim), 30)

@@ -136,7 +136,7 @@ def records(tmp_path):
         return {}
     db = sqlite3.connect(str(path), timeout=10)
     try:
-        return {v: s for v, s in db.execute("SELECT version, status FROM deployments")}
+        return dict(db.execute("SELECT version, status FROM deployments"))
     finally:
         db.close()
 
