@@ -120,6 +120,12 @@ def _ask(ctx, out):
         out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
         fresh = set(asked["asked"])
         retry = asked["retry_agents"]
+        # asked again (a retry after a refused token, say) and consenting now: what the earlier run recorded for
+        # it is over; it is watched like the others
+        rows = ctx.rows()
+        stale = [a["name"] for a in asked["consenting_agents"] if (rows.get(a["name"]) or {}).get("result")]
+        if stale:
+            ctx.store.set_results(ctx.deployment_id, [{"host": h, "result": None, "detail": None} for h in stale])
     except (RunStopped, StaleRunError):
         raise
     except Exception as exc:

@@ -217,15 +217,16 @@ def test_sigkill_during_a_revert(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path, sig):
-    # an AWX cancel (SIGTERM) or a Ctrl-C (SIGINT) to the playbook's process group while wave 1 decides and drains
+    # an AWX cancel (SIGTERM) or a Ctrl-C (SIGINT) to the playbook's process group while wave 1 decides and drains;
+    # the none driver: the agents' own supervisor starts the ones that stopped for us
     cfg = fleet(10, consent="ciris", decide_seconds=1, drain_seconds=1)
-    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim, Supervisor(sim, "2.0.0"):
         mark = uuid.uuid4().hex
-        proc = start(sim, tmp_path, mark)
+        proc = start(sim, tmp_path, mark, rollout_driver="none")
         try:
             wait_for(lambda: any(e.get("path") == SHUTDOWN for e in sim.log()), 120, "wave 1 asked")
             killed = run_ids(sim.log()).pop()
-            # the worker starts what stopped for us before it ends: a few seconds, not 2
+            # the worker waits for what stopped for us before it ends: a few seconds, not 2
             kill_run(proc, mark, sig, within=30.0)
         finally:
             if proc.poll() is None:
@@ -234,19 +235,53 @@ def test_sigterm_mid_wave_interrupts_and_leaves_every_agent_running(tmp_path, si
         dep = deployment(tmp_path)
         assert dep["status"] == "interrupted", dep
         assert "interrupted by %s" % sig.name in dep["message"] and "wave 1" in dep["message"], dep["message"]
-        occs = sim.occurrences()
-        assert all(o["up"] and o["phase"] == "working" for o in occs.values()), {
-            n: (o["up"], o["phase"], o["version"]) for n, o in occs.items()}
         first = set(asked(sim))
+        wait_for(lambda: all(o["up"] for o in sim.occurrences().values()), 30, "every agent up")
+        occs = sim.occurrences()
         assert first and all(occs[n]["version"] == "2.0.0" for n in first)
         gone_seq = last_seq(sim)
         # the rerun resumes: wave 1 is gated, the later waves asked, nobody twice
-        res = rerun(sim, tmp_path)
+        res = rerun(sim, tmp_path, rollout_driver="none")
         assert res.rc == 0, res.output
         assert "resumed" in res.output
         # the plan says why the last run ended early
         assert "the last run ended early: interrupted by %s" % sig.name in res.output
         assert res.report()["status"] == "completed"
         assert not [e for e in sim.log(since=gone_seq) if e.get("run") == killed]
+        hosts = asked(sim)
+        assert sorted(hosts) == sorted(set(hosts)) and len(hosts) == 10
+
+
+def test_sigterm_with_the_tasks_driver_names_the_stopped_agents_and_the_rerun_starts_them_first(tmp_path):
+    # the tasks driver: after SIGTERM ansible-playbook runs no further task (it kills itself once it has told its
+    # workers), so nothing can run the update tasks of the agents that stopped for us in that run. The interrupted
+    # wave names them, and the rerun's first round updates them before it asks anyone new (docs/reliability.md)
+    cfg = fleet(10, consent="ciris", decide_seconds=1, drain_seconds=1)
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
+        mark = uuid.uuid4().hex
+        proc = start(sim, tmp_path, mark)
+        try:
+            wait_for(lambda: any(e.get("path") == SHUTDOWN for e in sim.log()), 120, "wave 1 asked")
+            kill_run(proc, mark, signal.SIGTERM, within=30.0)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        dep = deployment(tmp_path)
+        assert dep["status"] == "interrupted", dep
+        down = sorted(n for n, o in sim.occurrences().items() if not o["up"])
+        for name in down:
+            assert name in dep["message"], dep["message"]
+        gone_seq = last_seq(sim)
+        res = rerun(sim, tmp_path)
+        assert res.rc == 0, res.output
+        assert res.report()["status"] == "completed"
+        assert all(o["up"] and o["version"] == "2.0.0" for o in sim.occurrences().values())
+        # the agents left down were started before any agent of a later wave was asked
+        later = sim.log(since=gone_seq)
+        first_ask = min([e["seq"] for e in later if e.get("path") == SHUTDOWN] or [float("inf")])
+        starts = dict((n, e["seq"]) for e in later if e.get("event") == "sim_start"
+                      for n in (e.get("body") or {}).get("occurrences") or [])
+        assert all(starts[n] < first_ask for n in down), (down, starts, first_ask)
         hosts = asked(sim)
         assert sorted(hosts) == sorted(set(hosts)) and len(hosts) == 10
