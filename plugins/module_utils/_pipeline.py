@@ -98,7 +98,7 @@ def _new_round(ctx, now):
     stop_timeout, cut = remaining(deadline_at, now, float(ctx.params["stop_timeout"]))
     return {"id": None, "n": 0, "purpose": "update", "hosts": [], "stage": "watch", "asked_at": now,
             "stop_until": now + stop_timeout, "stop_cut": bool(cut), "progress_deadline_at": deadline_at,
-            "error": None, "drained": [], "notes": [], "gate": None}
+            "error": None, "drained": [], "notes": [], "gate": None, "handed": []}
 
 
 def _ask(ctx, out):
@@ -108,6 +108,11 @@ def _ask(ctx, out):
     fresh = set()
     retry = []
     asked_since = ctx.store.clock()
+    # started by an earlier run of this wave that ended before its verdict (killed, interrupted): gated in this
+    # one, not started again (a wave that was judged already gates nobody again)
+    status = dict((w["wave"], w["status"]) for w in ctx.store.waves(ctx.deployment_id)).get(ctx.wave["index"])
+    if status == "running":
+        rnd["handed"] = [a["name"] for a in _handed(ctx)]
     try:
         previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
                               params.get("audit_path"), ctx.secrets)
@@ -135,7 +140,7 @@ def _ask(ctx, out):
         # asked by this call before the error (recorded as each answer came): not from an earlier run
         fresh = set(r["host"] for r in ctx.store.agents(ctx.deployment_id, hosts=list(ctx.by_name))
                     if (r.get("asked_at") or 0) >= asked_since)
-    handover = retry + _earlier_run(ctx, fresh)
+    handover = retry + _earlier_run(ctx, rnd, fresh)
     return _step(ctx, rnd, out, handover)
 
 
@@ -148,7 +153,7 @@ def _stop_on(ctx, rnd, message):
     ctx.say("the wave stops: %s; the agents that stopped for the update are started again first" % message)
 
 
-def _earlier_run(ctx, fresh):
+def _earlier_run(ctx, rnd, fresh):
     """A rerun knows what already happened to the agents whose answer an earlier run recorded.
 
     Working on the target: taken as updated (gated, no stop wait). Down: its update. Seen stopped by
@@ -181,6 +186,7 @@ def _earlier_run(ctx, fresh):
             {"host": h, "result": "updated", "detail": "found working on %s (updated by an earlier run); gated"
              % ctx.target} for h in on_target])
         ctx.say("already on %s after an earlier run, gated without a stop wait: %s" % (ctx.target, ", ".join(on_target)))
+        rnd["handed"] = sorted(set(rnd["handed"]) | set(on_target))
     if accepted:
         ctx.store.record_answers(ctx.deployment_id, [
             {"host": h, "decision": ACCEPT, "reason": "observed: stopped (seen by a rerun)",
@@ -361,6 +367,7 @@ def _record_round(ctx, rnd):
         ctx.store.set_results(ctx.deployment_id, [{"host": h, "result": "updated", "detail": detail} for h in ok]
                               + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
                                  for h, msg in failed.items()])
+        rnd["handed"] = sorted(set(rnd.get("handed") or []) | set(ok))
         if rnd.get("error") and ok:
             rnd["notes"].append("started again on %s (not gated; a rerun gates them): %s" % (ctx.target, ", ".join(ok)))
     else:
@@ -382,7 +389,7 @@ def _handed(ctx, names=None):
 
 def _gate(ctx, rnd, out):
     params = ctx.params
-    handed = _handed(ctx)
+    handed = _handed(ctx, rnd.get("handed") or [])
     ctx.run.step = "the health gate"
     now = ctx.monotonic()
     deadline, cut = remaining(rnd.get("progress_deadline_at"), now, params["healthy_deadline"])
@@ -441,7 +448,7 @@ def _ended_early(ctx, rnd, out):
     closed = close_deployment(ctx.store, ctx.deployment_id, halt_reason=message,
                               report_path=ctx.params.get("report_path"), audit_path=ctx.params.get("audit_path"),
                               secrets=ctx.secrets, status="failed")
-    outcomes = agent_outcomes(ctx.store, ctx.deployment_id, ctx.members, [a["name"] for a in _handed(ctx)])
+    outcomes = agent_outcomes(ctx.store, ctx.deployment_id, ctx.members, rnd.get("handed") or [])
     if rnd.get("operator") == "failed":
         # as for the later waves (_wave._stopped): the agents the operator's fail kept from their update fail
         for outcome in outcomes.values():

@@ -72,8 +72,9 @@ CONTROLLER_DRIVERS = ("none",)
 DRIVERS = ("none", "tasks", "docker")
 # after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
 INTERRUPT_DRAIN_WAIT = 10.0
-# an operator's pause or fail (from another process, see _lifecycle) stops a wave at once in these steps;
-# in the others (agents asked and stopping for the update) the wave ends first and the next one does not start
+# an operator's pause or fail (from another process, see _lifecycle) stops a wave at once in these steps (every
+# agent it updated is up already: a resume gates them); in the others (agents asked and stopping for the update)
+# the wave ends first and the next one does not start
 OPERATOR_STOP_STEPS = ("the health gate",)
 OPERATOR_STATUSES = ("paused", "failed")
 
@@ -251,11 +252,11 @@ def _aborted(store, client, params, dep, wave, members, exc):
 
 def _operator_guard(store, run, phase):
     """The run's fence: a newer run stops this one (StaleRunError); an operator's pause or fail stops it
-    in the steps of OPERATOR_STOP_STEPS (the controller-side drivers' phase ``all``)."""
+    in the steps of OPERATOR_STOP_STEPS (the health gate, of every driver)."""
 
     def guard():
         now = store.check_fence()
-        if (now and now[0] in OPERATOR_STATUSES and phase == "all" and run.step in OPERATOR_STOP_STEPS
+        if (now and now[0] in OPERATOR_STATUSES and phase in ("all", "ask", "round") and run.step in OPERATOR_STOP_STEPS
                 and not run.cleaning):
             raise OperatorStop(now[0], now[1] or now[0])
 
