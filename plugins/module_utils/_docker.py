@@ -405,7 +405,8 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
                                              links=cfg.get("Links"))
         api.start(new_id)
     except Exception as exc:
-        # put the old container back under its name (it stays stopped: nothing restarts the old version)
+        # put the old container back under its name, and start it again: the agent stopped because it was asked
+        # (or this driver stopped it), and an agent that stopped for us is never left down
         if new_id is not None:
             try:
                 api.remove_container(new_id, force=True)
@@ -413,8 +414,14 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
                 pass
         api.rename(old["Id"], name)
         detail = getattr(exc, "explanation", None) or str(exc)
-        raise DockerDriverError("container %s: cannot start it from %s: %s (the old container is kept, stopped)"
-                                % (name, new_ref_name, detail)) from None
+        try:
+            api.start(old["Id"])
+            kept = "the old container is started again on %s" % (version_before or "its previous version")
+        except docker_errors.APIError as again:
+            kept = "the old container is kept, stopped: it would not start again either (%s)" % (
+                getattr(again, "explanation", None) or again)
+        raise DockerDriverError("container %s: cannot start it from %s: %s (%s)" % (name, new_ref_name, detail, kept)) \
+            from None
     # the old container goes; its image stays (n-1, recorded in the labels)
     api.remove_container(old["Id"], v=False)
     result["container_id"] = new_id

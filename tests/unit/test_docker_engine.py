@@ -86,7 +86,7 @@ class StubAPI:
 
     def start(self, cid):
         self.calls.append(("start", cid))
-        if self.fail_start:
+        if self.fail_start is True or (self.fail_start == "new" and cid != CID):
             raise docker.errors.APIError("port is already allocated")
 
     def remove_container(self, cid, **kwargs):
@@ -189,12 +189,21 @@ def test_revert_stops_the_failed_container_and_starts_the_recorded_previous_imag
     assert api.created()["labels"][_docker.LABEL_PREV2] == OLD_ID
 
 
-def test_a_failed_start_puts_the_old_container_back_under_its_name():
-    api = StubAPI(container(), [old_image(), new_image()], fail_start=True)
-    with pytest.raises(_docker.DockerDriverError, match="port is already allocated.*old container is kept"):
+def test_a_failed_start_puts_the_old_container_back_under_its_name_and_starts_it_again():
+    # the agent stopped for the update: when the new container will not start, the old one runs again (never
+    # left down), on the version it ran before
+    api = StubAPI(container(), [old_image(), new_image()], fail_start="new")
+    with pytest.raises(_docker.DockerDriverError, match="port is already allocated.*old container is started again"):
         _docker.recreate(api, "ciris-agent-datum", version="2.0.0")
-    assert api.calls[-1] == ("rename", CID, "ciris-agent-datum")
+    assert api.calls[-2:] == [("rename", CID, "ciris-agent-datum"), ("start", CID)]
     assert ("remove", "d" * 64, {"force": True}) in api.calls
+
+
+def test_an_old_container_that_will_not_start_again_is_said_so():
+    api = StubAPI(container(), [old_image(), new_image()], fail_start=True)
+    with pytest.raises(_docker.DockerDriverError, match="old container is kept, stopped: it would not start again"):
+        _docker.recreate(api, "ciris-agent-datum", version="2.0.0")
+    assert api.calls[-2:] == [("rename", CID, "ciris-agent-datum"), ("start", CID)]
 
 
 def test_a_missing_image_that_cannot_be_pulled_is_a_clear_error_and_nothing_changes():
