@@ -278,9 +278,12 @@ class Supervisor:
 
     def _run(self):
         while not self.done.wait(self.interval):
-            down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
-            if down:
-                self.sim.start_occurrences(down, self.version)
+            try:
+                down = [n for n, o in self.sim.occurrences().items() if not o["up"]]
+                if down:
+                    self.sim.start_occurrences(down, self.version)
+            except (OSError, FleetSimError):  # the simulator is going away at the end of the test
+                pass
 
     def __enter__(self):
         self.thread.start()

@@ -66,11 +66,11 @@ from pathlib import Path
 
 import pytest
 
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, Supervisor
 from test_docker_driver import IMAGE, client, engine, health, start_agents  # noqa: F401 pylint: disable=unused-import
 from pairwise import all_pairs, covered, pairwise
-from userpath import (CANDIDATE_TASKS, RETIRE_TASKS, TOKEN, Supervisor, by_host, kill9, lifecycle_op, records,
-                      run, start_background, wait_for)
+from userpath import (CANDIDATE_TASKS, RETIRE_TASKS, TOKEN, by_host, kill9, lifecycle_op, records, run,
+                      start_background, wait_for)
 
 PARAMS = {
     "strategy": ["canary", "immediate", "rolling", "blue_green", "manual_promote", "rollback"],

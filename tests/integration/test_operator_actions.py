@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
 from motoserver import MotoServer
+from userpath import wait_for
 
 SHUTDOWN = "/v1/system/shutdown"
 UPDATE_TASKS = """\
@@ -36,16 +36,6 @@ UPDATE_TASKS = """\
 def moto(tmp_path_factory):
     with MotoServer(tmp_path_factory.mktemp("moto")) as server:
         yield server
-
-
-def wait_for(predicate, what, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def shutdown_requests(sim):
@@ -83,7 +73,7 @@ def test_an_operator_action_mid_rollout_leaves_every_agent_up(tmp_path, request,
         with open(tmp_path / "run-output.txt", "w") as out:
             proc = subprocess.Popen(cmd, cwd=str(tmp_path), env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: shutdown_requests(sim), "the first wave asked")
+            wait_for("the first wave asked", lambda: shutdown_requests(sim), 60)
             op = run_playbook("agentfleet.rollout." + action, tmp_path, inventory=sim.inventory_path, env=env,
                               extra_vars=dict(common, rollout_deployment_id="deploy-agents-2.0.0",
                                               rollout_reason="operator test"))

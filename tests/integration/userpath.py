@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -157,27 +156,3 @@ def downtimes(sim):
     return out
 
 
-class Supervisor:
-    """The agents' own supervisor for the ``none`` driver: starts every agent that exited, on ``version``."""
-
-    def __init__(self, sim, version="2.0.0"):
-        self.sim, self.version = sim, version
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.done.wait(0.1):
-            try:
-                gone = [n for n, o in self.sim.occurrences().items() if not o["up"]]
-                if gone:
-                    self.sim.start_occurrences(gone, self.version)
-            except Exception:  # the simulator is going away at the end of the test
-                pass
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join(10)
