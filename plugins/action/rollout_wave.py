@@ -49,6 +49,29 @@ def round_results(task_vars, rnd):
     return failed, driver
 
 
+def blue_green_results(task_vars, phase, hosts):
+    """What the blue-green wave's tasks did on each host (roles/rollout/tasks/wave_blue_green_driver.yml):
+    ``(candidate_urls, failed)``. Phase ``retire``: each host's ``rollout_candidate_url`` (set by the user's candidate
+    tasks) and ``_rollout_candidate_error``; phase ``finish``: ``_rollout_retire_error``. A host that left the batch
+    failed."""
+    hostvars = task_vars.get("hostvars") or {}
+    batch = set(task_vars.get("ansible_play_batch") or hosts)
+    fact = "_rollout_candidate_error" if phase == "retire" else "_rollout_retire_error"
+    urls, failed = {}, {}
+    for host in hosts:
+        if host not in batch:
+            failed[host] = "its host became unreachable while %s" % (
+                "starting the candidate" if phase == "retire" else "promoting the candidate")
+            continue
+        host_vars = hostvars[host]
+        error = host_vars.get(fact)
+        if error:
+            failed[host] = str(error)
+        if phase == "retire" and host_vars.get("rollout_candidate_url"):
+            urls[host] = str(host_vars.get("rollout_candidate_url"))
+    return urls, failed
+
+
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _runners.WAVE_SPEC
     REQUIRED_IF = _runners.WAVE_REQUIRED_IF
@@ -60,6 +83,10 @@ class ActionModule(EngineAction):
         if params["phase"] == "round" and not params.get("update_failed") and not params.get("driver_results"):
             failed, driver = round_results(task_vars, params.get("round"))
             params = dict(params, update_failed=failed, driver_results=driver)
+        elif params["phase"] in ("retire", "finish") and params.get("strategy") == "blue_green" \
+                and not params.get("update_failed") and not params.get("candidate_urls"):
+            urls, failed = blue_green_results(task_vars, params["phase"], params.get("update_hosts") or [])
+            params = dict(params, update_failed=failed, candidate_urls=urls)
         # long waves are not silent: the engine reports every few seconds while it waits
         # (in a worker process Display forwards to the controller's output, and so to AWX's job output)
         return _wave.run_wave(params, check_mode=self.check_mode,

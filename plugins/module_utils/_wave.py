@@ -198,7 +198,7 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
         # a wave under way goes on to its end whatever an operator did meanwhile (the pipeline stops a failed one
         # after starting again the agents that stopped for us; a paused one ends its wave, the next is held)
-        finishing = params["phase"] in ("round", "retire", "finish")
+        finishing = params["phase"] == "round" or (params["phase"] == "finish" and params.get("update_hosts"))
         if dep["status"] != "running" and not finishing:
             # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
