@@ -85,18 +85,32 @@ def measure(cmd, env, out_path, cwd):
         t0 = time.monotonic()
         epoch0 = time.time()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0
+        peak = hwm = 0
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             peak = max(peak, tree_rss(proc.pid))
+            hwm = max(hwm, controller_hwm(proc.pid))
             time.sleep(0.2)
         wall = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": wall, "spawn_epoch": epoch0, "rc": proc.returncode,
             "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime,
-            "maxrss_mb": ru.ru_maxrss / 1024.0, "tree_rss_peak_mb": peak / 1048576.0}
+            "maxrss_mb": ru.ru_maxrss / 1024.0, "tree_rss_peak_mb": peak / 1048576.0,
+            "controller_rss_peak_mb": hwm / 1024.0}
+
+
+def controller_hwm(pid):
+    """Peak RSS (kB, VmHWM) of the process pid itself: the ansible-playbook controller, not its workers."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class Sim:

@@ -23,20 +23,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from fleetsim.testing import FleetSim  # noqa: E402  (the repository's simulator)
 
-# The update: one module task that takes the update's time, then the simulator's start. The start is the
-# collection's fleetsim_start action, which runs in the worker (no module process): on this 2-core box each
-# module process costs ~0.3-0.45 s of CPU (interpreter start-up and ansible's module_utils imports), the user's
-# cost, not the collection's; --update-style uri measures the heavier two-module shape (command + uri).
+# The update: one module task that takes the update's time, then the simulator's start through its control
+# port (ansible.builtin.uri). On this 2-core box each module process costs ~0.3-0.45 s of CPU (interpreter
+# start-up and ansible's module_utils imports): the user's cost, not the collection's. (The collection's
+# fleetsim_start action, the lighter start this benchmark used before, went with the fleetsim driver.)
 UPDATES = {
-    "action": """- name: The update itself (it takes {seconds} s)
-  ansible.builtin.command: sleep {seconds}
-  changed_when: true
-- name: Start the agent on the new version (through the simulator)
-  agentfleet.rollout.fleetsim_start:
-    control_url: "{{{{ fleetsim_control_url }}}}"
-    agents: [{{name: "{{{{ inventory_hostname }}}}", agent_url: "{{{{ agent_url }}}}"}}]
-    version: "{{{{ rollout_update_version }}}}"
-""",
     "uri": """- name: The update itself (it takes {seconds} s)
   ansible.builtin.command: sleep {seconds}
   changed_when: true
@@ -124,8 +115,8 @@ def main():
     ap.add_argument("--update-seconds", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--cohorts", default="ciris")
-    ap.add_argument("--update-style", choices=sorted(UPDATES), default="action",
-                    help="action: command + the fleetsim_start action (default); uri: command + ansible.builtin.uri")
+    ap.add_argument("--update-style", choices=sorted(UPDATES), default="uri",
+                    help="uri: command + ansible.builtin.uri to the simulator's start")
     ap.add_argument("--profile", action="store_true", help="print the slowest tasks of each run (bench_timer)")
     ap.add_argument("--collections-path", default=os.path.join(ROOT, "build", "collections"))
     args = ap.parse_args()

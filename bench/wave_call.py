@@ -52,12 +52,14 @@ def defaults(spec):
 class Instant:
     """bench/instant_agents.py in a process of its own."""
 
-    def __init__(self, size, wd, restart_ms=0.0):
+    def __init__(self, size, wd, restart_ms=0.0, drain_ms=0.0, boot_ms=0.0, supervisor=True):
         ready = os.path.join(wd, "instant.json")
         self.inventory = os.path.join(wd, "instant-inv.yml")
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "instant_agents.py"), "--count", str(size),
                                       "--ready-file", ready, "--restart-ms", str(restart_ms),
-                                      "--inventory", self.inventory])
+                                      "--drain-ms", str(drain_ms), "--boot-ms", str(boot_ms),
+                                      "--inventory", self.inventory] + ([] if supervisor else ["--no-supervisor"]))
+        self.pid = self.proc.pid
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
