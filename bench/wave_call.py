@@ -73,6 +73,12 @@ class Instant:
         with urllib.request.urlopen(self.url + path, timeout=60) as r:
             return json.load(r)
 
+    def versions(self):
+        return self.get("/_versions")
+
+    def cpu(self):
+        return run.proc_cpu(self.proc.pid)
+
     def close(self):
         self.proc.terminate()
         self.proc.wait(10)
