@@ -1,6 +1,6 @@
 """Time the rollout's wave calls (``run_wave``, the engine of ``rollout_wave``) outside Ansible.
 
-    .venv/bin/python bench/wave_call.py --size 1000 [--driver none|fleetsim] [--repeat 3]
+    .venv/bin/python bench/wave_call.py --size 1000 [--driver none] [--repeat 3]
         [--collections-path git:HEAD] [--poll-interval 0.2] [--min-healthy-time 0] [--profile 25]
 
 ``--driver none`` (the default): agents that restart themselves at once
@@ -13,8 +13,8 @@ wave's agents) and "last agent stable -> return" (the wave's return minus the
 last probe any of its agents saw: the gate stops probing an agent once it is
 stable).
 
-``--driver fleetsim``: a fresh fleetsim (``--layout``), one wave holding every
-agent, started through the simulator's control port (the older measurement).
+(``--driver fleetsim``, a fresh fleetsim started through its control port, went
+with the collection's fleetsim update driver.)
 
 ``--profile N``: run under cProfile and print the top N functions by
 cumulative and by own time (the client's threads are not profiled: cProfile
@@ -35,8 +35,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
@@ -148,46 +146,11 @@ def one_none(opts, tmp, rep, prof):
         sim.close()
 
 
-def one_fleetsim(opts, tmp, rep, prof):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners, _wave
-
-    wd = os.path.join(tmp, "run-%d" % rep)
-    os.makedirs(wd)
-    sim = run.Sim(opts.size, opts.layout, wd)
-    try:
-        with open(sim.inventory) as f:
-            hosts = yaml.safe_load(f)["all"]["children"]["agents"]["hosts"]
-        members = [dict(name=name, agent_url=h["agent_url"], agent_id=h["agent_id"], occurrence_id=h["occurrence_id"])
-                   for name, h in hosts.items()]
-        wave = {"index": 0, "name": "all", "members": members, "size": len(members)}
-        state = os.path.join(wd, "state.db")
-        params = defaults(_runners.DEPLOYMENT_SPEC)
-        params.update(state="running", state_path=state, deployment_id="d-bench", fleet_key="bench",
-                      target_version="2.0.0", waves=[wave])
-        _runners.run_deployment(params)
-        params = defaults(_runners.WAVE_SPEC)
-        params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="fleetsim",
-                      control_url=sim.control_url, min_healthy_time=opts.min_healthy_time,
-                      poll_interval=opts.poll_interval, healthy_deadline=120.0)
-        c0, t0 = cpu_now(), time.monotonic()
-        if prof is not None:
-            prof.enable()
-        out = _wave.run_wave(params)
-        if prof is not None:
-            prof.disable()
-        wall, cpu = time.monotonic() - t0, cpu_now() - c0
-        versions = sim.versions()
-        ok = out.get("passed") and versions.get("2.0.0") == opts.size
-        return {"wall": wall, "cpu": cpu, "ok": bool(ok), "versions": versions, "loadavg": os.getloadavg()[0]}
-    finally:
-        sim.close()
-
-
 def measure(opts, collections):
     """Run the configured measurement ``opts.repeat`` times; returns the result dict (importable by bench_check)."""
     sys.path.insert(0, collections)
     prof = cProfile.Profile() if opts.profile else None
-    fn = one_none if opts.driver == "none" else one_fleetsim
+    fn = one_none
     tmp = tempfile.mkdtemp(prefix="agentfleet-wave-")
     try:
         runs = [fn(opts, tmp, rep, prof) for rep in range(opts.repeat)]
@@ -207,8 +170,7 @@ def measure(opts, collections):
 def options(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1000)
-    ap.add_argument("--driver", default="none", choices=["none", "fleetsim"])
-    ap.add_argument("--layout", default="paths", choices=["ports", "paths"], help="fleetsim only")
+    ap.add_argument("--driver", default="none", choices=["none"])
     ap.add_argument("--waves", type=int, default=4, choices=[1, 4], help="none only: canary (4) or one wave")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--poll-interval", type=float, default=1.0)
