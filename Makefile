@@ -345,7 +345,7 @@ bench-check: venv build
 
 # How far one controller goes (measured, not a bar; not part of make test): the none canary at 10,000
 # agents and the tasks driver at 1,000, each with the empty and floor plays and the controller's peak RSS;
-# writes docs/performance.md's "One controller's reach" section. About 10 minutes on 2 cores.
+# writes docs/performance.md's "One controller's reach" section. About 17 minutes on 2 cores.
 bench-scale: venv build
 	$(PYTHON) bench/scale.py --write-doc
 
