@@ -53,12 +53,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
         tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest \
-        check integration-fast bench-check cache-clean tool-check
+        check integration-fast bench-check bench-scale cache-clean tool-check
 
 help:
 	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
 	@echo "packaging: lint galaxy-import packaging-tests tool-check units-oldest version tools-venv awx-collection oldest-venv"
-	@echo "inner loop: check (units, integration-fast, lint; < 5 min); speed: bench-check; cache: cache-clean"
+	@echo "inner loop: check (units, integration-fast, lint; < 5 min); speed: bench-check, bench-scale; cache: cache-clean"
 
 # ---------------------------------------------------------------- venv
 venv: $(VENV_STAMP)
@@ -342,6 +342,12 @@ bench: venv build
 # docs/performance.md's "Guarded numbers" section from the results.
 bench-check: venv build
 	$(PYTHON) bench/check.py --write-doc
+
+# How far one controller goes (measured, not a bar; not part of make test): the none canary at 10,000
+# agents and the tasks driver at 1,000, each with the empty and floor plays and the controller's peak RSS;
+# writes docs/performance.md's "One controller's reach" section. About 17 minutes on 2 cores.
+bench-scale: venv build
+	$(PYTHON) bench/scale.py --write-doc
 
 cache-clean:
 	@if [ -n "$(CACHE)" ]; then echo "rm -rf $(CACHE)/*"; rm -rf $(CACHE)/*; else echo "no cache directory"; fi

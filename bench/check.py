@@ -9,9 +9,11 @@ In one go, on the same machine and in the same minutes:
    (bench/empty.yml) and the **floor** play (bench/floor.yml: one trivial per-host task) on the same
    inventory. Overhead per agent = (canary - empty) / agents; floor per agent = (floor - empty) / agents.
    Bar: overhead <= floor + 2 ms per agent.
-2. **Critical path, 200 agents** (fleetsim, paths layout, CIRIS consent, ``fleetsim`` driver): each agent
-   drains 1 s, boots 2 s and must stay stable 1 s (``rollout_min_healthy_time=1``), four waves: the
-   ideal is 4 x (1 + 2 + 1) = 16 s. Efficiency = 16 s / (wall - empty play on that inventory).
+2. **Critical path, 200 agents** (``none`` driver; bench/instant_agents.py agents whose own supervisor
+   restarts them): each agent answers the ask 200 "initiated", drains 1 s (``cognitive_state: shutdown``),
+   exits, is started again by its supervisor at once and boots 2 s (``wakeup``, ``initialization_complete:
+   false``) on the target version, and must stay stable 1 s (``rollout_min_healthy_time=1``); four waves:
+   the ideal is 4 x (1 + 2 + 1) = 16 s. Efficiency = 16 s / (wall - empty play on that inventory).
    Bar: >= 0.9.
 3. The wave calls' own time (the ``rollout_wave`` tasks, from bench/callback_plugins/bench_timer.py)
    per agent of the canary, with the bar of issue 20 (<= 1 ms per agent).
@@ -114,21 +116,19 @@ def canary_none(opts, env, tmp):
 
 
 def critical_path(opts, env, tmp):
+    """200 agents whose own supervisor restarts them (none driver): drain, boot, stable, four waves."""
     wd = os.path.join(tmp, "critical")
     os.makedirs(wd)
-    config = os.path.join(wd, "fleet.json")
-    with open(config, "w") as f:
-        json.dump({"defaults": {"consent": "ciris", "decide_seconds": 0, "drain_seconds": CP_DRAIN,
-                                "boot_seconds": CP_BOOT},
-                   "agents": [{"count": opts.cp_size, "name_prefix": "agent-"}]}, f)
-    sim = Sim(config, wd)
+    sim = wave_call.Instant(opts.cp_size, wd, drain_ms=1000 * CP_DRAIN, boot_ms=1000 * CP_BOOT)
     try:
         inv = sim.inventory
         out = {"empty": timed([opts.playbook_bin, os.path.join(BENCH, "empty.yml"), "-i", inv], env, wd, "cp-empty"),
-               "canary": timed(rollout_cmd(opts, inv, wd, "fleetsim", "rollout_min_healthy_time=%g" % CP_STABLE,
+               "canary": timed(rollout_cmd(opts, inv, wd, "none", "rollout_min_healthy_time=%g" % CP_STABLE,
                                            "rollout_stop_timeout=60", "rollout_healthy_deadline=60"),
                                env, wd, "cp-canary")}
-        versions = sim.versions()
+        versions = sim.get("/_versions")
+        # the agents' clock is time.monotonic; the run's (spawn, timer callback) is the epoch
+        out["breakdown"] = cp_breakdown(sim.get("/_timeline"), time.time() - time.monotonic(), out["canary"])
     finally:
         sim.close()
     ok, detail = report_ok(wd, opts.cp_size)
@@ -137,33 +137,52 @@ def critical_path(opts, env, tmp):
     return out
 
 
-class Sim(run.Sim):
-    """fleetsim (paths layout) with a config file."""
+def cp_breakdown(timeline, offset, canary):
+    """Where the critical path's time goes, per wave, from the agents' own timeline (epoch seconds).
 
-    def __init__(self, config, workdir):
-        self.config = config
-        super().__init__(0, "paths", workdir)
+    Waves are the agents asked together (a gap of more than 1 s between two asks starts a new wave).
+    Per wave: the asks' spread, first ask -> last agent up (drain + boot: ideal 3 s), last agent up -> the
+    gate's last probe of the wave (the stable window: ideal 1 s), and that last probe -> the next wave's
+    first ask (the cost between waves; for the last wave, -> ansible-playbook's exit).
+    """
+    asked = sorted((t["asked"] + offset, n) for n, t in timeline.items() if "asked" in t)
+    waves, cur, last = [], [], None
+    for at, n in asked:
+        if last is not None and at - last > 1.0:
+            waves.append(cur)
+            cur = []
+        cur.append(n)
+        last = at
+    if cur:
+        waves.append(cur)
+    rows = []
+    start = canary["spawn_epoch"]
+    end = start + canary["wall_s"]
+    for i, names in enumerate(waves):
+        t = [timeline[n] for n in names]
+        first_ask = min(x["asked"] for x in t) + offset
+        row = {"agents": len(names), "ask_spread_s": max(x["asked"] for x in t) + offset - first_ask,
+               "ask_to_last_up_s": max(x.get("up", 0) for x in t) + offset - first_ask,
+               "last_up_to_last_probe_s": max(x.get("last_probe", 0) for x in t) - max(x.get("up", 0) for x in t),
+               "before_first_ask_s": first_ask - (start if i == 0 else rows[-1]["_last_probe"])}
+        row["_last_probe"] = max(x.get("last_probe", 0) for x in t) + offset
+        rows.append(row)
+    if rows:
+        rows.append({"after_last_probe_s": end - rows[-1]["_last_probe"]})
+    return rows
 
-    def _start(self, count, layout, workdir, attempt):
-        import random
-        base = random.randrange(10000, 31000)
-        self.workdir = workdir
-        self.inventory = os.path.join(workdir, "inv.yml")
-        ready = os.path.join(workdir, "ready.json")
-        self.errf = open(os.path.join(workdir, "fleetsim-%d.err" % attempt), "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetsim", "serve", "--config", self.config, "--layout", layout,
-             "--base-port", str(base), "--control-port", str(base - 1), "--inventory", self.inventory,
-             "--ready-file", ready, "--state-dir", os.path.join(workdir, "simstate-%d" % attempt)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.errf)
-        deadline = time.monotonic() + 120
-        while not os.path.exists(ready):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("fleetsim did not start: see %s" % self.errf.name)
-            time.sleep(0.05)
-        with open(ready) as f:
-            self.ready = json.load(f)
-        self.control_url = self.ready["control_url"]
+
+def breakdown_lines(rows):
+    lines = ["| wave | agents | before its first ask | asks' spread | first ask → last agent up (ideal 3 s) "
+             "| last agent up → last gate probe (ideal 1 s) |", "|---|---:|---:|---:|---:|---:|"]
+    for i, r in enumerate(rows):
+        if "agents" in r:
+            lines.append("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s |" % (
+                i + 1, r["agents"], r["before_first_ask_s"], r["ask_spread_s"], r["ask_to_last_up_s"],
+                r["last_up_to_last_probe_s"]))
+        else:
+            lines.append("| end | | last gate probe → exit %.2f s | | | |" % r["after_last_probe_s"])
+    return lines
 
 
 def bars(c, cp, opts):
@@ -201,14 +220,28 @@ def table(rows):
     return lines
 
 
-def write_doc(text):
+def bench_env(coll, tmp):
+    """The environment of every ansible-playbook of the benchmarks (timer callback on, no user config)."""
+    env = dict(os.environ)
+    env.update({"ANSIBLE_COLLECTIONS_PATH": coll,
+                "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
+                "ANSIBLE_CALLBACKS_ENABLED": "bench_timer", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+                "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_HOST_KEY_CHECKING": "0",
+                "ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
+                "ANSIBLE_HOME": os.path.join(tmp, "ansible-home")})
+    env.pop("ANSIBLE_CONFIG", None)
+    return env
+
+
+def write_doc(text, begin=BEGIN, end=END, heading="## Guarded numbers (`make bench-check`)"):
+    """Rewrite the section of docs/performance.md between begin and end (appended under heading if none)."""
     with open(DOC) as f:
         doc = f.read()
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        doc = head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1]
     else:
-        doc = doc.rstrip("\n") + "\n\n## Guarded numbers (`make bench-check`)\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
+        doc = doc.rstrip("\n") + "\n\n" + heading + "\n\n" + begin + "\n" + text + "\n" + end + "\n"
     with open(DOC, "w") as f:
         f.write(doc)
 
@@ -228,14 +261,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="agentfleet-check-")
     try:
         coll, src = run.collections_path(opts.collections_path, tmp)
-        env = dict(os.environ)
-        env.update({"ANSIBLE_COLLECTIONS_PATH": coll,
-                    "ANSIBLE_CALLBACK_PLUGINS": os.path.join(BENCH, "callback_plugins"),
-                    "ANSIBLE_CALLBACKS_ENABLED": "bench_timer", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-                    "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_HOST_KEY_CHECKING": "0",
-                    "ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
-                    "ANSIBLE_HOME": os.path.join(tmp, "ansible-home")})
-        env.pop("ANSIBLE_CONFIG", None)
+        env = bench_env(coll, tmp)
         core = subprocess.run([opts.playbook_bin, "--version"], capture_output=True, text=True, env=env,
                               check=False).stdout.splitlines()[0]
         load0 = run.loadavg()
@@ -247,6 +273,8 @@ def main():
                                                          out["empty"]["wall_s"]))
             for label, sec, cnt in (prof or {}).get("tasks", [])[:12]:
                 print("%8.2f s  x%-3d %s" % (sec, cnt, label))
+            if out.get("breakdown"):
+                print("\n".join(breakdown_lines(out["breakdown"])))
             return
         c = canary_none(opts, env, tmp)
         log("bench-check: critical path, %d agents" % opts.cp_size)
@@ -262,6 +290,10 @@ def main():
                  "canary %.2f." % (c["empty"]["wall_s"], c["floor"]["wall_s"], c["canary"]["wall_s"], opts.size,
                                    cp["empty"]["wall_s"], cp["canary"]["wall_s"]))
         lines = [head, ""] + table(rows) + ["", walls]
+        if cp.get("breakdown"):
+            lines += ["", "Critical path, wave by wave (the agents' own timeline; \"before its first ask\" is from "
+                      "ansible-playbook's start for wave 1, else from the previous wave's last gate probe):", ""]
+            lines += breakdown_lines(cp["breakdown"])
         for name, m in (("canary, %d agents" % opts.size, c["canary"]), ("critical path", cp["canary"])):
             prof = run.task_profile(m.get("timer"), m["spawn_epoch"])
             if prof:

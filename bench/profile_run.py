@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/profile_run.py --size 1000 [--top 30]
 
-Runs agentfleet.rollout.canary against a fresh fleetsim under cProfile and
+Runs agentfleet.rollout.canary (none driver, bench/instant_agents.py agents) under cProfile and
 prints the functions with the most cumulative and own time. Only the main
 ansible-playbook process is profiled: task workers are forked and leave with
 os._exit, so what runs inside a worker (action plugins, modules) shows up in
@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
+import wave_call  # noqa: E402  (bench/wave_call.py)
 
 
 def main():
@@ -37,14 +38,15 @@ def main():
     prof = os.path.join(run.BENCH, "results", "canary-%d-%s.prof" % (opts.size, time.strftime("%Y%m%d-%H%M%S")))
     tmp = tempfile.mkdtemp(prefix="agentfleet-prof-")
     coll, src = run.collections_path(opts.collections_path, tmp)
-    sim = run.Sim(opts.size, layout, tmp)
+    # the none driver against agents that restart themselves at once (the fleetsim driver is gone)
+    sim = wave_call.Instant(opts.size, tmp)
+    layout = "paths"
     try:
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=coll, ANSIBLE_NOCOLOR="1",
                    ANSIBLE_LOCAL_TEMP=os.path.join(tmp, "ansible-local"))
         playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
         cmd = [sys.executable, "-m", "cProfile", "-o", prof, playbook_bin, "agentfleet.rollout.canary",
-               "-i", sim.inventory, "-e", "rollout_target_version=2.0.0", "-e", "rollout_driver=tasks",
-               "-e", "rollout_update_tasks=%s/fleetsim/ansible/update.yml" % run.ROOT,
+               "-i", sim.inventory, "-e", "rollout_target_version=2.0.0", "-e", "rollout_driver=none",
                "-e", "rollout_min_healthy_time=0", "-e", "rollout_poll_interval=0.2",
                "-e", "rollout_wait_between_waves=0", "-e", "rollout_state_path=%s/state.db" % tmp,
                "-e", "rollout_report_path=%s/report.json" % tmp, "-e", "rollout_audit_path=%s/audit.jsonl" % tmp]

@@ -85,18 +85,32 @@ def measure(cmd, env, out_path, cwd):
         t0 = time.monotonic()
         epoch0 = time.time()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0
+        peak = hwm = 0
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             peak = max(peak, tree_rss(proc.pid))
+            hwm = max(hwm, controller_hwm(proc.pid))
             time.sleep(0.2)
         wall = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": wall, "spawn_epoch": epoch0, "rc": proc.returncode,
             "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime,
-            "maxrss_mb": ru.ru_maxrss / 1024.0, "tree_rss_peak_mb": peak / 1048576.0}
+            "maxrss_mb": ru.ru_maxrss / 1024.0, "tree_rss_peak_mb": peak / 1048576.0,
+            "controller_rss_peak_mb": hwm / 1024.0}
+
+
+def controller_hwm(pid):
+    """Peak RSS (kB, VmHWM) of the process pid itself: the ansible-playbook controller, not its workers."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class Sim:
@@ -194,7 +208,13 @@ def collections_path(arg, tmp):
 def one_run(kind, size, layout, rep, opts, env_base, tmp, suffix=""):
     wd = os.path.join(tmp, "%s-%d-%d%s" % (kind, size, rep, suffix))
     os.makedirs(wd)
-    sim = Sim(size, layout, wd)
+    if kind == "canary":
+        # the collection has no fleetsim update driver any more: the canary runs with the none driver against
+        # agents that restart themselves at once (bench/instant_agents.py, one port: the paths layout)
+        import wave_call  # noqa: E402  (bench/wave_call.py imports this module)
+        sim, layout = wave_call.Instant(size, wd), "paths"
+    else:
+        sim = Sim(size, layout, wd)
     try:
         env = dict(env_base)
         res = {"kind": kind, "size": size, "layout": layout, "rep": rep,
@@ -207,8 +227,7 @@ def one_run(kind, size, layout, rep, opts, env_base, tmp, suffix=""):
         env["BENCH_TIMER_OUT"] = timer
         if kind == "canary":
             cmd = [opts.playbook_bin, "agentfleet.rollout.canary", "-i", sim.inventory,
-                   "-e", "rollout_target_version=" + VERSION, "-e", "rollout_driver=tasks",
-                   "-e", "rollout_update_tasks=" + os.path.join(ROOT, "fleetsim", "ansible", "update.yml"),
+                   "-e", "rollout_target_version=" + VERSION, "-e", "rollout_driver=none",
                    "-e", "rollout_min_healthy_time=0", "-e", "rollout_poll_interval=0.2",
                    "-e", "rollout_wait_between_waves=0",
                    "-e", "rollout_state_path=" + os.path.join(wd, "state.db"),

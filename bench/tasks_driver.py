@@ -23,10 +23,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from fleetsim.testing import FleetSim  # noqa: E402  (the repository's simulator)
 
-# The update: one module task that takes the update's time, then the simulator's start through
-# ansible.builtin.uri (fleetsim/ansible/update.yml's call): on this 2-core box each module process costs
-# ~0.3-0.45 s of CPU (interpreter start-up and ansible's module_utils imports), the user's cost, not the
-# collection's.
+# The update: one module task that takes the update's time, then the simulator's start through its control
+# port (ansible.builtin.uri). On this 2-core box each module process costs ~0.3-0.45 s of CPU (interpreter
+# start-up and ansible's module_utils imports): the user's cost, not the collection's. (The collection's
+# fleetsim_start action, the lighter start this benchmark used before, went with the fleetsim driver.)
 UPDATES = {
     "uri": """- name: The update itself (it takes {seconds} s)
   ansible.builtin.command: sleep {seconds}
@@ -116,7 +116,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--cohorts", default="ciris")
     ap.add_argument("--update-style", choices=sorted(UPDATES), default="uri",
-                    help="uri: command + ansible.builtin.uri (the simulator's start)")
+                    help="uri: command + ansible.builtin.uri to the simulator's start")
     ap.add_argument("--profile", action="store_true", help="print the slowest tasks of each run (bench_timer)")
     ap.add_argument("--collections-path", default=os.path.join(ROOT, "build", "collections"))
     args = ap.parse_args()

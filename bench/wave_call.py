@@ -1,6 +1,6 @@
 """Time the rollout's wave calls (``run_wave``, the engine of ``rollout_wave``) outside Ansible.
 
-    .venv/bin/python bench/wave_call.py --size 1000 [--driver none|fleetsim] [--repeat 3]
+    .venv/bin/python bench/wave_call.py --size 1000 [--driver none] [--repeat 3]
         [--collections-path git:HEAD] [--poll-interval 0.2] [--min-healthy-time 0] [--profile 25]
 
 ``--driver none`` (the default): agents that restart themselves at once
@@ -13,9 +13,8 @@ wave's agents) and "last agent stable -> return" (the wave's return minus the
 last probe any of its agents saw: the gate stops probing an agent once it is
 stable).
 
-``--driver fleetsim``: a fresh fleetsim (``--layout``), one wave holding every
-agent, driver none, with a thread as the agents' supervisor that starts the agents
-that exited on 2.0.0 (one batched call per 0.5 s) (the older measurement).
+(``--driver fleetsim``, a fresh fleetsim started through its control port, went
+with the collection's fleetsim update driver.)
 
 ``--profile N``: run under cProfile and print the top N functions by
 cumulative and by own time (the client's threads are not profiled: cProfile
@@ -34,26 +33,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
-import yaml
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
-sys.path.insert(0, run.ROOT)
-from fleetsim.testing import http  # noqa: E402  (the repository's simulator)
-
-
-def supervise(control_url, version, done):
-    """The agents' own supervisor (the ``none`` driver): start every agent that exited, on ``version``."""
-    while not done.wait(0.5):
-        status, occs = http("GET", control_url + "/_sim/occurrences")
-        down = [o["name"] for o in occs if not o["up"]] if status == 200 else []
-        if down:
-            http("POST", control_url + "/_sim/start", {"occurrences": down, "version": version})
-
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CANARY = (0.1, 0.3, 0.4, 0.2)
@@ -66,12 +50,14 @@ def defaults(spec):
 class Instant:
     """bench/instant_agents.py in a process of its own."""
 
-    def __init__(self, size, wd, restart_ms=0.0):
+    def __init__(self, size, wd, restart_ms=0.0, drain_ms=0.0, boot_ms=0.0, supervisor=True):
         ready = os.path.join(wd, "instant.json")
         self.inventory = os.path.join(wd, "instant-inv.yml")
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "instant_agents.py"), "--count", str(size),
                                       "--ready-file", ready, "--restart-ms", str(restart_ms),
-                                      "--inventory", self.inventory])
+                                      "--drain-ms", str(drain_ms), "--boot-ms", str(boot_ms),
+                                      "--inventory", self.inventory] + ([] if supervisor else ["--no-supervisor"]))
+        self.pid = self.proc.pid
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -84,6 +70,12 @@ class Instant:
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=60) as r:
             return json.load(r)
+
+    def versions(self):
+        return self.get("/_versions")
+
+    def cpu(self):
+        return run.proc_cpu(self.proc.pid)
 
     def close(self):
         self.proc.terminate()
@@ -154,51 +146,11 @@ def one_none(opts, tmp, rep, prof):
         sim.close()
 
 
-def one_fleetsim(opts, tmp, rep, prof):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners, _wave
-
-    wd = os.path.join(tmp, "run-%d" % rep)
-    os.makedirs(wd)
-    sim = run.Sim(opts.size, opts.layout, wd)
-    try:
-        with open(sim.inventory) as f:
-            hosts = yaml.safe_load(f)["all"]["children"]["agents"]["hosts"]
-        members = [dict(name=name, agent_url=h["agent_url"], agent_id=h["agent_id"], occurrence_id=h["occurrence_id"])
-                   for name, h in hosts.items()]
-        wave = {"index": 0, "name": "all", "members": members, "size": len(members)}
-        state = os.path.join(wd, "state.db")
-        params = defaults(_runners.DEPLOYMENT_SPEC)
-        params.update(state="running", state_path=state, deployment_id="d-bench", fleet_key="bench",
-                      target_version="2.0.0", waves=[wave])
-        _runners.run_deployment(params)
-        params = defaults(_runners.WAVE_SPEC)
-        params.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=1, driver="none",
-                      min_healthy_time=0.0, poll_interval=0.2, healthy_deadline=120.0)
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.monotonic()
-        done = threading.Event()
-        supervisor = threading.Thread(target=supervise, args=(sim.control_url, "2.0.0", done), daemon=True)
-        supervisor.start()
-        try:
-            out = _wave.run_wave(params)
-        finally:
-            done.set()
-            supervisor.join(10)
-        wall = time.monotonic() - t0
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-        versions = sim.versions()
-        ok = out.get("passed") and versions.get("2.0.0") == opts.size
-        return {"wall": wall, "cpu": cpu, "ok": bool(ok), "versions": versions, "loadavg": os.getloadavg()[0]}
-    finally:
-        sim.close()
-
-
 def measure(opts, collections):
     """Run the configured measurement ``opts.repeat`` times; returns the result dict (importable by bench_check)."""
     sys.path.insert(0, collections)
     prof = cProfile.Profile() if opts.profile else None
-    fn = one_none if opts.driver == "none" else one_fleetsim
+    fn = one_none
     tmp = tempfile.mkdtemp(prefix="agentfleet-wave-")
     try:
         runs = [fn(opts, tmp, rep, prof) for rep in range(opts.repeat)]
@@ -218,8 +170,7 @@ def measure(opts, collections):
 def options(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1000)
-    ap.add_argument("--driver", default="none", choices=["none", "fleetsim"])
-    ap.add_argument("--layout", default="paths", choices=["ports", "paths"], help="fleetsim only")
+    ap.add_argument("--driver", default="none", choices=["none"])
     ap.add_argument("--waves", type=int, default=4, choices=[1, 4], help="none only: canary (4) or one wave")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--poll-interval", type=float, default=1.0)
