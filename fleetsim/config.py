@@ -19,7 +19,7 @@ DEFAULTS: dict = {
     "decision_after_busy": "accept",
     "boot_seconds": 0.0,
     "unhealthy_after_update": False,
-    "unhealthy_mode": "degraded",     # degraded|stuck_wakeup
+    "unhealthy_mode": "degraded",     # degraded|stuck_wakeup|critical|wakeup_error
     "crash_after_update": False,
     "crash_seconds": 1.0,
     "slow_ms": 0,
@@ -41,6 +41,8 @@ DEFAULTS: dict = {
     "drain_seconds": 2.0,             # ciris: cognitive_state shutdown for this long after accepting, then exit
     "force_drain_seconds": 0.2,       # ciris: the drain after accepting a request with force: true
     "reject_token": False,            # every shutdown request answers 401, whatever the token (a rotated token)
+    # the health's data.warnings once booted, as a CIRIS agent lists them: codes or {code, message, severity}
+    "warnings": [],
 }
 
 DECISIONS = ("accept", "defer", "reject", "busy", "noanswer", "error")
@@ -50,9 +52,9 @@ CHOICES = {
     "decision_after_busy": DECISIONS,
     "deliberation": DECISIONS + (None,),
     "deliberation_after_defer": DECISIONS,
-    "unhealthy_mode": ("degraded", "stuck_wakeup"),
+    "unhealthy_mode": ("degraded", "stuck_wakeup", "critical", "wakeup_error"),
     "status": ("healthy", "degraded", "critical", "initializing"),
-    "cognitive_state": ("wakeup", "work", "play", "solitude", "dream", "shutdown"),
+    "cognitive_state": ("wakeup", "work", "play", "solitude", "dream", "shutdown", "wakeup_error"),
     "consent": ("explicit", "ciris"),
 }
 # settings that must be a number >= 0
@@ -80,7 +82,34 @@ def check_settings(settings: dict, where: str = "settings") -> dict:
             raise ConfigError(f"{where}: {key}={value!r} must be a number >= 0")
         if key == "version":
             settings[key] = str(value)
+        if key == "warnings":
+            settings[key] = check_warnings(value, f"{where}: warnings")
     return settings
+
+
+WARNING_SEVERITIES = ("info", "warning", "error")
+
+
+def check_warnings(value, where: str = "warnings") -> list:
+    """The ``warnings`` setting as CIRIS's SystemWarning dicts ``{code, message, severity, action_url}``: a list of
+    codes (severity warning) or of mappings with a ``code``."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of warning codes or {{code, message, severity}}, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str) and item:
+            item = {"code": item}
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str) or not item["code"]:
+            raise ConfigError(f"{where}: {item!r} is neither a code nor a mapping with a code")
+        unknown = set(item) - {"code", "message", "severity", "action_url"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in {item!r}")
+        severity = item.get("severity", "warning")
+        if severity not in WARNING_SEVERITIES:
+            raise ConfigError(f"{where}: severity {severity!r} not one of {WARNING_SEVERITIES}")
+        out.append({"code": item["code"], "message": item.get("message") or item["code"].replace("_", " "),
+                    "severity": severity, "action_url": item.get("action_url")})
+    return out
 
 
 def check_backlog(value, where: str = "backlog"):

@@ -30,6 +30,12 @@ DEFAULT_BACKLOG = 256
 TIMELINE = ("shutdown_requested", "drain_started", "exited", "started")
 SECRET_KEYS = ("token", "password", "secret", "authorization", "api_key", "apikey")
 SHARED = "__shared__"
+# the warnings a CIRIS agent's health lists with unhealthy_mode critical / wakeup_error (CIRISAgent's SystemWarning)
+ADAPTERS_FAILED = {"code": "adapters_failed_to_load", "severity": "error", "action_url": "/settings/adapters",
+                   "message": "Configured adapter(s) failed to start: discord (ConnectionError)"}
+WAKEUP_REJECTED = {"code": "wakeup_step_rejected", "severity": "error", "action_url": "/system",
+                   "message": "The agent rejected a wakeup step (VERIFY_IDENTITY) and will not enter WORK. "
+                              "This does not resolve by waiting - a rejected step is terminal."}
 
 
 def iso(ts: float) -> str:
@@ -171,20 +177,31 @@ class Occurrence:
 
     def health(self, now: float) -> dict:
         s = self.s
+        warnings = list(s["warnings"])
         if self.shutting_down:
             status, cog, done = "healthy", "shutdown", True
         elif now < self.boot_until:
-            status, cog, done = "initializing", "wakeup", False
+            status, cog, done, warnings = "initializing", "wakeup", False, []
         elif self.updated and s["unhealthy_after_update"]:
-            if s["unhealthy_mode"] == "stuck_wakeup":
+            mode = s["unhealthy_mode"]
+            if mode == "stuck_wakeup":
                 status, cog, done = "initializing", "wakeup", False
+            elif mode == "critical":
+                # CIRISAgent #1057: no configured communication adapter loaded -> status critical
+                status, cog, done = "critical", s["cognitive_state"], True
+                warnings.append(ADAPTERS_FAILED)
+            elif mode == "wakeup_error":
+                # CIRISAgent #1069: a rejected wakeup step -> cognitive_state wakeup_error, never work
+                status, cog, done = "healthy", "wakeup_error", True
+                warnings.append(WAKEUP_REJECTED)
             else:
                 status, cog, done = "degraded", s["cognitive_state"], True
         else:
             status, cog, done = s["status"], s["cognitive_state"], True
         return {"status": status, "version": self.version, "cognitive_state": cog,
                 "initialization_complete": done, "uptime_seconds": round(max(0.0, now - self.started_at), 3),
-                "occurrence_id": self.occurrence_id, "agent_id": self.agent_id}
+                "occurrence_id": self.occurrence_id, "agent_id": self.agent_id, "warnings": warnings,
+                "degraded_mode": cog == "wakeup_error"}
 
     def state(self, now: float) -> dict:
         st = {"name": self.name, "agent_id": self.agent_id, "occurrence_id": self.occurrence_id,

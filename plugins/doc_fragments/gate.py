@@ -37,6 +37,23 @@ options:
     type: str
     default: checks
     choices: [checks, agent_states]
+  fail_fast_after:
+    description:
+      - Seconds an agent may report C(status) C(critical) on every probe before it is failed at once, without
+        waiting for O(healthy_deadline) (a CIRIS agent whose configured adapters failed to load reports it).
+      - An agent that reports C(cognitive_state) C(wakeup_error) (a rejected wakeup step, it never recovers by
+        waiting) is failed on that probe.
+      - The C(critical) status is looked at with O(health_check=checks) only; C(wakeup_error) with both.
+      - The gate ends as soon as the agents failed this way leave too few to meet the threshold.
+    type: float
+    default: 10.0
+  blocking_warnings:
+    description:
+      - Warning codes of the agent's health (C(data.warnings[].code)) that make it unhealthy while it reports one.
+      - V([]) ignores the warnings.
+    type: list
+    elements: str
+    default: [adapters_failed_to_load, adapters_config_stale, shared_task_stranded, shared_claim_not_persisted, wakeup_step_rejected]
   grace:
     description:
       - Once the threshold is met, seconds to keep waiting for the remaining agents before the gate ends.

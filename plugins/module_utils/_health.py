@@ -16,6 +16,9 @@ import math
 import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import adaptive_interval
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DEFAULT_BLOCKING_WARNINGS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import blocking_warning
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_wakeup_error
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 
 # the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
@@ -26,6 +29,8 @@ GATE_OPTIONS = dict(
     poll_interval=dict(type="float", default=1.0),
     grace=dict(type="float"),
     health_check=dict(type="str", default="checks", choices=["checks", "agent_states"]),
+    fail_fast_after=dict(type="float", default=10.0),
+    blocking_warnings=dict(type="list", elements="str", default=list(DEFAULT_BLOCKING_WARNINGS)),
 )
 # the health gate counts an agent stable only after this many healthy probes in a row, however short
 # min_healthy_time is: with min_healthy_time 0 one healthy probe was enough, and a flapping agent or one
@@ -38,8 +43,16 @@ DUE_SLACK = 0.01
 class WaveTracker:
     """Pure state of a wave being watched; feed it observations, ask it verdicts."""
 
-    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0, min_probes=1):
+    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0, min_probes=1, fail_fast_after=None,
+                 fail_on_critical=True):
+        """``fail_fast_after``: None, or the seconds after which an agent that reports ``status: critical`` on
+        every probe (``fail_on_critical``) is failed at once; with it, an agent reporting ``cognitive_state``
+        wakeup_error is failed on that probe. A failed agent is not probed again (:meth:`watching`)."""
         self.names = list(names)
+        self.fail_fast_after = None if fail_fast_after is None else max(0.0, float(fail_fast_after))
+        self.fail_on_critical = fail_on_critical
+        self.failed = {}
+        self.critical_since = {}
         self.min_stable_time = max(0.0, float(min_stable_time))
         self.min_probes = max(1, int(min_probes))
         self.streak = {n: 0 for n in self.names}
@@ -59,14 +72,44 @@ class WaveTracker:
         return int(math.ceil(self.success_threshold * len(self.names) - 1e-9))
 
     def pending(self):
+        """The agents not stable (failed fast ones too)."""
         return [n for n in self.names if n not in self.stable_at]
+
+    def watching(self):
+        """The agents still worth probing: neither stable nor failed fast."""
+        return [n for n in self.names if n not in self.stable_at and n not in self.failed]
+
+    def hopeless(self):
+        """Whether too many agents failed fast for the wave to reach its threshold."""
+        return self.stable_count() + len(self.watching()) < self.required
+
+    def _fail_fast(self, name, info, now):
+        """The cause ``name`` fails at once for, from its answer ``info`` at ``now``, or None."""
+        if self.fail_fast_after is None or not info:
+            return None
+        if is_wakeup_error(info):
+            return "cognitive_state wakeup_error (a rejected wakeup step: it does not recover by waiting)"
+        if not self.fail_on_critical or info.get("status") != "critical":
+            self.critical_since.pop(name, None)
+            return None
+        since = self.critical_since.setdefault(name, now)
+        if now - since < self.fail_fast_after:
+            return None
+        return "status critical for %g s: %s" % (self.fail_fast_after, critical_detail(info))
 
     def observe(self, name, ready, cause, info, now):
         """Record one probe of ``name`` at time ``now``."""
         self.probes[name] += 1
         if info:
             self.last_info[name] = info
-        if name in self.stable_at:
+        if name in self.stable_at or name in self.failed:
+            return
+        fatal = self._fail_fast(name, info, now)
+        if fatal:
+            self.failed[name] = fatal
+            self.ready_since[name] = None
+            self.streak[name] = 0
+            self.last_cause[name] = fatal
             return
         if ready:
             self.seen_ready.add(name)
@@ -97,7 +140,7 @@ class WaveTracker:
         """When the next probe is worth doing: at the poll interval, or sooner when
         an agent's stability window ends before then."""
         due = now + poll_interval
-        for name in self.pending():
+        for name in self.watching():
             since = self.ready_since[name]
             if since is not None and since + self.min_stable_time > now:
                 # its window ends before the next poll (once the window is over, the probes in a row
@@ -127,15 +170,28 @@ class WaveTracker:
         agents = {}
         for n in self.names:
             entry = {"stable": n in self.stable_at, "cause": None if n in self.stable_at else self.last_cause[n],
-                     "probes": self.probes[n]}
+                     "probes": self.probes[n], "failed_fast": n in self.failed}
             entry.update({k: v for k, v in self.last_info[n].items() if k in ("version", "status", "cognitive_state")})
             agents[n] = entry
         return agents
 
 
+def critical_detail(info):
+    """Why an agent reports ``status: critical``, from its warnings: ``adapters failed to load`` (the codes of
+    its error warnings, or of all of them, in words), or ``no warning reported``."""
+    warnings = (info or {}).get("warnings") or []
+    errors = [w for w in warnings if w.get("severity") == "error"] or warnings
+    codes = []
+    for w in errors:
+        words = w["code"].replace("_", " ")
+        if words not in codes:
+            codes.append(words)
+    return ", ".join(codes) if codes else "no warning reported"
+
+
 def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
                   poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep, progress=None,
-                  progress_every=5.0, min_probes=1, fast_first=False):
+                  progress_every=5.0, min_probes=1, fast_first=False, fail_fast_after=None, fail_on_critical=True):
     """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
 
     The wait ends at the first of: every agent stable; ``deadline`` seconds
@@ -147,9 +203,11 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     called every ``progress_every`` seconds with a one-line status. ``min_probes``:
     an agent is stable only after that many ready probes in a row (and ``min_stable_time``).
     Each agent is probed when it is due (:meth:`WaveTracker.due`); ``fast_first``: an agent not yet
-    seen ready is probed again sooner than ``poll_interval`` early in the wait.
+    seen ready is probed again sooner than ``poll_interval`` early in the wait. ``fail_fast_after`` and
+    ``fail_on_critical``: see :class:`WaveTracker`; the wait also ends once no agent is left to watch or too
+    many failed fast for the threshold (``failed_fast``: name -> cause in the result).
     """
-    tracker = WaveTracker(names, min_stable_time, success_threshold, min_probes)
+    tracker = WaveTracker(names, min_stable_time, success_threshold, min_probes, fail_fast_after, fail_on_critical)
     grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
     start = clock()
     met_at = None
@@ -159,7 +217,7 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     while True:
         now = clock()
         # the agents due now (or within DUE_SLACK: probed together rather than in rounds of a few)
-        todo = [n for n in tracker.pending() if due_at[n] <= now + DUE_SLACK]
+        todo = [n for n in tracker.watching() if due_at[n] <= now + DUE_SLACK]
         if todo:
             answers = check(todo)
             now = clock()
@@ -169,6 +227,10 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
                 due_at[name] = tracker.due(name, now, poll_interval, (now - start) if fast_first else None)
         if tracker.all_stable():
             reason = "all stable"
+            break
+        if tracker.failed and (tracker.hopeless() or not tracker.watching()):
+            reason = "failed fast: %d of %d agents (%s)" % (len(tracker.failed), len(tracker.names),
+                                                           "; ".join(sorted(set(tracker.failed.values()))[:3]))
             break
         if tracker.threshold_met():
             met_at = now if met_at is None else met_at
@@ -181,7 +243,7 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
         if progress is not None and now - last_progress >= progress_every:
             last_progress = now
             progress(progress_line(tracker, now - start))
-        due = min(due_at[n] for n in tracker.pending())
+        due = min(due_at[n] for n in tracker.watching())
         if met_at is not None:
             due = min(due, met_at + grace)
         due = min(due, start + deadline)
@@ -193,6 +255,7 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
         "reason": reason,
         "stable": [n for n in tracker.names if n in tracker.stable_at],
         "unstable": {n: tracker.last_cause[n] for n in tracker.pending()},
+        "failed_fast": dict((n, tracker.failed[n]) for n in tracker.names if n in tracker.failed),
         "agents": agents,
         "total": len(tracker.names),
         "stable_count": tracker.stable_count(),
@@ -234,19 +297,26 @@ def agent_state_ready(info, expected_states=("work",), target_version=None):
     return True, None
 
 
-def health_check_fn(client, urls, expected_states=("work",), target_version=None, health_check="checks"):
+def health_check_fn(client, urls, expected_states=("work",), target_version=None, health_check="checks",
+                    blocking_warnings=()):
     """A ``check`` for :func:`wait_for_wave` that probes agents' health concurrently.
 
     ``urls`` maps name -> agent_url. ``health_check``: ``checks`` (the probe's verdict: status healthy
-    and an expected state) or ``agent_states`` (:func:`agent_state_ready`).
+    and an expected state) or ``agent_states`` (:func:`agent_state_ready`). Either way an agent that
+    reports one of the ``blocking_warnings`` codes is not ready.
     """
     expected_states = tuple(expected_states)
 
     def judge(r):
         if health_check == "agent_states" and r.get("reachable"):
             ready, cause = agent_state_ready(r["info"], expected_states, target_version)
-            return ready, cause, r["info"]
-        return r["healthy"], r["cause"], r["info"]
+        else:
+            ready, cause = r["healthy"], r["cause"]
+        if ready:
+            blocked = blocking_warning(r["info"], blocking_warnings)
+            if blocked:
+                return False, blocked, r["info"]
+        return ready, cause, r["info"]
 
     def check(names):
         results = client.fan_out(lambda n: (n, client.probe(urls[n], expected_states, target_version)), names)
@@ -283,7 +353,7 @@ def validate_gate_params(params):
     threshold = params.get("success_threshold")
     if threshold is None or not 0.0 <= threshold <= 1.0:
         raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
-    for key in ("min_healthy_time", "healthy_deadline", "poll_interval"):
+    for key in ("min_healthy_time", "healthy_deadline", "poll_interval", "fail_fast_after"):
         if params.get(key) is not None and params[key] < 0:
             raise ValueError("%s must not be negative" % key)
 
@@ -292,20 +362,27 @@ def gate_agents(client, agents, params, target_version=None, clock=time.monotoni
     """Wait for ``agents`` to be stable (the health gate); returns the waiter's result plus a cause table.
 
     Without ``grace`` every agent stays watched until it is stable or ``healthy_deadline`` ends (stragglers are
-    not given up when the threshold is met); an agent is failed only after its deadline.
+    not given up when the threshold is met); an agent is failed after its deadline, or at once when it reports
+    ``cognitive_state`` wakeup_error or (``health_check: checks``) ``status: critical`` on every probe for
+    ``fail_fast_after`` seconds. An agent reporting one of ``blocking_warnings`` is not healthy.
     """
     grace = params.get("grace")
     if grace is None:
         grace = params["healthy_deadline"]
     urls = dict((a["name"], a["agent_url"]) for a in agents)
-    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version,
-                            params.get("health_check") or "checks")
+    health_check = params.get("health_check") or "checks"
+    blocking = params.get("blocking_warnings")
+    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version, health_check,
+                            DEFAULT_BLOCKING_WARNINGS if blocking is None else blocking)
+    fail_fast_after = params.get("fail_fast_after")
     poll_interval = params["poll_interval"] or 0.5
     result = wait_for_wave(
         [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
         success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],
         poll_interval=poll_interval, grace=grace, clock=clock, sleep=sleep, progress=progress,
         min_probes=MIN_HEALTHY_PROBES, fast_first=True,
+        fail_fast_after=10.0 if fail_fast_after is None else fail_fast_after,
+        fail_on_critical=health_check == "checks",
     )
     result["warnings"] = short_window_warnings(params["min_healthy_time"], poll_interval) if agents else []
     result["table"] = format_table(result)

@@ -286,11 +286,50 @@ def version_matches(reported, target):
     return any(reported == target + suffix for suffix in RELEASE_SUFFIXES)
 
 
-def evaluate_health(status, payload, expected_states=("work",), target_version=None, error=None):
+# the warning codes of a CIRIS agent's health (``data.warnings``) that make it unhealthy unless the user says
+# otherwise (rollout_blocking_warnings): configured adapters that did not load (CIRISAgent #1057), a shared task
+# stranded for a day (#1018), a shared-task claim that left no row, a rejected wakeup step (#1069). Not
+# occurrence_identity: a multi-occurrence agent reports it on every probe as a plain state report.
+DEFAULT_BLOCKING_WARNINGS = ("adapters_failed_to_load", "adapters_config_stale", "shared_task_stranded",
+                             "shared_claim_not_persisted", "wakeup_step_rejected")
+# the cognitive_state of a CIRIS agent that rejected a wakeup step: terminal, it never recovers by waiting
+WAKEUP_ERROR = "wakeup_error"
+
+
+def health_warnings(data):
+    """A health body's ``warnings`` as ``[{code, message, severity}]`` (CIRIS's SystemWarning; a bare string
+    is a code); anything else in the list is ignored."""
+    found = []
+    for w in (data or {}).get("warnings") or []:
+        if isinstance(w, str):
+            w = {"code": w}
+        if isinstance(w, dict) and w.get("code"):
+            found.append({"code": str(w["code"]), "message": w.get("message"), "severity": w.get("severity")})
+    return found
+
+
+def blocking_warning(info, blocking_warnings):
+    """The cause an agent is unhealthy for when it reports one of ``blocking_warnings``, else None:
+    ``warning adapters_failed_to_load: Configured adapter(s) failed to start: discord (ConnectionError)``."""
+    codes = set(blocking_warnings or ())
+    for w in (info or {}).get("warnings") or []:
+        if w["code"] in codes:
+            return "warning %s%s" % (w["code"], ": %s" % w["message"] if w.get("message") else "")
+    return None
+
+
+def is_wakeup_error(info):
+    """Whether the agent reports ``cognitive_state`` wakeup_error (CIRIS reports it as ``WAKEUP_ERROR``)."""
+    return str((info or {}).get("cognitive_state") or "").lower() == WAKEUP_ERROR
+
+
+def evaluate_health(status, payload, expected_states=("work",), target_version=None, error=None,
+                    blocking_warnings=()):
     """Judge one health probe. Returns ``(healthy, cause, info)``.
 
     ``info`` holds what the agent said (status, version, cognitive_state,
-    occurrence_id, agent_id) where it said it.
+    occurrence_id, agent_id, warnings as :func:`health_warnings`) where it said it.
+    An agent reporting one of ``blocking_warnings`` (codes) is not healthy.
     """
     info = {}
     if error is not None:
@@ -303,6 +342,8 @@ def evaluate_health(status, payload, expected_states=("work",), target_version=N
     for key in ("status", "version", "cognitive_state", "occurrence_id", "agent_id", "uptime_seconds", "initialization_complete"):
         if key in data:
             info[key] = data[key]
+    if data.get("warnings"):
+        info["warnings"] = health_warnings(data)
     missing = [k for k in ("status", "cognitive_state") if k not in data]
     if missing:
         return False, "missing fields: %s" % ", ".join(missing), info
@@ -312,6 +353,9 @@ def evaluate_health(status, payload, expected_states=("work",), target_version=N
         return False, "cognitive_state %s (expected %s)" % (data["cognitive_state"], "|".join(expected_states)), info
     if target_version is not None and not version_matches(data.get("version"), target_version):
         return False, "version %s (expected %s)" % (data.get("version"), target_version), info
+    blocked = blocking_warning(info, blocking_warnings)
+    if blocked:
+        return False, blocked, info
     return True, None, info
 
 

@@ -35,6 +35,8 @@ COGNITIVE_STATES = ("wakeup", "work", "play", "solitude", "dream", "shutdown")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# a warning code of a CIRIS agent's health (adapters_failed_to_load)
+WARNING_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 # name -> (minimum, maximum, minimum allowed itself, integer)
 NUMBERS = {
@@ -51,6 +53,7 @@ NUMBERS = {
     "rollout_docker_stop_timeout": (0, MAX_SECONDS, True, True),
     "rollout_max_parallel": (1, 1000000, True, True),
     "rollout_progress_deadline": (0.0, MAX_SECONDS, True, False),
+    "rollout_fail_fast_after": (0.0, MAX_SECONDS, True, False),
     "shutdown_wave_timeout": (0.0, MAX_SECONDS, False, False),
     "shutdown_stop_timeout": (0.0, MAX_SECONDS, True, False),
     "shutdown_decision_max_age": (0.0, MAX_SECONDS, True, False),
@@ -72,6 +75,8 @@ POLICY_SPEC = {
     "rollout_min_healthy_time": {"type": "float"},
     "rollout_healthy_deadline": {"type": "float"},
     "rollout_auto_revert": {"type": "bool"},
+    "rollout_fail_fast_after": {"type": "float"},
+    "rollout_blocking_warnings": {"type": "list", "elements": "str"},
 }
 SECRETS = ("rollout_token",)
 # the prefixes of the collection's variables: one of them that the collection does not know is a typo (or a
@@ -262,6 +267,18 @@ def _check_states(name, value, errors):
                                                                       ", ".join(COGNITIVE_STATES)))
 
 
+def _check_warning_codes(name, value, errors):
+    """``rollout_blocking_warnings``: a list (maybe empty) of warning codes such as adapters_failed_to_load."""
+    if not isinstance(value, list):
+        errors.append("%s: must be a list of warning codes (e.g. [adapters_failed_to_load]), got %s"
+                      % (name, _shown(name, value)))
+        return
+    bad = [v for v in value if not isinstance(v, str) or not WARNING_CODE_RE.match(v)]
+    if bad:
+        errors.append("%s: %s is not a warning code (letters, digits and '_', e.g. adapters_failed_to_load)"
+                      % (name, ", ".join(_shown(name, b) for b in bad[:5])))
+
+
 def _check_canary(value, errors):
     name = "rollout_canary"
     if isinstance(value, bool):
@@ -330,6 +347,8 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
             _check_states(name, v[name], errors)
     if have("rollout_canary"):
         _check_canary(v["rollout_canary"], errors)
+    if have("rollout_blocking_warnings"):
+        _check_warning_codes("rollout_blocking_warnings", v["rollout_blocking_warnings"], errors)
 
     # strings
     if kind == "rollout" and v.get("rollout_strategy", "canary") not in ("promote", "resume", "rollback") \
@@ -505,6 +524,7 @@ OPTION_VARIABLES = {
     "healthy_deadline": "rollout_healthy_deadline", "stop_timeout": "rollout_stop_timeout",
     "poll_interval": "rollout_poll_interval", "connect_timeout": "rollout_connect_timeout",
     "read_timeout": "rollout_read_timeout", "max_workers": "rollout_max_workers",
+    "fail_fast_after": "rollout_fail_fast_after",
 }
 
 
@@ -523,6 +543,8 @@ def check_options(params):
     states = params.get("expected_states")
     if states is not None:
         _check_states("expected_states", states, errors)
+    if params.get("blocking_warnings") is not None:
+        _check_warning_codes("blocking_warnings", params["blocking_warnings"], errors)
     if errors:
         raise InputError("; ".join(errors))
 

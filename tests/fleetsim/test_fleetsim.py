@@ -38,7 +38,7 @@ CONFIG = {
     ],
 }
 HEALTH_KEYS = {"status", "version", "cognitive_state", "initialization_complete", "uptime_seconds",
-               "occurrence_id", "agent_id"}
+               "occurrence_id", "agent_id", "warnings", "degraded_mode"}
 
 
 @pytest.fixture(scope="module")
