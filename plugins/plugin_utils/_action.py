@@ -117,7 +117,16 @@ class EngineAction(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         # the controller is this worker's parent now, before any work (it may die later)
+        controller = os.getppid()
         self.run_ctx = Run.of_controller() if self.WATCH_CONTROLLER else None
+        result = self._run(tmp, task_vars)
+        if os.getppid() != controller:
+            # the controller died meanwhile (kill -9 of ansible-playbook): nobody reads this result, and writing it
+            # can block for ever on the results pipe; end the worker (quick tasks too, e.g. each agent's result)
+            _orphan_exit()
+        return result
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         del tmp
         validator = ArgumentSpecValidator(
