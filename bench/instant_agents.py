@@ -140,7 +140,7 @@ async def handle(fleet, reader, writer):
             raw = await reader.readexactly(length) if length else b""
             now = time.monotonic()
             status, payload = 404, {"detail": "not found"}
-            path, _, query = path.partition("?")
+            path, dummy, query = path.partition("?")
             parts = path.split("/")
             if path == "/_versions":
                 counts = {}

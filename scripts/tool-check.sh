@@ -28,7 +28,9 @@ mkdir -p "$base" "$fake"
 # the base tools as symlinks, minus every container CLI (on a merged-/usr system /bin is /usr/bin: -n skips
 # a name already linked)
 for dir in /usr/bin /bin; do
-    [ -d "$dir" ] && cp -sn "$dir"/* "$base"/ 2>/dev/null || true
+    if [ -d "$dir" ]; then
+        cp -sn "$dir"/* "$base"/ 2>/dev/null || true
+    fi
 done
 rm -f "$base"/docker "$base"/dockerd "$base"/podman "$base"/buildah "$base"/nerdctl
 for cli in docker podman; do

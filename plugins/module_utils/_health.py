@@ -229,8 +229,8 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
             reason = "all stable"
             break
         if tracker.failed and (tracker.hopeless() or not tracker.watching()):
-            reason = "failed fast: %d of %d agents (%s)" % (len(tracker.failed), len(tracker.names),
-                                                           "; ".join(sorted(set(tracker.failed.values()))[:3]))
+            causes = "; ".join(sorted(set(tracker.failed.values()))[:3])
+            reason = "failed fast: %d of %d agents (%s)" % (len(tracker.failed), len(tracker.names), causes)
             break
         if tracker.threshold_met():
             met_at = now if met_at is None else met_at

@@ -154,5 +154,3 @@ def downtimes(sim):
     for name, ts in since.items():
         out.setdefault(name, []).append(float("inf"))  # never started again
     return out
-
-
