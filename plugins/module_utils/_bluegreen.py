@@ -17,10 +17,8 @@ on each agent's host between the phases ``candidates``, ``retire`` and ``finish`
 
 from __future__ import annotations
 
-import time
-
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
@@ -133,17 +131,9 @@ def _stopped_after_error(store, client, params, deployment_id, proven, sleep):
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in proven]))
     waiting = [m for m in proven if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
                and not (rows.get(m["name"]) or {}).get("result")]
-    watch = StopWatch([m["name"] for m in waiting])
-    urls = dict((m["name"], m["agent_url"]) for m in waiting)
-    start = time.monotonic()
-    while watch.pending():
-        for name, (state, cause, info) in client.fan_out(lambda n: (n, probe_liveness(client, urls[n])), watch.pending()):
-            watch.observe(name, state, cause, info, time.monotonic() - start)
-        left = min(DRAIN_WAIT, float(params.get("stop_timeout") or DRAIN_WAIT)) - (time.monotonic() - start)
-        if not watch.pending() or left <= 0:
-            break
-        sleep(min(0.25, left))
-    stopped = [m for m in waiting if m["name"] in watch.stopped_at]
+    observed = observe_stop(client, waiting, min(DRAIN_WAIT, float(params.get("stop_timeout") or DRAIN_WAIT)),
+                            poll_interval=0.25, sleep=sleep)
+    stopped = [m for m in waiting if observed[m["name"]]["outcome"] == OBSERVED_STOPPED]
     store.record_answers(deployment_id, [{"host": m["name"], "decision": ACCEPT, "reason": "observed: stopped",
                                           "answered_at": rows[m["name"]].get("answered_at")}
                                          for m in stopped if rows[m["name"]].get("decision") == PENDING])

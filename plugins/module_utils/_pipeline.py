@@ -110,9 +110,9 @@ def _ask(ctx, out):
     asked_since = ctx.store.clock()
     # started by an earlier run of this wave that ended before its verdict (killed, interrupted): gated in this
     # one, not started again (a wave that was judged already gates nobody again)
-    status = dict((w["wave"], w["status"]) for w in ctx.store.waves(ctx.deployment_id)).get(ctx.wave["index"])
-    if status == "running":
-        rnd["handed"] = [a["name"] for a in _handed(ctx)]
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave import ungated
+
+    rnd["handed"] = [a["name"] for a in ungated(ctx.store, ctx.dep, ctx.wave, ctx.members)]
     try:
         previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
                               params.get("audit_path"), ctx.secrets)

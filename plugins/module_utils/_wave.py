@@ -34,8 +34,8 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
@@ -297,7 +297,7 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     target = dep["target_version"]
     out = {"changed": True}
     # agents started by an earlier run of this wave that ended before its verdict (killed, interrupted)
-    ungated = _ungated(store, dep, wave, members) if phase == "all" else []
+    earlier = ungated(store, dep, wave, members) if phase == "all" else []
     if params["strategy"] == "blue_green":
         return blue_green_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
                                 ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
@@ -316,7 +316,7 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     names = [a["name"] for a in updating]
     store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names])
     # gated now, not started again (they run already)
-    handed = updating + [a for a in ungated if a["name"] not in names]
+    handed = updating + [a for a in earlier if a["name"] not in names]
     # gate the agents handed to the driver in this run, then judge the wave
     run.step = "the health gate"
     gate_params, cut = _gate_params(params, deadline_at, clock())
@@ -398,20 +398,12 @@ def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
     # an agent that consented is about to stop (draining, or still deciding): give it a moment to
     # be down, so that it is started again rather than left down after we are gone
     none = params["driver"] == "none"
-    watch = StopWatch([m["name"] for m in waiting], supervisor_restarts=none, target_version=dep["target_version"])
-    urls = dict((m["name"], m["agent_url"]) for m in waiting)
-    start = time.monotonic()
-    deadline = start + min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
-    while watch.pending():
-        for name, (state, cause, info) in client.fan_out(lambda n: (n, probe_liveness(client, urls[n])),
-                                                         watch.pending()):
-            watch.observe(name, state, cause, info, time.monotonic() - start)
-        if not watch.pending() or time.monotonic() >= deadline:
-            break
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-    names = [m["name"] for m in waiting if m["name"] in watch.stopped_at]
+    wait = min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
+    observed = observe_stop(client, waiting, wait, poll_interval=0.25, supervisor_restarts=none,
+                            target_version=dep["target_version"])
+    names = [m["name"] for m in waiting if observed[m["name"]]["outcome"] == OBSERVED_STOPPED]
     notes = []
-    busy = watch.pending()
+    busy = [m["name"] for m in waiting if m["name"] not in names]
     if busy:
         notes.append("asked and not stopped when the run ended (%s): %s" % (
             "their supervisor restarts them if they stop" if none else "a rerun watches them", ", ".join(busy)))
@@ -479,7 +471,7 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
     return ready + asked["retry_agents"]
 
 
-def _ungated(store, dep, wave, members):
+def ungated(store, dep, wave, members):
     """Members an earlier run of this still unfinished wave handed to the driver (result ``updated``)
     but whose gate never ended: a rerun gates them without starting them again."""
     status = dict((w["wave"], w["status"]) for w in store.waves(dep["deployment_id"])).get(wave["index"])

@@ -178,6 +178,7 @@ def test_an_auth_error_still_starts_the_agents_that_stopped(wave_env):
     fake = make(auth_fail={"a2"})
     out, rounds = drive(fake)
     assert rounds == [["a0", "a1", "a3"]]
+    assert set(_wave.SHAPE) <= set(out)  # the error outcome keeps the one shape
     assert out["halt"] and out["error"] and "authentication failed" in out["error"]
     assert out["rollout_deployment_summary"]["status"] == "failed"
     for n in ("a0", "a1", "a3"):
