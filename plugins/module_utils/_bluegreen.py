@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import record_found_on_target
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
@@ -55,7 +59,9 @@ def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic
     if phase == "candidates":
         rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
         store.wave_started(deployment_id, wave["index"])
-        todo = [m["name"] for m in members if (rows.get(m["name"]) or {}).get("result") not in SETTLED]
+        promoted = _promoted_earlier(store, client, deployment_id, members, rows, dep["target_version"])
+        todo = [m["name"] for m in members
+                if (rows.get(m["name"]) or {}).get("result") not in SETTLED and m["name"] not in promoted]
         out.update(phase_done="candidates", candidate_hosts=todo)
         return out
     if phase == "retire":
@@ -123,6 +129,22 @@ def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, 
     keep = [m["name"] for m in proven if m["name"] not in ready_names]
     out.update(phase_done="retire", gate=gate, promote_hosts=ready_names, discard_hosts=sorted(unstable + keep))
     return out
+
+
+def _promoted_earlier(store, client, deployment_id, members, rows, target):
+    """A rerun: the agents an earlier run asked to retire (a consent on record, no result) that answer working
+    on the target where the primary ran: their candidate was promoted before that run ended. They are recorded
+    updated and get no new candidate (waiting for them to stop would wait for ever)."""
+    known = [m for m in members if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
+             and not (rows.get(m["name"]) or {}).get("result")]
+    if not known:
+        return []
+    states = dict(client.fan_out(lambda m: (m["name"], probe_liveness(client, m["agent_url"])), known))
+    found = [m["name"] for m in known if states[m["name"]][0] == WORKING
+             and version_matches((states[m["name"]][2] or {}).get("version"), target)]
+    if found:
+        record_found_on_target(store, deployment_id, rows, found, target, "its candidate was promoted by an earlier run")
+    return found
 
 
 def _stopped_after_error(store, client, params, deployment_id, proven, sleep):

@@ -179,12 +179,7 @@ def _earlier_run(ctx, rnd, fresh):
             if row.get("decision") == PENDING:
                 accepted.append(m["name"])
     if on_target:
-        ctx.store.record_answers(ctx.deployment_id, [
-            {"host": h, "decision": ACCEPT, "reason": "observed: working on %s after an earlier run" % ctx.target,
-             "answered_at": rows[h].get("answered_at")} for h in on_target if rows[h].get("decision") == PENDING])
-        ctx.store.set_results(ctx.deployment_id, [
-            {"host": h, "result": "updated", "detail": "found working on %s (updated by an earlier run); gated"
-             % ctx.target} for h in on_target])
+        record_found_on_target(ctx.store, ctx.deployment_id, rows, on_target, ctx.target, "updated by an earlier run; gated")
         ctx.say("already on %s after an earlier run, gated without a stop wait: %s" % (ctx.target, ", ".join(on_target)))
         rnd["handed"] = sorted(set(rnd["handed"]) | set(on_target))
     if accepted:
@@ -192,6 +187,16 @@ def _earlier_run(ctx, rnd, fresh):
             {"host": h, "decision": ACCEPT, "reason": "observed: stopped (seen by a rerun)",
              "answered_at": rows[h].get("answered_at")} for h in accepted])
     return handover
+
+
+def record_found_on_target(store, deployment_id, rows, hosts, target, how):
+    """Record ``hosts`` (asked by an earlier run, found working on ``target`` by a rerun) as having accepted
+    and been updated."""
+    store.record_answers(deployment_id, [
+        {"host": h, "decision": ACCEPT, "reason": "observed: working on %s after an earlier run" % target,
+         "answered_at": rows[h].get("answered_at")} for h in hosts if rows[h].get("decision") == PENDING])
+    store.set_results(deployment_id, [
+        {"host": h, "result": "updated", "detail": "found working on %s (%s)" % (target, how)} for h in hosts])
 
 
 def _agent(member, row):

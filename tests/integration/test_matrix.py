@@ -59,6 +59,7 @@ m37-rollback-tasks-ciris-stuck                       rollback        tasks   cir
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -277,7 +278,7 @@ def test_matrix(case, tmp_path, request):
                 assert res.rc == 0, res.output[-5000:]
         elif action == "kill_rerun":
             rng = random.Random(request.node.callspec.id)
-            delay = rng.uniform(0.0, 4.0)
+            delay = float(os.environ.get("MATRIX_KILL_DELAY") or rng.uniform(0.0, 4.0))
             proc = f.background(playbook, **extra)
             try:
                 wait_for("the first agents asked", lambda: f.asked_since(mark), 120)
@@ -290,8 +291,9 @@ def test_matrix(case, tmp_path, request):
             try:
                 # the user's rerun: the same command (issue 19 item 5: a rerun knows what already happened)
                 res = f.run(playbook, timeout=180, **extra)
-            except subprocess.TimeoutExpired:
-                pytest.fail("the rerun after kill -9 at %.2f s did not end within 180 s" % delay)
+            except subprocess.TimeoutExpired as e:
+                out = e.output.decode(errors="replace") if isinstance(e.output, bytes) else (e.output or "")
+                pytest.fail("the rerun after kill -9 at %.2f s did not end within 180 s:\n%s" % (delay, out[-6000:]))
             assert res.rc == 0, res.output[-5000:]
         else:
             res = f.run(playbook, **extra)

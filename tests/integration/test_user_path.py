@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from fleetsim.testing import FleetSim
-from userpath import (TOKEN, asked, by_host, deliberations, down, downtimes, fleet, kill9, lifecycle_op, records,
+from userpath import (CANDIDATE_TASKS, FILES, TOKEN, asked, by_host, deliberations, down, downtimes, fleet, kill9, lifecycle_op, records,
                       run, start_background, states, wait_for)
 
 TWO_WAVES = [{"name": "canary", "count": 2}, {"name": "rest", "rest": True}]
@@ -108,6 +108,37 @@ def test_4_rerun_after_kill9_between_the_starts_and_their_results_does_not_wait_
         assert res.report()["status"] == "completed"
         assert set(states(sim).values()) == {(True, "2.0.0")}
         assert asked(sim) == {n: 1 for n in states(sim)}, "an agent was asked twice"
+        assert sim.violations()["count"] == 0
+
+
+def test_4_blue_green_rerun_after_kill9_between_the_promotions_and_their_results(tmp_path):
+    # the blue-green form of (4): the retire tasks promoted the candidates of the first wave (the agents answer
+    # on 2.0.0 where the primaries ran) and the run is killed before their results are written. A rerun that
+    # takes them for primaries still to stop waits rollout_stop_timeout (600 s) for agents that never stop
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    bg = {"rollout_max_parallel": 2, "rollout_candidate_tasks": str(CANDIDATE_TASKS),
+          "rollout_retire_tasks": str(FILES / "fleetsim-retire.yml"), "fleetsim_retire_hold_dir": str(hold)}
+    with FleetSim(config=fleet(4), workdir=tmp_path / "sim") as sim:
+        proc = start_background(sim, tmp_path, "blue_green", **bg)
+        try:
+            wait_for("the first wave's candidates promoted",
+                     lambda: len(list(hold.glob("promoted-*"))) == 2, 120)
+            promoted = sorted(p.name[len("promoted-"):] for p in hold.glob("promoted-*"))
+            assert all(states(sim)[n] == (True, "2.0.0") for n in promoted)
+        finally:
+            kill9(proc)
+        (hold / "release").write_text("")
+        try:
+            res = run(sim, tmp_path, "blue_green", timeout=120, **bg)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the rerun did not end within 120 s: it waits for promoted candidates to stop")
+        assert res.rc == 0, res.output[-5000:]
+        assert res.report()["status"] == "completed"
+        assert set(states(sim).values()) == {(True, "2.0.0")}
+        assert asked(sim) == {n: 1 for n in states(sim)}, "an agent was asked twice"
+        results = by_host(res.report())
+        assert all(results[n]["result"] == "updated" for n in states(sim)), results
         assert sim.violations()["count"] == 0
 
 
