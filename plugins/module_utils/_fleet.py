@@ -35,7 +35,8 @@ SHOWN = 20
 
 def fleet_view(client, agents, target_version=None, expected_states=("work",)):
     """Probe every agent once; returns ``total``, ``versions`` (version -> count), ``states`` (cognitive state ->
-    count), ``healthy``, ``unreachable_agents`` (names; ``unreachable`` would mark the task's host unreachable), ``on_target`` / ``off_target`` (names, with ``target_version``),
+    count), ``healthy``, ``unreachable_agents`` (names; a key ``unreachable`` would mark the task's host
+    unreachable), ``on_target`` / ``off_target`` (names, with ``target_version``),
     ``agents`` (name -> version, cognitive_state, status, healthy, cause) and ``lines`` (what to show)."""
     probes = client.fan_out(lambda a: (a["name"], client.probe(a["agent_url"], list(expected_states), None)), agents)
     per_agent, versions, states = {}, {}, {}
@@ -75,8 +76,8 @@ def view_lines(view):
     for version, count in sorted(view["versions"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append("  version %-16s %6d  %5.1f %%" % (version, count, 100.0 * count / total if total else 0.0))
     if view["states"]:
-        lines.append("  states: " + ", ".join("%s %d" % (s, n) for s, n in sorted(view["states"].items(),
-                                                                                 key=lambda kv: (-kv[1], kv[0]))))
+        states = sorted(view["states"].items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("  states: " + ", ".join("%s %d" % (s, n) for s, n in states))
     if view.get("target_version"):
         lines.append("  on %s: %d of %d%s" % (view["target_version"], len(view["on_target"]), total,
                                               ("; not yet: " + _names(view["off_target"])) if view["off_target"] else ""))

@@ -48,4 +48,3 @@ def test_live_status_after_a_deployment_counts_the_agents_on_its_target(tmp_path
         assert "completed" in res.output
         assert spread(res.output) == {"2.0.0": 3, "1.0.0": 1}, res.output[-3000:]
         assert "on 2.0.0: 3 of 4; not yet: agent-002" in res.output, res.output[-3000:]
-
