@@ -78,7 +78,7 @@ POLICY_SPEC = {
     "rollout_fail_fast_after": {"type": "float"},
     "rollout_blocking_warnings": {"type": "list", "elements": "str"},
 }
-SECRETS = ("rollout_token",)
+SECRETS = ("rollout_token", "rollout_notify_url", "rollout_notify_headers")
 # the prefixes of the collection's variables: one of them that the collection does not know is a typo (or a
 # variable of the user's own, listed in rollout_extra_vars)
 PREFIXES = ("rollout_", "shutdown_", "wakeup_")
@@ -366,6 +366,14 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
                       % _shown("rollout_deployment_id", v["rollout_deployment_id"]))
     if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
         errors.append("rollout_token: contains a line break or control character (value not shown)")
+    if have("rollout_notify_url") and v["rollout_notify_url"]:
+        url = str(v["rollout_notify_url"])
+        parts = urlsplit(url) if not CONTROL_RE.search(url) and " " not in url else None
+        if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            errors.append("rollout_notify_url: must be an http:// or https:// URL (value not shown)")
+    if have("rollout_notify_headers") and any(not isinstance(h, str) or not isinstance(x, str) or CONTROL_RE.search(x)
+                                              for h, x in v["rollout_notify_headers"].items()):
+        errors.append("rollout_notify_headers: must map header names to strings without line breaks (values not shown)")
     if have("rollout_hosts") and not str(v["rollout_hosts"]).strip():
         errors.append("rollout_hosts: must name the inventory group of the agents")
 

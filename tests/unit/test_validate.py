@@ -36,6 +36,8 @@ def ok(tmp_path, **values):
     ({"rollout_health_check": "ping"}, "rollout_health_check"),
     ({"rollout_driver": "tasks", "rollout_update_tasks": "nope.yml"}, "rollout_update_tasks"),
     ({"rollout_target_version": ""}, "rollout_target_version"),
+    ({"rollout_notify_url": "hooks.example.org/secret"}, "rollout_notify_url"),
+    ({"rollout_notify_headers": {"Authorization": "Bearer a\nb"}}, "rollout_notify_headers"),
 ])
 def test_bad_values_name_the_variable(tmp_path, values, field):
     with pytest.raises(InputError) as err:
@@ -55,6 +57,14 @@ def test_the_token_is_never_shown(tmp_path):
     with pytest.raises(InputError) as err:
         validate_inputs("rollout", ok(tmp_path, rollout_token="se\ncret"), spec=SPEC)
     assert "cret" not in str(err.value)
+
+
+def test_the_notification_url_and_headers_are_never_shown(tmp_path):
+    with pytest.raises(InputError) as err:
+        validate_inputs("rollout", ok(tmp_path, rollout_notify_url="hooks.example.org/s3cret",
+                                      rollout_notify_headers={"X-Key": "k3y\n"}), spec=SPEC)
+    assert "s3cret" not in str(err.value) and "k3y" not in str(err.value)
+    assert "rollout_notify_url" in str(err.value) and "rollout_notify_headers" in str(err.value)
 
 
 def test_a_state_file_that_is_not_a_database(tmp_path):
