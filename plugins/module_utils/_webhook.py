@@ -90,9 +90,9 @@ def events_of(source, result, deployment_key=None, strategy=None, target_version
     if summary:
         status = summary.get("status")
         event = {"paused": "deployment_paused", "staged": "deployment_staged"}.get(status, "deployment_finished")
-        text = "deployment %s (%s -> %s): %s%s" % (common["deployment_id"], common["strategy"],
-                                                  common["target_version"], status,
-                                                  (": %s" % summary["message"]) if summary.get("message") else "")
+        reason = (": %s" % summary["message"]) if summary.get("message") else ""
+        text = "deployment %s (%s -> %s): %s%s" % (common["deployment_id"], common["strategy"], common["target_version"],
+                                                   status, reason)
         events.append(dict(event=event, text=text, status=status, counts=summary.get("totals") or {},
                            reason=summary.get("message"), **common))
     elif result.get("paused"):
