@@ -11,17 +11,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_HEALTHY_PROBES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from fakeclock import Clock
 
 
 class Client:

@@ -10,17 +10,7 @@ from __future__ import annotations
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_HEALTHY_PROBES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from fakeclock import Clock
 
 
 class Client:

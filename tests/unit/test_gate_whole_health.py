@@ -16,6 +16,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import InputError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import validate_inputs
+from fakeclock import Clock
 
 ADAPTERS = {"code": "adapters_failed_to_load", "severity": "error", "action_url": "/settings/adapters",
             "message": "Configured adapter(s) failed to start: discord (ConnectionError)"}
@@ -23,17 +24,6 @@ STRANDED = {"code": "shared_task_stranded", "severity": "error", "action_url": "
             "message": "1 shared task(s) unsettled for over 24h (oldest 17.0 days): SHUTDOWN_SHARED_20260731."}
 OCCURRENCE = {"code": "occurrence_identity", "severity": "info", "action_url": None,
               "message": "occurrence_id=002 multi_occurrence=True"}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def body(status="healthy", state="work", warnings=(), version="2.0.0"):

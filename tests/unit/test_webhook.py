@@ -9,19 +9,9 @@ import urllib3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import events_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import post_events
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import validate_webhook
+from fakeclock import Clock
 
 URL = "https://hooks.example.org/services/T0/B0/secretpath"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 class Pool:
