@@ -257,6 +257,24 @@ def check_task_file(name, path, base_dir=None):
     return None
 
 
+HOOK_POINTS = ("before_wave", "after_wave", "on_success", "on_failure", "on_pause")
+
+
+def _check_hooks(value, errors, base_dir=None):
+    """rollout_hooks: a mapping of hook points to task files that exist."""
+    unknown = sorted(str(k) for k in value if k not in HOOK_POINTS)
+    if unknown:
+        errors.append("rollout_hooks: unknown hook point%s %s (one of %s)" % (
+            "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(HOOK_POINTS)))
+    for point in HOOK_POINTS:
+        path = value.get(point)
+        if path in (None, ""):
+            continue
+        error = check_task_file("rollout_hooks.%s" % point, path, base_dir)
+        if error:
+            errors.append(error)
+
+
 def _check_states(name, value, errors):
     if not isinstance(value, list) or not value:
         errors.append("%s: must be a non-empty list of cognitive states (%s)" % (name, ", ".join(COGNITIVE_STATES)))
@@ -366,6 +384,8 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
                       % _shown("rollout_deployment_id", v["rollout_deployment_id"]))
     if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
         errors.append("rollout_token: contains a line break or control character (value not shown)")
+    if have("rollout_hooks") and v["rollout_hooks"]:
+        _check_hooks(v["rollout_hooks"], errors, base_dir)
     if have("rollout_notify_url") and v["rollout_notify_url"]:
         url = str(v["rollout_notify_url"])
         parts = urlsplit(url) if not CONTROL_RE.search(url) and " " not in url else None

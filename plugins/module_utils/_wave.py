@@ -205,7 +205,9 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             # play instead, but then ansible-playbook exits 0 even though the halted wave's failed agents failed.)
             out = _stopped(store, dep, members)
             if dep["status"] == "paused":
-                # this run stops driving the deployment: resume runs the rest
+                # this run stops driving the deployment: resume runs the rest. The first batch that sees the pause
+                # says so (``paused``: a notification, the on_pause hook); the later ones only hold their agents
+                out["paused"] = dep.get("owner_pid") is not None
                 store.release_lease(deployment_id)
                 if progress is not None:
                     progress(out["line"])

@@ -37,6 +37,8 @@ def ok(tmp_path, **values):
     ({"rollout_driver": "tasks", "rollout_update_tasks": "nope.yml"}, "rollout_update_tasks"),
     ({"rollout_target_version": ""}, "rollout_target_version"),
     ({"rollout_notify_url": "hooks.example.org/secret"}, "rollout_notify_url"),
+    ({"rollout_hooks": {"before_wave": "no-such-hook.yml"}}, "rollout_hooks.before_wave"),
+    ({"rollout_hooks": {"before_waves": "hook.yml"}}, "rollout_hooks"),
     ({"rollout_notify_headers": {"Authorization": "Bearer a\nb"}}, "rollout_notify_headers"),
 ])
 def test_bad_values_name_the_variable(tmp_path, values, field):
