@@ -43,6 +43,14 @@ DEFAULTS: dict = {
     "reject_token": False,            # every shutdown request answers 401, whatever the token (a rotated token)
     # the health's data.warnings once booted, as a CIRIS agent lists them: codes or {code, message, severity}
     "warnings": [],
+    # the control port's /metrics (Prometheus text): each working occurrence handles tasks_per_second tasks; a
+    # share error_rate of them fail (error_rates: a version -> its own share, e.g. a bad release) and a share
+    # deferral_rate is deferred; task latency latency_seconds
+    "tasks_per_second": 10.0,
+    "error_rate": 0.01,
+    "error_rates": {},
+    "deferral_rate": 0.05,
+    "latency_seconds": 0.2,
 }
 
 DECISIONS = ("accept", "defer", "reject", "busy", "noanswer", "error")
@@ -60,7 +68,7 @@ CHOICES = {
 # settings that must be a number >= 0
 NON_NEGATIVE = ("defer_seconds", "busy_retry_after_ms", "boot_seconds", "crash_seconds", "slow_ms",
                 "shutdown_exit_seconds", "shared_decision_max_age", "decide_seconds", "drain_seconds",
-                "force_drain_seconds")
+                "force_drain_seconds", "tasks_per_second", "error_rate", "deferral_rate", "latency_seconds")
 TOP_LEVEL_KEYS = {"defaults", "agents", "backlog"}
 
 GROUP_KEYS = {"agent_id", "occurrences", "count", "name_prefix", "start", "width", "overrides", "names"}
@@ -84,6 +92,11 @@ def check_settings(settings: dict, where: str = "settings") -> dict:
             settings[key] = str(value)
         if key == "warnings":
             settings[key] = check_warnings(value, f"{where}: warnings")
+        if key == "error_rates":
+            if not isinstance(value, dict) or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 1
+                                                  for r in value.values()):
+                raise ConfigError(f"{where}: error_rates must map versions to shares between 0 and 1, got {value!r}")
+            settings[key] = dict((str(k), float(r)) for k, r in value.items())
     return settings
 
 

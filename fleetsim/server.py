@@ -203,6 +203,18 @@ class Occurrence:
                 "occurrence_id": self.occurrence_id, "agent_id": self.agent_id, "warnings": warnings,
                 "degraded_mode": cog == "wakeup_error"}
 
+    def work_done(self, now: float) -> dict:
+        """What this occurrence has done since it started working (Prometheus counters; they restart from 0
+        with the process): tasks, errors, deferrals, and the latency histogram's sum. Deterministic: a share of
+        the tasks by the version's error rate."""
+        if not self.up or self.shutting_down:
+            return None
+        busy = max(0.0, now - max(self.started_at, self.boot_until))
+        tasks = int(busy * float(self.s["tasks_per_second"]))
+        rate = float((self.s.get("error_rates") or {}).get(self.version, self.s["error_rate"]))
+        return {"tasks": tasks, "errors": int(tasks * rate), "deferrals": int(tasks * float(self.s["deferral_rate"])),
+                "latency_sum": round(tasks * float(self.s["latency_seconds"]), 3)}
+
     def state(self, now: float) -> dict:
         st = {"name": self.name, "agent_id": self.agent_id, "occurrence_id": self.occurrence_id,
               "agent_url": self.agent_url, "port": self.port, "up": self.up,
@@ -300,6 +312,36 @@ class FleetSim:
         if event in occ.timeline:
             occ.timeline[event] = ts
         return self.record(occ, None, None, event=event, ts=ts, **extra)
+
+    def metrics_text(self, now: float) -> bytes:
+        """Prometheus text exposition of every occurrence's work (``Occurrence.work_done``) and ``up``."""
+        buckets = (0.1, 0.25, 0.5, 1.0, 2.5)
+        lines = []
+        series = {"tasks": [], "errors": [], "deferrals": [], "latency": [], "up": []}
+        for occ in self.occs.values():
+            labels = 'agent="%s",occurrence="%s",version="%s"' % (occ.agent_id, occ.name, occ.version)
+            series["up"].append("fleetsim_agent_up{%s} %d" % (labels, 1 if occ.up else 0))
+            done = occ.work_done(now)
+            if done is None:
+                continue
+            series["tasks"].append("fleetsim_agent_tasks_total{%s} %d" % (labels, done["tasks"]))
+            series["errors"].append("fleetsim_agent_errors_total{%s} %d" % (labels, done["errors"]))
+            series["deferrals"].append("fleetsim_agent_deferrals_total{%s} %d" % (labels, done["deferrals"]))
+            latency = float(occ.s["latency_seconds"])
+            for le in buckets:
+                series["latency"].append('fleetsim_agent_task_latency_seconds_bucket{%s,le="%s"} %d'
+                                         % (labels, le, done["tasks"] if latency <= le else 0))
+            series["latency"].append('fleetsim_agent_task_latency_seconds_bucket{%s,le="+Inf"} %d' % (labels, done["tasks"]))
+            series["latency"].append("fleetsim_agent_task_latency_seconds_sum{%s} %s" % (labels, done["latency_sum"]))
+            series["latency"].append("fleetsim_agent_task_latency_seconds_count{%s} %d" % (labels, done["tasks"]))
+        for key, name, kind, text in (
+                ("up", "fleetsim_agent_up", "gauge", "1 while the occurrence's process runs"),
+                ("tasks", "fleetsim_agent_tasks_total", "counter", "tasks handled since the process started working"),
+                ("errors", "fleetsim_agent_errors_total", "counter", "tasks that failed"),
+                ("deferrals", "fleetsim_agent_deferrals_total", "counter", "tasks deferred to a human"),
+                ("latency", "fleetsim_agent_task_latency_seconds", "histogram", "task latency")):
+            lines += ["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind)] + series[key]
+        return ("\n".join(lines) + "\n").encode()
 
     def record(self, occ, req, status, auth="none", event=None, decision=None, ts=None, **extra):
         """Log a request (req) or, with req None, a lifecycle event of an occurrence (method/path/status null)."""
@@ -983,6 +1025,8 @@ class FleetSim:
                         wanted = set(req.query[key])
                         entries = [e for e in entries if str(e.get(key)) in wanted]
                 return Reply(200, entries)
+            if path in ("/metrics", "/_sim/metrics"):
+                return Reply(200, self.metrics_text(now), ctype="text/plain; version=0.0.4")
             if path == "/_sim/candidates":
                 return Reply(200, [self.candidate_state(o, now) for o in self.occs.values() if o.name in self.candidates])
             if path == "/_sim/occurrences":

@@ -26,6 +26,8 @@ draining then are watched for at most :data:`DRAIN_WAIT` seconds.
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import analyse_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import measurement_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
@@ -407,6 +409,9 @@ def _gate(ctx, rnd, out):
                        progress=None if ctx.progress is None else (lambda text: ctx.say("health gate: " + text)))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
+    gate = analyse_wave(gate, ctx.client, handed, params, ctx.store, ctx.dep, ctx.wave, clock=ctx.monotonic,
+                        sleep=ctx.sleep, progress=None if ctx.progress is None else (lambda text: ctx.say(text)),
+                        audit=measurement_auditor(params.get("audit_path"), ctx.dep, ctx.wave, ctx.secrets))
     _operator_check(ctx, rnd)
     if rnd.get("error"):
         # an operator failed the deployment while the gate waited: no verdict, nothing reverted

@@ -500,6 +500,9 @@ def wave_done(store, deployment_id, wave, name, wave_count, target_version, gate
         "gate_reason": gate.get("reason") if passed else _fail_reason(counts, required, gate),
         "reverted": len(reverted_hosts), "results": counts["results"],
     }
+    if gate.get("analysis"):
+        # the wave's analysis (rollout_analysis): its verdict per check and every measurement, in the report
+        summary["analysis"] = gate["analysis"]
     waves = dict((w["wave"], w) for w in store.waves(deployment_id))
     started = (waves.get(wave) or {}).get("started_at")
     summary["elapsed"] = round(store.clock() - started, 3) if started else None
@@ -524,7 +527,8 @@ def wave_line(s):
             % (s["wave"], s["wave_count"], s["name"], s["size"], s["accepted"], s.get("declined", 0), s["deferred"],
                s["rejected"], s["unreachable"], (", skipped %d" % s["skipped"]) if s.get("skipped") else "",
                s["healthy"], s["accepted"] + s["unreachable"], elapsed,
-               "passed" if s["passed"] else "FAILED (%s)" % (s.get("gate_reason") or "gate")))
+               "passed" if s["passed"] else "FAILED (%s)" % (s.get("gate_reason") or "gate"))
+            + ((" | analysis %s" % s["analysis"]["phase"]) if s.get("analysis") else ""))
 
 
 def previous_wave_lines(store, deployment_id, before_wave):

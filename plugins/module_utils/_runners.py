@@ -175,6 +175,7 @@ WAVE_SPEC = connection_spec(
     reverted_hosts=dict(type="list", elements="str", default=[]),
     progress_deadline=dict(type="float", default=0.0),
     candidate_urls=dict(type="dict", default={}),
+    analysis=dict(type="list", elements="dict", default=[]),
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]

@@ -384,6 +384,12 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
                       % _shown("rollout_deployment_id", v["rollout_deployment_id"]))
     if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
         errors.append("rollout_token: contains a line break or control character (value not shown)")
+    if have("rollout_analysis") and v["rollout_analysis"]:
+        from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import normalize_checks
+        errors.extend(normalize_checks(v["rollout_analysis"])[1])
+        if kind == "rollout" and v.get("rollout_strategy") == "blue_green":
+            errors.append("rollout_analysis: not run for blue-green candidates yet (the tasks, docker and none "
+                          "drivers' waves of the other strategies)")
     if have("rollout_hooks") and v["rollout_hooks"]:
         _check_hooks(v["rollout_hooks"], errors, base_dir)
     if have("rollout_notify_url") and v["rollout_notify_url"]:

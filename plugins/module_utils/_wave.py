@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import analyse_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import measurement_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
@@ -326,6 +328,9 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
                        clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
+    gate = analyse_wave(gate, client, handed, params, store, dep, wave, clock=monotonic, sleep=sleep,
+                        progress=_progress_fn(progress, wave, "analysis"),
+                        audit=measurement_auditor(params.get("audit_path"), dep, wave, secrets))
     if cut and not gate["passed"]:
         stalled = stalled or _stall_note(params, "%d of %d updated agents not stable" % (
             len(gate["unstable"]), gate["total"]))

@@ -126,6 +126,17 @@ options:
         the user's candidate tasks set it (C(rollout_candidate_url)).
     type: dict
     default: {}
+  analysis:
+    description:
+      - Analysis checks run once the wave's agents are stable (C(rollout_analysis), docs/analysis.md) - each with
+        C(name), one source (C(prometheus) C({url, query}), C(http) C({url, method, headers, body, json_path}) or
+        C(agent) C({path, json_path})), C(success_condition) / C(failure_condition), C(interval), C(count),
+        C(failure_limit), C(inconclusive_limit), C(initial_delay) and C(dry_run).
+      - A failed check fails the wave (as a failed gate does); an inconclusive one pauses the deployment.
+      - The tasks, docker and none drivers' waves; not yet the blue-green candidates.
+    type: list
+    elements: dict
+    default: []
   release_notes:
     description: What changes in the new version; added to the reason text as C(Changes) text.
     type: str

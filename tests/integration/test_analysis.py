@@ -1,0 +1,243 @@
+"""Issue 21 items 2 and 3: analysis checks (rollout_analysis) judge a wave once its agents are stable. Measured
+through a real Prometheus (Debian's package, on loopback, scraping fleetsim's /metrics every second), any JSON
+endpoint and each agent's own endpoint: a bad version fails the canary wave; a dry-run check never blocks; no
+data or a query error is inconclusive and pauses the deployment, and resume measures again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from fleetsim.testing import FleetSim, Supervisor
+from userpath import TOKEN, by_host, down, fleet, records, run, states, wait_for
+
+TWO_WAVES = [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]
+ERROR_RATIO = ('sum(rate(fleetsim_agent_errors_total{version="${version}"}[4s])) / '
+               'sum(rate(fleetsim_agent_tasks_total{version="${version}"}[4s]))')
+
+
+def _must_run():
+    return os.environ.get("CI") == "true" and sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Prometheus:
+    """A real Prometheus on loopback scraping ``target`` (host:port, path /metrics) every second."""
+
+    def __init__(self, workdir, target):
+        binary = shutil.which("prometheus")
+        if binary is None:
+            reason = "the analysis tests need Debian's prometheus package (apt-get install prometheus)"
+            if _must_run():
+                pytest.fail(reason + " (CI=true as root on Linux: .ci/run installs it)")
+            pytest.skip(reason)
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+                          "  - job_name: fleetsim\n    static_configs:\n      - targets: ['%s']\n" % target)
+        self.port = _free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = open(workdir / "prometheus.log", "w")
+        self.proc = subprocess.Popen([binary, "--config.file=%s" % config, "--storage.tsdb.path=%s" % (workdir / "data"),
+                                      "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for("Prometheus ready", self._ready, 60)
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("prometheus exited: %s" % open(self.log.name).read()[-2000:])
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def query(self, q):
+        with urllib.request.urlopen(self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": q}), timeout=5) as r:
+            return json.loads(r.read())["data"]["result"]
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def prom_fleet(tmp_path):
+    """Four fleetsim agents (2.0.0 is a bad version: half its tasks fail), their supervisor (none driver) and a
+    Prometheus scraping them, with a sample already taken."""
+    config = fleet(4, error_rates={"2.0.0": 0.5}, error_rate=0.01, tasks_per_second=50)
+    with FleetSim(config=config, workdir=tmp_path / "sim") as sim:
+        control = sim.inventory()["all"]["vars"]["fleetsim_control_url"]
+        prom = Prometheus(tmp_path / "prom", control.split("//", 1)[1])
+        try:
+            wait_for("the first scrape", lambda: prom.query("fleetsim_agent_up"), 30)
+            with Supervisor(sim, "2.0.0") as supervisor:
+                yield sim, prom, supervisor
+        finally:
+            prom.close()
+
+
+def prometheus_check(prom, **extra):
+    check = {"name": "error-rate", "prometheus": {"url": prom.url, "query": ERROR_RATIO},
+             "success_condition": "result < 0.05", "failure_condition": "result >= 0.2",
+             "initial_delay": 5, "interval": 1, "count": 2}
+    check.update(extra)
+    return check
+
+
+def test_a_bad_version_fails_the_canary_wave_by_its_error_rate(tmp_path, prom_fleet):
+    sim, prom, _ = prom_fleet
+    res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
+              rollout_analysis=[prometheus_check(prom)])
+    assert res.rc != 0, res.output[-4000:]
+    assert "analysis error-rate failed" in res.output, res.output[-4000:]
+    assert records(tmp_path) == {1: "failed"}
+    report = res.report()
+    canary = report["waves"][0]["summary"]
+    assert canary["analysis"]["phase"] == "failed", canary
+    values = [m["value"] for m in canary["analysis"]["measurements"]]
+    assert values and all(0.4 <= v <= 0.6 for v in values), values
+    # nobody of the rest was asked
+    assert sorted(n for n, a in by_host(report).items() if a.get("decision")) == ["agent-000"]
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "analysis_measurement" and e["check"] == "error-rate" for e in audit)
+
+
+def test_a_good_version_passes_and_a_dry_run_check_never_blocks(tmp_path, prom_fleet):
+    sim, prom, supervisor = prom_fleet
+    supervisor.version = "3.0.0"
+    checks = [prometheus_check(prom),
+              prometheus_check(prom, name="never-met", success_condition="result > 1000", failure_condition=None,
+                               dry_run=True, count=1)]
+    res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_target_version="3.0.0",
+              rollout_analysis=checks)
+    assert res.rc == 0, res.output[-4000:]
+    assert records(tmp_path) == {1: "completed"}
+    for wave in [w["summary"] for w in res.report()["waves"]]:
+        assert wave["analysis"]["phase"] == "successful"
+        assert wave["analysis"]["checks"]["never-met"] == {"phase": "failed", "successful": 0, "failed": 1,
+                                                           "inconclusive": 0, "dry_run": True}
+    assert "analysis successful" in res.output
+
+
+def test_no_data_pauses_the_deployment_and_resume_measures_again(tmp_path, prom_fleet):
+    sim, prom, supervisor = prom_fleet
+    supervisor.version = "3.0.0"
+    # a metric nobody exports yet: no data -> inconclusive -> the deployment pauses with every agent up
+    check = prometheus_check(prom, name="p99", initial_delay=0, interval=0.5, count=1,
+                             prometheus={"url": prom.url, "query": 'fleetsim_agent_up{version="${version}"} * 0'})
+    missing = dict(check, prometheus={"url": prom.url, "query": 'absent_metric_of_a_new_exporter{version="${version}"}'})
+    res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_target_version="3.0.0",
+              rollout_analysis=[missing])
+    assert res.rc == 0, res.output[-4000:]
+    assert records(tmp_path) == {1: "paused"}, res.output[-4000:]
+    assert "analysis p99 inconclusive" in res.output and "no data" in res.output, res.output[-4000:]
+    wait_for("agents settled", lambda: down(sim) == [], 20)
+    # data comes (the query is fixed: a metric that exists): resume measures again and finishes
+    resumed = run(sim, tmp_path, "resume", driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
+                  rollout_target_version="3.0.0", rollout_analysis=[check])
+    assert resumed.rc == 0, resumed.output[-4000:]
+    assert records(tmp_path) == {1: "completed"}
+    assert set(states(sim).values()) == {(True, "3.0.0")}
+
+
+def test_a_query_syntax_error_is_inconclusive_with_a_clear_message(tmp_path, prom_fleet):
+    sim, prom, supervisor = prom_fleet
+    supervisor.version = "3.0.0"
+    check = prometheus_check(prom, name="typo", initial_delay=0, count=1,
+                             prometheus={"url": prom.url, "query": "sum(rate(fleetsim_agent_errors_total[4s]"})
+    res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_target_version="3.0.0",
+              rollout_analysis=[check])
+    assert res.rc == 0, res.output[-4000:]
+    assert records(tmp_path) == {1: "paused"}
+    assert "analysis typo inconclusive" in res.output and "bad_data" in res.output, res.output[-4000:]
+    assert "Traceback" not in res.output
+
+
+class JsonEndpoint:
+    """A JSON endpoint on loopback answering ``payload`` to every request (and keeping the requests)."""
+
+    def __init__(self, payload):
+        self.payload, self.requests = payload, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.requests.append(self.path)
+                body = json.dumps(outer.payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("rate, ok", [(0.01, True), (0.3, False)])
+def test_an_http_check_passes_and_fails(tmp_path, rate, ok):
+    endpoint = JsonEndpoint({"stats": {"error_rate": rate}})
+    try:
+        with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
+            check = {"name": "stats", "http": {"url": endpoint.url + "/stats?v=${version}&wave=${cohort}",
+                                               "json_path": "stats.error_rate"},
+                     "success_condition": "result < 0.05", "interval": 0.2, "count": 2}
+            res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_analysis=[check])
+            assert (res.rc == 0) == ok, res.output[-4000:]
+            assert records(tmp_path) == {1: "completed" if ok else "failed"}
+            assert endpoint.requests[0] == "/stats?v=2.0.0&wave=canary"
+            assert down(sim) == []
+    finally:
+        endpoint.close()
+
+
+@pytest.mark.parametrize("bound, ok", [("result >= 0", True), ("result > 100000", False)])
+def test_an_agent_check_measures_each_agent_of_the_wave(tmp_path, bound, ok):
+    with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
+        check = {"name": "uptime", "agent": {"path": "/v1/system/health", "json_path": "data.uptime_seconds"},
+                 "success_condition": bound, "count": 1}
+        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_analysis=[check])
+        assert (res.rc == 0) == ok, res.output[-4000:]
+        canary = res.report()["waves"][0]["summary"]["analysis"]
+        assert canary["phase"] == ("successful" if ok else "failed")
+        assert isinstance(canary["measurements"][0]["value"], float)
+        assert down(sim) == []
+
+
+def test_a_bad_check_is_an_input_error_naming_its_field(tmp_path):
+    with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
+        res = run(sim, tmp_path, token=TOKEN, rollout_analysis=[
+            {"name": "x", "http": {"url": "http://127.0.0.1:1/"}, "success_condition": "result << 3"}])
+        assert res.rc != 0
+        assert "rollout_analysis[x].success_condition" in res.output, res.output[-3000:]
+        assert sim.log(event="shutdown_requested") == []
+        assert not (tmp_path / "state.db").exists()
