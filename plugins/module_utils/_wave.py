@@ -518,7 +518,7 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
                table=(gate or {}).get("table") or [] if halt else [],
                rollout_wave_summary=dict(deployment_id=deployment_id, **dict((k, summary.get(k)) for k in (
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
-                   "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line"))),
+                   "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line", "analysis"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
     if not halt and params.get("last") and wave.get("await_promotion"):
         # auto_promote false: the canary wave passed; the deployment waits for agentfleet.rollout.promote

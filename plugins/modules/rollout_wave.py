@@ -500,7 +500,8 @@ rollout_wave_summary:
     - The wave for the progress callback C(agentfleet.rollout.rollout_progress), which prints one line per wave from
       it. C(deployment_id) and the wave summary's keys C(wave), C(wave_count), C(name), C(size), C(accepted),
       C(declined), C(deferred), C(rejected), C(unreachable), C(skipped), C(healthy), C(updated), C(failed),
-      C(elapsed), C(passed), C(halt_reason) and C(line).
+      C(elapsed), C(passed), C(halt_reason), C(line) and C(analysis) (the wave's analysis with O(analysis), else
+      null; docs/analysis.md).
   returned: when the wave is recorded (phase_done=finish)
   type: dict
   sample: {"deployment_id": "deploy-20260101-120000", "wave": 1, "wave_count": 4, "name": "explorers", "size": 1,
