@@ -109,8 +109,8 @@ def normalize_checks(checks):
         names.add(name)
         unknown = sorted(str(k) for k in raw if k not in CHECK_KEYS)
         if unknown:
-            errors.append("%s: unknown key%s %s (known: %s)" % (where, "s" if len(unknown) > 1 else "",
-                                                              ", ".join(unknown), ", ".join(CHECK_KEYS)))
+            plural = "s" if len(unknown) > 1 else ""
+            errors.append("%s: unknown key%s %s (known: %s)" % (where, plural, ", ".join(unknown), ", ".join(CHECK_KEYS)))
         sources = [s for s in SOURCES if s in raw]
         if len(sources) != 1:
             errors.append("%s: needs exactly one source of %s" % (where, ", ".join(SOURCES)))
@@ -133,8 +133,8 @@ def normalize_checks(checks):
                     raise ValueError()
                 check[field] = value
             except (TypeError, ValueError):
-                errors.append("%s.%s: must be %s >= %s, got %r" % (where, field, "a whole number" if kind is int
-                                                                    else "a number", minimum, check[field]))
+                words = "a whole number" if kind is int else "a number"
+                errors.append("%s.%s: must be %s >= %s, got %r" % (where, field, words, minimum, check[field]))
         if not isinstance(check["dry_run"], bool):
             errors.append("%s.dry_run: must be true or false" % where)
         out.append(check)

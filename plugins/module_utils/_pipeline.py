@@ -410,7 +410,7 @@ def _gate(ctx, rnd, out):
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
     gate = analyse_wave(gate, ctx.client, handed, params, ctx.store, ctx.dep, ctx.wave, clock=ctx.monotonic,
-                        sleep=ctx.sleep, progress=None if ctx.progress is None else (lambda text: ctx.say(text)),
+                        sleep=ctx.sleep, progress=None if ctx.progress is None else ctx.say,
                         audit=measurement_auditor(params.get("audit_path"), ctx.dep, ctx.wave, ctx.secrets))
     _operator_check(ctx, rnd)
     if rnd.get("error"):

@@ -106,7 +106,7 @@ def prometheus_check(prom, **extra):
 
 
 def test_a_bad_version_fails_the_canary_wave_by_its_error_rate(tmp_path, prom_fleet):
-    sim, prom, _ = prom_fleet
+    sim, prom = prom_fleet[:2]
     res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
               rollout_analysis=[prometheus_check(prom)])
     assert res.rc != 0, res.output[-4000:]
