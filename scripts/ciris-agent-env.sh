@@ -29,6 +29,12 @@ ENV_FILE=$CACHE/env
 
 die() { echo "ciris-agent-env: $*" >&2; exit 1; }
 
+# one install at a time per cache (make test starts one in the background; the test fixture waits for it)
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$CACHE/.lock"
+    flock 9
+fi
+
 if [ -f "$STAMP" ] && [ -f "$ENV_FILE" ]; then
     echo "$ENV_FILE"
     exit 0

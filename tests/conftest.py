@@ -159,3 +159,15 @@ def playbook_runner(tmp_path):
         return run_playbook(playbook, tmp_path, **kwargs)
 
     return _run
+
+
+# The integration modules with the longest tests (the `--durations` of make test) start first, each module's tests
+# in their own order (module-scoped fixtures such as the podman engine are set up once): with two xdist workers, a
+# long test that starts last keeps one worker busy while the other has nothing left to do.
+LONG_FIRST = ("test_crash.py", "test_s3_state.py", "test_user_path.py", "test_kill.py", "test_matrix.py",
+              "test_analysis.py", "test_canary.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    del session, config
+    items.sort(key=lambda item: 0 if item.nodeid.split("::", 1)[0].endswith(LONG_FIRST) else 1)

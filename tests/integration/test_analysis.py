@@ -100,7 +100,7 @@ def prom_fleet(tmp_path):
 def prometheus_check(prom, **extra):
     check = {"name": "error-rate", "prometheus": {"url": prom.url, "query": ERROR_RATIO},
              "success_condition": "result < 0.05", "failure_condition": "result >= 0.2",
-             "initial_delay": 5, "interval": 1, "count": 2}
+             "initial_delay": 3, "interval": 1, "count": 2}
     check.update(extra)
     return check
 
