@@ -324,9 +324,10 @@ class FleetSim:
             done = occ.work_done(now)
             if done is None:
                 continue
-            series["tasks"].append("fleetsim_agent_tasks_total{%s} %d" % (labels, done["tasks"]))
-            series["errors"].append("fleetsim_agent_errors_total{%s} %d" % (labels, done["errors"]))
-            series["deferrals"].append("fleetsim_agent_deferrals_total{%s} %d" % (labels, done["deferrals"]))
+            # a labelled counter appears with its first event, as a Prometheus client library's does
+            for key in ("tasks", "errors", "deferrals"):
+                if done[key]:
+                    series[key].append("fleetsim_agent_%s_total{%s} %d" % (key, labels, done[key]))
             latency = float(occ.s["latency_seconds"])
             for le in buckets:
                 series["latency"].append('fleetsim_agent_task_latency_seconds_bucket{%s,le="%s"} %d'

@@ -105,9 +105,10 @@ def prometheus_check(prom, **extra):
     return check
 
 
-def test_a_bad_version_fails_the_canary_wave_by_its_error_rate(tmp_path, prom_fleet):
-    sim, prom = prom_fleet[:2]
-    res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
+def test_a_bad_version_fails_the_canary_wave_by_its_error_rate_and_is_reverted(tmp_path, prom_fleet):
+    sim, prom, supervisor = prom_fleet
+    supervisor.__exit__()  # the tasks driver starts the agents itself
+    res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_auto_revert=True,
               rollout_analysis=[prometheus_check(prom)])
     assert res.rc != 0, res.output[-4000:]
     assert "analysis error-rate failed" in res.output, res.output[-4000:]
@@ -117,7 +118,10 @@ def test_a_bad_version_fails_the_canary_wave_by_its_error_rate(tmp_path, prom_fl
     assert canary["analysis"]["phase"] == "failed", canary
     values = [m["value"] for m in canary["analysis"]["measurements"]]
     assert values and all(0.4 <= v <= 0.6 for v in values), values
-    # nobody of the rest was asked
+    # the canary went back to 1.0.0; nobody of the rest was asked
+    assert by_host(report)["agent-000"]["result"] == "reverted", by_host(report)["agent-000"]
+    wait_for("agents settled", lambda: down(sim) == [], 20)
+    assert set(states(sim).values()) == {(True, "1.0.0")}
     assert sorted(n for n, a in by_host(report).items() if a.get("decision")) == ["agent-000"]
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert any(e["event"] == "analysis_measurement" and e["check"] == "error-rate" for e in audit)
@@ -140,20 +144,25 @@ def test_a_good_version_passes_and_a_dry_run_check_never_blocks(tmp_path, prom_f
     assert "analysis successful" in res.output
 
 
-def test_no_data_pauses_the_deployment_and_resume_measures_again(tmp_path, prom_fleet):
+def test_no_data_pauses_the_deployment_and_resume_measures_again_once_data_comes(tmp_path, prom_fleet):
     sim, prom, supervisor = prom_fleet
     supervisor.version = "3.0.0"
-    # a metric nobody exports yet: no data -> inconclusive -> the deployment pauses with every agent up
-    check = prometheus_check(prom, name="p99", initial_delay=0, interval=0.5, count=1,
-                             prometheus={"url": prom.url, "query": 'fleetsim_agent_up{version="${version}"} * 0'})
-    missing = dict(check, prometheus={"url": prom.url, "query": 'absent_metric_of_a_new_exporter{version="${version}"}'})
+    # nothing is deferred yet, so the deferral counter has no series: no data -> inconclusive -> the deployment
+    # pauses with every agent up
+    sim.configure(list(sim.occurrences()), deferral_rate=0)
+    check = prometheus_check(prom, name="deferrals", initial_delay=0, interval=0.5, count=1,
+                             success_condition="result >= 0", failure_condition=None,
+                             prometheus={"url": prom.url,
+                                         "query": 'sum(fleetsim_agent_deferrals_total{version="${version}"})'})
     res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_target_version="3.0.0",
-              rollout_analysis=[missing])
+              rollout_analysis=[check])
     assert res.rc == 0, res.output[-4000:]
     assert records(tmp_path) == {1: "paused"}, res.output[-4000:]
-    assert "analysis p99 inconclusive" in res.output and "no data" in res.output, res.output[-4000:]
+    assert "analysis deferrals inconclusive" in res.output and "no data" in res.output, res.output[-4000:]
     wait_for("agents settled", lambda: down(sim) == [], 20)
-    # data comes (the query is fixed: a metric that exists): resume measures again and finishes
+    # the agents defer again: once Prometheus has the series, resume measures again and finishes
+    sim.configure(list(sim.occurrences()), deferral_rate=0.05)
+    wait_for("the deferral series in Prometheus", lambda: prom.query('fleetsim_agent_deferrals_total{version="3.0.0"}'), 30)
     resumed = run(sim, tmp_path, "resume", driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
                   rollout_target_version="3.0.0", rollout_analysis=[check])
     assert resumed.rc == 0, resumed.output[-4000:]
