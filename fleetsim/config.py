@@ -51,6 +51,10 @@ DEFAULTS: dict = {
     "error_rates": {},
     "deferral_rate": 0.05,
     "latency_seconds": 0.2,
+    # GET /v1/telemetry/overview's recent_incidents (CIRIS: WARNING/ERROR/CRITICAL incidents of the last hour):
+    # incidents, or incidents_by_version[version] for a version of its own (a release that logs errors)
+    "incidents": 0,
+    "incidents_by_version": {},
 }
 
 DECISIONS = ("accept", "defer", "reject", "busy", "noanswer", "error")
@@ -68,7 +72,8 @@ CHOICES = {
 # settings that must be a number >= 0
 NON_NEGATIVE = ("defer_seconds", "busy_retry_after_ms", "boot_seconds", "crash_seconds", "slow_ms",
                 "shutdown_exit_seconds", "shared_decision_max_age", "decide_seconds", "drain_seconds",
-                "force_drain_seconds", "tasks_per_second", "error_rate", "deferral_rate", "latency_seconds")
+                "force_drain_seconds", "tasks_per_second", "error_rate", "deferral_rate", "latency_seconds",
+                "incidents")
 TOP_LEVEL_KEYS = {"defaults", "agents", "backlog"}
 
 GROUP_KEYS = {"agent_id", "occurrences", "count", "name_prefix", "start", "width", "overrides", "names"}
@@ -92,6 +97,11 @@ def check_settings(settings: dict, where: str = "settings") -> dict:
             settings[key] = str(value)
         if key == "warnings":
             settings[key] = check_warnings(value, f"{where}: warnings")
+        if key == "incidents_by_version":
+            if not isinstance(value, dict) or any(isinstance(n, bool) or not isinstance(n, int) or n < 0
+                                                  for n in value.values()):
+                raise ConfigError(f"{where}: incidents_by_version must map versions to counts >= 0, got {value!r}")
+            settings[key] = dict((str(k), int(n)) for k, n in value.items())
         if key == "error_rates":
             if not isinstance(value, dict) or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 1
                                                   for r in value.values()):

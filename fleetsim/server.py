@@ -651,6 +651,20 @@ class FleetSim:
             self.record(occ, req, 200, auth=auth, event="health", cognitive_state=data["cognitive_state"],
                         health_status=data["status"])
             return Reply(200, {"data": data})
+        if sub == "/v1/telemetry/overview":
+            # CIRIS's SystemOverview (routes/telemetry_models.py), the fields a rollout reads; observer auth
+            if auth != "ok":
+                self.record(occ, req, 401, auth=auth, event="unauthorized")
+                return Reply(401, {"detail": "invalid or missing bearer token"})
+            now = time.time()
+            done = occ.work_done(now) or {"tasks": 0, "errors": 0, "deferrals": 0}
+            incidents = (occ.s.get("incidents_by_version") or {}).get(occ.version, occ.s["incidents"])
+            data = {"uptime_seconds": round(max(0.0, now - occ.started_at), 3),
+                    "cognitive_state": occ.health(now)["cognitive_state"], "tasks_completed_24h": done["tasks"],
+                    "errors_24h": done["errors"], "active_deferrals": done["deferrals"], "recent_incidents": int(incidents),
+                    "error_rate_percent": round(100.0 * done["errors"] / done["tasks"], 3) if done["tasks"] else 0.0}
+            self.record(occ, req, 200, auth=auth, event="telemetry_overview")
+            return Reply(200, {"data": data})
         if sub == "/v1/system/shutdown":
             if req.method != "POST":
                 self.record(occ, req, 405, auth=auth, event="bad_method")

@@ -353,6 +353,21 @@ def run_analysis(checks, sources, values, agents, clock=time.monotonic, sleep=ti
                                 "inconclusive": s["inconclusive"], "dry_run": s["dry_run"]}) for n, s in state.items())}
 
 
+# rollout_telemetry_check: CIRISManager's rule, no incident in each updated agent's last hour (CIRIS's
+# GET /v1/telemetry/overview, data.recent_incidents: WARNING/ERROR/CRITICAL incidents of the last hour)
+TELEMETRY_CHECK = {"name": "telemetry-incidents", "agent": {"path": "/v1/telemetry/overview",
+                                                         "json_path": "data.recent_incidents"},
+                   "success_condition": "result == 0", "count": 1}
+
+
+def wave_checks(params):
+    """The wave's checks: ``analysis`` plus, with ``telemetry_check``, :data:`TELEMETRY_CHECK`."""
+    checks = list(params.get("analysis") or [])
+    if params.get("telemetry_check"):
+        checks.append(dict(TELEMETRY_CHECK))
+    return checks
+
+
 def analyse_wave(gate, client, agents, params, store, dep, wave, clock=time.monotonic, sleep=time.sleep,
                  progress=None, audit=None):
     """After a passed gate: run the wave's analysis checks (``params['analysis']``). Returns the gate with
@@ -361,7 +376,7 @@ def analyse_wave(gate, client, agents, params, store, dep, wave, clock=time.mono
     again who runs, and ``resume`` measures again)."""
     from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
 
-    checks, errors = normalize_checks(params.get("analysis") or [])
+    checks, errors = normalize_checks(wave_checks(params))
     if not checks or not gate.get("passed") or not agents:
         return gate
     if errors:

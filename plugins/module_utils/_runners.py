@@ -176,6 +176,7 @@ WAVE_SPEC = connection_spec(
     progress_deadline=dict(type="float", default=0.0),
     candidate_urls=dict(type="dict", default={}),
     analysis=dict(type="list", elements="dict", default=[]),
+    telemetry_check=dict(type="bool", default=False),
     **GATE_OPTIONS
 )
 WAVE_REQUIRED_IF = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]

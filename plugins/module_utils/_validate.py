@@ -387,9 +387,10 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
     if have("rollout_analysis") and v["rollout_analysis"]:
         from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import normalize_checks
         errors.extend(normalize_checks(v["rollout_analysis"])[1])
-        if kind == "rollout" and v.get("rollout_strategy") == "blue_green":
-            errors.append("rollout_analysis: not run for blue-green candidates yet (the tasks, docker and none "
-                          "drivers' waves of the other strategies)")
+    for name in ("rollout_analysis", "rollout_telemetry_check"):
+        if have(name) and v[name] and kind == "rollout" and v.get("rollout_strategy") == "blue_green":
+            errors.append("%s: not run for blue-green candidates yet (the tasks, docker and none drivers' waves of "
+                          "the other strategies)" % name)
     if have("rollout_hooks") and v["rollout_hooks"]:
         _check_hooks(v["rollout_hooks"], errors, base_dir)
     if have("rollout_notify_url") and v["rollout_notify_url"]:

@@ -137,6 +137,13 @@ options:
     type: list
     elements: dict
     default: []
+  telemetry_check:
+    description:
+      - Also require no incident in each updated agent's last hour (CIRIS's C(GET /v1/telemetry/overview),
+        C(data.recent_incidents)), as CIRISManager's gate does - an analysis check C(telemetry-incidents) of the
+        C(agent) kind (C(rollout_telemetry_check)).
+    type: bool
+    default: false
   release_notes:
     description: What changes in the new version; added to the reason text as C(Changes) text.
     type: str

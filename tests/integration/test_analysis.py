@@ -242,6 +242,21 @@ def test_an_agent_check_measures_each_agent_of_the_wave(tmp_path, bound, ok):
         assert down(sim) == []
 
 
+@pytest.mark.parametrize("incidents, ok", [(0, True), (3, False)])
+def test_the_telemetry_check_fails_a_version_that_reports_incidents(tmp_path, incidents, ok):
+    with FleetSim(config=fleet(3, incidents_by_version={"2.0.0": incidents}), workdir=tmp_path / "sim",
+                  token=TOKEN) as sim:
+        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_telemetry_check=True)
+        assert (res.rc == 0) == ok, res.output[-4000:]
+        canary = res.report()["waves"][0]["summary"]["analysis"]
+        assert canary["phase"] == ("successful" if ok else "failed"), canary
+        assert canary["measurements"][0]["value"] == float(incidents)
+        if not ok:
+            assert "analysis telemetry-incidents failed" in res.output
+            assert records(tmp_path) == {1: "failed"}
+        assert TOKEN not in res.output
+
+
 def test_a_bad_check_is_an_input_error_naming_its_field(tmp_path):
     with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, token=TOKEN, rollout_analysis=[

@@ -15,6 +15,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import normalize_checks
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import parse_condition
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import run_analysis
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import wave_checks
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import wave_values
 from fakeclock import Clock
 
@@ -139,3 +140,11 @@ def test_bad_checks_name_the_field(raw, words):
 def test_names_are_unique():
     raw = {"name": "a", "http": {"url": "http://x/"}, "success_condition": "result < 1"}
     assert "rollout_analysis[a].name: used twice" in normalize_checks([raw, raw])[1]
+
+
+def test_the_telemetry_check_is_one_more_agent_check():
+    assert wave_checks({"analysis": [], "telemetry_check": False}) == []
+    checks, errors = normalize_checks(wave_checks({"analysis": [], "telemetry_check": True}))
+    assert errors == [] and checks[0]["name"] == "telemetry-incidents" and checks[0]["source"] == "agent"
+    assert checks[0]["agent"] == {"path": "/v1/telemetry/overview", "json_path": "data.recent_incidents"}
+    assert judge(checks[0], [0.0, 0.0]) == SUCCESSFUL and judge(checks[0], [0.0, 2.0]) == FAILED
