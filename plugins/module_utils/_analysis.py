@@ -355,9 +355,12 @@ def run_analysis(checks, sources, values, agents, clock=time.monotonic, sleep=ti
 
 # rollout_telemetry_check: CIRISManager's rule, no incident in each updated agent's last hour (CIRIS's
 # GET /v1/telemetry/overview, data.recent_incidents: WARNING/ERROR/CRITICAL incidents of the last hour)
-TELEMETRY_CHECK = {"name": "telemetry-incidents", "agent": {"path": "/v1/telemetry/overview",
-                                                         "json_path": "data.recent_incidents"},
-                   "success_condition": "result == 0", "count": 1}
+TELEMETRY_CHECK = {
+    "name": "telemetry-incidents",
+    "agent": {"path": "/v1/telemetry/overview", "json_path": "data.recent_incidents"},
+    "success_condition": "result == 0",
+    "count": 1,
+}
 
 
 def wave_checks(params):

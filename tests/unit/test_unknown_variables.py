@@ -78,16 +78,16 @@ def test_a_typo_is_one_error_naming_it_and_the_closest_name(known):
     ("shutdown_reasons", "shutdown_reason"),
     ("wakeup_timeout", "wakeup_wave_timeout"),
     ("shutdown_validate_certs", "rollout_validate_certs"),
-    # nothing alike: the prefix alone does not make rollout_analysis "rollout_canary"
-    ("rollout_analysis", None),
+    # nothing alike: the prefix alone does not make rollout_blast_radius "rollout_canary"
+    ("rollout_blast_radius", None),
 ])
 def test_the_closest_name(known, name, closest):
     assert closest_name(name, known) == closest
 
 
 def test_a_name_without_a_close_one_points_to_the_docs(known):
-    (error,) = check_unknown(["rollout_analysis"], known)
-    assert error.startswith("rollout_analysis: unknown variable (no variable of agentfleet.rollout is like it")
+    (error,) = check_unknown(["rollout_blast_radius"], known)
+    assert error.startswith("rollout_blast_radius: unknown variable (no variable of agentfleet.rollout is like it")
     assert "docs/variables.md" in error and error.endswith(HINT)
 
 
