@@ -329,7 +329,8 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
     gate = analyse_wave(gate, client, handed, params, store, dep, wave, clock=monotonic, sleep=sleep,
-                        progress=_progress_fn(progress, wave, "analysis"),
+                        progress=None if progress is None else (
+                            lambda text: progress("wave %s %s: %s" % (wave["index"], wave["name"], text))),
                         audit=measurement_auditor(params.get("audit_path"), dep, wave, secrets))
     if cut and not gate["passed"]:
         stalled = stalled or _stall_note(params, "%d of %d updated agents not stable" % (

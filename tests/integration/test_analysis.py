@@ -135,9 +135,12 @@ def test_a_good_version_passes_and_a_dry_run_check_never_blocks(tmp_path, prom_f
               prometheus_check(prom, name="never-met", success_condition="result > 1000", failure_condition=None,
                                dry_run=True, count=1)]
     res = run(sim, tmp_path, driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_target_version="3.0.0",
-              rollout_analysis=checks)
+              rollout_analysis=checks, env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
     assert res.rc == 0, res.output[-4000:]
     assert records(tmp_path) == {1: "completed"}
+    # each measurement is a live progress line; each wave's analysis an AWX artifact
+    assert "[agentfleet] wave 1 canary: analysis error-rate: successful value" in res.output, res.output[-4000:]
+    assert "agentfleet_rollout_analysis" in res.output.split("CUSTOM STATS")[-1], res.output[-3000:]
     for wave in [w["summary"] for w in res.report()["waves"]]:
         assert wave["analysis"]["phase"] == "successful"
         assert wave["analysis"]["checks"]["never-met"] == {"phase": "failed", "successful": 0, "failed": 1,

@@ -53,9 +53,11 @@ def env_for(tmp_path, token=None):
     return ansible_env(tmp_path, AGENTFLEET_TOKEN=token) if token else ansible_env(tmp_path)
 
 
-def run(sim, tmp_path, playbook="canary", check=False, token=None, timeout=240, args=None, inventory=None, **extra):
+def run(sim, tmp_path, playbook="canary", check=False, token=None, timeout=240, args=None, inventory=None, env=None,
+        **extra):
     return run_playbook("agentfleet.rollout." + playbook, tmp_path, inventory=inventory or sim.inventory_path,
-                        extra_vars=rollout_vars(tmp_path, **extra), check=check, env=env_for(tmp_path, token),
+                        extra_vars=rollout_vars(tmp_path, **extra), check=check,
+                        env=dict(env_for(tmp_path, token), **(env or {})),
                         report_path=tmp_path / "report.json", timeout=timeout, args=args)
 
 
