@@ -168,6 +168,11 @@ LONG_FIRST = ("test_crash.py", "test_s3_state.py", "test_user_path.py", "test_ki
               "test_analysis.py", "test_canary.py")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timing: bounds an agent's downtime in seconds; `make integration-timing` "
+                                       "runs these alone, one at a time, after the parallel integration tests")
+
+
 def pytest_collection_modifyitems(session, config, items):
     del session, config
     items.sort(key=lambda item: 0 if item.nodeid.split("::", 1)[0].endswith(LONG_FIRST) else 1)

@@ -142,6 +142,7 @@ def test_4_blue_green_rerun_after_kill9_between_the_promotions_and_their_results
         assert sim.violations()["count"] == 0
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("slow", ["drain_25s", "stuck_on_shutdown"])
 def test_5_no_agent_waits_for_another(tmp_path, slow):
     setting = {"drain_seconds": 25} if slow == "drain_25s" else {"stuck_on_shutdown": True}
@@ -165,6 +166,7 @@ def test_5_no_agent_waits_for_another(tmp_path, slow):
         assert sim.violations()["count"] == 0
 
 
+@pytest.mark.timing
 def test_6_twenty_agents_each_started_as_soon_as_it_stopped(tmp_path):
     # drains spread from 0.5 to 6.5 s in every wave; the update task takes 1 s; forks 10. No timing of the
     # run: the per-agent pipeline bounds each agent's own exited -> started gap by the round in flight when it
