@@ -8,22 +8,12 @@ import hashlib
 import os
 import tempfile
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import WEBHOOK_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import events_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import post_events
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import validate_webhook
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
-
-
-def _controller_tag():
-    """This run of ansible-playbook (this worker's parent): its pid and start time (a pid alone can be reused)."""
-    ppid = os.getppid()
-    try:
-        with open("/proc/%d/stat" % ppid) as handle:
-            started = handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        started = "0"
-    return "%d-%s" % (ppid, started)
 
 
 class ActionModule(EngineAction):
@@ -37,7 +27,7 @@ class ActionModule(EngineAction):
         if self.check_mode or not events:
             return out
         # the budget is the run's: what earlier events of this ansible-playbook spent is kept in a small file
-        key = hashlib.sha256(("%s|%s" % (_controller_tag(), events[0].get("deployment_id"))).encode("utf-8")).hexdigest()[:24]
+        key = hashlib.sha256(("%s|%s" % (controller_run_id(os.getppid()), events[0].get("deployment_id"))).encode("utf-8")).hexdigest()[:24]
         ledger = os.path.join(tempfile.gettempdir(), "agentfleet-notify-%s" % key)
         try:
             with open(ledger) as handle:
