@@ -36,6 +36,9 @@ GATE_OPTIONS = dict(
 # min_healthy_time is: with min_healthy_time 0 one healthy probe was enough, and a flapping agent or one
 # that crashed right after starting counted as updated
 MIN_HEALTHY_PROBES = 3
+# the probes in a row span the stability window the user asked for (min_healthy_time), at most poll_interval
+# apart and at least this far: with min_healthy_time 0 the streak takes 2 x 0.05 s, not 2 x poll_interval
+MIN_STREAK_SPACING = 0.05
 # agents due within this many seconds of each other are probed in one round
 DUE_SLACK = 0.01
 
@@ -63,6 +66,14 @@ class WaveTracker:
         self.last_info = {n: {} for n in self.names}
         self.probes = {n: 0 for n in self.names}
         self.seen_ready = set()
+
+    def streak_spacing(self, poll_interval):
+        """How far apart the ready probes of a streak are: they span ``min_stable_time`` (the window the user
+        asked for) when that is shorter than ``min_probes - 1`` poll intervals, never closer than
+        MIN_STREAK_SPACING; else ``poll_interval``."""
+        if self.min_probes < 2:
+            return poll_interval
+        return min(poll_interval, max(MIN_STREAK_SPACING, self.min_stable_time / (self.min_probes - 1)))
 
     @property
     def required(self):
@@ -151,14 +162,14 @@ class WaveTracker:
     def due(self, name, now, poll_interval, fast_elapsed=None):
         """When ``name``, just probed at ``now``, is worth probing again.
 
-        In a streak of ready probes: at the poll interval (the probes in a row stay that far apart, so
-        a flapping agent is not counted stable), or when its stability window ends if sooner. Not ready:
+        In a streak of ready probes: :meth:`streak_spacing` later (the probes in a row span the stability
+        window, so an agent flapping within it is not counted stable), or when the window ends if sooner. Not ready:
         at the poll interval; with ``fast_elapsed`` (seconds since the wait began) and never seen ready
         yet, sooner (:func:`._consent.adaptive_interval`): an agent that comes up is seen soon after.
         """
         since = self.ready_since[name]
         if since is not None:
-            due = now + poll_interval
+            due = now + self.streak_spacing(poll_interval)
             if since + self.min_stable_time > now:
                 due = min(due, since + self.min_stable_time)
             return due
@@ -340,13 +351,13 @@ def format_table(result, limit=50):
 
 
 def short_window_warnings(min_healthy_time, poll_interval):
-    """A warning when ``min_healthy_time`` is shorter than the window the gate's probes span anyway."""
-    window = (MIN_HEALTHY_PROBES - 1) * poll_interval
-    if min_healthy_time >= max(window, 1.0):
+    """A warning when ``min_healthy_time`` is under a second: the gate's probes in a row span only that."""
+    if min_healthy_time >= 1.0:
         return []
-    return ["min_healthy_time %g s: an agent counts as healthy after %d healthy probes in a row (about %g s apart), "
+    spacing = WaveTracker([], min_healthy_time, min_probes=MIN_HEALTHY_PROBES).streak_spacing(poll_interval)
+    return ["min_healthy_time %g s: an agent counts as healthy after %d healthy probes in a row (%g s apart), "
             "so one that fails later than that is counted updated; set rollout_min_healthy_time to the time a bad "
-            "version needs to show (10 s or more)" % (min_healthy_time, MIN_HEALTHY_PROBES, poll_interval)]
+            "version needs to show (10 s or more)" % (min_healthy_time, MIN_HEALTHY_PROBES, spacing)]
 
 
 def validate_gate_params(params):

@@ -2,7 +2,8 @@
 # Copyright: agentfleet.rollout contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Issue 20: an agent that comes up (or stops) is seen soon after, whatever poll_interval is; the
-probes in a row that make an agent stable stay poll_interval apart."""
+probes in a row that make an agent stable stay poll_interval apart when the stability window
+(min_healthy_time) is at least that long (tests/unit/test_gate_probes.py: a shorter window)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def test_adaptive_interval_grows_with_the_wait_up_to_poll_interval():
 def test_the_gate_sees_an_agent_that_boots_soon_after_it_is_up():
     clock = Clock()
     client = Client(clock, {"a": lambda now: now >= 2.0})
-    result = gate_agents(client, [{"name": "a", "agent_url": "a"}], dict(PARAMS), clock=clock, sleep=clock.sleep)
+    result = gate_agents(client, [{"name": "a", "agent_url": "a"}], dict(PARAMS, min_healthy_time=2.0), clock=clock,
+                         sleep=clock.sleep)
     assert result["passed"]
     first_up = min(t for t in client.times if t >= 2.0)
     # seen within a tenth of the time waited (not at the next whole poll_interval)
@@ -67,7 +69,8 @@ def test_the_gate_sees_an_agent_that_boots_soon_after_it_is_up():
 def test_an_agent_seen_ready_once_and_then_failing_is_probed_at_poll_interval():
     clock = Clock()
     client = Client(clock, {"a": lambda now: now < 0.5 or now >= 3.0})
-    result = gate_agents(client, [{"name": "a", "agent_url": "a"}], dict(PARAMS), clock=clock, sleep=clock.sleep)
+    result = gate_agents(client, [{"name": "a", "agent_url": "a"}], dict(PARAMS, min_healthy_time=2.0), clock=clock,
+                         sleep=clock.sleep)
     assert result["passed"]
     gaps = [b - a for a, b in zip(client.times, client.times[1:])]
     assert all(abs(g - 1.0) < 1e-9 for g in gaps)

@@ -3,12 +3,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Issue 12 #7: min_healthy_time 0 does not make the health gate a single probe. An agent counts as
 stable only after MIN_HEALTHY_PROBES healthy probes in a row: a flapping agent, or one that crashes
-right after starting, is not counted updated; and a short window is warned about."""
+right after starting, is not counted updated; and a short window is warned about.
+
+Issue 20: the probes in a row span the stability window the user asked for (min_healthy_time), at most
+poll_interval and at least MIN_STREAK_SPACING apart, so min_healthy_time 0 no longer costs 2 x poll_interval a
+wave; the flapping and crash cases below hold within that window."""
 
 from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_HEALTHY_PROBES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_STREAK_SPACING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from fakeclock import Clock
 
@@ -47,18 +52,46 @@ def test_a_steady_agent_passes_after_the_probes_in_a_row_and_is_warned_about():
     assert result["passed"] and result["stable"] == ["good"]
     assert len(client.probes) == MIN_HEALTHY_PROBES
     assert result["warnings"] and "min_healthy_time 0" in result["warnings"][0]
+    assert "(%g s apart)" % MIN_STREAK_SPACING in result["warnings"][0]
+
+
+def test_with_min_healthy_time_0_the_probes_in_a_row_come_min_streak_spacing_apart():
+    clock = Clock()
+    times = []
+
+    def healthy(now):
+        times.append(now)
+        return True
+
+    client = Client(clock, {"good": healthy})
+    result = gate_agents(client, [{"name": "good", "agent_url": "good"}], PARAMS, clock=clock, sleep=clock.sleep)
+    assert result["passed"]
+    assert [round(t, 6) for t in times] == [round(i * MIN_STREAK_SPACING, 6) for i in range(MIN_HEALTHY_PROBES)]
+
+
+def test_the_probes_in_a_row_span_a_short_window_and_stay_poll_interval_apart_in_a_long_one():
+    tracker = _health.WaveTracker(["a"], min_stable_time=0.3, min_probes=MIN_HEALTHY_PROBES)
+    assert tracker.streak_spacing(1.0) == 0.15
+    assert _health.WaveTracker(["a"], min_stable_time=10.0, min_probes=3).streak_spacing(1.0) == 1.0
+    assert _health.WaveTracker(["a"], min_stable_time=0.0, min_probes=3).streak_spacing(0.01) == 0.01
 
 
 def test_a_flapping_agent_never_counts_as_updated():
     # healthy on every other probe: never MIN_HEALTHY_PROBES in a row
-    result, dummy = gate({"flappy": lambda now: int(round(now / 0.5)) % 2 == 0})
+    result, dummy = gate({"flappy": lambda now: int(round(now / 0.5)) % 2 == 0}, min_healthy_time=1.0)
     assert not result["passed"] and result["stable"] == []
     assert "flappy" in result["unstable"]
+    # and within a window of 0: flapping faster than the streak spacing
+    result, dummy = gate({"flappy": lambda now: int(round(now / MIN_STREAK_SPACING)) % 2 == 0})
+    assert not result["passed"] and result["stable"] == []
 
 
 def test_an_agent_that_crashes_right_after_starting_is_not_counted():
     # healthy for its first 0.6 s (two probes), then gone for good
-    result, dummy = gate({"crashy": lambda now: now < 0.6})
+    result, dummy = gate({"crashy": lambda now: now < 0.6}, min_healthy_time=1.0)
+    assert not result["passed"] and result["unstable"]["crashy"] == "connection refused"
+    # within a window of 0, a crash before the third probe in a row
+    result, dummy = gate({"crashy": lambda now: now < MIN_STREAK_SPACING * 1.5})
     assert not result["passed"] and result["unstable"]["crashy"] == "connection refused"
 
 
