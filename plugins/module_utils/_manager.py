@@ -142,8 +142,8 @@ def build_notify_body(params):
         raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
     body = {}
     for key in BODY_FIELDS:
-        # the body's "message" is the module option update_message ("message" is reserved by Ansible)
-        value = strategy if key == "strategy" else params.get("update_message" if key == "message" else key)
+        # each option is named after its body field (update_message is an alias of message, resolved by Ansible)
+        value = strategy if key == "strategy" else params.get(key)
         if value is None or (isinstance(value, str) and not value.strip() and key != "message"):
             continue
         if key == "metadata" and not value:
@@ -439,7 +439,7 @@ NOTIFY_SPEC = dict(
     strategy=dict(type="str", default="canary", choices=list(STRATEGIES)),
     source=dict(type="str"),
     commit_sha=dict(type="str"),
-    update_message=dict(type="str"),
+    message=dict(type="str", aliases=["update_message"]),
     metadata=dict(type="dict"),
 )
 

@@ -44,10 +44,12 @@ options:
   commit_sha:
     description: The commit the images were built from.
     type: str
-  update_message:
+  message:
     description:
       - The deployment message (what changed), which the manager passes on to the agents; sent as the body field
-        C(message) (an option cannot be called C(message) in Ansible).
+        C(message).
+      - O(update_message) is an alias, the name this option had first (it is kept for the playbooks that use it).
+    aliases: [update_message]
     type: str
   metadata:
     description: "Free-form metadata, for example C({version: 2.0.0, pr_number: 123}). Not sent when empty."
@@ -81,7 +83,7 @@ EXAMPLES = r"""
     strategy: canary
     source: github-actions
     commit_sha: "{{ lookup('ansible.builtin.env', 'GITHUB_SHA') }}"
-    update_message: Faster memory consolidation
+    message: Faster memory consolidation
     metadata:
       version: 2.0.0
     wait: true
