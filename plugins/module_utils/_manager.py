@@ -48,6 +48,8 @@ TOKEN_ENV = "CIRIS_DEPLOY_TOKEN"
 STRATEGIES = ("canary", "immediate", "manual")
 # the fields of the notify request, as CIRISManager's CD documentation lists them
 BODY_FIELDS = ("agent_image", "gui_image", "strategy", "source", "commit_sha", "message", "metadata")
+# the body fields whose manager_notify option has another name
+OPTION_OF_FIELD = {"message": "update_message"}
 # the fields of a deployment status (the notify answer and the status answer)
 STATUS_FIELDS = ("deployment_id", "status", "agents_total", "agents_updated", "agents_deferred", "agents_rejected",
                  "started_at", "canary_phase", "message")
@@ -147,8 +149,9 @@ def build_notify_body(params):
         raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
     body = {}
     for key in BODY_FIELDS:
-        # each option is named after its body field (update_message is an alias of message, resolved by Ansible)
-        value = strategy if key == "strategy" else params.get(key)
+        # the body's "message" is the option update_message: ansible-test sanity (validate-modules) refuses an
+        # argument or alias named "message" or "syslog_facility" (names ansible-core's module logging once used)
+        value = strategy if key == "strategy" else params.get(OPTION_OF_FIELD.get(key, key))
         if value is None or (isinstance(value, str) and not value.strip() and key != "message"):
             continue
         if key == "metadata" and not value:
@@ -444,7 +447,7 @@ NOTIFY_SPEC = dict(
     strategy=dict(type="str", default="canary", choices=list(STRATEGIES)),
     source=dict(type="str"),
     commit_sha=dict(type="str"),
-    message=dict(type="str", aliases=["update_message"]),
+    update_message=dict(type="str"),
     metadata=dict(type="dict"),
 )
 

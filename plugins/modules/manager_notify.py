@@ -47,12 +47,12 @@ options:
   commit_sha:
     description: The commit the images were built from.
     type: str
-  message:
+  update_message:
     description:
       - The deployment message (what changed), which the manager passes on to the agents; sent as the body field
         C(message).
-      - O(update_message) is an alias, the name this option had first (it is kept for the playbooks that use it).
-    aliases: [update_message]
+      - The option cannot be called C(message), not even as an alias - C(ansible-test sanity) (validate-modules)
+        reserves that argument name.
     type: str
   metadata:
     description: "Free-form metadata, for example C({version: 2.0.0, pr_number: 123}). Not sent when empty."
@@ -86,7 +86,7 @@ EXAMPLES = r"""
     strategy: canary
     source: github-actions
     commit_sha: "{{ lookup('ansible.builtin.env', 'GITHUB_SHA') }}"
-    message: Faster memory consolidation
+    update_message: Faster memory consolidation
     metadata:
       version: 2.0.0
     wait: true

@@ -134,11 +134,11 @@ PLAY = """
     - name: no current deployment
       agentfleet.rollout.manager_status:
       register: none_yet
-    - name: notify without waiting (the message under its alias, update_message)
+    - name: notify without waiting
       agentfleet.rollout.manager_notify:
         agent_image: ghcr.io/cirisai/ciris-agent:2.0.0
         strategy: immediate
-        update_message: the alias
+        update_message: the message
       register: notified
     - name: the current deployment
       agentfleet.rollout.manager_status:
@@ -180,7 +180,7 @@ def test_modules_in_a_play_of_your_own(tmp_path):
                                                    "agents_rejected": 1}
     assert got["unknown"]["failed"] and "knows no deployment deploy-unknown" in got["unknown"]["msg"]
     assert got["unknown"]["found"] is False and got["unknown"]["status"] is None
-    assert sim.posts()[0][3]["message"] == "the alias"
+    assert sim.posts()[0][3]["message"] == "the message"
 
 
 FAILING_PLAY = """
@@ -196,7 +196,7 @@ FAILING_PLAY = """
     - name: notify and wait for a deployment that fails
       agentfleet.rollout.manager_notify:
         agent_image: ghcr.io/cirisai/ciris-agent:2.0.0
-        message: an explorer fails
+        update_message: an explorer fails
         wait: true
       register: notified
       ignore_errors: true

@@ -29,7 +29,7 @@ TOKEN = "deploy-token-0123456789abcdef"
 def params(url="https://agents.example.org", **extra):
     p = dict(manager_url=url, token=TOKEN, validate_certs=True, ca_path=None, connect_timeout=2.0, read_timeout=5.0,
              wait=False, wait_timeout=30.0, poll_interval=0.05, agent_image=None, gui_image=None, strategy="canary",
-             source=None, commit_sha=None, message=None, metadata=None, deployment_id=None)
+             source=None, commit_sha=None, update_message=None, metadata=None, deployment_id=None)
     p.update(extra)
     return p
 
@@ -39,7 +39,7 @@ def params(url="https://agents.example.org", **extra):
 def test_body_has_exactly_the_documented_fields():
     body = m.build_notify_body(params(agent_image="ghcr.io/cirisai/ciris-agent:2.0.0",
                                       gui_image="ghcr.io/cirisai/ciris-gui:2.0.0", source="github-actions",
-                                      commit_sha="abc123", message="Faster", metadata={"version": "2.0.0", "pr_number": 123}))
+                                      commit_sha="abc123", update_message="Faster", metadata={"version": "2.0.0", "pr_number": 123}))
     assert body == {"agent_image": "ghcr.io/cirisai/ciris-agent:2.0.0", "gui_image": "ghcr.io/cirisai/ciris-gui:2.0.0",
                     "strategy": "canary", "source": "github-actions", "commit_sha": "abc123", "message": "Faster",
                     "metadata": {"version": "2.0.0", "pr_number": 123}}
@@ -54,14 +54,20 @@ def run_module(module, args, capsys):
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("spelling", ["message", "update_message"])
-def test_message_and_its_alias_update_message_send_the_same_body(spelling, capsys):
+def test_update_message_is_sent_as_the_body_field_message(capsys):
     args = {"manager_url": "https://agents.example.org", "token": TOKEN, "agent_image": "a:2", "_ansible_check_mode": True,
-            spelling: "Faster memory consolidation"}
+            "update_message": "Faster memory consolidation"}
     result = run_module(manager_notify, args, capsys)
     assert not result.get("failed"), result
     assert result["request"]["body"] == {"agent_image": "a:2", "strategy": "canary",
                                          "message": "Faster memory consolidation"}
+
+
+def test_no_option_uses_a_name_ansible_test_reserves():
+    """validate-modules (invalid-argument-name) refuses "message" and "syslog_facility" as an option or an alias."""
+    for spec in (m.CONNECTION_SPEC, m.NOTIFY_SPEC, m.STATUS_SPEC):
+        for name, option in spec.items():
+            assert not {name, *option.get("aliases", ())} & {"message", "syslog_facility"}, name
 
 
 def test_unset_fields_are_not_sent():
@@ -240,7 +246,7 @@ def test_check_mode_sends_nothing(sim):
 
 
 def test_notify_and_wait(sim):
-    result = m.run_notify(params(sim.url, agent_image="a:2", message="m", metadata={"version": "2.0.0"}, wait=True))
+    result = m.run_notify(params(sim.url, agent_image="a:2", update_message="m", metadata={"version": "2.0.0"}, wait=True))
     assert result["succeeded"] and result["finished"] and result["status"] == "completed"
     assert result["deployment"]["counts"] == {"agents_total": 7, "agents_updated": 5, "agents_deferred": 1,
                                               "agents_rejected": 1}
