@@ -47,6 +47,9 @@ options:
     description:
       - Poll the deployment's status until it is V(completed), V(failed), V(cancelled), V(rejected) or
         V(rolled_back), or O(wait_timeout) has passed (then the task fails with the last status seen).
+      - A deployment that ends V(failed), V(cancelled), V(rejected) or V(rolled_back) (every final status but
+        V(completed); the deployment did not happen, or was undone) fails the task. The failed result carries
+        the final status and the same keys as a successful one.
       - Polls that fail (the manager restarting, a proxy error) are tried again at the next interval until
         the deadline; a refused token fails at once.
     type: bool

@@ -48,6 +48,8 @@ TOKEN_ENV = "CIRIS_DEPLOY_TOKEN"
 STRATEGIES = ("canary", "immediate", "manual")
 # the fields of the notify request, as CIRISManager's CD documentation lists them
 BODY_FIELDS = ("agent_image", "gui_image", "strategy", "source", "commit_sha", "message", "metadata")
+# the body fields whose manager_notify option has another name
+OPTION_OF_FIELD = {"message": "update_message"}
 # the fields of a deployment status (the notify answer and the status answer)
 STATUS_FIELDS = ("deployment_id", "status", "agents_total", "agents_updated", "agents_deferred", "agents_rejected",
                  "started_at", "canary_phase", "message")
@@ -78,6 +80,11 @@ class ManagerError(Exception):
 
 class ManagerAuthError(ManagerError):
     """The manager refused the deploy token (401/403): polling again cannot help."""
+
+
+class DeploymentFailed(ManagerError):
+    """A deployment the task waited for ended without completing (failed, cancelled, rejected or rolled back);
+    ``result`` is the whole task result, with the keys of a success."""
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -142,8 +149,9 @@ def build_notify_body(params):
         raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
     body = {}
     for key in BODY_FIELDS:
-        # the body's "message" is the module option update_message ("message" is reserved by Ansible)
-        value = strategy if key == "strategy" else params.get("update_message" if key == "message" else key)
+        # the body's "message" is the option update_message: ansible-test sanity (validate-modules) refuses an
+        # argument or alias named "message" or "syslog_facility" (names ansible-core's module logging once used)
+        value = strategy if key == "strategy" else params.get(OPTION_OF_FIELD.get(key, key))
         if value is None or (isinstance(value, str) and not value.strip() and key != "message"):
             continue
         if key == "metadata" and not value:
@@ -479,6 +487,30 @@ def _result(status, polls=0, waited=False, started=None, clock=time.monotonic):
     }
 
 
+def _conclude(status, polls, waited, started, clock, **extra):
+    """The task's result; when the task waited and the deployment ended without completing (``outcome`` says
+    ``failed``: failed, cancelled, rejected, rolled_back), that result is raised as :class:`DeploymentFailed`, so
+    the task fails the way amazon.aws and kubernetes.core waiters fail one, with the final status in it."""
+    result = _result(status, polls, waited, started, clock)
+    result.update(extra)
+    if waited and outcome(result["status"]) == "failed":
+        raise DeploymentFailed("the CIRISManager deployment ended %s, not completed: %s" % (result["status"], result["summary"]),
+                               **result)
+    return result
+
+
+def _give_result_keys(exc, status, polls, waited, started, clock, **extra):
+    """Give a failure every key a success returns (one shape per result): ``status`` is the last status in hand
+    and ``polls`` the polls made before a wait; the failure's own keys (a wait's last status and polls, a
+    timeout, an HTTP status) are kept."""
+    own = dict(exc.result)
+    last = own.pop("deployment", status)
+    result = _result(last, polls + own.pop("polls", 0), waited, started, clock)
+    result.update(extra)
+    result.update(own)
+    exc.result = result
+
+
 def _warnings(params):
     if urlsplit(params["manager_url"]).scheme == "http" and not is_loopback(params["manager_url"]):
         return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
@@ -486,7 +518,8 @@ def _warnings(params):
 
 
 def run_notify(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
-    """Notify the manager (once) and, with ``wait``, poll until the deployment has finished."""
+    """Notify the manager (once) and, with ``wait``, poll until the deployment has finished; a deployment waited
+    for that did not complete raises :class:`DeploymentFailed`."""
     validate_connection(params)
     body = build_notify_body(params)
     base = normalize_base_url(params["manager_url"])
@@ -499,52 +532,50 @@ def run_notify(params, check_mode=False, client_factory=client_from_params, cloc
                       summary="check mode: would POST %s to %s" % (", ".join(sorted(body)), request["url"]))
         return result
     started = clock()
+    status, polls, waited = None, 0, False
     with client_factory(params) as client:
         try:
             status = client.notify(body)
-        except ManagerError as exc:
-            exc.result.setdefault("request", request)
-            raise
-        polls, waited = 0, False
-        if params.get("wait"):
-            waited = True
-            try:
+            if params.get("wait"):
+                waited = True
                 status, polls = wait_for_deployment(client.status, status["deployment_id"], params["wait_timeout"],
                                                     params["poll_interval"], first=status, clock=clock, sleep=sleep)
-            except ManagerError as exc:
-                exc.result.update(request=request, changed=True, deployment_id=status["deployment_id"])
-                if exc.result.get("deployment") is None:
-                    exc.result["deployment"] = status
-                raise
-    result = _result(status, polls, waited, started, clock)
-    result.update(changed=True, request=request, warnings=warns)
-    return result
+        except ManagerError as exc:
+            _give_result_keys(exc, status, 0, waited, started, clock, changed=status is not None, request=request,
+                              warnings=warns)
+            raise
+    return _conclude(status, polls, waited, started, clock, changed=True, request=request, warnings=warns)
 
 
 def run_status(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
-    """Read a deployment's (or the current deployment's) status; with ``wait``, poll until it has finished."""
+    """Read a deployment's (or the current deployment's) status; with ``wait``, poll until it has finished, and a
+    deployment that did not complete raises :class:`DeploymentFailed`."""
     validate_connection(params)
     started = clock()
     deployment_id = params.get("deployment_id") or None
+    warns = _warnings(params)
+    status, polls, waited = None, 0, False
     with client_factory(params) as client:
-        status = client.status(deployment_id)
-        if status is None:
-            if deployment_id:
-                raise ManagerError("the manager knows no deployment %s (the status answer is empty)" % deployment_id,
-                                   deployment=None, found=False)
-            result = _result(None, 1, False, started, clock)
-            result.update(changed=False, found=False, warnings=_warnings(params),
-                          summary="no current deployment")
-            return result
-        polls, waited = 1, False
-        if params.get("wait") and not check_mode:
-            waited = True
-            status, more = wait_for_deployment(client.status, status["deployment_id"], params["wait_timeout"],
-                                               params["poll_interval"], first=status, clock=clock, sleep=sleep)
-            polls += more
-    result = _result(status, polls, waited, started, clock)
-    result.update(changed=False, found=True, warnings=_warnings(params))
-    return result
+        try:
+            status = client.status(deployment_id)
+            polls = 1
+            if status is None:
+                if deployment_id:
+                    raise ManagerError("the manager knows no deployment %s (the status answer is empty)"
+                                       % deployment_id, deployment=None, found=False)
+                result = _result(None, polls, False, started, clock)
+                result.update(changed=False, found=False, warnings=warns, summary="no current deployment")
+                return result
+            if params.get("wait") and not check_mode:
+                waited = True
+                status, more = wait_for_deployment(client.status, status["deployment_id"], params["wait_timeout"],
+                                                   params["poll_interval"], first=status, clock=clock, sleep=sleep)
+                polls += more
+        except ManagerError as exc:
+            _give_result_keys(exc, status, polls, waited, started, clock, changed=False, found=status is not None,
+                              warnings=warns)
+            raise
+    return _conclude(status, polls, waited, started, clock, changed=False, found=True, warnings=warns)
 
 
 def run_manager_module(module_class, argument_spec, runner, **module_kwargs):
@@ -563,7 +594,11 @@ def run_manager_module(module_class, argument_spec, runner, **module_kwargs):
     except ValueError as exc:
         module.fail_json(msg=mask(str(exc), secrets))
     except ManagerError as exc:
-        module.fail_json(msg=mask(exc.msg, secrets), **mask(exc.result, secrets))
+        # a deployment waited for that did not complete, a timeout, a refusal: the keys of a success, and msg
+        failure = dict(exc.result)
+        for text in failure.pop("warnings", None) or ():
+            module.warn(text)
+        module.fail_json(msg=mask(exc.msg, secrets), **mask(failure, secrets))
     for text in result.pop("warnings", None) or ():
         module.warn(text)
     module.exit_json(**mask(result, secrets))

@@ -18,8 +18,11 @@ description:
     recreates the containers of those that accept, and watches them reach C(work)); this module returns the
     deployment status the manager answers with.
   - With O(wait=true) it then polls C(GET /manager/v1/updates/status?deployment_id=...) until the deployment
-    has finished. It does not fail on a failed deployment - RV(succeeded) and RV(status) say how it ended (the
-    C(agentfleet.rollout.manager_deploy) playbook fails the job on it); it fails on a timeout, with the last status.
+    has finished, and B(fails the task) when the deployment ended without completing (V(failed), V(cancelled),
+    V(rejected) or V(rolled_back)); it fails at O(wait_timeout) too, with the last status. A failed task returns the same keys as
+    a successful one (RV(status), RV(deployment), RV(succeeded), ...), so C(failed_when) or C(ignore_errors) can
+    act on how the deployment ended.
+  - Without O(wait), the task reports the status the manager answered with and does not judge it.
   - CIRISManager runs one deployment at a time. Its 409 answer fails the task with the id of the deployment in
     progress (RV(running_deployment_id)) when the manager names it; the notification is never retried.
 options:
@@ -47,7 +50,9 @@ options:
   update_message:
     description:
       - The deployment message (what changed), which the manager passes on to the agents; sent as the body field
-        C(message) (an option cannot be called C(message) in Ansible).
+        C(message).
+      - The option cannot be called C(message), not even as an alias - C(ansible-test sanity) (validate-modules)
+        reserves that argument name.
     type: str
   metadata:
     description: "Free-form metadata, for example C({version: 2.0.0, pr_number: 123}). Not sent when empty."
@@ -87,11 +92,16 @@ EXAMPLES = r"""
     wait: true
     wait_timeout: 3600
   register: deploy
+  # the task fails when the deployment ends failed, cancelled, rejected or rolled back, or at wait_timeout
 
-- name: Fail the job when the deployment did not complete
-  ansible.builtin.assert:
-    that: deploy.succeeded
-    fail_msg: "{{ deploy.summary }}"
+- name: Deploy, and let a deployment an admin cancelled or rejected pass (any other failure fails the task)
+  agentfleet.rollout.manager_notify:
+    manager_url: https://agents.example.org
+    agent_image: ghcr.io/cirisai/ciris-agent:2.0.0
+    strategy: manual
+    wait: true
+  register: staged
+  failed_when: staged.failed and staged.status not in ['cancelled', 'rejected']
 
 - name: An emergency patch, through a manager with a private CA
   agentfleet.rollout.manager_notify:
@@ -176,12 +186,16 @@ status:
   type: str
   sample: completed
 finished:
-  description: Whether the deployment reached a final status (completed, failed, cancelled, rejected, rolled_back).
+  description:
+    - Whether the deployment reached a final status (completed, failed, cancelled, rejected, rolled_back).
+    - With O(wait=true), a final status other than C(completed) fails the task, with this result.
   returned: always
   type: bool
   sample: true
 succeeded:
-  description: Whether the deployment's final status is C(completed).
+  description:
+    - Whether the deployment's final status is C(completed).
+    - With O(wait=true) the task fails when it is false (a timeout, or a deployment that did not complete).
   returned: always
   type: bool
   sample: true

@@ -17,7 +17,10 @@ description:
     deployment's status; without O(deployment_id), the manager's current deployment (RV(found) is false when
     there is none).
   - With O(wait=true) it polls until the deployment is completed, failed, cancelled, rejected or rolled back, or
-    fails at O(wait_timeout) with the last status. A failed deployment does not fail the task - see RV(succeeded).
+    fails at O(wait_timeout) with the last status. A deployment that ended without completing (V(failed),
+    V(cancelled), V(rejected), V(rolled_back)) B(fails the task), with the final status in the result - the same
+    keys as a success, so C(failed_when) or C(ignore_errors) can act on RV(status).
+  - Without O(wait) (and in check mode, which skips the wait) the task reports the status and does not judge it.
 options:
   deployment_id:
     description:
@@ -52,6 +55,19 @@ EXAMPLES = r"""
     wait_timeout: 1800
     poll_interval: 15
   register: deployment
+  # fails when the deployment ends failed, cancelled, rejected or rolled back, or after 1800 s
+
+- name: Wait for it, and record how it ended without failing here
+  agentfleet.rollout.manager_status:
+    manager_url: https://agents.example.org
+    deployment_id: deploy-20250801-123456
+    wait: true
+  register: outcome
+  ignore_errors: true
+
+- name: Show how it ended (outcome.status, outcome.deployment.agents_updated, ... are there either way)
+  ansible.builtin.debug:
+    msg: "{{ outcome.summary }}"
 
 - name: Show the current deployment, if any
   agentfleet.rollout.manager_status:
@@ -128,12 +144,16 @@ status:
   type: str
   sample: completed
 finished:
-  description: Whether the deployment reached a final status (completed, failed, cancelled, rejected, rolled_back).
+  description:
+    - Whether the deployment reached a final status (completed, failed, cancelled, rejected, rolled_back).
+    - With O(wait=true), a final status other than C(completed) fails the task, with this result.
   returned: always
   type: bool
   sample: true
 succeeded:
-  description: Whether the deployment's final status is C(completed).
+  description:
+    - Whether the deployment's final status is C(completed).
+    - With O(wait=true) the task fails when it is false (a timeout, or a deployment that did not complete).
   returned: always
   type: bool
   sample: true

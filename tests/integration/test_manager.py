@@ -138,6 +138,7 @@ PLAY = """
       agentfleet.rollout.manager_notify:
         agent_image: ghcr.io/cirisai/ciris-agent:2.0.0
         strategy: immediate
+        update_message: the message
       register: notified
     - name: the current deployment
       agentfleet.rollout.manager_status:
@@ -178,6 +179,73 @@ def test_modules_in_a_play_of_your_own(tmp_path):
     assert got["done"]["deployment"]["counts"] == {"agents_total": 7, "agents_updated": 5, "agents_deferred": 1,
                                                    "agents_rejected": 1}
     assert got["unknown"]["failed"] and "knows no deployment deploy-unknown" in got["unknown"]["msg"]
+    assert got["unknown"]["found"] is False and got["unknown"]["status"] is None
+    assert sim.posts()[0][3]["message"] == "the message"
+
+
+FAILING_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/agentfleet.rollout.manager:
+      manager_url: "{{ url }}"
+      poll_interval: 0.2
+      wait_timeout: 30
+  tasks:
+    - name: notify and wait for a deployment that fails
+      agentfleet.rollout.manager_notify:
+        agent_image: ghcr.io/cirisai/ciris-agent:2.0.0
+        update_message: an explorer fails
+        wait: true
+      register: notified
+      ignore_errors: true
+    - name: wait for it again by id
+      agentfleet.rollout.manager_status:
+        deployment_id: "{{ notified.deployment_id }}"
+        wait: true
+      register: followed
+      ignore_errors: true
+    - name: read it without waiting
+      agentfleet.rollout.manager_status:
+        deployment_id: "{{ notified.deployment_id }}"
+      register: read
+    - name: tolerate the failed deployment with failed_when
+      agentfleet.rollout.manager_status:
+        deployment_id: "{{ notified.deployment_id }}"
+        wait: true
+      register: tolerated
+      failed_when: tolerated.failed and tolerated.status != 'failed'
+    - ansible.builtin.copy:
+        dest: "{{ out }}"
+        content: "{{ {'notified': notified, 'followed': followed, 'read': read, 'tolerated': tolerated} | to_json }}"
+"""
+
+
+def test_waiting_for_a_deployment_that_failed_fails_the_task(tmp_path):
+    play = tmp_path / "play.yml"
+    play.write_text(FAILING_PLAY)
+    out = tmp_path / "out.json"
+    agents = [{"agent_id": "datum", "group": "explorers", "outcome": "fail"},
+              {"agent_id": "sage", "group": "general", "outcome": "accept"}]
+    with ManagerSim(tokens=(TOKEN,), agents=agents, phase_seconds=0.3) as sim:
+        res = run_playbook(str(play), tmp_path, extra_vars={"url": sim.url, "out": str(out)},
+                           env=ansible_env(tmp_path, CIRIS_DEPLOY_TOKEN=TOKEN))
+        assert sim.posts()[0][3]["message"] == "an explorer fails"
+    assert res.rc == 0, res
+    assert TOKEN not in res.output
+    got = json.loads(out.read_text())
+    keys = {"deployment", "deployment_id", "status", "finished", "succeeded", "waited", "polls", "elapsed", "summary"}
+    for name in ("notified", "followed"):
+        result = got[name]
+        assert result["failed"] is True, result
+        assert keys <= set(result) and result["status"] == "failed" and result["finished"] is True
+        assert result["succeeded"] is False and result["waited"] is True
+        assert result["deployment"]["canary_phase"] == "explorers"
+        assert "ended failed, not completed" in result["msg"] and "Explorer phase failed" in result["msg"]
+    assert got["notified"]["changed"] is True and got["notified"]["request"]["body"]["message"] == "an explorer fails"
+    assert got["read"].get("failed") is not True and got["read"]["status"] == "failed" and got["read"]["waited"] is False
+    assert got["tolerated"]["failed"] is False and got["tolerated"]["status"] == "failed"
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from awxstub import AwxStub
 
@@ -153,3 +154,36 @@ def test_configure_defines_the_workflow(tmp_path, collections_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "changed=0" in proc.stdout
         assert [(method, path) for method, path, dummy in awx.calls[before:] if method != "GET"] == []
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """YAML with Ansible's tags (!unsafe, !vault) read as plain values."""
+
+
+def _untagged(loader, suffix, node):
+    return loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+
+
+_TaggedLoader.add_multi_constructor("!", _untagged)
+
+
+def _awx_modules(node):
+    """The awx.awx modules named as task keys (or module_defaults keys) anywhere in a loaded playbook."""
+    if isinstance(node, dict):
+        names = {key for key in node if isinstance(key, str) and key.startswith(("awx.awx.", "group/awx.awx."))}
+        return names.union(*(_awx_modules(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_awx_modules(item) for item in node))
+    return set()
+
+
+def test_lint_mocks_every_awx_module_the_playbooks_use():
+    """A plain `ansible-lint` at the root (no awx.awx installed) resolves awx/ through .ansible-lint's mock_modules:
+    each awx.awx module used needs its stub, and a module_defaults group of awx.awx cannot be stubbed at all
+    (ansible-playbook --syntax-check must resolve the group from the collection's meta/runtime.yml)."""
+    used = set()
+    for path in sorted((REPO / "awx").rglob("*.yml")):
+        used |= _awx_modules(yaml.load(path.read_text(), Loader=_TaggedLoader))
+    assert not {name for name in used if name.startswith("group/")}, "a module_defaults group of awx.awx: ansible-lint cannot stub one"
+    mocked = {name for name in yaml.safe_load((REPO / ".ansible-lint").read_text())["mock_modules"] if name.startswith("awx.awx.")}
+    assert used == mocked

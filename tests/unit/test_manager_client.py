@@ -3,9 +3,24 @@ against the loopback stand-in (tests/managersim.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from unittest import mock
+
 import pytest
 
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows is tested: make units-oldest)
+    from ansible.module_utils import basic as _basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        with mock.patch.object(_basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
+            yield
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
+from ansible_collections.agentfleet.rollout.plugins.modules import manager_notify, manager_status
 from managersim import ManagerSim
 
 TOKEN = "deploy-token-0123456789abcdef"
@@ -29,6 +44,30 @@ def test_body_has_exactly_the_documented_fields():
                     "strategy": "canary", "source": "github-actions", "commit_sha": "abc123", "message": "Faster",
                     "metadata": {"version": "2.0.0", "pr_number": 123}}
     assert set(body) == set(m.BODY_FIELDS)
+
+
+def run_module(module, args, capsys):
+    """Run a module's main() with ``args``; its JSON result."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_update_message_is_sent_as_the_body_field_message(capsys):
+    args = {"manager_url": "https://agents.example.org", "token": TOKEN, "agent_image": "a:2", "_ansible_check_mode": True,
+            "update_message": "Faster memory consolidation"}
+    result = run_module(manager_notify, args, capsys)
+    assert not result.get("failed"), result
+    assert result["request"]["body"] == {"agent_image": "a:2", "strategy": "canary",
+                                         "message": "Faster memory consolidation"}
+
+
+def test_no_option_uses_a_name_ansible_test_reserves():
+    """validate-modules (invalid-argument-name) refuses "message" and "syslog_facility" as an option or an alias."""
+    for spec in (m.CONNECTION_SPEC, m.NOTIFY_SPEC, m.STATUS_SPEC):
+        for name, option in spec.items():
+            assert not {name, *option.get("aliases", ())} & {"message", "syslog_facility"}, name
 
 
 def test_unset_fields_are_not_sent():
@@ -276,14 +315,139 @@ def test_plain_http_to_a_remote_host_warns():
     assert not m._warnings(params("https://agents.example.org"))
 
 
+# ---------------------------------------------------------------- a deployment waited for that did not complete
+
+# the keys every outcome of a module returns (RETURN: "returned: always"), a failure as well as a success
+NOTIFY_KEYS = {"deployment", "deployment_id", "status", "finished", "succeeded", "waited", "polls", "elapsed", "summary",
+               "changed", "request"}
+STATUS_KEYS = NOTIFY_KEYS - {"request"} | {"found"}
+
+
+class FakeClient:
+    """A manager that accepts the notify with ``first`` and then answers the status requests with ``answers``."""
+
+    def __init__(self, first, answers):
+        self.first, self.answers, self.asked = first, list(answers), []
+
+    def __call__(self, params):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def notify(self, body):
+        return self.first
+
+    def status(self, deployment_id=None):
+        self.asked.append(deployment_id)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.mark.parametrize("final", m.FAILED)
+def test_notify_wait_fails_the_task_when_the_deployment_did_not_complete(final):
+    clock = FakeClock()
+    client = FakeClient(st("in_progress"), [st("in_progress"), st(final, canary_phase="early_adopters")])
+    with pytest.raises(m.DeploymentFailed) as err:
+        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=clock, sleep=clock.sleep)
+    result = err.value.result
+    assert "the CIRISManager deployment ended %s, not completed: deploy-20250801-123456: %s" % (final, final) in err.value.msg
+    assert NOTIFY_KEYS <= set(result)
+    assert result["status"] == final and result["deployment"]["canary_phase"] == "early_adopters"
+    assert result["finished"] and not result["succeeded"] and result["waited"] and result["changed"]
+    assert result["polls"] == 2 and result["request"]["body"] == {"agent_image": "a:2", "strategy": "canary"}
+
+
+@pytest.mark.parametrize("final", m.FAILED)
+def test_status_wait_fails_the_task_when_the_deployment_did_not_complete(final):
+    clock = FakeClock()
+    client = FakeClient(None, [st("in_progress"), st(final)])
+    with pytest.raises(m.DeploymentFailed) as err:
+        m.run_status(params(deployment_id="deploy-20250801-123456", wait=True), client_factory=client, clock=clock,
+                     sleep=clock.sleep)
+    result = err.value.result
+    assert STATUS_KEYS <= set(result)
+    assert result["status"] == final and result["finished"] and not result["succeeded"] and result["found"]
+    assert result["polls"] == 2 and not result["changed"]
+
+
+def test_a_deployment_that_failed_before_the_wait_fails_it_at_once():
+    """The notify's answer is final already (the manager refused the images): nothing to poll, still a failure."""
+    client = FakeClient(st("rejected"), [st("rejected")])
+    with pytest.raises(m.DeploymentFailed) as err:
+        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=FakeClock(), sleep=None)
+    assert err.value.result["polls"] == 0 and err.value.result["status"] == "rejected" and client.asked == []
+
+
+@pytest.mark.parametrize("status", ("in_progress", "completed") + m.FAILED)
+def test_without_wait_the_status_is_reported_not_judged(status):
+    """Without wait (or in check mode, which skips the wait) the task reports the status it read and stays ok."""
+    client = FakeClient(st(status), [st(status)])
+    notified = m.run_notify(params(agent_image="a:2"), client_factory=client, clock=FakeClock(), sleep=None)
+    read = m.run_status(params(deployment_id="d"), client_factory=client, clock=FakeClock(), sleep=None)
+    checked = m.run_status(params(deployment_id="d", wait=True), check_mode=True, client_factory=client,
+                           clock=FakeClock(), sleep=None)
+    for result in (notified, read, checked):
+        assert result["status"] == status and not result["waited"]
+    assert NOTIFY_KEYS <= set(notified) and STATUS_KEYS <= set(read)
+
+
+def test_a_timeout_returns_the_keys_of_a_success():
+    clock = FakeClock()
+    client = FakeClient(st("in_progress"), [st("in_progress")])
+    with pytest.raises(m.ManagerError) as err:
+        m.run_status(params(deployment_id="d", wait=True, wait_timeout=25, poll_interval=10), client_factory=client,
+                     clock=clock, sleep=clock.sleep)
+    result = err.value.result
+    assert not isinstance(err.value, m.DeploymentFailed)
+    assert STATUS_KEYS <= set(result) and result["timed_out"] and result["polls"] == 4
+    assert result["status"] == "in_progress" and not result["finished"] and result["waited"] and result["elapsed"] == 25
+
+
+def test_a_failure_before_any_status_returns_the_keys_of_a_success(sim):
+    sim.phase_seconds = 60
+    sim.start_deployment({"agent_image": "a:1"})
+    with pytest.raises(m.ManagerError) as err:
+        m.run_notify(params(sim.url, agent_image="a:2", wait=True))
+    result = err.value.result
+    assert NOTIFY_KEYS <= set(result) and result["http_status"] == 409
+    assert result["deployment"] is None and result["status"] is None and not result["changed"]
+    with pytest.raises(m.ManagerError) as err:
+        m.run_status(params(sim.url, deployment_id="nope"))
+    assert STATUS_KEYS <= set(err.value.result) and err.value.result["found"] is False
+
+
 @pytest.mark.parametrize("end, final", [("cancel", "cancelled"), ("reject", "rejected")])
-def test_wait_stops_on_a_cancelled_or_rejected_deployment(sim, end, final):
+def test_wait_stops_on_a_cancelled_or_rejected_deployment_and_fails(sim, end, final):
     sim.phase_seconds = 120
     deployment_id = sim.start_deployment({"agent_image": "a:2"})
     getattr(sim, end)(deployment_id)
-    result = m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
+    with pytest.raises(m.DeploymentFailed) as err:
+        m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
+    result = err.value.result
     assert result["finished"] and not result["succeeded"] and result["status"] == final
     assert result["deployment"]["message"] == "Deployment %s by an admin" % final
+
+
+def test_the_modules_fail_a_failed_deployment_with_the_keys_of_a_success(capsys):
+    agents = [{"agent_id": "datum", "group": "explorers", "outcome": "fail"},
+              {"agent_id": "sage", "group": "general", "outcome": "accept"}]
+    with ManagerSim(tokens=(TOKEN,), agents=agents, phase_seconds=0.1) as server:
+        base = {"manager_url": server.url, "token": TOKEN, "wait": True, "poll_interval": 0.05, "wait_timeout": 30}
+        notified = run_module(manager_notify, dict(base, agent_image="a:2"), capsys)
+        followed = run_module(manager_status, dict(base, deployment_id=notified["deployment_id"]), capsys)
+        done = run_module(manager_status, dict(base, deployment_id=notified["deployment_id"], wait=False), capsys)
+    for result, keys in ((notified, NOTIFY_KEYS), (followed, STATUS_KEYS)):
+        assert result["failed"] is True, result
+        assert keys <= set(result) and result["status"] == "failed" and result["finished"] and not result["succeeded"]
+        assert result["deployment"]["canary_phase"] == "explorers"
+        assert result["msg"].startswith("the CIRISManager deployment ended failed, not completed: deploy-")
+        assert "Explorer phase failed - no agents reached stable WORK state" in result["msg"]
+        assert TOKEN not in json.dumps(result)
+    assert notified["changed"] is True and followed["changed"] is False
+    assert not done.get("failed") and done["status"] == "failed" and not done["waited"]
 
 
 def test_a_wrong_base_url_says_so(sim):
