@@ -234,6 +234,11 @@ def _step(ctx, rnd, out, handover=()):
         reverted = list(rnd.get("reverted") or [])
         out["needs_revert"] = True
         gated = set(rnd.get("gated") or [])
+        back = [h for h in rnd.get("update_failed") or [] if h in reverted and h not in gated]
+        if back:
+            ctx.store.set_results(ctx.deployment_id, [
+                {"host": h, "result": "reverted", "detail": "its update tasks failed; put back on its previous "
+                 "version by the wave's revert", "version_after": None} for h in back])
         rows = ctx.rows()
         return _done(ctx, rnd, ctx.finish(ctx.store, ctx.params, ctx.dep, ctx.wave, ctx.members,
                                           [_agent(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
@@ -375,6 +380,8 @@ def _record_round(ctx, rnd):
                               + [{"host": h, "result": "failed", "detail": "update tasks failed: %s" % msg}
                                  for h, msg in failed.items()])
         rnd["handed"] = sorted(set(rnd.get("handed") or []) | set(ok))
+        # stopped for us and down: a revert of the wave (auto_revert) starts them on their previous version too
+        rnd["update_failed"] = sorted(set(rnd.get("update_failed") or []) | set(failed))
         if rnd.get("error") and ok:
             rnd["notes"].append("started again on %s (not gated; a rerun gates them): %s" % (ctx.target, ", ".join(ok)))
     else:
@@ -392,6 +399,13 @@ def _handed(ctx, names=None):
             if (names is None or m["name"] in names)
             and (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
             and (rows.get(m["name"]) or {}).get("result") == "updated"]
+
+
+def _failed_updates(ctx, names):
+    """This wave's agents ``names`` recorded ``failed`` by their update tasks (stopped for us, not started)."""
+    rows = ctx.rows()
+    return [_agent(m, rows[m["name"]]) for m in ctx.members
+            if m["name"] in names and (rows.get(m["name"]) or {}).get("result") == "failed"]
 
 
 def _gate(ctx, rnd, out):
@@ -423,7 +437,9 @@ def _gate(ctx, rnd, out):
     if stalled:
         gate.update(blocked=stalled, reason=stalled, passed=False)
     revertable = [a for a in handed if a.get("version")]
-    if params["auto_revert"] and revertable and not ctx.passes(ctx.store, params, ctx.dep, ctx.wave, gate):
+    # agents whose update tasks failed stopped because we asked and may be down: a revert puts them back as well
+    down = [a for a in _failed_updates(ctx, rnd.get("update_failed") or []) if a.get("version")]
+    if params["auto_revert"] and (revertable or down) and not ctx.passes(ctx.store, params, ctx.dep, ctx.wave, gate):
         rnd["stage"] = "revert"
         rnd["gate"] = gate
         rnd["gated"] = [a["name"] for a in handed]
@@ -432,7 +448,7 @@ def _gate(ctx, rnd, out):
         ctx.store.set_results(ctx.deployment_id, [
             {"host": a["name"], "result": "failed", "detail": "the wave failed its gate; being put back on %s"
              % a["version"]} for a in revertable])
-        return _hand_over(ctx, rnd, out, revertable, "revert")
+        return _hand_over(ctx, rnd, out, revertable + down, "revert")
     out["needs_revert"] = False
     return _done(ctx, rnd, ctx.finish(ctx.store, params, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
                                       ctx.secrets, out))
