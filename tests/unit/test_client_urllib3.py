@@ -21,6 +21,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient, TransportError
+from helpers import free_port
 
 
 # ---------------------------------------------------------------- servers
@@ -115,14 +116,6 @@ def agent():
     yield make
     for srv in servers:
         srv.stop()
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 # ---------------------------------------------------------------- TLS material

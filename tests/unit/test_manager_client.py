@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
+from helpers import Clock
 from managersim import ManagerSim
 
 TOKEN = "deploy-token-0123456789abcdef"
@@ -134,26 +135,13 @@ def test_retry_is_for_connect_errors_only():
 
 # ---------------------------------------------------------------- waiting (injected clock)
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def st(status, **kw):
     return m.parse_status(dict(SEED_STATUS, status=status, **kw))
 
 
 def test_wait_polls_until_final_and_tolerates_a_failed_poll():
     answers = [m.ManagerError("HTTP 502"), st("in_progress"), st("completed", agents_updated=10)]
-    clock = FakeClock()
+    clock = Clock()
 
     def fetch(deployment_id):
         assert deployment_id == "deploy-20250801-123456"
@@ -168,7 +156,7 @@ def test_wait_polls_until_final_and_tolerates_a_failed_poll():
 
 
 def test_wait_times_out_with_the_last_status():
-    clock = FakeClock()
+    clock = Clock()
     with pytest.raises(m.ManagerError) as err:
         m.wait_for_deployment(lambda d: st("in_progress", canary_phase="early_adopters"), "d", 25, 10,
                               clock=clock, sleep=clock.sleep)
@@ -182,12 +170,12 @@ def test_wait_stops_on_a_refused_token():
         raise m.ManagerAuthError("refused")
 
     with pytest.raises(m.ManagerAuthError):
-        m.wait_for_deployment(fetch, "d", 100, 1, first=st("in_progress"), clock=FakeClock(), sleep=lambda s: None)
+        m.wait_for_deployment(fetch, "d", 100, 1, first=st("in_progress"), clock=Clock(), sleep=lambda s: None)
 
 
 def test_wait_fails_when_the_deployment_vanishes():
     with pytest.raises(m.ManagerError, match="knows no deployment d"):
-        m.wait_for_deployment(lambda d: None, "d", 100, 1, clock=FakeClock(), sleep=lambda s: None)
+        m.wait_for_deployment(lambda d: None, "d", 100, 1, clock=Clock(), sleep=lambda s: None)
 
 
 # ---------------------------------------------------------------- the client against the stand-in
