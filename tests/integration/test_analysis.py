@@ -10,15 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fleetsim.testing import FleetSim, Supervisor
-from helpers import free_port, wait_for
+from helpers import Receiver, free_port, wait_for
 from userpath import TOKEN, by_host, down, fleet, records, run, states
 
 TWO_WAVES = [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]
@@ -182,38 +180,9 @@ def test_a_query_syntax_error_is_inconclusive_with_a_clear_message(tmp_path, pro
     assert "Traceback" not in res.output
 
 
-class JsonEndpoint:
-    """A JSON endpoint on loopback answering ``payload`` to every request (and keeping the requests)."""
-
-    def __init__(self, payload):
-        self.payload, self.requests = payload, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.requests.append(self.path)
-                body = json.dumps(outer.payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.parametrize("rate, ok", [(0.01, True), (0.3, False)])
 def test_an_http_check_passes_and_fails(tmp_path, rate, ok):
-    endpoint = JsonEndpoint({"stats": {"error_rate": rate}})
+    endpoint = Receiver(payload={"stats": {"error_rate": rate}})
     try:
         with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
             check = {"name": "stats", "http": {"url": endpoint.url + "/stats?v=${version}&wave=${cohort}",
@@ -222,10 +191,10 @@ def test_an_http_check_passes_and_fails(tmp_path, rate, ok):
             res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_analysis=[check])
             assert (res.rc == 0) == ok, res.output[-4000:]
             assert records(tmp_path) == {1: "completed" if ok else "failed"}
-            assert endpoint.requests[0] == "/stats?v=2.0.0&wave=canary"
+            assert endpoint.seen[0].path == "/stats?v=2.0.0&wave=canary"
             assert down(sim) == []
     finally:
-        endpoint.close()
+        endpoint.stop()
 
 
 @pytest.mark.parametrize("bound, ok", [("result >= 0", True), ("result > 100000", False)])
