@@ -5,22 +5,17 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from helpers import free_port
+
 ACCESS_KEY = "AKIDSTATETESTING"
 SECRET_KEY = "state-secret-do-not-print-8d1e"
 REGION = "us-east-1"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoServer:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import urllib.error
 
 import pytest
 
 from fleetsim.testing import FleetSim, FleetSimError, http
+from helpers import wait_for
 
 CONFIG = {"agents": [{"count": 3, "name_prefix": "a-", "overrides": {"a-002": {"unhealthy_after_update": True}}}]}
-
-
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def health(url):
@@ -41,7 +32,7 @@ def test_a_candidate_serves_beside_its_primary_until_promoted(tmp_path):
         assert sorted(c["name"] for c in sim.candidates()) == ["a-000", "a-002"]
         # the primary retires (accepts and stops), then the candidate is promoted to its address
         sim.shutdown("a-000", {"reason": "retire", "confirm": True, "deployment_id": "d-1"})
-        assert wait_for(lambda: sim.phase("a-000") == "down")
+        assert wait_for(lambda: sim.phase("a-000") == "down", 10.0, "a-000 down")
         sim.candidates("promote", ["a-000"])
         assert health(sim.url("a-000"))[1]["data"]["version"] == "2.0.0"
         assert health(cand)[0] is None  # the candidate's own address is closed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client as httpclient
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from fleetsim.config import ConfigError, build_fleet, fleet_options
 from fleetsim.testing import FleetSim, http
+import helpers
 
 TOKEN = "tok-ciris-S3cret"
 DECIDE = 0.3
@@ -67,13 +69,7 @@ def refused(sim, name):
     return False
 
 
-def wait_for(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+wait_for = functools.partial(helpers.wait_for, timeout=5.0, interval=0.02)
 
 
 def cog(sim, name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client as httpclient
 import json
 import sqlite3
@@ -14,6 +15,7 @@ import pytest
 
 from fleetsim.config import ConfigError, build_fleet
 from fleetsim.testing import FleetSim, http
+import helpers
 
 CONFIG = {
     "defaults": {"version": "1.0.0"},
@@ -55,13 +57,7 @@ def refused(sim, name):
     return False
 
 
-def wait_for(pred, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
+wait_for = functools.partial(helpers.wait_for, timeout=3.0)
 
 
 # ---------------------------------------------------------------------------- config (pure)

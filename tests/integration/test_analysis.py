@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fleetsim.testing import FleetSim, Supervisor
-from userpath import TOKEN, by_host, down, fleet, records, run, states, wait_for
+from helpers import Receiver, free_port, wait_for
+from userpath import TOKEN, by_host, down, fleet, records, run, states
 
 TWO_WAVES = [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]
 # an error counter appears with the first error (as a client library's labelled counter does): "or vector(0)"
@@ -29,12 +27,6 @@ ERROR_RATIO = ('(sum(rate(fleetsim_agent_errors_total{version="${version}"}[4s])
 
 def _must_run():
     return os.environ.get("CI") == "true" and sys.platform.startswith("linux") and os.geteuid() == 0
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Prometheus:
@@ -51,13 +43,13 @@ class Prometheus:
         config = workdir / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
                           "  - job_name: fleetsim\n    static_configs:\n      - targets: ['%s']\n" % target)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = open(workdir / "prometheus.log", "w")
         self.proc = subprocess.Popen([binary, "--config.file=%s" % config, "--storage.tsdb.path=%s" % (workdir / "data"),
                                       "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("Prometheus ready", self._ready, 60)
+        wait_for(self._ready, 60, "Prometheus ready")
 
     def _ready(self):
         if self.proc.poll() is not None:
@@ -91,7 +83,7 @@ def prom_fleet(tmp_path):
         control = sim.inventory()["all"]["vars"]["fleetsim_control_url"]
         prom = Prometheus(tmp_path / "prom", control.split("//", 1)[1])
         try:
-            wait_for("the first scrape", lambda: prom.query("fleetsim_agent_up"), 30)
+            wait_for(lambda: prom.query("fleetsim_agent_up"), 30, "the first scrape")
             with Supervisor(sim, "2.0.0") as supervisor:
                 yield sim, prom, supervisor
         finally:
@@ -121,7 +113,7 @@ def test_a_bad_version_fails_the_canary_wave_by_its_error_rate_and_is_reverted(t
     assert values and all(0.4 <= v <= 0.6 for v in values), values
     # the canary went back to 1.0.0; nobody of the rest was asked
     assert by_host(report)["agent-000"]["result"] == "reverted", by_host(report)["agent-000"]
-    wait_for("agents settled", lambda: down(sim) == [], 20)
+    wait_for(lambda: down(sim) == [], 20, "agents settled")
     assert set(states(sim).values()) == {(True, "1.0.0")}
     assert sorted(n for n, a in by_host(report).items() if a.get("decision")) == ["agent-000"]
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
@@ -163,10 +155,11 @@ def test_no_data_pauses_the_deployment_and_resume_measures_again_once_data_comes
     assert res.rc == 0, res.output[-4000:]
     assert records(tmp_path) == {1: "paused"}, res.output[-4000:]
     assert "analysis deferrals inconclusive" in res.output and "no data" in res.output, res.output[-4000:]
-    wait_for("agents settled", lambda: down(sim) == [], 20)
+    wait_for(lambda: down(sim) == [], 20, "agents settled")
     # the agents defer again: once Prometheus has the series, resume measures again and finishes
     sim.configure(list(sim.occurrences()), deferral_rate=0.05)
-    wait_for("the deferral series in Prometheus", lambda: prom.query('fleetsim_agent_deferrals_total{version="3.0.0"}'), 30)
+    wait_for(lambda: prom.query('fleetsim_agent_deferrals_total{version="3.0.0"}'),
+             30, "the deferral series in Prometheus")
     resumed = run(sim, tmp_path, "resume", driver="none", rollout_cohorts=TWO_WAVES, token=TOKEN,
                   rollout_target_version="3.0.0", rollout_analysis=[check])
     assert resumed.rc == 0, resumed.output[-4000:]
@@ -187,38 +180,9 @@ def test_a_query_syntax_error_is_inconclusive_with_a_clear_message(tmp_path, pro
     assert "Traceback" not in res.output
 
 
-class JsonEndpoint:
-    """A JSON endpoint on loopback answering ``payload`` to every request (and keeping the requests)."""
-
-    def __init__(self, payload):
-        self.payload, self.requests = payload, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.requests.append(self.path)
-                body = json.dumps(outer.payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.parametrize("rate, ok", [(0.01, True), (0.3, False)])
 def test_an_http_check_passes_and_fails(tmp_path, rate, ok):
-    endpoint = JsonEndpoint({"stats": {"error_rate": rate}})
+    endpoint = Receiver(payload={"stats": {"error_rate": rate}})
     try:
         with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
             check = {"name": "stats", "http": {"url": endpoint.url + "/stats?v=${version}&wave=${cohort}",
@@ -227,10 +191,10 @@ def test_an_http_check_passes_and_fails(tmp_path, rate, ok):
             res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, token=TOKEN, rollout_analysis=[check])
             assert (res.rc == 0) == ok, res.output[-4000:]
             assert records(tmp_path) == {1: "completed" if ok else "failed"}
-            assert endpoint.requests[0] == "/stats?v=2.0.0&wave=canary"
+            assert endpoint.seen[0].path == "/stats?v=2.0.0&wave=canary"
             assert down(sim) == []
     finally:
-        endpoint.close()
+        endpoint.stop()
 
 
 @pytest.mark.parametrize("bound, ok", [("result >= 0", True), ("result > 100000", False)])

@@ -26,8 +26,9 @@ import pytest
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
+from helpers import wait_for
 from test_canary import SHUTDOWN, fleet, rollout_vars
-from test_kill import MARK, run_pids, wait_for
+from test_kill import MARK, run_pids
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds a run's processes in /proc")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim, tasks_driver_vars
+from helpers import wait_for
 
 SHUTDOWN = "/v1/system/shutdown"
 TOKEN = "s3cr3t-token-do-not-print-91f2"
@@ -276,7 +277,7 @@ def test_second_concurrent_rollout_for_the_fleet_is_refused(tmp_path):
         env = ansible_env(tmp_path)
         first = _start_playbook(sim, tmp_path, env, rollout_healthy_deadline=30)
         try:
-            _wait_for(lambda: len(posts(sim)) >= 1, 60)
+            wait_for(lambda: len(posts(sim)) >= 1, 60, "the first agent asked", interval=0.1)
             second = run(sim, tmp_path, rollout_target_version="3.0.0", rollout_deployment_id="other")
             assert second.rc != 0
             assert "another rollout is active" in second.output
@@ -292,7 +293,7 @@ def test_kill_9_mid_rollout_then_rerun_completes_without_asking_twice(tmp_path):
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         env = ansible_env(tmp_path)
         proc = _start_playbook(sim, tmp_path, env, rollout_healthy_deadline=60)
-        _wait_for(lambda: len(posts(sim)) >= 4, 90)  # explorers done, wave 2 asked
+        wait_for(lambda: len(posts(sim)) >= 4, 90, "the explorers done and wave 2 asked", interval=0.1)
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -347,15 +348,6 @@ def _start_playbook(sim, tmp_path, env, **extra):
            str(sim.inventory_path), "-e", "@" + str(varfile)]
     return subprocess.Popen(cmd, cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-
-
-def _wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in %ss" % timeout)
 
 
 def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):

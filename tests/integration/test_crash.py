@@ -31,9 +31,10 @@ import pytest
 
 from conftest import REPO, run_playbook
 from fleetsim.testing import FleetSim, Supervisor
+from helpers import wait_for
 from test_answers_durable import asks, start_marked
 from test_canary import SHUTDOWN, fleet, rollout_vars
-from test_kill import HEALTH, run_pids, wait_for
+from test_kill import HEALTH, run_pids
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds a run's processes in /proc")
 

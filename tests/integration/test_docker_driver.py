@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from conftest import REPO, run_playbook
+from helpers import free_port, wait_for
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
@@ -61,28 +60,12 @@ def client(engine):
     c.close()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def health(url, timeout=1.0):
     try:
         with urllib.request.urlopen(url + "/v1/system/health", timeout=timeout) as resp:
             return json.loads(resp.read())["data"]
     except (OSError, urllib.error.URLError, ValueError):
         return None
-
-
-def wait_for(predicate, what, deadline=30.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def start_agents(client, tmp_path, prefix, count, decline=()):
@@ -100,7 +83,7 @@ def start_agents(client, tmp_path, prefix, count, decline=()):
                               restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
         hosts[name] = {"agent_url": "http://127.0.0.1:%d/cgi-bin/agent" % port, "agent_container": name}
     for h in hosts.values():
-        wait_for(lambda h=h: health(h["agent_url"]), "agent %s healthy" % h["agent_container"])
+        wait_for(lambda h=h: health(h["agent_url"]), 30.0, "agent %s healthy" % h["agent_container"], interval=0.1)
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps({"agents": {"hosts": hosts, "vars": {"ansible_connection": "local"}}}))
     return hosts, inventory
@@ -200,7 +183,8 @@ def test_a_never_healthy_image_is_reverted_to_the_previous_image(engine, client,
         # both images stay: the one reverted to, and the failed one, recorded as n-1
         assert after["labels"]["agentfleet.rollout.previous_image"] == image_id(client, "3.0.0")
         assert after["labels"]["agentfleet.rollout.previous_image_2"] == old_id
-        h = wait_for(lambda name=name: health(hosts[name]["agent_url"]), "reverted agent %s answering" % name)
+        h = wait_for(lambda name=name: health(hosts[name]["agent_url"]), 30.0, "reverted agent %s answering" % name,
+                     interval=0.1)
         assert h["version"] == "1.0.0" and h["status"] == "healthy"
 
 

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
 
 from conftest import ansible_env, run_playbook
+from motoserver import MotoServer
 
 REGION = "us-east-2"
 ACCESS_KEY = "AKIDMOTOTESTING"
@@ -29,37 +24,10 @@ PACKAGE_URL = "s3://pixell-agent-packages/python-executor/v1.apkg"
 SHA = "ab" * 32
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    exe = Path(sys.executable).parent / "moto_server"
-    with open(log, "w") as handle:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=handle, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1)
-                break
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start: %s" % log.read_text())
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with MotoServer(tmp_path_factory.mktemp("moto")) as moto:
+        yield moto.url
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim, Supervisor
+from helpers import wait_for
 from test_canary import SHUTDOWN, fleet
 from test_canary import rollout_vars as canary_vars
 
@@ -74,16 +75,6 @@ def run_pids(mark):
         if (b"\0" + env).find(b"\0" + needle) >= 0 and state not in ("Z", "X"):
             found.append(int(entry))
     return found
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("%s: not within %ss" % (what, timeout))
 
 
 def kill_run(proc, mark, sig=signal.SIGKILL, within=2.0):

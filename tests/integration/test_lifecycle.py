@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
+from helpers import wait_for
 from test_canary import asked_hosts, fleet, posts, rollout_vars, versions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,16 +41,6 @@ def cli(tmp_path, *args):
            "--audit", str(tmp_path / "audit.jsonl")] + list(args)
     env = ansible_env(tmp_path, PYTHONPATH=str(REPO))
     return subprocess.run(cmd, cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
-def wait_for(what, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def query(tmp_path, sql, *args):
@@ -122,8 +113,8 @@ def test_pause_in_a_gate_wait_then_resume_finishes(tmp_path):
         # the explorers' gate waits 90 s for stability: the pause arrives during it
         proc = start(sim, tmp_path, rollout_min_healthy_time=90, rollout_healthy_deadline=120)
         try:
-            wait_for("the explorer updated (the gate waiting)", lambda: query(
-                tmp_path, "SELECT host FROM agents WHERE wave=1 AND result='updated'"))
+            wait_for(lambda: query(tmp_path, "SELECT host FROM agents WHERE wave=1 AND result='updated'"),
+                     60.0, "the explorer updated (the gate waiting)", interval=0.1)
             began = time.monotonic()
             paused = cli(tmp_path, "pause", "agents", "--reason", "investigating health")
             assert paused.returncode == 0, paused.stderr
@@ -153,7 +144,7 @@ def test_pause_while_a_wave_stops_its_agents_stops_before_the_next_wave(tmp_path
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         proc = start(sim, tmp_path)
         try:
-            wait_for("the explorer asked", lambda: asked_hosts(sim))
+            wait_for(lambda: asked_hosts(sim), 60.0, "the explorer asked", interval=0.1)
             paused = cli(tmp_path, "pause", "agents", "--reason", "hold on")
             assert paused.returncode == 0, paused.stderr
             out, dummy = proc.communicate(timeout=90)

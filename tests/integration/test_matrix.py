@@ -70,8 +70,9 @@ import pytest
 from fleetsim.testing import FleetSim, Supervisor
 from test_docker_driver import IMAGE, client, engine, health, start_agents  # noqa: F401 pylint: disable=unused-import
 from pairwise import all_pairs, covered, pairwise
+from helpers import wait_for
 from userpath import (CANDIDATE_TASKS, RETIRE_TASKS, TOKEN, by_host, kill9, lifecycle_op, records, run,
-                      start_background, wait_for)
+                      start_background)
 
 PARAMS = {
     "strategy": ["canary", "immediate", "rolling", "blue_green", "manual_promote", "rollback"],
@@ -260,7 +261,7 @@ def test_matrix(case, tmp_path, request):
             extra["rollout_min_healthy_time"] = 8 if c["strategy"] == "immediate" else 4
             proc = f.background(playbook, **extra)
             try:
-                wait_for("the first agents asked", lambda: f.asked_since(mark), 120)
+                wait_for(lambda: f.asked_since(mark), 120, "the first agents asked")
                 paused = lifecycle_op(tmp_path, "pause")
                 assert paused.rc == 0, paused.output[-3000:]
                 proc.wait(240)
@@ -272,7 +273,7 @@ def test_matrix(case, tmp_path, request):
             status = records(tmp_path)[max(records(tmp_path))]
             assert status in ("paused", "completed"), (status, out[-4000:])
             assert status == "paused" or c["strategy"] == "immediate", "the pause did not stop the rollout"
-            wait_for("no agent deciding or draining", f.settled, 40)
+            wait_for(f.settled, 40, "no agent deciding or draining")
             assert [n for n, (up, v) in f.final().items() if not up] == [], "agents down while paused"
             res = f.run("resume", **extra) if status == "paused" else None
             if res is not None:
@@ -282,11 +283,11 @@ def test_matrix(case, tmp_path, request):
             delay = float(os.environ.get("MATRIX_KILL_DELAY") or rng.uniform(0.0, 4.0))
             proc = f.background(playbook, **extra)
             try:
-                wait_for("the first agents asked", lambda: f.asked_since(mark), 120)
+                wait_for(lambda: f.asked_since(mark), 120, "the first agents asked")
                 # the seeded random kill point, counted from the first request
                 t0 = time.monotonic()
-                wait_for("the kill point (%.2f s after the first request)" % delay,
-                         lambda: proc.poll() is not None or time.monotonic() - t0 >= delay, 60)
+                wait_for(lambda: proc.poll() is not None or time.monotonic() - t0 >= delay,
+                         60, "the kill point (%.2f s after the first request)" % delay)
             finally:
                 kill9(proc)
             # a kill point after the run's end: the rerun of a rollback is a new deployment (the fleet's version
@@ -303,7 +304,7 @@ def test_matrix(case, tmp_path, request):
             res = f.run(playbook, **extra)
             assert (res.rc == 0) == expect_rc_ok, "rc %d:\n%s" % (res.rc, res.output[-5000:])
         # ---- the end state
-        wait_for("no agent deciding or draining", f.settled, 40)
+        wait_for(f.settled, 40, "no agent deciding or draining")
         final = f.final()
         assert [n for n, (up, v) in final.items() if not up] == [], "agents left down: %s" % final
         expected = {n: INITIAL if action == "check" else TARGET for n in f.names}

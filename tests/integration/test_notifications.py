@@ -5,13 +5,11 @@ no token, header value or webhook path is ever printed or sent in a payload."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fleetsim.testing import FleetSim
+from helpers import Receiver, free_port
 from userpath import TOKEN, fleet, records, run
 
 TWO_WAVES = [{"name": "canary", "count": 1}, {"name": "rest", "rest": True}]
@@ -19,61 +17,27 @@ SECRET_PATH = "/hooks/T0001/B0001/s3cr3tw3bh00kpath"
 SECRET_HEADER = "Bearer hook-secret-value"
 
 
-class Receiver:
-    """A webhook receiver on loopback: records each POST (path, headers, JSON body); ``status`` is what it answers,
-    ``hang`` makes it never answer."""
-
-    def __init__(self, status=200, hang=False):
-        self.posts, self.status, self.hang = [], status, hang
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                if outer.hang:
-                    outer.release.wait(30)
-                    return
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d%s" % (self.server.server_address[1], SECRET_PATH)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self):
-        return [p["body"]["event"] for p in self.posts]
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+def events(receiver):
+    return [p.body["event"] for p in receiver.posts]
 
 
 @pytest.fixture
 def receiver():
     r = Receiver()
     yield r
-    r.close()
+    r.stop()
 
 
 def test_events_of_a_canary_reach_the_receiver_with_text_counts_and_headers(tmp_path, receiver):
     with FleetSim(config=fleet(3), workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_notify_url=receiver.url,
+        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_notify_url=receiver.url + SECRET_PATH,
                   rollout_notify_headers={"Authorization": SECRET_HEADER}, token=TOKEN)
         assert res.rc == 0, res.output[-4000:]
-    assert receiver.events() == ["deployment_started", "wave_passed", "wave_passed", "deployment_finished"], \
+    assert events(receiver) == ["deployment_started", "wave_passed", "wave_passed", "deployment_finished"], \
         receiver.posts
-    first, canary, rest, end = (p["body"] for p in receiver.posts)
-    assert all(p["path"] == SECRET_PATH and p["headers"].get("Authorization") == SECRET_HEADER
-               and p["headers"].get("Content-Type") == "application/json" for p in receiver.posts)
+    first, canary, rest, end = (p.body for p in receiver.posts)
+    assert all(p.path == SECRET_PATH and p.headers.get("Authorization") == SECRET_HEADER
+               and p.headers.get("Content-Type") == "application/json" for p in receiver.posts)
     dep = first["deployment_id"]
     assert all(b["deployment_id"] == dep and b["target_version"] == "2.0.0" and b["strategy"] == "canary"
                and b["deployment_key"] == "agents" and b["text"] for b in (first, canary, rest, end))
@@ -89,27 +53,24 @@ def test_events_of_a_canary_reach_the_receiver_with_text_counts_and_headers(tmp_
 def test_a_failed_wave_is_told_with_its_reason(tmp_path, receiver):
     with FleetSim(config=fleet(3, overrides={"agent-000": {"unhealthy_after_update": True}}),
                   workdir=tmp_path / "sim") as sim:
-        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_notify_url=receiver.url, rollout_healthy_deadline=3,
-                  rollout_success_threshold=1.0, token=TOKEN)
+        res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_notify_url=receiver.url + SECRET_PATH,
+                  rollout_healthy_deadline=3, rollout_success_threshold=1.0, token=TOKEN)
         assert res.rc != 0, res.output[-4000:]
-    assert receiver.events()[:2] == ["deployment_started", "wave_failed"], receiver.posts
-    assert receiver.events()[-1] == "deployment_finished"
-    failed = receiver.posts[1]["body"]
+    assert events(receiver)[:2] == ["deployment_started", "wave_failed"], receiver.posts
+    assert events(receiver)[-1] == "deployment_finished"
+    failed = receiver.posts[1].body
     assert failed["wave"]["name"] == "canary" and failed["reason"], failed
-    assert receiver.posts[-1]["body"]["status"] == "failed"
+    assert receiver.posts[-1].body["status"] == "failed"
 
 
 @pytest.mark.parametrize("fault", ["down", "hangs", "http500"])
 def test_a_failing_receiver_is_a_warning_and_the_rollout_completes(tmp_path, fault):
     if fault == "down":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        url = "http://127.0.0.1:%d%s" % (sock.getsockname()[1], SECRET_PATH)
-        sock.close()
+        url = "http://127.0.0.1:%d%s" % (free_port(), SECRET_PATH)
         r = None
     else:
         r = Receiver(status=500, hang=fault == "hangs")
-        url = r.url
+        url = r.url + SECRET_PATH
     try:
         with FleetSim(config=fleet(2), workdir=tmp_path / "sim") as sim:
             res = run(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_notify_url=url, token=TOKEN)
@@ -119,10 +80,10 @@ def test_a_failing_receiver_is_a_warning_and_the_rollout_completes(tmp_path, fau
         assert SECRET_PATH not in res.output
         if fault == "hangs":
             # the whole run's budget (5 s) is spent on the first events; later ones are not tried
-            assert len(r.posts) <= 3, [p["body"]["event"] for p in r.posts]
+            assert len(r.posts) <= 3, events(r)
         if fault == "http500":
             # each event tried up to three times
             assert 4 <= len(r.posts) <= 12
     finally:
         if r is not None:
-            r.close()
+            r.stop()

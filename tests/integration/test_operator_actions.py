@@ -17,8 +17,8 @@ import pytest
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim
+from helpers import wait_for
 from motoserver import MotoServer
-from userpath import wait_for
 
 SHUTDOWN = "/v1/system/shutdown"
 UPDATE_TASKS = """\
@@ -73,7 +73,7 @@ def test_an_operator_action_mid_rollout_leaves_every_agent_up(tmp_path, request,
         with open(tmp_path / "run-output.txt", "w") as out:
             proc = subprocess.Popen(cmd, cwd=str(tmp_path), env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_for("the first wave asked", lambda: shutdown_requests(sim), 60)
+            wait_for(lambda: shutdown_requests(sim), 60, "the first wave asked")
             op = run_playbook("agentfleet.rollout." + action, tmp_path, inventory=sim.inventory_path, env=env,
                               extra_vars=dict(common, rollout_deployment_id="deploy-agents-2.0.0",
                                               rollout_reason="operator test"))

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim, tasks_driver_vars
+from helpers import wait_for
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
 SHUTDOWN = "/v1/system/shutdown"
@@ -88,16 +89,6 @@ def start(sim, workdir, env, bucket, **extra):
     return proc
 
 
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in %ss" % timeout)
-
-
 def asked(sim):
     return [e["occurrence"] for e in sim.log(path=SHUTDOWN, method="POST")]
 
@@ -151,7 +142,7 @@ def test_killed_holder_lock_expires_after_the_ttl_then_the_next_run_resumes(tmp_
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         workdir, env = controller(tmp_path, moto, "ctl-a")
         proc = start(sim, workdir, env, bucket, ttl=ttl)
-        wait_for(lambda: len(asked(sim)) >= 4, 120)  # explorers done, wave 2 asked
+        wait_for(lambda: len(asked(sim)) >= 4, 120, "the explorers done and wave 2 asked", interval=0.1)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         killed_at = time.time()
@@ -172,7 +163,7 @@ def test_killed_holder_lock_expires_after_the_ttl_then_the_next_run_resumes(tmp_
 
         # after the TTL the lock is taken over and the deployment resumes where it stopped
         assert lock(moto, bucket) == held  # nobody renewed it since the kill
-        wait_for(lambda: time.time() > held["expires_at"] + 0.5, ttl * 2)
+        wait_for(lambda: time.time() > held["expires_at"] + 0.5, ttl * 2, "the lock expired", interval=0.1)
         assert time.time() - killed_at <= ttl + 1.5
         workdir_c, env_c = controller(tmp_path, moto, "ctl-c")
         res = run(sim, workdir_c, env_c, bucket, ttl=ttl)

@@ -16,7 +16,8 @@ import pytest
 
 from fleetsim.testing import FleetSim
 from userpath import (CANDIDATE_TASKS, FILES, TOKEN, asked, by_host, deliberations, down, downtimes, fleet, kill9, lifecycle_op, records,
-                      run, start_background, states, wait_for)
+                      run, start_background, states)
+from helpers import wait_for
 
 TWO_WAVES = [{"name": "canary", "count": 2}, {"name": "rest", "rest": True}]
 
@@ -43,7 +44,7 @@ def test_2_pause_from_a_second_process_then_resume_finishes(tmp_path):
         # the canary wave's gate lasts 4 s of stability: the pause arrives while the wave runs
         proc = start_background(sim, tmp_path, rollout_cohorts=TWO_WAVES, rollout_min_healthy_time=4)
         try:
-            wait_for("the first wave's agents asked", lambda: len(sim.log(event="shutdown_requested")) >= 2, 120)
+            wait_for(lambda: len(sim.log(event="shutdown_requested")) >= 2, 120, "the first wave's agents asked")
             paused = lifecycle_op(tmp_path, "pause")
             assert paused.rc == 0, paused.output[-3000:]
             proc.wait(240)
@@ -53,7 +54,7 @@ def test_2_pause_from_a_second_process_then_resume_finishes(tmp_path):
         out = proc.out_path.read_text()
         assert proc.returncode == 0, out[-5000:]
         assert records(tmp_path) == {1: "paused"}, out[-5000:]
-        wait_for("no agent deciding or draining", lambda: settled(sim), 30)
+        wait_for(lambda: settled(sim), 30, "no agent deciding or draining")
         assert down(sim) == [], "agents left down by the pause: %s" % down(sim)
         resumed = run(sim, tmp_path, "resume", rollout_cohorts=TWO_WAVES)
         assert resumed.rc == 0, resumed.output[-5000:]
@@ -70,7 +71,7 @@ def test_3_a_401_in_mid_wave_leaves_no_agent_down(tmp_path):
                   rollout_cohorts=[{"name": "canary", "count": 1}, {"name": "rest", "rest": True}])
         assert res.rc != 0, res.output[-4000:]
         assert TOKEN not in res.output
-        wait_for("no agent deciding or draining", lambda: settled(sim), 30)
+        wait_for(lambda: settled(sim), 30, "no agent deciding or draining")
         assert down(sim) == [], "agents that stopped for the update were left down: %s\n%s" % (
             down(sim), res.output[-3000:])
         agents = by_host(res.report())
@@ -91,8 +92,8 @@ def test_4_rerun_after_kill9_between_the_starts_and_their_results_does_not_wait_
         try:
             # deterministic point: both canary agents run 2.0.0 (their update tasks started them) and the
             # tasks are held before the wave's results are written
-            wait_for("the canary wave's agents started on 2.0.0",
-                     lambda: len(list(hold.glob("started-*"))) == 2, 120)
+            wait_for(lambda: len(list(hold.glob("started-*"))) == 2,
+                     120, "the canary wave's agents started on 2.0.0")
             started = sorted(p.name[len("started-"):] for p in hold.glob("started-*"))
             assert all(states(sim)[n] == (True, "2.0.0") for n in started)
         finally:
@@ -122,8 +123,7 @@ def test_4_blue_green_rerun_after_kill9_between_the_promotions_and_their_results
     with FleetSim(config=fleet(4), workdir=tmp_path / "sim") as sim:
         proc = start_background(sim, tmp_path, "blue_green", **bg)
         try:
-            wait_for("the first wave's candidates promoted",
-                     lambda: len(list(hold.glob("promoted-*"))) == 2, 120)
+            wait_for(lambda: len(list(hold.glob("promoted-*"))) == 2, 120, "the first wave's candidates promoted")
             promoted = sorted(p.name[len("promoted-"):] for p in hold.glob("promoted-*"))
             assert all(states(sim)[n] == (True, "2.0.0") for n in promoted)
         finally:

@@ -82,16 +82,6 @@ def kill9(proc):
     proc.wait(30)
 
 
-def wait_for(what, predicate, timeout=60.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out (%ss) waiting for %s" % (timeout, what))
-
-
 def lifecycle_op(tmp_path, op, **extra):
     """agentfleet.rollout.pause / fail on the controller, from another process."""
     v = rollout_vars(tmp_path, rollout_deployment_key="agents", rollout_reason="operator: " + op)

@@ -8,10 +8,6 @@ without ever handing one agent's token to another."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_TOKENS
@@ -19,49 +15,27 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import agent_tokens
+from helpers import FakeAgent
 
 A, B, SHARED = "tok-agent-a-7f1", "tok-agent-b-2c9", "tok-shared-55e"
 
 
-class Recorder(BaseHTTPRequestHandler):
-    """Answers health and shutdown; records (method, path, Authorization, client port)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        with self.server.lock:
-            self.server.seen.append((self.command, self.path, self.headers.get("Authorization"),
-                                     self.client_address[1]))
-        body = json.dumps({"data": {"status": "healthy", "cognitive_state": "work", "version": "1"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
+def healthy(seen, handler):
+    """Health and shutdown both answer a healthy agent's health (what it answers is not under test here)."""
+    del seen, handler
+    return 200, {"data": {"status": "healthy", "cognitive_state": "work", "version": "1"}}
 
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    srv.seen = []
-    srv.lock = threading.Lock()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
+    """An agent recording (method, path, Authorization, client port) of each request in ``seen``."""
+    srv = FakeAgent(answer=healthy)
     yield srv
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 def base(srv):
-    return "http://127.0.0.1:%d" % srv.server_address[1]
+    return srv.url
 
 
 def test_each_agent_gets_its_own_token_over_one_pool(server):
@@ -73,7 +47,7 @@ def test_each_agent_gets_its_own_token_over_one_pool(server):
         client.probe(url + "/agents/a/")
         client.probe(url + "/other")
         client.ask(url + "/agents/ab", {"reason": "r", "confirm": True})
-    auth = [(method, path, header) for method, path, header, dummy in server.seen]
+    auth = [(s.method, s.path, s.auth) for s in server.seen]
     assert auth == [
         ("GET", "/agents/a/v1/system/health", "Bearer " + A),
         ("GET", "/agents/abc/v1/system/health", "Bearer " + SHARED),
@@ -82,7 +56,7 @@ def test_each_agent_gets_its_own_token_over_one_pool(server):
         ("POST", "/agents/ab/v1/system/shutdown", "Bearer " + B),
     ]
     # keep-alive: one connection carried every request, whatever its token
-    assert len({port for dummy1, dummy2, dummy3, port in server.seen}) == 1
+    assert len({s.port for s in server.seen}) == 1
 
 
 def test_agent_without_own_token_and_no_default_sends_none(server):
@@ -90,7 +64,7 @@ def test_agent_without_own_token_and_no_default_sends_none(server):
     with AgentClient(tokens={url + "/a": A}) as client:
         client.probe(url + "/a")
         client.probe(url + "/b")
-    assert [header for dummy1, dummy2, header, dummy3 in server.seen] == ["Bearer " + A, None]
+    assert [s.auth for s in server.seen] == ["Bearer " + A, None]
 
 
 def test_bad_agent_token_names_the_agent_not_the_value():
@@ -107,7 +81,7 @@ def test_secrets_and_client_from_params_carry_every_agent_token(monkeypatch, ser
     assert sorted(token_secrets(params)) == sorted([SHARED, A, B])
     with client_from_params(params) as client:
         client.probe(url + "/b")
-    assert server.seen[0][2] == "Bearer " + B
+    assert server.seen[0].auth == "Bearer " + B
 
 
 def hostvars(**hosts):

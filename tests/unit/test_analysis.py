@@ -17,7 +17,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import run_analysis
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import wave_checks
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import wave_values
-from fakeclock import Clock
+from helpers import Clock
 
 
 def check(**kw):

@@ -21,108 +21,22 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient, TransportError
+from helpers import FakeAgent, free_port
 
 
 # ---------------------------------------------------------------- servers
-class Agent(BaseHTTPRequestHandler):
-    """A configurable agent: ``server.behaviour`` says how POST and GET answer."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _drop(self):
-        # close without answering, with a reset (SO_LINGER 0)
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        self.close_connection = True
-
-    def do_GET(self):
-        srv = self.server
-        with srv.lock:
-            srv.seen.append(("GET", self.path, self.client_address[1]))
-        health = srv.behaviour.get("health", "work")
-        if health == "hang":
-            srv.release.wait(30)
-            return self._drop()
-        self._send(200, {"data": {"status": "healthy", "cognitive_state": health, "version": "1.0.0"}})
-
-    def do_POST(self):
-        srv = self.server
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        with srv.lock:
-            srv.seen.append(("POST", self.path, body))
-            count = len([s for s in srv.seen if s[0] == "POST"])
-        post = srv.behaviour.get("post", "accept")
-        if post == "reset_first" and count == 1 or post == "reset":
-            return self._drop()
-        if post == "hang":
-            srv.release.wait(30)
-            return self._drop()
-        if post == "reset_and_stop":
-            # the agent goes away right after taking the request: its listener refuses from now on
-            srv.socket.shutdown(socket.SHUT_RDWR)
-            threading.Thread(target=srv.shutdown, daemon=True).start()
-            return self._drop()
-        if post == "reset_first_then_drain":
-            srv.behaviour["health"] = "shutdown"
-            return self._drop()
-        self._send(200, {"data": {"decision": "accept"}})
-
-
-class AgentServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, behaviour=None, context=None, port=0):
-        super().__init__(("127.0.0.1", port), Agent)
-        self.behaviour = dict(behaviour or {})
-        self.seen = []
-        self.lock = threading.Lock()
-        self.release = threading.Event()
-        if context is not None:
-            self.socket = context.wrap_socket(self.socket, server_side=True)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self):
-        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
-        return "%s://127.0.0.1:%d" % (scheme, self.server_address[1])
-
-    def stop(self):
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-
-
 @pytest.fixture
 def agent():
     servers = []
 
     def make(**kw):
-        srv = AgentServer(**kw)
+        srv = FakeAgent(**kw)
         servers.append(srv)
         return srv
 
     yield make
     for srv in servers:
         srv.stop()
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 # ---------------------------------------------------------------- TLS material
@@ -329,7 +243,7 @@ def test_refused_is_retried_with_backoff_until_the_agent_listens():
     def pause(seconds):
         pauses.append(seconds)
         if len(pauses) == 3:  # the agent comes up while the client backs off
-            servers.append(AgentServer(port=port))
+            servers.append(FakeAgent(port=port))
 
     try:
         with AgentClient(connect_retries=4, retry_delay=0.1, sleep=pause, jitter=lambda: 0.5) as client:
@@ -448,7 +362,7 @@ def test_ask_reset_after_sending_and_agent_working_asks_once_more(agent):
         answer = client.ask(srv.url, BODY)
     assert answer["decision"] == "accept" and answer["resent"] is True
     assert "same deployment_id" in answer["note"]
-    posts = [s[2] for s in srv.seen if s[0] == "POST"]
+    posts = [s.body for s in srv.seen if s.method == "POST"]
     assert len(posts) == 2 and posts[0] == posts[1] == BODY
     assert [s[0] for s in srv.seen] == ["POST", "GET", "POST"]
 

@@ -12,17 +12,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
     judge_wave, notify_wave, observe_consent, wave_counts,
 )
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += max(seconds, 0.01)
+from helpers import Clock
 
 
 class Resp:
@@ -114,7 +104,7 @@ def test_with_the_supervisor_back_on_target_or_restarted_after_draining_counts_a
 
 
 def test_observe_stop_outcomes_on_a_clock():
-    clock = FakeClock()
+    clock = Clock(min_step=0.01)
     client = TimelineClient(clock, {
         "acc": [(2.0, "shutdown"), (5.0, "gone")],          # drains, then exits
         "dec": [],                                           # keeps working: declined
@@ -131,7 +121,7 @@ def test_observe_stop_outcomes_on_a_clock():
 
 
 def test_observed_consent_is_recorded_and_only_stopped_agents_are_handed_over(tmp_path):
-    clock = FakeClock()
+    clock = Clock(min_step=0.01)
     client = TimelineClient(clock, {"a": [(1.0, "shutdown"), (2.0, "gone")], "b": [],
                                     "c": [(0.5, "gone")]}, answers={"c": {"decision": "accept"}})
     names = ("a", "b", "c")
@@ -152,7 +142,7 @@ def test_observed_consent_is_recorded_and_only_stopped_agents_are_handed_over(tm
 
 
 def test_an_explicit_accepter_that_never_stops_is_failed_not_updated(tmp_path):
-    clock = FakeClock()
+    clock = Clock(min_step=0.01)
     client = TimelineClient(clock, {}, answers={"a": {"decision": "accept"}})
     with open_store(tmp_path / "s.db") as store:
         store.create_or_resume("d", "f", "canary", "2.0", [{"index": 1, "name": "all", "members": [member("a")]}], {})

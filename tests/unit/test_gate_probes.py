@@ -15,7 +15,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_HEALTHY_PROBES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_STREAK_SPACING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
-from fakeclock import Clock
+from helpers import Clock
 
 
 class Client:

@@ -16,7 +16,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import InputError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import validate_inputs
-from fakeclock import Clock
+from helpers import Clock
 
 ADAPTERS = {"code": "adapters_failed_to_load", "severity": "error", "action_url": "/settings/adapters",
             "message": "Configured adapter(s) failed to start: discord (ConnectionError)"}

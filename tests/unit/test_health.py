@@ -1,24 +1,12 @@
 from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import WaveTracker, wait_for_wave
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from helpers import Clock
 
 
 def scripted(timeline):
     """timeline: name -> function(now) -> ready?"""
-    clock = FakeClock()
+    clock = Clock()
 
     def check(names):
         return {n: (timeline[n](clock.now), None if timeline[n](clock.now) else "booting", {"version": "2"}) for n in names}
@@ -67,6 +55,6 @@ def test_threshold_met_then_grace_ends_the_wait():
 
 
 def test_empty_wave_passes_and_no_bare_sleeps():
-    clock = FakeClock()
+    clock = Clock()
     res = wait_for_wave([], lambda names: {}, clock=clock, sleep=clock.sleep)
     assert res["passed"] and clock.sleeps == []

@@ -21,6 +21,7 @@ except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows i
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
 from ansible_collections.agentfleet.rollout.plugins.modules import manager_notify, manager_status
+from helpers import Clock
 from managersim import ManagerSim
 
 TOKEN = "deploy-token-0123456789abcdef"
@@ -173,26 +174,13 @@ def test_retry_is_for_connect_errors_only():
 
 # ---------------------------------------------------------------- waiting (injected clock)
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def st(status, **kw):
     return m.parse_status(dict(SEED_STATUS, status=status, **kw))
 
 
 def test_wait_polls_until_final_and_tolerates_a_failed_poll():
     answers = [m.ManagerError("HTTP 502"), st("in_progress"), st("completed", agents_updated=10)]
-    clock = FakeClock()
+    clock = Clock()
 
     def fetch(deployment_id):
         assert deployment_id == "deploy-20250801-123456"
@@ -207,7 +195,7 @@ def test_wait_polls_until_final_and_tolerates_a_failed_poll():
 
 
 def test_wait_times_out_with_the_last_status():
-    clock = FakeClock()
+    clock = Clock()
     with pytest.raises(m.ManagerError) as err:
         m.wait_for_deployment(lambda d: st("in_progress", canary_phase="early_adopters"), "d", 25, 10,
                               clock=clock, sleep=clock.sleep)
@@ -221,12 +209,12 @@ def test_wait_stops_on_a_refused_token():
         raise m.ManagerAuthError("refused")
 
     with pytest.raises(m.ManagerAuthError):
-        m.wait_for_deployment(fetch, "d", 100, 1, first=st("in_progress"), clock=FakeClock(), sleep=lambda s: None)
+        m.wait_for_deployment(fetch, "d", 100, 1, first=st("in_progress"), clock=Clock(), sleep=lambda s: None)
 
 
 def test_wait_fails_when_the_deployment_vanishes():
     with pytest.raises(m.ManagerError, match="knows no deployment d"):
-        m.wait_for_deployment(lambda d: None, "d", 100, 1, clock=FakeClock(), sleep=lambda s: None)
+        m.wait_for_deployment(lambda d: None, "d", 100, 1, clock=Clock(), sleep=lambda s: None)
 
 
 # ---------------------------------------------------------------- the client against the stand-in
@@ -348,7 +336,7 @@ class FakeClient:
 
 @pytest.mark.parametrize("final", m.FAILED)
 def test_notify_wait_fails_the_task_when_the_deployment_did_not_complete(final):
-    clock = FakeClock()
+    clock = Clock()
     client = FakeClient(st("in_progress"), [st("in_progress"), st(final, canary_phase="early_adopters")])
     with pytest.raises(m.DeploymentFailed) as err:
         m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=clock, sleep=clock.sleep)
@@ -362,7 +350,7 @@ def test_notify_wait_fails_the_task_when_the_deployment_did_not_complete(final):
 
 @pytest.mark.parametrize("final", m.FAILED)
 def test_status_wait_fails_the_task_when_the_deployment_did_not_complete(final):
-    clock = FakeClock()
+    clock = Clock()
     client = FakeClient(None, [st("in_progress"), st(final)])
     with pytest.raises(m.DeploymentFailed) as err:
         m.run_status(params(deployment_id="deploy-20250801-123456", wait=True), client_factory=client, clock=clock,
@@ -377,7 +365,7 @@ def test_a_deployment_that_failed_before_the_wait_fails_it_at_once():
     """The notify's answer is final already (the manager refused the images): nothing to poll, still a failure."""
     client = FakeClient(st("rejected"), [st("rejected")])
     with pytest.raises(m.DeploymentFailed) as err:
-        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=FakeClock(), sleep=None)
+        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=Clock(), sleep=None)
     assert err.value.result["polls"] == 0 and err.value.result["status"] == "rejected" and client.asked == []
 
 
@@ -385,17 +373,17 @@ def test_a_deployment_that_failed_before_the_wait_fails_it_at_once():
 def test_without_wait_the_status_is_reported_not_judged(status):
     """Without wait (or in check mode, which skips the wait) the task reports the status it read and stays ok."""
     client = FakeClient(st(status), [st(status)])
-    notified = m.run_notify(params(agent_image="a:2"), client_factory=client, clock=FakeClock(), sleep=None)
-    read = m.run_status(params(deployment_id="d"), client_factory=client, clock=FakeClock(), sleep=None)
+    notified = m.run_notify(params(agent_image="a:2"), client_factory=client, clock=Clock(), sleep=None)
+    read = m.run_status(params(deployment_id="d"), client_factory=client, clock=Clock(), sleep=None)
     checked = m.run_status(params(deployment_id="d", wait=True), check_mode=True, client_factory=client,
-                           clock=FakeClock(), sleep=None)
+                           clock=Clock(), sleep=None)
     for result in (notified, read, checked):
         assert result["status"] == status and not result["waited"]
     assert NOTIFY_KEYS <= set(notified) and STATUS_KEYS <= set(read)
 
 
 def test_a_timeout_returns_the_keys_of_a_success():
-    clock = FakeClock()
+    clock = Clock()
     client = FakeClient(st("in_progress"), [st("in_progress")])
     with pytest.raises(m.ManagerError) as err:
         m.run_status(params(deployment_id="d", wait=True, wait_timeout=25, poll_interval=10), client_factory=client,

@@ -15,19 +15,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import evaluate_health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import map_shutdown_answer
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from helpers import Clock
 
 TARGET = "2.0.0"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def time(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += max(0.01, seconds)
 
 
 class Resp:
@@ -114,7 +104,7 @@ def params_for(tmp_path, names, fake, phase="ask", **extra):
 
 @pytest.fixture
 def wave_env(tmp_path, monkeypatch):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0, min_step=0.01)
     names = ["a0", "a1", "a2", "a3"]
 
     def make(**kw):

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -13,7 +12,6 @@ import sys
 import textwrap
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,6 +19,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import ControllerGone, Interrupted, Run, RUN_HEADER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError, open_store
+from helpers import FakeAgent
 
 PLAN = [{"index": 1, "name": "explorers", "size": 2,
          "members": [{"name": "a", "agent_url": "http://x"}, {"name": "b", "agent_url": "http://y"}]}]
@@ -123,41 +122,22 @@ def test_a_worker_notices_its_controller_killed(tmp_path):
 
 
 # ---------------------------------------------------------------- the agent client
-class _Echo(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.server.seen.append(self.headers.get(RUN_HEADER))
-        body = json.dumps({"data": {"status": "healthy", "cognitive_state": "work"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def echo():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    srv.seen = []
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = FakeAgent()
     yield srv
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 def test_every_request_carries_the_run_id_and_a_stopped_run_sends_nothing(echo):
     run = Run(run_id="run-1")
-    url = "http://127.0.0.1:%d/v1/system/health" % echo.server_address[1]
+    url = echo.url + "/v1/system/health"
     with AgentClient(run_id=run.run_id, guard=run.check) as client:
         assert client.request("GET", url).status == 200
         run.request_stop("SIGINT")
         with pytest.raises(Interrupted):
             client.request("GET", url)
-    assert echo.seen == ["run-1"]
+    assert [s.header(RUN_HEADER) for s in echo.seen] == ["run-1"]
 
 
 # ---------------------------------------------------------------- fencing

@@ -20,6 +20,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from helpers import Clock
 
 
 class FakeResp:
@@ -202,19 +203,6 @@ def test_wave_delays(delays, count, out):
 
 # ------------------------------------------------------------------ engines with a fake agent fleet
 
-class Clock:
-    """Wall clock and monotonic clock in one; sleep() moves it on."""
-
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
-
-
 class FakeFleet:
     """Occurrences of one agent: decide once, comply with decision_ref, drain and stop when told.
 
@@ -236,7 +224,7 @@ class FakeFleet:
         self.hang_when_told = set(hang_when_told)
         self.drain_seconds = drain_seconds
         self.stop_at = {}
-        self.clock = clock or Clock()
+        self.clock = clock or Clock(1000.0)
         self.decision_id = decision_id
         self.calls = []
         self.probes = []
@@ -486,7 +474,7 @@ def test_wakeup_engine_unhealthy_explorer_leaves_others_down(tmp_path):
     params = {"plan": plan, "deployment_id": "w1", "state_path": str(tmp_path / "s.db"),
               "report_path": str(tmp_path / "w.json"), "wave": 1, "target_version": None}
     store = open_store(params["state_path"])
-    clock = Clock()
+    clock = Clock(1000.0)
     prep = wk.wakeup_prepare(dict(params, target_version="1.0.0"), client=fleet, store=store, clock=clock, sleep=clock.sleep)
     assert [m["name"] for m in prep["to_start"]] == ["datum-default"]
     fleet.state["datum-default"] = "wakeup"  # started, never reaches work

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from helpers import Clock, free_port
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
@@ -40,16 +41,8 @@ def url(moto, monkeypatch):
     return "s3://%s/fleets/prod" % moto.bucket("state-%d" % next(_buckets))
 
 
-class Clock:
-    def __init__(self, now=1000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 def _open(url, run, clock=None, ttl=30):
-    return open_store(url, run_id=run, lock_ttl=ttl, clock=clock or Clock())
+    return open_store(url, run_id=run, lock_ttl=ttl, clock=clock or Clock(1000.0))
 
 
 def _start(store, dep="d1", fleet="agents", version="2.0.0"):
@@ -269,7 +262,7 @@ def test_reports_and_audit_logs_go_to_s3(url, moto):
 
 
 def test_errors_name_the_object_and_never_the_keys(url, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % _free_closed_port())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % free_port())
     with pytest.raises(StateError) as err:
         open_store("s3://nowhere/p", access_key=ACCESS_KEY, secret_key=SECRET_KEY, run_id="r")
     assert "s3://nowhere/p/state.db" in str(err.value)
@@ -281,12 +274,6 @@ def test_errors_name_the_object_and_never_the_keys(url, monkeypatch):
 def test_a_missing_bucket_is_a_clear_error(url):
     with pytest.raises(StateError, match=r"GET s3://no-such-bucket-here/p/state.db failed: NoSuchBucket"):
         open_store("s3://no-such-bucket-here/p")
-
-
-def _free_closed_port():
-    from motoserver import free_port
-
-    return free_port()
 
 
 def test_the_lock_ttl_comes_from_the_argument_then_the_url_then_the_environment(url, monkeypatch):

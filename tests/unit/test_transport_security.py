@@ -8,8 +8,6 @@ never goes over plain http:// to another machine unless allowed."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,47 +16,28 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_loopback
+from helpers import FakeAgent
 
 TOKEN = "play-token-5f1e9a"
 AGENT_TOKEN = "agent-own-token-c0ffee"
 
 
-class Echo(BaseHTTPRequestHandler):
+def echo_token(seen, handler):
     """Puts the request's Authorization header into every answer: a 400 detail, a reason, a health field."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        auth = self.headers.get("Authorization", "")
-        self._send(200, {"data": {"status": "degraded (%s)" % auth, "cognitive_state": "work", "version": auth}})
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        auth = self.headers.get("Authorization", "")
-        if self.path.startswith("/defer"):
-            return self._send(200, {"data": {"decision": "defer", "reason": "you sent %s" % auth}})
-        self._send(400, {"detail": "bad request, headers: {'Authorization': %s}" % json.dumps(auth)})
+    del handler
+    auth = seen.auth or ""
+    if seen.method == "GET":
+        return 200, {"data": {"status": "degraded (%s)" % auth, "cognitive_state": "work", "version": auth}}
+    if seen.path.startswith("/defer"):
+        return 200, {"data": {"decision": "defer", "reason": "you sent %s" % auth}}
+    return 400, {"detail": "bad request, headers: {'Authorization': %s}" % json.dumps(auth)}
 
 
 @pytest.fixture
 def echo():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    srv = FakeAgent(answer=echo_token)
+    yield srv.url
+    srv.stop()
 
 
 def test_an_echoed_token_is_masked_in_every_answer(echo):

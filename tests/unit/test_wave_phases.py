@@ -22,7 +22,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _consent
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
-from fakeclock import Clock
+from helpers import Clock
 
 TARGET = "2.0.0"
 BASE = "http://fake.invalid/"

@@ -9,7 +9,7 @@ import urllib3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import events_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import post_events
 from ansible_collections.agentfleet.rollout.plugins.module_utils._webhook import validate_webhook
-from fakeclock import Clock
+from helpers import Clock
 
 URL = "https://hooks.example.org/services/T0/B0/secretpath"
 

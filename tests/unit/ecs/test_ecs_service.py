@@ -9,6 +9,7 @@ from botocore.stub import ANY, Stubber
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import service as s
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import waiter
+from helpers import Clock
 
 ARN = "arn:aws:ecs:us-east-2:123456789012:task-definition/par:%d"
 OLD, NEW = ARN % 6, ARN % 7
@@ -99,21 +100,8 @@ def test_evaluate_health(results, state):
 
 
 # ------------------------------------------------------------------ waiter
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_poll_returns_final_state_and_sleeps_with_delay():
-    clock = FakeClock()
+    clock = Clock()
     values = iter(["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"])
     state, message, value = waiter.poll(lambda: next(values), lambda v: (v, v.lower()), 100, 10, clock, clock.sleep)
     assert (state, value) == ("COMPLETED", "COMPLETED")
@@ -121,7 +109,7 @@ def test_poll_returns_final_state_and_sleeps_with_delay():
 
 
 def test_poll_times_out_with_the_last_evaluation():
-    clock = FakeClock()
+    clock = Clock()
     state, message, dummy = waiter.poll(lambda: 1, lambda v: ("IN_PROGRESS", "running 1/2"), 25, 10, clock, clock.sleep)
     assert state == "TIMEOUT" and message == "running 1/2"
     assert clock.sleeps == [10, 10, 5]
@@ -174,7 +162,7 @@ def rollout(client, clock, check_mode=False, http_get=None, **over):
 
 def test_in_progress_then_completed(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub,
@@ -191,7 +179,7 @@ def test_in_progress_then_completed(ecs):
 
 def test_circuit_breaker_failed_rolls_back_to_previous(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub,
@@ -215,7 +203,7 @@ def test_circuit_breaker_failed_rolls_back_to_previous(ecs):
 
 def test_failure_without_rollback_fails(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(failed=1)))
@@ -227,7 +215,7 @@ def test_failure_without_rollback_fails(ecs):
 
 def test_deadline_reports_what_the_service_said_and_rolls_back(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     stuck = svc(deployment(state="IN_PROGRESS", running=1), events=["(service par) is unable to place a task"])
@@ -243,7 +231,7 @@ def test_deadline_reports_what_the_service_said_and_rolls_back(ecs):
 
 def test_deadline_without_rollback(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     stuck = svc(deployment(state="IN_PROGRESS", running=1))
@@ -255,7 +243,7 @@ def test_deadline_without_rollback(ecs):
 
 def test_rollback_that_fails_too(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(state="FAILED")))
@@ -268,7 +256,7 @@ def test_rollback_that_fails_too(ecs):
 
 def test_wait_false_returns_after_update(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     result = rollout(client, clock, wait=False)
@@ -277,7 +265,7 @@ def test_wait_false_returns_after_update(ecs):
 
 def test_check_mode_describes_only(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)  # no update_service stubbed: calling it would fail the test
     result = rollout(client, clock, check_mode=True)
     assert result["changed"] is True and result["differences"] == ["taskDefinition"]
@@ -285,7 +273,7 @@ def test_check_mode_describes_only(ecs):
 
 def test_unchanged_service_is_not_updated_but_verified(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     current = svc(deployment(state="COMPLETED", running=2))
     expect_start(stub, current_td=NEW, service=current)
     expect_describe(stub, current)
@@ -295,7 +283,7 @@ def test_unchanged_service_is_not_updated_but_verified(ecs):
 
 def test_deployment_configuration_sent_with_update(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub, current_td=NEW, service=svc(deployment(state="COMPLETED", running=2)))
     stub.add_response("update_service", {"service": svc(deployment())}, {
         "cluster": "c1", "service": "par", "taskDefinition": NEW,
@@ -310,7 +298,7 @@ def test_deployment_configuration_sent_with_update(ecs):
 
 def test_health_check_on_task_addresses(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(state="COMPLETED", running=2)))
@@ -334,7 +322,7 @@ def test_health_check_on_task_addresses(ecs):
 
 def test_health_check_failure_rolls_back(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(state="COMPLETED", running=2)))
@@ -350,19 +338,19 @@ def test_missing_service(ecs):
     stub.add_response("describe_services", {"services": [], "failures": [{"arn": "par", "reason": "MISSING"}]},
                       {"cluster": "c1", "services": ["par"]})
     with pytest.raises(EcsError, match="service par not found in cluster c1 .par: MISSING"):
-        rollout(client, FakeClock())
+        rollout(client, Clock())
 
 
 def test_api_error_becomes_ecs_error(ecs):
     client, stub = ecs
     stub.add_client_error("describe_services", "AccessDeniedException", "not allowed")
     with pytest.raises(EcsError, match="describe_services failed: AccessDeniedException: not allowed"):
-        rollout(client, FakeClock())
+        rollout(client, Clock())
 
 
 def test_run_writes_report_and_audit(ecs, tmp_path):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(state="FAILED")))
@@ -411,7 +399,7 @@ def test_default_http_get_against_a_local_server():
 
 def test_timeout_is_one_deadline_for_wait_and_health_and_rollback_has_its_own(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     rolling = svc(deployment(state="IN_PROGRESS", running=1))
@@ -436,7 +424,7 @@ def test_timeout_is_one_deadline_for_wait_and_health_and_rollback_has_its_own(ec
 
 def test_rollback_timeout_deadline(ecs):
     client, stub = ecs
-    clock = FakeClock()
+    clock = Clock()
     expect_start(stub)
     expect_update(stub, NEW)
     expect_describe(stub, svc(deployment(state="FAILED")))
@@ -453,6 +441,6 @@ def test_check_mode_run_writes_no_report_or_audit(ecs, tmp_path):
     client, stub = ecs
     expect_start(stub)
     p = params(report_path=str(tmp_path / "r.json"), audit_path=str(tmp_path / "a.jsonl"))
-    result = s.run(lambda: client, p, check_mode=True, clock=FakeClock(), sleep=FakeClock().sleep)
+    result = s.run(lambda: client, p, check_mode=True, clock=Clock(), sleep=Clock().sleep)
     assert result["changed"] is True and "report_path" not in result and "audit_path" not in result
     assert list(tmp_path.iterdir()) == []
