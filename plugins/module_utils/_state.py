@@ -5,9 +5,10 @@
 
 A :class:`StateStore` records deployments, their wave plan, each agent's
 decision and result, wave outcomes and agents' shared decisions. The
-default backend is a local SQLite file (WAL mode); :func:`open_store` also
-opens ``s3://bucket/prefix`` (``_state_s3``: the same database kept in S3, with a
-lock object per fleet key, for AWX and CI runners that do not keep files).
+default backend is a local SQLite file (WAL mode); ``_state_s3`` keeps the
+same database in S3, with a lock object per fleet key, for AWX and CI runners
+that do not keep files. :func:`._state_backend.open_store` opens either from a
+``state_path``.
 
 One active deployment per fleet key: a running deployment holds a lease
 (owner pid, host name, heartbeat). A second rollout for the same fleet key
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -677,6 +677,23 @@ class StateStore:
         rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
         return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
 
+    # -- locks ----------------------------------------------------------------------
+    def break_fleet_lease(self, fleet_key, reason, who):
+        """Clear the lease (owner and heartbeat) of ``fleet_key``'s active deployments and move their generation on,
+        so that a run still alive writes nothing more; audited. Returns the deployments whose lease was broken."""
+        broken = []
+        with self._tx():
+            for dep in self.active_for_fleet(fleet_key):
+                if dep["status"] not in ACTIVE_STATUSES:
+                    continue
+                self.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0, generation=generation+1, "
+                                "updated_at=? WHERE deployment_id=?", (self.clock(), dep["deployment_id"]))
+                self._event(dep["deployment_id"], "lock_broken", {
+                    "fleet_key": fleet_key, "reason": reason, "by": who, "holder_pid": dep.get("owner_pid"),
+                    "holder_host": dep.get("owner_host"), "lease_live": self.lease_live(dep)})
+                broken.append(dep)
+        return broken
+
 
 class _Tx:
     """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on an exception); ``fence`` runs first inside it."""
@@ -720,108 +737,3 @@ def _agent(row):
     d = dict(row)
     d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
     return d
-
-
-BACKENDS = ("sqlite", "s3")
-
-
-def parse_state_url(url):
-    """``(backend, location)`` of a state path: a plain path or ``sqlite:///path`` -> ``("sqlite", path)``,
-    ``s3://bucket/prefix`` -> ``("s3", url)``. ValueError naming ``state_path`` for anything else."""
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not url or not isinstance(url, str):
-        raise ValueError("state_path: a path, sqlite:///path or s3://bucket/prefix is required")
-    if url.startswith("s3://"):
-        return "s3", url
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        if not path.startswith("/"):
-            raise ValueError("state_path: %r: write sqlite:///absolute/path (three slashes)" % url)
-        return "sqlite", path
-    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url)
-    if scheme:
-        raise ValueError("state_path: unknown scheme %r (use a path, sqlite:///path or s3://bucket/prefix)"
-                         % scheme.group(1))
-    return "sqlite", os.path.expanduser(url)
-
-
-def state_exists(url, **kwargs):
-    """Whether the state at ``url`` exists (reading it then creates nothing)."""
-    backend, location = parse_state_url(url)
-    if backend == "sqlite":
-        return os.path.exists(location)
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import s3_object_exists
-
-    return s3_object_exists(location, **_s3_client_kwargs(kwargs))
-
-
-def _s3_client_kwargs(kwargs):
-    return dict((k, v) for k, v in kwargs.items() if k not in ("clock", "lease_timeout", "lock_ttl", "run_id"))
-
-
-def open_store(path, backend=None, **kwargs):
-    """Open the rollout state at ``path``: a SQLite file (a path or ``sqlite:///path``) or ``s3://bucket/prefix``.
-
-    Both give the same :class:`StateStore` interface. ``kwargs``: ``clock``, ``lease_timeout``; for S3 also
-    ``lock_ttl``, ``endpoint_url``, ``region``, ``profile``, ``access_key``, ``secret_key``, ``session_token``
-    (see ``_state_s3``).
-    """
-    kind, location = parse_state_url(path)
-    if backend is not None and backend != kind:
-        raise StateError("unknown state backend %r for %s (available: %s)" % (backend, kind, ", ".join(BACKENDS)))
-    if kind == "sqlite":
-        return StateStore(location, **dict((k, v) for k, v in kwargs.items() if k in ("clock", "lease_timeout")))
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import S3StateStore
-
-    return S3StateStore(location, **kwargs)
-
-
-def lock_breaker():
-    """Who breaks a lock, for the record: ``AGENTFLEET_RUN_ID`` (a CI or AWX job) else user@host."""
-    run = os.environ.get("AGENTFLEET_RUN_ID")
-    try:
-        import getpass
-
-        user = getpass.getuser()
-    except (KeyError, OSError, ImportError):
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    who = "%s@%s" % (user, socket.gethostname())
-    return "%s (run %s)" % (who, run) if run else who
-
-
-def break_lock(url, key, reason, who, **kwargs):
-    """Break the one-active-deployment lock of fleet (deployment) key ``key``, with a reason; audited in the state.
-
-    S3: the lock object is removed, whoever holds it. SQLite: the lease of the fleet's active deployment is
-    cleared (owner and heartbeat) and its generation moves on, so a run still alive writes nothing more.
-    Returns a dict describing what was broken (``broken`` False when nothing held the key).
-    """
-    if not reason or not str(reason).strip():
-        raise ValueError("reason: breaking a lock needs a reason (it is recorded)")
-    if not key:
-        raise ValueError("key: the fleet (deployment) key whose lock to break is required")
-    who = who or "unknown"
-    kind, location = parse_state_url(url)
-    if kind == "s3":
-        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import break_lock as s3_break
-
-        holder = s3_break(location, key, reason, who, **kwargs)
-        return {"broken": holder is not None, "key": key, "reason": reason, "by": who,
-                "deployment_id": (holder or {}).get("deployment_id"), "holder": holder}
-    with StateStore(location, **dict((k, v) for k, v in kwargs.items() if k in ("clock", "lease_timeout"))) as store:
-        broken = []
-        with store._tx():
-            for dep in store.active_for_fleet(key):
-                if dep["status"] not in ACTIVE_STATUSES:
-                    continue
-                store.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0, generation=generation+1, "
-                                 "updated_at=? WHERE deployment_id=?", (store.clock(), dep["deployment_id"]))
-                store._event(dep["deployment_id"], "lock_broken", {
-                    "fleet_key": key, "reason": reason, "by": who, "holder_pid": dep.get("owner_pid"),
-                    "holder_host": dep.get("owner_host"), "lease_live": store.lease_live(dep)})
-                broken.append(dep)
-    holder = broken[0] if broken else None
-    return {"broken": bool(broken), "key": key, "reason": reason, "by": who,
-            "deployment_id": holder["deployment_id"] if holder else None,
-            "holder": {"owner_pid": holder.get("owner_pid"), "owner_host": holder.get("owner_host")} if holder else None}

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError, open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 PLAN = [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "a", "agent_url": "http://x"}]},
         {"index": 2, "name": "rest", "size": 2, "members": [{"name": "b", "agent_url": "http://y"}, {"name": "c", "agent_url": "http://z"}]}]

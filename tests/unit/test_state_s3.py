@@ -18,8 +18,8 @@ from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit, write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError, StateError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import break_lock, open_store
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import parse_state_url, state_exists
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import break_lock, open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import parse_state_url, state_exists
 
 PLAN = [{"index": 1, "name": "explorers", "size": 2,
          "members": [{"name": "a", "agent_url": "http://x"}, {"name": "b", "agent_url": "http://y"}]}]
