@@ -330,109 +330,124 @@ class StateStore:
         ``source_version`` (default: the target of the key's last completed version), ``rollback_to``,
         ``actor`` and ``reason``. A new deployment gets the key's next ``version`` (1, 2, ...).
         ``promote``: the resumed deployment is promoted (mode ``promoted``).
+
+        The start or resume runs through :meth:`_holding_fleet`, the hook of a backend that keeps its fleet lock
+        outside the database.
         """
-        now = self.clock()
         record = dict(record or {})
         owner_pid = owner_pid or default_owner_pid()
         host = socket.gethostname()
-        with self._tx():
-            for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
-                if other["status"] == "staged" and not stage_only:
-                    # a staged plan for another version is superseded only explicitly
-                    raise LockedError(
-                        "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
-                        % (other["deployment_id"], other["target_version"], fleet_key)
-                    )
-                if self.lease_live(other):
-                    raise LockedError(
-                        "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
-                        "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
-                                                             other.get("owner_pid"), other.get("owner_host"))
-                    )
-                if not takeover:
-                    raise LockedError(
-                        "deployment %s for fleet %r was interrupted (its controller is gone) and is not finished: "
-                        "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
-                        "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
-                    )
-                # the generation moves on: an orphan of the aborted deployment's run writes nothing more
-                self.db.execute(
-                    "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=?, "
-                    "generation=generation+1 WHERE deployment_id=?",
-                    (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
-                )
-            existing = self.get_deployment(deployment_id)
-            if existing:
-                if existing["fleet_key"] != fleet_key:
-                    raise StateError("deployment id %s belongs to fleet %r, not %r" % (deployment_id, existing["fleet_key"], fleet_key))
-                if str(existing["target_version"]) != str(target_version):
-                    raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
-                                     % (deployment_id, existing["target_version"], target_version))
-                if existing["status"] in ("completed", "aborted"):
-                    return existing, "complete"
-                if existing["status"] in ("completed_with_failures", "failed") and not stage_only:
-                    # a rerun retries the agents that failed (and goes on after the wave that halted it)
+
+        def start():
+            now = self.clock()
+            with self._tx():
+                for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
+                    if other["status"] == "staged" and not stage_only:
+                        # a staged plan for another version is superseded only explicitly
+                        raise LockedError(
+                            "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
+                            % (other["deployment_id"], other["target_version"], fleet_key)
+                        )
+                    if self.lease_live(other):
+                        raise LockedError(
+                            "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
+                            "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
+                                                                 other.get("owner_pid"), other.get("owner_host"))
+                        )
+                    if not takeover:
+                        raise LockedError(
+                            "deployment %s for fleet %r was interrupted (its controller is gone) and is not finished: "
+                            "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
+                            "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
+                        )
+                    # the generation moves on: an orphan of the aborted deployment's run writes nothing more
                     self.db.execute(
-                        "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
-                        "owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
-                        (now, owner_pid, host, now, deployment_id),
+                        "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=?, "
+                        "generation=generation+1 WHERE deployment_id=?",
+                        (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
                     )
-                    self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
-                    return self.get_deployment(deployment_id), "retry"
-                if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
-                    raise LockedError("deployment %s is being run right now by pid %s on %s"
-                                      % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
-                if stage_only:
-                    return existing, "staged"
-                mode = "promoted" if existing["status"] == "staged" or promote else "resumed"
+                existing = self.get_deployment(deployment_id)
+                if existing:
+                    if existing["fleet_key"] != fleet_key:
+                        raise StateError("deployment id %s belongs to fleet %r, not %r" % (deployment_id, existing["fleet_key"], fleet_key))
+                    if str(existing["target_version"]) != str(target_version):
+                        raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
+                                         % (deployment_id, existing["target_version"], target_version))
+                    if existing["status"] in ("completed", "aborted"):
+                        return existing, "complete"
+                    if existing["status"] in ("completed_with_failures", "failed") and not stage_only:
+                        # a rerun retries the agents that failed (and goes on after the wave that halted it)
+                        self.db.execute(
+                            "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
+                            "owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
+                            (now, owner_pid, host, now, deployment_id),
+                        )
+                        self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
+                        return self.get_deployment(deployment_id), "retry"
+                    if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
+                        raise LockedError("deployment %s is being run right now by pid %s on %s"
+                                          % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
+                    if stage_only:
+                        return existing, "staged"
+                    mode = "promoted" if existing["status"] == "staged" or promote else "resumed"
+                    self.db.execute(
+                        "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
+                        "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
+                        (now, now, owner_pid, host, now, deployment_id),
+                    )
+                    self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
+                                                                      "previous_status": existing["status"],
+                                                                      "previous_message": existing.get("message")})
+                    return self.get_deployment(deployment_id), mode
+                status = "staged" if stage_only else "running"
+                key = record.get("deployment_key") or fleet_key
+                version = None
+                source = record.get("source_version")
+                if strategy not in UNVERSIONED_STRATEGIES:
+                    version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
+                                              (key,)).fetchone()[0]
+                    if source is None:
+                        last = self._last_completed(key)
+                        source = last["target_version"] if last else None
                 self.db.execute(
-                    "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
-                    "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
-                    (now, now, owner_pid, host, now, deployment_id),
+                    "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
+                    "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation, deployment_key, "
+                    "version, source_version, policy, rollback_to, actor, reason) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
+                     now, None if stage_only else now, now, None if stage_only else owner_pid,
+                     None if stage_only else host, None if stage_only else now, 0 if stage_only else 1,
+                     key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
+                     record.get("actor"), record.get("reason")),
                 )
-                self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
-                                                                  "previous_status": existing["status"],
-                                                                  "previous_message": existing.get("message")})
-                return self.get_deployment(deployment_id), mode
-            status = "staged" if stage_only else "running"
-            key = record.get("deployment_key") or fleet_key
-            version = None
-            source = record.get("source_version")
-            if strategy not in UNVERSIONED_STRATEGIES:
-                version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
-                                          (key,)).fetchone()[0]
-                if source is None:
-                    last = self._last_completed(key)
-                    source = last["target_version"] if last else None
-            self.db.execute(
-                "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
-                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation, deployment_key, "
-                "version, source_version, policy, rollback_to, actor, reason) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
-                 now, None if stage_only else now, now, None if stage_only else owner_pid,
-                 None if stage_only else host, None if stage_only else now, 0 if stage_only else 1,
-                 key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
-                 record.get("actor"), record.get("reason")),
-            )
-            rows = []
-            for wave in plan:
-                self.db.execute(
-                    "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
-                    (deployment_id, wave["index"], wave["name"], "pending"),
+                rows = []
+                for wave in plan:
+                    self.db.execute(
+                        "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
+                        (deployment_id, wave["index"], wave["name"], "pending"),
+                    )
+                    for m in wave["members"]:
+                        rows.append((deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
+                                     wave["name"], wave["index"]))
+                self.db.executemany(
+                    "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
+                    rows,
                 )
-                for m in wave["members"]:
-                    rows.append((deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
-                                 wave["name"], wave["index"]))
-            self.db.executemany(
-                "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
-                rows,
-            )
-            self._event(deployment_id, "deployment_" + status, {
-                "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
-                "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
-                "reason": record.get("reason")})
-        return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+                self._event(deployment_id, "deployment_" + status, {
+                    "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
+                    "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
+                    "reason": record.get("reason")})
+            return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+
+        # staging a deployment holds no lease: only its start or resume takes the fleet
+        return start() if stage_only else self._holding_fleet(deployment_id, fleet_key, start)
+
+    def _holding_fleet(self, deployment_id, fleet_key, start):
+        """Run ``start`` (the transaction that starts or resumes ``deployment_id``) holding the one-active-deployment
+        lock of ``fleet_key``; returns its ``(deployment, mode)``. Here the lease lives in the database and
+        ``start`` takes it itself; a backend whose lock lives elsewhere takes that lock around it (``_state_s3``)."""
+        return start()
+
 
     def staged_for_fleet(self, fleet_key):
         row = self.db.execute(

@@ -472,19 +472,14 @@ class S3StateStore(StateStore):
             return False
         return holder.get("deployment_id") == dep["deployment_id"] and not self._lock(dep["fleet_key"]).expired(holder)
 
-    def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                         stage_only=False, owner_pid=None, takeover=False, record=None, promote=False):
-        if stage_only:
-            return StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                                               stage_only=True, owner_pid=owner_pid, takeover=takeover, record=record,
-                                               promote=promote)
+    def _holding_fleet(self, deployment_id, fleet_key, start):
+        """Start or resume a deployment holding its fleet's lock object (called by :meth:`StateStore.create_or_resume`,
+        not to stage one): taken before, released again when the start fails or finds the deployment complete."""
         lock = self._lock(fleet_key)
         held_before = self._held_by_me(lock)
         previous = lock.acquire(deployment_id)
         try:
-            dep, mode = StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan,
-                                                    params, stage_only=False, owner_pid=owner_pid, takeover=takeover,
-                                                    record=record, promote=promote)
+            dep, mode = start()
         except BaseException:
             if not held_before:
                 lock.release()
