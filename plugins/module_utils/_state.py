@@ -258,22 +258,27 @@ class StateStore:
     def check_fence(self):
         """Raise :class:`StaleRunError` when the fenced deployment's generation moved on (no-op unfenced).
 
-        Safe from any thread (the agent client's fan-out threads call it before every request):
-        it reads through a connection of its own. Returns the deployment's ``(status, message)`` as
-        stored right now (an operator's pause or fail, see :mod:`._lifecycle`), or None unfenced.
+        Safe from any thread (the agent client's fan-out threads call it before every request). Returns the
+        deployment's ``(status, message)`` as stored right now (an operator's pause or fail, see :mod:`._lifecycle`),
+        or None: unfenced, or where the backend cannot tell without a remote call (:meth:`_fenced_row`).
         """
         if not self._fence:
             return None
         deployment_id, mine = self._fence
+        current, status, message = self._fenced_row(deployment_id, mine)
+        if current != mine:
+            raise StaleRunError(_stale_message(deployment_id, mine, current))
+        return None if status is None else (status, message)
+
+    def _fenced_row(self, deployment_id, mine):
+        """``(generation, status, message)`` of the fenced deployment for :meth:`check_fence` (all None when it is
+        gone), read through a connection of its own: the calling thread may not be the store's."""
         with self._fence_lock:
             if self._fence_db is None:
                 self._fence_db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             row = self._fence_db.execute("SELECT generation, status, message FROM deployments WHERE deployment_id=?",
                                          (deployment_id,)).fetchone()
-        current = row[0] if row else None
-        if current != mine:
-            raise StaleRunError(_stale_message(deployment_id, mine, current))
-        return row[1], row[2]
+        return tuple(row) if row else (None, None, None)
 
     # -- deployments ----------------------------------------------------------
     def get_deployment(self, deployment_id):

@@ -554,10 +554,13 @@ class S3StateStore(StateStore):
             raise StaleRunError(self._lost)
         StateStore._check_fence_in_tx(self)
 
-    def check_fence(self):
-        """Raise :class:`StaleRunError` once this run lost its fleet's lock (from any thread; no S3 call)."""
-        if self._fence and self._lost:
+    def _fenced_row(self, deployment_id, mine):
+        """For :meth:`StateStore.check_fence`, from any thread and with no S3 call: :class:`StaleRunError` once this
+        run lost its fleet's lock, else this run's own generation and no status (reading the deployment's status as
+        stored now would take an S3 request; writes check the generation, and each wave reads the status when it starts)."""
+        if self._lost:
             raise StaleRunError(self._lost)
+        return mine, None, None
 
     def close(self):
         self._stop_renewing.set()
