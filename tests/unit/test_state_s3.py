@@ -15,6 +15,7 @@ import pytest
 
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _s3_objects
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit, write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError, StateError
@@ -36,7 +37,8 @@ def moto(tmp_path_factory):
 def url(moto, monkeypatch):
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(_state_s3, "_backoff", lambda attempt: None)
+    for module in (_s3_objects, _state_s3):
+        monkeypatch.setattr(module, "backoff", lambda attempt: None)
     return "s3://%s/fleets/prod" % moto.bucket("state-%d" % next(_buckets))
 
 
@@ -159,7 +161,7 @@ def test_an_upload_that_always_loses_is_a_clear_error(url, monkeypatch):
 
         def refused(key, body, **kwargs):
             if key == store.db_key:
-                raise _state_s3.ConflictError("s3://x changed under this run (conditional PUT refused)")
+                raise _s3_objects.ConflictError("s3://x changed under this run (conditional PUT refused)")
             return real_put(key, body, **kwargs)
 
         monkeypatch.setattr(store.objects, "put", refused)
