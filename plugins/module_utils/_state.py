@@ -33,7 +33,11 @@ import sqlite3
 import threading
 import time
 
-SCHEMA_VERSION = 3
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import UNVERSIONED_STRATEGIES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_schema
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_version_index
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import migrate_schema
 
 ACTIVE_STATUSES = ("running", "paused")
 FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted", "cancelled", "rolled_back")
@@ -44,100 +48,6 @@ STATUSES = ("pending", "staged", "running", "paused", "promoted", "interrupted",
             "failed", "cancelled", "rolled_back", "aborted")
 # the statuses of a version that a rollback may return to
 ROLLBACK_STATUSES = ("completed", "completed_with_failures")
-# deployments that change no version have no place in a key's version history
-UNVERSIONED_STRATEGIES = ("shutdown", "wakeup")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS deployments (
-    deployment_id TEXT PRIMARY KEY,
-    fleet_key TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    target_version TEXT,
-    status TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    params TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    updated_at REAL NOT NULL,
-    owner_pid INTEGER,
-    owner_host TEXT,
-    heartbeat REAL,
-    message TEXT,
-    generation INTEGER NOT NULL DEFAULT 0,
-    deployment_key TEXT,
-    version INTEGER,
-    source_version TEXT,
-    policy TEXT,
-    rollback_to INTEGER,
-    actor TEXT,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS deployments_fleet ON deployments (fleet_key, status);
-CREATE TABLE IF NOT EXISTS agents (
-    deployment_id TEXT NOT NULL,
-    host TEXT NOT NULL,
-    agent_id TEXT,
-    occurrence_id TEXT,
-    agent_url TEXT,
-    cohort TEXT,
-    wave INTEGER,
-    decision TEXT,
-    decision_reason TEXT,
-    decision_id TEXT,
-    defer_until REAL,
-    asked_count INTEGER NOT NULL DEFAULT 0,
-    asked_at REAL,
-    answered_at REAL,
-    result TEXT,
-    result_detail TEXT,
-    version_before TEXT,
-    version_after TEXT,
-    updated_at REAL,
-    finished_at REAL,
-    extra TEXT,
-    PRIMARY KEY (deployment_id, host)
-);
-CREATE TABLE IF NOT EXISTS waves (
-    deployment_id TEXT NOT NULL,
-    wave INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    summary TEXT,
-    PRIMARY KEY (deployment_id, wave)
-);
-CREATE TABLE IF NOT EXISTS shared_decisions (
-    agent_id TEXT NOT NULL,
-    deployment_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    decision_id TEXT,
-    decided_by TEXT,
-    decided_at REAL NOT NULL,
-    reason TEXT,
-    defer_until REAL,
-    PRIMARY KEY (agent_id, deployment_id, kind)
-);
-CREATE INDEX IF NOT EXISTS shared_by_agent ON shared_decisions (agent_id, kind, decided_at);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    deployment_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT
-);
-"""
-
-AGENT_COLUMNS = (
-    "deployment_id", "host", "agent_id", "occurrence_id", "agent_url", "cohort", "wave", "decision",
-    "decision_reason", "decision_id", "defer_until", "asked_count", "asked_at", "answered_at", "result",
-    "result_detail", "version_before", "version_after", "updated_at", "finished_at", "extra",
-)
-
-
 class StateError(Exception):
     """A state conflict or corruption the operator must see."""
 
@@ -193,39 +103,18 @@ class StateStore:
         self._fence_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
-            raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, row["value"], SCHEMA_VERSION))
-        elif int(row["value"]) < SCHEMA_VERSION:
+        version = create_schema(self.db)
+        if version > SCHEMA_VERSION:
+            raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, version, SCHEMA_VERSION))
+        if version < SCHEMA_VERSION:
             self._migrate()
-        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deployments_version ON deployments (deployment_key, version)")
+        create_version_index(self.db)
 
     def _migrate(self):
-        """Schema 1 -> 2: the lease generation. 2 -> 3: deployment records (key, version per key, source
-        version, policy, rollback target, who and why); existing deployments get their fleet key as
-        deployment key and versions 1, 2, ... in the order they were created."""
+        """Bring a database of an older schema to :data:`._state_schema.SCHEMA_VERSION`, in one transaction."""
         with self._tx():
-            columns = [r["name"] for r in self.db.execute("PRAGMA table_info(deployments)").fetchall()]
-            if "generation" not in columns:
-                self.db.execute("ALTER TABLE deployments ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-            for name, kind in (("deployment_key", "TEXT"), ("version", "INTEGER"), ("source_version", "TEXT"),
-                               ("policy", "TEXT"), ("rollback_to", "INTEGER"), ("actor", "TEXT"), ("reason", "TEXT")):
-                if name not in columns:
-                    self.db.execute("ALTER TABLE deployments ADD COLUMN %s %s" % (name, kind))
-            self.db.execute("UPDATE deployments SET deployment_key=fleet_key WHERE deployment_key IS NULL")
-            rows = self.db.execute(
-                "SELECT deployment_id, deployment_key, strategy FROM deployments WHERE version IS NULL "
-                "ORDER BY created_at, rowid").fetchall()
-            for r in rows:
-                if r["strategy"] in UNVERSIONED_STRATEGIES:
-                    continue
-                self.db.execute(
-                    "UPDATE deployments SET version=(SELECT COALESCE(MAX(version), 0) + 1 FROM deployments "
-                    "WHERE deployment_key=?) WHERE deployment_id=?", (r["deployment_key"], r["deployment_id"]))
-            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            migrate_schema(self.db)
+
 
     def close(self):
         if self._fence_db is not None:

@@ -50,11 +50,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects imp
 from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import s3_client
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ACTIVE_STATUSES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import default_owner_pid
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 
 DEFAULT_LOCK_TTL = 600.0
 MIN_LOCK_TTL = 2.0

@@ -351,7 +351,7 @@ def test_the_deployment_module_takes_the_lock_with_its_ttl_and_breaks_one_with_a
 
 
 def test_a_state_written_by_an_older_collection_meanwhile_is_migrated_on_reload(url):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 
     with _open(url, "run-a") as mine, _open(url, "run-old") as old:
         _start(mine)
