@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import time
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_progress import ProgressRecords
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import UNVERSIONED_STRATEGIES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_schema
@@ -48,6 +49,8 @@ STATUSES = ("pending", "staged", "running", "paused", "promoted", "interrupted",
             "failed", "cancelled", "rolled_back", "aborted")
 # the statuses of a version that a rollback may return to
 ROLLBACK_STATUSES = ("completed", "completed_with_failures")
+
+
 class StateError(Exception):
     """A state conflict or corruption the operator must see."""
 
@@ -86,7 +89,7 @@ def default_owner_pid():
     return os.getppid() if os.environ.get("AGENTFLEET_OWNER_IS_PARENT", "1") == "1" else os.getpid()
 
 
-class StateStore:
+class StateStore(ProgressRecords):
     """SQLite-backed rollout state. All methods are short transactions."""
 
     def __init__(self, path, clock=time.time, lease_timeout=600.0):
@@ -114,7 +117,6 @@ class StateStore:
         """Bring a database of an older schema to :data:`._state_schema.SCHEMA_VERSION`, in one transaction."""
         with self._tx():
             migrate_schema(self.db)
-
 
     def close(self):
         if self._fence_db is not None:
@@ -223,10 +225,7 @@ class StateStore:
         ``record`` (a new deployment only): ``deployment_key`` (default ``fleet_key``), ``policy``,
         ``source_version`` (default: the target of the key's last completed version), ``rollback_to``,
         ``actor`` and ``reason``. A new deployment gets the key's next ``version`` (1, 2, ...).
-        ``promote``: the resumed deployment is promoted (mode ``promoted``).
-
-        The start or resume runs through :meth:`_holding_fleet`, the hook of a backend that keeps its fleet lock
-        outside the database.
+        ``promote``: the resumed deployment is promoted (mode ``promoted``). A start or resume runs in :meth:`_holding_fleet`.
         """
         record = dict(record or {})
         owner_pid = owner_pid or default_owner_pid()
@@ -337,11 +336,9 @@ class StateStore:
         return start() if stage_only else self._holding_fleet(deployment_id, fleet_key, start)
 
     def _holding_fleet(self, deployment_id, fleet_key, start):
-        """Run ``start`` (the transaction that starts or resumes ``deployment_id``) holding the one-active-deployment
-        lock of ``fleet_key``; returns its ``(deployment, mode)``. Here the lease lives in the database and
-        ``start`` takes it itself; a backend whose lock lives elsewhere takes that lock around it (``_state_s3``)."""
+        """Run ``start`` (the transaction starting or resuming ``deployment_id``, returns ``(deployment, mode)``) holding
+        ``fleet_key``'s lock: here ``start`` takes the lease in the database; a lock kept elsewhere is taken around it (S3)."""
         return start()
-
 
     def staged_for_fleet(self, fleet_key):
         row = self.db.execute(
@@ -444,148 +441,6 @@ class StateStore:
             self._event(deployment_id, "deployment_" + status, event or None)
         return True
 
-    # -- agents -----------------------------------------------------------------
-    def agents(self, deployment_id, wave=None, hosts=None):
-        sql = "SELECT * FROM agents WHERE deployment_id=?"
-        args = [deployment_id]
-        if wave is not None:
-            sql += " AND wave=?"
-            args.append(int(wave))
-        rows = [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
-        if hosts is not None:
-            wanted = set(hosts)
-            rows = [r for r in rows if r["host"] in wanted]
-        return rows
-
-    def result_counts(self, deployment_id):
-        """How many agents of the deployment have each result (None: no result yet), in one query."""
-        rows = self.db.execute("SELECT result, COUNT(*) FROM agents WHERE deployment_id=? GROUP BY result",
-                               (deployment_id,)).fetchall()
-        return dict((r[0], r[1]) for r in rows)
-
-    def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
-        """Add agents that are not yet recorded (for ad-hoc notify calls)."""
-        with self._tx():
-            self.db.executemany(
-                "INSERT OR IGNORE INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [(deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
-                  m.get("cohort", cohort), m.get("wave", wave)) for m in members],
-            )
-
-    def mark_asked(self, deployment_id, hosts):
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET asked_count=asked_count+1, asked_at=? WHERE deployment_id=? AND host=?",
-                [(now, deployment_id, h) for h in hosts],
-            )
-
-    def record_answers(self, deployment_id, answers):
-        """``answers``: list of dicts with host, decision, reason, defer_until, decision_id, version_before."""
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET decision=?, decision_reason=?, defer_until=?, decision_id=COALESCE(?, decision_id), "
-                "answered_at=?, version_before=COALESCE(version_before, ?) WHERE deployment_id=? AND host=?",
-                [(a["decision"], a.get("reason"), a.get("defer_until"), a.get("decision_id"), a.get("answered_at", now),
-                  a.get("version_before"), deployment_id, a["host"]) for a in answers],
-            )
-            for a in answers:
-                self._event(deployment_id, "decision", {k: a.get(k) for k in ("host", "decision", "reason", "wave", "cohort")})
-
-    def set_results(self, deployment_id, results):
-        """``results``: list of dicts with host, result and optional detail / version_after / version_before."""
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET result=?, result_detail=?, version_after=COALESCE(?, version_after), "
-                "version_before=COALESCE(version_before, ?), finished_at=?, "
-                "updated_at=CASE WHEN ?='updated' THEN ? ELSE updated_at END WHERE deployment_id=? AND host=?",
-                [(r["result"], r.get("detail"), r.get("version_after"), r.get("version_before"), now,
-                  r["result"], now, deployment_id, r["host"]) for r in results],
-            )
-
-    def merge_agent_extra(self, deployment_id, items):
-        """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
-        with self._tx():
-            for host, data in items.items():
-                row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
-                if row is None:
-                    continue
-                extra = json.loads(row["extra"]) if row["extra"] else {}
-                extra.update(data)
-                self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?",
-                                (json.dumps(extra), deployment_id, host))
-
-    # -- waves ------------------------------------------------------------------
-    def waves(self, deployment_id):
-        rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
-            out.append(d)
-        return out
-
-    def wave_started(self, deployment_id, wave):
-        now = self.clock()
-        with self._tx():
-            self.db.execute(
-                "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
-                "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
-                (now, deployment_id, int(wave)),
-            )
-
-    def wave_finished(self, deployment_id, wave, status, summary):
-        now = self.clock()
-        with self._tx():
-            self.db.execute(
-                "UPDATE waves SET status=?, finished_at=?, summary=?, started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
-                (status, now, json.dumps(summary), now, deployment_id, int(wave)),
-            )
-            self._event(deployment_id, "wave_" + status, summary)
-
-    # -- shared decisions (multi-occurrence agents) --------------------------------
-    def record_shared_decision(self, agent_id, deployment_id, kind, decision, decision_id=None, decided_by=None,
-                               reason=None, defer_until=None, decided_at=None):
-        with self._tx():
-            self.db.execute(
-                "INSERT OR REPLACE INTO shared_decisions VALUES (?,?,?,?,?,?,?,?,?)",
-                (agent_id, deployment_id, kind, decision, decision_id, decided_by,
-                 decided_at if decided_at is not None else self.clock(), reason, defer_until),
-            )
-            self._event(deployment_id, "shared_decision", {"agent_id": agent_id, "kind": kind, "decision": decision,
-                                                           "decision_id": decision_id, "decided_by": decided_by})
-
-    def shared_decision(self, agent_id, kind, max_age=None, deployment_id=None):
-        """The newest shared decision of ``kind`` for an agent, younger than ``max_age`` seconds."""
-        sql = "SELECT * FROM shared_decisions WHERE agent_id=? AND kind=?"
-        args = [agent_id, kind]
-        if deployment_id is not None:
-            sql += " AND deployment_id=?"
-            args.append(deployment_id)
-        if max_age is not None:
-            sql += " AND decided_at >= ?"
-            args.append(self.clock() - float(max_age))
-        row = self.db.execute(sql + " ORDER BY decided_at DESC LIMIT 1", args).fetchone()
-        return dict(row) if row else None
-
-    # -- events -------------------------------------------------------------------
-    def _event(self, deployment_id, event, data=None):
-        self.db.execute(
-            "INSERT INTO events (deployment_id, ts, event, data) VALUES (?,?,?,?)",
-            (deployment_id, self.clock(), event, json.dumps(data) if data is not None else None),
-        )
-
-    def event(self, deployment_id, event, data=None):
-        with self._tx():
-            self._event(deployment_id, event, data)
-
-    def events(self, deployment_id):
-        rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
-        return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
-
     # -- locks ----------------------------------------------------------------------
     def break_fleet_lease(self, fleet_key, reason, who):
         """Clear the lease (owner and heartbeat) of ``fleet_key``'s active deployments and move their generation on,
@@ -639,10 +494,4 @@ def _deployment(row):
     d["plan"] = json.loads(d["plan"]) if d.get("plan") else []
     d["params"] = json.loads(d["params"]) if d.get("params") else {}
     d["policy"] = json.loads(d["policy"]) if d.get("policy") else {}
-    return d
-
-
-def _agent(row):
-    d = dict(row)
-    d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
     return d
