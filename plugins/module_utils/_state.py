@@ -444,7 +444,8 @@ class StateStore(ProgressRecords):
     # -- locks ----------------------------------------------------------------------
     def break_fleet_lease(self, fleet_key, reason, who):
         """Clear the lease (owner and heartbeat) of ``fleet_key``'s active deployments and move their generation on,
-        so that a run still alive writes nothing more; audited. Returns the deployments whose lease was broken."""
+        so that a run still alive writes nothing more; audited. Returns the deployments whose lease was broken.
+        The SQLite lock only: an S3 state's lock object is broken by ``_state_s3.break_lock`` (:mod:`._state_backend`)."""
         broken = []
         with self._tx():
             for dep in self.active_for_fleet(fleet_key):
