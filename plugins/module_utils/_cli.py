@@ -20,7 +20,7 @@ import sys
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _lifecycle as lifecycle
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 DEFAULT_STATE = "~/.agentfleet/state.db"
 DEFAULT_AUDIT = "~/.agentfleet/audit.jsonl"

@@ -76,7 +76,7 @@ def write_json_atomic(path, data, secrets=()):
     """Write ``data`` as pretty JSON to ``path`` atomically (temp file + rename; one PUT for ``s3://``)."""
     payload = json.dumps(redact(data, secrets), indent=2, sort_keys=True, default=str)
     if str(path).startswith("s3://"):
-        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import write_text
+        from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import write_text
 
         write_text(path, payload + "\n")
         return
@@ -116,7 +116,7 @@ def append_audit(path, events, secrets=()):
     if not lines:
         return
     if str(path).startswith("s3://"):
-        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import append_lines
+        from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import append_lines
 
         with _audit_lock:
             append_lines(path, lines)

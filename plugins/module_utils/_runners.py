@@ -38,10 +38,10 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import summary_table
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import break_lock
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import lock_breaker
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import break_lock
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import lock_breaker
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import state_exists
 
 ENGINE_ERRORS = (RolloutError, StateError, ValueError, lifecycle.LifecycleError)
 

@@ -5,9 +5,10 @@
 
 A :class:`StateStore` records deployments, their wave plan, each agent's
 decision and result, wave outcomes and agents' shared decisions. The
-default backend is a local SQLite file (WAL mode); :func:`open_store` also
-opens ``s3://bucket/prefix`` (``_state_s3``: the same database kept in S3, with a
-lock object per fleet key, for AWX and CI runners that do not keep files).
+default backend is a local SQLite file (WAL mode); ``_state_s3`` keeps the
+same database in S3, with a lock object per fleet key, for AWX and CI runners
+that do not keep files. :func:`._state_backend.open_store` opens either from a
+``state_path``.
 
 One active deployment per fleet key: a running deployment holds a lease
 (owner pid, host name, heartbeat). A second rollout for the same fleet key
@@ -27,13 +28,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sqlite3
 import threading
 import time
 
-SCHEMA_VERSION = 3
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_progress import ProgressRecords
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import UNVERSIONED_STRATEGIES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_schema
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_version_index
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import migrate_schema
 
 ACTIVE_STATUSES = ("running", "paused")
 FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted", "cancelled", "rolled_back")
@@ -44,98 +49,6 @@ STATUSES = ("pending", "staged", "running", "paused", "promoted", "interrupted",
             "failed", "cancelled", "rolled_back", "aborted")
 # the statuses of a version that a rollback may return to
 ROLLBACK_STATUSES = ("completed", "completed_with_failures")
-# deployments that change no version have no place in a key's version history
-UNVERSIONED_STRATEGIES = ("shutdown", "wakeup")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS deployments (
-    deployment_id TEXT PRIMARY KEY,
-    fleet_key TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    target_version TEXT,
-    status TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    params TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    updated_at REAL NOT NULL,
-    owner_pid INTEGER,
-    owner_host TEXT,
-    heartbeat REAL,
-    message TEXT,
-    generation INTEGER NOT NULL DEFAULT 0,
-    deployment_key TEXT,
-    version INTEGER,
-    source_version TEXT,
-    policy TEXT,
-    rollback_to INTEGER,
-    actor TEXT,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS deployments_fleet ON deployments (fleet_key, status);
-CREATE TABLE IF NOT EXISTS agents (
-    deployment_id TEXT NOT NULL,
-    host TEXT NOT NULL,
-    agent_id TEXT,
-    occurrence_id TEXT,
-    agent_url TEXT,
-    cohort TEXT,
-    wave INTEGER,
-    decision TEXT,
-    decision_reason TEXT,
-    decision_id TEXT,
-    defer_until REAL,
-    asked_count INTEGER NOT NULL DEFAULT 0,
-    asked_at REAL,
-    answered_at REAL,
-    result TEXT,
-    result_detail TEXT,
-    version_before TEXT,
-    version_after TEXT,
-    updated_at REAL,
-    finished_at REAL,
-    extra TEXT,
-    PRIMARY KEY (deployment_id, host)
-);
-CREATE TABLE IF NOT EXISTS waves (
-    deployment_id TEXT NOT NULL,
-    wave INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    summary TEXT,
-    PRIMARY KEY (deployment_id, wave)
-);
-CREATE TABLE IF NOT EXISTS shared_decisions (
-    agent_id TEXT NOT NULL,
-    deployment_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    decision_id TEXT,
-    decided_by TEXT,
-    decided_at REAL NOT NULL,
-    reason TEXT,
-    defer_until REAL,
-    PRIMARY KEY (agent_id, deployment_id, kind)
-);
-CREATE INDEX IF NOT EXISTS shared_by_agent ON shared_decisions (agent_id, kind, decided_at);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    deployment_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT
-);
-"""
-
-AGENT_COLUMNS = (
-    "deployment_id", "host", "agent_id", "occurrence_id", "agent_url", "cohort", "wave", "decision",
-    "decision_reason", "decision_id", "defer_until", "asked_count", "asked_at", "answered_at", "result",
-    "result_detail", "version_before", "version_after", "updated_at", "finished_at", "extra",
-)
 
 
 class StateError(Exception):
@@ -176,7 +89,7 @@ def default_owner_pid():
     return os.getppid() if os.environ.get("AGENTFLEET_OWNER_IS_PARENT", "1") == "1" else os.getpid()
 
 
-class StateStore:
+class StateStore(ProgressRecords):
     """SQLite-backed rollout state. All methods are short transactions."""
 
     def __init__(self, path, clock=time.time, lease_timeout=600.0):
@@ -193,39 +106,17 @@ class StateStore:
         self._fence_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
-            raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, row["value"], SCHEMA_VERSION))
-        elif int(row["value"]) < SCHEMA_VERSION:
+        version = create_schema(self.db)
+        if version > SCHEMA_VERSION:
+            raise StateError("state file %s has schema %s, newer than this collection understands (%s)" % (self.path, version, SCHEMA_VERSION))
+        if version < SCHEMA_VERSION:
             self._migrate()
-        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deployments_version ON deployments (deployment_key, version)")
+        create_version_index(self.db)
 
     def _migrate(self):
-        """Schema 1 -> 2: the lease generation. 2 -> 3: deployment records (key, version per key, source
-        version, policy, rollback target, who and why); existing deployments get their fleet key as
-        deployment key and versions 1, 2, ... in the order they were created."""
+        """Bring a database of an older schema to :data:`._state_schema.SCHEMA_VERSION`, in one transaction."""
         with self._tx():
-            columns = [r["name"] for r in self.db.execute("PRAGMA table_info(deployments)").fetchall()]
-            if "generation" not in columns:
-                self.db.execute("ALTER TABLE deployments ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-            for name, kind in (("deployment_key", "TEXT"), ("version", "INTEGER"), ("source_version", "TEXT"),
-                               ("policy", "TEXT"), ("rollback_to", "INTEGER"), ("actor", "TEXT"), ("reason", "TEXT")):
-                if name not in columns:
-                    self.db.execute("ALTER TABLE deployments ADD COLUMN %s %s" % (name, kind))
-            self.db.execute("UPDATE deployments SET deployment_key=fleet_key WHERE deployment_key IS NULL")
-            rows = self.db.execute(
-                "SELECT deployment_id, deployment_key, strategy FROM deployments WHERE version IS NULL "
-                "ORDER BY created_at, rowid").fetchall()
-            for r in rows:
-                if r["strategy"] in UNVERSIONED_STRATEGIES:
-                    continue
-                self.db.execute(
-                    "UPDATE deployments SET version=(SELECT COALESCE(MAX(version), 0) + 1 FROM deployments "
-                    "WHERE deployment_key=?) WHERE deployment_id=?", (r["deployment_key"], r["deployment_id"]))
-            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            migrate_schema(self.db)
 
     def close(self):
         if self._fence_db is not None:
@@ -258,22 +149,27 @@ class StateStore:
     def check_fence(self):
         """Raise :class:`StaleRunError` when the fenced deployment's generation moved on (no-op unfenced).
 
-        Safe from any thread (the agent client's fan-out threads call it before every request):
-        it reads through a connection of its own. Returns the deployment's ``(status, message)`` as
-        stored right now (an operator's pause or fail, see :mod:`._lifecycle`), or None unfenced.
+        Safe from any thread (the agent client's fan-out threads call it before every request). Returns the
+        deployment's ``(status, message)`` as stored right now (an operator's pause or fail, see :mod:`._lifecycle`),
+        or None: unfenced, or where the backend cannot tell without a remote call (:meth:`_fenced_row`).
         """
         if not self._fence:
             return None
         deployment_id, mine = self._fence
+        current, status, message = self._fenced_row(deployment_id, mine)
+        if current != mine:
+            raise StaleRunError(_stale_message(deployment_id, mine, current))
+        return None if status is None else (status, message)
+
+    def _fenced_row(self, deployment_id, mine):
+        """``(generation, status, message)`` of the fenced deployment for :meth:`check_fence` (all None when it is
+        gone), read through a connection of its own: the calling thread may not be the store's."""
         with self._fence_lock:
             if self._fence_db is None:
                 self._fence_db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             row = self._fence_db.execute("SELECT generation, status, message FROM deployments WHERE deployment_id=?",
                                          (deployment_id,)).fetchone()
-        current = row[0] if row else None
-        if current != mine:
-            raise StaleRunError(_stale_message(deployment_id, mine, current))
-        return row[1], row[2]
+        return tuple(row) if row else (None, None, None)
 
     # -- deployments ----------------------------------------------------------
     def get_deployment(self, deployment_id):
@@ -329,110 +225,120 @@ class StateStore:
         ``record`` (a new deployment only): ``deployment_key`` (default ``fleet_key``), ``policy``,
         ``source_version`` (default: the target of the key's last completed version), ``rollback_to``,
         ``actor`` and ``reason``. A new deployment gets the key's next ``version`` (1, 2, ...).
-        ``promote``: the resumed deployment is promoted (mode ``promoted``).
+        ``promote``: the resumed deployment is promoted (mode ``promoted``). A start or resume runs in :meth:`_holding_fleet`.
         """
-        now = self.clock()
         record = dict(record or {})
         owner_pid = owner_pid or default_owner_pid()
         host = socket.gethostname()
-        with self._tx():
-            for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
-                if other["status"] == "staged" and not stage_only:
-                    # a staged plan for another version is superseded only explicitly
-                    raise LockedError(
-                        "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
-                        % (other["deployment_id"], other["target_version"], fleet_key)
-                    )
-                if self.lease_live(other):
-                    raise LockedError(
-                        "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
-                        "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
-                                                             other.get("owner_pid"), other.get("owner_host"))
-                    )
-                if not takeover:
-                    raise LockedError(
-                        "deployment %s for fleet %r was interrupted (its controller is gone) and is not finished: "
-                        "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
-                        "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
-                    )
-                # the generation moves on: an orphan of the aborted deployment's run writes nothing more
-                self.db.execute(
-                    "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=?, "
-                    "generation=generation+1 WHERE deployment_id=?",
-                    (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
-                )
-            existing = self.get_deployment(deployment_id)
-            if existing:
-                if existing["fleet_key"] != fleet_key:
-                    raise StateError("deployment id %s belongs to fleet %r, not %r" % (deployment_id, existing["fleet_key"], fleet_key))
-                if str(existing["target_version"]) != str(target_version):
-                    raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
-                                     % (deployment_id, existing["target_version"], target_version))
-                if existing["status"] in ("completed", "aborted"):
-                    return existing, "complete"
-                if existing["status"] in ("completed_with_failures", "failed") and not stage_only:
-                    # a rerun retries the agents that failed (and goes on after the wave that halted it)
+
+        def start():
+            now = self.clock()
+            with self._tx():
+                for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
+                    if other["status"] == "staged" and not stage_only:
+                        # a staged plan for another version is superseded only explicitly
+                        raise LockedError(
+                            "deployment %s (target %s) is staged for fleet %r: promote it or discard it first"
+                            % (other["deployment_id"], other["target_version"], fleet_key)
+                        )
+                    if self.lease_live(other):
+                        raise LockedError(
+                            "another rollout is active for fleet %r: deployment %s (target %s), pid %s on %s; "
+                            "one active deployment per fleet" % (fleet_key, other["deployment_id"], other["target_version"],
+                                                                 other.get("owner_pid"), other.get("owner_host"))
+                        )
+                    if not takeover:
+                        raise LockedError(
+                            "deployment %s for fleet %r was interrupted (its controller is gone) and is not finished: "
+                            "rerun it with rollout_deployment_id=%s to resume, or set rollout_takeover=true to abort it "
+                            "and start %s" % (other["deployment_id"], fleet_key, other["deployment_id"], deployment_id)
+                        )
+                    # the generation moves on: an orphan of the aborted deployment's run writes nothing more
                     self.db.execute(
-                        "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
-                        "owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
-                        (now, owner_pid, host, now, deployment_id),
+                        "UPDATE deployments SET status='aborted', finished_at=?, updated_at=?, message=?, "
+                        "generation=generation+1 WHERE deployment_id=?",
+                        (now, now, "taken over by %s" % deployment_id, other["deployment_id"]),
                     )
-                    self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
-                    return self.get_deployment(deployment_id), "retry"
-                if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
-                    raise LockedError("deployment %s is being run right now by pid %s on %s"
-                                      % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
-                if stage_only:
-                    return existing, "staged"
-                mode = "promoted" if existing["status"] == "staged" or promote else "resumed"
+                existing = self.get_deployment(deployment_id)
+                if existing:
+                    if existing["fleet_key"] != fleet_key:
+                        raise StateError("deployment id %s belongs to fleet %r, not %r" % (deployment_id, existing["fleet_key"], fleet_key))
+                    if str(existing["target_version"]) != str(target_version):
+                        raise StateError("deployment id %s targets version %s, not %s: choose another deployment id"
+                                         % (deployment_id, existing["target_version"], target_version))
+                    if existing["status"] in ("completed", "aborted"):
+                        return existing, "complete"
+                    if existing["status"] in ("completed_with_failures", "failed") and not stage_only:
+                        # a rerun retries the agents that failed (and goes on after the wave that halted it)
+                        self.db.execute(
+                            "UPDATE deployments SET status='running', finished_at=NULL, updated_at=?, owner_pid=?, "
+                            "owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
+                            (now, owner_pid, host, now, deployment_id),
+                        )
+                        self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
+                        return self.get_deployment(deployment_id), "retry"
+                    if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
+                        raise LockedError("deployment %s is being run right now by pid %s on %s"
+                                          % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
+                    if stage_only:
+                        return existing, "staged"
+                    mode = "promoted" if existing["status"] == "staged" or promote else "resumed"
+                    self.db.execute(
+                        "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
+                        "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
+                        (now, now, owner_pid, host, now, deployment_id),
+                    )
+                    self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
+                                                                      "previous_status": existing["status"],
+                                                                      "previous_message": existing.get("message")})
+                    return self.get_deployment(deployment_id), mode
+                status = "staged" if stage_only else "running"
+                key = record.get("deployment_key") or fleet_key
+                version = None
+                source = record.get("source_version")
+                if strategy not in UNVERSIONED_STRATEGIES:
+                    version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
+                                              (key,)).fetchone()[0]
+                    if source is None:
+                        last = self._last_completed(key)
+                        source = last["target_version"] if last else None
                 self.db.execute(
-                    "UPDATE deployments SET status='running', started_at=COALESCE(started_at, ?), updated_at=?, "
-                    "owner_pid=?, owner_host=?, heartbeat=?, generation=generation+1 WHERE deployment_id=?",
-                    (now, now, owner_pid, host, now, deployment_id),
+                    "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
+                    "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation, deployment_key, "
+                    "version, source_version, policy, rollback_to, actor, reason) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
+                     now, None if stage_only else now, now, None if stage_only else owner_pid,
+                     None if stage_only else host, None if stage_only else now, 0 if stage_only else 1,
+                     key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
+                     record.get("actor"), record.get("reason")),
                 )
-                self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
-                                                                  "previous_status": existing["status"],
-                                                                  "previous_message": existing.get("message")})
-                return self.get_deployment(deployment_id), mode
-            status = "staged" if stage_only else "running"
-            key = record.get("deployment_key") or fleet_key
-            version = None
-            source = record.get("source_version")
-            if strategy not in UNVERSIONED_STRATEGIES:
-                version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
-                                          (key,)).fetchone()[0]
-                if source is None:
-                    last = self._last_completed(key)
-                    source = last["target_version"] if last else None
-            self.db.execute(
-                "INSERT INTO deployments (deployment_id, fleet_key, strategy, target_version, status, plan, params, "
-                "created_at, started_at, updated_at, owner_pid, owner_host, heartbeat, generation, deployment_key, "
-                "version, source_version, policy, rollback_to, actor, reason) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (deployment_id, fleet_key, strategy, str(target_version), status, json.dumps(plan), json.dumps(params),
-                 now, None if stage_only else now, now, None if stage_only else owner_pid,
-                 None if stage_only else host, None if stage_only else now, 0 if stage_only else 1,
-                 key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
-                 record.get("actor"), record.get("reason")),
-            )
-            rows = []
-            for wave in plan:
-                self.db.execute(
-                    "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
-                    (deployment_id, wave["index"], wave["name"], "pending"),
+                rows = []
+                for wave in plan:
+                    self.db.execute(
+                        "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
+                        (deployment_id, wave["index"], wave["name"], "pending"),
+                    )
+                    for m in wave["members"]:
+                        rows.append((deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
+                                     wave["name"], wave["index"]))
+                self.db.executemany(
+                    "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
+                    rows,
                 )
-                for m in wave["members"]:
-                    rows.append((deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
-                                 wave["name"], wave["index"]))
-            self.db.executemany(
-                "INSERT INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) VALUES (?,?,?,?,?,?,?)",
-                rows,
-            )
-            self._event(deployment_id, "deployment_" + status, {
-                "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
-                "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
-                "reason": record.get("reason")})
-        return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+                self._event(deployment_id, "deployment_" + status, {
+                    "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
+                    "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
+                    "reason": record.get("reason")})
+            return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+
+        # staging a deployment holds no lease: only its start or resume takes the fleet
+        return start() if stage_only else self._holding_fleet(deployment_id, fleet_key, start)
+
+    def _holding_fleet(self, deployment_id, fleet_key, start):
+        """Run ``start`` (the transaction starting or resuming ``deployment_id``, returns ``(deployment, mode)``) holding
+        ``fleet_key``'s lock: here ``start`` takes the lease in the database; a lock kept elsewhere is taken around it (S3)."""
+        return start()
 
     def staged_for_fleet(self, fleet_key):
         row = self.db.execute(
@@ -535,147 +441,23 @@ class StateStore:
             self._event(deployment_id, "deployment_" + status, event or None)
         return True
 
-    # -- agents -----------------------------------------------------------------
-    def agents(self, deployment_id, wave=None, hosts=None):
-        sql = "SELECT * FROM agents WHERE deployment_id=?"
-        args = [deployment_id]
-        if wave is not None:
-            sql += " AND wave=?"
-            args.append(int(wave))
-        rows = [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
-        if hosts is not None:
-            wanted = set(hosts)
-            rows = [r for r in rows if r["host"] in wanted]
-        return rows
-
-    def result_counts(self, deployment_id):
-        """How many agents of the deployment have each result (None: no result yet), in one query."""
-        rows = self.db.execute("SELECT result, COUNT(*) FROM agents WHERE deployment_id=? GROUP BY result",
-                               (deployment_id,)).fetchall()
-        return dict((r[0], r[1]) for r in rows)
-
-    def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
-        """Add agents that are not yet recorded (for ad-hoc notify calls)."""
+    # -- locks ----------------------------------------------------------------------
+    def break_fleet_lease(self, fleet_key, reason, who):
+        """Clear the lease (owner and heartbeat) of ``fleet_key``'s active deployments and move their generation on,
+        so that a run still alive writes nothing more; audited. Returns the deployments whose lease was broken.
+        The SQLite lock only: an S3 state's lock object is broken by ``_state_s3.break_lock`` (:mod:`._state_backend`)."""
+        broken = []
         with self._tx():
-            self.db.executemany(
-                "INSERT OR IGNORE INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [(deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
-                  m.get("cohort", cohort), m.get("wave", wave)) for m in members],
-            )
-
-    def mark_asked(self, deployment_id, hosts):
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET asked_count=asked_count+1, asked_at=? WHERE deployment_id=? AND host=?",
-                [(now, deployment_id, h) for h in hosts],
-            )
-
-    def record_answers(self, deployment_id, answers):
-        """``answers``: list of dicts with host, decision, reason, defer_until, decision_id, version_before."""
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET decision=?, decision_reason=?, defer_until=?, decision_id=COALESCE(?, decision_id), "
-                "answered_at=?, version_before=COALESCE(version_before, ?) WHERE deployment_id=? AND host=?",
-                [(a["decision"], a.get("reason"), a.get("defer_until"), a.get("decision_id"), a.get("answered_at", now),
-                  a.get("version_before"), deployment_id, a["host"]) for a in answers],
-            )
-            for a in answers:
-                self._event(deployment_id, "decision", {k: a.get(k) for k in ("host", "decision", "reason", "wave", "cohort")})
-
-    def set_results(self, deployment_id, results):
-        """``results``: list of dicts with host, result and optional detail / version_after / version_before."""
-        now = self.clock()
-        with self._tx():
-            self.db.executemany(
-                "UPDATE agents SET result=?, result_detail=?, version_after=COALESCE(?, version_after), "
-                "version_before=COALESCE(version_before, ?), finished_at=?, "
-                "updated_at=CASE WHEN ?='updated' THEN ? ELSE updated_at END WHERE deployment_id=? AND host=?",
-                [(r["result"], r.get("detail"), r.get("version_after"), r.get("version_before"), now,
-                  r["result"], now, deployment_id, r["host"]) for r in results],
-            )
-
-    def merge_agent_extra(self, deployment_id, items):
-        """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
-        with self._tx():
-            for host, data in items.items():
-                row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
-                if row is None:
+            for dep in self.active_for_fleet(fleet_key):
+                if dep["status"] not in ACTIVE_STATUSES:
                     continue
-                extra = json.loads(row["extra"]) if row["extra"] else {}
-                extra.update(data)
-                self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?",
-                                (json.dumps(extra), deployment_id, host))
-
-    # -- waves ------------------------------------------------------------------
-    def waves(self, deployment_id):
-        rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
-            out.append(d)
-        return out
-
-    def wave_started(self, deployment_id, wave):
-        now = self.clock()
-        with self._tx():
-            self.db.execute(
-                "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
-                "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
-                (now, deployment_id, int(wave)),
-            )
-
-    def wave_finished(self, deployment_id, wave, status, summary):
-        now = self.clock()
-        with self._tx():
-            self.db.execute(
-                "UPDATE waves SET status=?, finished_at=?, summary=?, started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
-                (status, now, json.dumps(summary), now, deployment_id, int(wave)),
-            )
-            self._event(deployment_id, "wave_" + status, summary)
-
-    # -- shared decisions (multi-occurrence agents) --------------------------------
-    def record_shared_decision(self, agent_id, deployment_id, kind, decision, decision_id=None, decided_by=None,
-                               reason=None, defer_until=None, decided_at=None):
-        with self._tx():
-            self.db.execute(
-                "INSERT OR REPLACE INTO shared_decisions VALUES (?,?,?,?,?,?,?,?,?)",
-                (agent_id, deployment_id, kind, decision, decision_id, decided_by,
-                 decided_at if decided_at is not None else self.clock(), reason, defer_until),
-            )
-            self._event(deployment_id, "shared_decision", {"agent_id": agent_id, "kind": kind, "decision": decision,
-                                                           "decision_id": decision_id, "decided_by": decided_by})
-
-    def shared_decision(self, agent_id, kind, max_age=None, deployment_id=None):
-        """The newest shared decision of ``kind`` for an agent, younger than ``max_age`` seconds."""
-        sql = "SELECT * FROM shared_decisions WHERE agent_id=? AND kind=?"
-        args = [agent_id, kind]
-        if deployment_id is not None:
-            sql += " AND deployment_id=?"
-            args.append(deployment_id)
-        if max_age is not None:
-            sql += " AND decided_at >= ?"
-            args.append(self.clock() - float(max_age))
-        row = self.db.execute(sql + " ORDER BY decided_at DESC LIMIT 1", args).fetchone()
-        return dict(row) if row else None
-
-    # -- events -------------------------------------------------------------------
-    def _event(self, deployment_id, event, data=None):
-        self.db.execute(
-            "INSERT INTO events (deployment_id, ts, event, data) VALUES (?,?,?,?)",
-            (deployment_id, self.clock(), event, json.dumps(data) if data is not None else None),
-        )
-
-    def event(self, deployment_id, event, data=None):
-        with self._tx():
-            self._event(deployment_id, event, data)
-
-    def events(self, deployment_id):
-        rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
-        return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
+                self.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0, generation=generation+1, "
+                                "updated_at=? WHERE deployment_id=?", (self.clock(), dep["deployment_id"]))
+                self._event(dep["deployment_id"], "lock_broken", {
+                    "fleet_key": fleet_key, "reason": reason, "by": who, "holder_pid": dep.get("owner_pid"),
+                    "holder_host": dep.get("owner_host"), "lease_live": self.lease_live(dep)})
+                broken.append(dep)
+        return broken
 
 
 class _Tx:
@@ -714,114 +496,3 @@ def _deployment(row):
     d["params"] = json.loads(d["params"]) if d.get("params") else {}
     d["policy"] = json.loads(d["policy"]) if d.get("policy") else {}
     return d
-
-
-def _agent(row):
-    d = dict(row)
-    d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
-    return d
-
-
-BACKENDS = ("sqlite", "s3")
-
-
-def parse_state_url(url):
-    """``(backend, location)`` of a state path: a plain path or ``sqlite:///path`` -> ``("sqlite", path)``,
-    ``s3://bucket/prefix`` -> ``("s3", url)``. ValueError naming ``state_path`` for anything else."""
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not url or not isinstance(url, str):
-        raise ValueError("state_path: a path, sqlite:///path or s3://bucket/prefix is required")
-    if url.startswith("s3://"):
-        return "s3", url
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        if not path.startswith("/"):
-            raise ValueError("state_path: %r: write sqlite:///absolute/path (three slashes)" % url)
-        return "sqlite", path
-    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url)
-    if scheme:
-        raise ValueError("state_path: unknown scheme %r (use a path, sqlite:///path or s3://bucket/prefix)"
-                         % scheme.group(1))
-    return "sqlite", os.path.expanduser(url)
-
-
-def state_exists(url, **kwargs):
-    """Whether the state at ``url`` exists (reading it then creates nothing)."""
-    backend, location = parse_state_url(url)
-    if backend == "sqlite":
-        return os.path.exists(location)
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import s3_object_exists
-
-    return s3_object_exists(location, **_s3_client_kwargs(kwargs))
-
-
-def _s3_client_kwargs(kwargs):
-    return dict((k, v) for k, v in kwargs.items() if k not in ("clock", "lease_timeout", "lock_ttl", "run_id"))
-
-
-def open_store(path, backend=None, **kwargs):
-    """Open the rollout state at ``path``: a SQLite file (a path or ``sqlite:///path``) or ``s3://bucket/prefix``.
-
-    Both give the same :class:`StateStore` interface. ``kwargs``: ``clock``, ``lease_timeout``; for S3 also
-    ``lock_ttl``, ``endpoint_url``, ``region``, ``profile``, ``access_key``, ``secret_key``, ``session_token``
-    (see ``_state_s3``).
-    """
-    kind, location = parse_state_url(path)
-    if backend is not None and backend != kind:
-        raise StateError("unknown state backend %r for %s (available: %s)" % (backend, kind, ", ".join(BACKENDS)))
-    if kind == "sqlite":
-        return StateStore(location, **dict((k, v) for k, v in kwargs.items() if k in ("clock", "lease_timeout")))
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import S3StateStore
-
-    return S3StateStore(location, **kwargs)
-
-
-def lock_breaker():
-    """Who breaks a lock, for the record: ``AGENTFLEET_RUN_ID`` (a CI or AWX job) else user@host."""
-    run = os.environ.get("AGENTFLEET_RUN_ID")
-    try:
-        import getpass
-
-        user = getpass.getuser()
-    except (KeyError, OSError, ImportError):
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    who = "%s@%s" % (user, socket.gethostname())
-    return "%s (run %s)" % (who, run) if run else who
-
-
-def break_lock(url, key, reason, who, **kwargs):
-    """Break the one-active-deployment lock of fleet (deployment) key ``key``, with a reason; audited in the state.
-
-    S3: the lock object is removed, whoever holds it. SQLite: the lease of the fleet's active deployment is
-    cleared (owner and heartbeat) and its generation moves on, so a run still alive writes nothing more.
-    Returns a dict describing what was broken (``broken`` False when nothing held the key).
-    """
-    if not reason or not str(reason).strip():
-        raise ValueError("reason: breaking a lock needs a reason (it is recorded)")
-    if not key:
-        raise ValueError("key: the fleet (deployment) key whose lock to break is required")
-    who = who or "unknown"
-    kind, location = parse_state_url(url)
-    if kind == "s3":
-        from ansible_collections.agentfleet.rollout.plugins.module_utils._state_s3 import break_lock as s3_break
-
-        holder = s3_break(location, key, reason, who, **kwargs)
-        return {"broken": holder is not None, "key": key, "reason": reason, "by": who,
-                "deployment_id": (holder or {}).get("deployment_id"), "holder": holder}
-    with StateStore(location, **dict((k, v) for k, v in kwargs.items() if k in ("clock", "lease_timeout"))) as store:
-        broken = []
-        with store._tx():
-            for dep in store.active_for_fleet(key):
-                if dep["status"] not in ACTIVE_STATUSES:
-                    continue
-                store.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0, generation=generation+1, "
-                                 "updated_at=? WHERE deployment_id=?", (store.clock(), dep["deployment_id"]))
-                store._event(dep["deployment_id"], "lock_broken", {
-                    "fleet_key": key, "reason": reason, "by": who, "holder_pid": dep.get("owner_pid"),
-                    "holder_host": dep.get("owner_host"), "lease_live": store.lease_live(dep)})
-                broken.append(dep)
-    holder = broken[0] if broken else None
-    return {"broken": bool(broken), "key": key, "reason": reason, "by": who,
-            "deployment_id": holder["deployment_id"] if holder else None,
-            "holder": {"owner_pid": holder.get("owner_pid"), "owner_host": holder.get("owner_host")} if holder else None}

@@ -21,13 +21,14 @@ SQLite stays the engine; S3 is the durable home:
 
 The lease's clock is the controllers' own (``expires_at`` in the lock, epoch seconds): keep their
 clocks in sync (NTP) to well within the TTL.
+
+The S3 requests themselves (client, conditional get/put/delete) are ``_s3_objects``'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import socket
 import sqlite3
@@ -35,63 +36,29 @@ import tempfile
 import threading
 import time
 
-from urllib.parse import parse_qsl
 from urllib.parse import quote
-from urllib.parse import urlsplit
-
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    HAS_BOTO3 = True
-except ImportError:
-    HAS_BOTO3 = False
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import CLIENT_OPTIONS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import CONFLICT_RETRIES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import ConflictError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import S3Objects
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import backoff
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import client_kwargs
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import join_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import parse_s3_url
+from ansible_collections.agentfleet.rollout.plugins.module_utils._s3_objects import s3_client
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ACTIVE_STATUSES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import default_owner_pid
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 
 DEFAULT_LOCK_TTL = 600.0
 MIN_LOCK_TTL = 2.0
 DB_NAME = "state.db"
-# options an s3:// URL may carry in its query string (never secrets: those come from the environment,
-# a profile or the keyword arguments)
-URL_OPTIONS = ("endpoint_url", "region", "profile", "lock_ttl")
-CLIENT_OPTIONS = ("endpoint_url", "region", "profile", "access_key", "secret_key", "session_token")
-CONFLICT_RETRIES = 8
-
-
-class ConflictError(StateError):
-    """A conditional write lost to another controller (412/409): the caller reloads and retries."""
-
-
-def parse_s3_url(url):
-    """``s3://bucket/prefix?opt=value`` -> ``(bucket, prefix, options)``; ValueError naming what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3":
-        raise ValueError("state_path: %r is not an s3:// URL" % url)
-    bucket = parts.netloc
-    if not bucket or "@" in bucket:
-        raise ValueError("state_path: %r has no bucket (expected s3://bucket/prefix)" % _safe_url(url))
-    options = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in URL_OPTIONS:
-            raise ValueError("state_path: unknown option %r in the s3:// URL (known: %s; credentials come from the "
-                             "environment or a profile, never from the URL)" % (key, ", ".join(URL_OPTIONS)))
-        options[key] = value
-    prefix = parts.path.strip("/")
-    return bucket, prefix, options
-
-
-def _safe_url(url):
-    """The URL without its query string or user info (nothing secret reaches a message)."""
-    parts = urlsplit(url)
-    return "%s://%s%s" % (parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path)
 
 
 def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
@@ -106,136 +73,8 @@ def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
     return ttl
 
 
-_clients = {}
-_clients_lock = threading.Lock()
-
-
-def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, secret_key=None, session_token=None):
-    """A boto3 S3 client from the usual AWS settings (one per process and settings: building one costs ~0.3 s).
-
-    Unset settings fall back to boto3's own chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles,
-    ...); the endpoint to ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (MinIO, Ceph).
-    """
-    if not HAS_BOTO3:
-        raise StateError("an s3:// state needs boto3 and botocore on the controller (pip install boto3)")
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    if bool(access_key) != bool(secret_key):
-        raise ValueError("access_key and secret_key go together: give both or neither")
-    # the environment is part of the key: boto3 reads credentials and the region from it
-    key = (endpoint_url, region, profile, access_key, secret_key, session_token) + tuple(
-        os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                                          "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = _new_client(endpoint_url, region, profile, access_key, secret_key, session_token)
-    return client
-
-
-def _new_client(endpoint_url, region, profile, access_key, secret_key, session_token):
-    try:
-        session = boto3.session.Session(profile_name=profile or None, aws_access_key_id=access_key or None,
-                                        aws_secret_access_key=secret_key or None,
-                                        aws_session_token=session_token or None)
-        config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10,
-                                        read_timeout=30, s3={"addressing_style": "path"} if endpoint_url else None)
-        return session.client("s3", region_name=region or None, endpoint_url=endpoint_url, config=config)
-    except botocore.exceptions.ProfileNotFound:
-        raise StateError("AWS profile %r not found" % profile)
-    except botocore.exceptions.BotoCoreError as exc:
-        raise StateError("cannot build the S3 client: %s" % type(exc).__name__)
-
-
-def _code(exc):
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
-    return type(exc).__name__
-
-
-def _is_conflict(exc):
-    return _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-
-
-def _is_missing(exc):
-    return _code(exc) in ("NoSuchKey", "404", "NotFound")
-
-
-class S3Objects:
-    """Get, put and delete of one bucket's objects, conditional, with errors that name the object only."""
-
-    def __init__(self, client, bucket):
-        self.client = client
-        self.bucket = bucket
-
-    def url(self, key):
-        return "s3://%s/%s" % (self.bucket, key)
-
-    def _fail(self, op, key, exc):
-        if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return StateError("%s %s: no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
-                              "or an instance role)" % (op, self.url(key)))
-        if isinstance(exc, botocore.exceptions.ClientError):
-            msg = exc.response.get("Error", {}).get("Message") or ""
-            return StateError("%s %s failed: %s%s" % (op, self.url(key), _code(exc), (" (%s)" % msg) if msg else ""))
-        return StateError("%s %s failed: %s" % (op, self.url(key), type(exc).__name__))
-
-    def get(self, key):
-        """``(bytes, etag)``, or ``(None, None)`` when there is no such object."""
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-            return resp["Body"].read(), resp["ETag"]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            if _is_missing(exc):
-                return None, None
-            raise self._fail("GET", key, exc)
-
-    def etag(self, key):
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            if _is_missing(exc):
-                return None
-            raise self._fail("HEAD", key, exc)
-
-    def put(self, key, body, if_match=None, if_none_match=False, content_type="application/octet-stream"):
-        """Write ``body``; with a condition, :class:`ConflictError` when another writer got there first."""
-        args = dict(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-        if if_match:
-            args["IfMatch"] = if_match
-        elif if_none_match:
-            args["IfNoneMatch"] = "*"
-        try:
-            return self.client.put_object(**args)["ETag"]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            if _is_conflict(exc) or (if_match and _is_missing(exc)):
-                raise ConflictError("%s changed under this run (conditional PUT refused)" % self.url(key))
-            raise self._fail("PUT", key, exc)
-
-    def delete(self, key, if_match=None):
-        args = dict(Bucket=self.bucket, Key=key)
-        if if_match:
-            args["IfMatch"] = if_match
-        try:
-            self.client.delete_object(**args)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            if _is_conflict(exc):
-                raise ConflictError("%s changed under this run (conditional DELETE refused)" % self.url(key))
-            if _is_missing(exc):
-                return
-            raise self._fail("DELETE", key, exc)
-
-
-def _join(prefix, name):
-    return "%s/%s" % (prefix, name) if prefix else name
-
-
 def lock_key(prefix, fleet_key):
-    return _join(prefix, "locks/%s.json" % quote(str(fleet_key), safe=""))
-
-
-def _backoff(attempt):
-    time.sleep(min(2.0, 0.05 * (2 ** attempt)) * random.uniform(0.5, 1.0))
+    return join_key(prefix, "locks/%s.json" % quote(str(fleet_key), safe=""))
 
 
 class FleetLock:
@@ -298,7 +137,7 @@ class FleetLock:
                                              content_type="application/json")
                 return holder
             except ConflictError:
-                _backoff(attempt)
+                backoff(attempt)
         raise StateError("could not take the lock %s: it changed %d times in a row" % (self.objects.url(self.key),
                                                                                        CONFLICT_RETRIES))
 
@@ -318,7 +157,7 @@ class FleetLock:
                 return True
             except ConflictError:
                 self.etag = None
-                _backoff(attempt)
+                backoff(attempt)
         return False
 
     def release(self):
@@ -332,7 +171,7 @@ class FleetLock:
                 self.etag = None
                 return True
             except ConflictError:
-                _backoff(attempt)
+                backoff(attempt)
         return False
 
 
@@ -360,7 +199,7 @@ def _retrying(method):
                     self._s3_reload()
                 finally:
                     self._s3_depth -= 1
-                _backoff(attempt)
+                backoff(attempt)
             raise StateError("the rollout state %s was changed by another controller during each of %d attempts "
                              "of %s: try again" % (self.url, CONFLICT_RETRIES, method.__name__))
     wrapper.__name__ = method.__name__
@@ -385,7 +224,7 @@ class S3StateStore(StateStore):
         if client is None:
             client = s3_client(**dict((k, options.get(k)) for k in CLIENT_OPTIONS))
         self.objects = S3Objects(client, bucket)
-        self.db_key = _join(prefix, DB_NAME)
+        self.db_key = join_key(prefix, DB_NAME)
         self.run_id = run_id or controller_run_id(default_owner_pid())
         self._s3_mutex = threading.RLock()
         self._s3_depth = 0
@@ -472,19 +311,14 @@ class S3StateStore(StateStore):
             return False
         return holder.get("deployment_id") == dep["deployment_id"] and not self._lock(dep["fleet_key"]).expired(holder)
 
-    def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                         stage_only=False, owner_pid=None, takeover=False, record=None, promote=False):
-        if stage_only:
-            return StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                                               stage_only=True, owner_pid=owner_pid, takeover=takeover, record=record,
-                                               promote=promote)
+    def _holding_fleet(self, deployment_id, fleet_key, start):
+        """Start or resume a deployment holding its fleet's lock object (called by :meth:`StateStore.create_or_resume`,
+        not to stage one): taken before, released again when the start fails or finds the deployment complete."""
         lock = self._lock(fleet_key)
         held_before = self._held_by_me(lock)
         previous = lock.acquire(deployment_id)
         try:
-            dep, mode = StateStore.create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan,
-                                                    params, stage_only=False, owner_pid=owner_pid, takeover=takeover,
-                                                    record=record, promote=promote)
+            dep, mode = start()
         except BaseException:
             if not held_before:
                 lock.release()
@@ -559,10 +393,13 @@ class S3StateStore(StateStore):
             raise StaleRunError(self._lost)
         StateStore._check_fence_in_tx(self)
 
-    def check_fence(self):
-        """Raise :class:`StaleRunError` once this run lost its fleet's lock (from any thread; no S3 call)."""
-        if self._fence and self._lost:
+    def _fenced_row(self, deployment_id, mine):
+        """For :meth:`StateStore.check_fence`, from any thread and with no S3 call: :class:`StaleRunError` once this
+        run lost its fleet's lock, else this run's own generation and no status (reading the deployment's status as
+        stored now would take an S3 request; writes check the generation, and each wave reads the status when it starts)."""
+        if self._lost:
             raise StaleRunError(self._lost)
+        return mine, None, None
 
     def close(self):
         self._stop_renewing.set()
@@ -627,7 +464,7 @@ def break_lock(url, fleet_key, reason, who, client=None, **client_options):
                 store.objects.delete(lock.key, if_match=etag)
                 break
             except ConflictError:
-                _backoff(attempt)
+                backoff(attempt)
         else:
             raise StateError("the lock of fleet %r changed %d times while breaking it" % (fleet_key, CONFLICT_RETRIES))
         dep_id = holder.get("deployment_id")
@@ -641,46 +478,8 @@ def break_lock(url, fleet_key, reason, who, client=None, **client_options):
         store.close()
 
 
-def read_text(url, client=None, **client_options):
-    """The text of the object at ``s3://bucket/key`` (None when missing)."""
-    bucket, key, options = parse_s3_url(url)
-    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
-    body, dummy = objects.get(key)
-    return None if body is None else body.decode("utf-8")
-
-
-def write_text(url, text, client=None, content_type="application/json", **client_options):
-    """Write ``text`` to ``s3://bucket/key`` (one PUT: readers see the old or the new object, never half)."""
-    bucket, key, options = parse_s3_url(url)
-    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
-    objects.put(key, text.encode("utf-8"), content_type=content_type)
-    return url
-
-
-def append_lines(url, lines, client=None, **client_options):
-    """Append ``lines`` to the text object at ``s3://bucket/key`` (read, then a conditional PUT; retried)."""
-    bucket, key, options = parse_s3_url(url)
-    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
-    added = "".join(line + "\n" for line in lines).encode("utf-8")
-    for attempt in range(CONFLICT_RETRIES):
-        body, etag = objects.get(key)
-        try:
-            objects.put(key, (body or b"") + added, if_match=etag, if_none_match=etag is None,
-                        content_type="application/x-ndjson")
-            return url
-        except ConflictError:
-            _backoff(attempt)
-    raise StateError("%s changed %d times in a row while appending to it" % (objects.url(key), CONFLICT_RETRIES))
-
-
-def _client_kwargs(url_options, given):
-    out = dict((k, v) for k, v in url_options.items() if k in CLIENT_OPTIONS)
-    out.update(dict((k, v) for k, v in given.items() if k in CLIENT_OPTIONS and v not in (None, "")))
-    return out
-
-
 def s3_object_exists(url, client=None, **client_options):
     """Whether the S3 state at ``url`` has a database yet."""
     bucket, prefix, options = parse_s3_url(url)
-    objects = S3Objects(client or s3_client(**_client_kwargs(options, client_options)), bucket)
-    return objects.etag(_join(prefix, DB_NAME)) is not None
+    objects = S3Objects(client or s3_client(**client_kwargs(options, client_options)), bucket)
+    return objects.etag(join_key(prefix, DB_NAME)) is not None

@@ -66,7 +66,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Int
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
 
 PHASES = ("all", "ask", "round", "finish")

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 WAVES = [{"index": 1, "name": "explorers", "members": [{"name": "a", "agent_url": "http://127.0.0.1:1/a"}]},
          {"index": 2, "name": "rest", "members": [{"name": "b", "agent_url": "http://127.0.0.1:1/b"},

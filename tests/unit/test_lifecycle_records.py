@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _cli
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _lifecycle as lifecycle
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 PLAN = [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "a", "agent_url": "http://x"}]},
         {"index": 2, "name": "rest", "size": 1, "members": [{"name": "b", "agent_url": "http://y"}]}]

@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import (
     AuthenticationFailed, build_reason, notify_wave,
 )
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 
 class FakeClient:

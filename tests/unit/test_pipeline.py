@@ -14,7 +14,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import evaluate_health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import map_shutdown_answer
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from helpers import Clock
 
 TARGET = "2.0.0"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import map_shutdown_answer
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from test_pipeline import Clock, FakeAgents, params_for, TARGET  # noqa: F401
 
 

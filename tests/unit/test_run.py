@@ -18,7 +18,8 @@ import pytest
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import ControllerGone, Interrupted, Run, RUN_HEADER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import controller_run_id
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError, open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from helpers import FakeAgent
 
 PLAN = [{"index": 1, "name": "explorers", "size": 2,

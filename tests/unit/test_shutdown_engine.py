@@ -19,7 +19,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from helpers import Clock
 
 

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError, open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_progress
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_schema
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 PLAN = [{"index": 1, "name": "explorers", "size": 1, "members": [{"name": "a", "agent_url": "http://x"}]},
         {"index": 2, "name": "rest", "size": 2, "members": [{"name": "b", "agent_url": "http://y"}, {"name": "c", "agent_url": "http://z"}]}]
@@ -62,3 +68,31 @@ def test_shared_decisions_expire(tmp_path):
 def test_unknown_backend_is_a_clear_error(tmp_path):
     with pytest.raises(StateError, match="unknown state backend"):
         open_store(tmp_path / "s.db", backend="s3")
+
+
+def _imported_module_utils(module):
+    tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and ".module_utils." in node.module:
+            names.add(node.module.rsplit(".", 1)[-1])
+    return names
+
+
+def test_the_sqlite_store_never_imports_the_s3_store_nor_the_backend_chooser():
+    # the one-way dependency: _state_backend -> _state_s3 -> _state (and its parts); never back
+    for module in (_state, _state_progress, _state_schema):
+        assert not _imported_module_utils(module) & {"_state_s3", "_state_backend", "_s3_objects"}, module.__name__
+    assert "_state_backend" not in _imported_module_utils(_state_s3)
+
+
+def test_check_fence_returns_the_status_an_operator_set_from_another_store(tmp_path):
+    db = tmp_path / "s.db"
+    with open_store(db) as run:
+        assert run.check_fence() is None  # unfenced
+        dep, dummy = run.create_or_resume("d1", "fleet", "canary", "2.0", PLAN, {}, owner_pid=999999)
+        run.fence("d1", dep["generation"])
+        assert run.check_fence() == ("running", None)
+        with open_store(db) as operator:
+            operator.set_status("d1", "paused", "paused by alice")
+        assert run.check_fence() == ("paused", "paused by alice")

@@ -16,11 +16,12 @@ import pytest
 from helpers import Clock, free_port
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _s3_objects
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit, write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StaleRunError, StateError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import break_lock, open_store
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import parse_state_url, state_exists
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import break_lock, open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import parse_state_url, state_exists
 
 PLAN = [{"index": 1, "name": "explorers", "size": 2,
          "members": [{"name": "a", "agent_url": "http://x"}, {"name": "b", "agent_url": "http://y"}]}]
@@ -37,7 +38,8 @@ def moto(tmp_path_factory):
 def url(moto, monkeypatch):
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(_state_s3, "_backoff", lambda attempt: None)
+    for module in (_s3_objects, _state_s3):
+        monkeypatch.setattr(module, "backoff", lambda attempt: None)
     return "s3://%s/fleets/prod" % moto.bucket("state-%d" % next(_buckets))
 
 
@@ -152,7 +154,7 @@ def test_an_upload_that_always_loses_is_a_clear_error(url, monkeypatch):
 
         def refused(key, body, **kwargs):
             if key == store.db_key:
-                raise _state_s3.ConflictError("s3://x changed under this run (conditional PUT refused)")
+                raise _s3_objects.ConflictError("s3://x changed under this run (conditional PUT refused)")
             return real_put(key, body, **kwargs)
 
         monkeypatch.setattr(store.objects, "put", refused)
@@ -336,7 +338,7 @@ def test_the_deployment_module_takes_the_lock_with_its_ttl_and_breaks_one_with_a
 
 
 def test_a_state_written_by_an_older_collection_meanwhile_is_migrated_on_reload(url):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import SCHEMA_VERSION
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 
     with _open(url, "run-a") as mine, _open(url, "run-old") as old:
         _start(mine)

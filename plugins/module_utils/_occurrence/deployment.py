@@ -26,8 +26,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import write_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import open_store
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import state_exists
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import state_exists
 
 # results after which an occurrence no longer serves (a shutdown does not ask it again)
 DOWN_RESULTS = ("stopped", "already_down")

@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentfleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A deployment's progress in the rollout state: each agent's decision and result, the waves, the decisions
+agents share across occurrences, and the event log.
+
+:class:`ProgressRecords` is a part of :class:`._state.StateStore` (its base class), kept apart from the
+deployments, their lease and fencing there. Its methods use the store's ``db`` (a :mod:`sqlite3` connection
+with :class:`sqlite3.Row` rows), ``clock`` and ``_tx()`` (a write transaction, fenced), and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class ProgressRecords:
+    """The ``agents``, ``waves``, ``shared_decisions`` and ``events`` tables of a :class:`._state.StateStore`."""
+
+    # -- agents -----------------------------------------------------------------
+    def agents(self, deployment_id, wave=None, hosts=None):
+        sql = "SELECT * FROM agents WHERE deployment_id=?"
+        args = [deployment_id]
+        if wave is not None:
+            sql += " AND wave=?"
+            args.append(int(wave))
+        rows = [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
+        if hosts is not None:
+            wanted = set(hosts)
+            rows = [r for r in rows if r["host"] in wanted]
+        return rows
+
+    def result_counts(self, deployment_id):
+        """How many agents of the deployment have each result (None: no result yet), in one query."""
+        rows = self.db.execute("SELECT result, COUNT(*) FROM agents WHERE deployment_id=? GROUP BY result",
+                               (deployment_id,)).fetchall()
+        return dict((r[0], r[1]) for r in rows)
+
+    def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
+        """Add agents that are not yet recorded (for ad-hoc notify calls)."""
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO agents (deployment_id, host, agent_id, occurrence_id, agent_url, cohort, wave) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(deployment_id, m["name"], m.get("agent_id"), m.get("occurrence_id"), m.get("agent_url"),
+                  m.get("cohort", cohort), m.get("wave", wave)) for m in members],
+            )
+
+    def mark_asked(self, deployment_id, hosts):
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET asked_count=asked_count+1, asked_at=? WHERE deployment_id=? AND host=?",
+                [(now, deployment_id, h) for h in hosts],
+            )
+
+    def record_answers(self, deployment_id, answers):
+        """``answers``: list of dicts with host, decision, reason, defer_until, decision_id, version_before."""
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET decision=?, decision_reason=?, defer_until=?, decision_id=COALESCE(?, decision_id), "
+                "answered_at=?, version_before=COALESCE(version_before, ?) WHERE deployment_id=? AND host=?",
+                [(a["decision"], a.get("reason"), a.get("defer_until"), a.get("decision_id"), a.get("answered_at", now),
+                  a.get("version_before"), deployment_id, a["host"]) for a in answers],
+            )
+            for a in answers:
+                self._event(deployment_id, "decision", {k: a.get(k) for k in ("host", "decision", "reason", "wave", "cohort")})
+
+    def set_results(self, deployment_id, results):
+        """``results``: list of dicts with host, result and optional detail / version_after / version_before."""
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE agents SET result=?, result_detail=?, version_after=COALESCE(?, version_after), "
+                "version_before=COALESCE(version_before, ?), finished_at=?, "
+                "updated_at=CASE WHEN ?='updated' THEN ? ELSE updated_at END WHERE deployment_id=? AND host=?",
+                [(r["result"], r.get("detail"), r.get("version_after"), r.get("version_before"), now,
+                  r["result"], now, deployment_id, r["host"]) for r in results],
+            )
+
+    def merge_agent_extra(self, deployment_id, items):
+        """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
+        with self._tx():
+            for host, data in items.items():
+                row = self.db.execute("SELECT extra FROM agents WHERE deployment_id=? AND host=?", (deployment_id, host)).fetchone()
+                if row is None:
+                    continue
+                extra = json.loads(row["extra"]) if row["extra"] else {}
+                extra.update(data)
+                self.db.execute("UPDATE agents SET extra=? WHERE deployment_id=? AND host=?",
+                                (json.dumps(extra), deployment_id, host))
+
+    # -- waves ------------------------------------------------------------------
+    def waves(self, deployment_id):
+        rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+            out.append(d)
+        return out
+
+    def wave_started(self, deployment_id, wave):
+        now = self.clock()
+        with self._tx():
+            self.db.execute(
+                "UPDATE waves SET status=CASE WHEN status='pending' THEN 'running' ELSE status END, "
+                "started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
+                (now, deployment_id, int(wave)),
+            )
+
+    def wave_finished(self, deployment_id, wave, status, summary):
+        now = self.clock()
+        with self._tx():
+            self.db.execute(
+                "UPDATE waves SET status=?, finished_at=?, summary=?, started_at=COALESCE(started_at, ?) WHERE deployment_id=? AND wave=?",
+                (status, now, json.dumps(summary), now, deployment_id, int(wave)),
+            )
+            self._event(deployment_id, "wave_" + status, summary)
+
+    # -- shared decisions (multi-occurrence agents) --------------------------------
+    def record_shared_decision(self, agent_id, deployment_id, kind, decision, decision_id=None, decided_by=None,
+                               reason=None, defer_until=None, decided_at=None):
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO shared_decisions VALUES (?,?,?,?,?,?,?,?,?)",
+                (agent_id, deployment_id, kind, decision, decision_id, decided_by,
+                 decided_at if decided_at is not None else self.clock(), reason, defer_until),
+            )
+            self._event(deployment_id, "shared_decision", {"agent_id": agent_id, "kind": kind, "decision": decision,
+                                                           "decision_id": decision_id, "decided_by": decided_by})
+
+    def shared_decision(self, agent_id, kind, max_age=None, deployment_id=None):
+        """The newest shared decision of ``kind`` for an agent, younger than ``max_age`` seconds."""
+        sql = "SELECT * FROM shared_decisions WHERE agent_id=? AND kind=?"
+        args = [agent_id, kind]
+        if deployment_id is not None:
+            sql += " AND deployment_id=?"
+            args.append(deployment_id)
+        if max_age is not None:
+            sql += " AND decided_at >= ?"
+            args.append(self.clock() - float(max_age))
+        row = self.db.execute(sql + " ORDER BY decided_at DESC LIMIT 1", args).fetchone()
+        return dict(row) if row else None
+
+    # -- events -------------------------------------------------------------------
+    def _event(self, deployment_id, event, data=None):
+        self.db.execute(
+            "INSERT INTO events (deployment_id, ts, event, data) VALUES (?,?,?,?)",
+            (deployment_id, self.clock(), event, json.dumps(data) if data is not None else None),
+        )
+
+    def event(self, deployment_id, event, data=None):
+        with self._tx():
+            self._event(deployment_id, event, data)
+
+    def events(self, deployment_id):
+        rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
+        return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
+
+
+def _agent(row):
+    d = dict(row)
+    d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
+    return d
