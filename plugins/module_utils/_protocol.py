@@ -33,6 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK_BYTES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import secret_patterns
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 try:
@@ -101,12 +104,6 @@ MAX_POOLS = 4096
 MAX_BODY = 64 * 1024 * 1024
 # failures before the request was sent that are worth another attempt
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
-# what replaces a token found in an agent's answer (the same mask as the reports')
-MASK = "********"
-MASK_BYTES = MASK.encode("ascii")
-# tokens shorter than this are not masked in answers: "t" would mask every t of every answer (no real
-# token is that short; reports and audit lines still mask them)
-MIN_MASKED = 6
 
 
 class ProtocolError(Exception):
@@ -684,39 +681,6 @@ def _find(chain, types):
     return None
 
 
-def _secret_patterns(*tokens):
-    """The byte strings of ``tokens`` an answer body may carry: as sent, and JSON-escaped (longest first)."""
-    found = set()
-    for token in tokens:
-        if not token or len(token) < MIN_MASKED:
-            continue
-        found.add(token.encode("latin-1"))
-        escaped = json.dumps(token)[1:-1]
-        if escaped != token:
-            found.add(escaped.encode("ascii"))
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-# how an error names the play-level token: the option, the playbooks' variable, the environment variable
-TOKEN_NAME = "rollout_token (the token option, or AGENTFLEET_TOKEN)"
-
-
-def _check_token(token, name=TOKEN_NAME):
-    """``token`` as a str (None when empty), or ValueError naming ``name``, never showing the value."""
-    if token is None:
-        return None
-    token = str(token)
-    if not token:
-        return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in token):
-        raise ValueError("%s: contains a line break or another control character (its value is not shown); "
-                         "check how it was set (a trailing newline from a file?)" % name)
-    try:
-        token.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError("%s: contains characters that cannot be sent in an HTTP header (its value is not shown)"
-                         % name) from None
-    return token
 
 
 class AgentClient:
@@ -789,7 +753,7 @@ class AgentClient:
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
                                 "(pip install urllib3; it is in the collection's requirements.txt)")
-        self._token = _check_token(token)
+        self._token = check_token(token)
         self.allow_insecure_http = bool(allow_insecure_http)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
@@ -828,17 +792,17 @@ class AgentClient:
         # what an answer must never carry on into a decision, a cause, a note or a report: the tokens
         # sent with the request (an agent or proxy that echoes the Authorization header in an error
         # body). Keyed by the identity of each headers dict built here; masked as the body arrives.
-        self._secrets = {id(headers): _secret_patterns(self._token)}
+        self._secrets = {id(headers): secret_patterns(self._token)}
         # per-agent Authorization: base URL (no trailing slash) -> headers; request URL -> headers (cache)
         self._agent_headers = {}
         for agent_url, agent_token in (tokens or {}).items():
-            agent_token = _check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
+            agent_token = check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
             base = str(agent_url).rstrip("/")
             agent_headers = dict(self._headers)
             if agent_token:
                 agent_headers["Authorization"] = "Bearer " + agent_token
             self._agent_headers[base] = agent_headers
-            self._secrets[id(agent_headers)] = _secret_patterns(agent_token, self._token)
+            self._secrets[id(agent_headers)] = secret_patterns(agent_token, self._token)
         self._url_headers = {}
 
     # -- plumbing ---------------------------------------------------------
