@@ -21,7 +21,6 @@ import datetime
 import http.client
 import ipaddress
 import json
-import queue
 import random
 import socket
 import ssl
@@ -36,27 +35,19 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK_BYTES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import secret_patterns
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import HAS_URLLIB3
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Retry
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Timeout
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import u3exc
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import urllib3
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import CURRENT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import IdleBudget
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import POOL_CLASSES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import PoolManager
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import ProxyManager
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import RequestState
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import WATCHDOG
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
-
-try:
-    import urllib3
-    from urllib3 import exceptions as u3exc
-    from urllib3 import PoolManager as _U3PoolManager
-    from urllib3 import ProxyManager as _U3ProxyManager
-    from urllib3.connection import HTTPConnection as _U3HTTPConnection
-    from urllib3.connection import HTTPSConnection as _U3HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool as _U3HTTPPool
-    from urllib3.connectionpool import HTTPSConnectionPool as _U3HTTPSPool
-    from urllib3.util import Retry
-    from urllib3.util import Timeout
-except ImportError:
-    # the import sanity test (and a controller without urllib3) must still be able to import this file:
-    # the pure protocol functions work; AgentClient refuses to start with a clear error
-    urllib3 = u3exc = Retry = Timeout = None
-    _U3PoolManager = _U3ProxyManager = _U3HTTPConnection = _U3HTTPSConnection = _U3HTTPPool = _U3HTTPSPool = object
-    HAS_URLLIB3 = False
-else:
-    HAS_URLLIB3 = True
 
 HEALTH_PATH = "/v1/system/health"
 SHUTDOWN_PATH = "/v1/system/shutdown"
@@ -399,260 +390,6 @@ def join_url(base, path):
 
 
 # ------------------------------------------------------------------ transport
-# What the request running on this thread is doing: the connection classes
-# below note here when they connect (so a failure can tell "never reached the
-# agent" from "may have reached it") and which connection carries it (so the
-# deadline watchdog can cut it).
-_CURRENT = threading.local()
-
-
-class _RequestState:
-    __slots__ = ("conn", "sock", "connecting", "reused", "expired", "done", "deadline", "lock")
-
-    def __init__(self, deadline):
-        self.lock = threading.Lock()
-        self.conn = None
-        # the socket the request goes over, kept apart from the connection: once the answer's
-        # headers are in, urllib3 hands the socket to the response and ``conn.sock`` is None
-        self.sock = None
-        self.connecting = False
-        self.reused = True
-        self.expired = False
-        self.done = False
-        self.deadline = deadline
-
-
-class _TrackedConnect:
-    def connect(self):
-        state = getattr(_CURRENT, "state", None)
-        if state is None:
-            return super().connect()
-        state.conn = self
-        state.reused = False
-        state.connecting = True
-        super().connect()
-        state.sock = self.sock
-        state.connecting = False
-        if state.expired:
-            # the deadline passed while connecting (the watchdog found no socket to cut yet)
-            _cut_socket(self.sock)
-        return None
-
-    def request(self, *args, **kwargs):
-        state = getattr(_CURRENT, "state", None)
-        if state is not None:
-            state.conn = self
-            if self.sock is not None:
-                state.sock = self.sock
-        out = super().request(*args, **kwargs)
-        if state is not None and self.sock is not None:
-            state.sock = self.sock
-        return out
-
-
-class _HTTPConnection(_TrackedConnect, _U3HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_TrackedConnect, _U3HTTPSConnection):
-    pass
-
-
-class _Slots(queue.LifoQueue):
-    """A pool's queue of idle connections plus a count of free slots.
-
-    urllib3 keeps a free slot as a ``None`` in the queue and fills a new
-    pool's queue with one locked ``put(None)`` per slot; a pool is emptied
-    (when closed, or collected after the PoolManager dropped it) by
-    non-blocking gets until the queue is empty. With ``maxsize`` 32 both were
-    most of the cost of a pool, and a fleet with one host per agent makes a
-    pool per agent. Here a free slot is a number: urllib3's filling puts are
-    no-ops (the slots are free from the start) and a non-blocking get, which
-    only emptying does (our pools block), returns idle connections only.
-    """
-
-    budget = None
-
-    def _init(self, maxsize):
-        self.queue = []
-        self.free = maxsize
-        self.filling = maxsize
-
-    def _qsize(self):
-        return len(self.queue) + self.free
-
-    def _put(self, item):
-        if item is None:
-            self.free += 1
-        else:
-            self.queue.append(item)
-
-    def _get(self):
-        if self.queue:
-            if self.budget is not None:
-                self.budget.release()
-            return self.queue.pop()
-        self.free -= 1
-        return None
-
-    def put(self, item, block=True, timeout=None):
-        if item is None:
-            if self.filling:
-                self.filling -= 1
-                return
-        elif self.budget is not None and not self.budget.take():
-            # idle connections of the whole client at their bound: close this one, free its slot
-            item.close()
-            item = None
-        try:
-            super().put(item, block, timeout)
-        except queue.Full:
-            if item is not None and self.budget is not None:
-                self.budget.release()
-            raise
-
-    def get(self, block=True, timeout=None):
-        if block:
-            return super().get(block, timeout)
-        with self.mutex:
-            if not self.queue:
-                raise queue.Empty
-            item = self._get()
-            self.not_full.notify()
-            return item
-
-
-class _IdleBudget:
-    """How many idle keep-alive connections a client keeps, over all its pools."""
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.idle = 0
-        self._lock = threading.Lock()
-
-    def take(self):
-        with self._lock:
-            if self.idle >= self.limit:
-                return False
-            self.idle += 1
-            return True
-
-    def release(self):
-        with self._lock:
-            self.idle -= 1
-
-
-class _FastPool:
-    QueueCls = _Slots
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.block:
-            raise ValueError("agentfleet pools block (a non-blocking get means emptying the pool)")
-        # had urllib3 not filled the queue itself, real puts must not be skipped
-        self.pool.filling = 0
-
-
-class _HTTPPool(_FastPool, _U3HTTPPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(_FastPool, _U3HTTPSPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _Pools:
-    """PoolManager / ProxyManager with our pool classes; every pool draws on one idle budget."""
-
-    budget = None
-    ssl_context = None
-
-    def _new_pool(self, scheme, host, port, request_context=None):
-        if scheme == "https" and self.ssl_context is not None:
-            # the SSL context is built when the first https pool is (plain-http fleets never pay for it)
-            request_context = dict(self.connection_pool_kw if request_context is None else request_context)
-            if request_context.get("ssl_context") is None:
-                request_context["ssl_context"] = self.ssl_context()
-        pool = super()._new_pool(scheme, host, port, request_context)
-        pool.pool.budget = self.budget
-        return pool
-
-
-class _PoolManager(_Pools, _U3PoolManager):
-    pass
-
-
-class _ProxyManager(_Pools, _U3ProxyManager):
-    pass
-
-
-_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Watchdog:
-    """One daemon thread cutting the connection of every request that outlives its deadline.
-
-    A read timeout bounds each wait for bytes; a server that trickles a byte
-    now and then resets it every time. Every ``PERIOD`` seconds the watchdog
-    shuts down the socket of each request past its deadline, whatever the
-    request is reading (status line, headers or body), and marks it
-    ``expired``. Registering costs a dict insert: no lock shared by the
-    requests (under the GIL a dict insert or pop is atomic).
-    """
-
-    PERIOD = 0.1
-
-    def __init__(self):
-        self._active = {}
-        self._thread = None
-        self._start = threading.Lock()
-
-    def watch(self, state):
-        self._active[id(state)] = state
-        if self._thread is None:
-            with self._start:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="agentfleet-deadline", daemon=True)
-                    self._thread.start()
-
-    def done(self, state):
-        if not state.done:
-            with state.lock:
-                state.done = True
-            self._active.pop(id(state), None)
-
-    def _run(self):
-        while True:
-            time.sleep(self.PERIOD)
-            now = time.monotonic()
-            for state in list(self._active.values()):
-                if state.deadline <= now:
-                    with state.lock:
-                        if not state.done:
-                            state.expired = True
-                            _cut(state)
-                    self._active.pop(id(state), None)
-
-
-def _cut(state):
-    """Cut the socket of an expired request (whatever it is reading: status line, headers or body)."""
-    sock = state.sock
-    if sock is None:
-        sock = getattr(state.conn, "sock", None)
-    _cut_socket(sock)
-
-
-def _cut_socket(sock):
-    if sock is None:
-        return
-    try:
-        # the plain socket call, also for an SSLSocket: wakes up the reading thread
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-_WATCHDOG = _Watchdog()
 
 
 def _chain(exc):
@@ -776,8 +513,8 @@ class AgentClient:
         self._redirects = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
                                 raise_on_redirect=False, raise_on_status=False)
         self._pool_kw = dict(num_pools=MAX_POOLS, maxsize=self.max_workers, block=True, ssl_context=self._ssl)
-        self._budget = _IdleBudget(IDLE_PER_WORKER * self.max_workers)
-        self._manager = self._new_manager(_PoolManager)
+        self._budget = IdleBudget(IDLE_PER_WORKER * self.max_workers)
+        self._manager = self._new_manager(PoolManager)
         self._pools = {}
         self._targets = {}
         self._proxies = urllib.request.getproxies_environment()
@@ -840,7 +577,7 @@ class AgentClient:
     def _new_manager(self, cls, **kw):
         kw.update(self._pool_kw)
         manager = cls(**kw)
-        manager.pool_classes_by_scheme = _POOL_CLASSES
+        manager.pool_classes_by_scheme = POOL_CLASSES
         manager.budget = self._budget
         manager.ssl_context = self._ssl_context
         return manager
@@ -863,7 +600,7 @@ class AgentClient:
                         proxy = "http://" + proxy
                     auth = urllib3.util.parse_url(proxy).auth
                     manager = self._new_manager(
-                        _ProxyManager, proxy_url=proxy,
+                        ProxyManager, proxy_url=proxy,
                         proxy_headers=urllib3.make_headers(proxy_basic_auth=auth) if auth else None)
                     self._proxy_managers[proxy] = manager
         self._routes[key] = manager
@@ -976,9 +713,9 @@ class AgentClient:
         retries = self._redirects if redirect else self._no_retry
         proxy = self._route(scheme, host, port)
         start = time.monotonic()
-        state = _RequestState(start + deadline)
-        _CURRENT.state = state
-        _WATCHDOG.watch(state)
+        state = RequestState(start + deadline)
+        CURRENT.state = state
+        WATCHDOG.watch(state)
         resp = None
         try:
             # agents answer JSON without Content-Encoding (none is asked for): no decoder needed
@@ -1013,7 +750,7 @@ class AgentClient:
                         raise TransportError("answer larger than %d bytes" % MAX_BODY, sent=True, kind="error")
                     chunks.append(chunk)
                 payload = b"".join(chunks)
-            _WATCHDOG.done(state)
+            WATCHDOG.done(state)
             if state.expired:
                 raise TransportError("no complete answer within the request deadline of %.1fs" % deadline,
                                      sent=True, kind="timeout")
@@ -1029,16 +766,16 @@ class AgentClient:
         except TransportError:
             raise
         except Exception as exc:
-            _WATCHDOG.done(state)
+            WATCHDOG.done(state)
             failure = self._failure(exc, state, deadline, read_timeout)
             if (again and failure.kind == "reset" and failure.sent and state.reused and method in ("GET", "HEAD")):
                 # a keep-alive connection the server had just closed: a read-only request may go again
-                _CURRENT.state = None
+                CURRENT.state = None
                 return self._once(method, url, body, keep, timeout, redirect, again=False)
             raise failure from exc
         finally:
-            _WATCHDOG.done(state)
-            _CURRENT.state = None
+            WATCHDOG.done(state)
+            CURRENT.state = None
             if resp is not None:
                 resp.release_conn()
 
