@@ -18,11 +18,9 @@ protocol's rules and are unit-tested on their own.
 from __future__ import annotations
 
 import datetime
-import http.client
 import ipaddress
 import json
 import random
-import socket
 import ssl
 import threading
 import time
@@ -40,6 +38,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.comp
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Timeout
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import u3exc
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import urllib3
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import ProtocolError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import transport_failure
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import CURRENT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import IdleBudget
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import POOL_CLASSES
@@ -97,10 +98,6 @@ MAX_BODY = 64 * 1024 * 1024
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 
 
-class ProtocolError(Exception):
-    """A failure talking to an agent that is not a decision."""
-
-
 class AuthError(ProtocolError):
     """401/403 from an agent: the token is wrong or missing."""
 
@@ -119,37 +116,6 @@ class Response:
             self.json = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
             self.json = None
-
-
-class TransportError(ProtocolError):
-    """The request did not produce an HTTP answer.
-
-    ``sent`` tells whether the request may have reached the agent: False only
-    when it failed before a connection to the agent was established (nothing
-    was written). ``kind`` says what failed:
-
-    - ``refused``: connection refused (nothing listens there);
-    - ``reset``: the connection was reset or closed without an answer;
-    - ``connect``: no connection for another reason (host unreachable, name
-      not resolved);
-    - ``timeout``: connect timeout (``sent`` False), read timeout or the
-      request deadline (``sent`` True), or no free pooled connection in time;
-    - ``tls``: TLS handshake or certificate verification failed;
-    - ``proxy``: the proxy from the environment could not be reached or
-      refused the tunnel (says nothing about the agent);
-    - ``bad_url``: the URL is not a usable http(s) URL;
-    - ``insecure``: refused to send a token over plain ``http://`` to a host
-      other than this machine (see ``allow_insecure_http``);
-    - ``error``: any other failure (an oversized or malformed answer).
-
-    ``refused``, ``reset`` and ``connect`` are what :func:`classify_liveness`
-    takes as "nothing is listening any more".
-    """
-
-    def __init__(self, message, sent=True, kind="error"):
-        super().__init__(message)
-        self.sent = sent
-        self.kind = kind
 
 
 def _parse_iso(value):
@@ -387,37 +353,6 @@ def is_loopback(host):
 
 def join_url(base, path):
     return base.rstrip("/") + path
-
-
-# ------------------------------------------------------------------ transport
-
-
-def _chain(exc):
-    """``exc`` and the exceptions it wraps (urllib3 reasons and arguments, causes, contexts)."""
-    seen = []
-    todo = [exc]
-    while todo and len(seen) < 16:
-        exc = todo.pop(0)
-        if exc is None or any(exc is s for s in seen):
-            continue
-        seen.append(exc)
-        for attr in ("reason", "original_error"):
-            inner = getattr(exc, attr, None)
-            if isinstance(inner, BaseException):
-                todo.append(inner)
-        todo.extend(a for a in exc.args if isinstance(a, BaseException))
-        todo.append(exc.__cause__)
-        todo.append(exc.__context__)
-    return seen
-
-
-def _find(chain, types):
-    for exc in chain:
-        if isinstance(exc, types):
-            return exc
-    return None
-
-
 
 
 class AgentClient:
@@ -767,7 +702,7 @@ class AgentClient:
             raise
         except Exception as exc:
             WATCHDOG.done(state)
-            failure = self._failure(exc, state, deadline, read_timeout)
+            failure = transport_failure(exc, state, deadline, read_timeout, self.connect_timeout)
             if (again and failure.kind == "reset" and failure.sent and state.reused and method in ("GET", "HEAD")):
                 # a keep-alive connection the server had just closed: a read-only request may go again
                 CURRENT.state = None
@@ -778,45 +713,6 @@ class AgentClient:
             CURRENT.state = None
             if resp is not None:
                 resp.release_conn()
-
-    def _failure(self, exc, state, deadline, read_timeout):
-        """The :class:`TransportError` for an exception out of urllib3 (never with header values in it)."""
-        chain = _chain(exc)
-        if state.expired:
-            return TransportError("no complete answer within the request deadline of %.1fs" % deadline,
-                                  sent=not state.connecting, kind="timeout")
-        if _find(chain, u3exc.EmptyPoolError):
-            return TransportError("no free connection within %.1fs" % deadline, sent=False, kind="timeout")
-        if _find(chain, u3exc.ProxyError) and (state.connecting or state.conn is None):
-            cause = _find(chain[1:], (OSError,))
-            return TransportError("proxy failure: %s" % (getattr(cause, "strerror", None) or type(chain[-1]).__name__),
-                                  sent=False, kind="proxy")
-        if state.connecting or _find(chain, u3exc.NewConnectionError):
-            if _find(chain, (u3exc.SSLError, ssl.SSLError, ssl.CertificateError)):
-                return TransportError("TLS error: %s" % (_find(chain, (ssl.SSLError, ssl.CertificateError)) or exc),
-                                      sent=False, kind="tls")
-            if _find(chain, ConnectionRefusedError):
-                return TransportError("connection refused", sent=False, kind="refused")
-            if _find(chain, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
-                return TransportError("connection reset while connecting", sent=False, kind="reset")
-            if _find(chain, u3exc.NameResolutionError):
-                return TransportError("connect failed: host name not resolved", sent=False, kind="connect")
-            if _find(chain, (u3exc.ConnectTimeoutError, socket.timeout)) and not _find(chain, u3exc.NewConnectionError):
-                return TransportError("connect timeout after %.1fs" % self.connect_timeout, sent=False, kind="timeout")
-            oserr = _find(chain, OSError)
-            if isinstance(oserr, socket.timeout):
-                return TransportError("connect timeout after %.1fs" % self.connect_timeout, sent=False, kind="timeout")
-            return TransportError("connect failed: %s" % (getattr(oserr, "strerror", None) or type(chain[-1]).__name__),
-                                  sent=False, kind="connect")
-        if _find(chain, (u3exc.ReadTimeoutError, socket.timeout)):
-            return TransportError("read timeout after %.1fs" % read_timeout, sent=True, kind="timeout")
-        if _find(chain, (u3exc.SSLError, ssl.SSLError)):
-            return TransportError("TLS error: %s" % (_find(chain, ssl.SSLError) or exc), sent=True, kind="tls")
-        lost = _find(chain, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
-                             http.client.IncompleteRead, u3exc.ProtocolError))
-        if lost is not None:
-            return TransportError("connection lost: %s" % type(lost).__name__, sent=True, kind="reset")
-        return TransportError("HTTP failure: %s" % type(exc).__name__, sent=True, kind="error")
 
     def close(self):
         with self._lock:

@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import check_plain_http
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_loopback
 
 TOKEN = "play-token-5f1e9a"
