@@ -17,7 +17,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.client import is_loopback
 
 TOKEN = "play-token-5f1e9a"
 AGENT_TOKEN = "agent-own-token-c0ffee"
