@@ -5,6 +5,7 @@
 
 Modules:
 
+* :mod:`.client` - :class:`HTTPClient`: TLS, proxies, plain-http refusal, retries, deadlines, body cap
 * :mod:`.compat` - urllib3 when installed (placeholders when not: the import sanity test)
 * :mod:`.errors` - :class:`TransportError` (kind, sent) and what an exception out of urllib3 means
 * :mod:`.pools` - tracked connections, connection pools bounded per client, the deadline watchdog
