@@ -23,10 +23,12 @@ try:
     from urllib3.util import Timeout
 except ImportError:
     # the import sanity test (and a controller without urllib3) must still be able to import this file:
-    # the pure protocol functions work; AgentClient refuses to start with a clear error
+    # the pure protocol functions work; the agent client refuses to start with a clear error
     urllib3 = u3exc = Retry = Timeout = None
     U3PoolManager = U3ProxyManager = U3HTTPConnection = U3HTTPSConnection = U3HTTPPool = U3HTTPSPool = object
     HAS_URLLIB3 = False
 else:
     HAS_URLLIB3 = True
 
+__all__ = ["HAS_URLLIB3", "Retry", "Timeout", "U3HTTPConnection", "U3HTTPPool", "U3HTTPSConnection", "U3HTTPSPool",
+           "U3PoolManager", "U3ProxyManager", "u3exc", "urllib3"]
