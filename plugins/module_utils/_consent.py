@@ -31,11 +31,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import HEALTH_PATH
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import classify_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 
 DEFAULT_STOP_TIMEOUT = 600.0
 # observation outcomes

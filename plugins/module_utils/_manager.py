@@ -11,7 +11,7 @@ requests (pure functions, unit-tested), talks to the manager over one ``requests
 sent again), and waits for a deployment with an injectable clock.
 
 This client is on ``requests`` (the library the design card names for it; one session, one manager, a
-request every few seconds) rather than the agents' urllib3 client of ``_protocol.py`` (STYLE.md point 10),
+request every few seconds) rather than the agents' urllib3 client of ``_transport/client.py`` (STYLE.md point 10),
 which is built for fanning out to many agents at once.
 
 The deploy token never leaves this module in a message, a result or an exception: every

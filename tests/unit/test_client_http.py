@@ -111,7 +111,7 @@ def _open_sockets(client):
 
 
 def test_open_connections_stay_bounded_however_many_agents():
-    from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._transport import client as transport_client
 
     servers = [serve() for _index in range(20)]
     try:
@@ -119,7 +119,7 @@ def test_open_connections_stay_bounded_however_many_agents():
         with AgentClient(max_workers=2) as client:
             for _round in range(2):
                 assert all(r["healthy"] for r in client.fan_out(client.probe, urls))
-            assert 0 < len(_open_sockets(client)) <= 2 * _protocol.IDLE_PER_WORKER
+            assert 0 < len(_open_sockets(client)) <= 2 * transport_client.IDLE_PER_WORKER
         assert not _open_sockets(client)
     finally:
         for srv in servers:

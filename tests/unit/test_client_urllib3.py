@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient, TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from helpers import FakeAgent, free_port
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch, observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import (
-    DRAINING, NO_ANSWER, STOPPED, WORKING, classify_liveness, TransportError,
+    DRAINING, NO_ANSWER, STOPPED, WORKING, classify_liveness,
 )
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import (
     judge_wave, notify_wave, observe_consent, wave_counts,
 )

@@ -11,7 +11,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import MIN_HEALTHY_PROBES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from helpers import Clock
 
 

@@ -17,7 +17,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DRAINING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from helpers import Clock

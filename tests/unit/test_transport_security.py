@@ -14,8 +14,8 @@ import pytest
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import check_plain_http
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.client import is_loopback
 from helpers import FakeAgent
 
 TOKEN = "play-token-5f1e9a"

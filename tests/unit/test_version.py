@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager
-from ansible_collections.agentfleet.rollout.plugins.module_utils import _protocol
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _version
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import aws
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport import client as transport_client
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
@@ -27,7 +27,7 @@ def test_generated_version_is_galaxy_yml_version():
 
 
 def test_user_agents_carry_the_version():
-    assert _protocol.USER_AGENT == "agentfleet.rollout/" + VERSION
+    assert transport_client.USER_AGENT == "agentfleet.rollout/" + VERSION
     assert aws.USER_AGENT == "agentfleet.rollout/" + VERSION
 
 

@@ -16,7 +16,7 @@ import time
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import waiter
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.taskdef import (
     DEFAULT_CONTAINER_NAME,
     agent_container,

@@ -28,8 +28,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import TransportError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
 
 
 def describe(state, cause=None, info=None):
