@@ -5,6 +5,8 @@ puts the repository root there), so every suite imports this module the way it i
 
 * :func:`wait_for` polls a predicate until a deadline; :class:`Clock` is a fake clock for unit tests.
 * :func:`free_port` is a loopback port nothing listens on.
+* :func:`patch_module_args` runs a module's ``main()`` with given arguments (ansible-core's own helper from 2.19,
+  the same for the oldest core tested).
 * :class:`LoopbackServer` is a threaded HTTP(S) server on 127.0.0.1 that records every request (:class:`Seen`)
   and answers what its ``answer`` function says; :class:`FakeAgent` answers like an agent (health, shutdown)
   with configurable faults, :class:`Receiver` like a webhook receiver or a JSON endpoint.
@@ -12,6 +14,7 @@ puts the repository root there), so every suite imports this module the way it i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -19,6 +22,17 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+from unittest import mock
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows is tested: make units-oldest)
+    from ansible.module_utils import basic as ansible_basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        with mock.patch.object(ansible_basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
+            yield
 
 
 # ---------------------------------------------------------------- polling and time

@@ -3,25 +3,13 @@ against the loopback stand-in (tests/managersim.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from unittest import mock
 
 import pytest
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows is tested: make units-oldest)
-    from ansible.module_utils import basic as _basic
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        with mock.patch.object(_basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
-            yield
-
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
 from ansible_collections.agentfleet.rollout.plugins.modules import manager_notify, manager_status
-from helpers import Clock
+from helpers import Clock, patch_module_args
 from managersim import ManagerSim
 
 TOKEN = "deploy-token-0123456789abcdef"

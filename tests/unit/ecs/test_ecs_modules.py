@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from unittest import mock
 
 import pytest
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows is tested: make units-oldest)
-    from ansible.module_utils import basic as _basic
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        with mock.patch.object(_basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
-            yield
-
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import aws
 from ansible_collections.agentfleet.rollout.plugins.modules import ecs_service_rollout, ecs_taskdef
+from helpers import patch_module_args
 
 TEMPLATE = {"family": "par", "containerDefinitions": [{"name": "agent-runtime", "stopTimeout": 35}]}
 
