@@ -97,7 +97,7 @@ def cpu_now():
 
 
 def one_none(opts, tmp, rep, prof):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners, _wave
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs, _runners, _wave
     from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
 
     wd = os.path.join(tmp, "run-%d" % rep)
@@ -106,7 +106,7 @@ def one_none(opts, tmp, rep, prof):
     try:
         waves = split(sim.members, CANARY if opts.waves == 4 else (1.0,))
         state = os.path.join(wd, "state.db")
-        params = defaults(_runners.DEPLOYMENT_SPEC)
+        params = defaults(_argspecs.DEPLOYMENT_SPEC)
         params.update(state="running", state_path=state, deployment_id="d-bench", fleet_key="bench",
                       target_version="2.0.0", waves=waves)
         _runners.run_deployment(params)
@@ -114,7 +114,7 @@ def one_none(opts, tmp, rep, prof):
         cpu0 = cpu_now()
         t_all = time.monotonic()
         for wave in waves:
-            wp = defaults(_runners.WAVE_SPEC)
+            wp = defaults(_argspecs.WAVE_SPEC)
             wp.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=len(waves), driver="none",
                       min_healthy_time=opts.min_healthy_time, poll_interval=opts.poll_interval,
                       healthy_deadline=120.0, stop_timeout=60.0, last=wave is waves[-1],

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.DEPLOYMENT_SPEC
-    REQUIRED_IF = _runners.DEPLOYMENT_REQUIRED_IF
+    ARGUMENT_SPEC = _argspecs.DEPLOYMENT_SPEC
+    REQUIRED_IF = _argspecs.DEPLOYMENT_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
 
     def reads_agent_tokens(self, params):

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.DEPLOYMENT_INFO_SPEC
+    ARGUMENT_SPEC = _argspecs.DEPLOYMENT_INFO_SPEC
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
 
     def run_engine(self, params, task_vars):

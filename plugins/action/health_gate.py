@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.GATE_SPEC
+    ARGUMENT_SPEC = _argspecs.GATE_SPEC
 
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
     # a gate waits up to healthy_deadline: it stops with the ansible-playbook that started it

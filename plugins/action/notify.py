@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.NOTIFY_SPEC
+    ARGUMENT_SPEC = _argspecs.NOTIFY_SPEC
 
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
     # re-asking deferring agents can wait long: it stops with the ansible-playbook that started it

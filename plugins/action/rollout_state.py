@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.STATE_SPEC
-    REQUIRED_IF = _runners.STATE_REQUIRED_IF
+    ARGUMENT_SPEC = _argspecs.STATE_SPEC
+    REQUIRED_IF = _argspecs.STATE_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
 
     def run_engine(self, params, task_vars):

@@ -23,6 +23,7 @@ import os
 import yaml
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _validate
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _validate_names
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_TOKENS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import check_plain_http
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
@@ -37,17 +38,17 @@ _KNOWN = []
 
 def known_variables():
     """Every ``rollout_*``, ``shutdown_*`` and ``wakeup_*`` name the collection's roles (argument specs,
-    defaults, tasks) and playbooks mention (``_validate.variable_names``): the variables a user may set and those
+    defaults, tasks) and playbooks mention (``_validate_names.variable_names``): the variables a user may set and those
     the playbooks set themselves. Read from the files, so the list follows the code; once per process."""
     if not _KNOWN:
-        names = set([_validate.EXTRA_VARS])
+        names = set([_validate_names.EXTRA_VARS])
         for base in (ROLES, PLAYBOOKS):
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames.sort()
                 for filename in sorted(filenames):
                     if filename.endswith((".yml", ".yaml")):
                         with open(os.path.join(dirpath, filename)) as fh:
-                            names.update(_validate.variable_names(fh.read()))
+                            names.update(_validate_names.variable_names(fh.read()))
         _KNOWN.append(frozenset(names))
     return _KNOWN[0]
 
@@ -121,18 +122,18 @@ class ActionModule(EngineAction):
             errors.append(str(exc).replace(" Nothing was sent.", ""))
 
     def _unknown(self, task_vars, host_names):
-        """The errors about unknown variables (``_validate.check_unknown``)."""
-        play_names = [n for n in task_vars if isinstance(n, str) and n.startswith(_validate.PREFIXES)]
+        """The errors about unknown variables (``_validate_names.check_unknown``)."""
+        play_names = [n for n in task_vars if isinstance(n, str) and n.startswith(_validate_names.PREFIXES)]
         if not play_names and not any(host_names.values()):
             return []
         try:
-            extra = self._templar.template(task_vars.get(_validate.EXTRA_VARS))
+            extra = self._templar.template(task_vars.get(_validate_names.EXTRA_VARS))
         except Exception as exc:
-            return ["%s: cannot be evaluated: %s" % (_validate.EXTRA_VARS, _first_line(exc))]
-        extra, error = _validate.extra_names(extra)
+            return ["%s: cannot be evaluated: %s" % (_validate_names.EXTRA_VARS, _first_line(exc))]
+        extra, error = _validate_names.extra_names(extra)
         if error:
             return [error]
-        return _validate.check_unknown(play_names, known_variables(), extra, host_names)
+        return _validate_names.check_unknown(play_names, known_variables(), extra, host_names)
 
     def _agents(self, hosts, task_vars, errors, host_names=None):
         hostvars = task_vars.get("hostvars") or {}
@@ -145,7 +146,7 @@ class ActionModule(EngineAction):
                 errors.append("hosts: %s is not in the inventory" % host)
                 continue
             if host_names is not None:
-                host_names[host] = [n for n in hv if isinstance(n, str) and n.startswith(_validate.PREFIXES)]
+                host_names[host] = [n for n in hv if isinstance(n, str) and n.startswith(_validate_names.PREFIXES)]
             for key in HOST_VARS:
                 try:
                     value = hv.get(key)

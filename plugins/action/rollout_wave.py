@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.utils.display import Display
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
@@ -73,8 +74,8 @@ def blue_green_results(task_vars, phase, hosts):
 
 
 class ActionModule(EngineAction):
-    ARGUMENT_SPEC = _runners.WAVE_SPEC
-    REQUIRED_IF = _runners.WAVE_REQUIRED_IF
+    ARGUMENT_SPEC = _argspecs.WAVE_SPEC
+    REQUIRED_IF = _argspecs.WAVE_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
     # a wave is one long task: it stops with the ansible-playbook that started it
     WATCH_CONTROLLER = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Health gate options shared by health_gate and rollout_wave (``_runners.GATE_OPTIONS``)."""
+    """Health gate options shared by health_gate and rollout_wave (``_health.GATE_OPTIONS``)."""
 
     DOCUMENTATION = r"""
 options:

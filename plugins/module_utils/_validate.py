@@ -12,13 +12,12 @@ schemes, duplicate ``agent_url`` values and the policy of the lifecycle
 
 :func:`validate_inputs` returns the typed values or raises :class:`InputError`
 whose message is one line naming each bad variable (a secret's value is never
-shown). Nothing here talks to an agent or writes a file.
+shown). Nothing here talks to an agent or writes a file. The checks that look
+at files are ``_validate_files``'; unknown variable names are ``_validate_names``'.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import math
 import os
 import re
@@ -26,13 +25,17 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_hooks
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_state_path
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_task_file
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_writable_file
+
 KINDS = ("rollout", "shutdown", "wakeup")
 # the longest wait any variable may ask for: about 11.6 days (1e12 is a typo, not a deadline)
 MAX_SECONDS = 1000000.0
 MAX_TIMEOUT = 3600.0
 MAX_WORKERS = 1024
 COGNITIVE_STATES = ("wakeup", "work", "play", "solitude", "dream", "shutdown")
-SQLITE_MAGIC = b"SQLite format 3\x00"
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # a warning code of a CIRIS agent's health (adapters_failed_to_load)
@@ -79,13 +82,6 @@ POLICY_SPEC = {
     "rollout_blocking_warnings": {"type": "list", "elements": "str"},
 }
 SECRETS = ("rollout_token", "rollout_notify_url", "rollout_notify_headers")
-# the prefixes of the collection's variables: one of them that the collection does not know is a typo (or a
-# variable of the user's own, listed in rollout_extra_vars)
-PREFIXES = ("rollout_", "shutdown_", "wakeup_")
-EXTRA_VARS = "rollout_extra_vars"
-# a name with one of the prefixes in a file of the collection: not part of a longer name (_rollout_plan), an
-# attribute or a module name (result.rollout_state, agentfleet.rollout.rollout_wave) nor a YAML anchor or alias
-VARIABLE_RE = re.compile(r"(?<![\w.&*])((?:rollout|shutdown|wakeup)_[A-Za-z0-9_]+)")
 DRIVERS_WITH_TASKS = ("tasks",)
 
 
@@ -93,7 +89,8 @@ class InputError(ValueError):
     """Bad input: the message is one line naming every bad variable."""
 
 
-def _shown(name, value):
+def shown(name, value):
+    """``value`` as an error shows it: never a secret's, at most 60 characters."""
     if name in SECRETS:
         return "(value not shown)"
     text = repr(value)
@@ -121,11 +118,11 @@ def typed_values(spec, values):
             continue
         sub = dict((k, v) for k, v in s.items() if k in ("type", "choices", "elements"))
         if sub.get("type") in ("int", "float") and isinstance(value, bool):
-            errors.append("%s: must be %s, got %s" % (name, _type_words(sub), _shown(name, value)))
+            errors.append("%s: must be %s, got %s" % (name, _type_words(sub), shown(name, value)))
             continue
         result = ArgumentSpecValidator({name: sub}).validate({name: value})
         if result.error_messages:
-            errors.append("%s: must be %s, got %s" % (name, _type_words(sub), _shown(name, value)))
+            errors.append("%s: must be %s, got %s" % (name, _type_words(sub), shown(name, value)))
         else:
             typed[name] = result.validated_parameters[name]
     return typed, errors
@@ -134,7 +131,7 @@ def typed_values(spec, values):
 def check_number(name, value, minimum, maximum, inclusive=True, integer=False):
     """An error text, or None: ``value`` must be a finite number in range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "%s: must be a number, got %s" % (name, _shown(name, value))
+        return "%s: must be a number, got %s" % (name, shown(name, value))
     if not math.isfinite(value):
         return "%s: must be a finite number, got %s" % (name, value)
     if integer and int(value) != value:
@@ -178,103 +175,6 @@ def url_key(url):
     return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
 
 
-def _nearest_dir(path):
-    parent = os.path.dirname(path) or "."
-    while parent and not os.path.exists(parent):
-        up = os.path.dirname(parent)
-        if up == parent:
-            break
-        parent = up
-    return parent
-
-
-def check_writable_file(name, path, base_dir=None):
-    """An error text, or None: ``path`` must name a file this user can write (or create)."""
-    if not isinstance(path, str) or not path:
-        return None
-    full = os.path.expanduser(path)
-    if not os.path.isabs(full) and base_dir:
-        full = os.path.join(base_dir, full)
-    if os.path.isdir(full):
-        return "%s: %s is a directory, not a file" % (name, path)
-    if os.path.exists(full):
-        if not os.access(full, os.W_OK):
-            return "%s: %s is not writable" % (name, path)
-        return None
-    parent = _nearest_dir(full)
-    if not os.path.isdir(parent):
-        return "%s: %s cannot be created: %s is not a directory" % (name, path, parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return "%s: %s cannot be created: %s is not writable" % (name, path, parent)
-    return None
-
-
-def check_state_path(name, path, base_dir=None):
-    """An error text, or None: a writable path that is a SQLite state file or does not exist yet."""
-    if not isinstance(path, str) or not path:
-        return "%s: must be a path to the state file" % name
-    if "://" in path:
-        # a shared backend (s3://...): its own module checks it
-        return None
-    error = check_writable_file(name, path, base_dir)
-    if error:
-        return error
-    full = os.path.expanduser(path)
-    if not os.path.isabs(full) and base_dir:
-        full = os.path.join(base_dir, full)
-    if os.path.isfile(full) and os.path.getsize(full) > 0:
-        try:
-            with open(full, "rb") as fh:
-                head = fh.read(len(SQLITE_MAGIC))
-        except OSError as exc:
-            return "%s: %s cannot be read: %s" % (name, path, exc.strerror)
-        if head != SQLITE_MAGIC:
-            return "%s: %s is not a rollout state file (not an SQLite database)" % (name, path)
-    return None
-
-
-def check_task_file(name, path, base_dir=None):
-    """An error text, or None: ``path`` must be an existing YAML file holding a list of tasks."""
-    if not isinstance(path, str) or not path:
-        return "%s: the tasks driver needs a task file (e.g. -e %s=update.yml)" % (name, name)
-    full = os.path.expanduser(path)
-    if not os.path.isabs(full) and base_dir:
-        full = os.path.join(base_dir, full)
-    if not os.path.isfile(full):
-        return "%s: no such file: %s" % (name, path)
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-        return None
-    try:
-        with open(full) as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return "%s: %s is not valid YAML: %s" % (name, path, first)
-    if data is not None and not isinstance(data, list):
-        return "%s: %s must hold a list of tasks, not a %s" % (name, path, type(data).__name__)
-    return None
-
-
-HOOK_POINTS = ("before_wave", "after_wave", "on_success", "on_failure", "on_pause")
-
-
-def _check_hooks(value, errors, base_dir=None):
-    """rollout_hooks: a mapping of hook points to task files that exist."""
-    unknown = sorted(str(k) for k in value if k not in HOOK_POINTS)
-    if unknown:
-        errors.append("rollout_hooks: unknown hook point%s %s (one of %s)" % (
-            "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(HOOK_POINTS)))
-    for point in HOOK_POINTS:
-        path = value.get(point)
-        if path in (None, ""):
-            continue
-        error = check_task_file("rollout_hooks.%s" % point, path, base_dir)
-        if error:
-            errors.append(error)
-
-
 def _check_states(name, value, errors):
     if not isinstance(value, list) or not value:
         errors.append("%s: must be a non-empty list of cognitive states (%s)" % (name, ", ".join(COGNITIVE_STATES)))
@@ -289,12 +189,12 @@ def _check_warning_codes(name, value, errors):
     """``rollout_blocking_warnings``: a list (maybe empty) of warning codes such as adapters_failed_to_load."""
     if not isinstance(value, list):
         errors.append("%s: must be a list of warning codes (e.g. [adapters_failed_to_load]), got %s"
-                      % (name, _shown(name, value)))
+                      % (name, shown(name, value)))
         return
     bad = [v for v in value if not isinstance(v, str) or not WARNING_CODE_RE.match(v)]
     if bad:
         errors.append("%s: %s is not a warning code (letters, digits and '_', e.g. adapters_failed_to_load)"
-                      % (name, ", ".join(_shown(name, b) for b in bad[:5])))
+                      % (name, ", ".join(shown(name, b) for b in bad[:5])))
 
 
 def _check_canary(value, errors):
@@ -317,7 +217,7 @@ def _check_canary(value, errors):
         return
     if isinstance(value, str) and value in ("ciris", "occurrences", "all"):
         return
-    errors.append("%s: must be a count >= 1 or a list of cohorts, got %s" % (name, _shown(name, value)))
+    errors.append("%s: must be a count >= 1 or a list of cohorts, got %s" % (name, shown(name, value)))
 
 
 def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
@@ -376,12 +276,12 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
             errors.append("rollout_target_version: is required (e.g. -e rollout_target_version=2.0.0)")
         elif CONTROL_RE.search(str(target)) or " " in str(target) or len(str(target)) > 128:
             errors.append("rollout_target_version: must be a version without spaces or control characters, got %s"
-                          % _shown("rollout_target_version", target))
+                          % shown("rollout_target_version", target))
     if kind == "shutdown" and not str(v.get("shutdown_reason") or "").strip() and "shutdown_reason" not in bad:
         errors.append("shutdown_reason: is required (the text the agent deliberates on, e.g. -e shutdown_reason=maintenance)")
     if have("rollout_deployment_id") and v["rollout_deployment_id"] and not ID_RE.match(str(v["rollout_deployment_id"])):
         errors.append("rollout_deployment_id: only letters, digits, '.', '_' and '-' (at most 128), got %s"
-                      % _shown("rollout_deployment_id", v["rollout_deployment_id"]))
+                      % shown("rollout_deployment_id", v["rollout_deployment_id"]))
     if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
         errors.append("rollout_token: contains a line break or control character (value not shown)")
     if have("rollout_analysis") and v["rollout_analysis"]:
@@ -392,7 +292,7 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
             errors.append("%s: not run for blue-green candidates yet (the tasks, docker and none drivers' waves of "
                           "the other strategies)" % name)
     if have("rollout_hooks") and v["rollout_hooks"]:
-        _check_hooks(v["rollout_hooks"], errors, base_dir)
+        check_hooks(v["rollout_hooks"], errors, base_dir)
     if have("rollout_notify_url") and v["rollout_notify_url"]:
         url = str(v["rollout_notify_url"])
         parts = urlsplit(url) if not CONTROL_RE.search(url) and " " not in url else None
@@ -471,76 +371,6 @@ def check_agents(agents):
     if len(errors) > 10:
         errors = errors[:10] + ["and %d more errors" % (len(errors) - 10)]
     return errors
-
-
-def variable_names(text):
-    """The ``rollout_*``, ``shutdown_*`` and ``wakeup_*`` names a YAML file of the collection mentions outside
-    comments: the variables its roles declare (argument specs, defaults), set (vars, set_fact, register) or read
-    (``| default(...)``), and those its argument specs document (what the tasks driver passes to a task file)."""
-    names = set()
-    for line in text.splitlines():
-        if not line.lstrip().startswith("#"):
-            names.update(VARIABLE_RE.findall(line))
-    return names
-
-
-def extra_names(value):
-    """``rollout_extra_vars`` as a list of names (or shell patterns): ``(names, error)``."""
-    if value is None or value == "":
-        return [], None
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        return [], "%s: must be a list of variable names, got %s" % (EXTRA_VARS, _shown(EXTRA_VARS, value))
-    return list(value), None
-
-
-def unknown_variables(names, known, extra=()):
-    """The names with one of :data:`PREFIXES` that are neither ``known`` nor listed in ``extra`` (names or shell
-    patterns such as ``rollout_my_*``), sorted."""
-    return sorted(n for n in set(names)
-                  if n.startswith(PREFIXES) and n not in known and not any(fnmatch.fnmatchcase(n, e) for e in extra))
-
-
-def unknown_error(name, known, hosts=None):
-    """``NAME: unknown variable (did you mean CLOSEST?)``, naming the hosts when it is a variable of some hosts
-    only."""
-    where = " of host %s" % _names(sorted(hosts)) if hosts else ""
-    close = closest_name(name, known)
-    hint = "did you mean %s?" % close if close else "no variable of agentfleet.rollout is like it: docs/variables.md"
-    return "%s: unknown variable%s (%s)" % (name, where, hint)
-
-
-def closest_name(name, known):
-    """The known name closest to ``name`` (difflib), or None. The prefixes alone make any two names look alike
-    (rollout_analysis and rollout_canary), so the parts after them must be alike too."""
-    def rest(n):
-        return n.split("_", 1)[1] if "_" in n else n
-
-    for candidate in difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.6):
-        if difflib.SequenceMatcher(None, rest(name), rest(candidate)).ratio() >= 0.6:
-            return candidate
-    return None
-
-
-def check_unknown(play_names, known, extra=(), host_names=None):
-    """Errors for the unknown variables (:func:`unknown_variables`) among ``play_names`` (the play's variables)
-    and ``host_names`` (``{host: names}``, each agent's own; a name also in the play's is reported once), with
-    the escape hatch as the last words; an empty list when all are known."""
-    errors = [unknown_error(n, known) for n in unknown_variables(play_names, known, extra)]
-    by_name = {}
-    for host, names in sorted((host_names or {}).items()):
-        for name in unknown_variables(set(names) - set(play_names), known, extra):
-            by_name.setdefault(name, []).append(host)
-    errors.extend(unknown_error(n, known, hosts) for n, hosts in sorted(by_name.items()))
-    if errors:
-        errors[-1] += "; list your own variables with %s in %s" % (
-            "this prefix" if len(errors) == 1 else "these prefixes", EXTRA_VARS)
-    return errors
-
-
-def _names(names):
-    return ", ".join(names[:10]) + (" and %d more" % (len(names) - 10) if len(names) > 10 else "")
 
 
 VALIDATE_SPEC = dict(

@@ -443,12 +443,13 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    run_module(AnsibleModule, _runners.DEPLOYMENT_SPEC, _runners.run_deployment, _runners.ENGINE_ERRORS,
-               required_if=_runners.DEPLOYMENT_REQUIRED_IF)
+    run_module(AnsibleModule, _argspecs.DEPLOYMENT_SPEC, _runners.run_deployment, _runners.ENGINE_ERRORS,
+               required_if=_argspecs.DEPLOYMENT_REQUIRED_IF)
 
 
 if __name__ == "__main__":

@@ -164,11 +164,12 @@ summary_table:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    run_module(AnsibleModule, _runners.DEPLOYMENT_INFO_SPEC, _runners.run_deployment_info, _runners.ENGINE_ERRORS)
+    run_module(AnsibleModule, _argspecs.DEPLOYMENT_INFO_SPEC, _runners.run_deployment_info, _runners.ENGINE_ERRORS)
 
 
 if __name__ == "__main__":

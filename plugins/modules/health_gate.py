@@ -179,11 +179,12 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    run_module(AnsibleModule, _runners.GATE_SPEC, _runners.run_gate, _runners.ENGINE_ERRORS)
+    run_module(AnsibleModule, _argspecs.GATE_SPEC, _runners.run_gate, _runners.ENGINE_ERRORS)
 
 
 if __name__ == "__main__":

@@ -223,9 +223,9 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import NOTIFY_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import run_manager_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import run_notify
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import NOTIFY_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import run_manager_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import run_notify
 
 
 def main():

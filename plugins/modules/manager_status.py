@@ -181,9 +181,9 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import STATUS_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import run_manager_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import run_status
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import STATUS_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import run_manager_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager_module import run_status
 
 
 def main():

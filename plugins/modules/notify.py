@@ -295,11 +295,12 @@ reason:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    run_module(AnsibleModule, _runners.NOTIFY_SPEC, _runners.run_notify, _runners.ENGINE_ERRORS)
+    run_module(AnsibleModule, _argspecs.NOTIFY_SPEC, _runners.run_notify, _runners.ENGINE_ERRORS)
 
 
 if __name__ == "__main__":

@@ -194,12 +194,13 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
 
 def main():
-    run_module(AnsibleModule, _runners.STATE_SPEC, _runners.run_state, _runners.ENGINE_ERRORS,
-               required_if=_runners.STATE_REQUIRED_IF)
+    run_module(AnsibleModule, _argspecs.STATE_SPEC, _runners.run_state, _runners.ENGINE_ERRORS,
+               required_if=_argspecs.STATE_REQUIRED_IF)
 
 
 if __name__ == "__main__":

@@ -603,12 +603,13 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave import run_wave
 
 
 def main():
-    run_module(AnsibleModule, _runners.WAVE_SPEC, run_wave, _runners.ENGINE_ERRORS, required_if=_runners.WAVE_REQUIRED_IF)
+    run_module(AnsibleModule, _argspecs.WAVE_SPEC, run_wave, _runners.ENGINE_ERRORS, required_if=_argspecs.WAVE_REQUIRED_IF)
 
 
 if __name__ == "__main__":

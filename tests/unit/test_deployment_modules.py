@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
@@ -25,15 +26,15 @@ def deployment(tmp_path, check_mode=False, **kw):
     base = dict(state_path=str(tmp_path / "state.db"), deployment_id="d1", fleet_key="fleet", target_version="2.0.0",
                 waves=WAVES)
     base.update(kw)
-    return _runners.run_deployment(params(_runners.DEPLOYMENT_SPEC, **base), check_mode=check_mode)
+    return _runners.run_deployment(params(_argspecs.DEPLOYMENT_SPEC, **base), check_mode=check_mode)
 
 
 def info(tmp_path, **kw):
-    return _runners.run_deployment_info(params(_runners.DEPLOYMENT_INFO_SPEC, state_path=str(tmp_path / "state.db"), **kw))
+    return _runners.run_deployment_info(params(_argspecs.DEPLOYMENT_INFO_SPEC, state_path=str(tmp_path / "state.db"), **kw))
 
 
 def record(tmp_path, **kw):
-    return _runners.run_state(params(_runners.STATE_SPEC, state_path=str(tmp_path / "state.db"), deployment_id="d1", **kw))
+    return _runners.run_state(params(_argspecs.STATE_SPEC, state_path=str(tmp_path / "state.db"), deployment_id="d1", **kw))
 
 
 def test_running_returns_the_play_shape_and_closed_takes_the_status_from_the_results(tmp_path):
@@ -113,7 +114,7 @@ def test_info_lists_newest_first_per_fleet_and_reports_one(tmp_path):
 def test_rollout_state_needs_a_known_deployment_and_hosts_need_a_result(tmp_path):
     deployment(tmp_path)
     with pytest.raises(RolloutError, match="unknown deployment d9"):
-        _runners.run_state(params(_runners.STATE_SPEC, state_path=str(tmp_path / "state.db"), deployment_id="d9",
+        _runners.run_state(params(_argspecs.STATE_SPEC, state_path=str(tmp_path / "state.db"), deployment_id="d9",
                                   op="mark", hosts=["a"], result="updated"))
     with pytest.raises(ValueError, match="^result: "):
         record(tmp_path, op="mark", hosts=["a"])

@@ -143,9 +143,10 @@ def test_cli_list_status_history_pause(tmp_path, capsys):
 
 def _deployment(tmp_path, **kw):
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
     from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 
-    result = ArgumentSpecValidator(_runners.DEPLOYMENT_SPEC, required_if=_runners.DEPLOYMENT_REQUIRED_IF).validate(
+    result = ArgumentSpecValidator(_argspecs.DEPLOYMENT_SPEC, required_if=_argspecs.DEPLOYMENT_REQUIRED_IF).validate(
         dict(state_path=str(tmp_path / "s.db"), **kw))
     assert not result.error_messages, result.error_messages
     return _runners.run_deployment(result.validated_parameters)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager as m
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _manager_module as mm
 from ansible_collections.agentfleet.rollout.plugins.modules import manager_notify, manager_status
 from helpers import Clock, patch_module_args
 from managersim import ManagerSim
@@ -54,7 +55,7 @@ def test_update_message_is_sent_as_the_body_field_message(capsys):
 
 def test_no_option_uses_a_name_ansible_test_reserves():
     """validate-modules (invalid-argument-name) refuses "message" and "syslog_facility" as an option or an alias."""
-    for spec in (m.CONNECTION_SPEC, m.NOTIFY_SPEC, m.STATUS_SPEC):
+    for spec in (mm.CONNECTION_SPEC, mm.NOTIFY_SPEC, mm.STATUS_SPEC):
         for name, option in spec.items():
             assert not {name, *option.get("aliases", ())} & {"message", "syslog_facility"}, name
 
@@ -214,7 +215,7 @@ def sim():
 
 
 def test_check_mode_sends_nothing(sim):
-    result = m.run_notify(params(sim.url, agent_image="a:2"), check_mode=True)
+    result = mm.run_notify(params(sim.url, agent_image="a:2"), check_mode=True)
     assert result["changed"] and result["deployment"] is None
     assert result["request"] == {"method": "POST", "url": sim.url + m.NOTIFY_PATH,
                                  "body": {"agent_image": "a:2", "strategy": "canary"}}
@@ -222,7 +223,7 @@ def test_check_mode_sends_nothing(sim):
 
 
 def test_notify_and_wait(sim):
-    result = m.run_notify(params(sim.url, agent_image="a:2", update_message="m", metadata={"version": "2.0.0"}, wait=True))
+    result = mm.run_notify(params(sim.url, agent_image="a:2", update_message="m", metadata={"version": "2.0.0"}, wait=True))
     assert result["succeeded"] and result["finished"] and result["status"] == "completed"
     assert result["deployment"]["counts"] == {"agents_total": 7, "agents_updated": 5, "agents_deferred": 1,
                                               "agents_rejected": 1}
@@ -237,7 +238,7 @@ def test_conflict_names_the_running_deployment_and_is_not_retried(sim):
     running = sim.start_deployment({"agent_image": "a:1"})
     sim.phase_seconds = 60
     with pytest.raises(m.ManagerError) as err:
-        m.run_notify(params(sim.url, agent_image="a:2"))
+        mm.run_notify(params(sim.url, agent_image="a:2"))
     assert err.value.result["running_deployment_id"] == running and running in err.value.msg
     assert err.value.result["http_status"] == 409
     assert len(sim.posts()) == 1
@@ -247,7 +248,7 @@ def test_wrong_token_is_masked_even_when_echoed():
     secret = "wrong-token-very-secret-42"
     with ManagerSim(tokens=(TOKEN,), echo_auth=True) as server:
         with pytest.raises(m.ManagerAuthError) as err:
-            m.run_status(params(server.url, token=secret))
+            mm.run_status(params(server.url, token=secret))
     text = err.value.msg + repr(err.value.result) + str(err.value)
     assert "HTTP 401" in text and "Invalid deployment token" in text
     assert secret not in text and "********" in text
@@ -255,21 +256,21 @@ def test_wrong_token_is_masked_even_when_echoed():
 
 def test_echoed_token_in_a_status_message_is_masked():
     with ManagerSim(tokens=(TOKEN,), echo_auth=True) as server:
-        result = m.run_notify(params(server.url, agent_image="a:2"))
+        result = mm.run_notify(params(server.url, agent_image="a:2"))
     assert TOKEN not in repr(result) and "********" in result["deployment"]["message"]
 
 
 def test_status_of_unknown_and_of_no_current_deployment(sim):
-    result = m.run_status(params(sim.url))
+    result = mm.run_status(params(sim.url))
     assert result["found"] is False and result["deployment"] is None
     with pytest.raises(m.ManagerError, match="knows no deployment nope"):
-        m.run_status(params(sim.url, deployment_id="nope"))
+        mm.run_status(params(sim.url, deployment_id="nope"))
 
 
 def test_a_slow_notify_is_not_sent_twice():
     with ManagerSim(tokens=(TOKEN,), notify_delay=1.0) as server:
         with pytest.raises(m.ManagerError) as err:
-            m.run_notify(params(server.url, agent_image="a:2", read_timeout=0.2))
+            mm.run_notify(params(server.url, agent_image="a:2", read_timeout=0.2))
         assert "may have been received" in err.value.msg and err.value.result["maybe_sent"]
         assert len(server.posts()) == 1
 
@@ -282,13 +283,13 @@ def test_refused_connection_is_a_clear_error():
     port = sock.getsockname()[1]
     sock.close()
     with pytest.raises(m.ManagerError, match="could not (connect to|reach) the manager"):
-        m.run_status(params("http://127.0.0.1:%d" % port, connect_timeout=0.5))
+        mm.run_status(params("http://127.0.0.1:%d" % port, connect_timeout=0.5))
 
 
 def test_plain_http_to_a_remote_host_warns():
-    assert m._warnings(params("http://agents.example.org"))
-    assert not m._warnings(params("http://127.0.0.1:8888"))
-    assert not m._warnings(params("https://agents.example.org"))
+    assert mm._warnings(params("http://agents.example.org"))
+    assert not mm._warnings(params("http://127.0.0.1:8888"))
+    assert not mm._warnings(params("https://agents.example.org"))
 
 
 # ---------------------------------------------------------------- a deployment waited for that did not complete
@@ -327,7 +328,7 @@ def test_notify_wait_fails_the_task_when_the_deployment_did_not_complete(final):
     clock = Clock()
     client = FakeClient(st("in_progress"), [st("in_progress"), st(final, canary_phase="early_adopters")])
     with pytest.raises(m.DeploymentFailed) as err:
-        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=clock, sleep=clock.sleep)
+        mm.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=clock, sleep=clock.sleep)
     result = err.value.result
     assert "the CIRISManager deployment ended %s, not completed: deploy-20250801-123456: %s" % (final, final) in err.value.msg
     assert NOTIFY_KEYS <= set(result)
@@ -341,8 +342,8 @@ def test_status_wait_fails_the_task_when_the_deployment_did_not_complete(final):
     clock = Clock()
     client = FakeClient(None, [st("in_progress"), st(final)])
     with pytest.raises(m.DeploymentFailed) as err:
-        m.run_status(params(deployment_id="deploy-20250801-123456", wait=True), client_factory=client, clock=clock,
-                     sleep=clock.sleep)
+        mm.run_status(params(deployment_id="deploy-20250801-123456", wait=True), client_factory=client, clock=clock,
+                      sleep=clock.sleep)
     result = err.value.result
     assert STATUS_KEYS <= set(result)
     assert result["status"] == final and result["finished"] and not result["succeeded"] and result["found"]
@@ -353,7 +354,7 @@ def test_a_deployment_that_failed_before_the_wait_fails_it_at_once():
     """The notify's answer is final already (the manager refused the images): nothing to poll, still a failure."""
     client = FakeClient(st("rejected"), [st("rejected")])
     with pytest.raises(m.DeploymentFailed) as err:
-        m.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=Clock(), sleep=None)
+        mm.run_notify(params(agent_image="a:2", wait=True), client_factory=client, clock=Clock(), sleep=None)
     assert err.value.result["polls"] == 0 and err.value.result["status"] == "rejected" and client.asked == []
 
 
@@ -361,10 +362,10 @@ def test_a_deployment_that_failed_before_the_wait_fails_it_at_once():
 def test_without_wait_the_status_is_reported_not_judged(status):
     """Without wait (or in check mode, which skips the wait) the task reports the status it read and stays ok."""
     client = FakeClient(st(status), [st(status)])
-    notified = m.run_notify(params(agent_image="a:2"), client_factory=client, clock=Clock(), sleep=None)
-    read = m.run_status(params(deployment_id="d"), client_factory=client, clock=Clock(), sleep=None)
-    checked = m.run_status(params(deployment_id="d", wait=True), check_mode=True, client_factory=client,
-                           clock=Clock(), sleep=None)
+    notified = mm.run_notify(params(agent_image="a:2"), client_factory=client, clock=Clock(), sleep=None)
+    read = mm.run_status(params(deployment_id="d"), client_factory=client, clock=Clock(), sleep=None)
+    checked = mm.run_status(params(deployment_id="d", wait=True), check_mode=True, client_factory=client,
+                            clock=Clock(), sleep=None)
     for result in (notified, read, checked):
         assert result["status"] == status and not result["waited"]
     assert NOTIFY_KEYS <= set(notified) and STATUS_KEYS <= set(read)
@@ -374,8 +375,8 @@ def test_a_timeout_returns_the_keys_of_a_success():
     clock = Clock()
     client = FakeClient(st("in_progress"), [st("in_progress")])
     with pytest.raises(m.ManagerError) as err:
-        m.run_status(params(deployment_id="d", wait=True, wait_timeout=25, poll_interval=10), client_factory=client,
-                     clock=clock, sleep=clock.sleep)
+        mm.run_status(params(deployment_id="d", wait=True, wait_timeout=25, poll_interval=10), client_factory=client,
+                      clock=clock, sleep=clock.sleep)
     result = err.value.result
     assert not isinstance(err.value, m.DeploymentFailed)
     assert STATUS_KEYS <= set(result) and result["timed_out"] and result["polls"] == 4
@@ -386,12 +387,12 @@ def test_a_failure_before_any_status_returns_the_keys_of_a_success(sim):
     sim.phase_seconds = 60
     sim.start_deployment({"agent_image": "a:1"})
     with pytest.raises(m.ManagerError) as err:
-        m.run_notify(params(sim.url, agent_image="a:2", wait=True))
+        mm.run_notify(params(sim.url, agent_image="a:2", wait=True))
     result = err.value.result
     assert NOTIFY_KEYS <= set(result) and result["http_status"] == 409
     assert result["deployment"] is None and result["status"] is None and not result["changed"]
     with pytest.raises(m.ManagerError) as err:
-        m.run_status(params(sim.url, deployment_id="nope"))
+        mm.run_status(params(sim.url, deployment_id="nope"))
     assert STATUS_KEYS <= set(err.value.result) and err.value.result["found"] is False
 
 
@@ -401,7 +402,7 @@ def test_wait_stops_on_a_cancelled_or_rejected_deployment_and_fails(sim, end, fi
     deployment_id = sim.start_deployment({"agent_image": "a:2"})
     getattr(sim, end)(deployment_id)
     with pytest.raises(m.DeploymentFailed) as err:
-        m.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
+        mm.run_status(params(sim.url, deployment_id=deployment_id, wait=True))
     result = err.value.result
     assert result["finished"] and not result["succeeded"] and result["status"] == final
     assert result["deployment"]["message"] == "Deployment %s by an admin" % final
@@ -428,6 +429,6 @@ def test_the_modules_fail_a_failed_deployment_with_the_keys_of_a_success(capsys)
 
 def test_a_wrong_base_url_says_so(sim):
     with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
-        m.run_notify(params(sim.url + "/elsewhere", agent_image="a:2"))
+        mm.run_notify(params(sim.url + "/elsewhere", agent_image="a:2"))
     with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
-        m.run_status(params(sim.url + "/elsewhere"))
+        mm.run_status(params(sim.url + "/elsewhere"))

@@ -10,7 +10,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.agentfleet.rollout.plugins.action.rollout_wave import round_results
-from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import evaluate_health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import map_shutdown_answer
@@ -97,7 +97,7 @@ def params_for(tmp_path, names, fake, phase="ask", **extra):
                 stop_timeout=30, min_healthy_time=0.3, healthy_deadline=10, poll_interval=0.1,
                 allow_insecure_http=True)
     args.update(extra)
-    result = ArgumentSpecValidator(_runners.WAVE_SPEC).validate(args)
+    result = ArgumentSpecValidator(_argspecs.WAVE_SPEC).validate(args)
     assert not result.error_messages, result.error_messages
     return result.validated_parameters
 

@@ -305,9 +305,9 @@ WAVES = [{"index": 1, "name": "explorers", "members": [{"name": "a", "agent_url"
 
 
 def _deployment_params(url, **kw):
-    from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
+    from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 
-    out = {k: v.get("default") for k, v in _runners.DEPLOYMENT_SPEC.items()}
+    out = {k: v.get("default") for k, v in _argspecs.DEPLOYMENT_SPEC.items()}
     out.update(state_path=url, deployment_id="d1", fleet_key="agents", target_version="2.0.0", waves=WAVES)
     out.update(kw)
     return out

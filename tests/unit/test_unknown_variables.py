@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from ansible_collections.agentfleet.rollout.plugins.action.rollout_validate import known_variables
-from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_unknown
-from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import closest_name
-from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import extra_names
-from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import unknown_variables
-from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import variable_names
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import check_unknown
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import closest_name
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import extra_names
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import unknown_variables
+from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import variable_names
 
 REPO = Path(__file__).resolve().parents[2]
 HINT = "list your own variables with this prefix in rollout_extra_vars"

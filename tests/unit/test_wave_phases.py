@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _common
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
@@ -111,14 +112,14 @@ def engine(tmp_path, monkeypatch):
         for i, size in enumerate(waves):
             plan.append({"index": i + 1, "name": "wave-%d" % (i + 1), "members": members[at:at + size], "size": size})
             at += size
-        params = defaults(_runners.DEPLOYMENT_SPEC)
+        params = defaults(_argspecs.DEPLOYMENT_SPEC)
         params.update(state="running", state_path=state, deployment_id="d-unit", fleet_key="unit", target_version=TARGET,
                       waves=plan)
         _runners.run_deployment(params)
         return plan
 
     def run_wave(wave, plan, check_mode=False, **extra):
-        params = defaults(_runners.WAVE_SPEC)
+        params = defaults(_argspecs.WAVE_SPEC)
         params.update(state_path=state, deployment_id="d-unit", wave=wave, wave_count=len(plan), driver="none",
                       min_healthy_time=1.0, poll_interval=0.2, healthy_deadline=30.0, stop_timeout=10.0,
                       last=wave is plan[-1], report_path=str(tmp_path / "report.json"),

@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ECS engine for agentfleet.rollout (private: not a public API).
 
-* ``taskdef``  render / inject / validate / normalise / compare task definitions (pure)
-* ``service``  update a service, evaluate a deployment (pure), wait, roll back
-* ``waiter``   generic poll loop with an injectable clock and sleep
-* ``aws``      option spec shared by the ECS modules and the boto3 client factory
+* ``taskdef``    render / inject / validate / redact task definitions (pure)
+* ``normalise``  fill in the API's defaults and compare task definitions (pure)
+* ``service``    update a service, evaluate a deployment (pure), wait, roll back
+* ``waiter``     generic poll loop with an injectable clock and sleep
+* ``aws``        option spec shared by the ECS modules and the boto3 client factory
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import normalise
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import report as ecs_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import taskdef as td_lib
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.aws import error_message, secrets_of
@@ -86,10 +87,10 @@ def _from_service(client_factory, params, container_name):
     container = td_lib.agent_container(desired, container_name) or {}
     env = dict((e.get("name"), e.get("value")) for e in container.get("environment") or [])
     current = base if base.get("family") == desired.get("family") else None
-    differences = td_lib.compare_task_definitions(desired, current)
+    differences = normalise.compare_task_definitions(desired, current)
     if differences:
         latest = latest_active(client, desired["family"])
-        if latest is not None and not td_lib.compare_task_definitions(desired, latest):
+        if latest is not None and not normalise.compare_task_definitions(desired, latest):
             current, differences = latest, []
         elif current is None:
             current = latest
@@ -120,7 +121,7 @@ def ensure_task_definition(client_factory, params, check_mode=False):
             container_name=container_name)
         client = client_factory()
         current = latest_active(client, desired["family"])
-        differences = td_lib.compare_task_definitions(desired, current)
+        differences = normalise.compare_task_definitions(desired, current)
     family = desired["family"]
     changed = bool(differences) or bool(params.get("force_create"))
     if params.get("force_create") and not differences:

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import normalise as n
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import taskdef as t
 
 SHA = "a" * 64
@@ -64,7 +65,7 @@ def test_agent_environment_defaults_follow_the_seed_table():
 
 @pytest.mark.parametrize("value, expected", [(True, "true"), (False, "false"), (2.0, "2.0"), (1.5, "1.5"), (8080, "8080"), ("x", "x")])
 def test_env_value(value, expected):
-    assert t.env_value(value) == expected
+    assert n.env_value(value) == expected
 
 
 @pytest.mark.parametrize("env, message", [
@@ -166,7 +167,7 @@ def test_single_container_is_used_whatever_its_name():
     ("0.5GB", "memory", "512"), ("4096", "memory", "4096"), (None, "cpu", None),
 ])
 def test_task_size(value, kind, expected):
-    assert t.task_size(value, kind) == expected
+    assert n.task_size(value, kind) == expected
 
 
 def _rendered(tpl=None, env=None):
@@ -175,7 +176,7 @@ def _rendered(tpl=None, env=None):
 
 def test_described_revision_equals_its_template():
     desired = _rendered()
-    assert t.compare_task_definitions(desired, described(desired)) == []
+    assert n.compare_task_definitions(desired, described(desired)) == []
 
 
 @pytest.mark.parametrize("desired_over, current_over", [
@@ -195,7 +196,7 @@ def test_equivalent_task_level_forms_compare_equal(desired_over, current_over):
     desired = dict((k, v) for k, v in desired.items() if v is not None)
     current = described(_rendered())
     current.update(current_over)
-    assert t.compare_task_definitions(desired, current) == []
+    assert n.compare_task_definitions(desired, current) == []
 
 
 def test_bridge_mode_defaults_host_port_zero_and_network_mode():
@@ -205,7 +206,7 @@ def test_bridge_mode_defaults_host_port_zero_and_network_mode():
     current = copy.deepcopy(desired)
     current["networkMode"] = "bridge"
     current["containerDefinitions"][0]["portMappings"] = [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"}]
-    assert t.compare_task_definitions(desired, current) == []
+    assert n.compare_task_definitions(desired, current) == []
 
 
 def test_container_defaults_filled():
@@ -220,7 +221,7 @@ def test_container_defaults_filled():
     cc["healthCheck"] = {"command": ["CMD", "true"], "interval": 30, "timeout": 5, "retries": 3}
     cc["mountPoints"] = [{"sourceVolume": "w", "containerPath": "/w", "readOnly": False}]
     cc["logConfiguration"] = {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/par"}}
-    assert t.compare_task_definitions(desired, current) == []
+    assert n.compare_task_definitions(desired, current) == []
 
 
 @pytest.mark.parametrize("change, path", [
@@ -242,18 +243,18 @@ def test_each_difference_is_detected(change, path):
     desired = _rendered()
     current = described(desired)
     change(desired)
-    assert path in t.compare_task_definitions(desired, current)
+    assert path in n.compare_task_definitions(desired, current)
 
 
 def test_one_env_var_change_is_detected_with_its_name():
     current = described(_rendered())
     desired = _rendered(env=dict(ENV, PACKAGE_URL="s3://pixell-agent-packages/agent-v2.apkg"))
-    assert t.compare_task_definitions(desired, current) == [
+    assert n.compare_task_definitions(desired, current) == [
         "containerDefinitions[agent-runtime].environment[PACKAGE_URL].value"]
 
 
 def test_no_active_revision_is_a_difference():
-    assert t.compare_task_definitions(_rendered(), None) == ["(no ACTIVE revision)"]
+    assert n.compare_task_definitions(_rendered(), None) == ["(no ACTIVE revision)"]
 
 
 @pytest.mark.parametrize("a, b, expected", [
@@ -264,7 +265,7 @@ def test_no_active_revision_is_a_difference():
     ({"l": [{"name": "n", "v": 1}]}, {"l": [{"name": "n", "v": 2}]}, ["l[n].v"]),
 ])
 def test_compare(a, b, expected):
-    assert t.compare(a, b) == expected
+    assert n.compare(a, b) == expected
 
 
 # ----------------------------------------------------------------- redaction
@@ -353,7 +354,7 @@ def test_api_default_falsy_and_empty_strings_compare_equal(desired_over, current
 
     desired = apply(_rendered(), desired_over)
     current = apply(described(_rendered()), current_over)
-    assert t.compare_task_definitions(desired, current) == []
+    assert n.compare_task_definitions(desired, current) == []
 
 
 @pytest.mark.parametrize("change, path", [
@@ -365,7 +366,7 @@ def test_truthy_values_of_those_fields_still_differ(change, path):
     desired = _rendered()
     current = described(desired)
     change(desired)
-    assert path in t.compare_task_definitions(desired, current)
+    assert path in n.compare_task_definitions(desired, current)
 
 
 def test_empty_strings_are_not_sent():
@@ -386,13 +387,13 @@ def test_deployment_id_alone_is_no_difference(desired_id, current_id, expected):
     def env(deployment_id):
         return dict(ENV, DEPLOYMENT_ID=deployment_id) if deployment_id else ENV
 
-    assert t.compare_task_definitions(_rendered(env=env(desired_id)), described(_rendered(env=env(current_id)))) == expected
+    assert n.compare_task_definitions(_rendered(env=env(desired_id)), described(_rendered(env=env(current_id)))) == expected
 
 
 def test_deployment_id_is_compared_when_asked_and_other_changes_still_count():
     current = described(_rendered(env=dict(ENV, DEPLOYMENT_ID="deploy-1")))
     desired = _rendered(env=dict(ENV, DEPLOYMENT_ID="deploy-2", BOOT_BUDGET_MS=7000))
-    assert t.compare_task_definitions(desired, current) == [
+    assert n.compare_task_definitions(desired, current) == [
         "containerDefinitions[agent-runtime].environment[BOOT_BUDGET_MS].value"]
-    assert "containerDefinitions[agent-runtime].environment[DEPLOYMENT_ID].value" in t.compare_task_definitions(
+    assert "containerDefinitions[agent-runtime].environment[DEPLOYMENT_ID].value" in n.compare_task_definitions(
         desired, current, ignore_env=())
