@@ -10,7 +10,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
-from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.client import is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
 
 TOKEN_ENV = "AGENTFLEET_TOKEN"
 # Per-agent tokens ({agent_url: token}): not a task option but put into the validated

@@ -122,11 +122,6 @@ def normalize_base_url(url):
     return url
 
 
-def is_loopback(url):
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def clean_token(token):
     """The token without surrounding whitespace (a trailing newline from an env file is a classic); ``ValueError``
     when missing."""

@@ -31,12 +31,12 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import ManagerError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import build_notify_body
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import clean_token
-from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import is_loopback
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import mask
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import normalize_base_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import outcome
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import summary_line
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import wait_for_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import url_is_loopback
 
 CONNECTION_SPEC = dict(
     manager_url=dict(type="str", required=True),
@@ -121,7 +121,7 @@ def _give_result_keys(exc, status, polls, waited, started, clock, **extra):
 
 
 def _warnings(params):
-    if urlsplit(params["manager_url"]).scheme == "http" and not is_loopback(params["manager_url"]):
+    if urlsplit(params["manager_url"]).scheme == "http" and not url_is_loopback(params["manager_url"]):
         return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
     return []
 

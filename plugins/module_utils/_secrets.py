@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: agentfleet.rollout contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The agent tokens: checked before they go into a header, masked in what the agents answer.
+"""The agent tokens: checked before they go into a header, sent over plain http:// only to this machine
+(:func:`is_loopback`, the one answer of the collection to "is this host this machine?"), masked in what the agents
+answer.
 
 :func:`check_token` refuses a token that cannot be sent as an HTTP header value (a control
 character, a character outside latin-1) without ever showing it; :func:`secret_patterns` lists the
@@ -11,7 +13,9 @@ byte strings of the tokens an answer body may echo, which the agent client repla
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from urllib.parse import urlsplit
 
 # what replaces a token found in an agent's answer (the same mask as the reports')
 MASK = "********"
@@ -54,3 +58,20 @@ def check_token(token, name=TOKEN_NAME):
         raise ValueError("%s: contains characters that cannot be sent in an HTTP header (its value is not shown)"
                          % name) from None
     return token
+
+
+def is_loopback(host):
+    """Whether ``host`` (a URL's host name) is this machine: ``localhost`` (and ``*.localhost``, RFC 6761),
+    127.0.0.0/8 or ::1."""
+    host = (host or "").strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_is_loopback(url):
+    """:func:`is_loopback` of ``url``'s host."""
+    return is_loopback(urlsplit(url).hostname)

@@ -15,7 +15,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.client import is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
 from helpers import FakeAgent
 
 TOKEN = "play-token-5f1e9a"

@@ -14,7 +14,6 @@ answer body is masked of the tokens sent with the request.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import ssl
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK_BYTES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import secret_patterns
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import HAS_URLLIB3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Retry
@@ -82,16 +82,6 @@ class Response:
         except (ValueError, UnicodeDecodeError):
             self.json = None
 
-
-def is_loopback(host):
-    """Whether ``host`` (a URL's host name) is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
-    host = (host or "").strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HTTPClient:
