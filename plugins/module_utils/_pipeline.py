@@ -40,10 +40,10 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError

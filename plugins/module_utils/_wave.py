@@ -16,7 +16,7 @@ paused, stopped, an error, an empty wave): the wave's summary
 (``rollout_wave_summary``), one outcome per agent of the batch for its
 PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``), the lines
 to show (``lines``) and, when the rollout ends with this wave, the closed
-deployment (``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the
+deployment (``rollout_deployment_summary``). :func:`._rollout.verdict.judge_wave` is the
 one verdict; the playbook only acts on it.
 
 With a :class:`._run.Run` (the action plugin passes one) every request and
@@ -53,15 +53,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import observe_consent
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import observe_consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import record_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
