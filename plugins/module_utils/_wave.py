@@ -375,4 +375,3 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
             report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
     return out
-

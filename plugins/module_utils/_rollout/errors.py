@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 
-
 class RolloutError(Exception):
     """A rollout step failed in a way the operator must act on."""
 
