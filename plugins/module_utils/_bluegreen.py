@@ -26,7 +26,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import record_found_on_target
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 

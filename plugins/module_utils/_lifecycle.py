@@ -23,7 +23,7 @@ import time
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import report_totals
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.report import report_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ROLLBACK_STATUSES
 
 # environment variables that name the AWX / Tower job running us

@@ -40,13 +40,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import agent_outcomes
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import ungated
 
 ROUND_PHASES = ("ask", "round")
 # after an error (or an operator's fail) stopped a wave: how long agents still draining are watched, so
@@ -112,8 +114,6 @@ def _ask(ctx, out):
     asked_since = ctx.store.clock()
     # started by an earlier run of this wave that ended before its verdict (killed, interrupted): gated in this
     # one, not started again (a wave that was judged already gates nobody again)
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave import ungated
-
     rnd["handed"] = [a["name"] for a in ungated(ctx.store, ctx.dep, ctx.wave, ctx.members)]
     try:
         previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
@@ -457,8 +457,6 @@ def _gate(ctx, rnd, out):
 def _ended_early(ctx, rnd, out):
     """The wave stopped on an error or an operator's fail: no gate; the deployment ends ``failed`` with the
     error and who was started again; every agent's outcome says what happened to it."""
-    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave import agent_outcomes
-
     message = "wave %s (%s) stopped: %s" % (ctx.wave["index"], ctx.wave["name"], rnd["error"])
     if rnd.get("notes"):
         message += "; " + "; ".join(rnd["notes"])
@@ -476,7 +474,7 @@ def _ended_early(ctx, rnd, out):
                               secrets=ctx.secrets, status="failed")
     outcomes = agent_outcomes(ctx.store, ctx.deployment_id, ctx.members, rnd.get("handed") or [])
     if rnd.get("operator") == "failed":
-        # as for the later waves (_wave._stopped): the agents the operator's fail kept from their update fail
+        # as for the later waves (_wave_stop.stopped): the agents the operator's fail kept from their update fail
         for outcome in outcomes.values():
             if outcome["result"] in ("not asked", "pending"):
                 outcome.update(failed=True, detail="not updated: %s" % rnd["error"])

@@ -16,14 +16,14 @@ paused, stopped, an error, an empty wave): the wave's summary
 (``rollout_wave_summary``), one outcome per agent of the batch for its
 PLAY RECAP row (``outcomes``), whether the rollout halts (``halt``), the lines
 to show (``lines``) and, when the rollout ends with this wave, the closed
-deployment (``rollout_deployment_summary``). :func:`_rollout.judge_wave` is the
+deployment (``rollout_deployment_summary``). :func:`._rollout.verdict.judge_wave` is the
 one verdict; the playbook only acts on it.
 
 With a :class:`._run.Run` (the action plugin passes one) every request and
 every wait first checks that the ``ansible-playbook`` that started the wave
 still lives and that this run's lease generation is current; a wave whose
 controller died stops at once, and one stopped by SIGTERM/SIGINT ends in
-:func:`_interrupted` (the deployment ``interrupted``, agents that stopped for
+:func:`._wave_stop.interrupted` (the deployment ``interrupted``, agents that stopped for
 us started again).
 """
 
@@ -36,8 +36,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import run_phase as blue_green_phase
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import TASKS_PHASES as BLUE_GREEN_PHASES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._bluegreen import validate_blue_green
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
@@ -49,36 +47,34 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import awaiting_promotion_note
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import progress_deadline_at
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import close_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import notify_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import observe_consent
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import record_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import start_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_counts
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import observe_consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import record_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import aborted
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import agent_outcomes
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import interrupted
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import operator_guard
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import operator_stopped
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import stopped
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import ungated
 
 PHASES = ("all", "ask", "round", "finish")
 CONTROLLER_DRIVERS = ("none",)
 DRIVERS = ("none", "tasks", "docker")
-# after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
-INTERRUPT_DRAIN_WAIT = 10.0
-# an operator's pause or fail (from another process, see _lifecycle) stops a wave at once in these steps (every
-# agent it updated is up already: a resume gates them); in the others (agents asked and stopping for the update)
-# the wave ends first and the next one does not start
-OPERATOR_STOP_STEPS = ("the health gate",)
-OPERATOR_STATUSES = ("paused", "failed")
 
 
 def _members(wave):
@@ -205,7 +201,7 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
             # play instead, but then ansible-playbook exits 0 even though the halted wave's failed agents failed.)
-            out = _stopped(store, dep, members)
+            out = stopped(store, dep, members)
             if dep["status"] == "paused":
                 # this run stops driving the deployment: resume runs the rest. The first batch that sees the pause
                 # says so (``paused``: a notification, the on_pause hook); the later ones only hold their agents
@@ -221,10 +217,10 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             except (RunStopped, StaleRunError):
                 raise
             except Exception as exc:
-                raise _aborted(store, client, params, dep, wave, members, exc) from exc
+                raise aborted(store, client, params, dep, wave, members, exc) from exc
         # from here on a newer run of this deployment (a rerun after a kill, a takeover) fences this one off
         store.fence(deployment_id, dep["generation"])
-        run.fence = _operator_guard(store, run, params["phase"])
+        run.fence = operator_guard(store, run, params["phase"])
         try:
             run.check()
             return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
@@ -233,60 +229,14 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             if progress is not None:
                 progress("deployment %s %s: stopping in wave %s (%s) during %s" % (
                     deployment_id, exc.status, wave["index"], wave["name"], run.step))
-            return _operator_stopped(store, client, run, params, dep, wave, members, secrets, exc)
+            return operator_stopped(store, client, run, params, dep, wave, members, secrets, exc)
         except Interrupted as exc:
-            return _interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
+            return interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
         except (RunStopped, StaleRunError):
             raise
         except Exception as exc:
             with run.cleaning_up():
-                raise _aborted(store, client, params, dep, wave, members, exc) from exc
-
-
-def _aborted(store, client, params, dep, wave, members, exc):
-    """An error stopped the wave (a refused token, a malformed answer): no agent that stopped because we
-    asked is left down. Starts them again (:func:`_restart_stopped`) and returns the error to raise, its
-    message saying who was started again (the playbook records it as the deployment's failure)."""
-    notes = _restart_stopped(store, client, params, dep, members, why="the wave stopped on an error")
-    message = str(exc) or exc.__class__.__name__
-    if notes:
-        message += "; " + "; ".join(notes)
-    return RolloutError(message)
-
-
-def _operator_guard(store, run, phase):
-    """The run's fence: a newer run stops this one (StaleRunError); an operator's pause or fail stops it
-    in the steps of OPERATOR_STOP_STEPS (the health gate, of every driver)."""
-
-    def guard():
-        now = store.check_fence()
-        if (now and now[0] in OPERATOR_STATUSES and phase in ("all", "ask", "round") and run.step in OPERATOR_STOP_STEPS
-                and not run.cleaning):
-            raise OperatorStop(now[0], now[1] or now[0])
-
-    return guard
-
-
-def _operator_stopped(store, client, run, params, dep, wave, members, secrets, exc):
-    """An operator paused or failed the deployment while this wave waited: start again every agent that
-    stopped for us and is not yet handed over, record the deployment with the operator's status and where
-    it stopped. A paused deployment resumes with a rerun (agentfleet.rollout.resume): the agents already
-    started are gated then, without being started again."""
-    deployment_id = dep["deployment_id"]
-    with run.cleaning_up():
-        notes = _restart_stopped(store, client, params, dep, members)
-    message = "%s; stopped during %s in wave %s (%s)%s" % (
-        str(exc), run.step, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "")
-    if exc.status == "paused":
-        message += "; resume with agentfleet.rollout.resume (a rerun continues from here)"
-    store.event(deployment_id, "wave_stopped", {"wave": wave["index"], "step": run.step, "status": exc.status})
-    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
-                              audit_path=params.get("audit_path"), secrets=secrets, status=exc.status)
-    line = "deployment %s %s: %s" % (deployment_id, exc.status, message)
-    return {"changed": True, "failed": exc.status != "paused", "paused": exc.status == "paused", "msg": line,
-            "line": line, "halt": True, "halt_reason": message, "phase_done": exc.status, "needs_revert": False,
-            "update_hosts": [], "update_agents": [], "update_map": {}, "rollout_deployment_summary": closed,
-            "outcomes": agent_outcomes(store, deployment_id, members, [])}
+                raise aborted(store, client, params, dep, wave, members, exc) from exc
 
 
 class _Steps:
@@ -345,95 +295,6 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
 
 
-def _stopped(store, dep, members):
-    rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
-    if dep["status"] == "paused":
-        detail = "not asked: deployment %s is paused%s" % (
-            dep["deployment_id"], (" (%s)" % dep["message"]) if dep.get("message") else "")
-    else:
-        detail = "not asked: the rollout stopped (deployment %s)%s" % (
-            dep["status"], (": %s" % dep["message"]) if dep.get("message") else "")
-    # an operator failed the deployment: every agent it kept from its update fails (the job fails, and AWX's
-    # relaunch on failed hosts retries exactly them); after a failed wave the later agents are "ok, not asked"
-    by_operator = dep["status"] == "failed" and failed_by_operator(store, dep["deployment_id"])
-    outcomes = {}
-    for m in members:
-        row = rows.get(m["name"]) or {}
-        result = row.get("result") or "not asked"
-        outcomes[m["name"]] = {"result": result, "changed": False,
-                               "failed": result == "failed" or (by_operator and result == "not asked"),
-                               "detail": row.get("result_detail") or detail, "decision": row.get("decision"),
-                               "version_before": row.get("version_before"), "version_after": row.get("version_after")}
-    return {"changed": False, "halt": True, "halt_reason": detail, "outcomes": outcomes, "update_hosts": [],
-            "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
-
-
-def failed_by_operator(store, deployment_id):
-    """Whether an operator's ``fail`` (agentfleet.rollout.fail, :func:`._lifecycle.fail`) ended the deployment."""
-    return any(e["event"] == "deployment_failed" and (e.get("data") or {}).get("actor")
-               for e in store.events(deployment_id))
-
-
-def _interrupted(store, client, run, params, dep, wave, members, secrets, why):
-    """SIGTERM/SIGINT stopped the wave between two steps: start again every agent that stopped for us,
-    record the deployment ``interrupted`` with where it stopped, and say so."""
-    deployment_id = dep["deployment_id"]
-    with run.cleaning_up():
-        notes = _restart_stopped(store, client, params, dep, members)
-    message = "%s in wave %s (%s)%s; rerun the playbook to resume deployment %s" % (
-        why, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "", deployment_id)
-    store.event(deployment_id, "wave_interrupted", {"wave": wave["index"], "step": run.step,
-                                                    "signal": run.signal_name})
-    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
-                              audit_path=params.get("audit_path"), secrets=secrets, status="interrupted")
-    return {"changed": True, "failed": True, "interrupted": True, "msg": message, "line": message, "halt": True,
-            "halt_reason": message, "phase_done": "interrupted", "needs_revert": False, "update_hosts": [],
-            "update_agents": [], "update_map": {}, "rollout_deployment_summary": closed,
-            "outcomes": agent_outcomes(store, deployment_id, members, [])}
-
-
-def _restart_stopped(store, client, params, dep, members, why="the interrupt"):
-    """The agents of the wave that consented and are (or are about to be) down and not yet handed to the
-    driver: wait a little for those still draining, then say who is down and who starts them (the ``none``
-    driver's supervisor starts them by itself; with the tasks and docker drivers a run stopped by a signal
-    runs no more tasks: the rerun's first round starts them). Returns notes for the message."""
-    deployment_id = dep["deployment_id"]
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    waiting = [m for m in members if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
-               and not (rows.get(m["name"]) or {}).get("result")]
-    if not waiting:
-        return []
-    # an agent that consented is about to stop (draining, or still deciding): give it a moment to
-    # be down, so that it is started again rather than left down after we are gone
-    none = params["driver"] == "none"
-    wait = min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
-    observed = observe_stop(client, waiting, wait, poll_interval=0.25, supervisor_restarts=none,
-                            target_version=dep["target_version"])
-    names = [m["name"] for m in waiting if observed[m["name"]]["outcome"] == OBSERVED_STOPPED]
-    notes = []
-    busy = [m["name"] for m in waiting if m["name"] not in names]
-    if busy:
-        notes.append("asked and not stopped when the run ended (%s): %s" % (
-            "their supervisor restarts them if they stop" if none else "a rerun watches them", ", ".join(busy)))
-    if not names:
-        return notes
-    # they consented and acted on it (observed): recorded, so that a rerun never asks them again
-    store.record_answers(deployment_id, [{"host": h, "decision": ACCEPT, "reason": "observed: stopped",
-                                          "answered_at": rows[h].get("answered_at")}
-                                         for h in names if rows[h].get("decision") == PENDING])
-    if none:
-        store.set_results(deployment_id, [{"host": h, "result": "updated", "detail": (
-            "stopped for the update and started again by its supervisor after %s; not gated: a rerun gates it" % why)}
-            for h in names])
-        notes.append("stopped for the update, started again by their supervisor (not gated; a rerun gates them): %s"
-                     % ", ".join(names))
-    else:
-        # the tasks and docker drivers: this run ends here (a signal); the rerun's update tasks start them
-        notes.append("stopped for the update; the rerun starts them (its first round updates them): %s"
-                     % ", ".join(names))
-    return notes
-
-
 def _stall_note(params, what):
     return "no progress within rollout_progress_deadline (%gs): %s" % (params["progress_deadline"], what)
 
@@ -479,24 +340,6 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
     return ready + asked["retry_agents"]
 
 
-def ungated(store, dep, wave, members):
-    """Members an earlier run of this still unfinished wave handed to the driver (result ``updated``)
-    but whose gate never ended: a rerun gates them without starting them again."""
-    status = dict((w["wave"], w["status"]) for w in store.waves(dep["deployment_id"])).get(wave["index"])
-    if status != "running":
-        return []
-    rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
-    out = []
-    for m in members:
-        row = rows.get(m["name"]) or {}
-        if row.get("decision") in (ACCEPT, PENDING) and row.get("result") == "updated":
-            agent = dict(m)
-            agent["version_before"] = row.get("version_before")
-            agent["version"] = row.get("version_before")
-            out.append(agent)
-    return out
-
-
 def _passes(store, params, dep, wave, gate):
     """Would the wave pass with this gate? (the one verdict, before anything is recorded)"""
     counts = wave_counts(store, dep["deployment_id"], wave["index"])
@@ -531,28 +374,4 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
         out["rollout_deployment_summary"] = close_deployment(
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
             report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
-    return out
-
-
-def agent_outcomes(store, deployment_id, members, this_run):
-    """One outcome per member for its PLAY RECAP row: ``{host: {result, changed, failed, detail}}``.
-
-    ``changed`` when updated in this run; ``failed`` when its update or gate failed, it did not stop
-    after accepting, or it was unreachable; ``ok`` for every answer (reject, defer, decline), a skip, or
-    an update of an earlier run.
-    """
-    this_run = set(this_run)
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    out = {}
-    for m in members:
-        row = rows.get(m["name"]) or {}
-        result = row.get("result") or ("pending" if row.get("decision") else "not asked")
-        failed = result in ("failed", "reverted")
-        changed = result == "updated" and m["name"] in this_run
-        detail = row.get("result_detail") or row.get("decision_reason")
-        if result == "updated" and not changed:
-            detail = "updated in an earlier run"
-        out[m["name"]] = {"result": result, "changed": changed, "failed": failed, "detail": detail,
-                          "decision": row.get("decision"), "version_before": row.get("version_before"),
-                          "version_after": row.get("version_after")}
     return out

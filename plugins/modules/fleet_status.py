@@ -141,7 +141,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 from ansible_collections.agentfleet.rollout.plugins.module_utils._fleet import FLEET_STATUS_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._fleet import run_fleet_status
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
 
 
 def main():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import build_reason, judge_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import wave_line_for_previous
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave, wave_line_for_previous
 
 
 @pytest.mark.parametrize("accepted", [1, 2, 7, 100, 1000])

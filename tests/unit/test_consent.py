@@ -9,9 +9,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
     DRAINING, NO_ANSWER, STOPPED, WORKING, classify_liveness,
 )
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import (
-    judge_wave, notify_wave, observe_consent, wave_counts,
-)
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave, observe_consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave, wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from helpers import Clock
 

@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import RolloutError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import (
-    AuthenticationFailed, build_reason, notify_wave,
-)
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason, notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import AuthenticationFailed
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 
 

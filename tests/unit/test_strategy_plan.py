@@ -112,7 +112,7 @@ def test_parse_canary_and_auto_promote_default():
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import agent_state_ready  # noqa: E402
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining, waves_to_run  # noqa: E402
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout import judge_wave  # noqa: E402
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave  # noqa: E402
 
 
 @pytest.mark.parametrize("info, ready", [
