@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from unittest import mock
 
 try:
-    from ansible.module_utils.testing import patch_module_args
+    from ansible.module_utils.testing import patch_module_args  # pylint: disable=unused-import
 except ImportError:  # ansible-core < 2.19 (the oldest requires_ansible allows is tested: make units-oldest)
     from ansible.module_utils import basic as ansible_basic
 

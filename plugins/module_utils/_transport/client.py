@@ -83,7 +83,6 @@ class Response:
             self.json = None
 
 
-
 class HTTPClient:
     """HTTP(S) client for the agents, shared by a wave's threads (urllib3).
 
