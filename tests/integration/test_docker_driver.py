@@ -173,6 +173,7 @@ def test_a_never_healthy_image_is_reverted_to_the_previous_image(engine, client,
     assert report["status"] == "failed"
     for name, agent in ((a["host"], a) for a in report["agents"]):
         assert agent["result"] == "reverted", agent
+        assert "update" in agent["driver"], (agent, res.output[-6000:])
         assert agent["driver"]["update"]["image_after"]["id"] == image_id(client, "3.0.0")
         assert agent["driver"]["revert"]["image_after"]["id"] == old_id
         after = snapshot(client, name)
