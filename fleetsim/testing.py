@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+# the ports layout's agents without a base_port: a random range below the ephemeral range (Linux: 32768+)
+LOW_PORTS = (10000, 32000)
+ATTEMPTS = 8
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_FILES = Path(__file__).resolve().parent / "ansible"
@@ -99,18 +104,48 @@ class FleetSim:
     # ------------------------------------------------------------------ process
 
     def start(self, names=None, version=None):
-        """Without arguments: start the server. With names: batch-start those occurrences (see start_occurrences)."""
+        """Without arguments: start the server. With names: batch-start those occurrences (see start_occurrences).
+
+        With the ``ports`` layout and no ``base_port``, the agents' ports are taken below Linux's ephemeral range
+        (32768+): an agent closes its port while it restarts, and in the ephemeral range any client socket on a
+        busy machine could take it meanwhile (its restart then fails and the agent refuses connections for good).
+        A random base is tried again when a port of its range is taken."""
         if names is not None or self.proc is not None:
             return self.start_occurrences(names, version)
+        if self.base_port or self.layout != "ports":
+            return self._start(self.base_port)
+        size = self._size()
+        for attempt in range(ATTEMPTS):
+            base = random.randrange(LOW_PORTS[0] + 1, LOW_PORTS[1] - size)
+            try:
+                return self._start(base)
+            except FleetSimError as exc:
+                if attempt == ATTEMPTS - 1 or "address already in use" not in str(exc).lower():
+                    raise
+                self.proc = None
+        raise FleetSimError("unreachable")
+
+    def _size(self):
+        """How many occurrences the configuration makes (their ports are consecutive)."""
+        if self.count is not None and self.config is None:
+            return self.count
+        from fleetsim.config import build_fleet
+
+        return len(build_fleet(self.config, count=self.count))
+
+    def _start(self, base_port):
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.ready_path.exists():
             self.ready_path.unlink()
         cmd = [sys.executable, "-m", "fleetsim", "serve", "--layout", self.layout,
-               "--base-port", str(self.base_port), "--inventory", str(self.inventory_path),
+               "--base-port", str(base_port), "--inventory", str(self.inventory_path),
                "--log", str(self.log_path), "--state-dir", str(self.state_dir),
                "--ready-file", str(self.ready_path)]
-        if self.base_port == 0:
+        if base_port == 0:
             cmd += ["--control-port", "0"]
+        elif self.base_port == 0:
+            # the control port just below the agents' range (the server's default is a fixed port)
+            cmd += ["--control-port", str(base_port - 1)]
         if self.config is not None:
             cfg = self.workdir / "fleetsim-config.json"
             cfg.write_text(json.dumps(self.config))

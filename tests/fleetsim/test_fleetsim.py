@@ -362,3 +362,39 @@ def test_slow_ms_and_sigterm_exit(tmp_path):
     finally:
         sim.close()
     assert sim.proc.returncode == 0
+
+
+# ---------------------------------------------------------------------------- ports below the ephemeral range
+
+def test_agent_ports_are_below_the_ephemeral_range_and_a_taken_range_is_tried_again(tmp_path, monkeypatch):
+    """An agent closes its port while it restarts; in the ephemeral range (32768+) a client socket could take it
+    meanwhile and the agent would refuse connections for good (the refused-port flakes of test_2000_occurrences,
+    test_canary, test_crash). FleetSim takes a random range below it and tries another one when a port is taken."""
+    import random
+    import socket
+
+    from fleetsim import testing
+
+    taken = None
+    # a port below the ephemeral range, held like another process's listener: the first range tried starts
+    # just below it
+    for port in range(21001, 31000, 97):
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port + 1))
+            sock.listen()
+            taken = sock
+            break
+        except OSError:
+            sock.close()
+    assert taken is not None
+    bases = iter([port, port + 200])
+    monkeypatch.setattr(random, "randrange", lambda lo, hi: next(bases))
+    try:
+        with FleetSim(count=3, workdir=tmp_path / "sim") as sim:
+            ports = sorted(urlsplit(h["agent_url"]).port for h in sim.hosts().values())
+            assert ports == [port + 200, port + 201, port + 202], ports
+            assert all(p < testing.LOW_PORTS[1] for p in ports)
+            assert sim.health("agent-000")[0] == 200
+    finally:
+        taken.close()
