@@ -264,6 +264,7 @@ class FleetSim:
         self.layout = layout
         self.host = host
         self.base_port = base_port
+        self._next_candidate_port = None
         if control_port is None:
             control_port = base_port - 1 if base_port > 0 else 0
         self.control_port = control_port
@@ -533,12 +534,28 @@ class FleetSim:
         cand.starts = cand.violations = cand.busy_count = 0
         cand.shutting_down = cand.deliberating = cand.stuck = False
         cand.last_decision = None
-        cand.server, cand.port = await self._listen(0, self._port_route(cand), cand, self.backlog)
+        cand.server, cand.port = await self._listen_candidate(cand)
         cand.agent_url = f"http://{self.host}:{cand.port}"
         await self.bring_up(cand, version)
         self.candidates[occ.name] = cand
         self.lifecycle(occ, "candidate_started", version=cand.version, candidate_url=cand.agent_url)
         return cand
+
+    async def _listen_candidate(self, cand):
+        """A candidate's listener: with a base port, on the next free port after the occurrences' range (below
+        the ephemeral range when they are: a port the kernel hands out may carry another process's forwarding
+        rule, e.g. a container's published port, which would take the candidate's connections); else a free port."""
+        if not self.base_port:
+            return await self._listen(0, self._port_route(cand), cand, self.backlog)
+        if self._next_candidate_port is None:
+            self._next_candidate_port = self.base_port + max(o.index for o in self.occs.values()) + 1
+        for dummy in range(256):
+            port, self._next_candidate_port = self._next_candidate_port, self._next_candidate_port + 1
+            try:
+                return await self._listen(port, self._port_route(cand), cand, self.backlog)
+            except OSError:
+                continue
+        return await self._listen(0, self._port_route(cand), cand, self.backlog)
 
     def _close_candidate(self, cand):
         cand.cancel_timers()

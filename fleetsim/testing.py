@@ -116,7 +116,8 @@ class FleetSim:
             return self._start(self.base_port)
         size = self._size()
         for attempt in range(ATTEMPTS):
-            base = random.randrange(LOW_PORTS[0] + 1, LOW_PORTS[1] - size)
+            # the occurrences' ports, then room for as many blue-green candidates
+            base = random.randrange(LOW_PORTS[0] + 1, LOW_PORTS[1] - 2 * size - 64)
             try:
                 return self._start(base)
             except FleetSimError as exc:

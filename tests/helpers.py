@@ -76,6 +76,33 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# a container's published ports: above fleetsim's agent ports (fleetsim.testing.LOW_PORTS) and below Linux's
+# ephemeral range (32768+), which is where the kernel picks a free port for any listener that asks for one
+PUBLISHED_PORTS = (32001, 32767)
+_published = set()
+
+
+def published_port():
+    """A loopback port to publish a container's port on (podman's netavark). Netavark forwards it with an iptables
+    DNAT rule and holds no socket: on a port the kernel can hand out, a fleetsim agent or any test server that
+    asks for a free port could get it, and the rule would take its connections (they were refused: the
+    refused-port flakes of the suite, seen when the docker tests ran beside the others)."""
+    import random
+
+    for dummy in range(200):
+        port = random.randint(*PUBLISHED_PORTS)
+        if port in _published:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _published.add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % PUBLISHED_PORTS)
+
+
 # ---------------------------------------------------------------- HTTP servers on loopback
 class Seen(NamedTuple):
     """One request a :class:`LoopbackServer` received. ``body`` is the parsed JSON body ({} when none)."""

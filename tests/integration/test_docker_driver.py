@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, run_playbook
-from helpers import free_port, wait_for
+from helpers import published_port, wait_for
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python (docker) is not installed")
 
@@ -73,7 +73,7 @@ def start_agents(client, tmp_path, prefix, count, decline=()):
     hosts = {}
     for i in range(count):
         name = "%s-%d" % (prefix, i)
-        port = free_port()
+        port = published_port()
         env = {"AGENT_ID": name, "CIRIS_SETTING": "kept-%d" % i}
         if name in decline:
             env["AGENT_CONSENT"] = "decline"
