@@ -115,16 +115,19 @@ class FleetSim:
         if self.base_port or self.layout != "ports":
             return self._start(self.base_port)
         size = self._size()
-        for attempt in range(ATTEMPTS):
-            # the occurrences' ports, then room for as many blue-green candidates
-            base = random.randrange(LOW_PORTS[0] + 1, LOW_PORTS[1] - 2 * size - 64)
+        for dummy in range(ATTEMPTS - 1):
             try:
-                return self._start(base)
+                return self._start(self._low_base(size))
             except FleetSimError as exc:
-                if attempt == ATTEMPTS - 1 or "address already in use" not in str(exc).lower():
+                if "address already in use" not in str(exc).lower():
                     raise
                 self.proc = None
-        raise FleetSimError("unreachable")
+        return self._start(self._low_base(size))
+
+    @staticmethod
+    def _low_base(size):
+        """A random first port below the ephemeral range: the occurrences' ports, then as many for candidates."""
+        return random.randrange(LOW_PORTS[0] + 1, LOW_PORTS[1] - 2 * size - 64)
 
     def _size(self):
         """How many occurrences the configuration makes (their ports are consecutive)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import ssl
 import threading
@@ -87,8 +88,6 @@ def published_port():
     DNAT rule and holds no socket: on a port the kernel can hand out, a fleetsim agent or any test server that
     asks for a free port could get it, and the rule would take its connections (they were refused: the
     refused-port flakes of the suite, seen when the docker tests ran beside the others)."""
-    import random
-
     for dummy in range(200):
         port = random.randint(*PUBLISHED_PORTS)
         if port in _published:

@@ -43,6 +43,15 @@ MIN_STREAK_SPACING = 0.05
 DUE_SLACK = 0.01
 
 
+def streak_spacing(min_stable_time, poll_interval, min_probes=MIN_HEALTHY_PROBES):
+    """How far apart the ready probes of a streak are: they span ``min_stable_time`` (the window the user asked
+    for) when that is shorter than ``min_probes - 1`` poll intervals, never closer than MIN_STREAK_SPACING; else
+    ``poll_interval``."""
+    if min_probes < 2:
+        return poll_interval
+    return min(poll_interval, max(MIN_STREAK_SPACING, max(0.0, float(min_stable_time)) / (min_probes - 1)))
+
+
 class WaveTracker:
     """Pure state of a wave being watched; feed it observations, ask it verdicts."""
 
@@ -68,12 +77,8 @@ class WaveTracker:
         self.seen_ready = set()
 
     def streak_spacing(self, poll_interval):
-        """How far apart the ready probes of a streak are: they span ``min_stable_time`` (the window the user
-        asked for) when that is shorter than ``min_probes - 1`` poll intervals, never closer than
-        MIN_STREAK_SPACING; else ``poll_interval``."""
-        if self.min_probes < 2:
-            return poll_interval
-        return min(poll_interval, max(MIN_STREAK_SPACING, self.min_stable_time / (self.min_probes - 1)))
+        """:func:`streak_spacing` of this wave."""
+        return streak_spacing(self.min_stable_time, poll_interval, self.min_probes)
 
     @property
     def required(self):
@@ -354,7 +359,7 @@ def short_window_warnings(min_healthy_time, poll_interval):
     """A warning when ``min_healthy_time`` is under a second: the gate's probes in a row span only that."""
     if min_healthy_time >= 1.0:
         return []
-    spacing = WaveTracker([], min_healthy_time, min_probes=MIN_HEALTHY_PROBES).streak_spacing(poll_interval)
+    spacing = streak_spacing(min_healthy_time, poll_interval)
     return ["min_healthy_time %g s: an agent counts as healthy after %d healthy probes in a row (%g s apart), "
             "so one that fails later than that is counted updated; set rollout_min_healthy_time to the time a bad "
             "version needs to show (10 s or more)" % (min_healthy_time, MIN_HEALTHY_PROBES, spacing)]

@@ -394,18 +394,17 @@ def _record_round(ctx, rnd):
 def _handed(ctx, names=None):
     """The agents to gate: this wave's agents handed to the tasks and recorded ``updated`` (in this run or an
     earlier run of the wave whose gate never ended)."""
+    return _recorded(ctx, names, "updated", (ACCEPT, PENDING))
+
+
+def _recorded(ctx, names, result, decisions=None):
+    """This wave's agents (of ``names``, None: all) whose recorded result is ``result`` (and decision one of
+    ``decisions``), as agents with the version they ran before."""
     rows = ctx.rows()
     return [_agent(m, rows[m["name"]]) for m in ctx.members
             if (names is None or m["name"] in names)
-            and (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
-            and (rows.get(m["name"]) or {}).get("result") == "updated"]
-
-
-def _failed_updates(ctx, names):
-    """This wave's agents ``names`` recorded ``failed`` by their update tasks (stopped for us, not started)."""
-    rows = ctx.rows()
-    return [_agent(m, rows[m["name"]]) for m in ctx.members
-            if m["name"] in names and (rows.get(m["name"]) or {}).get("result") == "failed"]
+            and (rows.get(m["name"]) or {}).get("result") == result
+            and (decisions is None or (rows.get(m["name"]) or {}).get("decision") in decisions)]
 
 
 def _gate(ctx, rnd, out):
@@ -438,7 +437,8 @@ def _gate(ctx, rnd, out):
         gate.update(blocked=stalled, reason=stalled, passed=False)
     revertable = [a for a in handed if a.get("version")]
     # agents whose update tasks failed stopped because we asked and may be down: a revert puts them back as well
-    down = [a for a in _failed_updates(ctx, rnd.get("update_failed") or []) if a.get("version")]
+    down = ([a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
+            if params["auto_revert"] and rnd.get("update_failed") else [])
     if params["auto_revert"] and (revertable or down) and not ctx.passes(ctx.store, params, ctx.dep, ctx.wave, gate):
         rnd["stage"] = "revert"
         rnd["gate"] = gate
