@@ -56,7 +56,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help venv build units integration integration-timing faults reliability-tables ciris ciris-prefetch sanity molecule changelog-lint test \
         demo demo-shutdown demo-docker bench clean \
         tools-venv galaxy-import lint packaging-tests awx-collection version oldest-venv units-oldest \
-        check integration-fast bench-check bench-scale cache-clean tool-check
+        check typecheck integration-fast bench-check bench-scale cache-clean tool-check
 
 help:
 	@echo "targets: venv build units integration faults reliability-tables ciris sanity molecule changelog-lint test demo demo-shutdown demo-docker bench clean"
@@ -181,6 +181,15 @@ molecule: venv build
 	    ANSIBLE_HOME=$(CURDIR)/$(BUILD_DIR)/molecule-home \
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(BUILD_DIR)/molecule-ephemeral \
 	    $(abspath $(BIN))/molecule test -s default
+
+# mypy --strict over plugins/module_utils (mypy.ini; issue 22). The package is found through a symlink
+# build/typecheck/ansible_collections/agentfleet/rollout -> this checkout.
+TYPECHECK_ROOT := $(CURDIR)/$(BUILD_DIR)/typecheck
+typecheck: venv
+	mkdir -p $(TYPECHECK_ROOT)/ansible_collections/$(COLLECTION_NS)
+	ln -sfn $(CURDIR) $(TYPECHECK_ROOT)/ansible_collections/$(COLLECTION_NS)/$(COLLECTION_NAME)
+	cd $(TYPECHECK_ROOT) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/mypy.ini --cache-dir $(TYPECHECK_ROOT)/.mypy_cache \
+	    -p ansible_collections.$(COLLECTION_NS).$(COLLECTION_NAME).plugins.module_utils
 
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
