@@ -125,6 +125,7 @@ WAVE_SPEC = connection_spec(
     wave=dict(type="dict", required=True),
     wave_count=dict(type="int", required=True),
     last=dict(type="bool", default=False),
+    next_wave=dict(type="dict"),
     phase=dict(type="str", default="all", choices=["all", "ask", "round", "finish", "candidates", "retire"]),
     strategy=dict(type="str", default="canary"),
     release_notes=dict(type="str"),

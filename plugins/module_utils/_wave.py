@@ -135,7 +135,7 @@ SHAPE = {
     "needs_revert": False, "revert_hosts": [], "gate": {}, "outcomes": {}, "plan_lines": [], "table": [],
     "notes": [], "revert_note": None, "promotion_note": None, "rollout_wave_summary": {},
     "rollout_deployment_summary": {}, "candidate_hosts": [], "promote_hosts": [], "discard_hosts": [],
-    "candidate_map": {}, "go_on": False,
+    "candidate_map": {}, "go_on": False, "asked_ahead": [],
 }
 # internal keys of the engine's steps that do not leave it
 _INTERNAL = ("update_agents", "revert_agents", "revert_map", "summary", "stalled", "progress_deadline_at")
@@ -292,7 +292,43 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
         out["revert_note"] = "driver none cannot start a previous version: nothing reverted (the agents' supervisor " \
                              "runs what it is given)"
     out["needs_revert"] = False
-    return _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+    out = _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+    _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, progress, run)
+    return out
+
+
+def _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, progress, run):
+    """The none driver: once this wave passed, ask the plan's next wave (``next_wave``) before returning.
+
+    Its agents then drain and restart while Ansible writes this wave's PLAY RECAP rows (a forked worker per
+    agent, ~9 ms each, that no wave could overlap otherwise); its own call finds every answer recorded
+    (nobody is asked twice) and watches the agents stop, gates and judges them. Nothing is asked ahead when
+    this wave failed, the deployment no longer runs (an operator paused or failed it meanwhile), or this is
+    the last wave; the role leaves ``next_wave`` out when something happens between the waves (a hook, a
+    wait). An error asking ahead is the next wave's: its call asks again whoever has no recorded answer.
+    """
+    nxt = params.get("next_wave")
+    if not nxt or out.get("halt") or params.get("last") or params["driver"] not in CONTROLLER_DRIVERS:
+        return
+    now = store.get_deployment(dep["deployment_id"])
+    if now is None or now["status"] != "running":
+        return
+    members = _members(nxt)
+    run.step = "asking the next wave ahead"
+    try:
+        asked = _ask(store, client, params, dep, nxt, members, secrets, clock, sleep, reask_until=None)
+    except (RunStopped, StaleRunError):
+        raise
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        out.setdefault("notes", []).append("wave %s (%s): asking it ahead failed (%s); its own call asks again" % (
+            nxt["index"], nxt["name"], exc))
+        return
+    out["asked_ahead"] = asked["asked"]
+    note = "wave %s (%s) asked ahead as wave %s passed: %d of %d agents asked" % (
+        nxt["index"], nxt["name"], wave["index"], len(asked["asked"]), len(members))
+    out.setdefault("notes", []).append(note)
+    if progress is not None:
+        progress(note)
 
 
 def _stall_note(params, what):
@@ -316,12 +352,8 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
     handed to a driver in an earlier run of this deployment whose update or gate failed.
     """
     deployment_id = dep["deployment_id"]
-    previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
-    reason = build_reason(dep["target_version"], deployment_id, params.get("release_notes"), wave["name"],
-                          wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
-    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=params["force"],
-                        store=store, reask_until=params.get("reask_until"), clock=clock, sleep=sleep,
-                        on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
+    asked = _ask(store, client, params, dep, wave, members, secrets, clock, sleep, params.get("reask_until"))
+    reason = asked["reason"]
     stop_timeout, cut = remaining(deadline_at, clock(), params["stop_timeout"])
     cut_short = _stall_note(params, "still not stopped") if cut else None
     ready, observed = observe_consent(
@@ -338,6 +370,20 @@ def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, mo
             for name, o in observed.items()], secrets)
     out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
     return ready + asked["retry_agents"]
+
+
+def _ask(store, client, params, dep, wave, members, secrets, clock, sleep, reask_until):
+    """Mark the wave started and ask its members (never twice): :func:`._rollout.ask.notify_wave`'s result,
+    with the ``reason`` they were given."""
+    deployment_id = dep["deployment_id"]
+    previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
+    reason = build_reason(dep["target_version"], deployment_id, params.get("release_notes"), wave["name"],
+                          wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
+    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=params["force"],
+                        store=store, reask_until=reask_until, clock=clock, sleep=sleep,
+                        on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
+    asked["reason"] = reason
+    return asked
 
 
 def _passes(store, params, dep, wave, gate):

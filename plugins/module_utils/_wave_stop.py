@@ -13,6 +13,8 @@ RECAP row.
 
 from __future__ import annotations
 
+import time
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
@@ -28,6 +30,11 @@ INTERRUPT_DRAIN_WAIT = 10.0
 # the wave ends first and the next one does not start
 OPERATOR_STOP_STEPS = ("the health gate",)
 OPERATOR_STATUSES = ("paused", "failed")
+# how long one read of the deployment's generation and status serves the requests that follow it (the fence
+# was read before every request: a fifth of a 1,000-agent wave call's CPU). A newer run (a rerun, a takeover)
+# stops this one, and an operator's pause or fail is seen, within this much more; the newer run itself asks
+# nobody before its plan play has run, which takes longer.
+FENCE_TTL = 0.1
 
 
 def stopped(store, dep, members):
@@ -72,12 +79,18 @@ def aborted(store, client, params, dep, wave, members, exc):
     return RolloutError(message)
 
 
-def operator_guard(store, run, phase):
+def operator_guard(store, run, phase, ttl=FENCE_TTL, monotonic=time.monotonic):
     """The run's fence: a newer run stops this one (StaleRunError); an operator's pause or fail stops it
-    in the steps of OPERATOR_STOP_STEPS (the health gate, of every driver)."""
+    in the steps of OPERATOR_STOP_STEPS (the health gate, of every driver). The state is read at most once
+    every ``ttl`` seconds (a stale read raises every time: it is never kept)."""
+    last = [(None, None)]  # (when, what check_fence said): one tuple, replaced whole by whichever thread reads
 
     def guard():
-        now = store.check_fence()
+        t = monotonic()
+        read_at, now = last[0]
+        if read_at is None or t - read_at >= ttl:
+            now = store.check_fence()
+            last[0] = (t, now)
         if (now and now[0] in OPERATOR_STATUSES and phase in ("all", "ask", "round") and run.step in OPERATOR_STOP_STEPS
                 and not run.cleaning):
             raise OperatorStop(now[0], now[1] or now[0])

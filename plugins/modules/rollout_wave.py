@@ -103,6 +103,16 @@ options:
       - A failed wave closes the deployment whatever O(last) says.
     type: bool
     default: false
+  next_wave:
+    description:
+      - The plan's next wave (an entry of RV(agentfleet.rollout.deployment#module:waves)), for O(phase=all) with
+        O(driver=none).
+      - Once this wave has passed, and while the deployment still runs, its agents are asked before this call
+        returns (nobody twice): they drain and restart while Ansible writes this wave's results, and the next
+        wave's own call finds their answers recorded and watches them stop.
+      - Leave it out when the playbook does something between the waves (a hook, a wait, an approval). Ignored
+        with O(last=true), another driver, or a blue-green wave.
+    type: dict
   phase:
     description:
       - The part of the wave to run (see the description).
@@ -395,6 +405,11 @@ round:
   type: dict
 lines:
   description: What the playbook shows for this wave (its line, the plan in check mode, the failed gate's table, notes, the deployment's summary table).
+  returned: always
+  type: list
+  elements: str
+asked_ahead:
+  description: The agents of O(next_wave) this call asked as the wave passed (empty when nothing was asked ahead).
   returned: always
   type: list
   elements: str

@@ -288,6 +288,32 @@ def test_immediate_against_ciris_agents_waits_for_them_to_stop(tmp_path):
         assert sim.violations()["count"] == 0
 
 
+def test_none_driver_asks_each_next_wave_as_the_last_one_passes_and_nobody_twice(tmp_path):
+    # issue 20's critical path: with the none driver a wave that passed asks the next one before its call returns,
+    # so that those agents drain and restart while Ansible writes the PLAY RECAP rows of the wave just done
+    cfg = ciris_fleet(7, decliners=["agent-002"])
+    with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim, Supervisor(sim, "2.0.0"):
+        res = run(sim, tmp_path, rollout_driver="none", rollout_stop_timeout=3, rollout_success_threshold=0.6,
+                  rollout_cohorts=[{"name": "first", "count": 1}, {"name": "second", "count": 3},
+                                   {"name": "rest", "rest": True}])
+        assert res.rc == 0, res.output
+        report = res.report()
+        assert report["status"] == "completed", report
+        assert "wave 2 (second) asked ahead as wave 1 passed: 3 of 3 agents asked" in res.output, res.output
+        assert "wave 3 (rest) asked ahead as wave 2 passed: 3 of 3 agents asked" in res.output, res.output
+        agents = by_host(report)
+        assert sorted(asked_hosts(sim)) == sorted(agents)  # each asked once
+        assert all(a["asked_count"] == 1 for a in agents.values()), agents
+        # a wave is asked only once the one before it passed
+        finished = {w["wave"]: w["finished_at"] for w in report["waves"]}
+        for a in agents.values():
+            if a["wave"] > 1:
+                assert a["asked_at"] >= finished[a["wave"] - 1], (a, finished)
+        assert agents["agent-002"]["result"] == "declined" and starts(sim, "agent-002") == []
+        assert [a["result"] for h, a in sorted(agents.items()) if h != "agent-002"] == ["updated"] * 6
+        assert sim.violations()["count"] == 0
+
+
 def test_tasks_driver_against_ciris_agents_updates_only_those_that_stopped(tmp_path):
     tasks = _trace_tasks(tmp_path)
     cfg = ciris_fleet(3, decliners=["agent-001"])

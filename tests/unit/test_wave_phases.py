@@ -194,6 +194,61 @@ def test_a_rerun_of_a_finished_wave_asks_nobody_again(engine):
     assert second["passed"] and len(engine.agents["a2"].asked) == 1
 
 
+# -- asking the next wave ahead (none driver, issue 20: the critical path) ----------------------------------------
+
+def test_a_passed_wave_asks_the_next_one_ahead_and_its_call_watches_gates_and_asks_nobody_twice(engine):
+    plan = engine.deploy({"a1": {}, "b1": {}, "b2": {"drain": 1.0}}, [1, 2])
+    first = engine.run_wave(plan[0], plan, next_wave=plan[1])
+    assert first["passed"] and first["asked_ahead"] == ["b1", "b2"], first["lines"]
+    assert "wave 2 (wave-2) asked ahead as wave 1 passed: 2 of 2 agents asked" in first["lines"]
+    assert [len(engine.agents[n].asked) for n in ("a1", "b1", "b2")] == [1, 1, 1]
+    # a wave's outcomes are its own: the agents asked ahead have no row in this batch
+    assert sorted(first["outcomes"]) == ["a1"]
+    asked_at = engine.clock()
+    second = engine.run_wave(plan[1], plan)
+    assert second["passed"] and results(second) == {"b1": "updated", "b2": "updated"}, second["lines"]
+    assert second["asked"] == [] and second["asked_ahead"] == []
+    assert all(len(a.asked) == 1 and a.version == TARGET for a in engine.agents.values())
+    # the slowest agent was asked before the second call: up 1 + 1 s after its ask, stable 1 s later
+    assert engine.clock() - asked_at <= 3.5, engine.clock() - asked_at
+    with open_store(engine.state) as store:
+        rows = dict((r["host"], r) for r in store.agents("d-unit"))
+    assert all(rows[n]["asked_count"] == 1 for n in rows), rows
+
+
+def test_nothing_is_asked_ahead_after_a_failed_wave(engine):
+    plan = engine.deploy({"crashy": {"mode": "crash", "crash_after": 0.3}, "n1": {}}, [1, 1])
+    failed = engine.run_wave(plan[0], plan, next_wave=plan[1])
+    assert failed["halt"] and failed["asked_ahead"] == [] and engine.agents["n1"].asked == []
+
+
+def test_nothing_is_asked_ahead_once_an_operator_paused_the_deployment(engine):
+    plan = engine.deploy({"q1": {}, "q2": {}}, [1, 1])
+    # the deployment paused by an operator while the first wave ran (a wave under way ends, the next is held)
+    original = _wave._finish
+
+    def finish_then_pause(store, *args, **kwargs):
+        out = original(store, *args, **kwargs)
+        store.set_status("d-unit", "paused", message="paused by an operator")
+        return out
+
+    _wave._finish = finish_then_pause
+    try:
+        out = engine.run_wave(plan[0], plan, next_wave=plan[1])
+    finally:
+        _wave._finish = original
+    assert out["passed"] and out["asked_ahead"] == [] and engine.agents["q2"].asked == [], out["lines"]
+
+
+def test_the_last_wave_and_a_blue_green_or_explicit_wave_without_next_wave_ask_nobody_ahead(engine):
+    plan = engine.deploy({"a1": {}, "b1": {}}, [1, 1])
+    out = engine.run_wave(plan[0], plan)
+    assert out["passed"] and out["asked_ahead"] == [] and engine.agents["b1"].asked == []
+    last = engine.run_wave(plan[1], plan, next_wave=plan[0])
+    assert last["passed"] and last["asked_ahead"] == []
+    assert len(engine.agents["a1"].asked) == 1
+
+
 # -- the tasks driver's pipeline: phase ask, then phase round until done -----------------------------------------
 
 def start_agents(engine, out):

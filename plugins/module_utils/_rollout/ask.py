@@ -130,21 +130,39 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         return member["name"], answer
 
     record_lock = threading.Lock()
+    arrived_lock = threading.Lock()
+    arrived = []
 
     def record_one(name, ans):
+        # group commit: every answer is recorded before record_one returns (as with one transaction per answer),
+        # but whichever thread holds the store commits every answer that arrived meanwhile in one transaction
         if store is None:
             return
+        with arrived_lock:
+            arrived.append(dict(ans, host=name))
         with record_lock:
-            if ans["decision"] in (ACCEPT, PENDING, DEFER, REJECT, UNREACHABLE, AUTH_ERROR):
-                store.record_answers(deployment_id, [dict(ans, host=name)])
+            with arrived_lock:
+                batch = arrived[:]
+                del arrived[:]
+            if batch:
+                record_batch(batch)
+
+    def record_batch(batch):
+        decided = [a for a in batch if a["decision"] in (ACCEPT, PENDING, DEFER, REJECT, UNREACHABLE, AUTH_ERROR)]
+        if decided:
+            store.record_answers(deployment_id, decided)
+        results = []
+        for ans in batch:
             if ans["decision"] == AUTH_ERROR:
                 # its credential was refused: recorded (decision ``unauthorized``, not null), never updated
-                store.set_results(deployment_id, [{"host": name, "result": "failed", "detail": ans["reason"],
-                                                   "version_before": ans.get("version_before")}])
+                results.append({"host": ans["host"], "result": "failed", "detail": ans["reason"],
+                                "version_before": ans.get("version_before")})
             elif ans["decision"] == "skipped":
-                store.set_results(deployment_id, [{"host": name, "result": "skipped", "detail": ans["reason"],
-                                                   "version_before": ans.get("version_before"),
-                                                   "version_after": ans.get("version_before")}])
+                results.append({"host": ans["host"], "result": "skipped", "detail": ans["reason"],
+                                "version_before": ans.get("version_before"),
+                                "version_after": ans.get("version_before")})
+        if results:
+            store.set_results(deployment_id, results)
 
     def ask_or_stop(member):
         # a run told to stop (its controller gone, a signal, a newer run) sends no more requests; the
