@@ -23,6 +23,19 @@ from __future__ import annotations
 import json
 import re
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Literal
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TypeVar
+from typing import Union
+from typing import overload
 from urllib.parse import urlencode
 
 try:
@@ -35,7 +48,29 @@ except ImportError:  # pragma: no cover - jmespath comes with botocore (requirem
 try:
     import urllib3
 except ImportError:  # pragma: no cover - urllib3 is in requirements.txt
-    urllib3 = None
+    urllib3 = None  # type: ignore[assignment]  # the optional import's fallback
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
+    class MeasurementSource(Protocol):
+        """What :func:`run_analysis` measures with: :class:`Sources`, or a test's stand-in."""
+
+        def measure(self, check: Check, values: Mapping[str, Any], agents: Sequence[Agent]) -> Measured:
+            ...
+
+# a check of ``rollout_analysis`` (normalized: defaults, ``source``, parsed conditions), an agent (a wave member),
+# a measurement's samples and error
+Check = Dict[str, Any]
+Agent = Dict[str, Any]
+Measured = Tuple[Optional[List[float]], Optional[str]]
+# a parsed condition: alternatives (or) of clauses (and), each ``(left, op, right)`` with "result" or a number
+Operand = Union[Literal["result"], float]
+Condition = List[List[Tuple[Operand, str, Operand]]]
+_T = TypeVar("_T")
 
 SUCCESSFUL = "successful"
 FAILED = "failed"
@@ -44,49 +79,56 @@ SOURCES = ("prometheus", "http", "agent")
 PLACEHOLDERS = ("version", "deployment_id", "wave", "cohort", "agents_regex")
 CHECK_KEYS = ("name", "success_condition", "failure_condition", "interval", "count", "failure_limit",
               "inconclusive_limit", "initial_delay", "dry_run") + SOURCES
-DEFAULTS = {"interval": 10.0, "count": 1, "failure_limit": 0, "inconclusive_limit": 0, "initial_delay": 0.0,
-            "dry_run": False}
+DEFAULTS: Dict[str, Any] = {"interval": 10.0, "count": 1, "failure_limit": 0, "inconclusive_limit": 0,
+                            "initial_delay": 0.0, "dry_run": False}
 # one request of a measurement at most
 REQUEST_TIMEOUT = 10.0
 _CLAUSE = re.compile(r"^\s*(result|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(<=|>=|==|!=|<|>)\s*"
                      r"(result|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
-_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-        "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_OPS: Dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 
 
 class AnalysisError(ValueError):
     """A check that cannot be run as written (named by its field)."""
 
 
-def parse_condition(text, field="condition"):
+def parse_condition(text: object, field: str = "condition") -> Condition:
     """``result < 0.05 and result >= 0`` -> a list of alternatives (``or``), each a list of clauses (``and``),
     each ``(left, op, right)`` with ``"result"`` or a float."""
     if not isinstance(text, str) or not text.strip():
         raise AnalysisError("%s: must be a comparison of result with a number, e.g. 'result < 0.05'" % field)
-    alternatives = []
+    alternatives: Condition = []
     for alternative in re.split(r"\s+or\s+", text.strip()):
-        clauses = []
+        clauses: List[Tuple[Operand, str, Operand]] = []
         for clause in re.split(r"\s+and\s+", alternative):
             match = _CLAUSE.match(clause)
             if not match or "result" not in (match.group(1), match.group(3)):
                 raise AnalysisError("%s: cannot read %r: write comparisons of result with numbers (<, <=, >, >=, "
                                     "==, !=) joined with and / or, e.g. 'result < 0.05'" % (field, clause.strip()))
             left, op, right = match.groups()
-            clauses.append((left if left == "result" else float(left), op, right if right == "result" else float(right)))
+            clauses.append((_operand(left), op, _operand(right)))
         alternatives.append(clauses)
     return alternatives
 
 
-def holds(condition, value):
+def _operand(text: str) -> Operand:
+    """A clause's side: ``"result"`` or its number."""
+    return "result" if text == "result" else float(text)
+
+
+def holds(condition: Condition, value: float) -> bool:
     """Whether one number meets a parsed condition."""
-    def side(x):
+    def side(x: Operand) -> float:
         return value if x == "result" else x
     return any(all(_OPS[op](side(a), side(b)) for a, op, b in clauses) for clauses in condition)
 
 
-def normalize_checks(checks):
+def normalize_checks(checks: object) -> Tuple[List[Check], List[str]]:
     """The checks with defaults, validated: ``(checks, errors)``; each error names its field."""
-    out, errors = [], []
+    out: List[Check] = []
+    errors: List[str] = []
     if checks in (None, ""):
         return out, errors
     if not isinstance(checks, list):
@@ -141,7 +183,7 @@ def normalize_checks(checks):
     return out, errors
 
 
-def _source_errors(where, source, spec):
+def _source_errors(where: str, source: str, spec: object) -> List[str]:
     where = "%s.%s" % (where, source)
     if not isinstance(spec, dict):
         return ["%s: must be a mapping" % where]
@@ -163,24 +205,34 @@ def _source_errors(where, source, spec):
     return errors
 
 
-def fill(text, values):
+@overload
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    ...
+
+
+@overload
+def fill(text: _T, values: Mapping[str, Any]) -> _T:
+    ...
+
+
+def fill(text: object, values: Mapping[str, Any]) -> object:
     """``${name}`` placeholders of the wave filled in (the others left as they are)."""
     if not isinstance(text, str):
         return text
     return re.sub(r"\$\{(%s)\}" % "|".join(PLACEHOLDERS), lambda m: str(values[m.group(1)]), text)
 
 
-def wave_values(dep, wave, agents):
+def wave_values(dep: Mapping[str, Any], wave: Mapping[str, Any], agents: Sequence[Agent]) -> Dict[str, Any]:
     names = sorted(a["name"] for a in agents)
     return {"version": dep.get("target_version"), "deployment_id": dep.get("deployment_id"),
             "wave": wave.get("index"), "cohort": wave.get("name"),
             "agents_regex": "|".join(re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", n) for n in names)}
 
 
-def _numbers(value):
+def _numbers(value: Any) -> Optional[List[float]]:
     """A number or a list of numbers from a JSON value (strings of numbers too), or None when there is none."""
     items = value if isinstance(value, list) else [value]
-    out = []
+    out: List[float] = []
     for item in items:
         if isinstance(item, bool) or item is None:
             return None
@@ -194,16 +246,16 @@ def _numbers(value):
 class Sources:
     """Takes one measurement of a check: ``(samples or None, error or None)``."""
 
-    def __init__(self, agent_client=None, http=None):
+    def __init__(self, agent_client: Optional[AgentClient] = None, http: Optional[urllib3.PoolManager] = None) -> None:
         self.agent_client = agent_client
         self.http = http
 
-    def _pool(self):
+    def _pool(self) -> urllib3.PoolManager:
         if self.http is None:
             self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=REQUEST_TIMEOUT))
         return self.http
 
-    def measure(self, check, values, agents):
+    def measure(self, check: Check, values: Mapping[str, Any], agents: Sequence[Agent]) -> Measured:
         spec = check[check["source"]]
         try:
             if check["source"] == "prometheus":
@@ -215,7 +267,8 @@ class Sources:
             # a measurement's error is inconclusive, never a crash of the wave
             return None, "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
 
-    def _json(self, method, url, headers=None, body=None):
+    def _json(self, method: str, url: str, headers: Optional[Mapping[str, str]] = None,
+              body: Optional[bytes] = None) -> Tuple[int, Any]:
         resp = self._pool().request(method, url, body=body, headers=headers or {}, redirect=False)
         try:
             data = json.loads(resp.data.decode("utf-8")) if resp.data else None
@@ -223,7 +276,7 @@ class Sources:
             data = None
         return resp.status, data
 
-    def _prometheus(self, spec, values):
+    def _prometheus(self, spec: Mapping[str, Any], values: Mapping[str, Any]) -> Measured:
         url = fill(spec["url"], values).rstrip("/") + "/api/v1/query?" + urlencode({"query": fill(spec["query"], values)})
         status, data = self._json("GET", url, spec.get("headers"))
         if not isinstance(data, dict):
@@ -242,7 +295,7 @@ class Sources:
             return None, "no data (the query's vector is empty)"
         return samples, None
 
-    def _http(self, spec, values):
+    def _http(self, spec: Mapping[str, Any], values: Mapping[str, Any]) -> Measured:
         body = spec.get("body")
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
@@ -256,14 +309,18 @@ class Sources:
             return None, "HTTP %d" % status
         return _pick(data, spec.get("json_path"))
 
-    def _agent(self, spec, agents):
-        def one(agent):
-            resp = self.agent_client.request("GET", agent["agent_url"].rstrip("/") + spec["path"])
+    def _agent(self, spec: Mapping[str, Any], agents: Sequence[Agent]) -> Measured:
+        client = self.agent_client
+        if client is None:
+            raise AnalysisError("an agent check needs the agents' client")
+
+        def one(agent: Agent) -> Measured:
+            resp = client.request("GET", agent["agent_url"].rstrip("/") + spec["path"])
             if not 200 <= resp.status < 300:
                 return None, "%s: HTTP %d" % (agent["name"], resp.status)
             samples, error = _pick(resp.json, spec.get("json_path"))
             return samples, (("%s: %s" % (agent["name"], error)) if error else None)
-        results = self.agent_client.fan_out(one, agents)
+        results = client.fan_out(one, agents)
         errors = [e for s, e in results if e]
         if errors:
             return None, "; ".join(errors[:3]) + (" and %d more" % (len(errors) - 3) if len(errors) > 3 else "")
@@ -271,7 +328,7 @@ class Sources:
         return (samples or None), (None if samples else "no data")
 
 
-def _pick(data, json_path):
+def _pick(data: Any, json_path: Optional[str]) -> Measured:
     value = jmespath.search(json_path, data) if json_path else data
     samples = _numbers(value)
     if samples is None:
@@ -279,7 +336,7 @@ def _pick(data, json_path):
     return samples, None
 
 
-def judge(check, samples):
+def judge(check: Check, samples: Optional[List[float]]) -> str:
     """One measurement's phase from its samples (every sample must meet a condition)."""
     if samples is None:
         return INCONCLUSIVE
@@ -295,16 +352,18 @@ def judge(check, samples):
     return INCONCLUSIVE
 
 
-def run_analysis(checks, sources, values, agents, clock=time.monotonic, sleep=time.sleep, progress=None,
-                 on_measurement=None):
+def run_analysis(checks: List[Check], sources: MeasurementSource, values: Mapping[str, Any], agents: Sequence[Agent],
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 progress: Optional[Callable[[str], None]] = None,
+                 on_measurement: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
     """Measure every check until it decides. Returns ``{phase, checks: {name: {...}}, measurements, reason}``
     with ``phase`` successful, failed or inconclusive (dry-run checks never decide)."""
     start = clock()
-    state = {}
+    state: Dict[str, Dict[str, Any]] = {}
     for c in checks:
         state[c["name"]] = {"check": c, "phase": None, "successful": 0, "failed": 0, "inconclusive": 0,
                             "next": start + c["initial_delay"], "measurements": [], "dry_run": c["dry_run"]}
-    measurements = []
+    measurements: List[Dict[str, Any]] = []
     while True:
         pending = [s for s in state.values() if s["phase"] is None]
         if not pending:
@@ -355,7 +414,7 @@ def run_analysis(checks, sources, values, agents, clock=time.monotonic, sleep=ti
 
 # rollout_telemetry_check: CIRISManager's rule, no incident in each updated agent's last hour (CIRIS's
 # GET /v1/telemetry/overview, data.recent_incidents: WARNING/ERROR/CRITICAL incidents of the last hour)
-TELEMETRY_CHECK = {
+TELEMETRY_CHECK: Dict[str, Any] = {
     "name": "telemetry-incidents",
     "agent": {"path": "/v1/telemetry/overview", "json_path": "data.recent_incidents"},
     "success_condition": "result == 0",
@@ -363,7 +422,7 @@ TELEMETRY_CHECK = {
 }
 
 
-def wave_checks(params):
+def wave_checks(params: Mapping[str, Any]) -> List[Any]:
     """The wave's checks: ``analysis`` plus, with ``telemetry_check``, :data:`TELEMETRY_CHECK`."""
     checks = list(params.get("analysis") or [])
     if params.get("telemetry_check"):
@@ -371,8 +430,10 @@ def wave_checks(params):
     return checks
 
 
-def analyse_wave(gate, client, agents, params, store, dep, wave, clock=time.monotonic, sleep=time.sleep,
-                 progress=None, audit=None):
+def analyse_wave(gate: Dict[str, Any], client: AgentClient, agents: Sequence[Agent], params: Mapping[str, Any],
+                 store: StateStore, dep: Mapping[str, Any], wave: Mapping[str, Any], clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, progress: Optional[Callable[[str], None]] = None,
+                 audit: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
     """After a passed gate: run the wave's analysis checks (``params['analysis']``). Returns the gate with
     ``analysis`` (the result) and, when a check failed, ``passed`` false and the reason. An inconclusive
     analysis pauses the deployment (raises ``OperatorStop('paused')``: the wave's own handling starts nobody
@@ -403,13 +464,14 @@ def analyse_wave(gate, client, agents, params, store, dep, wave, clock=time.mono
     return gate
 
 
-def measurement_auditor(audit_path, dep, wave, secrets=()):
+def measurement_auditor(audit_path: Optional[str], dep: Mapping[str, Any], wave: Mapping[str, Any],
+                        secrets: Sequence[str] = ()) -> Optional[Callable[[Dict[str, Any]], None]]:
     """Each measurement as a line of the audit log (``analysis_measurement``), or None without an audit log."""
     if not audit_path:
         return None
     from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 
-    def audit(measurement):
+    def audit(measurement: Dict[str, Any]) -> None:
         append_audit(audit_path, dict({"event": "analysis_measurement", "deployment_id": dep["deployment_id"],
                                        "wave": wave["index"], "cohort": wave["name"]}, **measurement), secrets)
     return audit

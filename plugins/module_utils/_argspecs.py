@@ -11,11 +11,15 @@ parameters are ``_runners``' (``run_wave`` is ``_wave``'s); nothing here runs an
 
 from __future__ import annotations
 
+from typing import Any
+from typing import Dict
+from typing import List
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import GATE_OPTIONS
 
-NOTIFY_SPEC = connection_spec(
+NOTIFY_SPEC: Dict[str, Dict[str, Any]] = connection_spec(
     agents=AGENT_SPEC,
     deployment_id=dict(type="str", required=True),
     target_version=dict(type="str", required=True),
@@ -35,7 +39,7 @@ NOTIFY_SPEC = connection_spec(
     audit_path=dict(type="path"),
 )
 
-GATE_SPEC = connection_spec(
+GATE_SPEC: Dict[str, Dict[str, Any]] = connection_spec(
     agents=AGENT_SPEC,
     target_version=dict(type="str"),
     success_threshold=dict(type="float", default=0.8),
@@ -49,7 +53,7 @@ DEPLOYMENT_STATES = ("running", "staged", "closed", "completed", "completed_with
 OPERATOR_STATES = ("paused", "failed")
 # the states that return the plan of a rollout to run
 PLAN_STATES = ("running", "staged", "present", "resumed", "promoted", "rolled_back")
-DEPLOYMENT_SPEC = connection_spec(
+DEPLOYMENT_SPEC: Dict[str, Dict[str, Any]] = connection_spec(
     state_path=dict(type="path", required=True),
     state=dict(type="str", default="running", choices=list(DEPLOYMENT_STATES)),
     deployment_id=dict(type="str"),
@@ -76,7 +80,7 @@ DEPLOYMENT_SPEC = connection_spec(
     lock_ttl=dict(type="float"),
     break_lock_reason=dict(type="str"),
 )
-DEPLOYMENT_REQUIRED_IF = [
+DEPLOYMENT_REQUIRED_IF: List[List[Any]] = [
     ["state", "running", ["fleet_key"]],
     ["state", "staged", ["fleet_key", "deployment_id", "target_version"]],
     ["state", "present", ["fleet_key", "deployment_id", "target_version"]],
@@ -85,10 +89,11 @@ DEPLOYMENT_REQUIRED_IF = [
     ["state", "rolled_back", ["fleet_key"]],
     ["state", "paused", ["deployment_id", "deployment_key"], True],
     ["state", "failed", ["deployment_id", "deployment_key"], True],
-] + [["state", closed, ["deployment_id"]] for closed in ("closed", "completed", "completed_with_failures", "aborted",
-                                                         "cancelled")]
+    *(["state", closed, ["deployment_id"]] for closed in ("closed", "completed", "completed_with_failures", "aborted",
+                                                          "cancelled")),
+]
 
-DEPLOYMENT_INFO_SPEC = dict(
+DEPLOYMENT_INFO_SPEC: Dict[str, Dict[str, Any]] = dict(
     state_path=dict(type="path", required=True),
     deployment_id=dict(type="str"),
     fleet_key=dict(type="str", no_log=False),
@@ -97,7 +102,7 @@ DEPLOYMENT_INFO_SPEC = dict(
     max_deployments=dict(type="int", default=50),
 )
 
-STATE_SPEC = dict(
+STATE_SPEC: Dict[str, Dict[str, Any]] = dict(
     state_path=dict(type="path", required=True),
     op=dict(type="str", required=True, choices=["wave_start", "mark", "wave_done"]),
     deployment_id=dict(type="str", required=True),
@@ -114,12 +119,12 @@ STATE_SPEC = dict(
     detail=dict(type="str"),
     audit_path=dict(type="path"),
 )
-STATE_REQUIRED_IF = [
+STATE_REQUIRED_IF: List[List[Any]] = [
     ["op", "wave_start", ["wave"]],
     ["op", "wave_done", ["wave", "wave_name"]],
 ]
 
-WAVE_SPEC = connection_spec(
+WAVE_SPEC: Dict[str, Dict[str, Any]] = connection_spec(
     state_path=dict(type="path", required=True),
     deployment_id=dict(type="str", required=True),
     wave=dict(type="dict", required=True),
@@ -150,4 +155,4 @@ WAVE_SPEC = connection_spec(
     telemetry_check=dict(type="bool", default=False),
     **GATE_OPTIONS
 )
-WAVE_REQUIRED_IF = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]
+WAVE_REQUIRED_IF: List[List[Any]] = [["phase", "finish", ["gate"]], ["phase", "round", ["round"]]]

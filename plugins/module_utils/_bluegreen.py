@@ -17,6 +17,16 @@ on each agent's host between the phases ``candidates``, ``retire`` and ``finish`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Set
+from typing import Tuple
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
@@ -30,6 +40,26 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deploy
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
+    class Stepped(Protocol):
+        """Where a wave is: a :class:`._run.Run`, or ``_wave``'s stand-in when no run watches it."""
+
+        step: Optional[str]
+
+    # an agent (a wave member) and the other JSON-like records the wave passes around
+    Agent = Dict[str, Any]
+    Record = Dict[str, Any]
+    Progress = Optional[Callable[[str], None]]
+    # _wave's ask-and-observe (the primaries that stopped) and its finish (record and judge the wave)
+    AskAndObserve = Callable[[StateStore, AgentClient, Record, Record, Record, List[Agent], Sequence[str], Record], List[Agent]]
+    Finish = Callable[[StateStore, Record, Record, Record, List[Agent], List[Agent], Record, List[str], Sequence[str], Record],
+                      Record]
+
 BLUE_GREEN_DRIVERS = ("tasks",)
 # the tasks driver's phases (the user's candidate and retire tasks run on each agent's host in between)
 TASKS_PHASES = ("candidates", "retire", "finish")
@@ -40,7 +70,7 @@ SETTLED = ("updated", "skipped", "rejected", "declined")
 DRAIN_WAIT = 10.0
 
 
-def validate_blue_green(params):
+def validate_blue_green(params: Record) -> None:
     if params["driver"] not in BLUE_GREEN_DRIVERS:
         raise ValueError("driver: the blue-green strategy needs a driver that can start a candidate beside an agent "
                          "(%s), not %s" % (", ".join(BLUE_GREEN_DRIVERS), params["driver"]))
@@ -49,8 +79,9 @@ def validate_blue_green(params):
                          "agentfleet.rollout.blue_green), not %s" % (", ".join(TASKS_PHASES), params["phase"]))
 
 
-def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-              ask_and_observe, finish):
+def run_phase(store: StateStore, client: AgentClient, params: Record, dep: Record, wave: Record, members: List[Agent],
+              secrets: Sequence[str], out: Record, monotonic: Callable[[], float], sleep: Callable[[float], None],
+              progress: Progress, run: Stepped, ask_and_observe: AskAndObserve, finish: Finish) -> Record:
     """The blue-green wave's phase with the tasks driver: ``candidates``, ``retire`` and ``finish`` around the
     user's candidate and retire tasks."""
     validate_blue_green(params)
@@ -90,8 +121,9 @@ def run_phase(store, client, params, dep, wave, members, secrets, out, monotonic
     return out
 
 
-def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-            ask_and_observe, finish):
+def _retire(store: StateStore, client: AgentClient, params: Record, dep: Record, wave: Record, members: List[Agent],
+            secrets: Sequence[str], out: Record, monotonic: Callable[[], float], sleep: Callable[[float], None],
+            progress: Progress, run: Stepped, ask_and_observe: AskAndObserve, finish: Finish) -> Record:
     """Tasks driver: gate the candidates the user's tasks started (``candidate_urls``), then ask the primaries
     of the stable ones to retire. Returns ``promote_hosts`` (stopped: promote their candidates) and
     ``discard_hosts`` (the other candidates), or, when the candidates failed their gate, the recorded wave."""
@@ -131,7 +163,8 @@ def _retire(store, client, params, dep, wave, members, secrets, out, monotonic, 
     return out
 
 
-def _promoted_earlier(store, client, deployment_id, members, rows, target):
+def _promoted_earlier(store: StateStore, client: AgentClient, deployment_id: str, members: List[Agent],
+                      rows: Dict[str, Record], target: str) -> List[str]:
     """A rerun: the agents an earlier run asked to retire (a consent on record, no result) that answer working
     on the target where the primary ran: their candidate was promoted before that run ended. They are recorded
     updated and get no new candidate (waiting for them to stop would wait for ever)."""
@@ -147,7 +180,8 @@ def _promoted_earlier(store, client, deployment_id, members, rows, target):
     return found
 
 
-def _stopped_after_error(store, client, params, deployment_id, proven, sleep):
+def _stopped_after_error(store: StateStore, client: AgentClient, params: Record, deployment_id: str, proven: List[Agent],
+                         sleep: Callable[[float], None]) -> List[Agent]:
     """The primaries that consented (recorded accept or pending, no result), watched for at most DRAIN_WAIT:
     those that stopped (recorded as having accepted)."""
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in proven]))
@@ -162,7 +196,9 @@ def _stopped_after_error(store, client, params, deployment_id, proven, sleep):
     return stopped
 
 
-def _gate_candidates(client, params, wave, candidates, failed, target, monotonic, sleep, progress, run):
+def _gate_candidates(client: AgentClient, params: Record, wave: Record, candidates: List[Agent], failed: Dict[str, str],
+                     target: str, monotonic: Callable[[], float], sleep: Callable[[float], None], progress: Progress,
+                     run: Stepped) -> Tuple[Record, Set[str], List[str], List[Record]]:
     run.step = "the candidates' health gate"
     gate = gate_agents(client, candidates, params, target if params["require_target_version"] else None,
                        clock=monotonic, sleep=sleep, progress=_progress(progress, wave, "candidates' health gate"))
@@ -174,7 +210,8 @@ def _gate_candidates(client, params, wave, candidates, failed, target, monotonic
     return gate, stable, unstable, results
 
 
-def _block(store, deployment_id, gate, results, stable, todo, failed):
+def _block(store: StateStore, deployment_id: str, gate: Record, results: List[Record], stable: Set[str], todo: int,
+           failed: Dict[str, str]) -> None:
     """The wave's candidates are not good enough: none is promoted, no primary is asked, the wave fails."""
     results = results + [{"host": h, "result": "failed", "detail": "not asked: the wave's candidates failed their gate"}
                          for h in stable]
@@ -184,7 +221,7 @@ def _block(store, deployment_id, gate, results, stable, todo, failed):
     gate.update(blocked=reason, reason=reason, passed=False)
 
 
-def _progress(progress, wave, what):
+def _progress(progress: Progress, wave: Record, what: str) -> Progress:
     if progress is None:
         return None
     prefix = "wave %s %s: %s: " % (wave["index"], wave["name"], what)

@@ -17,6 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import IO
+from typing import Any
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _lifecycle as lifecycle
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
@@ -30,7 +37,7 @@ EXIT_ERROR = 1
 EXIT_NEEDS_RUN = 3
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentfleet", description="Deployments of agentfleet.rollout: status, history, "
                                 "pause, resume, promote, fail, rollback (docs/lifecycle.md).")
     p.add_argument("--state", default=os.environ.get(STATE_ENV, DEFAULT_STATE),
@@ -62,19 +69,19 @@ def parser():
     return p
 
 
-def _say(text, stream=None):
+def _say(text: object, stream: Optional[IO[str]] = None) -> None:
     """One line (or block) of the command's output; a command line tool, not a module (no AnsibleModule here)."""
     (stream or sys.stdout).write("%s\n" % text)
 
 
-def _print(args, data, lines):
+def _print(args: argparse.Namespace, data: object, lines: Iterable[str]) -> None:
     if args.json:
         _say(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         _say("\n".join(lines))
 
 
-def _playbook(args, name, extra):
+def _playbook(args: argparse.Namespace, name: str, extra: Mapping[str, Any]) -> List[str]:
     cmd = ["ansible-playbook", "agentfleet.rollout." + name, "-i", args.inventory or "INVENTORY",
            "-e", "rollout_deployment_key=%s" % args.key, "-e", "rollout_state_path=%s" % args.state,
            "-e", "rollout_audit_path=%s" % args.audit]
@@ -87,7 +94,7 @@ def _playbook(args, name, extra):
     return cmd
 
 
-def _run_or_show(args, name, extra=None):
+def _run_or_show(args: argparse.Namespace, name: str, extra: Optional[Mapping[str, Any]] = None) -> int:
     cmd = _playbook(args, name, extra or {})
     if not args.inventory:
         _say("nothing changed: this runs waves over the agents; run\n  %s" % " ".join(
@@ -97,7 +104,7 @@ def _run_or_show(args, name, extra=None):
     return subprocess.call(cmd)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         return _main(args)
@@ -106,7 +113,7 @@ def main(argv=None):
         return EXIT_ERROR
 
 
-def _main(args):
+def _main(args: argparse.Namespace) -> int:
     if args.command in ("list", "status", "history") and not os.path.exists(os.path.expanduser(args.state)):
         raise lifecycle.LifecycleError("no state at %s (--state)" % args.state)
     who = lifecycle.actor()

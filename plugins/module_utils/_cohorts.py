@@ -32,8 +32,36 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TypedDict
+from typing import Union
 
-PRESETS = {
+# a member of the fleet (a dict with at least ``name``) and a planned wave (``index``, ``name``, ``size``, ``members``)
+Member = Dict[str, Any]
+Wave = Dict[str, Any]
+
+
+class _CohortName(TypedDict):
+    name: str
+
+
+class Cohort(_CohortName, total=False):
+    """A validated cohort definition (:func:`resolve_cohorts`): its name and exactly one of percent, count or rest."""
+
+    percent: float
+    count: int
+    rest: bool
+    min: int
+    floor: bool
+
+
+PRESETS: Dict[str, List[Cohort]] = {
     "ciris": [
         {"name": "explorers", "percent": 10},
         {"name": "early_adopters", "percent": 30},
@@ -54,24 +82,24 @@ class CohortError(ValueError):
     """Bad cohort definition or members."""
 
 
-def normalize_members(members):
+def normalize_members(members: Optional[Iterable[object]]) -> List[Member]:
     """Members as dicts with at least ``name``; strings become ``{"name": s}``.
 
     Duplicate names are an error.
     """
-    out = []
+    out: List[Member] = []
     seen = set()
     dupes = []
-    for member in members or []:
-        if isinstance(member, str):
-            member = {"name": member}
-        elif isinstance(member, dict):
-            if not member.get("name"):
-                raise CohortError("every member needs a name: %r" % (member,))
-            member = dict(member)
+    for given in members or []:
+        if isinstance(given, str):
+            member: Member = {"name": given}
+        elif isinstance(given, dict):
+            if not given.get("name"):
+                raise CohortError("every member needs a name: %r" % (given,))
+            member = dict(given)
             member["name"] = str(member["name"])
         else:
-            raise CohortError("a member must be a name or a dict, got %r" % (member,))
+            raise CohortError("a member must be a name or a dict, got %r" % (given,))
         if member["name"] in seen:
             dupes.append(member["name"])
         seen.add(member["name"])
@@ -81,17 +109,17 @@ def normalize_members(members):
     return out
 
 
-def resolve_cohorts(cohorts):
+def resolve_cohorts(cohorts: object) -> List[Cohort]:
     """Validate a preset name or a list of cohort dicts; return cohort dicts."""
     if cohorts is None or cohorts == "":
         cohorts = "ciris"
     if isinstance(cohorts, str):
         if cohorts not in PRESETS:
             raise CohortError("unknown cohort preset %r (known: %s)" % (cohorts, ", ".join(sorted(PRESETS))))
-        return [dict(c) for c in PRESETS[cohorts]]
+        return [c.copy() for c in PRESETS[cohorts]]
     if not isinstance(cohorts, list) or not cohorts:
         raise CohortError("cohorts must be a preset name or a non-empty list")
-    out = []
+    out: List[Cohort] = []
     names = set()
     rest = 0
     for idx, cohort in enumerate(cohorts):
@@ -107,7 +135,7 @@ def resolve_cohorts(cohorts):
         unknown = set(cohort) - {"name", "percent", "count", "rest", "min", "floor"}
         if unknown:
             raise CohortError("cohort %r has unknown keys: %s" % (name, ", ".join(sorted(unknown))))
-        item = {"name": name}
+        item: Cohort = {"name": name}
         if "percent" in kinds:
             try:
                 pct = float(cohort["percent"])
@@ -142,7 +170,7 @@ def resolve_cohorts(cohorts):
     return out
 
 
-def cohort_sizes(cohorts, total):
+def cohort_sizes(cohorts: Sequence[Cohort], total: int) -> List[int]:
     """How many members each cohort gets out of ``total`` (sums to total).
 
     Counts are served first, then percentages of the total with the
@@ -191,17 +219,18 @@ def cohort_sizes(cohorts, total):
     return sizes
 
 
-def _sort_key(name):
+def _sort_key(name: str) -> Tuple[int, str]:
     return (0 if name == "default" else 1, name)
 
 
-def _score(salt, member, cohort, weight):
+def _score(salt: str, member: str, cohort: str, weight: float) -> float:
     digest = hashlib.sha256(("%s\x00%s\x00%s" % (salt, member, cohort)).encode("utf-8")).digest()
     h = (int.from_bytes(digest[:8], "big") + 1) / float(2 ** 64 + 2)
     return -weight / math.log(h)
 
 
-def assign(members, cohorts, method="sorted", salt="", id_key="name"):
+def assign(members: List[Member], cohorts: Sequence[Cohort], method: str = "sorted", salt: str = "",
+           id_key: str = "name") -> Dict[str, List[Member]]:
     """Assign each member to a cohort. Returns ``{cohort_name: [member, ...]}``.
 
     ``id_key`` names the member field used for ordering/hashing
@@ -210,8 +239,8 @@ def assign(members, cohorts, method="sorted", salt="", id_key="name"):
     if method not in METHODS:
         raise CohortError("unknown method %r (known: %s)" % (method, ", ".join(METHODS)))
     names = [c["name"] for c in cohorts]
-    groups = {name: [] for name in names}
-    free = []
+    groups: Dict[str, List[Member]] = {name: [] for name in names}
+    free: List[Member] = []
     for m in members:
         pin = m.get("canary_group")
         if pin not in (None, ""):
@@ -221,7 +250,7 @@ def assign(members, cohorts, method="sorted", salt="", id_key="name"):
         else:
             free.append(m)
 
-    def ident(m):
+    def ident(m: Member) -> str:
         return str(m.get(id_key) or m["name"])
 
     total = len(members)
@@ -256,7 +285,8 @@ def assign(members, cohorts, method="sorted", salt="", id_key="name"):
     return groups
 
 
-def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name", max_parallel=0):
+def split_waves(members: Optional[Iterable[object]], cohorts: object = "ciris", method: str = "sorted", salt: str = "",
+                id_key: str = "name", max_parallel: int = 0) -> List[Wave]:
     """Members + cohorts -> ordered list of non-empty waves.
 
     Each wave: ``{"index": 1.., "name": cohort, "size": n, "members": [...]}``
@@ -265,10 +295,10 @@ def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name
     at most that many members (waves ``batch-1``, ``batch-2``, ...; the rolling
     strategy); the other cohorts (a canary count) stay whole.
     """
-    members = normalize_members(members)
+    normalized = normalize_members(members)
     cohort_defs = resolve_cohorts(cohorts)
-    groups = assign(members, cohort_defs, method=method, salt=salt, id_key=id_key)
-    waves = []
+    groups = assign(normalized, cohort_defs, method=method, salt=salt, id_key=id_key)
+    waves: List[Wave] = []
     for cohort in cohort_defs:
         group = groups[cohort["name"]]
         if not group:
@@ -294,7 +324,7 @@ def split_waves(members, cohorts="ciris", method="sorted", salt="", id_key="name
 STRATEGIES = ("canary", "rolling", "blue_green", "immediate")
 
 
-def parse_canary(canary):
+def parse_canary(canary: object) -> Union[None, int, List[Cohort]]:
     """``rollout_canary``: ``None`` (not given), a count (int >= 0), or cohorts (a preset name or a list)."""
     if canary is None or canary == "":
         return None
@@ -315,7 +345,7 @@ def parse_canary(canary):
     return count
 
 
-def strategy_cohorts(strategy, canary=None, cohorts="ciris"):
+def strategy_cohorts(strategy: str, canary: object = None, cohorts: object = "ciris") -> Tuple[List[Cohort], int, Optional[str]]:
     """The cohorts a strategy plans with, and whether its first wave is a canary wave.
 
     * ``immediate``: one wave ``all``.
@@ -348,7 +378,7 @@ def strategy_cohorts(strategy, canary=None, cohorts="ciris"):
     return [{"name": "canary", "count": parsed}, {"name": "batch", "rest": True}], 1, "count"
 
 
-def effective_auto_promote(auto_promote, canary_kind):
+def effective_auto_promote(auto_promote: object, canary_kind: Optional[str]) -> bool:
     """``auto_promote`` as given, else the default: false for a canary count (the update block's
     default, as Nomad's and MirrorNeuron's), true for cohorts (which roll on, as CIRISManager's do)."""
     if auto_promote is None or auto_promote == "":
@@ -363,7 +393,7 @@ def effective_auto_promote(auto_promote, canary_kind):
     raise CohortError("auto_promote must be a boolean, got %r" % (auto_promote,))
 
 
-WAVE_SPLIT_SPEC = dict(
+WAVE_SPLIT_SPEC: Dict[str, Dict[str, Any]] = dict(
     members=dict(type="list", elements="raw"),
     group=dict(type="str"),
     hosts=dict(type="list", elements="str"),
@@ -378,7 +408,7 @@ WAVE_SPLIT_SPEC = dict(
 )
 
 
-def wave_plan(params):
+def wave_plan(params: Dict[str, Any]) -> Dict[str, Any]:
     """Engine entry of the ``wave_split`` module: validated params -> result dict.
 
     Without ``strategy`` the waves are the ``cohorts`` (as before); with it the strategy plans

@@ -12,6 +12,14 @@ validate those parameters are ``_argspecs``'.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import NoReturn
+from typing import Optional
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._argspecs import OPERATOR_STATES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
@@ -42,10 +50,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import state_exists
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
 ENGINE_ERRORS = (RolloutError, StateError, ValueError, lifecycle.LifecycleError)
 
 
-def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=None):
+def run_notify(params: Dict[str, Any], check_mode: bool = False, clock: Callable[[], float] = time.time,
+               sleep: Callable[[float], None] = time.sleep, run: Optional[Run] = None) -> Dict[str, Any]:
     """The notify module; with a :class:`._run.Run` every request and wait checks it first."""
     agents = params["agents"]
     sleep = run.sleep if run is not None else sleep
@@ -59,7 +72,7 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=
     audit = decision_auditor(params.get("audit_path"), params["deployment_id"], agents, token_secrets(params))
     try:
         with client_from_params(params, run=run) as client:
-            result = notify_wave(
+            result: Dict[str, Any] = notify_wave(
                 client, agents, params["deployment_id"], params["target_version"], reason,
                 force=params.get("force"), scope=params.get("scope"), decision_ref=params.get("decision_ref"),
                 store=store, reask_until=params.get("reask_until"), skip_if_on_target=params.get("skip_if_on_target", True),
@@ -72,7 +85,8 @@ def run_notify(params, check_mode=False, clock=time.time, sleep=time.sleep, run=
     return result
 
 
-def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, run=None):
+def run_gate(params: Dict[str, Any], check_mode: bool = False, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep, run: Optional[Run] = None) -> Dict[str, Any]:
     """The health_gate module; with a :class:`._run.Run` every probe and wait checks it first."""
     agents = params["agents"]
     sleep = run.sleep if run is not None else sleep
@@ -83,7 +97,7 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, r
                 "stable": [], "unstable": {}, "agents": {}, "total": len(agents), "stable_count": 0,
                 "required": 0, "elapsed": 0.0, "reason": "check mode", "table": []}
     with client_from_params(params, run=run) as client:
-        result = gate_agents(client, agents, params, params.get("target_version"), clock=clock, sleep=sleep)
+        result: Dict[str, Any] = gate_agents(client, agents, params, params.get("target_version"), clock=clock, sleep=sleep)
     result["changed"] = False
     if not result["passed"] and params.get("fail_on_unhealthy", True):
         result["failed"] = True
@@ -92,17 +106,19 @@ def run_gate(params, check_mode=False, clock=time.monotonic, sleep=time.sleep, r
     return result
 
 
-def _read_only_store(state_path):
+def _read_only_store(state_path: str) -> Optional[StateStore]:
     """The state file opened for reading, or None when it does not exist (it is not created)."""
     if not state_exists(state_path):
         return None
     try:
-        return open_store(state_path)
+        store: StateStore = open_store(state_path)
     except StateError:
         return None
+    return store
 
 
-def run_deployment(params, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+def run_deployment(params: Dict[str, Any], check_mode: bool = False, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """The ``deployment`` module: bring one deployment to the state asked for.
 
     ``running`` records a new deployment, or resumes, retries or promotes one, and returns what to run;
@@ -141,17 +157,18 @@ def run_deployment(params, check_mode=False, clock=time.monotonic, sleep=time.sl
             "deployment_summary": summary}
 
 
-def _key(params):
-    return params.get("deployment_key") or params.get("fleet_key")
+def _key(params: Dict[str, Any]) -> Optional[str]:
+    key: Optional[str] = params.get("deployment_key") or params.get("fleet_key")
+    return key
 
 
-def _record(params):
+def _record(params: Dict[str, Any]) -> Dict[str, Any]:
     """The deployment record's fields of a new deployment (who, why, key, policy)."""
     return {"deployment_key": _key(params), "policy": params.get("policy") or {}, "actor": params.get("actor"),
             "reason": params.get("reason"), "rollback_to": params.get("rollback_to")}
 
 
-def _present(params, check_mode):
+def _present(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     store = _read_only_store(params["state_path"])
     try:
         dep = store.get_deployment(params["deployment_id"]) if store is not None else None
@@ -161,14 +178,14 @@ def _present(params, check_mode):
     if dep is None:
         return _open_deployment(params, stage=True, check_mode=check_mode)
     with open_store(params["state_path"]) as store:
-        out = lifecycle.record(store, dep)
+        out: Dict[str, Any] = lifecycle.record(store, dep)
     out.update(changed=False, mode="present")
     out.update(run_plan([], None))
     out["plan"] = [{"index": w["index"], "name": w["name"], "size": w["size"]} for w in dep["plan"]]
     return out
 
 
-def _resume(params, check_mode):
+def _resume(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     """Continue the key's paused (or interrupted) deployment: the pause is lifted for a rollout that has not
     stopped yet; else the plan to run again (the rerun continues where it stopped)."""
     store = _read_only_store(params["state_path"])
@@ -203,7 +220,7 @@ def _resume(params, check_mode):
                                  promote=False), stage=False, check_mode=check_mode)
 
 
-def _rollback(params, check_mode):
+def _rollback(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     """A new deployment of the key back to version ``rollback_to``'s target (default: the key's rollback
     target), through the usual consent flow; ``waves`` is its plan (one wave to skip the canary)."""
     store = _read_only_store(params["state_path"])
@@ -225,7 +242,8 @@ def _rollback(params, check_mode):
     return out
 
 
-def _operator(params, check_mode, clock, sleep):
+def _operator(params: Dict[str, Any], check_mode: bool, clock: Callable[[], float],
+              sleep: Callable[[float], None]) -> Dict[str, Any]:
     """pause or fail, by deployment id or key (its newest version)."""
     state = params["state"]
     store = _read_only_store(params["state_path"])
@@ -241,14 +259,15 @@ def _operator(params, check_mode, clock, sleep):
                     "msg": "check mode: deployment %s not %s" % (dep["deployment_id"], state)}
         if state == "paused":
             changed, dep = lifecycle.pause(store, dep, params.get("reason"), params["actor"], params.get("audit_path"))
-            result = {"changed": changed}
+            result: Dict[str, Any] = {"changed": changed}
         else:
-            revert = None
+            # the driver's revert(agents) -> (reverted names, {name: why not}) (lifecycle.fail)
+            revert: Optional[Callable[[List[Dict[str, Any]]], Tuple[List[str], Dict[str, str]]]] = None
             if params.get("auto_revert"):
                 revert = _reverter(params)
             result = lifecycle.fail(store, dep, params.get("reason"), params["actor"], params.get("audit_path"),
                                     revert=revert, wait=params["revert_wait"], clock=clock, sleep=sleep)
-        out = lifecycle.record(store, store.get_deployment(dep["deployment_id"]), detail=True)
+        out: Dict[str, Any] = lifecycle.record(store, store.get_deployment(dep["deployment_id"]), detail=True)
         report = build_report(store, dep["deployment_id"])
     finally:
         store.close()
@@ -259,7 +278,7 @@ def _operator(params, check_mode, clock, sleep):
     return out
 
 
-def _reverter(params):
+def _reverter(params: Dict[str, Any]) -> NoReturn:
     """An operator's fail cannot put agents back from outside a wave: no driver starts a version from the
     controller (the tasks and docker drivers run on the agents' hosts inside a wave, with rollout_auto_revert)."""
     raise ValueError("auto_revert: the %s driver cannot put agents back from outside a wave; a wave with "
@@ -267,7 +286,7 @@ def _reverter(params):
                      "agentfleet.rollout.rollback" % params["driver"])
 
 
-def _open_deployment(params, stage, check_mode):
+def _open_deployment(params: Dict[str, Any], stage: bool, check_mode: bool) -> Dict[str, Any]:
     dep_id = params.get("deployment_id")
     promote = params.get("promote")
     if stage and promote:
@@ -285,11 +304,12 @@ def _open_deployment(params, stage, check_mode):
         store = _read_only_store(params["state_path"])
         kwargs.pop("record")
         try:
-            return begin(store, *args, check_mode=True, **kwargs)
+            planned: Dict[str, Any] = begin(store, *args, check_mode=True, **kwargs)
+            return planned
         finally:
             if store is not None:
                 store.close()
-    broken = None
+    broken: Optional[Dict[str, Any]] = None
     if params.get("break_lock_reason"):
         broken = break_lock(params["state_path"], params["fleet_key"], params["break_lock_reason"], lock_breaker())
         if params.get("audit_path") and broken["broken"]:
@@ -297,7 +317,7 @@ def _open_deployment(params, stage, check_mode):
                                                 "deployment_id": broken["deployment_id"], "reason": broken["reason"],
                                                 "by": broken["by"]})
     with open_store(params["state_path"], lock_ttl=params.get("lock_ttl")) as store:
-        out = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
+        out: Dict[str, Any] = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
     if broken is not None:
         out["lock_broken"] = broken
     if params.get("audit_path") and out["mode"] != "complete":
@@ -309,10 +329,10 @@ def _open_deployment(params, stage, check_mode):
     return out
 
 
-def _checked_waves(waves):
+def _checked_waves(waves: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The wave plan of ``waves`` (wave_split's result), checked: one clear error naming the field, else the plan
     with each wave's ``size``."""
-    plan = []
+    plan: List[Dict[str, Any]] = []
     for i, wave in enumerate(waves):
         where = "waves[%d]" % i
         if not isinstance(wave.get("index"), int) or isinstance(wave.get("index"), bool):
@@ -326,13 +346,13 @@ def _checked_waves(waves):
     return plan
 
 
-def run_deployment_info(params, check_mode=False):
+def run_deployment_info(params: Dict[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     """The ``deployment_info`` module: one deployment's report, and the deployments of a fleet, newest first."""
     if params["max_deployments"] < 1:
         raise ValueError("max_deployments must be at least 1, got %d" % params["max_deployments"])
     store = _read_only_store(params["state_path"])
-    out = {"changed": False, "deployments": [], "report": None, "summary_table": [], "keys": [], "status": None,
-           "history": []}
+    out: Dict[str, Any] = {"changed": False, "deployments": [], "report": None, "summary_table": [], "keys": [],
+                           "status": None, "history": []}
     if store is None:
         return out
     try:
@@ -361,7 +381,7 @@ def run_deployment_info(params, check_mode=False):
     return out
 
 
-def _deployment_entry(store, dep, totals=None):
+def _deployment_entry(store: StateStore, dep: Dict[str, Any], totals: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """One deployment as deployment_info lists it (the report's top level, without its agents); ``totals`` when
     the report is already built, else one counting query."""
     if totals is None:
@@ -377,7 +397,7 @@ def _deployment_entry(store, dep, totals=None):
     }
 
 
-def run_state(params, check_mode=False):
+def run_state(params: Dict[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     """The ``rollout_state`` module: record a wave's start, agents' results and a wave's verdict."""
     if check_mode:
         return {"changed": False, "msg": "check mode: state not written"}

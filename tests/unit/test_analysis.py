@@ -9,6 +9,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import INCONCLUSIVE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import SUCCESSFUL
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import AnalysisError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import Sources as AnalysisSources
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import fill
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import holds
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import judge
@@ -148,3 +149,14 @@ def test_the_telemetry_check_is_one_more_agent_check():
     assert errors == [] and checks[0]["name"] == "telemetry-incidents" and checks[0]["source"] == "agent"
     assert checks[0]["agent"] == {"path": "/v1/telemetry/overview", "json_path": "data.recent_incidents"}
     assert judge(checks[0], [0.0, 0.0]) == SUCCESSFUL and judge(checks[0], [0.0, 2.0]) == FAILED
+
+
+def test_an_agent_check_without_the_agents_client_is_inconclusive():
+    # Sources without agent_client (only prometheus and http checks need none): an agent check's measurement
+    # is an error, so inconclusive, never a crash of the wave
+    checks, errors = normalize_checks([{"name": "own", "agent": {"path": "/v1/metrics"}, "success_condition": "result < 1"}])
+    assert errors == [] and checks[0]["source"] == "agent"
+    agent_check = checks[0]
+    samples, error = AnalysisSources().measure(agent_check, {}, [{"name": "a1", "agent_url": "http://127.0.0.1:1"}])
+    assert samples is None and error == "AnalysisError: an agent check needs the agents' client"
+    assert judge(agent_check, samples) == INCONCLUSIVE
