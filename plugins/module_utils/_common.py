@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
+
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Iterable
+    from typing import Mapping
+    from typing import Optional
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
 
 TOKEN_ENV = "AGENTFLEET_TOKEN"
 # Per-agent tokens ({agent_url: token}): not a task option but put into the validated
@@ -18,7 +27,7 @@ TOKEN_ENV = "AGENTFLEET_TOKEN"
 # (plugin_utils/_action.py); never logged.
 AGENT_TOKENS = "agent_tokens"
 
-CONNECTION_SPEC = dict(
+CONNECTION_SPEC: dict[str, dict[str, Any]] = dict(
     token=dict(type="str", no_log=True),
     connect_timeout=dict(type="float", default=3.0),
     read_timeout=dict(type="float", default=10.0),
@@ -30,7 +39,7 @@ CONNECTION_SPEC = dict(
     allow_insecure_http=dict(type="bool", default=False),
 )
 
-AGENT_SPEC = dict(
+AGENT_SPEC: dict[str, Any] = dict(
     type="list",
     elements="dict",
     required=True,
@@ -48,22 +57,22 @@ AGENT_SPEC = dict(
 )
 
 
-def connection_spec(**extra):
+def connection_spec(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """CONNECTION_SPEC plus ``extra`` options, every option dict copied (specs never share one)."""
     spec = dict((k, dict(v)) for k, v in CONNECTION_SPEC.items())
     spec.update((k, dict(v)) for k, v in extra.items())
     return spec
 
 
-def resolve_token(params):
+def resolve_token(params: Mapping[str, Any]) -> Optional[str]:
     """The token from the task, else from ``AGENTFLEET_TOKEN``; never logged."""
-    token = params.get("token")
+    token: Optional[str] = params.get("token")
     if not token:
         token = os.environ.get(TOKEN_ENV) or None
     return token
 
 
-def token_secrets(params):
+def token_secrets(params: Mapping[str, Any]) -> list[str]:
     """The secrets a report or audit line must never contain: the token and every agent's own token."""
     token = resolve_token(params)
     secrets = [token] if token else []
@@ -73,7 +82,7 @@ def token_secrets(params):
     return secrets
 
 
-def check_plain_http(params, urls=None):
+def check_plain_http(params: Mapping[str, Any], urls: Optional[Iterable[Optional[str]]] = None) -> None:
     """ValueError when a bearer token would go over plain ``http://`` to a host other than this machine.
 
     ``urls``: the agent URLs the task talks to (default: its ``agents``' ``agent_url``), plus every URL
@@ -106,7 +115,7 @@ def check_plain_http(params, urls=None):
                          "(allow_insecure_http) to send it anyway. Nothing was sent." % shown)
 
 
-def client_from_params(params, run=None):
+def client_from_params(params: Mapping[str, Any], run: Optional[Run] = None) -> AgentClient:
     """The agent client of ``params``; with a :class:`._run.Run`, every request carries its id and checks it.
 
     Refuses (ValueError, before any request) a token bound for a plain-http agent that is not on this
@@ -130,7 +139,7 @@ def client_from_params(params, run=None):
     )
 
 
-def validate_agent_urls(agents):
+def validate_agent_urls(agents: Iterable[Mapping[str, Any]]) -> None:
     """One clear error listing agents whose agent_url is not http(s)."""
     bad = [a["name"] for a in agents if not str(a.get("agent_url") or "").lower().startswith(("http://", "https://"))]
     if bad:

@@ -7,10 +7,21 @@ states -- like CIRISManager's version adoption view. Read only: nothing is asked
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import connection_spec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Iterable
+    from typing import Mapping
+    from typing import Optional
+    from typing import Sequence
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
 FLEET_STATUS_SPEC = connection_spec(
     agents=dict(type="list", elements="dict", options=dict(
@@ -33,14 +44,18 @@ UNKNOWN = "unknown"
 SHOWN = 20
 
 
-def fleet_view(client, agents, target_version=None, expected_states=("work",)):
+def fleet_view(client: AgentClient, agents: Sequence[Mapping[str, Any]], target_version: Optional[str] = None,
+               expected_states: Iterable[str] = ("work",)) -> dict[str, Any]:
     """Probe every agent once; returns ``total``, ``versions`` (version -> count), ``states`` (cognitive state ->
     count), ``healthy``, ``unreachable_agents`` (names; a key ``unreachable`` would mark the task's host
     unreachable), ``on_target`` / ``off_target`` (names, with ``target_version``),
     ``agents`` (name -> version, cognitive_state, status, healthy, cause) and ``lines`` (what to show)."""
     probes = client.fan_out(lambda a: (a["name"], client.probe(a["agent_url"], list(expected_states), None)), agents)
-    per_agent, versions, states = {}, {}, {}
-    unreachable, healthy = [], []
+    per_agent: dict[str, dict[str, Any]] = {}
+    versions: dict[str, int] = {}
+    states: dict[str, int] = {}
+    unreachable: list[str] = []
+    healthy: list[str] = []
     for name, probe in probes:
         info = probe.get("info") or {}
         reachable = bool(probe.get("reachable")) and bool(info)
@@ -55,9 +70,9 @@ def fleet_view(client, agents, target_version=None, expected_states=("work",)):
             unreachable.append(name)
         if probe.get("healthy"):
             healthy.append(name)
-    out = {"total": len(agents), "versions": versions, "states": states, "healthy": len(healthy),
-           "unreachable_agents": sorted(unreachable), "agents": per_agent, "on_target": [], "off_target": [],
-           "target_version": target_version}
+    out: dict[str, Any] = {"total": len(agents), "versions": versions, "states": states, "healthy": len(healthy),
+                           "unreachable_agents": sorted(unreachable), "agents": per_agent, "on_target": [], "off_target": [],
+                           "target_version": target_version}
     if target_version:
         out["on_target"] = sorted(n for n, a in per_agent.items() if version_matches(a["version"], target_version))
         out["off_target"] = sorted(n for n in per_agent if n not in set(out["on_target"]))
@@ -65,11 +80,11 @@ def fleet_view(client, agents, target_version=None, expected_states=("work",)):
     return out
 
 
-def _names(names):
+def _names(names: Sequence[str]) -> str:
     return ", ".join(names[:SHOWN]) + (" and %d more" % (len(names) - SHOWN) if len(names) > SHOWN else "")
 
 
-def view_lines(view):
+def view_lines(view: Mapping[str, Any]) -> list[str]:
     """The spread as lines: one per version (most agents first), then the states, then who is unreachable."""
     total = view["total"]
     lines = ["fleet now: %d agents, %d healthy, %d unreachable" % (total, view["healthy"], len(view["unreachable_agents"]))]
@@ -86,7 +101,7 @@ def view_lines(view):
     return lines
 
 
-def run_fleet_status(params, check_mode=False):
+def run_fleet_status(params: Mapping[str, Any], check_mode: bool = False) -> dict[str, Any]:
     """The ``fleet_status`` module: probe every agent (read only, so check mode probes too)."""
     del check_mode
     if params.get("group") or params.get("hosts") is not None:
@@ -95,8 +110,8 @@ def run_fleet_status(params, check_mode=False):
     agents = params.get("agents") or []
     validate_agent_urls(agents)
     if not agents:
-        view = {"total": 0, "versions": {}, "states": {}, "healthy": 0, "unreachable_agents": [], "agents": {},
-                "on_target": [], "off_target": [], "target_version": params.get("target_version")}
+        view: dict[str, Any] = {"total": 0, "versions": {}, "states": {}, "healthy": 0, "unreachable_agents": [], "agents": {},
+                                "on_target": [], "off_target": [], "target_version": params.get("target_version")}
         view["lines"] = view_lines(view)
     else:
         with client_from_params(params) as client:

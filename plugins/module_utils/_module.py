@@ -5,8 +5,38 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def run_module(module_class, argument_spec, runner, errors, controller_only=None, **module_kwargs):
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Callable
+    from typing import Dict
+    from typing import NoReturn
+    from typing import Optional
+    from typing import Protocol
+    from typing import Tuple
+    from typing import Type
+    from typing import Union
+
+    class _Module(Protocol):
+        """What ``run_module`` uses of an ``AnsibleModule`` (ansible-core ships no type information)."""
+
+        params: Dict[str, Any]
+        check_mode: bool
+
+        def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
+            ...
+
+        def exit_json(self, **kwargs: Any) -> NoReturn:
+            ...
+
+    # the module's validated parameters and check mode -> its result
+    Runner = Callable[..., Dict[str, Any]]
+    Errors = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+
+
+def run_module(module_class: Callable[..., _Module], argument_spec: dict[str, Any], runner: Runner, errors: Errors,
+               controller_only: Optional[str] = None, **module_kwargs: Any) -> None:
     """Build the module, call ``runner(params, check_mode=...)`` once, exit or fail.
 
     ``errors`` are the engine's domain exceptions, turned into ``fail_json``;

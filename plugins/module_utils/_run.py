@@ -35,6 +35,19 @@ import socket
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any
+    from typing import Callable
+    from typing import Dict
+    from typing import Iterator
+    from typing import Optional
+    from typing import Union
+
+    # what signal.signal() takes and returns
+    _Handler = Union[Callable[[int, Optional[FrameType]], Any], int, None]
 
 RUN_HEADER = "X-Agentfleet-Run"
 RUN_ID_ENV = "AGENTFLEET_RUN_ID"
@@ -64,12 +77,12 @@ class Interrupted(RunStopped):
 class OperatorStop(Interrupted):
     """An operator paused or failed the deployment (``status``) from another process: the run stops cleanly."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _start_time(pid):
+def _start_time(pid: int) -> Optional[str]:
     """The process's start time in clock ticks since boot (Linux), else None."""
     try:
         with open("/proc/%d/stat" % pid) as fh:
@@ -81,7 +94,7 @@ def _start_time(pid):
     return fields[19] if len(fields) > 19 else None
 
 
-def controller_run_id(pid):
+def controller_run_id(pid: int) -> str:
     """The run id of the ``ansible-playbook`` process ``pid``: the same in every worker it forks.
 
     ``AGENTFLEET_RUN_ID`` when set (a CI job or AWX job id); else derived from the host name, the
@@ -94,7 +107,7 @@ def controller_run_id(pid):
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "agentfleet-run:" + key))
 
 
-def _set_parent_death_signal(signum):
+def _set_parent_death_signal(signum: int) -> bool:
     """``prctl(PR_SET_PDEATHSIG, signum)`` on Linux; False where it is not available."""
     if not os.path.exists("/proc/self"):
         return False
@@ -102,7 +115,8 @@ def _set_parent_death_signal(signum):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+        status: int = libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        return status == 0
     except (OSError, AttributeError, TypeError):
         return False
 
@@ -113,30 +127,32 @@ class Run:
     ``controller_pid`` None: a run with no controller to watch (unit tests, a module run on its own).
     """
 
-    def __init__(self, controller_pid=None, run_id=None, monotonic=time.monotonic, poll=POLL):
+    def __init__(self, controller_pid: Optional[int] = None, run_id: Optional[str] = None,
+                 monotonic: Callable[[], float] = time.monotonic, poll: float = POLL) -> None:
         self.controller_pid = controller_pid
         self.run_id = run_id or str(uuid.uuid4())
         self.monotonic = monotonic
         self.poll = float(poll)
-        self.fence = None
-        self.deployment_id = None
-        self.step = None
-        self.signal_name = None
+        # the state's fence (see the module's documentation), called by :meth:`check`
+        self.fence: Optional[Callable[[], object]] = None
+        self.deployment_id: Optional[str] = None
+        self.step: Optional[str] = None
+        self.signal_name: Optional[str] = None
         self._stopping = False
         self._wake = threading.Event()
         self._dead = False
         self._cleanup = False
         self._attached = False
-        self._watchdog = None
+        self._watchdog: Optional[threading.Timer] = None
 
     @classmethod
-    def of_controller(cls):
+    def of_controller(cls) -> Run:
         """The run of the worker's parent, the ``ansible-playbook`` process (call before any work)."""
         pid = os.getppid()
         return cls(controller_pid=pid, run_id=controller_run_id(pid))
 
     # -- state ---------------------------------------------------------------
-    def controller_alive(self):
+    def controller_alive(self) -> bool:
         """Whether the process that started the run is still this process's parent."""
         if self._dead:
             return False
@@ -148,7 +164,7 @@ class Run:
             return False
         return True
 
-    def _controller_died(self):
+    def _controller_died(self) -> None:
         self._dead = True
         self._wake.set()
         if self._attached and self._watchdog is None:
@@ -157,22 +173,22 @@ class Run:
             self._watchdog.daemon = True
             self._watchdog.start()
 
-    def _orphan_end(self):
+    def _orphan_end(self) -> None:
         if not self.stopping:
             os._exit(1)
 
     @property
-    def stopping(self):
+    def stopping(self) -> bool:
         return self._stopping
 
-    def request_stop(self, signal_name):
+    def request_stop(self, signal_name: str) -> None:
         """Ask the run to stop at its next check (a signal handler's work: sets two flags, nothing else)."""
         if self.signal_name is None:
             self.signal_name = signal_name
         self._stopping = True
         self._wake.set()
 
-    def check(self):
+    def check(self) -> None:
         """Raise when the run must not go on; called before every request and around every wait.
 
         A requested stop (SIGTERM/SIGINT) wins over a dead controller: a cancel is cleaned up
@@ -188,7 +204,7 @@ class Run:
             raise Interrupted("interrupted by %s%s" % (self.signal_name or "a signal",
                                                        (" during %s" % self.step) if self.step else ""))
 
-    def sleep(self, seconds):
+    def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, waking at once on a stop and within ``poll`` seconds of the controller's death."""
         self.check()
         end = self.monotonic() + max(0.0, float(seconds))
@@ -200,24 +216,24 @@ class Run:
                 break
         self.check()
 
-    def progress(self, fn):
+    def progress(self, fn: Optional[Callable[[str], object]]) -> Optional[Callable[[str], None]]:
         """``fn`` that says nothing once the controller is gone (its output pipe may never be read again)."""
         if fn is None:
             return None
 
-        def emit(text):
+        def emit(text: str) -> None:
             if self.controller_alive():
                 fn(text)
 
         return emit
 
     @property
-    def cleaning(self):
+    def cleaning(self) -> bool:
         """Whether the run is cleaning up after a stop (its requests pass :meth:`check`)."""
         return self._cleanup
 
     @contextlib.contextmanager
-    def cleaning_up(self):
+    def cleaning_up(self) -> Iterator[Run]:
         """Requests of an interrupt's cleanup (starting agents that stopped for us) pass :meth:`check`."""
         self._cleanup = True
         try:
@@ -227,18 +243,18 @@ class Run:
 
     # -- the worker process ------------------------------------------------------
     @contextlib.contextmanager
-    def attached(self):
+    def attached(self) -> Iterator[Run]:
         """In the worker's main thread: SIGTERM/SIGINT stop the run between steps; the controller's
         death is signalled (Linux) and noticed by polling everywhere. Restores the handlers after."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {}
+        previous: Dict[int, _Handler] = {}
 
-        def on_stop(signum, frame):
+        def on_stop(signum: int, frame: Optional[FrameType]) -> None:
             self.request_stop(signal.Signals(signum).name)
 
-        def on_death(signum, frame):
+        def on_death(signum: int, frame: Optional[FrameType]) -> None:
             # no stop was requested: check() sees the dead controller and the run stops at once
             self._controller_died()
 
@@ -256,5 +272,5 @@ class Run:
                 self._watchdog.cancel()
             if armed:
                 _set_parent_death_signal(0)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, earlier in previous.items():
+                signal.signal(number, earlier)

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
@@ -28,6 +29,14 @@ except ImportError:
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Dict
+    from typing import Iterable
+    from typing import Mapping
+    from typing import Optional
+    from typing import Tuple
+
 # options an s3:// URL may carry in its query string (never secrets: those come from the environment,
 # a profile or the keyword arguments)
 URL_OPTIONS = ("endpoint_url", "region", "profile", "lock_ttl")
@@ -39,7 +48,7 @@ class ConflictError(StateError):
     """A conditional write lost to another controller (412/409): the caller reloads and retries."""
 
 
-def parse_s3_url(url):
+def parse_s3_url(url: str) -> Tuple[str, str, dict[str, str]]:
     """``s3://bucket/prefix?opt=value`` -> ``(bucket, prefix, options)``; ValueError naming what is wrong."""
     parts = urlsplit(url)
     if parts.scheme != "s3":
@@ -47,7 +56,7 @@ def parse_s3_url(url):
     bucket = parts.netloc
     if not bucket or "@" in bucket:
         raise ValueError("state_path: %r has no bucket (expected s3://bucket/prefix)" % _safe_url(url))
-    options = {}
+    options: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in URL_OPTIONS:
             raise ValueError("state_path: unknown option %r in the s3:// URL (known: %s; credentials come from the "
@@ -57,17 +66,19 @@ def parse_s3_url(url):
     return bucket, prefix, options
 
 
-def _safe_url(url):
+def _safe_url(url: str) -> str:
     """The URL without its query string or user info (nothing secret reaches a message)."""
     parts = urlsplit(url)
     return "%s://%s%s" % (parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path)
 
 
-_clients = {}
+# boto3 ships no type information: a client is Any
+_clients: Dict[Tuple[Optional[str], ...], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, secret_key=None, session_token=None):
+def s3_client(endpoint_url: Optional[str] = None, region: Optional[str] = None, profile: Optional[str] = None,
+              access_key: Optional[str] = None, secret_key: Optional[str] = None, session_token: Optional[str] = None) -> Any:
     """A boto3 S3 client from the usual AWS settings (one per process and settings: building one costs ~0.3 s).
 
     Unset settings fall back to boto3's own chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles,
@@ -89,7 +100,8 @@ def s3_client(endpoint_url=None, region=None, profile=None, access_key=None, sec
     return client
 
 
-def _new_client(endpoint_url, region, profile, access_key, secret_key, session_token):
+def _new_client(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str], access_key: Optional[str],
+                secret_key: Optional[str], session_token: Optional[str]) -> Any:
     try:
         session = boto3.session.Session(profile_name=profile or None, aws_access_key_id=access_key or None,
                                         aws_secret_access_key=secret_key or None,
@@ -103,32 +115,32 @@ def _new_client(endpoint_url, region, profile, access_key, secret_key, session_t
         raise StateError("cannot build the S3 client: %s" % type(exc).__name__)
 
 
-def _code(exc):
+def _code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
     return type(exc).__name__
 
 
-def _is_conflict(exc):
+def _is_conflict(exc: BaseException) -> bool:
     return _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
-def _is_missing(exc):
+def _is_missing(exc: BaseException) -> bool:
     return _code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
 class S3Objects:
     """Get, put and delete of one bucket's objects, conditional, with errors that name the object only."""
 
-    def __init__(self, client, bucket):
+    def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
 
-    def url(self, key):
+    def url(self, key: str) -> str:
         return "s3://%s/%s" % (self.bucket, key)
 
-    def _fail(self, op, key, exc):
+    def _fail(self, op: str, key: str, exc: BaseException) -> StateError:
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return StateError("%s %s: no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
                               "or an instance role)" % (op, self.url(key)))
@@ -137,7 +149,7 @@ class S3Objects:
             return StateError("%s %s failed: %s%s" % (op, self.url(key), _code(exc), (" (%s)" % msg) if msg else ""))
         return StateError("%s %s failed: %s" % (op, self.url(key), type(exc).__name__))
 
-    def get(self, key):
+    def get(self, key: str) -> Tuple[Optional[bytes], Optional[str]]:
         """``(bytes, etag)``, or ``(None, None)`` when there is no such object."""
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
@@ -147,15 +159,17 @@ class S3Objects:
                 return None, None
             raise self._fail("GET", key, exc)
 
-    def etag(self, key):
+    def etag(self, key: str) -> Optional[str]:
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+            etag: str = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]
+            return etag
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if _is_missing(exc):
                 return None
             raise self._fail("HEAD", key, exc)
 
-    def put(self, key, body, if_match=None, if_none_match=False, content_type="application/octet-stream"):
+    def put(self, key: str, body: bytes, if_match: Optional[str] = None, if_none_match: bool = False,
+            content_type: str = "application/octet-stream") -> str:
         """Write ``body``; with a condition, :class:`ConflictError` when another writer got there first."""
         args = dict(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         if if_match:
@@ -163,13 +177,14 @@ class S3Objects:
         elif if_none_match:
             args["IfNoneMatch"] = "*"
         try:
-            return self.client.put_object(**args)["ETag"]
+            etag: str = self.client.put_object(**args)["ETag"]
+            return etag
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if _is_conflict(exc) or (if_match and _is_missing(exc)):
                 raise ConflictError("%s changed under this run (conditional PUT refused)" % self.url(key))
             raise self._fail("PUT", key, exc)
 
-    def delete(self, key, if_match=None):
+    def delete(self, key: str, if_match: Optional[str] = None) -> None:
         args = dict(Bucket=self.bucket, Key=key)
         if if_match:
             args["IfMatch"] = if_match
@@ -183,15 +198,15 @@ class S3Objects:
             raise self._fail("DELETE", key, exc)
 
 
-def join_key(prefix, name):
+def join_key(prefix: str, name: str) -> str:
     return "%s/%s" % (prefix, name) if prefix else name
 
 
-def backoff(attempt):
+def backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * (2 ** attempt)) * random.uniform(0.5, 1.0))
 
 
-def read_text(url, client=None, **client_options):
+def read_text(url: str, client: Any = None, **client_options: Optional[str]) -> Optional[str]:
     """The text of the object at ``s3://bucket/key`` (None when missing)."""
     bucket, key, options = parse_s3_url(url)
     objects = S3Objects(client or s3_client(**client_kwargs(options, client_options)), bucket)
@@ -199,7 +214,7 @@ def read_text(url, client=None, **client_options):
     return None if body is None else body.decode("utf-8")
 
 
-def write_text(url, text, client=None, content_type="application/json", **client_options):
+def write_text(url: str, text: str, client: Any = None, content_type: str = "application/json", **client_options: Optional[str]) -> str:
     """Write ``text`` to ``s3://bucket/key`` (one PUT: readers see the old or the new object, never half)."""
     bucket, key, options = parse_s3_url(url)
     objects = S3Objects(client or s3_client(**client_kwargs(options, client_options)), bucket)
@@ -207,7 +222,7 @@ def write_text(url, text, client=None, content_type="application/json", **client
     return url
 
 
-def append_lines(url, lines, client=None, **client_options):
+def append_lines(url: str, lines: Iterable[str], client: Any = None, **client_options: Optional[str]) -> str:
     """Append ``lines`` to the text object at ``s3://bucket/key`` (read, then a conditional PUT; retried)."""
     bucket, key, options = parse_s3_url(url)
     objects = S3Objects(client or s3_client(**client_kwargs(options, client_options)), bucket)
@@ -223,7 +238,7 @@ def append_lines(url, lines, client=None, **client_options):
     raise StateError("%s changed %d times in a row while appending to it" % (objects.url(key), CONFLICT_RETRIES))
 
 
-def client_kwargs(url_options, given):
-    out = dict((k, v) for k, v in url_options.items() if k in CLIENT_OPTIONS)
+def client_kwargs(url_options: Mapping[str, str], given: Mapping[str, Optional[str]]) -> dict[str, Optional[str]]:
+    out: dict[str, Optional[str]] = dict((k, v) for k, v in url_options.items() if k in CLIENT_OPTIONS)
     out.update(dict((k, v) for k, v in given.items() if k in CLIENT_OPTIONS and v not in (None, "")))
     return out

@@ -32,6 +32,7 @@ import socket
 import sqlite3
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_progress import ProgressRecords
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
@@ -39,6 +40,27 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema i
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_schema
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_version_index
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import migrate_schema
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+    from typing import Callable
+    from typing import Collection
+    from typing import ContextManager
+    from typing import Literal
+    from typing import Mapping
+    from typing import Optional
+    from typing import Sequence
+    from typing import Tuple
+    from typing import Type
+    from typing import TypeVar
+    from typing import Union
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Clock
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Deployment
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Started
+
+    _Store = TypeVar("_Store", bound="StateStore")
 
 ACTIVE_STATUSES = ("running", "paused")
 FINISHED_STATUSES = ("completed", "completed_with_failures", "failed", "aborted", "cancelled", "rolled_back")
@@ -63,14 +85,14 @@ class StaleRunError(StateError):
     """A newer run of the deployment has taken over (its lease generation moved on): this run stops."""
 
 
-def _stale_message(deployment_id, mine, current):
+def _stale_message(deployment_id: str, mine: int, current: Optional[int]) -> str:
     if current is None:
         return "deployment %s is gone from the state: this run stops" % deployment_id
     return ("deployment %s was resumed or taken over by a newer run (lease generation %s, this run holds %s): "
             "this run stops and writes nothing" % (deployment_id, current, mine))
 
 
-def _pid_alive(pid):
+def _pid_alive(pid: Union[int, str, None]) -> bool:
     if not pid:
         return False
     try:
@@ -84,7 +106,7 @@ def _pid_alive(pid):
     return True
 
 
-def default_owner_pid():
+def default_owner_pid() -> int:
     """The ansible-playbook process: action plugins run in its forked workers."""
     return os.getppid() if os.environ.get("AGENTFLEET_OWNER_IS_PARENT", "1") == "1" else os.getpid()
 
@@ -92,7 +114,7 @@ def default_owner_pid():
 class StateStore(ProgressRecords):
     """SQLite-backed rollout state. All methods are short transactions."""
 
-    def __init__(self, path, clock=time.time, lease_timeout=600.0):
+    def __init__(self, path: Union[str, os.PathLike[str]], clock: Clock = time.time, lease_timeout: float = 600.0) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         parent = os.path.dirname(self.path)
         if parent and not os.path.isdir(parent):
@@ -101,8 +123,8 @@ class StateStore(ProgressRecords):
         self.lease_timeout = float(lease_timeout)
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self._fence = None
-        self._fence_db = None
+        self._fence: Optional[Tuple[str, int]] = None
+        self._fence_db: Optional[sqlite3.Connection] = None
         self._fence_lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -113,40 +135,43 @@ class StateStore(ProgressRecords):
             self._migrate()
         create_version_index(self.db)
 
-    def _migrate(self):
+    def _migrate(self) -> None:
         """Bring a database of an older schema to :data:`._state_schema.SCHEMA_VERSION`, in one transaction."""
         with self._tx():
             migrate_schema(self.db)
 
-    def close(self):
+    def close(self) -> None:
         if self._fence_db is not None:
             self._fence_db.close()
             self._fence_db = None
         self.db.close()
 
-    def __enter__(self):
+    def __enter__(self: _Store) -> _Store:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- transactions -------------------------------------------------------
-    def _tx(self):
+    def _tx(self) -> ContextManager[sqlite3.Connection]:
         return _Tx(self.db, self._check_fence_in_tx if self._fence else None)
 
     # -- fencing --------------------------------------------------------------
-    def fence(self, deployment_id, generation):
+    def fence(self, deployment_id: str, generation: int) -> None:
         """From now on every write of this store checks that ``deployment_id`` is still at ``generation``."""
         self._fence = (deployment_id, int(generation))
 
-    def _check_fence_in_tx(self):
+    def _check_fence_in_tx(self) -> None:
+        if self._fence is None:
+            # unfenced (a transaction of a fenced store only runs this check)
+            return
         deployment_id, mine = self._fence
         row = self.db.execute("SELECT generation FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
         current = row["generation"] if row else None
         if current != mine:
             raise StaleRunError(_stale_message(deployment_id, mine, current))
 
-    def check_fence(self):
+    def check_fence(self) -> Optional[Tuple[str, Optional[str]]]:
         """Raise :class:`StaleRunError` when the fenced deployment's generation moved on (no-op unfenced).
 
         Safe from any thread (the agent client's fan-out threads call it before every request). Returns the
@@ -161,7 +186,7 @@ class StateStore(ProgressRecords):
             raise StaleRunError(_stale_message(deployment_id, mine, current))
         return None if status is None else (status, message)
 
-    def _fenced_row(self, deployment_id, mine):
+    def _fenced_row(self, deployment_id: str, mine: int) -> Tuple[Optional[int], Optional[str], Optional[str]]:
         """``(generation, status, message)`` of the fenced deployment for :meth:`check_fence` (all None when it is
         gone), read through a connection of its own: the calling thread may not be the store's."""
         with self._fence_lock:
@@ -172,11 +197,11 @@ class StateStore(ProgressRecords):
         return tuple(row) if row else (None, None, None)
 
     # -- deployments ----------------------------------------------------------
-    def get_deployment(self, deployment_id):
+    def get_deployment(self, deployment_id: str) -> Optional[Deployment]:
         row = self.db.execute("SELECT * FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
         return _deployment(row) if row else None
 
-    def list_deployments(self, fleet_key=None, limit=50):
+    def list_deployments(self, fleet_key: Optional[str] = None, limit: int = 50) -> list[Deployment]:
         if fleet_key:
             rows = self.db.execute(
                 "SELECT * FROM deployments WHERE fleet_key=? ORDER BY created_at DESC LIMIT ?", (fleet_key, limit)
@@ -185,7 +210,7 @@ class StateStore(ProgressRecords):
             rows = self.db.execute("SELECT * FROM deployments ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
         return [_deployment(r) for r in rows]
 
-    def lease_live(self, dep):
+    def lease_live(self, dep: Mapping[str, Any]) -> bool:
         """Whether the controller running ``dep`` (a deployment dict) is still alive.
 
         A finished or staged deployment holds no lease. On this host the owner
@@ -199,14 +224,14 @@ class StateStore(ProgressRecords):
         # another host: trust the heartbeat
         return (self.clock() - (dep.get("heartbeat") or 0)) < self.lease_timeout
 
-    def release_lease(self, deployment_id):
+    def release_lease(self, deployment_id: str) -> None:
         """This run stops driving a paused deployment (it saw the pause before a wave): its lease ends, so that
         agentfleet.rollout.resume runs the rest instead of lifting the pause for a run that will not go on."""
         with self._tx():
             self.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0 WHERE deployment_id=? AND status='paused'",
                             (deployment_id,))
 
-    def active_for_fleet(self, fleet_key, exclude=None):
+    def active_for_fleet(self, fleet_key: str, exclude: Optional[str] = None) -> list[Deployment]:
         rows = self.db.execute(
             "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused','interrupted') "
             "AND deployment_id != ?",
@@ -214,8 +239,10 @@ class StateStore(ProgressRecords):
         ).fetchall()
         return [_deployment(r) for r in rows]
 
-    def create_or_resume(self, deployment_id, fleet_key, strategy, target_version, plan, params,
-                         stage_only=False, owner_pid=None, takeover=False, record=None, promote=False):
+    def create_or_resume(self, deployment_id: str, fleet_key: str, strategy: str, target_version: str,
+                         plan: Sequence[Mapping[str, Any]], params: Mapping[str, Any], stage_only: bool = False,
+                         owner_pid: Optional[int] = None, takeover: bool = False, record: Optional[Mapping[str, Any]] = None,
+                         promote: bool = False) -> Started:
         """Start (or stage, or resume) a deployment.
 
         Returns ``(deployment, mode)`` with mode ``new``, ``staged``,
@@ -231,7 +258,7 @@ class StateStore(ProgressRecords):
         owner_pid = owner_pid or default_owner_pid()
         host = socket.gethostname()
 
-        def start():
+        def start() -> Started:
             now = self.clock()
             with self._tx():
                 for other in self.active_for_fleet(fleet_key, exclude=deployment_id):
@@ -276,7 +303,7 @@ class StateStore(ProgressRecords):
                             (now, owner_pid, host, now, deployment_id),
                         )
                         self._event(deployment_id, "deployment_retry", {"previous_status": existing["status"]})
-                        return self.get_deployment(deployment_id), "retry"
+                        return self._written(deployment_id), "retry"
                     if existing["status"] in ACTIVE_STATUSES and self.lease_live(existing) and existing.get("owner_pid") != owner_pid:
                         raise LockedError("deployment %s is being run right now by pid %s on %s"
                                           % (deployment_id, existing.get("owner_pid"), existing.get("owner_host")))
@@ -291,10 +318,10 @@ class StateStore(ProgressRecords):
                     self._event(deployment_id, "deployment_" + mode, {"strategy": strategy,
                                                                       "previous_status": existing["status"],
                                                                       "previous_message": existing.get("message")})
-                    return self.get_deployment(deployment_id), mode
+                    return self._written(deployment_id), mode
                 status = "staged" if stage_only else "running"
                 key = record.get("deployment_key") or fleet_key
-                version = None
+                version: Optional[int] = None
                 source = record.get("source_version")
                 if strategy not in UNVERSIONED_STRATEGIES:
                     version = self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE deployment_key=?",
@@ -313,7 +340,7 @@ class StateStore(ProgressRecords):
                      key, version, source, json.dumps(record.get("policy") or {}), record.get("rollback_to"),
                      record.get("actor"), record.get("reason")),
                 )
-                rows = []
+                rows: list[Tuple[Any, ...]] = []
                 for wave in plan:
                     self.db.execute(
                         "INSERT INTO waves (deployment_id, wave, name, status) VALUES (?,?,?,?)",
@@ -330,24 +357,31 @@ class StateStore(ProgressRecords):
                     "strategy": strategy, "target_version": target_version, "deployment_key": key, "version": version,
                     "source_version": source, "rollback_to": record.get("rollback_to"), "actor": record.get("actor"),
                     "reason": record.get("reason")})
-            return self.get_deployment(deployment_id), ("staged" if stage_only else "new")
+            return self._written(deployment_id), ("staged" if stage_only else "new")
 
         # staging a deployment holds no lease: only its start or resume takes the fleet
         return start() if stage_only else self._holding_fleet(deployment_id, fleet_key, start)
 
-    def _holding_fleet(self, deployment_id, fleet_key, start):
+    def _written(self, deployment_id: str) -> Deployment:
+        """The deployment :meth:`create_or_resume` has just written (StateError in the impossible case it is gone)."""
+        dep = self.get_deployment(deployment_id)
+        if dep is None:
+            raise StateError("deployment %s is missing from the state right after it was written" % deployment_id)
+        return dep
+
+    def _holding_fleet(self, deployment_id: str, fleet_key: str, start: Callable[[], Started]) -> Started:
         """Run ``start`` (the transaction starting or resuming ``deployment_id``, returns ``(deployment, mode)``) holding
         ``fleet_key``'s lock: here ``start`` takes the lease in the database; a lock kept elsewhere is taken around it (S3)."""
         return start()
 
-    def staged_for_fleet(self, fleet_key):
+    def staged_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
         row = self.db.execute(
             "SELECT * FROM deployments WHERE fleet_key=? AND status='staged' ORDER BY created_at DESC LIMIT 1", (fleet_key,)
         ).fetchone()
         return _deployment(row) if row else None
 
     # -- deployment records (docs/lifecycle.md) ---------------------------------------
-    def promotable_for_fleet(self, fleet_key):
+    def promotable_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
         """The newest deployment of the fleet a promotion continues: staged, or paused (a canary waiting for
         its promotion, or an operator's pause), or one a killed or interrupted promotion left running (the
         rerun of the same promote command resumes it)."""
@@ -356,7 +390,7 @@ class StateStore(ProgressRecords):
             "ORDER BY created_at DESC LIMIT 1", (fleet_key,)).fetchone()
         return _deployment(row) if row else None
 
-    def promoted_for_fleet(self, fleet_key):
+    def promoted_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
         """The newest deployment of the fleet when a promotion finished it (a rerun of the same promote command
         then has nothing to do), else None."""
         newest = self.list_deployments(fleet_key=fleet_key, limit=1)
@@ -365,16 +399,16 @@ class StateStore(ProgressRecords):
             return newest[0]
         return None
 
-    def history(self, deployment_key, limit=None):
+    def history(self, deployment_key: str, limit: Optional[int] = None) -> list[Deployment]:
         """The versions of ``deployment_key``, newest first (only versioned deployments)."""
         sql = "SELECT * FROM deployments WHERE deployment_key=? AND version IS NOT NULL ORDER BY version DESC"
-        args = [deployment_key]
+        args: list[Union[str, int]] = [deployment_key]
         if limit:
             sql += " LIMIT ?"
             args.append(int(limit))
         return [_deployment(r) for r in self.db.execute(sql, args).fetchall()]
 
-    def keys(self):
+    def keys(self) -> list[Tuple[str, Deployment]]:
         """Every deployment key with its newest version: ``[(key, deployment)]``, keys in name order."""
         rows = self.db.execute(
             "SELECT d.* FROM deployments d JOIN (SELECT deployment_key, MAX(version) AS v FROM deployments "
@@ -382,25 +416,25 @@ class StateStore(ProgressRecords):
             "ORDER BY d.deployment_key").fetchall()
         return [(r["deployment_key"], _deployment(r)) for r in rows]
 
-    def version(self, deployment_key, version):
+    def version(self, deployment_key: str, version: int) -> Optional[Deployment]:
         row = self.db.execute("SELECT * FROM deployments WHERE deployment_key=? AND version=?",
                               (deployment_key, int(version))).fetchone()
         return _deployment(row) if row else None
 
-    def _last_completed(self, deployment_key, before=None):
+    def _last_completed(self, deployment_key: str, before: Optional[int] = None) -> Optional[Deployment]:
         sql = "SELECT * FROM deployments WHERE deployment_key=? AND status='completed' AND version IS NOT NULL"
-        args = [deployment_key]
+        args: list[Union[str, int]] = [deployment_key]
         if before is not None:
             sql += " AND version < ?"
             args.append(int(before))
         row = self.db.execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
         return _deployment(row) if row else None
 
-    def rollback_target(self, deployment_key, before=None):
+    def rollback_target(self, deployment_key: str, before: Optional[int] = None) -> Optional[Deployment]:
         """The last version of ``deployment_key`` that completed (before version ``before``), or None."""
         return self._last_completed(deployment_key, before)
 
-    def update_params(self, deployment_id, changes):
+    def update_params(self, deployment_id: str, changes: Mapping[str, Any]) -> None:
         """Merge ``changes`` into the deployment's recorded parameters (e.g. the --limit of this run)."""
         with self._tx():
             row = self.db.execute("SELECT params FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
@@ -410,13 +444,14 @@ class StateStore(ProgressRecords):
             params.update(changes)
             self.db.execute("UPDATE deployments SET params=? WHERE deployment_id=?", (json.dumps(params), deployment_id))
 
-    def heartbeat(self, deployment_id):
+    def heartbeat(self, deployment_id: str) -> None:
         now = self.clock()
         with self._tx():
             self.db.execute("UPDATE deployments SET heartbeat=?, updated_at=? WHERE deployment_id=?",
                             (now, now, deployment_id))
 
-    def set_status(self, deployment_id, status, message=None, data=None, only_from=None):
+    def set_status(self, deployment_id: str, status: str, message: Optional[str] = None, data: Optional[Mapping[str, Any]] = None,
+                   only_from: Optional[Collection[str]] = None) -> bool:
         """Set the deployment's status (and event ``deployment_<status>`` with ``message`` and ``data``).
 
         ``only_from``: change it only when its status is one of these (in the same transaction);
@@ -442,11 +477,11 @@ class StateStore(ProgressRecords):
         return True
 
     # -- locks ----------------------------------------------------------------------
-    def break_fleet_lease(self, fleet_key, reason, who):
+    def break_fleet_lease(self, fleet_key: str, reason: str, who: str) -> list[Deployment]:
         """Clear the lease (owner and heartbeat) of ``fleet_key``'s active deployments and move their generation on,
         so that a run still alive writes nothing more; audited. Returns the deployments whose lease was broken.
         The SQLite lock only: an S3 state's lock object is broken by ``_state_s3.break_lock`` (:mod:`._state_backend`)."""
-        broken = []
+        broken: list[Deployment] = []
         with self._tx():
             for dep in self.active_for_fleet(fleet_key):
                 if dep["status"] not in ACTIVE_STATUSES:
@@ -463,12 +498,12 @@ class StateStore(ProgressRecords):
 class _Tx:
     """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on an exception); ``fence`` runs first inside it."""
 
-    def __init__(self, db, fence=None):
+    def __init__(self, db: sqlite3.Connection, fence: Optional[Callable[[], None]] = None) -> None:
         self.db = db
         self.fence = fence
         self.nested = False
 
-    def __enter__(self):
+    def __enter__(self) -> sqlite3.Connection:
         self.nested = self.db.in_transaction
         if not self.nested:
             self.db.execute("BEGIN IMMEDIATE")
@@ -480,7 +515,8 @@ class _Tx:
                     raise
         return self.db
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Literal[False]:
         if self.nested:
             return False
         if exc_type is None:
@@ -490,7 +526,7 @@ class _Tx:
         return False
 
 
-def _deployment(row):
+def _deployment(row: sqlite3.Row) -> Deployment:
     d = dict(row)
     d["plan"] = json.loads(d["plan"]) if d.get("plan") else []
     d["params"] = json.loads(d["params"]) if d.get("params") else {}

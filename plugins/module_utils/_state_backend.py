@@ -16,16 +16,24 @@ from __future__ import annotations
 import os
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
+if TYPE_CHECKING:
+    from typing import Any
+    from typing import Mapping
+    from typing import Optional
+    from typing import Tuple
+    from typing import Union
 
 BACKENDS = ("sqlite", "s3")
 # the keyword arguments a SQLite store takes (the others are the S3 store's)
 SQLITE_OPTIONS = ("clock", "lease_timeout")
 
 
-def parse_state_url(url):
+def parse_state_url(url: Union[str, os.PathLike[str], None]) -> Tuple[str, str]:
     """``(backend, location)`` of a state path: a plain path or ``sqlite:///path`` -> ``("sqlite", path)``,
     ``s3://bucket/prefix`` -> ``("s3", url)``. ValueError naming ``state_path`` for anything else."""
     if isinstance(url, os.PathLike):
@@ -46,15 +54,15 @@ def parse_state_url(url):
     return "sqlite", os.path.expanduser(url)
 
 
-def _sqlite_kwargs(kwargs):
+def _sqlite_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return dict((k, v) for k, v in kwargs.items() if k in SQLITE_OPTIONS)
 
 
-def _s3_client_kwargs(kwargs):
+def _s3_client_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return dict((k, v) for k, v in kwargs.items() if k not in SQLITE_OPTIONS + ("lock_ttl", "run_id"))
 
 
-def state_exists(url, **kwargs):
+def state_exists(url: Union[str, os.PathLike[str]], **kwargs: Any) -> bool:
     """Whether the state at ``url`` exists (reading it then creates nothing)."""
     backend, location = parse_state_url(url)
     if backend == "sqlite":
@@ -64,7 +72,7 @@ def state_exists(url, **kwargs):
     return s3_object_exists(location, **_s3_client_kwargs(kwargs))
 
 
-def open_store(path, backend=None, **kwargs):
+def open_store(path: Union[str, os.PathLike[str]], backend: Optional[str] = None, **kwargs: Any) -> StateStore:
     """Open the rollout state at ``path``: a SQLite file (a path or ``sqlite:///path``) or ``s3://bucket/prefix``.
 
     Both give the same :class:`._state.StateStore` interface. ``kwargs``: ``clock``, ``lease_timeout``; for S3 also
@@ -81,7 +89,7 @@ def open_store(path, backend=None, **kwargs):
     return S3StateStore(location, **kwargs)
 
 
-def lock_breaker():
+def lock_breaker() -> str:
     """Who breaks a lock, for the record: ``AGENTFLEET_RUN_ID`` (a CI or AWX job) else user@host."""
     run = os.environ.get("AGENTFLEET_RUN_ID")
     try:
@@ -94,7 +102,7 @@ def lock_breaker():
     return "%s (run %s)" % (who, run) if run else who
 
 
-def break_lock(url, key, reason, who, **kwargs):
+def break_lock(url: Union[str, os.PathLike[str]], key: str, reason: str, who: Optional[str], **kwargs: Any) -> dict[str, Any]:
     """Break the one-active-deployment lock of fleet (deployment) key ``key``, with a reason; audited in the state.
 
     S3: the lock object is removed, whoever holds it. SQLite: the lease of the fleet's active deployment is

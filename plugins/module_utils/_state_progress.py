@@ -12,15 +12,37 @@ with :class:`sqlite3.Row` rows), ``clock`` and ``_tx()`` (a write transaction, f
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+    from typing import ContextManager
+    from typing import Iterable
+    from typing import Mapping
+    from typing import Optional
+    from typing import Sequence
+    from typing import Union
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import AgentRow
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Clock
 
 
 class ProgressRecords:
     """The ``agents``, ``waves``, ``shared_decisions`` and ``events`` tables of a :class:`._state.StateStore`."""
 
+    # set up by the store (see the module's documentation)
+    db: sqlite3.Connection
+    clock: Clock
+
+    if TYPE_CHECKING:
+        def _tx(self) -> ContextManager[sqlite3.Connection]:
+            """A write transaction (fenced): the store's."""
+
     # -- agents -----------------------------------------------------------------
-    def agents(self, deployment_id, wave=None, hosts=None):
+    def agents(self, deployment_id: str, wave: Optional[int] = None, hosts: Optional[Iterable[str]] = None) -> list[AgentRow]:
         sql = "SELECT * FROM agents WHERE deployment_id=?"
-        args = [deployment_id]
+        args: list[Union[str, int]] = [deployment_id]
         if wave is not None:
             sql += " AND wave=?"
             args.append(int(wave))
@@ -30,13 +52,14 @@ class ProgressRecords:
             rows = [r for r in rows if r["host"] in wanted]
         return rows
 
-    def result_counts(self, deployment_id):
+    def result_counts(self, deployment_id: str) -> dict[Optional[str], int]:
         """How many agents of the deployment have each result (None: no result yet), in one query."""
         rows = self.db.execute("SELECT result, COUNT(*) FROM agents WHERE deployment_id=? GROUP BY result",
                                (deployment_id,)).fetchall()
         return dict((r[0], r[1]) for r in rows)
 
-    def ensure_agents(self, deployment_id, members, wave=None, cohort=None):
+    def ensure_agents(self, deployment_id: str, members: Iterable[Mapping[str, Any]], wave: Optional[int] = None,
+                      cohort: Optional[str] = None) -> None:
         """Add agents that are not yet recorded (for ad-hoc notify calls)."""
         with self._tx():
             self.db.executemany(
@@ -46,7 +69,7 @@ class ProgressRecords:
                   m.get("cohort", cohort), m.get("wave", wave)) for m in members],
             )
 
-    def mark_asked(self, deployment_id, hosts):
+    def mark_asked(self, deployment_id: str, hosts: Iterable[str]) -> None:
         now = self.clock()
         with self._tx():
             self.db.executemany(
@@ -54,7 +77,7 @@ class ProgressRecords:
                 [(now, deployment_id, h) for h in hosts],
             )
 
-    def record_answers(self, deployment_id, answers):
+    def record_answers(self, deployment_id: str, answers: Sequence[Mapping[str, Any]]) -> None:
         """``answers``: list of dicts with host, decision, reason, defer_until, decision_id, version_before."""
         now = self.clock()
         with self._tx():
@@ -67,7 +90,7 @@ class ProgressRecords:
             for a in answers:
                 self._event(deployment_id, "decision", {k: a.get(k) for k in ("host", "decision", "reason", "wave", "cohort")})
 
-    def set_results(self, deployment_id, results):
+    def set_results(self, deployment_id: str, results: Iterable[Mapping[str, Any]]) -> None:
         """``results``: list of dicts with host, result and optional detail / version_after / version_before."""
         now = self.clock()
         with self._tx():
@@ -79,7 +102,7 @@ class ProgressRecords:
                   r["result"], now, deployment_id, r["host"]) for r in results],
             )
 
-    def merge_agent_extra(self, deployment_id, items):
+    def merge_agent_extra(self, deployment_id: str, items: Mapping[str, Mapping[str, Any]]) -> None:
         """Merge ``{host: {key: value}}`` into each agent's ``extra`` JSON (multi-occurrence shutdown/wakeup)."""
         with self._tx():
             for host, data in items.items():
@@ -92,7 +115,7 @@ class ProgressRecords:
                                 (json.dumps(extra), deployment_id, host))
 
     # -- waves ------------------------------------------------------------------
-    def waves(self, deployment_id):
+    def waves(self, deployment_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM waves WHERE deployment_id=? ORDER BY wave", (deployment_id,)).fetchall()
         out = []
         for r in rows:
@@ -101,7 +124,7 @@ class ProgressRecords:
             out.append(d)
         return out
 
-    def wave_started(self, deployment_id, wave):
+    def wave_started(self, deployment_id: str, wave: int) -> None:
         now = self.clock()
         with self._tx():
             self.db.execute(
@@ -110,7 +133,7 @@ class ProgressRecords:
                 (now, deployment_id, int(wave)),
             )
 
-    def wave_finished(self, deployment_id, wave, status, summary):
+    def wave_finished(self, deployment_id: str, wave: int, status: str, summary: Mapping[str, Any]) -> None:
         now = self.clock()
         with self._tx():
             self.db.execute(
@@ -120,8 +143,9 @@ class ProgressRecords:
             self._event(deployment_id, "wave_" + status, summary)
 
     # -- shared decisions (multi-occurrence agents) --------------------------------
-    def record_shared_decision(self, agent_id, deployment_id, kind, decision, decision_id=None, decided_by=None,
-                               reason=None, defer_until=None, decided_at=None):
+    def record_shared_decision(self, agent_id: str, deployment_id: str, kind: str, decision: str, decision_id: Optional[str] = None,
+                               decided_by: Optional[str] = None, reason: Optional[str] = None, defer_until: Optional[float] = None,
+                               decided_at: Optional[float] = None) -> None:
         with self._tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO shared_decisions VALUES (?,?,?,?,?,?,?,?,?)",
@@ -131,10 +155,11 @@ class ProgressRecords:
             self._event(deployment_id, "shared_decision", {"agent_id": agent_id, "kind": kind, "decision": decision,
                                                            "decision_id": decision_id, "decided_by": decided_by})
 
-    def shared_decision(self, agent_id, kind, max_age=None, deployment_id=None):
+    def shared_decision(self, agent_id: str, kind: str, max_age: Optional[float] = None,
+                        deployment_id: Optional[str] = None) -> Optional[dict[str, Any]]:
         """The newest shared decision of ``kind`` for an agent, younger than ``max_age`` seconds."""
         sql = "SELECT * FROM shared_decisions WHERE agent_id=? AND kind=?"
-        args = [agent_id, kind]
+        args: list[Union[str, float]] = [agent_id, kind]
         if deployment_id is not None:
             sql += " AND deployment_id=?"
             args.append(deployment_id)
@@ -145,22 +170,22 @@ class ProgressRecords:
         return dict(row) if row else None
 
     # -- events -------------------------------------------------------------------
-    def _event(self, deployment_id, event, data=None):
+    def _event(self, deployment_id: str, event: str, data: Optional[Mapping[str, Any]] = None) -> None:
         self.db.execute(
             "INSERT INTO events (deployment_id, ts, event, data) VALUES (?,?,?,?)",
             (deployment_id, self.clock(), event, json.dumps(data) if data is not None else None),
         )
 
-    def event(self, deployment_id, event, data=None):
+    def event(self, deployment_id: str, event: str, data: Optional[Mapping[str, Any]] = None) -> None:
         with self._tx():
             self._event(deployment_id, event, data)
 
-    def events(self, deployment_id):
+    def events(self, deployment_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM events WHERE deployment_id=? ORDER BY seq", (deployment_id,)).fetchall()
         return [dict(r, data=json.loads(r["data"]) if r["data"] else None) for r in rows]
 
 
-def _agent(row):
+def _agent(row: sqlite3.Row) -> AgentRow:
     d = dict(row)
     d["extra"] = json.loads(d["extra"]) if d.get("extra") else None
     return d

@@ -35,6 +35,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from urllib.parse import quote
 
@@ -56,12 +57,35 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import default_owner_pid
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+    from typing import Callable
+    from typing import Collection
+    from typing import ContextManager
+    from typing import Dict
+    from typing import Literal
+    from typing import Mapping
+    from typing import Optional
+    from typing import Tuple
+    from typing import Type
+    from typing import TypeVar
+    from typing import Union
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Clock
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Started
+
+    _T = TypeVar("_T")
+    # what a lock object holds (JSON): fleet_key, deployment_id, run, owner_host, owner_pid, acquired_at,
+    # renewed_at, expires_at, ttl
+    Holder = Dict[str, Any]
+
 DEFAULT_LOCK_TTL = 600.0
 MIN_LOCK_TTL = 2.0
 DB_NAME = "state.db"
 
 
-def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
+def lock_ttl_from(value: Union[str, float, None], default: float = DEFAULT_LOCK_TTL) -> float:
     if value in (None, ""):
         value = os.environ.get("AGENTFLEET_LOCK_TTL") or default
     try:
@@ -73,25 +97,25 @@ def lock_ttl_from(value, default=DEFAULT_LOCK_TTL):
     return ttl
 
 
-def lock_key(prefix, fleet_key):
+def lock_key(prefix: str, fleet_key: str) -> str:
     return join_key(prefix, "locks/%s.json" % quote(str(fleet_key), safe=""))
 
 
 class FleetLock:
     """The lease object of one fleet key."""
 
-    def __init__(self, objects, key, fleet_key, ttl, run_id, clock=time.time):
+    def __init__(self, objects: S3Objects, key: str, fleet_key: str, ttl: float, run_id: str, clock: Clock = time.time) -> None:
         self.objects = objects
         self.key = key
         self.fleet_key = fleet_key
         self.ttl = float(ttl)
         self.run_id = run_id
         self.clock = clock
-        self.etag = None
-        self.acquired_at = None
+        self.etag: Optional[str] = None
+        self.acquired_at: Optional[float] = None
         self.expires_at = 0.0
 
-    def read(self):
+    def read(self) -> Tuple[Optional[Holder], Optional[str]]:
         """``(holder dict, etag)`` or ``(None, None)``."""
         body, etag = self.objects.get(self.key)
         if body is None:
@@ -102,10 +126,10 @@ class FleetLock:
             # an unreadable lock protects nobody; it is treated as expired
             return {"expires_at": 0, "run": None, "corrupt": True}, etag
 
-    def expired(self, holder):
+    def expired(self, holder: Mapping[str, Any]) -> bool:
         return self.clock() >= float(holder.get("expires_at") or 0)
 
-    def _body(self, deployment_id, acquired_at=None):
+    def _body(self, deployment_id: str, acquired_at: Optional[float] = None) -> bytes:
         now = self.clock()
         self.acquired_at = acquired_at if acquired_at is not None else now
         self.expires_at = now + self.ttl
@@ -115,7 +139,7 @@ class FleetLock:
             "acquired_at": self.acquired_at, "renewed_at": now, "expires_at": self.expires_at, "ttl": self.ttl,
         }, sort_keys=True).encode("utf-8")
 
-    def acquire(self, deployment_id):
+    def acquire(self, deployment_id: str) -> Optional[Holder]:
         """Take (or renew) the lock for ``deployment_id``; returns the expired holder taken over, or None.
 
         Raises :class:`LockedError` while another run's lease is unexpired.
@@ -141,7 +165,7 @@ class FleetLock:
         raise StateError("could not take the lock %s: it changed %d times in a row" % (self.objects.url(self.key),
                                                                                        CONFLICT_RETRIES))
 
-    def renew(self, deployment_id):
+    def renew(self, deployment_id: str) -> bool:
         """Extend this run's lease; False when the lock is no longer this run's (taken over or broken)."""
         for attempt in range(CONFLICT_RETRIES):
             if self.etag is None:
@@ -160,7 +184,7 @@ class FleetLock:
                 backoff(attempt)
         return False
 
-    def release(self):
+    def release(self) -> bool:
         """Delete the lock when this run holds it (a no-op otherwise)."""
         for attempt in range(CONFLICT_RETRIES):
             holder, etag = self.read()
@@ -175,7 +199,7 @@ class FleetLock:
         return False
 
 
-def describe_holder(fleet_key, holder, now):
+def describe_holder(fleet_key: str, holder: Mapping[str, Any], now: float) -> str:
     left = max(0.0, float(holder.get("expires_at") or 0) - now)
     return ("another rollout is active for fleet %r: deployment %s, run %s, pid %s on %s holds its lock "
             "(lease renewed %s s ago, expires in %.0f s unless renewed); one active deployment per fleet. "
@@ -185,9 +209,9 @@ def describe_holder(fleet_key, holder, now):
                                                            left, holder.get("ttl")))
 
 
-def _retrying(method):
+def _retrying(method: Callable[..., _T]) -> Callable[..., _T]:
     """Run ``method`` again on a freshly downloaded state when its upload lost a race (outermost call only)."""
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: S3StateStore, *args: Any, **kwargs: Any) -> _T:
         with self._s3_mutex:
             if self._s3_depth:
                 return method(self, *args, **kwargs)
@@ -210,8 +234,8 @@ def _retrying(method):
 class S3StateStore(StateStore):
     """:class:`StateStore` whose database and fleet locks live in S3 (see the module documentation)."""
 
-    def __init__(self, url, client=None, lock_ttl=None, clock=time.time, lease_timeout=600.0, run_id=None,
-                 **client_options):
+    def __init__(self, url: str, client: Any = None, lock_ttl: Union[str, float, None] = None, clock: Clock = time.time,
+                 lease_timeout: float = 600.0, run_id: Optional[str] = None, **client_options: Optional[str]) -> None:
         bucket, prefix, options = parse_s3_url(url)
         for key, value in client_options.items():
             if key not in CLIENT_OPTIONS:
@@ -228,9 +252,9 @@ class S3StateStore(StateStore):
         self.run_id = run_id or controller_run_id(default_owner_pid())
         self._s3_mutex = threading.RLock()
         self._s3_depth = 0
-        self._locks = {}
-        self._lost = None
-        self._renewer = None
+        self._locks: Dict[str, FleetLock] = {}
+        self._lost: Optional[str] = None
+        self._renewer: Optional[threading.Thread] = None
         self._stop_renewing = threading.Event()
         self._cache_dir = tempfile.mkdtemp(prefix="agentfleet-state-")
         local = os.path.join(self._cache_dir, DB_NAME)
@@ -252,11 +276,11 @@ class S3StateStore(StateStore):
             raise
 
     # -- the database object ---------------------------------------------------------
-    def _read_local(self):
+    def _read_local(self) -> bytes:
         with open(self.path, "rb") as handle:
             return handle.read()
 
-    def _s3_reload(self):
+    def _s3_reload(self) -> None:
         """Replace the local database with the one in S3 (the same connection, through SQLite's backup)."""
         body, etag = self.objects.get(self.db_key)
         if body is None:
@@ -278,20 +302,20 @@ class S3StateStore(StateStore):
             # written by an older collection since this store opened: migrate it as opening it would
             self._migrate()
 
-    def _s3_refresh(self):
+    def _s3_refresh(self) -> None:
         """Before a write: fetch the database again if another controller wrote since."""
         if self.objects.etag(self.db_key) != self._etag:
             self._s3_reload()
 
-    def _s3_push(self):
+    def _s3_push(self) -> None:
         self._etag = self.objects.put(self.db_key, self._read_local(), if_match=self._etag,
                                       if_none_match=self._etag is None)
 
-    def _tx(self):
+    def _tx(self) -> ContextManager[sqlite3.Connection]:
         return _S3Tx(self, StateStore._tx(self))
 
     # -- locks and fencing -----------------------------------------------------------
-    def _lock(self, fleet_key):
+    def _lock(self, fleet_key: str) -> FleetLock:
         lock = self._locks.get(fleet_key)
         if lock is None:
             lock = FleetLock(self.objects, lock_key(self.prefix, fleet_key), fleet_key, self.lock_ttl, self.run_id,
@@ -299,7 +323,7 @@ class S3StateStore(StateStore):
             self._locks[fleet_key] = lock
         return lock
 
-    def lease_live(self, dep):
+    def lease_live(self, dep: Mapping[str, Any]) -> bool:
         """A deployment's lease is live while another run holds its fleet's unexpired lock for it.
 
         Process ids say nothing across containers and CI runners that share a host name: the TTL decides.
@@ -311,7 +335,7 @@ class S3StateStore(StateStore):
             return False
         return holder.get("deployment_id") == dep["deployment_id"] and not self._lock(dep["fleet_key"]).expired(holder)
 
-    def _holding_fleet(self, deployment_id, fleet_key, start):
+    def _holding_fleet(self, deployment_id: str, fleet_key: str, start: Callable[[], Started]) -> Started:
         """Start or resume a deployment holding its fleet's lock object (called by :meth:`StateStore.create_or_resume`,
         not to stage one): taken before, released again when the start fails or finds the deployment complete."""
         lock = self._lock(fleet_key)
@@ -332,17 +356,18 @@ class S3StateStore(StateStore):
                 "expired_at": previous.get("expires_at")})
         return dep, mode
 
-    def _held_by_me(self, lock):
+    def _held_by_me(self, lock: FleetLock) -> bool:
         holder, dummy = lock.read()
         return holder is not None and holder.get("run") == self.run_id
 
-    def release_lease(self, deployment_id):
+    def release_lease(self, deployment_id: str) -> None:
         StateStore.release_lease(self, deployment_id)
         dep = self.get_deployment(deployment_id)
         if dep is not None and dep["status"] == "paused":
             self._lock(dep["fleet_key"]).release()
 
-    def set_status(self, deployment_id, status, message=None, data=None, only_from=None):
+    def set_status(self, deployment_id: str, status: str, message: Optional[str] = None, data: Optional[Mapping[str, Any]] = None,
+                   only_from: Optional[Collection[str]] = None) -> bool:
         changed = StateStore.set_status(self, deployment_id, status, message, data=data, only_from=only_from)
         if changed and status != "running":
             dep = self.get_deployment(deployment_id)
@@ -351,13 +376,13 @@ class S3StateStore(StateStore):
                 self._lock(dep["fleet_key"]).release()
         return changed
 
-    def heartbeat(self, deployment_id):
+    def heartbeat(self, deployment_id: str) -> None:
         StateStore.heartbeat(self, deployment_id)
         dep = self.get_deployment(deployment_id)
         if dep is not None and dep["status"] == "running" and not self._lock(dep["fleet_key"]).renew(deployment_id):
             self._lost = self._lost_message(dep)
 
-    def fence(self, deployment_id, generation):
+    def fence(self, deployment_id: str, generation: int) -> None:
         StateStore.fence(self, deployment_id, generation)
         dep = self.get_deployment(deployment_id)
         if dep is None or dep["status"] != "running":
@@ -371,11 +396,11 @@ class S3StateStore(StateStore):
                                              name="agentfleet-lock-renewer")
             self._renewer.start()
 
-    def _lost_message(self, dep):
+    def _lost_message(self, dep: Mapping[str, Any]) -> str:
         return ("the lock of fleet %r is no longer held by this run (it expired and another run took it over, or "
                 "it was broken): deployment %s stops here and writes nothing" % (dep["fleet_key"], dep["deployment_id"]))
 
-    def _renew_loop(self, lock, dep):
+    def _renew_loop(self, lock: FleetLock, dep: Mapping[str, Any]) -> None:
         while not self._stop_renewing.wait(max(0.5, lock.ttl / 3.0)):
             try:
                 if not lock.renew(dep["deployment_id"]):
@@ -388,12 +413,12 @@ class S3StateStore(StateStore):
                     self._lost = self._lost_message(dep)
                     return
 
-    def _check_fence_in_tx(self):
+    def _check_fence_in_tx(self) -> None:
         if self._lost:
             raise StaleRunError(self._lost)
         StateStore._check_fence_in_tx(self)
 
-    def _fenced_row(self, deployment_id, mine):
+    def _fenced_row(self, deployment_id: str, mine: int) -> Tuple[Optional[int], Optional[str], Optional[str]]:
         """For :meth:`StateStore.check_fence`, from any thread and with no S3 call: :class:`StaleRunError` once this
         run lost its fleet's lock, else this run's own generation and no status (reading the deployment's status as
         stored now would take an S3 request; writes check the generation, and each wave reads the status when it starts)."""
@@ -401,7 +426,7 @@ class S3StateStore(StateStore):
             raise StaleRunError(self._lost)
         return mine, None, None
 
-    def close(self):
+    def close(self) -> None:
         self._stop_renewing.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
@@ -411,27 +436,28 @@ class S3StateStore(StateStore):
         finally:
             self._cleanup()
 
-    def _cleanup(self):
+    def _cleanup(self) -> None:
         shutil.rmtree(self._cache_dir, ignore_errors=True)
 
 
 class _S3Tx:
     """The SQLite transaction between a refresh from S3 and a conditional upload to it."""
 
-    def __init__(self, store, inner):
+    def __init__(self, store: S3StateStore, inner: ContextManager[sqlite3.Connection]) -> None:
         self.store = store
         self.inner = inner
         self.outer = False
         self.changes = 0
 
-    def __enter__(self):
+    def __enter__(self) -> sqlite3.Connection:
         self.outer = not self.store.db.in_transaction
         if self.outer:
             self.store._s3_refresh()
             self.changes = self.store.db.total_changes
         return self.inner.__enter__()
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Literal[False]:
         self.inner.__exit__(exc_type, exc, tb)
         if self.outer and exc_type is None and self.store.db.total_changes != self.changes:
             self.store._s3_push()
@@ -446,7 +472,7 @@ for _name in dir(S3StateStore):
         setattr(S3StateStore, _name, _retrying(_method))
 
 
-def break_lock(url, fleet_key, reason, who, client=None, **client_options):
+def break_lock(url: str, fleet_key: str, reason: str, who: str, client: Any = None, **client_options: Any) -> Optional[Holder]:
     """Remove the lock of ``fleet_key`` in the S3 state at ``url``, whoever holds it; recorded in the state.
 
     Returns the holder that was removed (None when there was no lock). The deployment it held is left
@@ -478,7 +504,7 @@ def break_lock(url, fleet_key, reason, who, client=None, **client_options):
         store.close()
 
 
-def s3_object_exists(url, client=None, **client_options):
+def s3_object_exists(url: str, client: Any = None, **client_options: Optional[str]) -> bool:
     """Whether the S3 state at ``url`` has a database yet."""
     bucket, prefix, options = parse_s3_url(url)
     objects = S3Objects(client or s3_client(**client_kwargs(options, client_options)), bucket)

@@ -10,7 +10,26 @@ refused by the store.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Tuple
+
+if TYPE_CHECKING:
+    import sqlite3
+
 SCHEMA_VERSION = 3
+
+# A deployment as the stores return it: the ``deployments`` columns, ``plan``, ``params`` and ``policy``
+# decoded from JSON. The rows are plain dicts (callers add keys and pass them on as JSON-like data).
+Deployment = Dict[str, Any]
+# An agent of a deployment as the stores return it: the ``agents`` columns (AGENT_COLUMNS), ``extra`` decoded.
+AgentRow = Dict[str, Any]
+# A store's clock: epoch seconds (``time.time``).
+Clock = Callable[[], float]
+# A start or resume of a deployment: ``(deployment, mode)`` (see ``StateStore.create_or_resume``).
+Started = Tuple[Deployment, str]
 
 # deployments that change no version have no place in a key's version history
 UNVERSIONED_STRATEGIES = ("shutdown", "wakeup")
@@ -106,7 +125,7 @@ AGENT_COLUMNS = (
 )
 
 
-def create_schema(db):
+def create_schema(db: sqlite3.Connection) -> int:
     """Create the tables and indexes a database lacks; returns its schema version (a new one is stamped with
     :data:`SCHEMA_VERSION`). The caller refuses a newer version and migrates an older one."""
     db.executescript(SCHEMA)
@@ -117,12 +136,12 @@ def create_schema(db):
     return int(row[0])
 
 
-def create_version_index(db):
+def create_version_index(db: sqlite3.Connection) -> None:
     """One version per deployment key (after a migration: the ``version`` column is new in schema 3)."""
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deployments_version ON deployments (deployment_key, version)")
 
 
-def migrate_schema(db):
+def migrate_schema(db: sqlite3.Connection) -> None:
     """Schema 1 -> 2: the lease generation. 2 -> 3: deployment records (key, version per key, source
     version, policy, rollback target, who and why); existing deployments get their fleet key as
     deployment key and versions 1, 2, ... in the order they were created. Run it inside a transaction."""
