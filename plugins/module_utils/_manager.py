@@ -25,6 +25,7 @@ import math
 import re
 import time
 import warnings
+from typing import Any, Dict, Iterable, Literal, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 try:
@@ -34,9 +35,9 @@ try:
 except ImportError as exc:
     # the import sanity test (and a controller without requests) must still import this file: the pure
     # functions work, and the modules fail with missing_required_lib("requests")
-    requests = HTTPAdapter = Retry = None
+    requests = HTTPAdapter = Retry = None  # type: ignore[assignment,misc]  # absent library: the names exist, as None
     HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = exc
+    REQUESTS_IMPORT_ERROR: Optional[ImportError] = exc
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -69,14 +70,17 @@ CONNECT_RETRIES = 3
 
 _CONFLICT_ID = re.compile(r"[Dd]eployment\s+(\S+?)\s+(?:is\s+)?already in progress")
 
+# a deployment status (parse_status): the documented fields, any other field the manager sent, and ``counts``
+DeploymentStatus = Dict[str, Any]
+
 
 class ManagerError(Exception):
     """A manager call failed; ``result`` holds what the task returns with the failure (already masked)."""
 
-    def __init__(self, msg, **result):
+    def __init__(self, msg: str, **result: Any) -> None:
         super().__init__(msg)
         self.msg = msg
-        self.result = result
+        self.result: Dict[str, Any] = result
 
 
 class ManagerAuthError(ManagerError):
@@ -90,7 +94,7 @@ class DeploymentFailed(ManagerError):
 
 # ---------------------------------------------------------------------------- pure functions
 
-def mask(value, secrets):
+def mask(value: Any, secrets: Optional[Iterable[Any]]) -> Any:
     """``value`` (a str, or dicts/lists of them) with every secret replaced by ``********``."""
     secrets = [s for s in (secrets or ()) if s]
     if not secrets:
@@ -106,7 +110,7 @@ def mask(value, secrets):
     return value
 
 
-def normalize_base_url(url):
+def normalize_base_url(url: Optional[str]) -> str:
     """The manager's base URL without a trailing slash; ``ValueError`` naming the field when unusable."""
     if not url or not str(url).strip():
         raise ValueError("manager_url is required (the manager's base URL, for example https://agents.example.org)")
@@ -122,7 +126,7 @@ def normalize_base_url(url):
     return url
 
 
-def clean_token(token):
+def clean_token(token: Optional[str]) -> str:
     """The token without surrounding whitespace (a trailing newline from an env file is a classic); ``ValueError``
     when missing."""
     token = (token or "").strip()
@@ -133,7 +137,7 @@ def clean_token(token):
     return token
 
 
-def build_notify_body(params):
+def build_notify_body(params: Mapping[str, Any]) -> Dict[str, Any]:
     """The JSON body of ``POST /manager/v1/updates/notify`` from the module's options (unset ones are not sent)."""
     if not (params.get("agent_image") or params.get("gui_image")):
         raise ValueError("agent_image or gui_image is required: the manager deploys at least one new image")
@@ -143,7 +147,7 @@ def build_notify_body(params):
     metadata = params.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError("metadata must be a dictionary, got %s" % type(metadata).__name__)
-    body = {}
+    body: Dict[str, Any] = {}
     for key in BODY_FIELDS:
         # the body's "message" is the option update_message: ansible-test sanity (validate-modules) refuses an
         # argument or alias named "message" or "syslog_facility" (names ansible-core's module logging once used)
@@ -156,7 +160,7 @@ def build_notify_body(params):
     return body
 
 
-def parse_status(body):
+def parse_status(body: Any) -> Optional[DeploymentStatus]:
     """A deployment status from the manager's JSON answer: every documented field (``None`` when absent), every
     other field it sent, and ``counts`` (the ``agents_*`` numbers it sent). ``None`` for an empty answer (``null``:
     no such deployment, or no current one)."""
@@ -175,7 +179,7 @@ def parse_status(body):
     return status
 
 
-def outcome(status):
+def outcome(status: Optional[str]) -> Optional[Literal["succeeded", "failed"]]:
     """``succeeded``, ``failed`` or ``None`` (still running, pending or staged) for a status string."""
     if status in SUCCEEDED:
         return "succeeded"
@@ -184,13 +188,14 @@ def outcome(status):
     return None
 
 
-def running_deployment_id(body):
+def running_deployment_id(body: Any) -> Optional[str]:
     """The id of the deployment that holds the manager, from a 409 answer (a ``deployment_id`` field, or
     FastAPI's ``{"detail": "Deployment <id> already in progress"}``); ``None`` when it does not say."""
     if isinstance(body, dict):
         for key in ("deployment_id", "current_deployment", "running_deployment_id"):
-            if isinstance(body.get(key), str) and body[key]:
-                return body[key]
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
         detail = body.get("detail")
         if isinstance(detail, dict):
             return running_deployment_id(detail)
@@ -202,7 +207,7 @@ def running_deployment_id(body):
     return None
 
 
-def error_detail(body, text=None, limit=300):
+def error_detail(body: Any, text: Optional[str] = None, limit: int = 300) -> str:
     """A short human text from an error answer (FastAPI's ``detail``, a ``message``, or the raw text)."""
     detail = None
     if isinstance(body, dict):
@@ -218,7 +223,7 @@ def error_detail(body, text=None, limit=300):
     return detail if len(detail) <= limit else detail[:limit] + "..."
 
 
-def summary_line(status):
+def summary_line(status: Optional[Mapping[str, Any]]) -> str:
     """``deploy-1: completed (phase general) - 7 total, 5 updated, 1 deferred, 1 rejected``."""
     if not status:
         return "no deployment"
@@ -238,7 +243,7 @@ def summary_line(status):
 
 # ---------------------------------------------------------------------------- the client
 
-def connect_retry():
+def connect_retry() -> Retry:
     """Retry what provably did not reach the manager (refused, connect timeout), nothing else: no read, status
     or other retries, so a notify that may have arrived is never sent twice."""
     return Retry(total=CONNECT_RETRIES, connect=CONNECT_RETRIES, read=0, status=0, other=0, redirect=0,
@@ -248,14 +253,14 @@ def connect_retry():
 class ManagerClient:
     """One ``requests`` session to one CIRISManager (keep-alive, TLS verified unless told otherwise)."""
 
-    def __init__(self, base_url, token, validate_certs=True, ca_path=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-                 read_timeout=DEFAULT_READ_TIMEOUT):
+    def __init__(self, base_url: Optional[str], token: Optional[str], validate_certs: bool = True, ca_path: Optional[str] = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
         if not HAS_REQUESTS:
             raise ManagerError("the Python library requests is required to talk to CIRISManager")
         self.base_url = normalize_base_url(base_url)
         self._token = clean_token(token)
-        self.secrets = (self._token, token) if token != self._token else (self._token,)
-        self.verify = (ca_path or True) if validate_certs else False
+        self.secrets: Tuple[Optional[str], ...] = (self._token, token) if token != self._token else (self._token,)
+        self.verify: str | bool = (ca_path or True) if validate_certs else False
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.session = requests.Session()
         adapter = HTTPAdapter(max_retries=connect_retry(), pool_connections=1, pool_maxsize=2)
@@ -263,19 +268,20 @@ class ManagerClient:
         self.session.mount("https://", adapter)
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT + " (manager client)"})
 
-    def __enter__(self):
+    def __enter__(self) -> ManagerClient:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         self.session.close()
 
-    def _mask(self, value):
+    def _mask(self, value: Any) -> Any:
         return mask(value, self.secrets)
 
-    def _request(self, method, path, params=None, body=None):
+    def _request(self, method: str, path: str, params: Optional[Dict[str, str]] = None,
+                 body: Optional[Dict[str, Any]] = None) -> Tuple[int, Any, str, bool, str]:
         url = self.base_url + path
         what = "%s %s" % (method, url)
         try:
@@ -315,7 +321,7 @@ class ManagerClient:
             data, parsed = None, False
         return resp.status_code, self._mask(data), self._mask(text), parsed, url
 
-    def _check(self, code, data, text, parsed, url, action):
+    def _check(self, code: int, data: Any, text: str, parsed: bool, url: str, action: str) -> Any:
         if code in (401, 403):
             raise ManagerAuthError(
                 "the manager refused the deploy token for %s (HTTP %s: %s); check the token option or %s"
@@ -339,7 +345,7 @@ class ManagerClient:
                                http_status=code, url=url)
         return data
 
-    def notify(self, body):
+    def notify(self, body: Dict[str, Any]) -> DeploymentStatus:
         """POST the notification once; the manager's deployment status. A 409 (one deployment at a time) is an
         error naming the deployment that holds the manager, when the answer says which."""
         code, data, text, parsed, url = self._request("POST", NOTIFY_PATH, body=body)
@@ -360,7 +366,7 @@ class ManagerClient:
                                url=url)
         return status
 
-    def status(self, deployment_id=None):
+    def status(self, deployment_id: Optional[str] = None) -> Optional[DeploymentStatus]:
         """The status of ``deployment_id`` (or of the current deployment); ``None`` when the manager has none."""
         params = {"deployment_id": deployment_id} if deployment_id else None
         code, data, text, parsed, url = self._request("GET", STATUS_PATH, params=params)
@@ -368,7 +374,7 @@ class ManagerClient:
         return parse_status(self._check(code, data, text, parsed, url, "the status request"))
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests exception, without the pool's long preamble."""
     inner = exc
     for dummy in range(5):
@@ -418,6 +424,6 @@ def wait_for_deployment(fetch, deployment_id, wait_timeout, poll_interval, first
     return last, polls
 
 
-def _seconds(value):
+def _seconds(value: float) -> float:
     value = float(value)
     return int(value) if value == math.floor(value) else value

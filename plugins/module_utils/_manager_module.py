@@ -15,6 +15,7 @@ The deploy token is masked in every message and result that leaves here.
 from __future__ import annotations
 
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DEFAULT_CONNECT_TIMEOUT
@@ -27,6 +28,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import STRATEGIES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import TOKEN_ENV
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DeploymentFailed
+from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DeploymentStatus
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import ManagerClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import ManagerError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import build_notify_body
@@ -38,7 +40,14 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import wait_for_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import url_is_loopback
 
-CONNECTION_SPEC = dict(
+# an argument spec: option name -> its settings (type, default, choices, ...)
+ArgumentSpec = Dict[str, Dict[str, Any]]
+# a module's validated parameters
+Params = Mapping[str, Any]
+# the task's result (the keys of a success, a failure's too: see _give_result_keys)
+Result = Dict[str, Any]
+
+CONNECTION_SPEC: ArgumentSpec = dict(
     manager_url=dict(type="str", required=True),
     token=dict(type="str", no_log=True),
     validate_certs=dict(type="bool", default=True),
@@ -50,7 +59,7 @@ CONNECTION_SPEC = dict(
     poll_interval=dict(type="float", default=DEFAULT_POLL_INTERVAL),
 )
 
-NOTIFY_SPEC = dict(
+NOTIFY_SPEC: ArgumentSpec = dict(
     agent_image=dict(type="str"),
     gui_image=dict(type="str"),
     strategy=dict(type="str", default="canary", choices=list(STRATEGIES)),
@@ -60,12 +69,12 @@ NOTIFY_SPEC = dict(
     metadata=dict(type="dict"),
 )
 
-STATUS_SPEC = dict(
+STATUS_SPEC: ArgumentSpec = dict(
     deployment_id=dict(type="str"),
 )
 
 
-def validate_connection(params):
+def validate_connection(params: Params) -> None:
     """Raise ``ValueError`` naming the first bad connection option."""
     normalize_base_url(params.get("manager_url"))
     clean_token(params.get("token"))
@@ -75,13 +84,14 @@ def validate_connection(params):
             raise ValueError("%s must be greater than 0, got %r" % (key, value))
 
 
-def client_from_params(params):
+def client_from_params(params: Params) -> ManagerClient:
     return ManagerClient(params["manager_url"], params.get("token"), validate_certs=params.get("validate_certs", True),
-                         ca_path=params.get("ca_path"), connect_timeout=params.get("connect_timeout"),
-                         read_timeout=params.get("read_timeout"))
+                         ca_path=params.get("ca_path"), connect_timeout=params["connect_timeout"],
+                         read_timeout=params["read_timeout"])
 
 
-def _result(status, polls=0, waited=False, started=None, clock=time.monotonic):
+def _result(status: Optional[DeploymentStatus], polls: int = 0, waited: bool = False, started: Optional[float] = None,
+            clock: Callable[[], float] = time.monotonic) -> Result:
     verdict = outcome(status["status"]) if status else None
     return {
         "deployment": status,
@@ -96,7 +106,8 @@ def _result(status, polls=0, waited=False, started=None, clock=time.monotonic):
     }
 
 
-def _conclude(status, polls, waited, started, clock, **extra):
+def _conclude(status: Optional[DeploymentStatus], polls: int, waited: bool, started: Optional[float], clock: Callable[[], float],
+              **extra: Any) -> Result:
     """The task's result; when the task waited and the deployment ended without completing (``outcome`` says
     ``failed``: failed, cancelled, rejected, rolled_back), that result is raised as :class:`DeploymentFailed`, so
     the task fails the way amazon.aws and kubernetes.core waiters fail one, with the final status in it."""
@@ -108,7 +119,8 @@ def _conclude(status, polls, waited, started, clock, **extra):
     return result
 
 
-def _give_result_keys(exc, status, polls, waited, started, clock, **extra):
+def _give_result_keys(exc: ManagerError, status: Optional[DeploymentStatus], polls: int, waited: bool, started: Optional[float],
+                      clock: Callable[[], float], **extra: Any) -> None:
     """Give a failure every key a success returns (one shape per result): ``status`` is the last status in hand
     and ``polls`` the polls made before a wait; the failure's own keys (a wait's last status and polls, a
     timeout, an HTTP status) are kept."""
@@ -120,13 +132,14 @@ def _give_result_keys(exc, status, polls, waited, started, clock, **extra):
     exc.result = result
 
 
-def _warnings(params):
+def _warnings(params: Params) -> List[str]:
     if urlsplit(params["manager_url"]).scheme == "http" and not url_is_loopback(params["manager_url"]):
         return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
     return []
 
 
-def run_notify(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
+def run_notify(params: Params, check_mode: bool = False, client_factory: Callable[[Params], ManagerClient] = client_from_params,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Result:
     """Notify the manager (once) and, with ``wait``, poll until the deployment has finished; a deployment waited
     for that did not complete raises :class:`DeploymentFailed`."""
     validate_connection(params)
@@ -156,7 +169,8 @@ def run_notify(params, check_mode=False, client_factory=client_from_params, cloc
     return _conclude(status, polls, waited, started, clock, changed=True, request=request, warnings=warns)
 
 
-def run_status(params, check_mode=False, client_factory=client_from_params, clock=time.monotonic, sleep=time.sleep):
+def run_status(params: Params, check_mode: bool = False, client_factory: Callable[[Params], ManagerClient] = client_from_params,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Result:
     """Read a deployment's (or the current deployment's) status; with ``wait``, poll until it has finished, and a
     deployment that did not complete raises :class:`DeploymentFailed`."""
     validate_connection(params)
@@ -187,9 +201,10 @@ def run_status(params, check_mode=False, client_factory=client_from_params, cloc
     return _conclude(status, polls, waited, started, clock, changed=False, found=True, warnings=warns)
 
 
-def run_manager_module(module_class, argument_spec, runner, **module_kwargs):
+def run_manager_module(module_class: Callable[..., Any], argument_spec: ArgumentSpec, runner: Callable[..., Result],
+                       **module_kwargs: Any) -> None:
     """The ``main()`` of the manager modules: connection options + ``argument_spec``, one engine call."""
-    from ansible.module_utils.basic import env_fallback, missing_required_lib
+    from ansible.module_utils.basic import env_fallback, missing_required_lib  # type: ignore[import-untyped]  # ansible-core has no py.typed
 
     spec = dict(CONNECTION_SPEC)
     spec["token"] = dict(spec["token"], fallback=(env_fallback, [TOKEN_ENV]))

@@ -11,8 +11,12 @@ doc fragment, and turned into a boto3 client with botocore's retry modes
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import env_fallback
+from typing import Any, Callable, Dict, List, Optional
 
+from ansible.module_utils.basic import env_fallback  # type: ignore[import-untyped]  # ansible-core has no py.typed
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ArgumentSpec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 try:
@@ -20,14 +24,14 @@ try:
     import botocore
     from botocore.config import Config
     HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
+    BOTO3_IMPORT_ERROR: Optional[ImportError] = None
 except ImportError as exc:  # pragma: no cover - depends on the controller
     boto3 = botocore = Config = None
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
 
 
-AWS_ARGUMENT_SPEC = dict(
+AWS_ARGUMENT_SPEC: ArgumentSpec = dict(
     region=dict(
         type="str",
         aliases=["aws_region", "ec2_region"],
@@ -71,13 +75,13 @@ AWS_PARAM_NAMES = tuple(AWS_ARGUMENT_SPEC)
 AWS_REQUIRED_TOGETHER = [("access_key", "secret_key")]
 
 
-def secrets_of(params):
+def secrets_of(params: Params) -> List[str]:
     """The values a report, audit line or message must never contain."""
-    return [params.get(k) for k in ("secret_key", "session_token", "access_key") if params.get(k)]
+    return [params[k] for k in ("secret_key", "session_token", "access_key") if params.get(k)]
 
 
-def client_config(params):
-    """botocore Config: retry mode / attempts and our user agent."""
+def client_config(params: Params) -> Any:
+    """botocore Config (``botocore.config.Config``): retry mode / attempts and our user agent."""
     return Config(
         retries={"mode": params.get("retry_mode") or "standard",
                  "total_max_attempts": int(params.get("retry_max_attempts") or 10)},
@@ -85,7 +89,7 @@ def client_config(params):
     )
 
 
-def boto3_client(service, params, session_factory=None):
+def boto3_client(service: str, params: Params, session_factory: Optional[Callable[..., Any]] = None) -> Any:
     """A boto3 client for ``service`` from the module's AWS options.
 
     Explicit keys win over ``profile``; with neither, boto3's own chain
@@ -93,7 +97,7 @@ def boto3_client(service, params, session_factory=None):
     """
     if not HAS_BOTO3:
         raise RuntimeError("boto3 and botocore are required: %s" % BOTO3_IMPORT_ERROR)
-    session_kwargs = {}
+    session_kwargs: Dict[str, Any] = {}
     if params.get("profile"):
         session_kwargs["profile_name"] = params["profile"]
     if params.get("access_key") and params.get("secret_key"):
@@ -104,7 +108,7 @@ def boto3_client(service, params, session_factory=None):
     if params.get("region"):
         session_kwargs["region_name"] = params["region"]
     session = (session_factory or boto3.session.Session)(**session_kwargs)
-    client_kwargs = {"config": client_config(params)}
+    client_kwargs: Dict[str, Any] = {"config": client_config(params)}
     if params.get("endpoint_url"):
         client_kwargs["endpoint_url"] = params["endpoint_url"]
     if params.get("validate_certs") is False:
@@ -112,7 +116,7 @@ def boto3_client(service, params, session_factory=None):
     return session.client(service, **client_kwargs)
 
 
-def error_message(exc):
+def error_message(exc: BaseException) -> str:
     """Short text for a botocore error: code and message, never credentials."""
     if botocore is not None and isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})

@@ -5,14 +5,21 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import missing_required_lib
+from typing import Any, Callable
 
+from ansible.module_utils.basic import missing_required_lib  # type: ignore[import-untyped]  # ansible-core has no py.typed
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ArgumentSpec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ClientFactory
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Result
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import aws
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.report import REPORT_ARGUMENT_SPEC
 
 
-def run_ecs_module(module_class, engine_run, argument_spec, **module_kwargs):
+def run_ecs_module(module_class: Callable[..., Any], engine_run: Callable[[ClientFactory, Params, bool], Result],
+                   argument_spec: ArgumentSpec, **module_kwargs: Any) -> None:
     """Build the module from the AWS, report and ``argument_spec`` options, run ``engine_run(client_factory, params,
     check_mode)`` and exit; an :class:`EcsError` fails with its message and partial result."""
     spec = dict(aws.AWS_ARGUMENT_SPEC)

@@ -16,6 +16,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+from typing import AbstractSet, Any, Dict, Iterable, List, Optional, TypeVar, Union
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import TaskDefinition
+
+_T = TypeVar("_T")
 
 
 # Fields ECS adds to a described task definition that cannot be registered.
@@ -47,7 +52,7 @@ _CONTAINER_INTS = ("cpu", "memory", "memoryReservation", "stopTimeout", "startTi
 
 
 # --------------------------------------------------------------------------- env
-def env_value(value):
+def env_value(value: object) -> str:
     """ECS environment values are strings: booleans lower-case, floats as written."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -55,7 +60,7 @@ def env_value(value):
 
 
 # ------------------------------------------------------------------- normalise
-def prune(obj):
+def prune(obj: Any) -> Any:
     """Drop None, "" (ECS treats an empty string as unset), empty lists and empty dicts,
     recursively; keep False and 0."""
     if isinstance(obj, dict):
@@ -71,13 +76,13 @@ def prune(obj):
     return obj
 
 
-def _as_int(value):
+def _as_int(value: _T) -> Union[_T, int]:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return value
 
 
-def task_size(value, kind):
+def task_size(value: object, kind: str) -> Optional[str]:
     """Task-level cpu/memory as the API stores them: strings of CPU units / MiB.
 
     ``"1 vCPU"`` -> ``"1024"``, ``"2 GB"`` -> ``"2048"``, ``512`` -> ``"512"``.
@@ -91,11 +96,11 @@ def task_size(value, kind):
     return text
 
 
-def _sorted_by(items, *keys):
+def _sorted_by(items: Optional[Iterable[Dict[str, Any]]], *keys: str) -> List[Dict[str, Any]]:
     return sorted(items or [], key=lambda item: tuple(json.dumps(item.get(k), sort_keys=True, default=str) for k in keys))
 
 
-def _normalise_container(container, network_mode):
+def _normalise_container(container: Dict[str, Any], network_mode: str) -> Dict[str, Any]:
     c = copy.deepcopy(container)
     for key in _CONTAINER_FALSY_DEFAULTS:
         if key in c and not c[key]:
@@ -105,7 +110,7 @@ def _normalise_container(container, network_mode):
     for key in _CONTAINER_INTS:
         if key in c:
             c[key] = _as_int(c[key])
-    mappings = []
+    mappings: List[Dict[str, Any]] = []
     for pm in c.get("portMappings") or []:
         pm = dict(pm)
         pm.setdefault("protocol", "tcp")
@@ -120,7 +125,7 @@ def _normalise_container(container, network_mode):
             pm["hostPort"] = _as_int(pm["hostPort"])
         mappings.append(pm)
     c["portMappings"] = _sorted_by(mappings, "containerPort", "containerPortRange", "protocol", "hostPort", "name")
-    env = {}
+    env: Dict[Any, Optional[str]] = {}
     for item in c.get("environment") or []:
         env[item.get("name")] = env_value(item.get("value")) if item.get("value") is not None else None
     c["environment"] = [dict(name=n, value=env[n]) for n in sorted(env, key=str)]
@@ -150,7 +155,7 @@ def _normalise_container(container, network_mode):
     return c
 
 
-def normalise_task_definition(td):
+def normalise_task_definition(td: Optional[TaskDefinition]) -> TaskDefinition:
     """A canonical form of a task definition for comparison (pure).
 
     Read-only fields and tags removed, API defaults filled in (essential, port
@@ -176,7 +181,7 @@ def normalise_task_definition(td):
         (_normalise_container(c, network_mode) for c in td.get("containerDefinitions") or []),
         key=lambda c: str(c.get("name")),
     )
-    volumes = []
+    volumes: List[Dict[str, Any]] = []
     for volume in td.get("volumes") or []:
         volume = copy.deepcopy(volume)
         efs = volume.get("efsVolumeConfiguration")
@@ -185,10 +190,11 @@ def normalise_task_definition(td):
         volumes.append(volume)
     td["volumes"] = _sorted_by(volumes, "name")
     td["placementConstraints"] = _sorted_by(td.get("placementConstraints"), "type", "expression")
-    return prune(td)
+    normalised: TaskDefinition = prune(td)  # a dict stays a dict
+    return normalised
 
 
-def _label(item, index):
+def _label(item: object, index: int) -> str:
     if isinstance(item, dict):
         for key in ("name", "containerName", "sourceVolume", "containerPort"):
             if key in item:
@@ -196,10 +202,10 @@ def _label(item, index):
     return str(index)
 
 
-def compare(a, b, path=""):
+def compare(a: Any, b: Any, path: str = "") -> List[str]:
     """Paths where normalised ``a`` and ``b`` differ (empty list = equal); pure."""
     if isinstance(a, dict) and isinstance(b, dict):
-        out = []
+        out: List[str] = []
         for key in sorted(set(a) | set(b), key=str):
             sub = "%s.%s" % (path, key) if path else str(key)
             if key not in a or key not in b:
@@ -217,7 +223,7 @@ def compare(a, b, path=""):
     return [] if a == b else [path]
 
 
-def _without_env(td, names):
+def _without_env(td: TaskDefinition, names: AbstractSet[str]) -> TaskDefinition:
     for container in td.get("containerDefinitions") or []:
         if "environment" in container:
             container["environment"] = [e for e in container["environment"] if e.get("name") not in names]
@@ -226,7 +232,8 @@ def _without_env(td, names):
     return td
 
 
-def compare_task_definitions(desired, current, ignore_env=NOT_COMPARED_ENV):
+def compare_task_definitions(desired: TaskDefinition, current: Optional[TaskDefinition],
+                             ignore_env: Optional[Iterable[str]] = NOT_COMPARED_ENV) -> List[str]:
     """Differences between a desired and a described task definition (both normalised here).
 
     Environment variables named in ``ignore_env`` (``DEPLOYMENT_ID``) are not compared.

@@ -5,14 +5,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ArgumentSpec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ClientFactory
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Result
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import TaskDefinition
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import normalise
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import report as ecs_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import taskdef as td_lib
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.aws import error_message, secrets_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 
-TASKDEF_ARGUMENT_SPEC = dict(
+TASKDEF_ARGUMENT_SPEC: ArgumentSpec = dict(
     base=dict(type="str", default="template", choices=["template", "service"]),
     cluster=dict(type="str"),
     service=dict(type="str"),
@@ -43,7 +51,7 @@ TASKDEF_ARGUMENT_SPEC = dict(
 )
 
 
-def latest_active(client, family):
+def latest_active(client: EcsClient, family: str) -> Optional[TaskDefinition]:
     """The latest ACTIVE revision of ``family`` (describe by family), or None."""
     try:
         return client.describe_task_definition(taskDefinition=family)["taskDefinition"]
@@ -54,7 +62,7 @@ def latest_active(client, family):
         raise EcsError("describe_task_definition failed: %s" % error_message(exc))
 
 
-def service_task_definition(client, cluster, service):
+def service_task_definition(client: EcsClient, cluster: Optional[str], service: Optional[str]) -> TaskDefinition:
     """The task definition the service runs now (describe_services -> describe_task_definition)."""
     try:
         resp = client.describe_services(cluster=cluster, services=[service])
@@ -69,7 +77,8 @@ def service_task_definition(client, cluster, service):
         raise EcsError("describe_task_definition failed: %s" % error_message(exc))
 
 
-def _from_service(client_factory, params, container_name):
+def _from_service(client_factory: ClientFactory, params: Params, container_name: str
+                  ) -> Tuple[EcsClient, TaskDefinition, Dict[str, Any], Optional[TaskDefinition], List[str]]:
     """base=service: the service's current task definition with the agent container's image swapped.
 
     Compared with that revision first, then with the family's latest ACTIVE one; either, when
@@ -97,7 +106,7 @@ def _from_service(client_factory, params, container_name):
     return client, desired, env, current, differences
 
 
-def ensure_task_definition(client_factory, params, check_mode=False):
+def ensure_task_definition(client_factory: ClientFactory, params: Params, check_mode: bool = False) -> Result:
     """Render + validate (no API call before this passes), compare, register if needed.
 
     With ``base=service`` the definition is the service's current one with a new image
@@ -126,7 +135,7 @@ def ensure_task_definition(client_factory, params, check_mode=False):
     changed = bool(differences) or bool(params.get("force_create"))
     if params.get("force_create") and not differences:
         differences = ["(force_create)"]
-    result = {
+    result: Result = {
         "changed": changed,
         "family": family,
         "differences": differences if changed else [],
@@ -158,7 +167,7 @@ def ensure_task_definition(client_factory, params, check_mode=False):
     return result
 
 
-def run(client_factory, params, check_mode=False):
+def run(client_factory: ClientFactory, params: Params, check_mode: bool = False) -> Result:
     """ecs_taskdef's one engine call: ensure + report/audit. Raises EcsError on failure."""
     deployment_id = params.get("deployment_id")
     try:

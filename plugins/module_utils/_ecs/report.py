@@ -5,13 +5,18 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, TypedDict
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ArgumentSpec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Event
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import (
     append_audit,
     utcnow_iso,
     write_report,
 )
 
-REPORT_ARGUMENT_SPEC = dict(
+REPORT_ARGUMENT_SPEC: ArgumentSpec = dict(
     deployment_id=dict(type="str"),
     report_path=dict(type="path"),
     audit_path=dict(type="path"),
@@ -19,15 +24,24 @@ REPORT_ARGUMENT_SPEC = dict(
 )
 
 
-def event(name, **fields):
+class Target(TypedDict):
+    """The report's ``target``: the task definition rolled out."""
+
+    family: Optional[str]
+    revision: Optional[int]
+    image: Optional[str]
+
+
+def event(name: str, **fields: Any) -> Event:
     """An event for the report and the audit log."""
-    out = {"event": name, "ts": utcnow_iso()}
+    out: Event = {"event": name, "ts": utcnow_iso()}
     out.update(dict((k, v) for k, v in fields.items() if v is not None))
     return out
 
 
-def build_report(deployment_id, mode, target, previous, task_definition, rollout_state,
-                 events, started_at, result, extra=None, check_mode=False):
+def build_report(deployment_id: Optional[str], mode: Optional[str], target: Target, previous: Optional[str],
+                 task_definition: Optional[str], rollout_state: Optional[str], events: Iterable[Event], started_at: str,
+                 result: str, extra: Optional[Mapping[str, Any]] = None, check_mode: bool = False) -> Dict[str, Any]:
     """The report's shape, shared with the canary rollout's:
 
     deployment_id, strategy "ecs", mode, target {family, revision, image},
@@ -37,7 +51,7 @@ def build_report(deployment_id, mode, target, previous, task_definition, rollout
     """
     extra = dict(extra or {})
     earlier = list(extra.pop("events", None) or [])
-    report = {
+    report: Dict[str, Any] = {
         "deployment_id": deployment_id,
         "strategy": "ecs",
         "mode": extra.pop("mode", None) or "full",
@@ -59,14 +73,14 @@ def build_report(deployment_id, mode, target, previous, task_definition, rollout
     return report
 
 
-def emit(params, report, new_events, secrets=()):
+def emit(params: Params, report: Mapping[str, Any], new_events: Iterable[Event], secrets: Sequence[str] = ()) -> Dict[str, str]:
     """Write the report and append this module's events to the audit log (if paths are set)."""
-    written = {}
+    written: Dict[str, str] = {}
     audit_path = params.get("audit_path")
     if audit_path:
         lines = []
         for item in new_events:
-            line = {"deployment_id": params.get("deployment_id"), "strategy": "ecs"}
+            line: Dict[str, Any] = {"deployment_id": params.get("deployment_id"), "strategy": "ecs"}
             line.update(item)
             lines.append(line)
         append_audit(audit_path, lines, secrets)

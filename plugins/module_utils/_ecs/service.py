@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ArgumentSpec
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import ClientFactory
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Event
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import Result
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import TaskDefinition
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import waiter
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
@@ -22,6 +30,14 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.taskdef im
     agent_container,
 )
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.report import Target
+
+# a GET of a health URL: (url, timeout) -> the HTTP status, or the error's text
+HttpGet = Callable[[str, float], Union[int, str]]
+# a describe_services service or one of its deployments (the API's JSON)
+Service = Dict[str, Any]
+
 COMPLETED = "COMPLETED"
 IN_PROGRESS = waiter.IN_PROGRESS
 FAILED = "FAILED"
@@ -29,7 +45,7 @@ TIMEOUT = waiter.TIMEOUT
 
 _TD_ARN = re.compile(r"^arn:[^:]+:ecs:[^:]*:[^:]*:task-definition/(?P<ref>.+)$")
 
-SERVICE_ARGUMENT_SPEC = dict(
+SERVICE_ARGUMENT_SPEC: ArgumentSpec = dict(
     cluster=dict(type="str", required=True),
     service=dict(type="str", required=True),
     task_definition=dict(type="str", required=True),
@@ -58,7 +74,7 @@ SERVICE_ARGUMENT_SPEC = dict(
 
 
 # --------------------------------------------------------------------- pure
-def td_ref(value):
+def td_ref(value: object) -> Optional[str]:
     """``family:revision`` of a task-definition ARN or ``family:revision`` string."""
     if not value:
         return None
@@ -66,13 +82,13 @@ def td_ref(value):
     return match.group("ref") if match else str(value)
 
 
-def same_task_definition(a, b):
+def same_task_definition(a: object, b: object) -> bool:
     return a is not None and b is not None and td_ref(a) == td_ref(b)
 
 
-def deployment_configuration_request(options):
+def deployment_configuration_request(options: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """The API's deploymentConfiguration from the module's snake_case options."""
-    out = {}
+    out: Dict[str, Any] = {}
     if not options:
         return out
     if options.get("minimum_healthy_percent") is not None:
@@ -85,7 +101,7 @@ def deployment_configuration_request(options):
     return out
 
 
-def deployment_configuration_changes(requested, current):
+def deployment_configuration_changes(requested: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -> List[str]:
     """Keys of the requested deploymentConfiguration that differ from the service's (pure)."""
     current = current or {}
     changes = []
@@ -100,20 +116,21 @@ def deployment_configuration_changes(requested, current):
     return changes
 
 
-def primary_deployment(service):
+def primary_deployment(service: Optional[Mapping[str, Any]]) -> Optional[Service]:
+    deployment: Service
     for deployment in (service or {}).get("deployments") or []:
         if deployment.get("status") == "PRIMARY":
             return deployment
     return None
 
 
-def _counts(deployment):
+def _counts(deployment: Mapping[str, Any]) -> str:
     return "running %s/%s, pending %s, failed %s" % (
         deployment.get("runningCount", 0), deployment.get("desiredCount", 0),
         deployment.get("pendingCount", 0), deployment.get("failedTasks", 0))
 
 
-def evaluate_deployment(service, target, max_failed_tasks=0):
+def evaluate_deployment(service: Optional[Mapping[str, Any]], target: Optional[str], max_failed_tasks: int = 0) -> Tuple[str, str]:
     """Has the deployment of ``target`` succeeded?  Pure: ``(state, message)``.
 
     COMPLETED: the PRIMARY deployment runs ``target``, its ``rolloutState`` is
@@ -160,9 +177,9 @@ def evaluate_deployment(service, target, max_failed_tasks=0):
         primary.get("id"), state, _counts(primary), ("; " + reason) if reason else "")
 
 
-def expand_health_urls(urls, addresses):
+def expand_health_urls(urls: Optional[Iterable[str]], addresses: Sequence[str]) -> List[str]:
     """URLs to probe: those with ``{address}`` once per task address, others as given."""
-    out = []
+    out: List[str] = []
     for url in urls or []:
         if "{address}" in url:
             out.extend(url.replace("{address}", address) for address in addresses)
@@ -171,7 +188,7 @@ def expand_health_urls(urls, addresses):
     return out
 
 
-def evaluate_health(results):
+def evaluate_health(results: Sequence[Mapping[str, Any]]) -> Tuple[str, str]:
     """``results``: list of {url, status}. All 200 -> COMPLETED, else IN_PROGRESS."""
     if not results:
         return FAILED, "no health URL to check (no task address found)"
@@ -182,21 +199,22 @@ def evaluate_health(results):
 
 
 # --------------------------------------------------------------------- I/O
-def default_http_get(validate_certs=True):
+def default_http_get(validate_certs: bool = True) -> HttpGet:
     """A GET returning the status code (or the error's text), through the collection's one HTTP client.
 
     Redirects are followed (up to 5); the client is made on the first call (its
     timeouts are the health check's) and kept for the rollout's later polls.
     """
-    clients = {}
+    clients: Dict[float, AgentClient] = {}
 
-    def get(url, timeout):
+    def get(url: str, timeout: float) -> Union[int, str]:
         client = clients.get(timeout)
         if client is None:
             client = clients[timeout] = AgentClient(connect_timeout=timeout, read_timeout=timeout,
                                                     validate_certs=validate_certs, max_workers=1, connect_retries=0)
         try:
-            return client.request("GET", url, redirect=True).status
+            status: int = client.request("GET", url, redirect=True).status
+            return status
         except TransportError as exc:
             return "%s: %s" % (type(exc).__name__, exc)
 
@@ -207,45 +225,48 @@ class ServiceRollout:
     """One rollout of one service. ``run()`` returns the module's result dict
     or raises EcsError carrying it."""
 
-    def __init__(self, client, params, check_mode=False, clock=None, sleep=None, http_get=None, now_iso=None):
+    def __init__(self, client: EcsClient, params: Params, check_mode: bool = False, clock: Optional[Callable[[], float]] = None,
+                 sleep: Optional[Callable[[float], None]] = None, http_get: Optional[HttpGet] = None,
+                 now_iso: Optional[Callable[[], str]] = None) -> None:
         self.client = client
         self.params = params
         self.check_mode = check_mode
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
         self.http_get = http_get or default_http_get(params.get("validate_certs", True))
-        self.events = []
-        self.deadline = None
-        self.timeout_label = params.get("timeout")
-        self.result = {
+        self.events: List[Event] = []
+        self.deadline: Optional[float] = None
+        self.timeout_label: Optional[float] = params.get("timeout")
+        self.result: Result = {
             "changed": False, "previous_task_definition": None, "task_definition": None,
             "rollout_state": None, "result": None, "rolled_back": False, "differences": [],
             "health": [], "service_events": [], "deployment": None,
         }
 
     # ---- AWS calls (each wrapped so a botocore error becomes EcsError)
-    def _call(self, name, **kwargs):
+    def _call(self, name: str, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, name)(**kwargs)
         except Exception as exc:
             from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.aws import error_message
             raise EcsError("%s failed: %s" % (name, error_message(exc)), **self.result)
 
-    def describe_service(self):
+    def describe_service(self) -> Service:
         resp = self._call("describe_services", cluster=self.params["cluster"], services=[self.params["service"]])
-        services = [s for s in resp.get("services") or [] if s.get("status") != "INACTIVE"]
+        services: List[Service] = [s for s in resp.get("services") or [] if s.get("status") != "INACTIVE"]
         if not services:
             failures = "; ".join("%s: %s" % (f.get("arn"), f.get("reason")) for f in resp.get("failures") or [])
             raise EcsError("service %s not found in cluster %s%s" % (
                 self.params["service"], self.params["cluster"], (" (" + failures + ")") if failures else ""), **self.result)
         return services[0]
 
-    def describe_task_definition(self, ref):
-        return self._call("describe_task_definition", taskDefinition=ref)["taskDefinition"]
+    def describe_task_definition(self, ref: str) -> TaskDefinition:
+        described: TaskDefinition = self._call("describe_task_definition", taskDefinition=ref)["taskDefinition"]
+        return described
 
-    def task_addresses(self, target_arn):
-        addresses = []
-        arns = []
+    def task_addresses(self, target_arn: str) -> List[str]:
+        addresses: List[str] = []
+        arns: List[str] = []
         paginator = self.client.get_paginator("list_tasks")
         try:
             for page in paginator.paginate(cluster=self.params["cluster"], serviceName=self.params["service"],
@@ -265,12 +286,14 @@ class ServiceRollout:
         return sorted(set(addresses))
 
     # ---- steps
-    def _event(self, name, **fields):
+    def _event(self, name: str, **fields: Any) -> None:
         from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.report import event
         self.events.append(event(name, **fields))
 
-    def _remaining(self):
+    def _remaining(self) -> float:
         """Seconds left until the overall deadline (wait + health check), at least 0."""
+        if self.deadline is None:
+            raise RuntimeError("ServiceRollout: no deadline before run() has set one")
         return max(self.deadline - self.clock(), 0.0)
 
     def _wait(self, target_arn, timeout):
@@ -313,15 +336,17 @@ class ServiceRollout:
             return FAILED, "health check timed out: %s" % message
         return state, message
 
-    def _update(self, task_definition_arn, config=None, force=False):
-        kwargs = dict(cluster=self.params["cluster"], service=self.params["service"], taskDefinition=task_definition_arn)
+    def _update(self, task_definition_arn: str, config: Optional[Mapping[str, Any]] = None,
+                force: Optional[bool] = False) -> Service:
+        kwargs: Dict[str, Any] = dict(cluster=self.params["cluster"], service=self.params["service"], taskDefinition=task_definition_arn)
         if config:
             kwargs["deploymentConfiguration"] = config
         if force:
             kwargs["forceNewDeployment"] = True
-        return self._call("update_service", **kwargs)["service"]
+        updated: Service = self._call("update_service", **kwargs)["service"]
+        return updated
 
-    def run(self):
+    def run(self) -> Result:
         params = self.params
         service = self.describe_service()
         target = self.describe_task_definition(params["task_definition"])
@@ -330,11 +355,11 @@ class ServiceRollout:
         # moto echoes family:revision unexpanded: resolve to an ARN through describe.
         previous_arn = self.describe_task_definition(previous_ref)["taskDefinitionArn"] if previous_ref else None
         container = agent_container(target, params.get("container_name") or DEFAULT_CONTAINER_NAME) or {}
-        self.target = {"family": target.get("family"), "revision": target.get("revision"), "image": container.get("image")}
+        self.target: Target = {"family": target.get("family"), "revision": target.get("revision"), "image": container.get("image")}
         self.result.update(previous_task_definition=previous_arn, task_definition=target_arn)
 
         config = deployment_configuration_request(params.get("deployment_configuration"))
-        differences = []
+        differences: List[str] = []
         if not same_task_definition(previous_arn, target_arn):
             differences.append("taskDefinition")
         differences.extend(deployment_configuration_changes(config, service.get("deploymentConfiguration")))
@@ -399,7 +424,8 @@ class ServiceRollout:
         raise EcsError("deployment of %s failed: %s" % (td_ref(target_arn), failure), **self.result)
 
 
-def run(client_factory, params, check_mode=False, clock=None, sleep=None, http_get=None):
+def run(client_factory: ClientFactory, params: Params, check_mode: bool = False, clock: Optional[Callable[[], float]] = None,
+        sleep: Optional[Callable[[float], None]] = None, http_get: Optional[HttpGet] = None) -> Result:
     """ecs_service_rollout's one engine call: roll out, then write report/audit.
 
     Returns the result dict; raises EcsError (carrying the same result) when the
@@ -422,9 +448,9 @@ def run(client_factory, params, check_mode=False, clock=None, sleep=None, http_g
         result["result"] = result.get("result") or "failed"
         if roll is not None and not result.get("message"):
             roll._event("rollout_failed", message=exc.msg)
-    events = list(roll.events) if roll is not None else [ecs_report.event("rollout_failed", message=error.msg)]
+    events = list(roll.events) if roll is not None else [ecs_report.event("rollout_failed", message=error.msg if error is not None else None)]
     result["events"] = events
-    target = getattr(roll, "target", None) or {"family": None, "revision": None, "image": None}
+    target: Target = getattr(roll, "target", None) or ecs_report.Target(family=None, revision=None, image=None)
     rep = ecs_report.build_report(
         params.get("deployment_id"), None, target, result.get("previous_task_definition"),
         result.get("task_definition"), result.get("rollout_state"), events, started_at, result["result"],

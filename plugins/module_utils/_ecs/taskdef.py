@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import TaskDefinition
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import REDACTED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.normalise import READ_ONLY_KEYS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.normalise import REGISTER_KEYS
@@ -52,13 +54,13 @@ _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 # --------------------------------------------------------------------------- env
-def agent_environment(agent_env):
+def agent_environment(agent_env: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """The agent runtime's variables with the seed's defaults filled in (ordered dict)."""
     given = dict(agent_env or {})
     unknown = sorted(set(given) - set(AGENT_ENV_NAMES))
     if unknown:
         raise EcsError("agent_env: unknown variable(s) %s; known: %s" % (", ".join(unknown), ", ".join(AGENT_ENV_NAMES)))
-    out = {}
+    out: Dict[str, Any] = {}
     for name, default in AGENT_ENV_DEFAULTS:
         value = given.get(name)
         if value is None:
@@ -73,7 +75,7 @@ def agent_environment(agent_env):
     return out
 
 
-def _int_in(env, name, low, high=None):
+def _int_in(env: Mapping[str, Any], name: str, low: int, high: Optional[int] = None) -> Optional[str]:
     value = env.get(name)
     if value is None:
         return None
@@ -86,12 +88,12 @@ def _int_in(env, name, low, high=None):
     return None
 
 
-def validate_agent_env(env):
+def validate_agent_env(env: Mapping[str, Any]) -> List[str]:
     """Problems with the agent environment, as a list of messages (empty = valid).
 
     Wording follows the agent runtime's own boot errors (seed 003).
     """
-    errors = []
+    errors: List[Optional[str]] = []
     app_id = env.get("AGENT_APP_ID")
     if app_id is None or not str(app_id).strip():
         errors.append("AGENT_APP_ID missing or empty")
@@ -134,9 +136,9 @@ def validate_agent_env(env):
 
 
 # ---------------------------------------------------------------------- render
-def load_template(path):
+def load_template(path: str) -> TaskDefinition:
     """Read a task-definition template: JSON or YAML (JSON is YAML)."""
-    import yaml  # PyYAML ships with ansible-core
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships with ansible-core; types-PyYAML is not installed
 
     try:
         with open(path, encoding="utf-8") as handle:
@@ -158,7 +160,7 @@ def load_template(path):
     return data
 
 
-def _find_container(containers, name):
+def _find_container(containers: Sequence[Dict[str, Any]], name: str) -> Optional[Dict[str, Any]]:
     for container in containers:
         if container.get("name") == name:
             return container
@@ -167,14 +169,15 @@ def _find_container(containers, name):
     return None
 
 
-def render_task_definition(template, family=None, image=None, agent_env=None,
-                           container_name=DEFAULT_CONTAINER_NAME):
+def render_task_definition(template: Optional[TaskDefinition], family: Optional[str] = None, image: Optional[str] = None,
+                           agent_env: Optional[Mapping[str, Any]] = None,
+                           container_name: str = DEFAULT_CONTAINER_NAME) -> Tuple[TaskDefinition, Dict[str, Any]]:
     """The task definition to register: template + family + image + agent env.
 
     Raises EcsError listing every problem found; makes no AWS call.
     Returns ``(task_definition, agent_env_with_defaults)``.
     """
-    errors = []
+    errors: List[str] = []
     td = copy.deepcopy(template or {})
     for key in READ_ONLY_KEYS:
         td.pop(key, None)
@@ -188,7 +191,7 @@ def render_task_definition(template, family=None, image=None, agent_env=None,
     elif not _FAMILY.match(str(td["family"])):
         errors.append("family %r may contain only letters, digits, - and _ (max 255)" % td["family"])
 
-    env = {}
+    env: Dict[str, Any] = {}
     try:
         env = agent_environment(agent_env)
     except EcsError as exc:
@@ -242,7 +245,8 @@ def render_task_definition(template, family=None, image=None, agent_env=None,
     return td, env
 
 
-def swap_image(described, image, container_name=DEFAULT_CONTAINER_NAME, family=None):
+def swap_image(described: Optional[Mapping[str, Any]], image: Optional[str], container_name: str = DEFAULT_CONTAINER_NAME,
+               family: Optional[str] = None) -> TaskDefinition:
     """A described task definition with the agent container's image replaced (pure).
 
     Read-only and unknown fields are dropped; everything else (environment included) is kept.
@@ -260,13 +264,13 @@ def swap_image(described, image, container_name=DEFAULT_CONTAINER_NAME, family=N
     return td
 
 
-def register_kwargs(td):
+def register_kwargs(td: Mapping[str, Any]) -> Dict[str, Any]:
     """Keyword arguments for ``register_task_definition`` (None, "" and empty values dropped)."""
     return dict((k, v) for k, v in prune(dict((k, td.get(k)) for k in REGISTER_KEYS)).items())
 
 
 # ------------------------------------------------------------------- redaction
-def redact_value(value):
+def redact_value(value: object) -> object:
     """Mask credentials inside a URL (user:pass@, signed query strings)."""
     if not isinstance(value, str) or "://" not in value:
         return value
@@ -279,17 +283,17 @@ def redact_value(value):
     return scheme + "://" + host + slash + tail
 
 
-def secret_name(name):
+def secret_name(name: object) -> bool:
     """Whether a variable / option / label name looks like it holds a secret."""
     return bool(_SECRET_NAME.search(str(name or "")))
 
 
-def _redact_mapping(mapping):
+def _redact_mapping(mapping: Mapping[Any, Any]) -> Dict[Any, Any]:
     """Mask values of secret-looking keys, credentials in URL values of the others."""
     return dict((k, REDACTED if secret_name(k) else redact_value(v)) for k, v in mapping.items())
 
 
-def redact_task_definition(td):
+def redact_task_definition(td: TaskDefinition) -> TaskDefinition:
     """Copy of a task definition safe to show.
 
     Masked: environment values whose names look secret (see ``secret_name``), log-driver
@@ -315,13 +319,13 @@ def redact_task_definition(td):
     return td
 
 
-def diff_view(td):
+def diff_view(td: Optional[TaskDefinition]) -> TaskDefinition:
     """What diff mode shows for a task definition: normalised, redacted."""
     if td is None:
         return {}
     return redact_task_definition(normalise_task_definition(td))
 
 
-def agent_container(td, container_name=DEFAULT_CONTAINER_NAME):
+def agent_container(td: Optional[Mapping[str, Any]], container_name: str = DEFAULT_CONTAINER_NAME) -> Optional[Dict[str, Any]]:
     """The agent container of a (described) task definition, or None."""
     return _find_container((td or {}).get("containerDefinitions") or [], container_name)
