@@ -17,6 +17,7 @@ import math
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import split_waves
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STOP_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EARLY_ADOPTER
@@ -27,7 +28,6 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import secs
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.message import plan_message
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
