@@ -30,28 +30,29 @@ OUTCOME_ONE_OF = [["outcome", "from_result"]]
 
 
 class OutcomeRule(NamedTuple):
-    """How one kind of deployment maps a member's state row to its outcome."""
+    """How one kind of deployment maps a member's state row to its outcome.
+
+    ``changed``: the result that is a change, when this run made it (``this_run``); ``failing``: results
+    that fail the member's row (unless the wave tolerates failures); ``fields``: row columns the outcome
+    carries as they are; ``unreached``: the result of a member without one (the deployment did not reach
+    it); ``pending``: the result of a member that answered but has no result yet (None: ``unreached``);
+    ``reason_detail``: a member without a result detail shows its decision's reason; ``unreached_detail``:
+    the detail of an ``unreached`` member without one; ``earlier_detail``: the detail of a ``changed``
+    result an earlier run made (None: the row's); ``skipped``: the result of a member without one in a
+    wave that did not run (None: ``unreached``); ``skipped_detail``: in a wave that did not run, every
+    member's detail says why.
+    """
 
     changed: str
-    """the result that is a change, when this run made it (``this_run``)"""
     failing: Tuple[str, ...]
-    """results that fail the member's row (unless the wave tolerates failures)"""
     fields: Tuple[str, ...]
-    """row columns the outcome carries as they are"""
     unreached: str
-    """the result of a member without one (the deployment did not reach it)"""
     pending: Optional[str] = None
-    """the result of a member that answered but has no result yet (None: ``unreached``)"""
     reason_detail: bool = False
-    """a member without a result detail shows its decision's reason"""
     unreached_detail: Optional[str] = None
-    """the detail of an ``unreached`` member without one"""
     earlier_detail: Optional[str] = None
-    """the detail of a ``changed`` result an earlier run made (None: the row's)"""
     skipped: Optional[str] = None
-    """the result of a member without one in a wave that did not run (None: ``unreached``)"""
     skipped_detail: bool = False
-    """in a wave that did not run, every member's detail says why"""
 
 
 # the rollout: updated in this run = changed; its update or gate failed, or it was reverted = failed;
@@ -59,14 +60,16 @@ class OutcomeRule(NamedTuple):
 ROLLOUT_OUTCOMES = OutcomeRule(changed="updated", failing=("failed", "reverted"),
                                fields=("decision", "version_before", "version_after"), unreached="not asked",
                                pending="pending", reason_detail=True, earlier_detail="updated in an earlier run")
+# the results of a shutdown or wakeup occurrence that fail its row and make a finished deployment fail
+OCCURRENCE_FAILURES = ("failed", "rejected", "deferred", "unhealthy")
 # a shutdown wave: stopped by this run = changed; did not terminate, or refused (reject, defer) = failed;
 # already down, kept running, not asked because the rollout stopped = ok
-SHUTDOWN_OUTCOMES = OutcomeRule(changed="stopped", failing=("failed", "rejected", "deferred", "unhealthy"), fields=(),
+SHUTDOWN_OUTCOMES = OutcomeRule(changed="stopped", failing=OCCURRENCE_FAILURES, fields=(),
                                 unreached="not_touched", unreached_detail="not asked: the rollout stopped",
                                 skipped="skipped", skipped_detail=True)
 # a wakeup wave: started by this wave and awake = changed; unhealthy or its start failed = failed;
 # already awake, left down = ok
-WAKEUP_OUTCOMES = OutcomeRule(changed="awake", failing=("unhealthy", "failed"), fields=("version_before", "version_after"),
+WAKEUP_OUTCOMES = OutcomeRule(changed="awake", failing=OCCURRENCE_FAILURES, fields=("version_before", "version_after"),
                               unreached="not_touched")
 
 

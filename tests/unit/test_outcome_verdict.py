@@ -213,3 +213,14 @@ def test_shutdown_skipped_outcomes_keep_their_shape(tmp_path):
         "default": {"result": "stopped", "changed": False, "failed": False, "detail": "wave skipped: deployment is failed"},
         "occ-1": {"result": "skipped", "changed": False, "failed": False, "detail": "wave skipped: deployment is failed"}}
     store.close()
+
+
+# ------------------------------------------------------------------ found by mypy --strict
+
+def test_promote_in_check_mode_without_a_state_file_says_nothing_is_staged():
+    """``promote`` in check mode before any state file exists: the operator's error (was an AttributeError)."""
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import begin
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
+
+    with pytest.raises(RolloutError, match="no staged deployment for fleet 'agents' to promote"):
+        begin(None, None, "agents", "canary", None, [], {}, promote=True, check_mode=True)

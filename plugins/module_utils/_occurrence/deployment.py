@@ -31,6 +31,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import fallback_decision_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import lowest_fractions
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import OCCURRENCE_FAILURES
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 
 # results after which an occurrence no longer serves (a shutdown does not ask it again)
 DOWN_RESULTS = ("stopped", "already_down")
-# results that make a finished deployment fail
-FAILED_RESULTS = ("failed", "rejected", "deferred", "unhealthy")
+# results that make a finished deployment fail (and the occurrence's PLAY RECAP row)
+FAILED_RESULTS = OCCURRENCE_FAILURES
 
 
 def open_state(params: Mapping[str, Any], create: bool = True) -> Optional[StateStore]:
@@ -153,7 +154,8 @@ def begin(store: StateStore, params: Mapping[str, Any], plan: Mapping[str, Any],
 def shared_for(store: StateStore, dep: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """The shared decision recorded for this deployment (None before anyone decided)."""
     params = dep["params"]
-    return store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+    decision: Optional[Dict[str, Any]] = store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+    return decision
 
 
 def set_extra(store: StateStore, deployment_id: str, items: Mapping[str, Mapping[str, Any]]) -> None:
@@ -209,7 +211,8 @@ def finish_abort(store: StateStore, deployment_id: str, msg: str, status: str = 
 
 def decision_ref_of(decision: Mapping[str, Any], agent_id: str) -> str:
     """The ``decision_ref`` followers are sent: the recorded id, never empty."""
-    return decision.get("decision_id") or fallback_decision_id(agent_id, decision.get("deployment_id"))
+    ref: str = decision.get("decision_id") or fallback_decision_id(agent_id, decision.get("deployment_id"))
+    return ref
 
 
 def decision_out(decision: Optional[Mapping[str, Any]], reused: bool, agent_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
@@ -281,13 +284,21 @@ def build_report(store: StateStore, deployment_id: str, extra: Optional[Mapping[
     if kind == SHUTDOWN:
         fields["capacity"] = _capacity(params, store.waves(deployment_id))
     fields.update({k: v for k, v in (extra or {}).items() if k != "outcome"})
-    return _report.build_report(store, deployment_id, kind, unfinished=lambda dep: NOT_TOUCHED,
-                                agent_fields=_occurrence_fields, fields=fields)
+    report: Dict[str, Any] = _report.build_report(store, deployment_id, kind, unfinished=_not_touched,
+                                                  agent_fields=_occurrence_fields, fields=fields)
+    return report
+
+
+def _not_touched(dep: Mapping[str, Any]) -> str:
+    """The result of an occurrence without one in a shutdown's or wakeup's report: never reached."""
+    del dep
+    return NOT_TOUCHED
 
 
 def report_totals(store: StateStore, dep: Mapping[str, Any]) -> Dict[str, int]:
     """A shutdown's or wakeup's report ``totals``, from one counting query (no report built)."""
-    return _report.count_totals(store.result_counts(dep["deployment_id"]), unfinished=NOT_TOUCHED)
+    totals: Dict[str, int] = _report.count_totals(store.result_counts(dep["deployment_id"]), unfinished=NOT_TOUCHED)
+    return totals
 
 
 def _occurrence_fields(row: Mapping[str, Any]) -> Dict[str, Any]:

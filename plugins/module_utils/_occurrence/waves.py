@@ -104,7 +104,8 @@ def _shutdown_wave(params: Mapping[str, Any], check_mode: bool, client: AgentCli
     wave = plan[index - 1]
     decision = shared_for(store, dep)
     skip = _skip_reason(store, dep, index, decision)
-    if skip:
+    if skip or decision is None:
+        skip = skip or "no accepted shared decision for this deployment"
         return {"changed": False, "skipped": True, "aborted": dep["status"] in ("failed", "aborted"), "wave": index,
                 "name": wave["name"], "msg": skip, "line": "wave %d %s: skipped (%s)" % (index, wave["name"], skip),
                 "status": dep["status"], "finished": dep["status"] != "running",
