@@ -20,11 +20,26 @@ import getpass
 import os
 import socket
 import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Tuple
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.report import report_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ROLLBACK_STATUSES
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
+    # the update driver's revert: agents (name, agent_url, version) -> (reverted names, {name: why it failed})
+    Revert = Callable[[List[Dict[str, Any]]], Tuple[List[str], Dict[str, str]]]
 
 # environment variables that name the AWX / Tower job running us
 JOB_ENV = ("JOB_ID", "AWX_JOB_ID", "TOWER_JOB_ID")
@@ -38,7 +53,7 @@ class LifecycleError(Exception):
     """An operator's action that cannot be done (unknown key or version, wrong status)."""
 
 
-def actor(job_id=None, env=None):
+def actor(job_id: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> str:
     """Who acts: ``awx job <id>`` (``job_id``, e.g. ``tower_job_id``, else JOB_ID / AWX_JOB_ID / TOWER_JOB_ID),
     else ``<local user>@<host>``."""
     env = os.environ if env is None else env
@@ -52,10 +67,11 @@ def actor(job_id=None, env=None):
     return "%s@%s" % (user, socket.gethostname())
 
 
-def resolve(store, key=None, deployment_id=None, version=None):
+def resolve(store: StateStore, key: Optional[str] = None, deployment_id: Optional[str] = None,
+            version: Optional[int] = None) -> Dict[str, Any]:
     """The deployment asked for: by id, by key and version, or the key's newest version."""
     if deployment_id:
-        dep = store.get_deployment(deployment_id)
+        dep: Optional[Dict[str, Any]] = store.get_deployment(deployment_id)
         if dep is None:
             raise LifecycleError("deployment_id: no deployment %s in the state" % deployment_id)
         return dep
@@ -66,20 +82,20 @@ def resolve(store, key=None, deployment_id=None, version=None):
         if dep is None:
             raise LifecycleError("version: deployment key %r has no version %s (%s)" % (key, version, _versions(store, key)))
         return dep
-    newest = store.history(key, limit=1)
+    newest: List[Dict[str, Any]] = store.history(key, limit=1)
     if not newest:
         raise LifecycleError("deployment_key: no deployment recorded for key %r" % key)
     return newest[0]
 
 
-def _versions(store, key):
+def _versions(store: StateStore, key: str) -> str:
     found = [d["version"] for d in store.history(key)]
     return "versions: %s" % ", ".join(str(v) for v in sorted(found)) if found else "no versions"
 
 
 # -- reading ---------------------------------------------------------------------------------------------
 
-def counts(totals):
+def counts(totals: Mapping[str, Any]) -> Dict[str, int]:
     """CIRISManager's counts (total, updated, deferred, declined, rejected, failed), plus reverted, skipped
     and pending, from a report's ``totals``."""
     out = dict((k, int(totals.get(k, 0))) for k in ("updated", "deferred", "declined", "rejected", "failed",
@@ -88,7 +104,7 @@ def counts(totals):
     return out
 
 
-def health(store, dep):
+def health(store: StateStore, dep: Mapping[str, Any]) -> Dict[str, Any]:
     """The health summary of a deployment, from its waves' verdicts."""
     waves = store.waves(dep["deployment_id"])
     summaries = [w["summary"] for w in waves if w.get("summary")]
@@ -103,9 +119,9 @@ def health(store, dep):
     }
 
 
-def phase(store, dep):
+def phase(store: StateStore, dep: Mapping[str, Any]) -> str:
     """Where the deployment is, in words: ``wave 2/4 (early_adopters)``, ``awaiting promotion``, ..."""
-    status = dep["status"]
+    status: str = dep["status"]
     waves = store.waves(dep["deployment_id"])
     count = len(waves)
     if status == "staged":
@@ -118,12 +134,12 @@ def phase(store, dep):
     return status
 
 
-def record(store, dep, detail=False):
+def record(store: StateStore, dep: Mapping[str, Any], detail: bool = False) -> Dict[str, Any]:
     """One deployment record (docs/lifecycle.md): identity, versions, status, counts, phase, health; with
     ``detail`` also its events and per-agent results."""
     totals = report_totals(store, dep)
     target = store.rollback_target(dep["deployment_key"], before=dep["version"]) if dep.get("version") else None
-    out = {
+    out: Dict[str, Any] = {
         "deployment_key": dep.get("deployment_key"), "version": dep.get("version"),
         "deployment_id": dep["deployment_id"], "fleet_key": dep["fleet_key"], "strategy": dep["strategy"],
         "status": dep["status"], "phase": phase(store, dep),
@@ -146,12 +162,13 @@ def record(store, dep, detail=False):
     return out
 
 
-def status(store, key=None, deployment_id=None, version=None):
+def status(store: StateStore, key: Optional[str] = None, deployment_id: Optional[str] = None,
+           version: Optional[int] = None) -> Dict[str, Any]:
     """The record of the key's newest version (or of the deployment / version asked for), in detail."""
     return record(store, resolve(store, key, deployment_id, version), detail=True)
 
 
-def history(store, key, limit=None):
+def history(store: StateStore, key: str, limit: Optional[int] = None) -> List[Dict[str, Any]]:
     """Every version of ``key``, newest first."""
     found = store.history(key, limit=limit)
     if not found:
@@ -159,21 +176,22 @@ def history(store, key, limit=None):
     return [record(store, d) for d in found]
 
 
-def keys(store):
+def keys(store: StateStore) -> List[Dict[str, Any]]:
     """Every deployment key with its newest version's record."""
     return [record(store, dep) for dummy, dep in store.keys()]
 
 
 # -- acting ------------------------------------------------------------------------------------------------
 
-def _audit(audit_path, event, dep, who, why, **extra):
-    line = {"event": event, "deployment_id": dep["deployment_id"], "deployment_key": dep.get("deployment_key"),
-            "version": dep.get("version"), "actor": who, "reason": why}
+def _audit(audit_path: Optional[str], event: str, dep: Mapping[str, Any], who: str, why: Optional[str], **extra: Any) -> None:
+    line: Dict[str, Any] = {"event": event, "deployment_id": dep["deployment_id"], "deployment_key": dep.get("deployment_key"),
+                            "version": dep.get("version"), "actor": who, "reason": why}
     line.update(extra)
     append_audit(audit_path, line)
 
 
-def pause(store, dep, why=None, who=None, audit_path=None):
+def pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None, who: Optional[str] = None,
+          audit_path: Optional[str] = None) -> Tuple[bool, Dict[str, Any]]:
     """Pause ``dep``: a rollout running it stops at its next health-gate wait or before its next wave, and
     exits with the deployment ``paused``; a rerun (resume) continues. Returns ``(changed, deployment)``."""
     who = who or actor()
@@ -190,7 +208,8 @@ def pause(store, dep, why=None, who=None, audit_path=None):
     return True, store.get_deployment(dep["deployment_id"])
 
 
-def lift_pause(store, dep, why=None, who=None, audit_path=None):
+def lift_pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None, who: Optional[str] = None,
+               audit_path: Optional[str] = None) -> Tuple[bool, Dict[str, Any]]:
     """Resume a paused deployment whose rollout has not stopped yet (the run goes on as if never paused).
 
     Returns ``(lifted, deployment)``; ``lifted`` False when the run has already stopped: then a rerun
@@ -210,8 +229,9 @@ def lift_pause(store, dep, why=None, who=None, audit_path=None):
     return True, store.get_deployment(dep["deployment_id"])
 
 
-def fail(store, dep, why=None, who=None, audit_path=None, revert=None, wait=FAIL_WAIT, clock=time.monotonic,
-         sleep=time.sleep):
+def fail(store: StateStore, dep: Mapping[str, Any], why: Optional[str] = None, who: Optional[str] = None,
+         audit_path: Optional[str] = None, revert: Optional[Revert] = None, wait: float = FAIL_WAIT,
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """Mark ``dep`` failed (a running rollout stops at its next health-gate wait or before its next wave).
 
     ``revert(agents)``: with auto_revert, the update driver's revert, called with the agents this deployment
@@ -222,7 +242,8 @@ def fail(store, dep, why=None, who=None, audit_path=None, revert=None, wait=FAIL
     """
     who = who or actor()
     deployment_id = dep["deployment_id"]
-    reverted, revert_failed = [], {}
+    reverted: List[str] = []
+    revert_failed: Dict[str, str] = {}
     changed = False
     # failing ends the lease: who ran it is remembered to wait for it
     owner_pid = dep.get("owner_pid") if dep["status"] in ("running", "paused") else None
@@ -263,20 +284,22 @@ def fail(store, dep, why=None, who=None, audit_path=None, revert=None, wait=FAIL
             "reverted": sorted(reverted), "revert_failed": revert_failed}
 
 
-def _run_alive(store, deployment_id, owner_pid):
+def _run_alive(store: StateStore, deployment_id: str, owner_pid: Optional[int]) -> bool:
     """Whether the rollout that ran the deployment before it was failed (``owner_pid``) still lives."""
     if owner_pid is None:
         return False
     dep = store.get_deployment(deployment_id)
     # lease_live looks at running/paused deployments only; a failed one's owner may still be stopping
-    return store.lease_live(dict(dep, status="running", owner_pid=owner_pid))
+    alive: bool = store.lease_live(dict(dep, status="running", owner_pid=owner_pid))
+    return alive
 
 
-def rollback_source(store, key, version=None, latest=None):
+def rollback_source(store: StateStore, key: str, version: Optional[int] = None,
+                    latest: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The version a rollback returns to: ``version`` of ``key`` (it must have completed), else the key's
     rollback target (its last completed version before the newest)."""
     if version:
-        src = store.version(key, version)
+        src: Optional[Dict[str, Any]] = store.version(key, version)
         if src is None:
             raise LifecycleError("rollout_rollback_to: deployment key %r has no version %s (%s)"
                                  % (key, version, _versions(store, key)))
@@ -287,19 +310,20 @@ def rollback_source(store, key, version=None, latest=None):
     newest = latest or (store.history(key, limit=1) or [None])[0]
     if newest is None:
         raise LifecycleError("deployment_key: no deployment recorded for key %r" % key)
-    src = store.rollback_target(key, before=newest["version"])
-    if src is None:
+    target: Optional[Dict[str, Any]] = store.rollback_target(key, before=newest["version"])
+    if target is None:
         raise LifecycleError("rollout_rollback_to: deployment key %r has no completed version before version %s to "
                              "roll back to" % (key, newest["version"]))
-    return src
+    return target
 
 
-def rollback_id(store, key, source):
+def rollback_id(store: StateStore, key: str, source: Mapping[str, Any]) -> str:
     """The deployment id of a rollback of ``key`` to ``source``: an unfinished rollback to the same version is
     resumed; else a new one, named after the version it will get."""
     for dep in store.history(key, limit=5):
         if dep.get("rollback_to") == source["version"] and dep["status"] in ("running", "paused", "interrupted"):
-            return dep["deployment_id"]
+            found: str = dep["deployment_id"]
+            return found
     newest = store.history(key, limit=1)
     nxt = (newest[0]["version"] + 1) if newest else 1
     return ("rollback-%s-v%d-to-v%d" % (key, nxt, source["version"])).replace("/", "-").replace(" ", "-")
@@ -307,14 +331,14 @@ def rollback_id(store, key, source):
 
 # -- text for people (the CLI and the status / history playbooks print the same lines) ---------------------
 
-def _counts_text(c):
+def _counts_text(c: Mapping[str, int]) -> str:
     return "total %d: %d updated, %d deferred, %d declined, %d rejected, %d failed%s%s" % (
         c["total"], c["updated"], c["deferred"], c["declined"], c["rejected"], c["failed"],
         (", %d reverted" % c["reverted"]) if c.get("reverted") else "",
         (", %d pending" % c["pending"]) if c.get("pending") else "")
 
 
-def status_lines(rec):
+def status_lines(rec: Mapping[str, Any]) -> List[str]:
     """A deployment record as lines of text."""
     lines = ["%s version %s: %s (%s)" % (rec["deployment_key"], rec["version"], rec["status"], rec["phase"]),
              "  deployment %s, %s, %s -> %s" % (rec["deployment_id"], rec["strategy"], rec["source_version"] or "?",
@@ -340,7 +364,7 @@ def status_lines(rec):
     return lines
 
 
-def history_lines(records):
+def history_lines(records: Iterable[Mapping[str, Any]]) -> List[str]:
     """A key's versions as a table, newest first."""
     lines = ["%-7s %-23s %-10s %-10s %-10s %-10s %s" % ("version", "status", "strategy", "from", "to", "updated",
                                                         "created")]
@@ -351,7 +375,7 @@ def history_lines(records):
     return lines
 
 
-def keys_lines(records):
+def keys_lines(records: Iterable[Mapping[str, Any]]) -> List[str]:
     """Every key with its newest version."""
     lines = ["%-20s %-7s %-23s %-10s %s" % ("key", "version", "status", "target", "phase")]
     for rec in records:

@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
 
 SHUTDOWN = "shutdown"
 WAKEUP = "wakeup"
@@ -29,20 +33,20 @@ class ShutdownError(Exception):
     """A failure the operator must see (bad plan, explorer unreachable, auth error...)."""
 
 
-def secs(value):
+def secs(value: Any) -> str:
     """Seconds as the operator wrote them: ``600`` rather than ``600.0``."""
     value = float(value)
     return ("%d" % value) if value == int(value) else ("%g" % value)
 
 
-def names(members, limit=6):
+def names(members: Sequence[Mapping[str, Any]], limit: int = 6) -> str:
     """``default, occ-1, ... and 3 more``: occurrence ids of member dicts, for messages."""
     ids = [str(m.get("occurrence_id") or m["name"]) for m in members]
     shown = ", ".join(ids[:limit])
     return shown + (" and %d more" % (len(ids) - limit) if len(ids) > limit else "")
 
 
-def fallback_decision_id(agent_id, deployment_id):
+def fallback_decision_id(agent_id: Optional[str], deployment_id: Optional[str]) -> str:
     """The decision id the collection makes when the explorer's answer carries none.
 
     Stable for the deployment (the same on every rerun and resume), so that

@@ -18,6 +18,15 @@ working = declined. An explicit reject or defer ends the run here.
 from __future__ import annotations
 
 import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_MAX_AGE
@@ -42,11 +51,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
 # decisions after which the waves run (the explorer's wave observes it first)
 PROCEED = (ACCEPT, PENDING)
 
 
-def decision_is_reusable(decision, now):
+def decision_is_reusable(decision: Optional[Mapping[str, Any]], now: float) -> bool:
     """May a recorded shared decision stand for this run (no one asked)?
 
     accept and reject: yes (they are final; the age limit was applied when
@@ -63,7 +76,8 @@ def decision_is_reusable(decision, now):
     return False
 
 
-def shutdown_decide(params, check_mode=False, client=None, store=None, clock=time.time):
+def shutdown_decide(params: Mapping[str, Any], check_mode: bool = False, client: Optional[AgentClient] = None,
+                    store: Optional[StateStore] = None, clock: Callable[[], float] = time.time) -> Dict[str, Any]:
     """Decide once for all occurrences, or reuse a recent shared decision.
 
     Returns ``decision`` (accept/pending/reject/defer/none), ``proceed``
@@ -74,7 +88,7 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
     """
     plan = params["plan"]
     agent_id = plan["agent_id"]
-    max_age = float(params.get("max_age") if params.get("max_age") is not None else DEFAULT_MAX_AGE)
+    max_age = float(params["max_age"] if params.get("max_age") is not None else DEFAULT_MAX_AGE)
     now = clock()
     own_store = store is None
     store = store if store is not None else open_state(params, create=not check_mode)
@@ -83,6 +97,9 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
         if check_mode:
             prior = store.shared_decision(agent_id, SHUTDOWN, max_age) if store is not None and not fresh else None
             return _check_mode_result(plan, params["deployment_id"], prior, now)
+        if store is None:
+            # open_state creates the state outside check mode
+            raise ShutdownError("no rollout state at %s" % params.get("state_path"))
         if not plan["waves"]:
             return _result_nothing(plan, params["deployment_id"], store.shared_decision(agent_id, SHUTDOWN, max_age))
         dep, mode, resumed_from = begin(store, params, plan, SHUTDOWN, clock)
@@ -103,7 +120,7 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
         if mode == "complete":
             path = write(store, params, deployment_id)[1]
             return _result(dep, existing, False, [], waves, path, "deployment already finished: %s" % (dep.get("message") or dep["status"]))
-        events = [dict(replaced, event="stale_deployment_closed")] if replaced else []
+        events: List[Dict[str, Any]] = [dict(replaced, event="stale_deployment_closed")] if replaced else []
         decision, reused, asked = _known_decision(store, dep, mode, existing, agent_id, max_age, fresh, now, events)
         if decision is None:
             decision, answer, asked = _ask_explorer(store, params, dep, plan, clock, client)
@@ -128,7 +145,9 @@ def shutdown_decide(params, check_mode=False, client=None, store=None, clock=tim
             store.close()
 
 
-def _known_decision(store, dep, mode, existing, agent_id, max_age, fresh, now, events):
+def _known_decision(store: StateStore, dep: Mapping[str, Any], mode: str, existing: Optional[Mapping[str, Any]], agent_id: str,
+                    max_age: float, fresh: bool, now: float,
+                    events: List[Dict[str, Any]]) -> Tuple[Optional[Dict[str, Any]], bool, List[str]]:
     """The decision that stands without asking anyone: ``(decision, reused, asked)`` or ``(None, False, [])``.
 
     The deployment's own decision (a rerun or a resumed run: a pending one is
@@ -140,7 +159,7 @@ def _known_decision(store, dep, mode, existing, agent_id, max_age, fresh, now, e
         reused = existing.get("deployment_id") == deployment_id and mode != "new" and existing["decision"] != PENDING
         return dict(existing, reused=reused), reused, []
     prior = None if fresh else store.shared_decision(agent_id, SHUTDOWN, max_age)
-    if not decision_is_reusable(prior, now):
+    if prior is None or not decision_is_reusable(prior, now):
         return None, False, []
     # the agent decided already (another run, another controller): nobody is asked
     decision_id = prior.get("decision_id") or fallback_decision_id(agent_id, prior["deployment_id"])
@@ -154,7 +173,9 @@ def _known_decision(store, dep, mode, existing, agent_id, max_age, fresh, now, e
     return dict(prior, decision_id=decision_id, reused=True), True, []
 
 
-def _ask_explorer(store, params, dep, plan, clock, client):
+def _ask_explorer(store: StateStore, params: Mapping[str, Any], dep: Mapping[str, Any], plan: Mapping[str, Any],
+                  clock: Callable[[], float],
+                  client: Optional[AgentClient]) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any], List[str]]:
     """Ask the explorer (``scope: all_occurrences``) and record its answer as the shared decision.
 
     Returns ``(decision or None when it gave none, answer, [explorer])``.
@@ -188,7 +209,8 @@ def _ask_explorer(store, params, dep, plan, clock, client):
     return dict(decision, reused=False), answer, [explorer["name"]]
 
 
-def _apply_decision(store, deployment_id, decision, agent_id, params):
+def _apply_decision(store: StateStore, deployment_id: str, decision: Mapping[str, Any], agent_id: str,
+                    params: Mapping[str, Any]) -> str:
     d = decision["decision"]
     who = decision.get("decided_by") or "the explorer"
     stop_timeout = secs(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT)
@@ -210,7 +232,8 @@ def _apply_decision(store, deployment_id, decision, agent_id, params):
     return msg
 
 
-def _close_stale(store, dep, decision, max_age, fresh):
+def _close_stale(store: StateStore, dep: Mapping[str, Any], decision: Mapping[str, Any], max_age: float,
+                 fresh: bool) -> Dict[str, Any]:
     """Abort an interrupted deployment whose shared decision may no longer be used; say why."""
     if fresh:
         why = "a fresh decision was requested (fresh_decision)"
@@ -223,7 +246,7 @@ def _close_stale(store, dep, decision, max_age, fresh):
     return {"deployment_id": dep["deployment_id"], "reason": msg}
 
 
-def _explorer_failure(answer, explorer):
+def _explorer_failure(answer: Mapping[str, Any], explorer: str) -> str:
     if answer["decision"] == AUTH_ERROR:
         return "authentication failed asking the explorer %s: check the token (HTTP %s); nobody was shut down" % (
             explorer, answer.get("http_status"))
@@ -231,27 +254,29 @@ def _explorer_failure(answer, explorer):
         explorer, answer.get("reason") or answer["decision"])
 
 
-def _check_mode_result(plan, deployment_id, prior, now):
+def _check_mode_result(plan: Mapping[str, Any], deployment_id: str, prior: Optional[Mapping[str, Any]],
+                       now: float) -> Dict[str, Any]:
     if not plan["waves"]:
         return _result_nothing(plan, deployment_id, prior)
-    reuse = decision_is_reusable(prior, now)
+    reused = prior if prior is not None and decision_is_reusable(prior, now) else None
+    reuse = reused is not None
     explorer = plan["waves"][0]["members"][0]["name"]
     return {
         "changed": True,
         "deployment_id": deployment_id,
-        "decision": prior["decision"] if reuse else None,
-        "decided": decision_out(prior, True) if reuse else None,
+        "decision": reused["decision"] if reused else None,
+        "decided": decision_out(reused, True) if reused else None,
         "reused": reuse,
         "asked": [] if reuse else [explorer],
         "would_ask": None if reuse else explorer,
         "proceed": False,
         "waves": _wave_loop(plan["waves"]),
-        "outcome": ("would reuse the %s decided by %s" % (prior["decision"], prior.get("decided_by"))) if reuse
+        "outcome": ("would reuse the %s decided by %s" % (reused["decision"], reused.get("decided_by"))) if reused
         else "would ask the explorer %s (scope all_occurrences)" % explorer,
     }
 
 
-def _result_nothing(plan, deployment_id, prior):
+def _result_nothing(plan: Mapping[str, Any], deployment_id: str, prior: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return {
         "changed": False, "deployment_id": deployment_id, "decision": None,
         "decided": decision_out(prior, True) if prior else None, "reused": False, "asked": [], "proceed": False,
@@ -259,13 +284,14 @@ def _result_nothing(plan, deployment_id, prior):
     }
 
 
-def _wave_loop(waves):
+def _wave_loop(waves: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     return [{"index": w["index"], "name": w["name"], "size": w["size"], "delay": w.get("delay"),
              "batches": [len(b["members"]) for b in (w.get("batches") or [])],
              "members": [m["name"] for m in w.get("members") or []]} for w in waves]
 
 
-def _result(dep, decision, reused, asked, waves, report_path, outcome):
+def _result(dep: Mapping[str, Any], decision: Optional[Mapping[str, Any]], reused: bool, asked: List[str],
+            waves: Sequence[Mapping[str, Any]], report_path: str, outcome: str) -> Dict[str, Any]:
     return {
         "changed": bool(asked),
         "deployment_id": dep["deployment_id"],
@@ -274,7 +300,7 @@ def _result(dep, decision, reused, asked, waves, report_path, outcome):
         "decided": decision_out(decision, reused) if decision else None,
         "reused": bool(reused),
         "asked": asked,
-        "proceed": bool(decision) and decision["decision"] in PROCEED and dep["status"] == "running",
+        "proceed": bool(decision and decision["decision"] in PROCEED and dep["status"] == "running"),
         "waves": _wave_loop(waves),
         "report_path": report_path,
         "outcome": outcome,

@@ -13,6 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import Iterator
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import token_secrets
@@ -21,6 +31,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import fallback_decision_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import lowest_fractions
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import OCCURRENCE_FAILURES
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
@@ -29,47 +40,72 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Int
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import state_exists
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import StopTimeline
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+
 # results after which an occurrence no longer serves (a shutdown does not ask it again)
 DOWN_RESULTS = ("stopped", "already_down")
-# results that make a finished deployment fail
-FAILED_RESULTS = ("failed", "rejected", "deferred", "unhealthy")
+# results that make a finished deployment fail (and the occurrence's PLAY RECAP row)
+FAILED_RESULTS = OCCURRENCE_FAILURES
 
 
-def open_state(params, create=True):
+def open_state(params: Mapping[str, Any], create: bool = True) -> Optional[StateStore]:
     """The rollout state of ``params["state_path"]``; None when ``create`` is False and there is none."""
     path = params.get("state_path") or DEFAULT_STATE_PATH
     if not create and not state_exists(path):
         return None
-    return open_store(path)
+    return _open(params)
+
+
+def _open(params: Mapping[str, Any]) -> StateStore:
+    """The rollout state of ``params["state_path"]``, created when there is none."""
+    store: StateStore = open_store(params.get("state_path") or DEFAULT_STATE_PATH)
+    return store
 
 
 @contextlib.contextmanager
-def engine_resources(params, store=None, client=None, with_client=True, run=None):
+def engine_store(params: Mapping[str, Any], store: Optional[StateStore] = None, run: Optional[Run] = None) -> Iterator[StateStore]:
+    """The store of one engine call: the caller's when given, else opened here and closed when the call ends.
+
+    A deployment the engine fenced (:func:`fence_run`) is recorded ``interrupted`` when SIGTERM or SIGINT
+    stops the call.
+    """
+    opened = store if store is not None else _open(params)
+    try:
+        yield opened
+    except Interrupted as exc:
+        _record_interrupted(opened, run, str(exc))
+        raise
+    finally:
+        if store is None:
+            opened.close()
+
+
+@contextlib.contextmanager
+def engine_resources(params: Mapping[str, Any], store: Optional[StateStore] = None, client: Optional[AgentClient] = None,
+                     run: Optional[Run] = None) -> Iterator[Tuple[StateStore, AgentClient]]:
     """``(store, client)`` of one engine call: the caller's when given (tests, one action doing several
-    steps), else opened here and closed when the call ends. ``with_client=False`` opens no client.
+    steps), else opened here and closed when the call ends (:func:`engine_store` for the store).
 
     With a :class:`._run.Run` the client carries the run's id and checks it before every request;
     a deployment the engine fenced (:func:`fence_run`) is recorded ``interrupted`` when SIGTERM or
     SIGINT stops the call.
     """
-    own_store = store is None
-    store = store if store is not None else open_state(params)
-    own_client = with_client and client is None
-    try:
-        if own_client:
-            client = client_from_params(params, run=run)
-        yield store, client
-    except Interrupted as exc:
-        _record_interrupted(store, run, str(exc))
-        raise
-    finally:
-        if own_client and client is not None:
-            client.close()
-        if own_store:
-            store.close()
+    with engine_store(params, store, run) as opened:
+        if client is not None:
+            yield opened, client
+            return
+        own: AgentClient = client_from_params(params, run=run)
+        try:
+            yield opened, own
+        finally:
+            own.close()
 
 
-def fence_run(run, store, dep):
+def fence_run(run: Optional[Run], store: StateStore, dep: Optional[Mapping[str, Any]]) -> None:
     """From now on ``run`` (when given) refuses every write and request once a newer run of ``dep`` took over."""
     if run is None or dep is None:
         return
@@ -78,7 +114,7 @@ def fence_run(run, store, dep):
     run.deployment_id = dep["deployment_id"]
 
 
-def _record_interrupted(store, run, why):
+def _record_interrupted(store: StateStore, run: Optional[Run], why: str) -> None:
     deployment_id = getattr(run, "deployment_id", None)
     dep = store.get_deployment(deployment_id) if deployment_id else None
     if dep is not None and dep["status"] == "running":
@@ -86,7 +122,8 @@ def _record_interrupted(store, run, why):
                          % (why, deployment_id))
 
 
-def begin(store, params, plan, kind, clock):
+def begin(store: StateStore, params: Mapping[str, Any], plan: Mapping[str, Any], kind: str,
+          clock: Callable[[], float]) -> Tuple[Dict[str, Any], str, Optional[str]]:
     """Create, resume or find the deployment of this run: ``(deployment, mode, resumed_from)``.
 
     A deployment of the same kind for the same fleet key that was interrupted
@@ -114,24 +151,25 @@ def begin(store, params, plan, kind, clock):
     return dep, mode, resumed_from
 
 
-def shared_for(store, dep):
+def shared_for(store: StateStore, dep: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """The shared decision recorded for this deployment (None before anyone decided)."""
     params = dep["params"]
-    return store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+    decision: Optional[Dict[str, Any]] = store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+    return decision
 
 
-def set_extra(store, deployment_id, items):
+def set_extra(store: StateStore, deployment_id: str, items: Mapping[str, Mapping[str, Any]]) -> None:
     """Merge per-occurrence extras (what it was asked, its batch, drained/exited times...) into state."""
     if items:
         store.merge_agent_extra(deployment_id, items)
 
 
-def record_timeline(store, deployment_id, timeline, names):
+def record_timeline(store: StateStore, deployment_id: str, timeline: StopTimeline, names: Iterable[str]) -> None:
     """Store ``drained_at`` / ``exited_at`` (first seen draining / stopped) of ``names`` from a timeline."""
-    items = {}
+    items: Dict[str, Dict[str, Optional[str]]] = {}
     for n in names:
         entry = timeline.get(n)
-        data = {}
+        data: Dict[str, Optional[str]] = {}
         for key in ("drained_at", "exited_at"):
             if entry[key] is not None:
                 data[key] = utcnow_iso(entry[key])
@@ -140,18 +178,30 @@ def record_timeline(store, deployment_id, timeline, names):
     set_extra(store, deployment_id, items)
 
 
-def set_results_not_touched(store, deployment_id, result="not_touched", detail=None):
+def set_results_not_touched(store: StateStore, deployment_id: str, result: str = "not_touched",
+                            detail: Optional[str] = None) -> None:
     rows = [r for r in store.agents(deployment_id) if not r["result"]]
     if rows:
         store.set_results(deployment_id, [{"host": r["host"], "result": result, "detail": detail} for r in rows])
 
 
-def all_failures(store, deployment_id):
+def all_failures(store: StateStore, deployment_id: str) -> Dict[str, str]:
+    """Occurrence -> why it failed, over the whole deployment (what makes a finished deployment fail)."""
     return {r["host"]: r["result_detail"] or r["result"] for r in store.agents(deployment_id)
             if r["result"] in FAILED_RESULTS}
 
 
-def finish_abort(store, deployment_id, msg, status="failed"):
+def finish_last_wave(store: StateStore, deployment_id: str, done: str) -> str:
+    """Close a deployment after its last wave: ``completed`` (``done`` says so) or, when some occurrence
+    failed (:func:`all_failures`), ``failed`` with ``completed with failures: ...``; returns the outcome."""
+    failures = all_failures(store, deployment_id)
+    outcome = ("completed with failures: %s" % "; ".join("%s %s" % kv for kv in sorted(failures.items()))
+               if failures else done)
+    store.set_status(deployment_id, "failed" if failures else "completed", outcome)
+    return outcome
+
+
+def finish_abort(store: StateStore, deployment_id: str, msg: str, status: str = "failed") -> None:
     store.set_status(deployment_id, status, msg)
     set_results_not_touched(store, deployment_id)
     for w in store.waves(deployment_id):
@@ -159,12 +209,13 @@ def finish_abort(store, deployment_id, msg, status="failed"):
             store.wave_finished(deployment_id, w["wave"], "skipped", {"reason": "rollout stopped"})
 
 
-def decision_ref_of(decision, agent_id):
+def decision_ref_of(decision: Mapping[str, Any], agent_id: str) -> str:
     """The ``decision_ref`` followers are sent: the recorded id, never empty."""
-    return decision.get("decision_id") or fallback_decision_id(agent_id, decision.get("deployment_id"))
+    ref: str = decision.get("decision_id") or fallback_decision_id(agent_id, decision.get("deployment_id"))
+    return ref
 
 
-def decision_out(decision, reused, agent_id=None):
+def decision_out(decision: Optional[Mapping[str, Any]], reused: bool, agent_id: Optional[str] = None) -> Optional[Dict[str, Any]]:
     if not decision:
         return None
     agent_id = agent_id or decision.get("agent_id")
@@ -184,7 +235,7 @@ def decision_out(decision, reused, agent_id=None):
 
 # ----------------------------------------------------------------------------- the report
 
-def report_paths(params, deployment_id):
+def report_paths(params: Mapping[str, Any], deployment_id: str) -> Tuple[str, str]:
     report = os.path.expanduser(params.get("report_path") or "~/.agentfleet/reports/%s.json" % deployment_id)
     audit = params.get("audit_path")
     if not audit:
@@ -192,7 +243,8 @@ def report_paths(params, deployment_id):
     return report, os.path.expanduser(audit)
 
 
-def write(store, params, deployment_id, extra=None, events=None):
+def write(store: StateStore, params: Mapping[str, Any], deployment_id: str, extra: Optional[Mapping[str, Any]] = None,
+          events: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Dict[str, Any], str]:
     """Rebuild the report from state, write it and append the audit ``events``: ``(report, path)``."""
     report_path, audit_path = report_paths(params, deployment_id)
     report = build_report(store, deployment_id, extra)
@@ -206,7 +258,7 @@ def write(store, params, deployment_id, extra=None, events=None):
 NOT_TOUCHED = "not_touched"  # an occurrence the deployment never reached
 
 
-def build_report(store, deployment_id, extra=None):
+def build_report(store: StateStore, deployment_id: str, extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The JSON report of a shutdown or wakeup deployment: `_report.build_report` of kind ``shutdown`` or
     ``wakeup`` (one schema with the rollouts'), plus the plan, the shared decision and (shutdown) capacity."""
     dep = store.get_deployment(deployment_id)
@@ -214,7 +266,7 @@ def build_report(store, deployment_id, extra=None):
     kind = params.get("kind", SHUTDOWN)
     decision = shared_for(store, dep) if kind == SHUTDOWN else None
     events = store.events(deployment_id)
-    fields = {
+    fields: Dict[str, Any] = {
         "agent_id": params.get("agent_id"),
         "outcome": (extra or {}).get("outcome") or dep.get("message"),
         "reason": params.get("reason"),
@@ -232,23 +284,31 @@ def build_report(store, deployment_id, extra=None):
     if kind == SHUTDOWN:
         fields["capacity"] = _capacity(params, store.waves(deployment_id))
     fields.update({k: v for k, v in (extra or {}).items() if k != "outcome"})
-    return _report.build_report(store, deployment_id, kind, unfinished=lambda dep: NOT_TOUCHED,
-                                agent_fields=_occurrence_fields, fields=fields)
+    report: Dict[str, Any] = _report.build_report(store, deployment_id, kind, unfinished=_not_touched,
+                                                  agent_fields=_occurrence_fields, fields=fields)
+    return report
 
 
-def report_totals(store, dep):
+def _not_touched(dep: Mapping[str, Any]) -> str:
+    """The result of an occurrence without one in a shutdown's or wakeup's report: never reached."""
+    del dep
+    return NOT_TOUCHED
+
+
+def report_totals(store: StateStore, dep: Mapping[str, Any]) -> Dict[str, int]:
     """A shutdown's or wakeup's report ``totals``, from one counting query (no report built)."""
-    return _report.count_totals(store.result_counts(dep["deployment_id"]), unfinished=NOT_TOUCHED)
+    totals: Dict[str, int] = _report.count_totals(store.result_counts(dep["deployment_id"]), unfinished=NOT_TOUCHED)
+    return totals
 
 
-def _occurrence_fields(row):
+def _occurrence_fields(row: Mapping[str, Any]) -> Dict[str, Any]:
     """What an occurrence's report entry adds: its batch, the request it got and its shutdown timeline."""
     extra = row.get("extra") or {}
     return {"batch": extra.get("batch"), "asked": extra.get("asked"), "own_decision": extra.get("own_decision", False),
             "drained_at": extra.get("drained_at"), "exited_at": extra.get("exited_at")}
 
 
-def _capacity(params, waves):
+def _capacity(params: Mapping[str, Any], waves: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     batches_by_wave = [[b for b in ((w.get("summary") or {}).get("batches") or [])
                         if b.get("sent") or b.get("serving_fraction") is not None] for w in waves]
     low, low_final = lowest_fractions(batches_by_wave)

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+from typing import Mapping
+from typing import Sequence
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_DELAYS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STOP_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
@@ -15,8 +19,9 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 
 
-def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DEFAULT_WAVE_TIMEOUT,
-                 min_fraction=0.0, stop_timeout=DEFAULT_STOP_TIMEOUT):
+def plan_message(agent_id: str, waves: Sequence[Mapping[str, Any]], reason: str, delays: Sequence[float] = DEFAULT_DELAYS,
+                 wave_timeout: float = DEFAULT_WAVE_TIMEOUT, min_fraction: float = 0.0,
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> str:
     """The FSD's shutdown message, stating this rollout's actual plan.
 
     ``waves`` come from :func:`~.plan.split_batches` (or
@@ -37,7 +42,6 @@ def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DE
         "SHUTDOWN PLAN (if you accept):",
         "Your acceptance will initiate a canary shutdown across all occurrences:",
     ]
-    prev = None
     for i, wave in enumerate(waves):
         title = GROUP_TITLES.get(wave["name"], wave["name"])
         size = wave["size"]
@@ -49,6 +53,7 @@ def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DE
                          % secs(stop_timeout))
         else:
             delay = float(delays[i - 1]) if i - 1 < len(delays) else 0.0
+            prev: str = waves[i - 1]["name"]
             lines.append("  - Begin shutdown %s seconds after the %s wave's termination is verified"
                          % (secs(delay), GROUP_TITLES.get(prev, prev).lower()))
         batches = wave.get("batches") or []
@@ -59,7 +64,6 @@ def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DE
             lines.append("  - Validate clean termination (within %s seconds)" % secs(wave_timeout))
         if i < len(waves) - 1:
             lines.append("  - Other occurrences handle load during shutdown")
-        prev = wave["name"]
     lines += [
         "",
         "Service remains available until the final wave (remaining occurrences handle requests).",
@@ -80,7 +84,7 @@ def plan_message(agent_id, waves, reason, delays=DEFAULT_DELAYS, wave_timeout=DE
     return "\n".join(lines)
 
 
-def follower_message(agent_id, decision, wave, reason, decision_ref):
+def follower_message(agent_id: str, decision: Mapping[str, Any], wave: Mapping[str, Any], reason: str, decision_ref: str) -> str:
     """The short text sent with ``decision_ref`` to an occurrence of a later wave."""
     return ("SYSTEM SHUTDOWN (decided for all occurrences of %s)\n\nThe agent already decided: %s (decision %s by "
             "occurrence %s at %s). You are in wave %d (%s) of the canary shutdown. Please comply; no new "

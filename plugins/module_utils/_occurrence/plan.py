@@ -13,10 +13,21 @@ floor (:func:`split_batches`) and writes the message for the explorer.
 from __future__ import annotations
 
 import math
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Set
+from typing import Tuple
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import split_waves
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import client_from_params
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STOP_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EARLY_ADOPTER
@@ -27,13 +38,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import secs
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.message import plan_message
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
-def occurrence_plan(params, client=None, check_mode=False):
+
+def occurrence_plan(params: Mapping[str, Any], client: Optional[AgentClient] = None, check_mode: bool = False) -> Dict[str, Any]:
     """Engine of ``occurrence_plan``: discovery, groups, capacity batches, message.
 
     Read-only: it probes health (a GET) and touches nothing. A shutdown plans
@@ -49,15 +62,15 @@ def occurrence_plan(params, client=None, check_mode=False):
             raise ShutdownError("every member needs a name: %r" % (m,))
         m["name"] = str(m["name"])
     validate_agent_urls(members)
-    probes = None
+    probes: Optional[Dict[str, Tuple[str, Optional[str], Dict[str, Any]]]] = None
     if params.get("probe", True) or params.get("discovery") == "health":
         close = client is None
-        client = client or client_from_params(params)
+        prober: AgentClient = client or client_from_params(params)
         try:
-            probes = dict(client.fan_out(lambda m: (m["name"], probe_liveness(client, m["agent_url"])), members))
+            probes = dict(prober.fan_out(lambda m: (m["name"], probe_liveness(prober, m["agent_url"])), members))
         finally:
             if close:
-                client.close()
+                prober.close()
     occurrences = apply_discovery(members, probes, params.get("discovery") or "inventory")
     agent_id = select_agent(occurrences, params.get("agent_id"))
     mine = [o for o in occurrences if str(o.get("agent_id") or o["name"]) == agent_id]
@@ -76,7 +89,7 @@ def occurrence_plan(params, client=None, check_mode=False):
     floor = float(params.get("min_serving_fraction") or 0.0)
     if floor < 0 or floor >= 1:
         raise ShutdownError("min_serving_fraction must be in [0, 1), got %g" % floor)
-    below_floor = None
+    below_floor: Optional[str] = None
     if kind == SHUTDOWN:
         waves = split_batches(groups, len(candidates), floor)[0]
         below_floor = floor_violation(waves, floor)
@@ -94,7 +107,7 @@ def occurrence_plan(params, client=None, check_mode=False):
         for m in wave["members"]:
             m.pop("state", None)
             m.pop("cause", None)
-    message = None
+    message: Optional[str] = None
     if kind == SHUTDOWN and waves:
         message = plan_message(agent_id, waves, params.get("reason") or "(no reason given)",
                                delays=list(params.get("wave_delays") or []), wave_timeout=timeout, min_fraction=floor,
@@ -136,7 +149,9 @@ def occurrence_plan(params, client=None, check_mode=False):
     }
 
 
-def apply_discovery(members, probes, discovery="inventory"):
+def apply_discovery(members: Iterable[Mapping[str, Any]],
+                    probes: Optional[Mapping[str, Tuple[str, Optional[str], Mapping[str, Any]]]],
+                    discovery: str = "inventory") -> List[Dict[str, Any]]:
     """Members + probe results -> occurrence dicts with a ``state``.
 
     ``probes`` maps name -> ``(state, cause, info)`` of
@@ -168,7 +183,7 @@ def apply_discovery(members, probes, discovery="inventory"):
     return out
 
 
-def select_agent(occurrences, agent_id=None):
+def select_agent(occurrences: Iterable[Mapping[str, Any]], agent_id: Optional[str] = None) -> str:
     """The agent a rollout is about. Several agents in the group need ``agent_id``."""
     agents = sorted(set(str(o.get("agent_id") or o["name"]) for o in occurrences))
     if agent_id:
@@ -183,7 +198,7 @@ def select_agent(occurrences, agent_id=None):
     return agents[0]
 
 
-def assign_groups(occurrences, method="sorted", salt=""):
+def assign_groups(occurrences: Iterable[Mapping[str, Any]], method: str = "sorted", salt: str = "") -> List[Dict[str, Any]]:
     """Explorer (exactly 1) / early_adopter (30 %, at least 1) / general (rest).
 
     The ``occurrences`` preset of ``wave_split`` with ``id_key="occurrence_id"``.
@@ -206,7 +221,7 @@ def assign_groups(occurrences, method="sorted", salt=""):
                 m["_auto_pin"] = True
                 break
     waves = split_waves(members, "occurrences", method=method, salt=salt, id_key="occurrence_id")
-    groups = {w["name"]: [dict(m) for m in w["members"]] for w in waves}
+    groups: Dict[str, List[Dict[str, Any]]] = {w["name"]: [dict(m) for m in w["members"]] for w in waves}
     explorers = groups.get(EXPLORER, [])
     if len(explorers) > 1:
         keep = [m for m in explorers if m.get("canary_group") == EXPLORER] or explorers[:1]
@@ -215,7 +230,7 @@ def assign_groups(occurrences, method="sorted", salt=""):
         groups[EXPLORER] = keep
         groups[EARLY_ADOPTER] = sorted(groups.get(EARLY_ADOPTER, []) + extra,
                                        key=lambda m: (str(m.get("occurrence_id")) != "default", str(m.get("occurrence_id"))))
-    out = []
+    out: List[Dict[str, Any]] = []
     for name in (EXPLORER, EARLY_ADOPTER, GENERAL):
         group = groups.get(name) or []
         if not group:
@@ -233,7 +248,7 @@ def assign_groups(occurrences, method="sorted", salt=""):
     return out
 
 
-def batch_limit(serving, min_fraction):
+def batch_limit(serving: int, min_fraction: Optional[float]) -> int:
     """Most occurrences one batch may take out of ``serving`` while keeping
     ``min_fraction`` of them serving; always at least 1 (a rollout must move)."""
     if not min_fraction or min_fraction <= 0:
@@ -241,7 +256,8 @@ def batch_limit(serving, min_fraction):
     return max(1, int(math.floor((1.0 - float(min_fraction)) * int(serving) + EPS)))
 
 
-def split_batches(waves, serving, min_fraction=0.0):
+def split_batches(waves: Sequence[Mapping[str, Any]], serving: int,
+                  min_fraction: Optional[float] = 0.0) -> Tuple[List[Dict[str, Any]], int]:
     """Cut each wave but the final one into batches that respect the capacity floor.
 
     ``serving`` is how many occurrences serve before the first wave. A batch
@@ -260,7 +276,7 @@ def split_batches(waves, serving, min_fraction=0.0):
     for pos_wave, wave in enumerate(waves):
         final = pos_wave == len(waves) - 1
         member_names = [m["name"] for m in wave["members"]]
-        batches = []
+        batches: List[Dict[str, Any]] = []
         pos = 0
         while pos < len(member_names):
             limit = len(member_names) if final else batch_limit(serving, min_fraction)
@@ -280,7 +296,8 @@ def split_batches(waves, serving, min_fraction=0.0):
     return out, serving
 
 
-def lowest_fractions(batches_by_wave, key="fleet_serving_fraction"):
+def lowest_fractions(batches_by_wave: Sequence[Sequence[Mapping[str, Any]]],
+                     key: str = "fleet_serving_fraction") -> Tuple[Optional[float], Optional[float]]:
     """``(lowest before the final wave, lowest in the final wave)`` of batch serving fractions.
 
     ``batches_by_wave`` is a list (one item per wave, in order) of batch lists;
@@ -296,7 +313,7 @@ def lowest_fractions(batches_by_wave, key="fleet_serving_fraction"):
     return (min(before) if before else None), (min(final) if final else None)
 
 
-def floor_violation(waves, min_fraction):
+def floor_violation(waves: Sequence[Mapping[str, Any]], min_fraction: float) -> Optional[str]:
     """The operator-facing error when the floor cannot be kept before the final wave, else None."""
     for wave in waves[:-1]:
         for batch in wave.get("batches") or []:
@@ -308,17 +325,18 @@ def floor_violation(waves, min_fraction):
     return None
 
 
-def wave_delays(delays, count):
+def wave_delays(delays: Optional[Iterable[Any]], count: int) -> List[float]:
     """Delay before each wave (wave 1: 0), from a list of waits between waves."""
-    delays = [float(d) for d in (delays or [])]
+    waits = [float(d) for d in (delays or [])]
     out = [0.0]
     for i in range(1, count):
-        out.append(delays[i - 1] if i - 1 < len(delays) else (delays[-1] if delays else 0.0))
+        out.append(waits[i - 1] if i - 1 < len(waits) else (waits[-1] if waits else 0.0))
     return out
 
 
-def _duplicates(values):
-    seen, dupes = set(), set()
+def _duplicates(values: Iterable[str]) -> List[str]:
+    seen: Set[str] = set()
+    dupes: Set[str] = set()
     for v in values:
         (dupes if v in seen else seen).add(v)
     return sorted(dupes)

@@ -15,34 +15,54 @@ driver that could not start them.
 from __future__ import annotations
 
 import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import health_check_fn
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EARLY_ADOPTER
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EXPLORER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import secs
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import WAKEUP
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import all_failures
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import begin
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_last_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import write
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_health
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import StopTimeline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import wait_for_stop
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import member_outcomes
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import WAKEUP_OUTCOMES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import deployment_should_fail
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_occurrence_wave
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 
 MEMBER_KEYS = ("name", "agent_url", "agent_id", "occurrence_id", "cohort", "wave", "version")
 
 
-def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                   monotonic=time.monotonic, run=None):
+def wakeup_prepare(params: Mapping[str, Any], check_mode: bool = False, client: Optional[AgentClient] = None,
+                   store: Optional[StateStore] = None, clock: Callable[[], float] = time.time,
+                   sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                   run: Optional[Run] = None) -> Dict[str, Any]:
     """Before starting a wakeup wave: (wave 1) open the deployment, wait the
     wave's delay, wait for occurrences still draining to stop, and find which
     occurrences need starting.
@@ -79,7 +99,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
         if skip:
             return {"changed": False, "skipped": True, "wave": index, "name": wave["name"], "to_start": [],
                     "already_up": [], "deployment_id": deployment_id, "halt": dep["status"] != "running",
-                    "outcomes": wakeup_outcomes(store, deployment_id, wave),
+                    "outcomes": wakeup_outcomes(store, deployment_id, wave, skipped=True),
                     "line": "wave %d %s: skipped (%s)" % (index, wave["name"], skip)}
         if index > 1 and float(wave.get("delay") or 0) > 0:
             sleep(float(wave["delay"]))
@@ -135,7 +155,7 @@ def wakeup_prepare(params, check_mode=False, client=None, store=None, clock=time
                     (", %d not stopped: not started" % len(not_stopped)) if not_stopped else "")}
 
 
-def _skip_reason(store, dep, index):
+def _skip_reason(store: StateStore, dep: Mapping[str, Any], index: int) -> Optional[str]:
     stored = {w["wave"]: w for w in store.waves(dep["deployment_id"])}
     if dep["status"] != "running":
         return "deployment is %s: %s" % (dep["status"], dep.get("message") or "")
@@ -144,8 +164,9 @@ def _skip_reason(store, dep, index):
     return None
 
 
-def _start_extra(name, probes, timeline, waiting, waited, clock):
-    asked = {"action": "start", "at": utcnow_iso(clock()), "state_before": probes[name][1]}
+def _start_extra(name: str, probes: Mapping[str, Any], timeline: StopTimeline, waiting: Sequence[Mapping[str, Any]],
+                 waited: float, clock: Callable[[], float]) -> Dict[str, Any]:
+    asked: Dict[str, Any] = {"action": "start", "at": utcnow_iso(clock()), "state_before": probes[name][1]}
     if name in [m["name"] for m in waiting]:
         entry = timeline.get(name)
         asked["state_before"] = "%s, then stopped" % probes[name][1]
@@ -155,7 +176,8 @@ def _start_extra(name, probes, timeline, waiting, waited, clock):
     return {"asked": asked}
 
 
-def _versions_for(store, dep, to_start, target_version):
+def _versions_for(store: StateStore, dep: Mapping[str, Any], to_start: Sequence[Dict[str, Any]],
+                  target_version: Optional[str]) -> None:
     """Set the version each occurrence is started on: the wanted one or the one it last ran."""
     versions = _last_known_versions(store, dep)
     missing = []
@@ -167,8 +189,10 @@ def _versions_for(store, dep, to_start, target_version):
         raise ShutdownError("no version known to start %s: set wakeup_version" % ", ".join(missing[:10]))
 
 
-def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                monotonic=time.monotonic, run=None):
+def wakeup_gate(params: Mapping[str, Any], check_mode: bool = False, client: Optional[AgentClient] = None,
+                store: Optional[StateStore] = None, clock: Callable[[], float] = time.time,
+                sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                run: Optional[Run] = None) -> Dict[str, Any]:
     """Gate a wakeup wave: every started (or running) occurrence must reach an
     expected state (``work``) within the wave timeout. An unhealthy explorer
     aborts and leaves the others down; a failed early-adopter wave stops
@@ -192,7 +216,7 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
         if dep["status"] != "running" or stored.get(index, {}).get("status") not in ("running",):
             return {"changed": False, "skipped": True, "wave": index, "name": wave["name"], "aborted": dep["status"] == "failed",
                     "finished": dep["status"] != "running", "deployment_id": deployment_id,
-                    "halt": dep["status"] != "running", "outcomes": wakeup_outcomes(store, deployment_id, wave),
+                    "halt": dep["status"] != "running", "outcomes": wakeup_outcomes(store, deployment_id, wave, skipped=True),
                     "line": "wave %d %s: skipped (deployment %s)" % (index, wave["name"], dep["status"])}
         rows = {r["host"]: r for r in store.agents(deployment_id)}
         # already awake: nothing to gate; not stopped (recorded by prepare): a failure already
@@ -217,17 +241,21 @@ def wakeup_gate(params, check_mode=False, client=None, store=None, clock=time.ti
         return _gate_verdict(params, store, dep, wave, gated, failures, result, expected)
 
 
-def _gate_verdict(params, store, dep, wave, gated, failures, result, expected):
+def _gate_verdict(params: Mapping[str, Any], store: StateStore, dep: Mapping[str, Any], wave: Mapping[str, Any],
+                  gated: List[str], failures: Dict[str, str], result: Optional[Mapping[str, Any]],
+                  expected: Tuple[str, ...]) -> Dict[str, Any]:
+    """Judge a gated wave (:func:`._rollout.verdict.judge_occurrence_wave`), record it and, where it ends the
+    deployment, the deployment; write the report."""
     deployment_id, index, plan = dep["deployment_id"], wave["index"], dep["plan"]
     agent_id = dep["params"]["agent_id"]
-    stop_reason = None
-    if failures and wave["name"] in (EXPLORER, EARLY_ADOPTER):
-        stop_reason = "%s wave unhealthy: %s" % (wave["name"], "; ".join("%s %s" % kv for kv in sorted(failures.items())))
+    awake = len([n for n in gated if n not in failures])
+    verdict = judge_occurrence_wave(wave["name"], awake, failures, params.get("fail_on_partial", True), failed="unhealthy")
+    stop_reason = verdict["stop_reason"]
     if index == 1 and not failures:
         explorer = wave["members"][0]
         store.record_shared_decision(agent_id, deployment_id, WAKEUP, "completed", None, explorer["name"],
                                      "explorer reached %s" % "|".join(expected))
-    status = "passed" if not failures else ("failed" if stop_reason else "partial")
+    status = verdict["status"]
     store.wave_finished(deployment_id, index, status, {"failures": failures, "stop_reason": stop_reason,
                                                        "gated": gated, "elapsed": result["elapsed"] if result else 0})
     finished = False
@@ -238,30 +266,25 @@ def _gate_verdict(params, store, dep, wave, gated, failures, result, expected):
         _mark_left_down(store, deployment_id)
         finished = True
     elif index == len(plan):
-        failed = all_failures(store, deployment_id)
-        outcome = ("completed with failures: %s" % "; ".join("%s %s" % kv for kv in sorted(failed.items()))
-                   if failed else "all occurrences of %s awake" % agent_id)
-        store.set_status(deployment_id, "failed" if failed else "completed", outcome)
+        outcome = finish_last_wave(store, deployment_id, "all occurrences of %s awake" % agent_id)
         finished = True
     report, path = write(store, params, deployment_id, {"outcome": outcome} if outcome else None,
                          [{"event": "wave_" + status, "wave": index, "name": wave["name"], "failures": failures}])
-    awake = len([n for n in gated if n not in failures])
-    tolerate = not stop_reason and wave["name"] not in (EXPLORER, EARLY_ADOPTER) and not params.get("fail_on_partial", True)
-    out = {"changed": False, "wave": index, "name": wave["name"], "status": status,
-           "aborted": bool(stop_reason), "finished": finished, "failures": failures, "outcome": outcome,
-           "deployment_id": deployment_id, "report_path": path, "halt": bool(stop_reason),
-           "outcomes": wakeup_outcomes(store, deployment_id, wave, failed=set(failures), tolerate_failures=tolerate),
-           "line": "wave %d %s: %d awake, %d unhealthy%s" % (index, wave["name"], awake, len(failures),
-                                                             (" -> STOP: %s" % stop_reason) if stop_reason else "")}
+    out: Dict[str, Any] = {"changed": False, "wave": index, "name": wave["name"], "status": status,
+                           "aborted": bool(stop_reason), "finished": finished, "failures": failures, "outcome": outcome,
+                           "deployment_id": deployment_id, "report_path": path, "halt": verdict["halt"],
+                           "outcomes": wakeup_outcomes(store, deployment_id, wave, tolerate_failures=verdict["tolerate_failures"]),
+                           "line": "wave %d %s: %d awake, %d unhealthy%s" % (index, wave["name"], awake, len(failures),
+                                                                             (" -> STOP: %s" % stop_reason) if stop_reason else "")}
     if finished:
         out["report"] = report
         out["failed_occurrences"] = sorted(all_failures(store, deployment_id))
-        if out["failed_occurrences"] and (stop_reason or params.get("fail_on_partial", True)):
+        if deployment_should_fail(stop_reason, out["failed_occurrences"], params.get("fail_on_partial", True)):
             out["should_fail"] = True
     return out
 
 
-def wakeup_abort(params, check_mode=False, store=None):
+def wakeup_abort(params: Mapping[str, Any], check_mode: bool = False, store: Optional[StateStore] = None) -> Dict[str, Any]:
     """The update driver failed to start a wave: record the occurrences it was
     starting (``hosts``) as failed with ``reason``, close the deployment
     failed (later waves left down) and write the report.
@@ -270,7 +293,7 @@ def wakeup_abort(params, check_mode=False, store=None):
     if check_mode:
         return {"changed": False, "skipped": True, "wave": index, "aborted": True, "finished": True,
                 "line": "wave %d: would record the failed start" % index}
-    with engine_resources(params, store, with_client=False) as (store, dummy):
+    with engine_store(params, store) as store:
         dep = store.get_deployment(params["deployment_id"])
         if dep is None:
             raise ShutdownError("no deployment %s: run the prepare step first" % params["deployment_id"])
@@ -292,35 +315,28 @@ def wakeup_abort(params, check_mode=False, store=None):
         report, path = write(store, params, deployment_id, {"outcome": outcome},
                              [{"event": "wave_failed", "wave": index, "name": wave["name"], "failures": failures}])
         return {"changed": True, "wave": index, "name": wave["name"], "status": "failed", "aborted": True, "halt": True,
-                "outcomes": wakeup_outcomes(store, deployment_id, wave, failed=set(hosts)),
+                "outcomes": wakeup_outcomes(store, deployment_id, wave),
                 "finished": True, "failures": failures, "outcome": outcome, "deployment_id": deployment_id,
                 "report_path": path, "report": report, "failed_occurrences": sorted(all_failures(store, deployment_id)),
                 "should_fail": True, "line": "wave %d %s: start failed -> STOP: %s" % (index, wave["name"], stop_reason)}
 
 
-def wakeup_outcomes(store, deployment_id, wave, failed=(), tolerate_failures=False):
+def wakeup_outcomes(store: StateStore, deployment_id: str, wave: Mapping[str, Any], tolerate_failures: bool = False,
+                    skipped: bool = False) -> Dict[str, Dict[str, Any]]:
     """Occurrence -> outcome (``result``, ``changed``, ``failed``, ``detail``) of one wakeup wave, for its PLAY
-    RECAP row: ``changed`` when this wave started it and it is awake, ``failed`` when it is one of ``failed``
-    (unhealthy, its start failed) unless ``tolerate_failures``, ``ok`` otherwise (already awake, left down, a
-    wave that did not run).
+    RECAP row (:func:`._outcome.member_outcomes` with :data:`._outcome.WAKEUP_OUTCOMES`): ``changed`` when this
+    wave started it and it is awake, ``failed`` when it is unhealthy or its start failed unless
+    ``tolerate_failures``, ``ok`` otherwise (already awake, left down, a wave that did not run: ``skipped``).
     """
     rows = {r["host"]: r for r in store.agents(deployment_id)}
-    out = {}
-    for m in wave["members"]:
-        name = m["name"]
-        row = rows.get(name) or {}
-        result = row.get("result") or "not_touched"
-        started = ((row.get("extra") or {}).get("asked") or {}).get("action") == "start"
-        out[name] = {"result": result, "changed": result == "awake" and started and name not in failed,
-                     "failed": name in failed and not tolerate_failures,
-                     "detail": row.get("result_detail"),
-                     "version_before": row.get("version_before"), "version_after": row.get("version_after")}
-    return out
+    started = [name for name, row in rows.items() if ((row.get("extra") or {}).get("asked") or {}).get("action") == "start"]
+    return member_outcomes(rows, [m["name"] for m in wave["members"]], WAKEUP_OUTCOMES, this_run=started,
+                           tolerate_failures=tolerate_failures, skipped="skipped" if skipped else None)
 
 
-def _last_known_versions(store, dep):
+def _last_known_versions(store: StateStore, dep: Mapping[str, Any]) -> Dict[str, str]:
     """The version each occurrence last ran, from the newest shutdown plans of this fleet key."""
-    out = {}
+    out: Dict[str, str] = {}
     for other in store.list_deployments(fleet_key=dep["fleet_key"], limit=20):
         for wave in other.get("plan") or []:
             for m in wave.get("members") or []:
@@ -329,7 +345,7 @@ def _last_known_versions(store, dep):
     return out
 
 
-def _mark_left_down(store, deployment_id):
+def _mark_left_down(store: StateStore, deployment_id: str) -> None:
     rows = [r for r in store.agents(deployment_id) if r["result"] == "not_touched"]
     if rows:
         store.set_results(deployment_id, [{"host": r["host"], "result": "left_down", "detail": "wakeup stopped before its wave"} for r in rows])

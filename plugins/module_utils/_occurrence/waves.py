@@ -22,11 +22,18 @@ batches proceed. A follower's own reject stops the rollout in any wave.
 from __future__ import annotations
 
 import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Set
+from typing import TYPE_CHECKING
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_STOP_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import DEFAULT_WAVE_TIMEOUT
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EARLY_ADOPTER
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EXPLORER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import secs
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
@@ -34,8 +41,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dec
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import all_failures
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import decision_ref_of
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import DOWN_RESULTS
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import FAILED_RESULTS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_last_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import record_timeline
@@ -43,10 +50,12 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dep
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_results_not_touched
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import shared_for
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import write
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import probe_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import StopTimeline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.liveness import wait_for_stop
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.message import follower_message
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import member_outcomes
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import planned_outcomes
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import SHUTDOWN_OUTCOMES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AUTH_ERROR
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DECLINED
@@ -57,10 +66,20 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import canary_stop
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import deployment_should_fail
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_occurrence_wave
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 
 
-def shutdown_wave(params, check_mode=False, client=None, store=None, clock=time.time, sleep=time.sleep,
-                  monotonic=time.monotonic, run=None):
+def shutdown_wave(params: Mapping[str, Any], check_mode: bool = False, client: Optional[AgentClient] = None,
+                  store: Optional[StateStore] = None, clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                  run: Optional[Run] = None) -> Dict[str, Any]:
     """Send one wave (in capacity batches) and verify that every occurrence stopped.
 
     ``run`` (a :class:`._run.Run`): checked before every request and wait, its ``sleep`` replaces ``sleep``.
@@ -69,7 +88,9 @@ def shutdown_wave(params, check_mode=False, client=None, store=None, clock=time.
         return _shutdown_wave(params, check_mode, client, store, clock, run.sleep if run else sleep, monotonic, run)
 
 
-def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic, run=None):
+def _shutdown_wave(params: Mapping[str, Any], check_mode: bool, client: AgentClient, store: StateStore,
+                   clock: Callable[[], float], sleep: Callable[[float], None], monotonic: Callable[[], float],
+                   run: Optional[Run] = None) -> Dict[str, Any]:
     dep = store.get_deployment(params["deployment_id"])
     if dep is None:
         raise ShutdownError("no deployment %s in %s: run the decide step first" % (params["deployment_id"], store.path))
@@ -83,7 +104,8 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic, r
     wave = plan[index - 1]
     decision = shared_for(store, dep)
     skip = _skip_reason(store, dep, index, decision)
-    if skip:
+    if skip or decision is None:
+        skip = skip or "no accepted shared decision for this deployment"
         return {"changed": False, "skipped": True, "aborted": dep["status"] in ("failed", "aborted"), "wave": index,
                 "name": wave["name"], "msg": skip, "line": "wave %d %s: skipped (%s)" % (index, wave["name"], skip),
                 "status": dep["status"], "finished": dep["status"] != "running",
@@ -92,9 +114,8 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic, r
         return {"changed": True, "aborted": False, "wave": index, "name": wave["name"],
                 "line": "wave %d %s: would shut down %d occurrence(s) in %d batch(es)" % (
                     index, wave["name"], wave["size"], len(wave["batches"])), "finished": False, "halt": False,
-                "outcomes": {m["name"]: {"result": "planned", "changed": True, "failed": False,
-                                         "detail": "would be shut down in wave %d (%s)" % (index, wave["name"])}
-                             for m in wave["members"]}}
+                "outcomes": planned_outcomes([m["name"] for m in wave["members"]],
+                                             "would be shut down in wave %d (%s)" % (index, wave["name"]))}
     explorer_wave = index == 1
     timeout = float((params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT) if explorer_wave
                     else (wave.get("timeout") or DEFAULT_WAVE_TIMEOUT))
@@ -102,49 +123,35 @@ def _shutdown_wave(params, check_mode, client, store, clock, sleep, monotonic, r
         sleep(float(wave["delay"]))
     store.wave_started(deployment_id, index)
     store.heartbeat(deployment_id)
-    run = _WaveRun(params, store, client, dep, wave, decision, timeout, clock, sleep, monotonic)
+    wave_run = _WaveRun(params, store, client, dep, wave, decision, timeout, clock, sleep, monotonic)
     for batch in wave["batches"]:
-        if run.stop_reason or run.declined:
+        if wave_run.stop_reason or wave_run.declined:
             break
-        run.batch(batch)
-    return run.finish(final_wave=index == len(plan))
+        wave_run.batch(batch)
+    return wave_run.finish(final_wave=index == len(plan))
 
 
-def skipped_outcomes(store, deployment_id, wave, reason):
+def skipped_outcomes(store: StateStore, deployment_id: str, wave: Mapping[str, Any], reason: str) -> Dict[str, Dict[str, Any]]:
     """Each occurrence of a wave that did not run: its recorded result, never a change or a failure of this run."""
     rows = {r["host"]: r for r in store.agents(deployment_id)}
-    out = {}
-    for m in wave["members"]:
-        row = rows.get(m["name"]) or {}
-        out[m["name"]] = {"result": row.get("result") or "skipped", "changed": False, "failed": False,
-                          "detail": "wave skipped: %s" % reason}
-    return out
+    return member_outcomes(rows, [m["name"] for m in wave["members"]], SHUTDOWN_OUTCOMES, skipped=reason)
 
 
-def wave_outcomes(store, deployment_id, wave, terminated, tolerate_failures):
-    """Occurrence -> outcome (``result``, ``changed``, ``failed``, ``detail``) of one wave run, for its PLAY RECAP row.
+def wave_outcomes(store: StateStore, deployment_id: str, wave: Mapping[str, Any], terminated: Set[str],
+                  tolerate_failures: bool) -> Dict[str, Dict[str, Any]]:
+    """Occurrence -> outcome (``result``, ``changed``, ``failed``, ``detail``) of one wave run, for its PLAY RECAP row
+    (:func:`._outcome.member_outcomes` with :data:`._outcome.SHUTDOWN_OUTCOMES`).
 
     ``changed``: it stopped because of this run (``terminated``). ``failed``: it did not terminate, or refused
     (reject, defer) - unless ``tolerate_failures`` (a general wave with ``fail_on_partial=false``). Anything else
     (already down, kept running, not asked because the rollout stopped) is ``ok``.
     """
     rows = {r["host"]: r for r in store.agents(deployment_id)}
-    out = {}
-    for m in wave["members"]:
-        name = m["name"]
-        row = rows.get(name) or {}
-        result = row.get("result") or "not_touched"
-        if name in terminated:
-            out[name] = {"result": "stopped", "changed": True, "failed": False, "detail": row.get("result_detail")}
-        elif result in FAILED_RESULTS:
-            out[name] = {"result": result, "changed": False, "failed": not tolerate_failures, "detail": row.get("result_detail")}
-        else:
-            out[name] = {"result": result, "changed": False, "failed": False,
-                         "detail": row.get("result_detail") or ("not asked: the rollout stopped" if result == "not_touched" else None)}
-    return out
+    return member_outcomes(rows, [m["name"] for m in wave["members"]], SHUTDOWN_OUTCOMES, this_run=terminated,
+                           tolerate_failures=tolerate_failures)
 
 
-def _skip_reason(store, dep, index, decision):
+def _skip_reason(store: StateStore, dep: Mapping[str, Any], index: int, decision: Optional[Mapping[str, Any]]) -> Optional[str]:
     stored = {w["wave"]: w for w in store.waves(dep["deployment_id"])}
     if dep["status"] != "running":
         return "deployment is %s: %s" % (dep["status"], dep.get("message") or "")
@@ -160,23 +167,25 @@ def _skip_reason(store, dep, index, decision):
 class _WaveRun:
     """The state of one wave call: its batches in turn, then the verdict."""
 
-    def __init__(self, params, store, client, dep, wave, decision, timeout, clock, sleep, monotonic):
+    def __init__(self, params: Mapping[str, Any], store: StateStore, client: AgentClient, dep: Mapping[str, Any],
+                 wave: Mapping[str, Any], decision: Dict[str, Any], timeout: float, clock: Callable[[], float],
+                 sleep: Callable[[float], None], monotonic: Callable[[], float]) -> None:
         self.params, self.store, self.client, self.dep, self.wave = params, store, client, dep, wave
         self.decision, self.timeout = decision, timeout
         self.clock, self.sleep, self.monotonic = clock, sleep, monotonic
-        self.deployment_id = dep["deployment_id"]
-        self.agent_id = dep["params"]["agent_id"]
+        self.deployment_id: str = dep["deployment_id"]
+        self.agent_id: str = dep["params"]["agent_id"]
         self.decision_ref = decision_ref_of(decision, self.agent_id)
-        self.urls = {m["name"]: m["agent_url"] for m in wave["members"]}
-        self.batches = []
-        self.failures = {}
-        self.stop_reason = None
-        self.declined = None
-        self.events = []
+        self.urls: Dict[str, str] = {m["name"]: m["agent_url"] for m in wave["members"]}
+        self.batches: List[Dict[str, Any]] = []
+        self.failures: Dict[str, str] = {}
+        self.stop_reason: Optional[str] = None
+        self.declined: Optional[str] = None
+        self.events: List[Dict[str, Any]] = []
         self.sent_any = False
-        self.terminated = set()
+        self.terminated: Set[str] = set()
 
-    def batch(self, batch):
+    def batch(self, batch: Mapping[str, Any]) -> None:
         store, deployment_id = self.store, self.deployment_id
         rows = {r["host"]: r for r in store.agents(deployment_id)}
         serving = len([r for r in rows.values() if r["result"] not in DOWN_RESULTS])
@@ -205,18 +214,18 @@ class _WaveRun:
             self.stop_reason = "occurrence %s rejected the shutdown (its own decision): %s" % (
                 ", ".join(rejects), "; ".join(refused[n].get("reason") or "no reason" for n in rejects))
         verify = [n for n in todo if n not in refused]
-        rec = {"index": batch["index"], "members": batch["members"], "sent": to_send, "already_down": already,
-               "already_draining": draining, "serving_before": serving,
-               "serving_fraction": round((serving - len(todo)) / float(serving), 4) if serving else 0.0,
-               "fleet_serving_fraction": (round((serving - len(todo)) / float(self.dep["params"]["serving"]), 4)
-                                          if self.dep["params"].get("serving") else None)}
+        rec: Dict[str, Any] = {"index": batch["index"], "members": batch["members"], "sent": to_send, "already_down": already,
+                               "already_draining": draining, "serving_before": serving,
+                               "serving_fraction": round((serving - len(todo)) / float(serving), 4) if serving else 0.0,
+                               "fleet_serving_fraction": (round((serving - len(todo)) / float(self.dep["params"]["serving"]), 4)
+                                                          if self.dep["params"].get("serving") else None)}
         if verify:
             self._verify(verify, timeline, rec)
         self.batches.append(rec)
-        if self.failures and self.wave["name"] in (EXPLORER, EARLY_ADOPTER) and not self.stop_reason:
-            self.stop_reason = "%s wave failed: %s" % (self.wave["name"], "; ".join("%s %s" % kv for kv in sorted(self.failures.items())))
+        if not self.stop_reason:
+            self.stop_reason = canary_stop(self.wave["name"], self.failures)
 
-    def _send(self, to_send):
+    def _send(self, to_send: List[str]) -> Dict[str, Dict[str, Any]]:
         store, deployment_id, wave = self.store, self.deployment_id, self.wave
         reason = self.dep["params"].get("reason") or ""
         text = follower_message(self.agent_id, self.decision, wave, reason, self.decision_ref)
@@ -227,7 +236,8 @@ class _WaveRun:
                                                        "at": utcnow_iso(self.clock())}} for n in to_send})
         results = self.client.fan_out(lambda n: (n, self.client.ask(self.urls[n], body)), to_send)
         self.sent_any = True
-        answers, recs = {}, []
+        answers: Dict[str, Dict[str, Any]] = {}
+        recs: List[Dict[str, Any]] = []
         for n, ans in results:
             answers[n] = ans
             own = bool(ans.get("decision_id")) and ans.get("decision_id") != self.decision_ref
@@ -245,7 +255,7 @@ class _WaveRun:
             raise ShutdownError(msg)
         return answers
 
-    def _verify(self, verify, timeline, rec):
+    def _verify(self, verify: List[str], timeline: StopTimeline, rec: Dict[str, Any]) -> None:
         """Wait until every one of ``verify`` stopped; record each one's timeline and result."""
         store, deployment_id = self.store, self.deployment_id
         start = self.monotonic()
@@ -253,7 +263,8 @@ class _WaveRun:
                                timeline, self.clock, self.sleep, self.monotonic)[0]
         rec["verify_seconds"] = round(self.monotonic() - start, 3)
         record_timeline(store, deployment_id, timeline, verify)
-        done, bad = [], []
+        done: List[Dict[str, Any]] = []
+        bad: List[Dict[str, Any]] = []
         for n in verify:
             if n in result["stable"]:
                 done.append({"host": n, "result": "stopped", "detail": timeline.describe(n)})
@@ -269,13 +280,13 @@ class _WaveRun:
         if self.wave["index"] == 1 and self.decision["decision"] == PENDING and done:
             self._settle_accept(done[0]["host"], timeline)
 
-    def _declines(self, name, timeline):
+    def _declines(self, name: str, timeline: StopTimeline) -> bool:
         """A silent explorer still working at the end of its stop timeout has declined."""
         entry = timeline.get(name)
         return (self.wave["index"] == 1 and self.decision["decision"] == PENDING and entry["state"] == WORKING
                 and entry["drained_at"] is None)
 
-    def _settle_accept(self, explorer, timeline):
+    def _settle_accept(self, explorer: str, timeline: StopTimeline) -> None:
         """The silent explorer stopped: its decision was accept, from when it was first seen going down."""
         entry = timeline.get(explorer)
         when = entry["drained_at"] or entry["exited_at"]
@@ -288,13 +299,13 @@ class _WaveRun:
         self.events.append({"event": "explorer_accepted_by_stopping", "host": explorer, "decision_id": d.get("decision_id"),
                             "reason": reason})
 
-    def finish(self, final_wave):
-        """Record the wave and, where it ends the deployment, the deployment; write the report."""
+    def finish(self, final_wave: bool) -> Dict[str, Any]:
+        """Judge the wave (:func:`._rollout.verdict.judge_occurrence_wave`), record it and, where it ends the
+        deployment, the deployment; write the report."""
         store, deployment_id, wave, index = self.store, self.deployment_id, self.wave, self.wave["index"]
-        if self.declined:
-            status = "declined"
-        else:
-            status = "passed" if not self.failures else ("failed" if self.stop_reason else "partial")
+        verdict = judge_occurrence_wave(wave["name"], len(self.terminated), self.failures,
+                                        self.params.get("fail_on_partial", True), self.stop_reason, self.declined)
+        status = verdict["status"]
         store.wave_finished(deployment_id, index, status, {"batches": self.batches, "failures": self.failures,
                                                            "stop_reason": self.stop_reason, "declined": self.declined})
         self.events.append({"event": "wave_" + status, "wave": index, "name": wave["name"], "failures": self.failures})
@@ -305,15 +316,10 @@ class _WaveRun:
             outcome = "rollout stopped at wave %d (%s): %s" % (index, wave["name"], self.stop_reason)
             finish_abort(store, deployment_id, outcome)
         elif final_wave:
-            failures = all_failures(store, deployment_id)
-            if failures:
-                outcome = "completed with failures: %s" % "; ".join("%s %s" % kv for kv in sorted(failures.items()))
-            else:
-                outcome = "all occurrences of %s shut down" % self.agent_id
-            store.set_status(deployment_id, "completed" if not failures else "failed", outcome)
+            outcome = finish_last_wave(store, deployment_id, "all occurrences of %s shut down" % self.agent_id)
         finished = bool(outcome)
         report, path = write(store, self.params, deployment_id, {"outcome": outcome} if outcome else None, self.events)
-        counts = {}
+        counts: Dict[str, int] = {}
         for b in self.batches:
             for key in ("terminated", "failed", "already_down"):
                 counts[key] = counts.get(key, 0) + len(b.get(key) or [])
@@ -324,21 +330,19 @@ class _WaveRun:
                 index, wave["name"], counts.get("terminated", 0), counts.get("already_down", 0), len(self.failures),
                 (" in %d batches" % len(self.batches)) if len(self.batches) > 1 else "",
                 (" -> STOP: %s" % self.stop_reason) if self.stop_reason else "")
-        out = {"changed": self.sent_any, "wave": index, "name": wave["name"], "status": status,
-               "aborted": bool(self.stop_reason), "finished": finished, "failures": self.failures,
-               "batches": self.batches, "line": line, "outcome": outcome, "report_path": path,
-               "deployment_id": deployment_id, "halt": bool(self.stop_reason or self.declined),
-               "outcomes": wave_outcomes(store, deployment_id, wave, self.terminated,
-                                         wave["name"] not in (EXPLORER, EARLY_ADOPTER) and not self.stop_reason
-                                         and not self.params.get("fail_on_partial", True))}
+        out: Dict[str, Any] = {"changed": self.sent_any, "wave": index, "name": wave["name"], "status": status,
+                               "aborted": bool(self.stop_reason), "finished": finished, "failures": self.failures,
+                               "batches": self.batches, "line": line, "outcome": outcome, "report_path": path,
+                               "deployment_id": deployment_id, "halt": verdict["halt"],
+                               "outcomes": wave_outcomes(store, deployment_id, wave, self.terminated, verdict["tolerate_failures"])}
         if finished:
             out["report"] = report
             out["failed_occurrences"] = sorted(all_failures(store, deployment_id))
-            if self.stop_reason or (out["failed_occurrences"] and self.params.get("fail_on_partial", True)):
+            if deployment_should_fail(self.stop_reason, out["failed_occurrences"], self.params.get("fail_on_partial", True)):
                 out["should_fail"] = True
         return out
 
-    def _finish_declined(self):
+    def _finish_declined(self) -> str:
         """The silent explorer went on working: declined for all occurrences, nobody shuts down (not a failure)."""
         store, deployment_id = self.store, self.deployment_id
         d = self.decision

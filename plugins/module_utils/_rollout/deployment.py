@@ -10,6 +10,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Set
+from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import waves_to_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
@@ -18,9 +27,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.report import build_report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.report import summary_table
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 
-def begin(store, deployment_id, fleet_key, strategy, target_version, waves, params, stage=False, promote=False,
-          takeover=False, check_mode=False, hosts=None, limit=None, record=None):
+
+def begin(store: Optional[StateStore], deployment_id: Optional[str], fleet_key: str, strategy: str,
+          target_version: Optional[str], waves: List[Dict[str, Any]], params: Optional[Mapping[str, Any]],
+          stage: bool = False, promote: bool = False, takeover: bool = False, check_mode: bool = False,
+          hosts: Optional[Iterable[str]] = None, limit: Optional[str] = None,
+          record: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Create, stage, promote, resume or retry a deployment; return what to run.
 
     ``waves`` is the freshly computed plan; on resume, retry or promote the plan
@@ -32,7 +47,8 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     record's fields of a new deployment (see :meth:`._state.StateStore.create_or_resume`).
     """
     if promote:
-        existing = store.get_deployment(deployment_id) if deployment_id else (
+        # check mode without a state file (store None): nothing staged to promote
+        existing = None if store is None else store.get_deployment(deployment_id) if deployment_id else (
             store.promotable_for_fleet(fleet_key) or store.promoted_for_fleet(fleet_key))
         if existing is None or existing["status"] not in ("staged", "running", "paused", "interrupted", "completed_with_failures",
                                                           "failed", "completed"):
@@ -46,12 +62,15 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     if check_mode:
         existing = store.get_deployment(deployment_id) if store is not None else None
         plan = existing["plan"] if existing else waves
-        out = {"changed": existing is None or existing["status"] not in ("completed", "aborted"),
-               "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
-               "already_complete": bool(existing and existing["status"] in ("completed", "aborted")),
-               "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
+        out: Dict[str, Any] = {"changed": existing is None or existing["status"] not in ("completed", "aborted"),
+                               "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
+                               "already_complete": bool(existing and existing["status"] in ("completed", "aborted")),
+                               "started_epoch": time.time(), "status": existing["status"] if existing else "new"}
         out.update(_run_plan(plan, hosts))
         return out
+    if store is None:
+        # only check mode runs without the state (a file that does not exist yet)
+        raise RolloutError("deployment %s: no rollout state to record it in" % deployment_id)
     before = store.get_deployment(deployment_id)
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover, record=record, promote=promote)
@@ -77,28 +96,29 @@ def begin(store, deployment_id, fleet_key, strategy, target_version, waves, para
     return out
 
 
-def run_plan(plan, hosts):
+def run_plan(plan: Sequence[Mapping[str, Any]], hosts: Optional[Iterable[str]]) -> Dict[str, Any]:
     """The waves of ``plan`` restricted to ``hosts`` (None: all), their play order and batch sizes."""
     return _run_plan(plan, hosts)
 
 
-def _resumed_after(before):
+def _resumed_after(before: Optional[Mapping[str, Any]]) -> Optional[str]:
     """Why the run before this resume ended early: its interrupt message, or its controller's death."""
     if before is None:
         return None
     if before["status"] in ("interrupted", "paused"):
-        return before.get("message") or before["status"]
+        why: str = before.get("message") or before["status"]
+        return why
     if before["status"] in ("running", "paused") and before.get("owner_pid"):
         return "its controller (pid %s on %s) ended before the deployment did" % (
             before["owner_pid"], before.get("owner_host"))
     return None
 
 
-def _run_plan(plan, hosts):
+def _run_plan(plan: Sequence[Mapping[str, Any]], hosts: Optional[Iterable[str]]) -> Dict[str, Any]:
     """The waves of ``plan`` restricted to ``hosts`` (None: all), their play order and batch sizes."""
     wanted = None if hosts is None else set(hosts)
-    waves = []
-    planned = set()
+    waves: List[Dict[str, Any]] = []
+    planned: Set[str] = set()
     for w in plan:
         members = [m for m in w["members"] if wanted is None or m["name"] in wanted]
         planned.update(m["name"] for m in w["members"])
@@ -117,8 +137,9 @@ def _run_plan(plan, hosts):
     }
 
 
-def close_deployment(store, deployment_id, halt_reason=None, report_path=None, audit_path=None, secrets=(),
-                     status=None):
+def close_deployment(store: StateStore, deployment_id: str, halt_reason: Optional[str] = None,
+                     report_path: Optional[str] = None, audit_path: Optional[str] = None, secrets: Sequence[str] = (),
+                     status: Optional[str] = None) -> Dict[str, Any]:
     """End a deployment: its status from the agents' results, the report and the audit line.
 
     ``failed`` when a wave halted it (``halt_reason``); ``completed_with_failures`` when some agent

@@ -5,8 +5,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Tuple
+from typing import TYPE_CHECKING
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
 
 RESULTS = ("updated", "deferred", "declined", "rejected", "failed", "reverted", "skipped")
 # an agent without a result in a deployment that ended (failed, cancelled, ...) before it was reached:
@@ -14,39 +25,45 @@ RESULTS = ("updated", "deferred", "declined", "rejected", "failed", "reverted", 
 NOT_ASKED = "not_asked"
 
 
-def _driver_result(row):
+def _driver_result(row: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """What the update driver reported for the agent (docker: images before and after), by purpose, or None."""
-    extra = row.get("extra") or {}
+    extra: Mapping[str, Any] = row.get("extra") or {}
     out = dict((k[len("driver_"):], v) for k, v in extra.items() if k in ("driver_update", "driver_revert"))
     return out or None
 
 
-def build_report(store, deployment_id):
+def build_report(store: StateStore, deployment_id: str) -> Dict[str, Any]:
     """The rollout's JSON report (docs/reports.md): `_report.build_report` of kind ``rollout``."""
-    report = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending", NOT_ASKED),
-                                  unfinished=_unfinished_result,
-                                  agent_fields=lambda row: {"driver": _driver_result(row)})
+    report: Optional[Dict[str, Any]] = _report.build_report(store, deployment_id, "rollout", results=RESULTS + ("pending", NOT_ASKED),
+                                                            unfinished=_unfinished_result, agent_fields=_agent_fields)
     if report is None:
         raise RolloutError("unknown deployment %s" % deployment_id)
     return report
 
 
-def report_totals(store, dep):
+def _agent_fields(row: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a rollout's report entry of an agent adds: what the update driver reported."""
+    return {"driver": _driver_result(row)}
+
+
+def report_totals(store: StateStore, dep: Mapping[str, Any]) -> Dict[str, int]:
     """The rollout's report ``totals``, from one counting query (no report built)."""
-    return _report.count_totals(store.result_counts(dep["deployment_id"]), RESULTS + ("pending", NOT_ASKED),
-                                _unfinished_result(dep))
+    totals: Dict[str, int] = _report.count_totals(store.result_counts(dep["deployment_id"]), RESULTS + ("pending", NOT_ASKED),
+                                                  _unfinished_result(dep))
+    return totals
 
 
-def _unfinished_result(dep):
+def _unfinished_result(dep: Mapping[str, Any]) -> str:
     """An agent without a result: ``pending`` while the deployment is open, else ``not_asked`` (never reached)."""
     return "pending" if dep["status"] in ("running", "paused", "staged", "interrupted") else NOT_ASKED
 
 
-def summary_table(report):
+def summary_table(report: Mapping[str, Any]) -> List[str]:
+    """The report as a table: one row per wave and cohort, then the totals."""
     lines = ["deployment %s (%s -> %s): %s" % (report["deployment_id"], report["strategy"], report["target_version"], report["status"])]
     lines.append("%-4s %-16s %5s %8s %8s %8s %8s %8s %8s" % (
         "wave", "cohort", "size", "updated", "declined", "deferred", "rejected", "failed", "reverted"))
-    per_wave = {}
+    per_wave: Dict[Tuple[Any, Any], Dict[str, int]] = {}
     for a in report["agents"]:
         key = (a.get("wave"), a.get("cohort"))
         counts = per_wave.setdefault(key, dict((r, 0) for r in RESULTS + ("pending", NOT_ASKED)))
