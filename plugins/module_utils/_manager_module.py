@@ -15,7 +15,6 @@ The deploy token is masked in every message and result that leaves here.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DEFAULT_CONNECT_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DEFAULT_POLL_INTERVAL
@@ -36,7 +35,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import outcome
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import summary_line
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import wait_for_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import url_is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import token_in_clear
 
 CONNECTION_SPEC = dict(
     manager_url=dict(type="str", required=True),
@@ -121,7 +120,7 @@ def _give_result_keys(exc, status, polls, waited, started, clock, **extra):
 
 
 def _warnings(params):
-    if urlsplit(params["manager_url"]).scheme == "http" and not url_is_loopback(params["manager_url"]):
+    if token_in_clear(params["manager_url"]):
         return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
     return []
 

@@ -25,6 +25,9 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_secret_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_hooks
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_state_path
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_task_file
@@ -90,8 +93,9 @@ class InputError(ValueError):
 
 
 def shown(name, value):
-    """``value`` as an error shows it: never a secret's, at most 60 characters."""
-    if name in SECRETS:
+    """``value`` as an error shows it: never a secret's (:data:`SECRETS`, or a name that holds a secret:
+    ``_secrets.is_secret_key``), at most 60 characters."""
+    if name in SECRETS or is_secret_key(name):
         return "(value not shown)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -166,13 +170,6 @@ def check_url(name, url, where=None):
     if port is not None and not 0 < port < 65536:
         return "%s: port out of range: %s" % (label, url[:80])
     return None
-
-
-def url_key(url):
-    """What makes two agent URLs the same agent: scheme, host, port (defaulted) and path without a trailing /."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
 
 
 def _check_states(name, value, errors):
@@ -282,8 +279,11 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
     if have("rollout_deployment_id") and v["rollout_deployment_id"] and not ID_RE.match(str(v["rollout_deployment_id"])):
         errors.append("rollout_deployment_id: only letters, digits, '.', '_' and '-' (at most 128), got %s"
                       % shown("rollout_deployment_id", v["rollout_deployment_id"]))
-    if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
-        errors.append("rollout_token: contains a line break or control character (value not shown)")
+    if have("rollout_token"):
+        try:
+            check_token(v["rollout_token"], "rollout_token")
+        except ValueError as exc:
+            errors.append(str(exc))
     if have("rollout_analysis") and v["rollout_analysis"]:
         from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import normalize_checks
         errors.extend(normalize_checks(v["rollout_analysis"])[1])
@@ -360,7 +360,7 @@ def check_agents(agents):
         if error:
             errors.append(error)
             continue
-        key = url_key(a["agent_url"])
+        key = agent_url_key(a["agent_url"])
         if key in seen:
             dupes.append("%s and %s (%s)" % (seen[key], a["name"], a["agent_url"]))
         else:

@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK_BYTES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
-from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import secret_patterns
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import HAS_URLLIB3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Retry
@@ -43,6 +42,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pool
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import ProxyManager
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import RequestState
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import WATCHDOG
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import refuses_token
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -92,8 +93,9 @@ class HTTPClient:
     - ``tokens``: per-agent tokens, ``{agent_url: token}`` (a real fleet gives
       each agent its own service token): a request to that agent URL (or
       below it) carries that agent's token instead of ``token``; the others
-      carry ``token``. Matched on whole path segments; one pool per host
-      and port all the same (the header is per request).
+      carry ``token``. Matched on whole path segments of the URLs as
+      ``_urls.agent_url_key`` has them (the same agent URL everywhere); one
+      pool per host and port all the same (the header is per request).
     - ``connect_timeout``, ``read_timeout``: seconds, per connection attempt
       and per wait for bytes.
     - ``request_deadline``: the most seconds one attempt may take from start
@@ -196,7 +198,7 @@ class HTTPClient:
         self._agent_headers = {}
         for agent_url, agent_token in (tokens or {}).items():
             agent_token = check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
-            base = str(agent_url).rstrip("/")
+            base = agent_url_key(agent_url)
             agent_headers = dict(self._headers)
             if agent_token:
                 agent_headers["Authorization"] = "Bearer " + agent_token
@@ -280,8 +282,7 @@ class HTTPClient:
         if scheme not in ("http", "https") or not host:
             raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
                                  kind="bad_url")
-        if (scheme == "http" and not self.allow_insecure_http and "Authorization" in self._headers_for(url)
-                and not is_loopback(host)):
+        if refuses_token(url, "Authorization" in self._headers_for(url), self.allow_insecure_http):
             raise TransportError("refused to send the token over plain http:// to %s (not this machine): use https://, "
                                  "or allow_insecure_http (rollout_allow_insecure_http)" % host, sent=False, kind="insecure")
         path = parts.path or "/"
@@ -300,7 +301,7 @@ class HTTPClient:
         headers = self._url_headers.get(url)
         if headers is not None:
             return headers
-        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        base = agent_url_key(url)
         headers = self._headers
         start = base.find("://")
         start = start + 3 if start >= 0 else 0
