@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
-from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import refuses_token
 
 if TYPE_CHECKING:
     from typing import Any
@@ -96,17 +96,10 @@ def check_plain_http(params: Mapping[str, Any], urls: Optional[Iterable[Optional
     if urls is None:
         urls = [a.get("agent_url") for a in (params.get("agents") or [])]
     bad = []
+    own_by_key = dict((agent_url_key(u), t) for u, t in own.items())
     for url in list(urls) + list(own):
         text = str(url or "")
-        try:
-            parts = urlsplit(text)
-            scheme, host = parts.scheme.lower(), parts.hostname
-        except ValueError:
-            continue
-        if scheme != "http" or not host or is_loopback(host):
-            continue
-        base = text.rstrip("/")
-        if (own.get(base) or token) and text not in bad:
+        if refuses_token(text, bool(own_by_key.get(agent_url_key(text)) or token), False) and text not in bad:
             bad.append(text)
     if bad:
         shown = ", ".join(bad[:5]) + (" and %d more" % (len(bad) - 5) if len(bad) > 5 else "")

@@ -42,6 +42,7 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 NOTIFY_PATH = "/manager/v1/updates/notify"
@@ -60,7 +61,6 @@ SUCCEEDED = ("completed",)
 # rolled_back: CIRISManager's status after a rollback, as final as failed
 FAILED = ("failed", "cancelled", "rejected", "rolled_back")
 TERMINAL = SUCCEEDED + FAILED
-MASK = "********"
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -95,19 +95,8 @@ class DeploymentFailed(ManagerError):
 # ---------------------------------------------------------------------------- pure functions
 
 def mask(value: Any, secrets: Optional[Iterable[Any]]) -> Any:
-    """``value`` (a str, or dicts/lists of them) with every secret replaced by ``********``."""
-    secrets = [s for s in (secrets or ()) if s]
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return dict((mask(k, secrets), mask(v, secrets)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [mask(v, secrets) for v in value]
-    return value
+    """``value`` (a str, or dicts/lists of them) with every secret replaced by ``********``: :func:`._secrets.redact`."""
+    return redact(value, secrets)
 
 
 def normalize_base_url(url: Optional[str]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
-from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DEFAULT_CONNECT_TIMEOUT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import DEFAULT_POLL_INTERVAL
@@ -38,7 +37,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import outcome
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import summary_line
 from ansible_collections.agentfleet.rollout.plugins.module_utils._manager import wait_for_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import url_is_loopback
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import token_in_clear
 
 # an argument spec: option name -> its settings (type, default, choices, ...)
 ArgumentSpec = Dict[str, Dict[str, Any]]
@@ -133,7 +132,7 @@ def _give_result_keys(exc: ManagerError, status: Optional[DeploymentStatus], pol
 
 
 def _warnings(params: Params) -> List[str]:
-    if urlsplit(params["manager_url"]).scheme == "http" and not url_is_loopback(params["manager_url"]):
+    if token_in_clear(params["manager_url"]):
         return ["manager_url is plain http://: the deploy token crosses the network unencrypted; use https://"]
     return []
 

@@ -10,9 +10,11 @@ wave, and the health check mode. The plan itself is made by :mod:`._cohorts`.
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
 # the update block's defaults (docs/strategies.md); progress_deadline is 0 (none) here because a wave's
 # time includes the agents' own consent (rollout_stop_timeout, default 600 s)
-POLICY_DEFAULTS = {
+POLICY_DEFAULTS: Dict[str, Any] = {
     "strategy": "rolling",
     "max_parallel": 1,
     "canary": 0,
@@ -26,7 +28,8 @@ POLICY_DEFAULTS = {
 HEALTH_CHECKS = ("checks", "agent_states")
 
 
-def waves_to_run(plan, params, promote=False):
+def waves_to_run(plan: List[Dict[str, Any]], params: Optional[Mapping[str, Any]],
+                 promote: bool = False) -> List[Dict[str, Any]]:
     """The waves of ``plan`` this run goes through.
 
     A deployment recorded with ``promote_after`` N (its canary wave, ``auto_promote`` false) that
@@ -41,14 +44,14 @@ def waves_to_run(plan, params, promote=False):
     return [dict(w, await_promotion=True) if w["index"] == after else w for w in plan if w["index"] <= after]
 
 
-def progress_deadline_at(started, progress_deadline):
+def progress_deadline_at(started: float, progress_deadline: Optional[float]) -> Optional[float]:
     """When a wave started at ``started`` (a clock reading) has made no progress for too long, or None (no deadline)."""
     if not progress_deadline or progress_deadline <= 0:
         return None
     return started + float(progress_deadline)
 
 
-def remaining(deadline_at, now, wait):
+def remaining(deadline_at: Optional[float], now: float, wait: float) -> Tuple[float, bool]:
     """``(seconds to wait, cut)``: ``wait`` capped by the progress deadline, and whether the deadline cut it."""
     if deadline_at is None:
         return wait, False
@@ -58,7 +61,7 @@ def remaining(deadline_at, now, wait):
     return wait, False
 
 
-def awaiting_promotion_note(deployment_id, wave):
+def awaiting_promotion_note(deployment_id: str, wave: Mapping[str, Any]) -> str:
     return ("canary wave %s (%s) passed: deployment %s is staged, awaiting promotion (auto_promote is false). "
             "Run ansible-playbook agentfleet.rollout.promote -e rollout_deployment_id=%s to roll out the rest"
             % (wave["index"], wave["name"], deployment_id, deployment_id))

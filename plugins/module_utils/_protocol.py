@@ -20,10 +20,20 @@ from __future__ import annotations
 import datetime
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.client import HTTPClient
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import ProtocolError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
+
+# a decision as map_shutdown_answer and the verbs give it (decision, reason, defer_until, decision_id, http_status,
+# and from the verbs resent and note); what an agent said of itself (evaluate_health's info)
+Decision = Dict[str, Any]
+Info = Dict[str, Any]
+# a judgement of one health answer: (state or healthy, cause, info)
+Liveness = Tuple[str, Optional[str], Info]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 HEALTH_PATH = "/v1/system/health"
 SHUTDOWN_PATH = "/v1/system/shutdown"
@@ -56,7 +66,7 @@ class AuthError(ProtocolError):
     """401/403 from an agent: the token is wrong or missing."""
 
 
-def _parse_iso(value):
+def _parse_iso(value: object) -> float:
     text = str(value).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -66,7 +76,7 @@ def _parse_iso(value):
     return dt.timestamp()
 
 
-def parse_defer_until(value, now):
+def parse_defer_until(value: Any, now: float) -> Optional[float]:
     """``defer_until`` as a unix time: ISO-8601 time or seconds from ``now``.
 
     Returns None when absent or unparsable.
@@ -88,7 +98,7 @@ def parse_defer_until(value, now):
         return None
 
 
-def map_shutdown_answer(status, payload, now):
+def map_shutdown_answer(status: int, payload: Any, now: float) -> Decision:
     """Map an HTTP answer to a shutdown request onto a decision (PROTOCOL.md).
 
     ``payload`` is the parsed JSON body (or None). Returns a dict with
@@ -97,7 +107,7 @@ def map_shutdown_answer(status, payload, now):
     """
     data = payload.get("data") if isinstance(payload, dict) else None
     data = data if isinstance(data, dict) else {}
-    out = {"decision": None, "reason": None, "defer_until": None, "decision_id": None, "http_status": status}
+    out: Decision = {"decision": None, "reason": None, "defer_until": None, "decision_id": None, "http_status": status}
     if data.get("reason") is not None:
         out["reason"] = str(data.get("reason"))
     if data.get("decision_id") is not None:
@@ -148,14 +158,14 @@ def map_shutdown_answer(status, payload, now):
 ALREADY_REQUESTED = "shutdown already requested"
 
 
-def _detail_text(payload):
+def _detail_text(payload: Any) -> str:
     detail = payload.get("detail") if isinstance(payload, dict) else None
     if isinstance(detail, dict):
         detail = detail.get("message") or detail.get("detail")
     return str(detail)[:200] if detail is not None else ""
 
 
-def _already_requested(payload):
+def _already_requested(payload: Any) -> bool:
     """A 409 whose ``detail`` says a shutdown is already requested (ciris-agent 2.16.5)."""
     return _detail_text(payload).lower().startswith(ALREADY_REQUESTED)
 
@@ -164,7 +174,7 @@ def _already_requested(payload):
 RELEASE_SUFFIXES = ("-stable",)
 
 
-def version_matches(reported, target):
+def version_matches(reported: object, target: object) -> bool:
     """Does the ``version`` an agent reports name the release ``target``?
 
     Equal strings, or ``target`` plus a release suffix (``2.16.5-stable`` is 2.16.5, as real CIRIS agents
@@ -188,7 +198,7 @@ DEFAULT_BLOCKING_WARNINGS = ("adapters_failed_to_load", "adapters_config_stale",
 WAKEUP_ERROR = "wakeup_error"
 
 
-def health_warnings(data):
+def health_warnings(data: Optional[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """A health body's ``warnings`` as ``[{code, message, severity}]`` (CIRIS's SystemWarning; a bare string
     is a code); anything else in the list is ignored."""
     found = []
@@ -200,7 +210,7 @@ def health_warnings(data):
     return found
 
 
-def blocking_warning(info, blocking_warnings):
+def blocking_warning(info: Optional[Mapping[str, Any]], blocking_warnings: Optional[Iterable[str]]) -> Optional[str]:
     """The cause an agent is unhealthy for when it reports one of ``blocking_warnings``, else None:
     ``warning adapters_failed_to_load: Configured adapter(s) failed to start: discord (ConnectionError)``."""
     codes = set(blocking_warnings or ())
@@ -210,20 +220,21 @@ def blocking_warning(info, blocking_warnings):
     return None
 
 
-def is_wakeup_error(info):
+def is_wakeup_error(info: Optional[Mapping[str, Any]]) -> bool:
     """Whether the agent reports ``cognitive_state`` wakeup_error (CIRIS reports it as ``WAKEUP_ERROR``)."""
     return str((info or {}).get("cognitive_state") or "").lower() == WAKEUP_ERROR
 
 
-def evaluate_health(status, payload, expected_states=("work",), target_version=None, error=None,
-                    blocking_warnings=()):
+def evaluate_health(status: Optional[int], payload: Any, expected_states: Sequence[str] = ("work",),
+                    target_version: Optional[str] = None, error: Optional[str] = None,
+                    blocking_warnings: Optional[Iterable[str]] = ()) -> Tuple[bool, Optional[str], Info]:
     """Judge one health probe. Returns ``(healthy, cause, info)``.
 
     ``info`` holds what the agent said (status, version, cognitive_state,
     occurrence_id, agent_id, warnings as :func:`health_warnings`) where it said it.
     An agent reporting one of ``blocking_warnings`` (codes) is not healthy.
     """
-    info = {}
+    info: Info = {}
     if error is not None:
         return False, error, info
     if status != 200:
@@ -251,7 +262,7 @@ def evaluate_health(status, payload, expected_states=("work",), target_version=N
     return True, None, info
 
 
-def classify_liveness(status=None, payload=None, error=None):
+def classify_liveness(status: Optional[int] = None, payload: Any = None, error: Optional[BaseException] = None) -> Liveness:
     """What one health answer says about the agent's process: ``(state, cause, info)``.
 
     The one classifier of the collection for "has it stopped?" (updates,
@@ -278,7 +289,7 @@ def classify_liveness(status=None, payload=None, error=None):
     return WORKING, cause, info
 
 
-def join_url(base, path):
+def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + path
 
 
@@ -290,9 +301,9 @@ class AgentClient(HTTPClient):
     """
 
     # the fan-out pool, built by the first fan_out that needs one, shut down by close
-    _executor = None
+    _executor: Optional[ThreadPoolExecutor] = None
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -300,7 +311,8 @@ class AgentClient(HTTPClient):
         super().close()
 
     # -- protocol calls ---------------------------------------------------
-    def probe(self, agent_url, expected_states=("work",), target_version=None):
+    def probe(self, agent_url: str, expected_states: Sequence[str] = ("work",),
+              target_version: Optional[str] = None) -> Dict[str, Any]:
         """GET health and judge it: ``{healthy, cause, info, reachable, elapsed}``.
 
         A failure before sending is retried (``connect_retries``).
@@ -312,7 +324,7 @@ class AgentClient(HTTPClient):
         healthy, cause, info = evaluate_health(resp.status, resp.json, expected_states, target_version)
         return {"healthy": healthy, "cause": cause, "info": info, "reachable": True, "elapsed": resp.elapsed}
 
-    def liveness(self, agent_url):
+    def liveness(self, agent_url: str) -> Liveness:
         """Health GET classified by :func:`classify_liveness`: ``(state, cause, info)``.
 
         A refused connection (or a reset while connecting) is the answer
@@ -327,11 +339,12 @@ class AgentClient(HTTPClient):
         return classify_liveness(resp.status, resp.json)
 
     @staticmethod
-    def _result(decision, reason, http_status=None, resent=False, note=None):
+    def _result(decision: str, reason: Optional[str], http_status: Optional[int] = None, resent: bool = False,
+                note: Optional[str] = None) -> Decision:
         return {"decision": decision, "reason": reason, "defer_until": None, "decision_id": None,
                 "http_status": http_status, "resent": resent, "note": note}
 
-    def _post_shutdown(self, agent_url, body, now):
+    def _post_shutdown(self, agent_url: str, body: Mapping[str, Any], now: Callable[[], float]) -> Decision:
         """POST shutdown once (failures before sending retried): a decision dict, or raises the
         :class:`TransportError` of a failure after sending."""
         try:
@@ -347,7 +360,7 @@ class AgentClient(HTTPClient):
         out.setdefault("note", None)
         return out
 
-    def shutdown(self, agent_url, body, now=time.time):
+    def shutdown(self, agent_url: str, body: Mapping[str, Any], now: Callable[[], float] = time.time) -> Decision:
         """POST shutdown; returns a decision dict (see :func:`map_shutdown_answer`).
 
         Failures before sending are retried (always the same body, so the same
@@ -359,7 +372,7 @@ class AgentClient(HTTPClient):
         except TransportError as exc:
             return self._result(UNREACHABLE, str(exc))
 
-    def ask(self, agent_url, body, now=time.time):
+    def ask(self, agent_url: str, body: Mapping[str, Any], now: Callable[[], float] = time.time) -> Decision:
         """POST shutdown and resolve a failure after sending; returns a decision dict.
 
         Keys: ``decision``, ``reason``, ``defer_until``, ``decision_id``,
@@ -414,7 +427,7 @@ class AgentClient(HTTPClient):
         out["note"] = note
         return out
 
-    def fan_out(self, fn, items):
+    def fan_out(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> List[_R]:
         """Run ``fn(item)`` for every item on the bounded pool; results in input order."""
         items = list(items)
         if not items:

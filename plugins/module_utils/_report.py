@@ -4,7 +4,8 @@
 """Reports and audit lines: JSON written atomically, secrets redacted.
 
 Every writer takes the secrets it must never emit (tokens, AWS keys) and
-scrubs them from keys named like secrets and from any string value.
+scrubs them from keys named like secrets and from any string value: the
+collection's one masker, ``_secrets.redact``.
 """
 
 from __future__ import annotations
@@ -14,16 +15,32 @@ import json
 import os
 import tempfile
 import threading
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import COLLECTION_VERSION
 
-REDACTED = "********"
-SECRET_KEY_PARTS = ("token", "password", "secret", "authorization", "access_key", "session")
+# the mask of reports and audit lines: the collection's one (``_secrets.MASK``)
+REDACTED = MASK
 
 _audit_lock = threading.Lock()
 
+# a JSON object as the state store and the reports hold it
+Row = Dict[str, Any]
 
-def utcnow_iso(ts=None):
+
+class ReportStore(Protocol):
+    """What :func:`build_report` reads of a state store (``_state.StateStore``)."""
+
+    def get_deployment(self, deployment_id: str) -> Optional[Row]: ...
+
+    def agents(self, deployment_id: str) -> List[Row]: ...
+
+    def waves(self, deployment_id: str) -> List[Row]: ...
+
+
+def utcnow_iso(ts: Optional[float] = None) -> str:
     """ISO-8601 UTC with a Z suffix; ``ts`` is a unix time (default now)."""
     if ts is None:
         dt = datetime.datetime.now(datetime.timezone.utc)
@@ -32,47 +49,13 @@ def utcnow_iso(ts=None):
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _is_secret_key(key):
-    k = str(key).lower()
-    return any(part in k for part in SECRET_KEY_PARTS)
-
-
-def redact(obj, secrets=()):
-    """Return a deep copy of ``obj`` with secret values replaced.
-
-    Values under keys that name a secret are replaced whole; every
-    occurrence of a known secret string inside any other string is masked.
-    """
-    secrets = [s for s in (secrets or ()) if isinstance(s, str) and s]
-    return _redact(obj, secrets)
-
-
-def _redact(obj, secrets):
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            if _is_secret_key(key) and value not in (None, "", False) and not isinstance(value, (dict, list, bool)):
-                out[key] = REDACTED
-            else:
-                out[key] = _redact(value, secrets)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_redact(v, secrets) for v in obj]
-    if isinstance(obj, str):
-        for s in secrets:
-            if s in obj:
-                obj = obj.replace(s, REDACTED)
-        return obj
-    return obj
-
-
-def _ensure_parent(path):
+def _ensure_parent(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)
 
 
-def write_json_atomic(path, data, secrets=()):
+def write_json_atomic(path: str, data: Any, secrets: Iterable[Any] = ()) -> None:
     """Write ``data`` as pretty JSON to ``path`` atomically (temp file + rename; one PUT for ``s3://``)."""
     payload = json.dumps(redact(data, secrets), indent=2, sort_keys=True, default=str)
     if str(path).startswith("s3://"):
@@ -92,13 +75,13 @@ def write_json_atomic(path, data, secrets=()):
         raise
 
 
-def write_report(path, report, secrets=()):
+def write_report(path: str, report: Row, secrets: Iterable[Any] = ()) -> str:
     """Write a rollout report (a dict) to ``path``; returns the path."""
     write_json_atomic(path, report, secrets)
     return path
 
 
-def append_audit(path, events, secrets=()):
+def append_audit(path: Optional[str], events: Union[Row, Sequence[Row]], secrets: Iterable[Any] = ()) -> None:
     """Append one JSON line per event to the audit log at ``path``.
 
     ``events`` is a dict or a list of dicts; each gets a ``ts`` (ISO UTC)
@@ -108,7 +91,7 @@ def append_audit(path, events, secrets=()):
         return
     if isinstance(events, dict):
         events = [events]
-    lines = []
+    lines: List[str] = []
     for event in events:
         event = dict(event)
         event.setdefault("ts", utcnow_iso())
@@ -128,14 +111,15 @@ def append_audit(path, events, secrets=()):
             handle.flush()
 
 
-def decision_auditor(audit_path, deployment_id, agents, secrets):
+def decision_auditor(audit_path: Optional[str], deployment_id: str, agents: Iterable[Row],
+                     secrets: Iterable[Any]) -> Optional[Callable[[Mapping[str, Row]], None]]:
     """An ``on_answers`` callback writing one audit line per decision (or None without an audit path)."""
     if not audit_path:
         return None
     members = dict((a["name"], a) for a in agents)
 
-    def audit(round_answers):
-        lines = []
+    def audit(round_answers: Mapping[str, Row]) -> None:
+        lines: List[Row] = []
         for name, ans in round_answers.items():
             m = members.get(name, {})
             lines.append({"event": "decision", "deployment_id": deployment_id, "host": name,
@@ -155,12 +139,12 @@ def decision_auditor(audit_path, deployment_id, agents, secrets):
 REPORT_SCHEMA = 2
 
 
-def iso_or_none(ts):
+def iso_or_none(ts: Optional[float]) -> Optional[str]:
     """``utcnow_iso(ts)`` for a recorded time, None when nothing was recorded."""
     return utcnow_iso(ts) if ts else None
 
 
-def agent_entry(row):
+def agent_entry(row: Row) -> Row:
     """One agent (or occurrence) of a deployment as every report shows it, from its state row."""
     extra = row.get("extra") or {}
     asked = extra.get("asked") or {}
@@ -178,17 +162,20 @@ def agent_entry(row):
     }
 
 
-def count_totals(counts, results=(), unfinished=None):
+def count_totals(counts: Mapping[Optional[str], int], results: Iterable[str] = (),
+                 unfinished: Optional[str] = None) -> Dict[Optional[str], int]:
     """A report's ``totals`` from ``{result: count}`` (None: agents without a result, counted as ``unfinished``);
     ``results`` are always present, zero included."""
-    totals = dict((r, 0) for r in results)
+    totals: Dict[Optional[str], int] = dict((r, 0) for r in results)
     for result, n in counts.items():
         key = result or unfinished
         totals[key] = totals.get(key, 0) + n
     return totals
 
 
-def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_fields=None, fields=None):
+def build_report(store: ReportStore, deployment_id: str, kind: str, results: Iterable[str] = (),
+                 unfinished: Optional[Callable[[Row], Optional[str]]] = None,
+                 agent_fields: Optional[Callable[[Row], Row]] = None, fields: Optional[Row] = None) -> Optional[Row]:
     """The JSON report of one deployment, rebuilt from the state: one schema for rollouts, shutdowns and wakeups.
 
     Every report has the same top level (``schema``, ``kind``, the deployment, ``status``, ``limit``,
@@ -202,8 +189,8 @@ def build_report(store, deployment_id, kind, results=(), unfinished=None, agent_
         return None
     params = dep.get("params") or {}
     fallback = unfinished(dep) if unfinished else None
-    counts = {}
-    agents = []
+    counts: Dict[Optional[str], int] = {}
+    agents: List[Row] = []
     for row in store.agents(deployment_id):
         entry = agent_entry(row)
         counts[entry["result"]] = counts.get(entry["result"], 0) + 1

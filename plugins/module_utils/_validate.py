@@ -21,10 +21,14 @@ from __future__ import annotations
 import math
 import os
 import re
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.six.moves.urllib.parse import urlsplit
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # type: ignore[import-untyped]  # ansible-core has no py.typed
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_secret_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_hooks
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_state_path
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_files import check_task_file
@@ -41,8 +45,12 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # a warning code of a CIRIS agent's health (adapters_failed_to_load)
 WARNING_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
+# an argument spec option ({type, choices, elements, ...}); a number's range
+Spec = Dict[str, Any]
+Range = Tuple[float, float, bool, bool]
+
 # name -> (minimum, maximum, minimum allowed itself, integer)
-NUMBERS = {
+NUMBERS: Dict[str, Range] = {
     "rollout_success_threshold": (0.0, 1.0, True, False),
     "rollout_min_healthy_time": (0.0, MAX_SECONDS, True, False),
     "rollout_healthy_deadline": (0.0, MAX_SECONDS, False, False),
@@ -69,7 +77,7 @@ NUMBERS = {
 DELAY_LISTS = ("shutdown_wave_delays", "wakeup_wave_delays")
 STATE_LISTS = ("rollout_expected_states", "wakeup_expected_states")
 # variables of the lifecycle policy (issue 9) that an older role spec may not declare yet
-POLICY_SPEC = {
+POLICY_SPEC: Dict[str, Spec] = {
     "rollout_max_parallel": {"type": "int"},
     "rollout_canary": {"type": "raw"},
     "rollout_auto_promote": {"type": "bool"},
@@ -89,18 +97,19 @@ class InputError(ValueError):
     """Bad input: the message is one line naming every bad variable."""
 
 
-def shown(name, value):
-    """``value`` as an error shows it: never a secret's, at most 60 characters."""
-    if name in SECRETS:
+def shown(name: str, value: object) -> str:
+    """``value`` as an error shows it: never a secret's (:data:`SECRETS`, or a name that holds a secret:
+    ``_secrets.is_secret_key``), at most 60 characters."""
+    if name in SECRETS or is_secret_key(name):
         return "(value not shown)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _type_words(spec):
+def _type_words(spec: Mapping[str, Any]) -> str:
     kind = spec.get("type", "str")
-    words = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
-             "list": "a list", "dict": "a mapping", "path": "a path"}.get(kind, kind)
+    words: str = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+                  "list": "a list", "dict": "a mapping", "path": "a path"}.get(kind, kind)
     if spec.get("elements"):
         words += " of %s" % _type_words({"type": spec["elements"]})
     if spec.get("choices"):
@@ -108,9 +117,10 @@ def _type_words(spec):
     return words
 
 
-def typed_values(spec, values):
+def typed_values(spec: Mapping[str, Spec], values: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
     """Convert each value to its spec type: ``(typed, errors)``; a value not in ``spec`` passes as it is."""
-    typed, errors = {}, []
+    typed: Dict[str, Any] = {}
+    errors: List[str] = []
     for name, value in values.items():
         s = spec.get(name)
         if not s:
@@ -128,7 +138,8 @@ def typed_values(spec, values):
     return typed, errors
 
 
-def check_number(name, value, minimum, maximum, inclusive=True, integer=False):
+def check_number(name: str, value: object, minimum: float, maximum: float, inclusive: bool = True,
+                 integer: bool = False) -> Optional[str]:
     """An error text, or None: ``value`` must be a finite number in range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "%s: must be a number, got %s" % (name, shown(name, value))
@@ -143,11 +154,11 @@ def check_number(name, value, minimum, maximum, inclusive=True, integer=False):
     return None
 
 
-def _num(value):
+def _num(value: float) -> str:
     return ("%d" % value) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
 
 
-def check_url(name, url, where=None):
+def check_url(name: str, url: object, where: Optional[str] = None) -> Optional[str]:
     """An error text, or None: ``url`` must be an http(s) URL with a host and a valid port."""
     label = name if where is None else "%s of host %s" % (name, where)
     if not isinstance(url, str) or not url.strip():
@@ -168,14 +179,7 @@ def check_url(name, url, where=None):
     return None
 
 
-def url_key(url):
-    """What makes two agent URLs the same agent: scheme, host, port (defaulted) and path without a trailing /."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
-
-
-def _check_states(name, value, errors):
+def _check_states(name: str, value: object, errors: List[str]) -> None:
     if not isinstance(value, list) or not value:
         errors.append("%s: must be a non-empty list of cognitive states (%s)" % (name, ", ".join(COGNITIVE_STATES)))
         return
@@ -185,7 +189,7 @@ def _check_states(name, value, errors):
                                                                       ", ".join(COGNITIVE_STATES)))
 
 
-def _check_warning_codes(name, value, errors):
+def _check_warning_codes(name: str, value: object, errors: List[str]) -> None:
     """``rollout_blocking_warnings``: a list (maybe empty) of warning codes such as adapters_failed_to_load."""
     if not isinstance(value, list):
         errors.append("%s: must be a list of warning codes (e.g. [adapters_failed_to_load]), got %s"
@@ -197,7 +201,7 @@ def _check_warning_codes(name, value, errors):
                       % (name, ", ".join(shown(name, b) for b in bad[:5])))
 
 
-def _check_canary(value, errors):
+def _check_canary(value: object, errors: List[str]) -> None:
     name = "rollout_canary"
     if isinstance(value, bool):
         errors.append("%s: must be a count >= 1 or a list of cohorts, got %r" % (name, value))
@@ -220,7 +224,8 @@ def _check_canary(value, errors):
     errors.append("%s: must be a count >= 1 or a list of cohorts, got %s" % (name, shown(name, value)))
 
 
-def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
+def validate_inputs(kind: str, values: Mapping[str, Any], spec: Optional[Mapping[str, Spec]] = None,
+                    agents: Optional[List[Dict[str, Any]]] = None, base_dir: Optional[str] = None) -> Dict[str, Any]:
     """Check every input of a ``kind`` (rollout, shutdown, wakeup) playbook before anyone is asked.
 
     ``values``: the variables as templated (only those defined); ``spec``: the role's argument
@@ -231,12 +236,12 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
     """
     if kind not in KINDS:
         raise InputError("kind: must be one of %s, got %r" % (", ".join(KINDS), kind))
-    full_spec = dict(POLICY_SPEC)
+    full_spec: Dict[str, Spec] = dict(POLICY_SPEC)
     full_spec.update(spec or {})
     v, errors = typed_values(full_spec, values)
     bad = set(e.split(":", 1)[0] for e in errors)
 
-    def have(name):
+    def have(name: str) -> bool:
         return name in v and name not in bad and v[name] is not None
 
     for name, (low, high, inclusive, integer) in NUMBERS.items():
@@ -282,8 +287,11 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
     if have("rollout_deployment_id") and v["rollout_deployment_id"] and not ID_RE.match(str(v["rollout_deployment_id"])):
         errors.append("rollout_deployment_id: only letters, digits, '.', '_' and '-' (at most 128), got %s"
                       % shown("rollout_deployment_id", v["rollout_deployment_id"]))
-    if have("rollout_token") and CONTROL_RE.search(str(v["rollout_token"])):
-        errors.append("rollout_token: contains a line break or control character (value not shown)")
+    if have("rollout_token"):
+        try:
+            check_token(v["rollout_token"], "rollout_token")
+        except ValueError as exc:
+            errors.append(str(exc))
     if have("rollout_analysis") and v["rollout_analysis"]:
         from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import normalize_checks
         errors.extend(normalize_checks(v["rollout_analysis"])[1])
@@ -348,19 +356,19 @@ def validate_inputs(kind, values, spec=None, agents=None, base_dir=None):
     return v
 
 
-def check_agents(agents):
+def check_agents(agents: List[Dict[str, Any]]) -> List[str]:
     """Errors about the play's hosts: a missing or bad ``agent_url``, two hosts with one URL, no hosts."""
-    errors = []
+    errors: List[str] = []
     if not agents:
         return ["rollout_hosts: the group has no agents (after --limit): nothing to roll out"]
-    seen = {}
-    dupes = []
+    seen: Dict[str, str] = {}
+    dupes: List[str] = []
     for a in agents:
         error = check_url("agent_url", a.get("agent_url"), a["name"])
         if error:
             errors.append(error)
             continue
-        key = url_key(a["agent_url"])
+        key = agent_url_key(a["agent_url"])
         if key in seen:
             dupes.append("%s and %s (%s)" % (seen[key], a["name"], a["agent_url"]))
         else:
@@ -393,10 +401,10 @@ OPTION_VARIABLES = {
 }
 
 
-def check_options(params):
+def check_options(params: Mapping[str, Any]) -> None:
     """The same ranges for a module's own options (a module used outside the playbooks): raises
     :class:`InputError` naming the option."""
-    errors = []
+    errors: List[str] = []
     for option, variable in OPTION_VARIABLES.items():
         value = params.get(option)
         if value is None:
@@ -414,7 +422,8 @@ def check_options(params):
         raise InputError("; ".join(errors))
 
 
-def run_validate(params, spec=None, check_mode=False):
+def run_validate(params: Mapping[str, Any], spec: Optional[Mapping[str, Spec]] = None,
+                 check_mode: bool = False) -> Dict[str, Any]:
     """The ``rollout_validate`` module's engine: ``{"changed": False, "valid": True, "checked": [names]}``."""
     values = params.get("variables") or {}
     validate_inputs(params["kind"], values, spec=spec, agents=params.get("agents"),

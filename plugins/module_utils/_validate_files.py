@@ -12,11 +12,12 @@ written.
 from __future__ import annotations
 
 import os
+from typing import Any, List, Mapping, Optional
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _nearest_dir(path):
+def _nearest_dir(path: str) -> str:
     parent = os.path.dirname(path) or "."
     while parent and not os.path.exists(parent):
         up = os.path.dirname(parent)
@@ -26,7 +27,7 @@ def _nearest_dir(path):
     return parent
 
 
-def check_writable_file(name, path, base_dir=None):
+def check_writable_file(name: str, path: object, base_dir: Optional[str] = None) -> Optional[str]:
     """An error text, or None: ``path`` must name a file this user can write (or create)."""
     if not isinstance(path, str) or not path:
         return None
@@ -47,7 +48,7 @@ def check_writable_file(name, path, base_dir=None):
     return None
 
 
-def check_state_path(name, path, base_dir=None):
+def check_state_path(name: str, path: object, base_dir: Optional[str] = None) -> Optional[str]:
     """An error text, or None: a writable path that is a SQLite state file or does not exist yet."""
     if not isinstance(path, str) or not path:
         return "%s: must be a path to the state file" % name
@@ -71,7 +72,7 @@ def check_state_path(name, path, base_dir=None):
     return None
 
 
-def check_task_file(name, path, base_dir=None):
+def check_task_file(name: str, path: object, base_dir: Optional[str] = None) -> Optional[str]:
     """An error text, or None: ``path`` must be an existing YAML file holding a list of tasks."""
     if not isinstance(path, str) or not path:
         return "%s: the tasks driver needs a task file (e.g. -e %s=update.yml)" % (name, name)
@@ -81,7 +82,7 @@ def check_task_file(name, path, base_dir=None):
     if not os.path.isfile(full):
         return "%s: no such file: %s" % (name, path)
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the venv (types-PyYAML)
     except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
         return None
     try:
@@ -98,7 +99,7 @@ def check_task_file(name, path, base_dir=None):
 HOOK_POINTS = ("before_wave", "after_wave", "on_success", "on_failure", "on_pause")
 
 
-def check_hooks(value, errors, base_dir=None):
+def check_hooks(value: Mapping[Any, Any], errors: List[str], base_dir: Optional[str] = None) -> None:
     """rollout_hooks: a mapping of hook points to task files that exist."""
     unknown = sorted(str(k) for k in value if k not in HOOK_POINTS)
     if unknown:

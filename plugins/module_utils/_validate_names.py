@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import shown
 
@@ -26,18 +27,18 @@ EXTRA_VARS = "rollout_extra_vars"
 VARIABLE_RE = re.compile(r"(?<![\w.&*])((?:rollout|shutdown|wakeup)_[A-Za-z0-9_]+)")
 
 
-def variable_names(text):
+def variable_names(text: str) -> Set[str]:
     """The ``rollout_*``, ``shutdown_*`` and ``wakeup_*`` names a YAML file of the collection mentions outside
     comments: the variables its roles declare (argument specs, defaults), set (vars, set_fact, register) or read
     (``| default(...)``), and those its argument specs document (what the tasks driver passes to a task file)."""
-    names = set()
+    names: Set[str] = set()
     for line in text.splitlines():
         if not line.lstrip().startswith("#"):
             names.update(VARIABLE_RE.findall(line))
     return names
 
 
-def extra_names(value):
+def extra_names(value: Any) -> Tuple[List[str], Optional[str]]:
     """``rollout_extra_vars`` as a list of names (or shell patterns): ``(names, error)``."""
     if value is None or value == "":
         return [], None
@@ -48,14 +49,14 @@ def extra_names(value):
     return list(value), None
 
 
-def unknown_variables(names, known, extra=()):
+def unknown_variables(names: Iterable[str], known: Collection[str], extra: Iterable[str] = ()) -> List[str]:
     """The names with one of :data:`PREFIXES` that are neither ``known`` nor listed in ``extra`` (names or shell
     patterns such as ``rollout_my_*``), sorted."""
     return sorted(n for n in set(names)
                   if n.startswith(PREFIXES) and n not in known and not any(fnmatch.fnmatchcase(n, e) for e in extra))
 
 
-def unknown_error(name, known, hosts=None):
+def unknown_error(name: str, known: Iterable[str], hosts: Optional[Iterable[str]] = None) -> str:
     """``NAME: unknown variable (did you mean CLOSEST?)``, naming the hosts when it is a variable of some hosts
     only."""
     where = " of host %s" % _names(sorted(hosts)) if hosts else ""
@@ -64,10 +65,10 @@ def unknown_error(name, known, hosts=None):
     return "%s: unknown variable%s (%s)" % (name, where, hint)
 
 
-def closest_name(name, known):
+def closest_name(name: str, known: Iterable[str]) -> Optional[str]:
     """The known name closest to ``name`` (difflib), or None. The prefixes alone make any two names look alike
     (rollout_analysis and rollout_canary), so the parts after them must be alike too."""
-    def rest(n):
+    def rest(n: str) -> str:
         return n.split("_", 1)[1] if "_" in n else n
 
     for candidate in difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.6):
@@ -76,12 +77,13 @@ def closest_name(name, known):
     return None
 
 
-def check_unknown(play_names, known, extra=(), host_names=None):
+def check_unknown(play_names: Collection[str], known: Collection[str], extra: Iterable[str] = (),
+                  host_names: Optional[Mapping[str, Iterable[str]]] = None) -> List[str]:
     """Errors for the unknown variables (:func:`unknown_variables`) among ``play_names`` (the play's variables)
     and ``host_names`` (``{host: names}``, each agent's own; a name also in the play's is reported once), with
     the escape hatch as the last words; an empty list when all are known."""
     errors = [unknown_error(n, known) for n in unknown_variables(play_names, known, extra)]
-    by_name = {}
+    by_name: Dict[str, List[str]] = {}
     for host, names in sorted((host_names or {}).items()):
         for name in unknown_variables(set(names) - set(play_names), known, extra):
             by_name.setdefault(name, []).append(host)
@@ -92,5 +94,5 @@ def check_unknown(play_names, known, extra=(), host_names=None):
     return errors
 
 
-def _names(names):
+def _names(names: Sequence[str]) -> str:
     return ", ".join(names[:10]) + (" and %d more" % (len(names) - 10) if len(names) > 10 else "")

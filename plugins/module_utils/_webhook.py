@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypedDict
 from urllib.parse import urlsplit
 
-try:
-    import urllib3
-    HAS_URLLIB3 = True
-except ImportError:  # pragma: no cover - urllib3 is in requirements.txt
-    urllib3 = None
-    HAS_URLLIB3 = False
+# urllib3 from the one place the collection imports it (None without it: the import sanity test)
+from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import urllib3
+
+# one event: the JSON body of one POST
+Event = Dict[str, Any]
+
+
+class PostResult(TypedDict):
+    """What :func:`post_events` returns."""
+
+    sent: List[str]
+    undelivered: List[str]
+    warnings: List[str]
+    spent: float
+
 
 WEBHOOK_SPEC = dict(
     url=dict(type="str", required=True, no_log=True),
@@ -45,7 +55,7 @@ READ_TIMEOUT = 3.0
 STARTING_MODES = ("new", "resumed", "retry", "promoted", "rolled_back")
 
 
-def validate_webhook(params):
+def validate_webhook(params: Mapping[str, Any]) -> None:
     url = params.get("url") or ""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -57,18 +67,19 @@ def validate_webhook(params):
         raise ValueError("budget must be at least 0, got %s" % params["budget"])
 
 
-def _base(result, known):
+def _base(result: Mapping[str, Any], known: Mapping[str, Optional[str]]) -> Event:
     return {"deployment_id": result.get("deployment_id"),
             "deployment_key": known.get("deployment_key") or result.get("deployment_key"),
             "strategy": result.get("strategy") or known.get("strategy"),
             "target_version": result.get("target_version") or known.get("target_version")}
 
 
-def events_of(source, result, deployment_key=None, strategy=None, target_version=None):
+def events_of(source: str, result: Optional[Mapping[str, Any]], deployment_key: Optional[str] = None,
+              strategy: Optional[str] = None, target_version: Optional[str] = None) -> List[Event]:
     """The events a registered result stands for, each the JSON body of one POST. ``deployment_key``,
     ``strategy`` and ``target_version`` fill in what a wave's result does not say itself."""
     result = result or {}
-    known = {"deployment_key": deployment_key, "strategy": strategy, "target_version": target_version}
+    known: Dict[str, Optional[str]] = {"deployment_key": deployment_key, "strategy": strategy, "target_version": target_version}
     if source == "deployment":
         if result.get("mode") not in STARTING_MODES or result.get("already_complete"):
             return []
@@ -77,7 +88,7 @@ def events_of(source, result, deployment_key=None, strategy=None, target_version
         text = "deployment %s (%s, target %s) %s" % (body["deployment_id"], body["strategy"], body["target_version"],
                                                      "started" if result["mode"] == "new" else result["mode"])
         return [dict(event="deployment_started", text=text, **body)]
-    events = []
+    events: List[Event] = []
     wave = result.get("rollout_wave_summary") or {}
     summary = result.get("rollout_deployment_summary") or {}
     common = _base(dict(summary, deployment_id=summary.get("deployment_id") or wave.get("deployment_id")), known)
@@ -89,7 +100,8 @@ def events_of(source, result, deployment_key=None, strategy=None, target_version
                            counts=counts, reason=wave.get("halt_reason"), **common))
     if summary:
         status = summary.get("status")
-        event = {"paused": "deployment_paused", "staged": "deployment_staged"}.get(status, "deployment_finished")
+        names: Dict[Any, str] = {"paused": "deployment_paused", "staged": "deployment_staged"}
+        event = names.get(status, "deployment_finished")
         reason = (": %s" % summary["message"]) if summary.get("message") else ""
         text = "deployment %s (%s -> %s): %s%s" % (common["deployment_id"], common["strategy"], common["target_version"],
                                                    status, reason)
@@ -101,30 +113,32 @@ def events_of(source, result, deployment_key=None, strategy=None, target_version
     return events
 
 
-def receiver(url):
+def receiver(url: Optional[str]) -> str:
     """What a message may say about the receiver: its scheme and host, never its path or query."""
     parts = urlsplit(url or "")
     return "%s://%s" % (parts.scheme, parts.hostname)
 
 
-def post_events(url, headers, events, budget, validate_certs=True, ca_path=None, clock=time.monotonic,
-                sleep=time.sleep, pool=None):
+def post_events(url: str, headers: Optional[Mapping[str, str]], events: List[Event], budget: float,
+                validate_certs: bool = True, ca_path: Optional[str] = None,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                pool: Optional[urllib3.PoolManager] = None) -> PostResult:
     """POST each event; returns ``{sent, undelivered, warnings, spent}``. Never raises for the receiver's failures."""
     start = clock()
-    out = {"sent": [], "undelivered": [], "warnings": [], "spent": 0.0}
+    out: PostResult = {"sent": [], "undelivered": [], "warnings": [], "spent": 0.0}
     if not events:
         return out
     if pool is None:
-        kwargs = {"retries": False}
+        kwargs: Dict[str, Any] = {"retries": False}
         if urlsplit(url).scheme == "https":
             kwargs["cert_reqs"] = "CERT_REQUIRED" if validate_certs else "CERT_NONE"
             if ca_path:
                 kwargs["ca_certs"] = ca_path
         pool = urllib3.PoolManager(**kwargs)
-    send_headers = {"Content-Type": "application/json"}
+    send_headers: Dict[str, str] = {"Content-Type": "application/json"}
     send_headers.update(headers or {})
     for body in events:
-        cause = None
+        cause: Optional[str] = None
         for attempt in range(TRIES):
             left = budget - (clock() - start)
             if left <= 0.05:
@@ -158,7 +172,7 @@ def post_events(url, headers, events, budget, validate_certs=True, ca_path=None,
     return out
 
 
-def _error(exc):
+def _error(exc: BaseException) -> str:
     """A transport error in words, without the URL (urllib3 puts the whole URL into some messages)."""
     reason = getattr(exc, "reason", None)
     text = type(reason or exc).__name__

@@ -30,6 +30,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import ControllerGone
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
 
 # The inventory variable that holds an agent's own token (host_vars, group_vars, Vault, a lookup).
 AGENT_TOKEN_VAR = "rollout_token"
@@ -82,7 +84,7 @@ def agent_tokens(task_vars, play_token):
         url = _host_value(hostvars, host, "agent_url")
         if url is None:
             continue
-        key = url.rstrip("/")
+        key = agent_url_key(url)
         if key in tokens and tokens[key] != token:
             conflicts.append("%s and %s" % (owner[key], host))
             continue
@@ -162,9 +164,7 @@ class EngineAction(ActionBase):
             return result
         result.update(out)
         if no_log_values:
-            from ansible.module_utils.common.parameters import remove_values
-
-            result = remove_values(result, no_log_values)
+            result = redact(result, no_log_values)
         return result
 
     def _run_engine_watched(self, params, task_vars):

@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import EcsError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import TaskDefinition
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import REDACTED
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_secret_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import mask_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.normalise import READ_ONLY_KEYS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.normalise import REGISTER_KEYS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs.normalise import env_value
@@ -45,10 +47,6 @@ AGENT_ENV_DEFAULTS = (
 AGENT_ENV_NAMES = tuple(pair[0] for pair in AGENT_ENV_DEFAULTS)
 ECS_DEFAULT_STOP_TIMEOUT = 30
 
-# Names (environment variables, log-driver option keys, docker labels) whose values are masked:
-# anything ending in KEY (OPENAI_KEY, APIKEY, splunk-key), or containing one of these words.
-_SECRET_NAME = re.compile(r"(KEY$|API[_-]?KEY|ACCESS[_-]?KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|AUTH)", re.I)
-_SIGNED_QUERY = re.compile(r"(signature|credential|token|sig=|key=)", re.I)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
@@ -271,21 +269,13 @@ def register_kwargs(td: Mapping[str, Any]) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------- redaction
 def redact_value(value: object) -> object:
-    """Mask credentials inside a URL (user:pass@, signed query strings)."""
-    if not isinstance(value, str) or "://" not in value:
-        return value
-    scheme, rest = value.split("://", 1)
-    host, slash, tail = rest.partition("/")
-    if "@" in host:
-        host = REDACTED + "@" + host.split("@", 1)[1]
-    if "?" in tail and _SIGNED_QUERY.search(tail.split("?", 1)[1]):
-        tail = tail.split("?", 1)[0] + "?" + REDACTED
-    return scheme + "://" + host + slash + tail
+    """Mask credentials inside a URL (user:pass@, signed query strings): :func:`._secrets.mask_url`."""
+    return mask_url(value)
 
 
 def secret_name(name: object) -> bool:
-    """Whether a variable / option / label name looks like it holds a secret."""
-    return bool(_SECRET_NAME.search(str(name or "")))
+    """Whether a variable / option / label name looks like it holds a secret: :func:`._secrets.is_secret_key`."""
+    return is_secret_key(name)
 
 
 def _redact_mapping(mapping: Mapping[Any, Any]) -> Dict[Any, Any]:

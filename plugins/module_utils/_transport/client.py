@@ -21,12 +21,12 @@ import threading
 import time
 import urllib.request
 import warnings
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Type, TypeVar
 from urllib.parse import urlsplit
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RUN_HEADER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK_BYTES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
-from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import is_loopback
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import secret_patterns
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import HAS_URLLIB3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import Retry
@@ -43,6 +43,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pool
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import ProxyManager
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import RequestState
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import WATCHDOG
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import agent_url_key
+from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import refuses_token
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -66,19 +68,24 @@ MAX_BODY = 64 * 1024 * 1024
 # failures before the request was sent that are worth another attempt
 RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 
+# a request's headers; where it goes: (scheme, host, port, path)
+Headers = Dict[str, str]
+Target = Tuple[str, str, int, str]
+_Manager = TypeVar("_Manager", PoolManager, ProxyManager)
+
 
 class Response:
     """A parsed HTTP answer: status, raw body, JSON (or None), elapsed seconds, headers."""
 
     __slots__ = ("status", "body", "json", "elapsed", "headers")
 
-    def __init__(self, status, body, elapsed, headers=None):
+    def __init__(self, status: int, body: bytes, elapsed: float, headers: Optional[Mapping[str, str]] = None) -> None:
         self.status = status
         self.body = body
         self.elapsed = elapsed
         self.headers = headers if headers is not None else {}
         try:
-            self.json = json.loads(body) if body else None
+            self.json: Any = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
             self.json = None
 
@@ -92,8 +99,9 @@ class HTTPClient:
     - ``tokens``: per-agent tokens, ``{agent_url: token}`` (a real fleet gives
       each agent its own service token): a request to that agent URL (or
       below it) carries that agent's token instead of ``token``; the others
-      carry ``token``. Matched on whole path segments; one pool per host
-      and port all the same (the header is per request).
+      carry ``token``. Matched on whole path segments of the URLs as
+      ``_urls.agent_url_key`` has them (the same agent URL everywhere); one
+      pool per host and port all the same (the header is per request).
     - ``connect_timeout``, ``read_timeout``: seconds, per connection attempt
       and per wait for bytes.
     - ``request_deadline``: the most seconds one attempt may take from start
@@ -131,25 +139,25 @@ class HTTPClient:
 
     def __init__(
         self,
-        token=None,
-        connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-        read_timeout=DEFAULT_READ_TIMEOUT,
-        validate_certs=True,
-        ca_path=None,
-        max_workers=DEFAULT_MAX_WORKERS,
-        connect_retries=DEFAULT_CONNECT_RETRIES,
-        retry_delay=DEFAULT_RETRY_DELAY,
-        sleep=time.sleep,
-        client_cert=None,
-        client_key=None,
-        request_deadline=None,
-        retry_deadline=DEFAULT_RETRY_DEADLINE,
-        jitter=random.random,
-        run_id=None,
-        guard=None,
-        tokens=None,
-        allow_insecure_http=False,
-    ):
+        token: Optional[str] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        validate_certs: bool = True,
+        ca_path: Optional[str] = None,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        connect_retries: int = DEFAULT_CONNECT_RETRIES,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        sleep: Callable[[float], None] = time.sleep,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
+        request_deadline: Optional[float] = None,
+        retry_deadline: float = DEFAULT_RETRY_DEADLINE,
+        jitter: Callable[[], float] = random.random,
+        run_id: Optional[str] = None,
+        guard: Optional[Callable[[], None]] = None,
+        tokens: Optional[Mapping[str, Optional[str]]] = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
         if not HAS_URLLIB3:
             raise ProtocolError("the agent client needs the Python package urllib3 on the controller "
                                 "(pip install urllib3; it is in the collection's requirements.txt)")
@@ -177,12 +185,12 @@ class HTTPClient:
         self._pool_kw = dict(num_pools=MAX_POOLS, maxsize=self.max_workers, block=True, ssl_context=self._ssl)
         self._budget = IdleBudget(IDLE_PER_WORKER * self.max_workers)
         self._manager = self._new_manager(PoolManager)
-        self._pools = {}
-        self._targets = {}
+        self._pools: Dict[Tuple[str, str, int], Any] = {}
+        self._targets: Dict[str, Target] = {}
         self._proxies = urllib.request.getproxies_environment()
-        self._proxy_managers = {}
-        self._routes = {}
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        self._proxy_managers: Dict[str, ProxyManager] = {}
+        self._routes: Dict[Tuple[str, str, int], Optional[ProxyManager]] = {}
+        headers: Headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = "Bearer " + self._token
         if run_id:
@@ -191,22 +199,23 @@ class HTTPClient:
         # what an answer must never carry on into a decision, a cause, a note or a report: the tokens
         # sent with the request (an agent or proxy that echoes the Authorization header in an error
         # body). Keyed by the identity of each headers dict built here; masked as the body arrives.
-        self._secrets = {id(headers): secret_patterns(self._token)}
+        self._secrets: Dict[int, Tuple[bytes, ...]] = {id(headers): secret_patterns(self._token)}
         # per-agent Authorization: base URL (no trailing slash) -> headers; request URL -> headers (cache)
-        self._agent_headers = {}
+        self._agent_headers: Dict[str, Headers] = {}
         for agent_url, agent_token in (tokens or {}).items():
             agent_token = check_token(agent_token, "rollout_token of the agent at %s" % agent_url)
-            base = str(agent_url).rstrip("/")
+            base = agent_url_key(agent_url)
             agent_headers = dict(self._headers)
             if agent_token:
                 agent_headers["Authorization"] = "Bearer " + agent_token
             self._agent_headers[base] = agent_headers
             self._secrets[id(agent_headers)] = secret_patterns(agent_token, self._token)
-        self._url_headers = {}
+        self._url_headers: Dict[str, Headers] = {}
 
     # -- plumbing ---------------------------------------------------------
     @staticmethod
-    def _build_ssl_context(validate_certs, ca_path, client_cert, client_key):
+    def _build_ssl_context(validate_certs: bool, ca_path: Optional[str], client_cert: Optional[str],
+                           client_key: Optional[str]) -> ssl.SSLContext:
         if client_key and not client_cert:
             raise ValueError("client_key: needs client_cert too")
         try:
@@ -229,14 +238,14 @@ class HTTPClient:
                                  % (client_cert, getattr(exc, "strerror", None) or exc)) from None
         return ctx
 
-    def _ssl_context(self):
+    def _ssl_context(self) -> ssl.SSLContext:
         """The client's SSL context, built on first use (see ``__init__``)."""
         with self._lock:
             if self._ssl is None:
                 self._ssl = self._build_ssl_context(*self._ssl_args)
             return self._ssl
 
-    def _new_manager(self, cls, **kw):
+    def _new_manager(self, cls: Type[_Manager], **kw: Any) -> _Manager:
         kw.update(self._pool_kw)
         manager = cls(**kw)
         manager.pool_classes_by_scheme = POOL_CLASSES
@@ -244,7 +253,7 @@ class HTTPClient:
         manager.ssl_context = self._ssl_context
         return manager
 
-    def _route(self, scheme, host, port):
+    def _route(self, scheme: str, host: str, port: int) -> Optional[ProxyManager]:
         """The ProxyManager for requests to (scheme, host, port), or None to go direct (cached)."""
         key = (scheme, host, port)
         try:
@@ -253,8 +262,9 @@ class HTTPClient:
             pass
         manager = None
         proxy = self._proxies.get(scheme) or self._proxies.get("all")
-        if proxy and not (urllib.request.proxy_bypass_environment(host, self._proxies)
-                          or urllib.request.proxy_bypass_environment("%s:%d" % (host, port), self._proxies)):
+        # proxy_bypass_environment: in urllib.request since Python 3.0, but not in typeshed
+        if proxy and not (urllib.request.proxy_bypass_environment(host, self._proxies)  # type: ignore[attr-defined]
+                          or urllib.request.proxy_bypass_environment("%s:%d" % (host, port), self._proxies)):  # type: ignore[attr-defined]
             with self._lock:
                 manager = self._proxy_managers.get(proxy)
                 if manager is None:
@@ -268,8 +278,10 @@ class HTTPClient:
         self._routes[key] = manager
         return manager
 
-    def _target(self, url):
+    def _target(self, url: str) -> Target:
         """``(scheme, host, port, path)`` of ``url`` (cached), or TransportError kind ``bad_url``."""
+        scheme: Optional[str]
+        host: Optional[str]
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
@@ -277,11 +289,10 @@ class HTTPClient:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError:
             scheme = host = None
-        if scheme not in ("http", "https") or not host:
+        if scheme is None or scheme not in ("http", "https") or not host:
             raise TransportError("invalid agent URL %r (an http:// or https:// URL is needed)" % url, sent=False,
                                  kind="bad_url")
-        if (scheme == "http" and not self.allow_insecure_http and "Authorization" in self._headers_for(url)
-                and not is_loopback(host)):
+        if refuses_token(url, "Authorization" in self._headers_for(url), self.allow_insecure_http):
             raise TransportError("refused to send the token over plain http:// to %s (not this machine): use https://, "
                                  "or allow_insecure_http (rollout_allow_insecure_http)" % host, sent=False, kind="insecure")
         path = parts.path or "/"
@@ -292,7 +303,7 @@ class HTTPClient:
         target = self._targets[url] = (scheme, host, port, path)
         return target
 
-    def _headers_for(self, url):
+    def _headers_for(self, url: str) -> Headers:
         """The headers of a request to ``url``: those of the agent whose URL is its longest prefix
         (on a path-segment boundary), else the client's (cached per URL)."""
         if not self._agent_headers:
@@ -300,7 +311,7 @@ class HTTPClient:
         headers = self._url_headers.get(url)
         if headers is not None:
             return headers
-        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        base = agent_url_key(url)
         headers = self._headers
         start = base.find("://")
         start = start + 3 if start >= 0 else 0
@@ -318,12 +329,13 @@ class HTTPClient:
         self._url_headers[url] = headers
         return headers
 
-    def _backoff(self, attempt):
-        base = min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX)
+    def _backoff(self, attempt: int) -> float:
+        base: float = min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX)
         return base * (0.5 + self._jitter())
 
-    def request(self, method, url, body=None, fresh=False, keep=True, connect_retries=0, timeout=None, redirect=False,
-                retry_kinds=RETRY_KINDS):
+    def request(self, method: str, url: str, body: Any = None, fresh: bool = False, keep: bool = True,
+                connect_retries: Optional[int] = 0, timeout: Optional[float] = None, redirect: bool = False,
+                retry_kinds: Iterable[str] = RETRY_KINDS) -> Response:
         """One HTTP request. Raises :class:`TransportError` when no answer came.
 
         ``connect_retries``: how often a failure before sending is tried again
@@ -350,7 +362,8 @@ class HTTPClient:
                 attempt += 1
                 self._sleep(delay)
 
-    def _once(self, method, url, body, keep, timeout, redirect, again=True):
+    def _once(self, method: str, url: str, body: Any, keep: bool, timeout: Optional[float], redirect: bool,
+              again: bool = True) -> Response:
         if self._guard is not None:
             # a stopped, orphaned or fenced-off run sends nothing more
             self._guard()
@@ -381,8 +394,8 @@ class HTTPClient:
         resp = None
         try:
             # agents answer JSON without Content-Encoding (none is asked for): no decoder needed
-            kw = dict(body=data, headers=headers, retries=retries, redirect=redirect, timeout=timeout_obj,
-                      pool_timeout=deadline, preload_content=False, release_conn=False, decode_content=False)
+            kw: Dict[str, Any] = dict(body=data, headers=headers, retries=retries, redirect=redirect, timeout=timeout_obj,
+                                      pool_timeout=deadline, preload_content=False, release_conn=False, decode_content=False)
             if proxy is not None:
                 resp = proxy.urlopen(method, url, **kw)
             elif redirect:
@@ -441,7 +454,7 @@ class HTTPClient:
             if resp is not None:
                 resp.release_conn()
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             managers = list(self._proxy_managers.values())
         self._pools = {}
@@ -449,8 +462,8 @@ class HTTPClient:
         for manager in managers:
             manager.clear()
 
-    def __enter__(self):
+    def __enter__(self) -> HTTPClient:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -13,8 +13,15 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+from typing import TYPE_CHECKING, List, Optional, Tuple, Type, Union
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import u3exc
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.pools import RequestState
+
+# what isinstance takes
+ExcTypes = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 
 
 class ProtocolError(Exception):
@@ -46,39 +53,40 @@ class TransportError(ProtocolError):
     takes as "nothing is listening any more".
     """
 
-    def __init__(self, message, sent=True, kind="error"):
+    def __init__(self, message: str, sent: bool = True, kind: str = "error") -> None:
         super().__init__(message)
         self.sent = sent
         self.kind = kind
 
 
-def _chain(exc):
+def _chain(exc: BaseException) -> List[BaseException]:
     """``exc`` and the exceptions it wraps (urllib3 reasons and arguments, causes, contexts)."""
-    seen = []
-    todo = [exc]
+    seen: List[BaseException] = []
+    todo: List[Optional[BaseException]] = [exc]
     while todo and len(seen) < 16:
-        exc = todo.pop(0)
-        if exc is None or any(exc is s for s in seen):
+        item = todo.pop(0)
+        if item is None or any(item is s for s in seen):
             continue
-        seen.append(exc)
+        seen.append(item)
         for attr in ("reason", "original_error"):
-            inner = getattr(exc, attr, None)
+            inner = getattr(item, attr, None)
             if isinstance(inner, BaseException):
                 todo.append(inner)
-        todo.extend(a for a in exc.args if isinstance(a, BaseException))
-        todo.append(exc.__cause__)
-        todo.append(exc.__context__)
+        todo.extend(a for a in item.args if isinstance(a, BaseException))
+        todo.append(item.__cause__)
+        todo.append(item.__context__)
     return seen
 
 
-def _find(chain, types):
+def _find(chain: List[BaseException], types: ExcTypes) -> Optional[BaseException]:
     for exc in chain:
         if isinstance(exc, types):
             return exc
     return None
 
 
-def transport_failure(exc, state, deadline, read_timeout, connect_timeout):
+def transport_failure(exc: BaseException, state: RequestState, deadline: float, read_timeout: float,
+                      connect_timeout: float) -> TransportError:
     """The :class:`TransportError` for an exception out of urllib3 (never with header values in it).
 
     ``state`` is the request's :class:`.pools.RequestState`; ``deadline``, ``read_timeout`` and

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import queue
 import socket
+import ssl
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, cast
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import U3HTTPConnection
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import U3HTTPPool
@@ -23,6 +25,16 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.comp
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import U3HTTPSPool
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import U3PoolManager
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.compat import U3ProxyManager
+
+if TYPE_CHECKING:
+    # what the mixins below are mixed into (at run time they are plain classes, see the classes under them)
+    _ConnectionBase = U3HTTPConnection
+    _PoolBase = U3HTTPPool
+    _ManagerBase = U3PoolManager
+    _SlotsBase = queue.LifoQueue[Optional[U3HTTPConnection]]
+else:
+    _ConnectionBase = _PoolBase = _ManagerBase = object
+    _SlotsBase = queue.LifoQueue
 
 # What the request running on this thread is doing: the connection classes
 # below note here when they connect (so a failure can tell "never reached the
@@ -34,12 +46,12 @@ CURRENT = threading.local()
 class RequestState:
     __slots__ = ("conn", "sock", "connecting", "reused", "expired", "done", "deadline", "lock")
 
-    def __init__(self, deadline):
+    def __init__(self, deadline: float) -> None:
         self.lock = threading.Lock()
-        self.conn = None
+        self.conn: Optional[U3HTTPConnection] = None
         # the socket the request goes over, kept apart from the connection: once the answer's
         # headers are in, urllib3 hands the socket to the response and ``conn.sock`` is None
-        self.sock = None
+        self.sock: Optional[socket.socket] = None
         self.connecting = False
         self.reused = True
         self.expired = False
@@ -47,8 +59,8 @@ class RequestState:
         self.deadline = deadline
 
 
-class _TrackedConnect:
-    def connect(self):
+class _TrackedConnect(_ConnectionBase):
+    def connect(self) -> None:
         state = getattr(CURRENT, "state", None)
         if state is None:
             return super().connect()
@@ -63,7 +75,7 @@ class _TrackedConnect:
             _cut_socket(self.sock)
         return None
 
-    def request(self, *args, **kwargs):
+    def request(self, *args: Any, **kwargs: Any) -> None:
         state = getattr(CURRENT, "state", None)
         if state is not None:
             state.conn = self
@@ -83,7 +95,7 @@ class _HTTPSConnection(_TrackedConnect, U3HTTPSConnection):
     pass
 
 
-class _Slots(queue.LifoQueue):
+class _Slots(_SlotsBase):
     """A pool's queue of idle connections plus a count of free slots.
 
     urllib3 keeps a free slot as a ``None`` in the queue and fills a new
@@ -96,23 +108,23 @@ class _Slots(queue.LifoQueue):
     only emptying does (our pools block), returns idle connections only.
     """
 
-    budget = None
+    budget: Optional[IdleBudget] = None
 
-    def _init(self, maxsize):
+    def _init(self, maxsize: int) -> None:
         self.queue = []
         self.free = maxsize
         self.filling = maxsize
 
-    def _qsize(self):
+    def _qsize(self) -> int:
         return len(self.queue) + self.free
 
-    def _put(self, item):
+    def _put(self, item: Optional[U3HTTPConnection]) -> None:
         if item is None:
             self.free += 1
         else:
             self.queue.append(item)
 
-    def _get(self):
+    def _get(self) -> Optional[U3HTTPConnection]:
         if self.queue:
             if self.budget is not None:
                 self.budget.release()
@@ -120,7 +132,7 @@ class _Slots(queue.LifoQueue):
         self.free -= 1
         return None
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: Optional[U3HTTPConnection], block: bool = True, timeout: Optional[float] = None) -> None:
         if item is None:
             if self.filling:
                 self.filling -= 1
@@ -136,7 +148,7 @@ class _Slots(queue.LifoQueue):
                 self.budget.release()
             raise
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Optional[U3HTTPConnection]:
         if block:
             return super().get(block, timeout)
         with self.mutex:
@@ -150,32 +162,33 @@ class _Slots(queue.LifoQueue):
 class IdleBudget:
     """How many idle keep-alive connections a client keeps, over all its pools."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.idle = 0
         self._lock = threading.Lock()
 
-    def take(self):
+    def take(self) -> bool:
         with self._lock:
             if self.idle >= self.limit:
                 return False
             self.idle += 1
             return True
 
-    def release(self):
+    def release(self) -> None:
         with self._lock:
             self.idle -= 1
 
 
-class _FastPool:
-    QueueCls = _Slots
+class _FastPool(_PoolBase):
+    # urllib3 declares QueueCls as the bare LifoQueue class (type[LifoQueue[_T]]): no subclass fits that for mypy
+    QueueCls = _Slots  # type: ignore[assignment]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.block:
             raise ValueError("agentfleet pools block (a non-blocking get means emptying the pool)")
         # had urllib3 not filled the queue itself, real puts must not be skipped
-        self.pool.filling = 0
+        cast(_Slots, self.pool).filling = 0  # QueueCls: the queue of our pools is a _Slots
 
 
 class _HTTPPool(_FastPool, U3HTTPPool):
@@ -186,20 +199,21 @@ class _HTTPSPool(_FastPool, U3HTTPSPool):
     ConnectionCls = _HTTPSConnection
 
 
-class _Pools:
+class _Pools(_ManagerBase):
     """PoolManager / ProxyManager with our pool classes; every pool draws on one idle budget."""
 
-    budget = None
-    ssl_context = None
+    budget: Optional[IdleBudget] = None
+    ssl_context: Optional[Callable[[], ssl.SSLContext]] = None
 
-    def _new_pool(self, scheme, host, port, request_context=None):
+    def _new_pool(self, scheme: str, host: str, port: int,
+                  request_context: Optional[Dict[str, Any]] = None) -> U3HTTPPool:
         if scheme == "https" and self.ssl_context is not None:
             # the SSL context is built when the first https pool is (plain-http fleets never pay for it)
             request_context = dict(self.connection_pool_kw if request_context is None else request_context)
             if request_context.get("ssl_context") is None:
                 request_context["ssl_context"] = self.ssl_context()
         pool = super()._new_pool(scheme, host, port, request_context)
-        pool.pool.budget = self.budget
+        cast(_Slots, pool.pool).budget = self.budget  # a pool of ours (POOL_CLASSES): its queue is a _Slots
         return pool
 
 
@@ -211,7 +225,7 @@ class ProxyManager(_Pools, U3ProxyManager):
     pass
 
 
-POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+POOL_CLASSES: Dict[str, type] = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class _Watchdog:
@@ -227,12 +241,12 @@ class _Watchdog:
 
     PERIOD = 0.1
 
-    def __init__(self):
-        self._active = {}
-        self._thread = None
+    def __init__(self) -> None:
+        self._active: Dict[int, RequestState] = {}
+        self._thread: Optional[threading.Thread] = None
         self._start = threading.Lock()
 
-    def watch(self, state):
+    def watch(self, state: RequestState) -> None:
         self._active[id(state)] = state
         if self._thread is None:
             with self._start:
@@ -240,13 +254,13 @@ class _Watchdog:
                     self._thread = threading.Thread(target=self._run, name="agentfleet-deadline", daemon=True)
                     self._thread.start()
 
-    def done(self, state):
+    def done(self, state: RequestState) -> None:
         if not state.done:
             with state.lock:
                 state.done = True
             self._active.pop(id(state), None)
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             time.sleep(self.PERIOD)
             now = time.monotonic()
@@ -259,7 +273,7 @@ class _Watchdog:
                     self._active.pop(id(state), None)
 
 
-def _cut(state):
+def _cut(state: RequestState) -> None:
     """Cut the socket of an expired request (whatever it is reading: status line, headers or body)."""
     sock = state.sock
     if sock is None:
@@ -267,7 +281,7 @@ def _cut(state):
     _cut_socket(sock)
 
 
-def _cut_socket(sock):
+def _cut_socket(sock: Optional[socket.socket]) -> None:
     if sock is None:
         return
     try:
