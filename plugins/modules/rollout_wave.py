@@ -108,7 +108,7 @@ options:
       - The plan's next wave (an entry of RV(agentfleet.rollout.deployment#module:waves)), for O(phase=all) with
         O(driver=none).
       - Once this wave has passed, and while the deployment still runs, its agents are asked before this call
-        returns (nobody twice): they drain and restart while Ansible writes this wave's results, and the next
+        returns (nobody twice). They drain and restart while Ansible writes this wave's results, and the next
         wave's own call finds their answers recorded and watches them stop.
       - Leave it out when the playbook does something between the waves (a hook, a wait, an approval). Ignored
         with O(last=true), another driver, or a blue-green wave.
