@@ -327,9 +327,10 @@ OLDEST_VENV ?= .venv-core217
 endif
 OLDEST_BIN := $(OLDEST_VENV)/bin
 OLDEST_STAMP := $(OLDEST_VENV)/.stamp-$(OLDEST_HASH)
-OLDEST_UNITS ?= $(wildcard tests/unit/test_agent_tokens.py tests/unit/test_callback_progress.py \
-    tests/unit/test_lifecycle_records.py tests/unit/ecs/test_ecs_modules.py tests/unit/test_deployment_modules.py \
-    tests/unit/test_validate.py tests/unit/test_state.py tests/unit/test_protocol.py)
+UNIT_MU := tests/unit/plugins/module_utils
+OLDEST_UNITS ?= $(wildcard $(UNIT_MU)/transport/test_agent_tokens.py tests/unit/plugins/callback/test_rollout_progress.py \
+    $(UNIT_MU)/lifecycle/test_lifecycle.py tests/unit/plugins/modules/test_ecs_modules.py $(UNIT_MU)/lifecycle/test_runners.py \
+    $(UNIT_MU)/validate/test_validate.py $(UNIT_MU)/state/test_state.py $(UNIT_MU)/transport/test_protocol.py)
 OLDEST_INTEGRATION ?=
 
 oldest-venv: $(OLDEST_STAMP)

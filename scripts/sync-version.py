@@ -4,7 +4,7 @@
 
 The version lives in galaxy.yml only. Modules reach the controller's or a target's Python through AnsiballZ,
 which carries module_utils but no MANIFEST.json, so the user agents and reports read it from this generated
-module; tests/unit/test_version.py fails when it differs from galaxy.yml. `--check` only compares.
+module; tests/unit/plugins/module_utils/test_version.py fails when it differs from galaxy.yml. `--check` only compares.
 """
 
 from __future__ import annotations

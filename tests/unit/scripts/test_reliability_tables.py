@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reliability-tables.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "reliability-tables.py"
 spec = importlib.util.spec_from_file_location("reliability_tables", SCRIPT)
 tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tables)

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Issue 20: an agent that comes up (or stops) is seen soon after, whatever poll_interval is; the
 probes in a row that make an agent stable stay poll_interval apart when the stability window
-(min_healthy_time) is at least that long (tests/unit/test_gate_probes.py: a shorter window)."""
+(min_healthy_time) is at least that long (tests/unit/plugins/module_utils/rollout/test_gate_probes.py: a shorter window)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils import _version
 from ansible_collections.agentfleet.rollout.plugins.module_utils._ecs import aws
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport import client as transport_client
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 VERSION = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
 
 

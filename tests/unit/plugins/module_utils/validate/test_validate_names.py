@@ -19,7 +19,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import unknown_variables
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate_names import variable_names
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[5]
 HINT = "list your own variables with this prefix in rollout_extra_vars"
 
 
