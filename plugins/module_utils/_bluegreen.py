@@ -18,11 +18,9 @@ on each agent's host between the phases ``candidates``, ``retire`` and ``finish`
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Any
 from typing import Callable
 from typing import Dict
 from typing import List
-from typing import Optional
 from typing import Sequence
 from typing import Set
 from typing import Tuple
@@ -41,24 +39,15 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 
 if TYPE_CHECKING:
-    from typing import Protocol
-
     from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
     from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
-
-    class Stepped(Protocol):
-        """Where a wave is: a :class:`._run.Run`, or ``_wave``'s stand-in when no run watches it."""
-
-        step: Optional[str]
-
-    # an agent (a wave member) and the other JSON-like records the wave passes around
-    Agent = Dict[str, Any]
-    Record = Dict[str, Any]
-    Progress = Optional[Callable[[str], None]]
-    # _wave's ask-and-observe (the primaries that stopped) and its finish (record and judge the wave)
-    AskAndObserve = Callable[[StateStore, AgentClient, Record, Record, Record, List[Agent], Sequence[str], Record], List[Agent]]
-    Finish = Callable[[StateStore, Record, Record, Record, List[Agent], List[Agent], Record, List[str], Sequence[str], Record],
-                      Record]
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import AskAndObserve
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Finish
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Progress
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Stepped
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import WaveOptions
 
 BLUE_GREEN_DRIVERS = ("tasks",)
 # the tasks driver's phases (the user's candidate and retire tasks run on each agent's host in between)
@@ -70,22 +59,22 @@ SETTLED = ("updated", "skipped", "rejected", "declined")
 DRAIN_WAIT = 10.0
 
 
-def validate_blue_green(params: Record) -> None:
-    if params["driver"] not in BLUE_GREEN_DRIVERS:
+def validate_blue_green(opts: WaveOptions) -> None:
+    if opts.driver not in BLUE_GREEN_DRIVERS:
         raise ValueError("driver: the blue-green strategy needs a driver that can start a candidate beside an agent "
-                         "(%s), not %s" % (", ".join(BLUE_GREEN_DRIVERS), params["driver"]))
-    if params["phase"] not in TASKS_PHASES:
+                         "(%s), not %s" % (", ".join(BLUE_GREEN_DRIVERS), opts.driver))
+    if opts.phase not in TASKS_PHASES:
         raise ValueError("phase: a blue-green wave with the tasks driver runs the phases %s (the task files of "
-                         "agentfleet.rollout.blue_green), not %s" % (", ".join(TASKS_PHASES), params["phase"]))
+                         "agentfleet.rollout.blue_green), not %s" % (", ".join(TASKS_PHASES), opts.phase))
 
 
-def run_phase(store: StateStore, client: AgentClient, params: Record, dep: Record, wave: Record, members: List[Agent],
+def run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
               secrets: Sequence[str], out: Record, monotonic: Callable[[], float], sleep: Callable[[float], None],
               progress: Progress, run: Stepped, ask_and_observe: AskAndObserve, finish: Finish) -> Record:
     """The blue-green wave's phase with the tasks driver: ``candidates``, ``retire`` and ``finish`` around the
     user's candidate and retire tasks."""
-    validate_blue_green(params)
-    phase = params["phase"]
+    validate_blue_green(opts)
+    phase = opts.phase
     deployment_id = dep["deployment_id"]
     if phase == "candidates":
         rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
@@ -96,32 +85,35 @@ def run_phase(store: StateStore, client: AgentClient, params: Record, dep: Recor
         out.update(phase_done="candidates", candidate_hosts=todo)
         return out
     if phase == "retire":
-        return _retire(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+        return _retire(store, client, opts, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
                        ask_and_observe, finish)
     # finish: the retire tasks promoted (or failed to promote) the candidates of the agents that stopped
-    failed = params.get("update_failed") or {}
+    failed = opts.update_failed or {}
     if failed:
         store.set_results(deployment_id, [{"host": h, "result": "failed", "detail": "candidate not promoted: %s" % err}
                                           for h, err in failed.items()])
-    promoted = [h for h in params.get("update_hosts") or [] if h not in failed]
+    promoted = [h for h in opts.update_hosts or [] if h not in failed]
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=promoted))
     handed = [m for m in members if m["name"] in rows]
-    gate = dict(params["gate"])
+    if opts.gate is None:
+        # WAVE_REQUIRED_IF: phase finish needs the gate phase retire returned
+        raise ValueError("phase=finish needs the gate returned by phase retire")
+    gate = dict(opts.gate)
     error = gate.pop("halt_error", None)
-    out = finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
+    out = finish(store, opts, dep, wave, members, handed, gate, [], secrets, out)
     if error:
         # the primaries were asked and an error stopped the asking: the candidates of those that stopped were
         # promoted (above); the deployment ends failed with the error
         message = "wave %s (%s) stopped: %s%s" % (wave["index"], wave["name"], error, (
             "; candidates promoted for the primaries that had stopped: %s" % ", ".join(promoted)) if promoted else "")
-        closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
-                                  audit_path=params.get("audit_path"), secrets=secrets, status="failed")
+        closed = close_deployment(store, deployment_id, halt_reason=message, report_path=opts.report_path,
+                                  audit_path=opts.audit_path, secrets=secrets, status="failed")
         out.update(halt=True, halt_reason=message, error=error, line=message, msg=message,
                    rollout_deployment_summary=closed)
     return out
 
 
-def _retire(store: StateStore, client: AgentClient, params: Record, dep: Record, wave: Record, members: List[Agent],
+def _retire(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
             secrets: Sequence[str], out: Record, monotonic: Callable[[], float], sleep: Callable[[float], None],
             progress: Progress, run: Stepped, ask_and_observe: AskAndObserve, finish: Finish) -> Record:
     """Tasks driver: gate the candidates the user's tasks started (``candidate_urls``), then ask the primaries
@@ -129,34 +121,34 @@ def _retire(store: StateStore, client: AgentClient, params: Record, dep: Record,
     ``discard_hosts`` (the other candidates), or, when the candidates failed their gate, the recorded wave."""
     deployment_id = dep["deployment_id"]
     target = dep["target_version"]
-    urls = dict((h, u) for h, u in (params.get("candidate_urls") or {}).items() if u)
-    failed = dict(params.get("update_failed") or {})
-    for h in params.get("update_hosts") or []:
+    urls = dict((h, u) for h, u in (opts.candidate_urls or {}).items() if u)
+    failed = dict(opts.update_failed or {})
+    for h in opts.update_hosts or []:
         if h not in urls and h not in failed:
             failed[h] = "the candidate tasks set no rollout_candidate_url"
     candidates = [dict(m, agent_url=urls[m["name"]]) for m in members if m["name"] in urls and m["name"] not in failed]
     todo = len(candidates) + len(failed)
-    gate, stable, unstable, results = _gate_candidates(client, params, wave, candidates, failed, target, monotonic,
+    gate, stable, unstable, results = _gate_candidates(client, opts, wave, candidates, failed, target, monotonic,
                                                        sleep, progress, run)
     started = [m["name"] for m in candidates]
     if not gate["passed"] or failed:
         _block(store, deployment_id, gate, results, stable, todo, failed)
         out.update(candidates={"started": sorted(started), "promoted": [], "discarded": sorted(started)},
                    promote_hosts=[], discard_hosts=sorted(started))
-        return finish(store, params, dep, wave, members, [], gate, [], secrets, out)
+        return finish(store, opts, dep, wave, members, [], gate, [], secrets, out)
     if results:
         store.set_results(deployment_id, results)
     proven = [m for m in members if m["name"] in stable]
     run.step = "asking the primaries to retire and waiting for them to stop"
     try:
-        ready = ask_and_observe(store, client, params, dep, wave, proven, secrets, out)
+        ready = ask_and_observe(store, client, opts, dep, wave, proven, secrets, out)
     except (RunStopped, StaleRunError):
         raise
     except Exception as exc:
         # a refused token, a malformed answer: the primaries that stopped because we asked get their candidate
         # promoted before the wave ends (phase finish records the error)
         gate["halt_error"] = str(exc) or exc.__class__.__name__
-        ready = _stopped_after_error(store, client, params, deployment_id, proven, sleep)
+        ready = _stopped_after_error(store, client, opts, deployment_id, proven, sleep)
     ready_names = [a["name"] for a in ready if a["name"] in stable]
     keep = [m["name"] for m in proven if m["name"] not in ready_names]
     out.update(phase_done="retire", gate=gate, promote_hosts=ready_names, discard_hosts=sorted(unstable + keep))
@@ -180,14 +172,14 @@ def _promoted_earlier(store: StateStore, client: AgentClient, deployment_id: str
     return found
 
 
-def _stopped_after_error(store: StateStore, client: AgentClient, params: Record, deployment_id: str, proven: List[Agent],
+def _stopped_after_error(store: StateStore, client: AgentClient, opts: WaveOptions, deployment_id: str, proven: List[Agent],
                          sleep: Callable[[float], None]) -> List[Agent]:
     """The primaries that consented (recorded accept or pending, no result), watched for at most DRAIN_WAIT:
     those that stopped (recorded as having accepted)."""
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in proven]))
     waiting = [m for m in proven if (rows.get(m["name"]) or {}).get("decision") in (ACCEPT, PENDING)
                and not (rows.get(m["name"]) or {}).get("result")]
-    observed = observe_stop(client, waiting, min(DRAIN_WAIT, float(params.get("stop_timeout") or DRAIN_WAIT)),
+    observed = observe_stop(client, waiting, min(DRAIN_WAIT, float(opts.stop_timeout or DRAIN_WAIT)),
                             poll_interval=0.25, sleep=sleep)
     stopped = [m for m in waiting if observed[m["name"]]["outcome"] == OBSERVED_STOPPED]
     store.record_answers(deployment_id, [{"host": m["name"], "decision": ACCEPT, "reason": "observed: stopped",
@@ -196,12 +188,12 @@ def _stopped_after_error(store: StateStore, client: AgentClient, params: Record,
     return stopped
 
 
-def _gate_candidates(client: AgentClient, params: Record, wave: Record, candidates: List[Agent], failed: Dict[str, str],
+def _gate_candidates(client: AgentClient, opts: WaveOptions, wave: Record, candidates: List[Agent], failed: Dict[str, str],
                      target: str, monotonic: Callable[[], float], sleep: Callable[[float], None], progress: Progress,
                      run: Stepped) -> Tuple[Record, Set[str], List[str], List[Record]]:
     run.step = "the candidates' health gate"
-    gate = gate_agents(client, candidates, params, target if params["require_target_version"] else None,
-                       clock=monotonic, sleep=sleep, progress=_progress(progress, wave, "candidates' health gate"))
+    gate: Record = gate_agents(client, candidates, opts.as_params(), target if opts.health.require_target_version else None,
+                               clock=monotonic, sleep=sleep, progress=_progress(progress, wave, "candidates' health gate"))
     stable = set(gate["stable"])
     unstable = [m["name"] for m in candidates if m["name"] not in stable]
     results = [{"host": h, "result": "failed", "detail": "candidate not started: %s" % err} for h, err in failed.items()]

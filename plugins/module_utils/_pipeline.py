@@ -26,6 +26,16 @@ draining then are watched for at most :data:`DRAIN_WAIT` seconds.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+from typing import Callable
+from typing import Collection
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Set
+
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import analyse_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import measurement_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import StopWatch
@@ -50,6 +60,18 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._state import S
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import agent_outcomes
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import ungated
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import AgentRow
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Finish
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Passes
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Progress
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Stepped
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import WaveOptions
+
 ROUND_PHASES = ("ask", "round")
 # after an error (or an operator's fail) stopped a wave: how long agents still draining are watched, so
 # that those about to stop are started again in this run rather than left down
@@ -66,63 +88,64 @@ MAX_GATHER = 2.0
 class Ctx:
     """What every step of the pipeline needs (one wave, one call)."""
 
-    def __init__(self, store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run,
-                 finish, passes):
-        self.store, self.client, self.params, self.dep = store, client, params, dep
+    def __init__(self, store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
+                 members: List[Agent], secrets: Sequence[str], clock: Callable[[], float], monotonic: Callable[[], float],
+                 sleep: Callable[[float], None], progress: Progress, run: Stepped, finish: Finish, passes: Passes) -> None:
+        self.store, self.client, self.opts, self.dep = store, client, opts, dep
         self.wave, self.members, self.secrets = wave, members, secrets
         self.clock, self.monotonic, self.sleep, self.progress, self.run = clock, monotonic, sleep, progress, run
         self.finish, self.passes = finish, passes
-        self.deployment_id = dep["deployment_id"]
-        self.target = dep["target_version"]
+        self.deployment_id: str = dep["deployment_id"]
+        self.target: str = dep["target_version"]
         self.by_name = dict((m["name"], m) for m in members)
 
-    def rows(self):
+    def rows(self) -> Dict[str, AgentRow]:
         return dict((r["host"], r) for r in self.store.agents(self.deployment_id, hosts=list(self.by_name)))
 
-    def say(self, text):
+    def say(self, text: str) -> None:
         if self.progress is not None:
             self.progress("wave %s %s: %s" % (self.wave["index"], self.wave["name"], text))
 
 
-def run_pipeline(ctx, out):
+def run_pipeline(ctx: Ctx, out: Record) -> Record:
     """``phase: ask`` or ``phase: round`` of the tasks/docker drivers' wave."""
-    if ctx.params["phase"] == "ask":
+    if ctx.opts.phase == "ask":
         return _ask(ctx, out)
-    rnd = dict(ctx.params.get("round") or {})
+    rnd = dict(ctx.opts.round or {})
     if not rnd.get("id"):
         raise ValueError("round: phase=round needs the round returned by the previous phase (ask or round)")
     _record_round(ctx, rnd)
     return _step(ctx, rnd, out)
 
 
-def _new_round(ctx, now):
+def _new_round(ctx: Ctx, now: float) -> Record:
     """The pipeline's state; its times are readings of the monotonic clock (one controller runs every call of a
     wave, and a wall clock stepped by NTP must not settle agents that are still draining)."""
-    deadline_at = progress_deadline_at(now, ctx.params.get("progress_deadline"))
-    stop_timeout, cut = remaining(deadline_at, now, float(ctx.params["stop_timeout"]))
+    deadline_at = progress_deadline_at(now, ctx.opts.progress_deadline)
+    stop_timeout, cut = remaining(deadline_at, now, float(ctx.opts.stop_timeout))
     return {"id": None, "n": 0, "purpose": "update", "hosts": [], "stage": "watch", "asked_at": now,
             "stop_until": now + stop_timeout, "stop_cut": bool(cut), "progress_deadline_at": deadline_at,
             "error": None, "drained": [], "notes": [], "gate": None, "handed": []}
 
 
-def _ask(ctx, out):
-    params = ctx.params
+def _ask(ctx: Ctx, out: Record) -> Record:
+    opts = ctx.opts
     rnd = _new_round(ctx, ctx.monotonic())
     ctx.run.step = "asking the agents"
-    fresh = set()
-    retry = []
+    fresh: Set[str] = set()
+    retry: List[Agent] = []
     asked_since = ctx.store.clock()
     # started by an earlier run of this wave that ended before its verdict (killed, interrupted): gated in this
     # one, not started again (a wave that was judged already gates nobody again)
     rnd["handed"] = [a["name"] for a in ungated(ctx.store, ctx.dep, ctx.wave, ctx.members)]
     try:
         previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
-                              params.get("audit_path"), ctx.secrets)
-        reason = build_reason(ctx.target, ctx.deployment_id, params.get("release_notes"), ctx.wave["name"],
-                              ctx.wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
-        asked = notify_wave(ctx.client, ctx.members, ctx.deployment_id, ctx.target, reason, force=params["force"],
-                            store=ctx.store, reask_until=params.get("reask_until"), clock=ctx.clock, sleep=ctx.sleep,
-                            on_answers=decision_auditor(params.get("audit_path"), ctx.deployment_id, ctx.members,
+                              opts.audit_path, ctx.secrets)
+        reason = build_reason(ctx.target, ctx.deployment_id, opts.release_notes, ctx.wave["name"],
+                              ctx.wave["index"], opts.wave_count, previous, opts.force, opts.strategy)
+        asked = notify_wave(ctx.client, ctx.members, ctx.deployment_id, ctx.target, reason, force=opts.force,
+                            store=ctx.store, reask_until=opts.reask_until, clock=ctx.clock, sleep=ctx.sleep,
+                            on_answers=decision_auditor(opts.audit_path, ctx.deployment_id, ctx.members,
                                                         ctx.secrets))
         out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
         fresh = set(asked["asked"])
@@ -146,16 +169,16 @@ def _ask(ctx, out):
     return _step(ctx, rnd, out, handover)
 
 
-def _stop_on(ctx, rnd, message):
+def _stop_on(ctx: Ctx, rnd: Record, message: str) -> None:
     """The wave ends early with ``message``; agents still draining are watched for DRAIN_WAIT more at most."""
     if rnd.get("error"):
         return
     rnd["error"] = message
-    rnd["stop_until"] = min(rnd["stop_until"], ctx.monotonic() + min(DRAIN_WAIT, float(ctx.params["stop_timeout"])))
+    rnd["stop_until"] = min(rnd["stop_until"], ctx.monotonic() + min(DRAIN_WAIT, float(ctx.opts.stop_timeout)))
     ctx.say("the wave stops: %s; the agents that stopped for the update are started again first" % message)
 
 
-def _earlier_run(ctx, rnd, fresh):
+def _earlier_run(ctx: Ctx, rnd: Record, fresh: Collection[str]) -> List[Agent]:
     """A rerun knows what already happened to the agents whose answer an earlier run recorded.
 
     Working on the target: taken as updated (gated, no stop wait). Down: its update. Seen stopped by
@@ -170,7 +193,9 @@ def _earlier_run(ctx, rnd, fresh):
     if not known:
         return []
     states = dict(ctx.client.fan_out(lambda m: (m["name"], probe_liveness(ctx.client, m["agent_url"])), known))
-    on_target, handover, accepted = [], [], []
+    on_target: List[str] = []
+    handover: List[Agent] = []
+    accepted: List[str] = []
     for m in known:
         row = rows[m["name"]]
         state, dummy, info = states[m["name"]]
@@ -191,7 +216,8 @@ def _earlier_run(ctx, rnd, fresh):
     return handover
 
 
-def record_found_on_target(store, deployment_id, rows, hosts, target, how):
+def record_found_on_target(store: StateStore, deployment_id: str, rows: Dict[str, AgentRow], hosts: Iterable[str],
+                           target: str, how: str) -> None:
     """Record ``hosts`` (asked by an earlier run, found working on ``target`` by a rerun) as having accepted
     and been updated."""
     store.record_answers(deployment_id, [
@@ -201,14 +227,14 @@ def record_found_on_target(store, deployment_id, rows, hosts, target, how):
         {"host": h, "result": "updated", "detail": "found working on %s (%s)" % (target, how)} for h in hosts])
 
 
-def _agent(member, row):
+def _agent(member: Agent, row: AgentRow) -> Agent:
     agent = dict(member)
     agent["version_before"] = row.get("version_before")
     agent["version"] = row.get("version_before")
     return agent
 
 
-def _operator_check(ctx, rnd):
+def _operator_check(ctx: Ctx, rnd: Record) -> None:
     """An operator's ``fail`` from another process stops the wave (agents already stopped are still started);
     a ``pause`` lets the wave end (nobody left down) and holds the next one."""
     now = ctx.store.check_fence()
@@ -217,14 +243,14 @@ def _operator_check(ctx, rnd):
         rnd["operator"] = "failed"
 
 
-def _step(ctx, rnd, out, handover=()):
-    handover = list(handover)
+def _step(ctx: Ctx, rnd: Record, out: Record, handover: Iterable[Agent] = ()) -> Record:
+    handing = list(handover)
     if rnd["stage"] == "watch":
         _operator_check(ctx, rnd)
-        if not handover:
-            handover = _watch(ctx, rnd)
-        if handover:
-            return _hand_over(ctx, rnd, out, handover, "update")
+        if not handing:
+            handing = _watch(ctx, rnd)
+        if handing:
+            return _hand_over(ctx, rnd, out, handing, "update")
         rnd["stage"] = "gate"
     if rnd["stage"] == "gate":
         if rnd.get("error"):
@@ -240,13 +266,13 @@ def _step(ctx, rnd, out, handover=()):
                 {"host": h, "result": "reverted", "detail": "its update tasks failed; put back on its previous "
                  "version by the wave's revert", "version_after": None} for h in back])
         rows = ctx.rows()
-        return _done(ctx, rnd, ctx.finish(ctx.store, ctx.params, ctx.dep, ctx.wave, ctx.members,
+        return _done(ctx, rnd, ctx.finish(ctx.store, ctx.opts, ctx.dep, ctx.wave, ctx.members,
                                           [_agent(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
                                           rnd["gate"], reverted, ctx.secrets, out))
     raise ValueError("round: unknown stage %r" % rnd["stage"])
 
 
-def _watch(ctx, rnd):
+def _watch(ctx: Ctx, rnd: Record) -> List[Agent]:
     """Wait until at least one more agent that consented has stopped (gathering a few more), or until none is
     left to watch. Returns the agents to hand over; the ones still working at the stop deadline are settled."""
     rows = ctx.rows()
@@ -260,7 +286,7 @@ def _watch(ctx, rnd):
     for name in rnd.get("drained") or []:
         if name in by_name:
             watch.drained_at[name] = 0.0
-    poll = float(ctx.params.get("poll_interval") or 1.0)
+    poll = float(ctx.opts.health.poll_interval or 1.0)
     interval = min(poll, max(MIN_PROBE_INTERVAL, 0.0005 * len(pending)))
     gather = min(MAX_GATHER, max(MIN_GATHER, PER_HOST_ROUND_COST * len(ctx.members)))
     ctx.run.step = "waiting for agents to stop"
@@ -303,11 +329,13 @@ def _watch(ctx, rnd):
     return ready
 
 
-def _settle_unstopped(ctx, rnd, rows, watch):
+def _settle_unstopped(ctx: Ctx, rnd: Record, rows: Dict[str, AgentRow], watch: StopWatch) -> None:
     """The stop deadline has passed for the agents still working: declined, failed, or (the wave stopping on
     an error) left for a rerun to watch."""
     timeout = max(0.0, rnd["stop_until"] - rnd["asked_at"])
-    decisions, results, left = [], [], []
+    decisions: List[Record] = []
+    results: List[Record] = []
+    left: List[str] = []
     for name in watch.pending():
         row = rows[name]
         outcome, detail = watch.outcome(name, timeout)
@@ -315,7 +343,7 @@ def _settle_unstopped(ctx, rnd, rows, watch):
             left.append(name)
         elif rnd.get("stop_cut"):
             rnd["stalled"] = "no progress within rollout_progress_deadline (%gs): %d agents that were asked had not " \
-                             "stopped" % (float(ctx.params["progress_deadline"]), len(watch.pending()))
+                             "stopped" % (float(ctx.opts.progress_deadline), len(watch.pending()))
             results.append({"host": name, "result": "failed", "detail": "%s (%s)" % (rnd["stalled"], detail)})
         elif outcome == "declined" and row.get("decision") == PENDING:
             decisions.append({"host": name, "decision": DECLINED, "reason": detail,
@@ -334,12 +362,12 @@ def _settle_unstopped(ctx, rnd, rows, watch):
                             "them again): %s" % ", ".join(sorted(left)))
 
 
-def _hand_over(ctx, rnd, out, agents, purpose):
+def _hand_over(ctx: Ctx, rnd: Record, out: Record, agents: List[Agent], purpose: str) -> Record:
     rnd["n"] = int(rnd.get("n") or 0) + 1
     rnd["id"] = "%s:%s:%d" % (ctx.deployment_id, ctx.wave["index"], rnd["n"])
     rnd["purpose"] = purpose
     rnd["hosts"] = [a["name"] for a in agents]
-    update_map = {}
+    update_map: Dict[str, Record] = {}
     for a in agents:
         if purpose == "update":
             update_map[a["name"]] = {"version": ctx.target, "previous_version": a.get("version_before") or "",
@@ -358,14 +386,14 @@ def _hand_over(ctx, rnd, out, agents, purpose):
     return out
 
 
-def _record_round(ctx, rnd):
+def _record_round(ctx: Ctx, rnd: Record) -> None:
     """What the previous round's tasks did, as the action plugin read it from each host
     (``update_failed``: host -> error; ``driver_results``: host -> what the driver reported)."""
     hosts = list(rnd.get("hosts") or [])
     if not hosts:
         return
-    failed = dict((h, msg) for h, msg in (ctx.params.get("update_failed") or {}).items() if h in hosts)
-    driver = dict((h, r) for h, r in (ctx.params.get("driver_results") or {}).items() if h in hosts and r)
+    failed = dict((h, msg) for h, msg in (ctx.opts.update_failed or {}).items() if h in hosts)
+    driver = dict((h, r) for h, r in (ctx.opts.driver_results or {}).items() if h in hosts and r)
     purpose = rnd.get("purpose") or "update"
     if driver:
         ctx.store.merge_agent_extra(ctx.deployment_id, dict((h, {"driver_" + purpose: r}) for h, r in driver.items()))
@@ -391,13 +419,14 @@ def _record_round(ctx, rnd):
     rnd["hosts"] = []
 
 
-def _handed(ctx, names=None):
+def _handed(ctx: Ctx, names: Optional[Collection[str]] = None) -> List[Agent]:
     """The agents to gate: this wave's agents handed to the tasks and recorded ``updated`` (in this run or an
     earlier run of the wave whose gate never ended)."""
     return _recorded(ctx, names, "updated", (ACCEPT, PENDING))
 
 
-def _recorded(ctx, names, result, decisions=None):
+def _recorded(ctx: Ctx, names: Optional[Collection[str]], result: str,
+              decisions: Optional[Collection[str]] = None) -> List[Agent]:
     """This wave's agents (of ``names``, None: all) whose recorded result is ``result`` (and decision one of
     ``decisions``), as agents with the version they ran before."""
     rows = ctx.rows()
@@ -407,24 +436,25 @@ def _recorded(ctx, names, result, decisions=None):
             and (decisions is None or (rows.get(m["name"]) or {}).get("decision") in decisions)]
 
 
-def _gate(ctx, rnd, out):
-    params = ctx.params
+def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
+    opts = ctx.opts
     handed = _handed(ctx, rnd.get("handed") or [])
     ctx.run.step = "the health gate"
     now = ctx.monotonic()
-    deadline, cut = remaining(rnd.get("progress_deadline_at"), now, params["healthy_deadline"])
-    gate_params = params
+    deadline, cut = remaining(rnd.get("progress_deadline_at"), now, opts.health.healthy_deadline)
+    gate_opts = opts
     if cut:
-        grace = params.get("grace")
-        gate_params = dict(params, healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline))
-    gate = gate_agents(ctx.client, handed, gate_params, ctx.target if params["require_target_version"] else None,
-                       clock=ctx.monotonic, sleep=ctx.sleep,
-                       progress=None if ctx.progress is None else (lambda text: ctx.say("health gate: " + text)))
+        grace = opts.health.grace
+        gate_opts = opts.with_gate(healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline))
+    gate: Record = gate_agents(ctx.client, handed, gate_opts.as_params(),
+                               ctx.target if opts.health.require_target_version else None,
+                               clock=ctx.monotonic, sleep=ctx.sleep,
+                               progress=None if ctx.progress is None else (lambda text: ctx.say("health gate: " + text)))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
-    gate = analyse_wave(gate, ctx.client, handed, params, ctx.store, ctx.dep, ctx.wave, clock=ctx.monotonic,
+    gate = analyse_wave(gate, ctx.client, handed, opts.as_params(), ctx.store, ctx.dep, ctx.wave, clock=ctx.monotonic,
                         sleep=ctx.sleep, progress=None if ctx.progress is None else ctx.say,
-                        audit=measurement_auditor(params.get("audit_path"), ctx.dep, ctx.wave, ctx.secrets))
+                        audit=measurement_auditor(opts.audit_path, ctx.dep, ctx.wave, ctx.secrets))
     _operator_check(ctx, rnd)
     if rnd.get("error"):
         # an operator failed the deployment while the gate waited: no verdict, nothing reverted
@@ -432,14 +462,14 @@ def _gate(ctx, rnd, out):
     stalled = rnd.get("stalled")
     if cut and not gate["passed"] and not stalled:
         stalled = "no progress within rollout_progress_deadline (%gs): %d of %d updated agents not stable" % (
-            float(params["progress_deadline"]), len(gate["unstable"]), gate["total"])
+            float(opts.progress_deadline), len(gate["unstable"]), gate["total"])
     if stalled:
         gate.update(blocked=stalled, reason=stalled, passed=False)
     revertable = [a for a in handed if a.get("version")]
     # agents whose update tasks failed stopped because we asked and may be down: a revert puts them back as well
     down = ([a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
-            if params["auto_revert"] and rnd.get("update_failed") else [])
-    if params["auto_revert"] and (revertable or down) and not ctx.passes(ctx.store, params, ctx.dep, ctx.wave, gate):
+            if opts.auto_revert and rnd.get("update_failed") else [])
+    if opts.auto_revert and (revertable or down) and not ctx.passes(ctx.store, opts, ctx.dep, ctx.wave, gate):
         rnd["stage"] = "revert"
         rnd["gate"] = gate
         rnd["gated"] = [a["name"] for a in handed]
@@ -450,11 +480,11 @@ def _gate(ctx, rnd, out):
              % a["version"]} for a in revertable])
         return _hand_over(ctx, rnd, out, revertable + down, "revert")
     out["needs_revert"] = False
-    return _done(ctx, rnd, ctx.finish(ctx.store, params, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
+    return _done(ctx, rnd, ctx.finish(ctx.store, opts, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
                                       ctx.secrets, out))
 
 
-def _ended_early(ctx, rnd, out):
+def _ended_early(ctx: Ctx, rnd: Record, out: Record) -> Record:
     """The wave stopped on an error or an operator's fail: no gate; the deployment ends ``failed`` with the
     error and who was started again; every agent's outcome says what happened to it."""
     message = "wave %s (%s) stopped: %s" % (ctx.wave["index"], ctx.wave["name"], rnd["error"])
@@ -470,7 +500,7 @@ def _ended_early(ctx, rnd, out):
     ctx.store.event(ctx.deployment_id, "wave_stopped", {"wave": ctx.wave["index"], "step": ctx.run.step,
                                                         "status": rnd.get("operator") or "error"})
     closed = close_deployment(ctx.store, ctx.deployment_id, halt_reason=message,
-                              report_path=ctx.params.get("report_path"), audit_path=ctx.params.get("audit_path"),
+                              report_path=ctx.opts.report_path, audit_path=ctx.opts.audit_path,
                               secrets=ctx.secrets, status="failed")
     outcomes = agent_outcomes(ctx.store, ctx.deployment_id, ctx.members, rnd.get("handed") or [])
     if rnd.get("operator") == "failed":
@@ -483,7 +513,7 @@ def _ended_early(ctx, rnd, out):
     return _done(ctx, rnd, out)
 
 
-def _done(ctx, rnd, out):
+def _done(ctx: Ctx, rnd: Record, out: Record) -> Record:
     rnd["hosts"] = []
     rnd["stage"] = "done"
     out.update(done=True, round=rnd, update_hosts=[], update_map={})

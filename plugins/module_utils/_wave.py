@@ -30,6 +30,14 @@ us started again).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import analyse_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import measurement_auditor
@@ -64,6 +72,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_backend import open_store
 from ansible_collections.agentfleet.rollout.plugins.module_utils._validate import check_options
+from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import WaveOptions
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import aborted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import agent_outcomes
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import interrupted
@@ -72,13 +81,24 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop impo
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import stopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import ungated
 
+if TYPE_CHECKING:
+    from typing import Mapping
+
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Progress
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Stepped
+
 PHASES = ("all", "ask", "round", "finish")
 CONTROLLER_DRIVERS = ("none",)
 DRIVERS = ("none", "tasks", "docker")
 
 
-def _members(wave):
-    members = wave.get("members") or []
+def _members(wave: Record) -> List[Agent]:
+    members: List[Agent] = wave.get("members") or []
     for m in members:
         if not isinstance(m, dict) or not m.get("name"):
             raise ValueError("wave: every member needs a name")
@@ -86,49 +106,50 @@ def _members(wave):
     return members
 
 
-def validate_wave_params(params):
+def validate_wave_options(opts: WaveOptions) -> None:
     """Every check that needs no agent, before anything is asked."""
+    params = opts.as_params()
     check_options(params)
     validate_gate_params(params)
-    if params.get("stop_timeout") is not None and not 0 <= params["stop_timeout"] < 10 ** 6:
-        raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % params["stop_timeout"])
-    if params.get("strategy") == "blue_green":
-        validate_blue_green(params)
-    elif params["phase"] in BLUE_GREEN_PHASES[:2]:
-        raise ValueError("phase=%s is a phase of a blue-green wave (strategy blue_green)" % params["phase"])
-    elif params["phase"] == "all" and params["driver"] not in CONTROLLER_DRIVERS:
+    if not 0 <= opts.stop_timeout < 10 ** 6:
+        raise ValueError("stop_timeout must be between 0 and 1000000 seconds, got %r" % opts.stop_timeout)
+    if opts.strategy == "blue_green":
+        validate_blue_green(opts)
+    elif opts.phase in BLUE_GREEN_PHASES[:2]:
+        raise ValueError("phase=%s is a phase of a blue-green wave (strategy blue_green)" % opts.phase)
+    elif opts.phase == "all" and opts.driver not in CONTROLLER_DRIVERS:
         raise ValueError("phase=all needs the driver none (the agent's supervisor starts it); the %s driver runs the "
-                         "phases ask and round" % params["driver"])
-    elif params["phase"] in ROUND_PHASES and params["driver"] in CONTROLLER_DRIVERS:
+                         "phases ask and round" % opts.driver)
+    elif opts.phase in ROUND_PHASES and opts.driver in CONTROLLER_DRIVERS:
         raise ValueError("phase=%s is a phase of the tasks and docker drivers; the none driver runs phase all"
-                         % params["phase"])
-    elif params["phase"] == "finish":
+                         % opts.phase)
+    elif opts.phase == "finish":
         raise ValueError("phase=finish is a phase of a blue-green wave (strategy blue_green)")
 
 
-def _progress_fn(progress, wave, what):
+def _progress_fn(progress: Progress, wave: Record, what: str) -> Progress:
     if progress is None:
         return None
     prefix = "wave %s %s: %s: " % (wave["index"], wave["name"], what)
     return lambda text: progress(prefix + text)
 
 
-def _check_plan(params):
+def _check_plan(opts: WaveOptions) -> Record:
     """Check mode: what each agent of the wave would go through; nobody is asked."""
-    wave = params["wave"]
+    wave = opts.wave
     outcomes = {}
     for m in wave.get("members") or []:
         outcomes[m["name"]] = {"result": "planned", "changed": True, "failed": False,
                                "detail": "would be asked in wave %s of %s (%s)" % (
-                                   wave["index"], params["wave_count"], wave["name"])}
+                                   wave["index"], opts.wave_count, wave["name"])}
     return {"changed": True, "msg": "check mode: nobody is asked", "outcomes": outcomes, "halt": False,
             "halt_reason": None, "phase_done": "check", "line": "check mode: wave %s of %s (%s), %d agents: nobody is "
-            "asked" % (wave["index"], params["wave_count"], wave["name"], len(outcomes)),
+            "asked" % (wave["index"], opts.wave_count, wave["name"], len(outcomes)),
             "plan_lines": ["%s: %s" % (name, o["detail"]) for name, o in outcomes.items()]}
 
 
 # Every key a rollout_wave call returns, with its value when an outcome has nothing to say (one shape)
-SHAPE = {
+SHAPE: Dict[str, Any] = {
     "changed": False, "failed": False, "msg": "", "line": "", "lines": [], "phase_done": "", "done": True,
     "halt": False, "halt_reason": None, "paused": False, "interrupted": False, "error": None, "passed": None,
     "asked": [], "counts": {}, "reason": None, "round": {}, "update_hosts": [], "update_map": {},
@@ -141,7 +162,7 @@ SHAPE = {
 _INTERNAL = ("update_agents", "revert_agents", "revert_map", "summary", "stalled", "progress_deadline_at")
 
 
-def shape(out):
+def shape(out: Mapping[str, Any]) -> Record:
     """The one shape of a rollout_wave result: every key of SHAPE, and ``lines``, what the play shows."""
     result = dict(SHAPE)
     result.update((k, v) for k, v in out.items() if k not in _INTERNAL)
@@ -165,38 +186,42 @@ def shape(out):
     return result
 
 
-def run_wave(params, check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, progress=None,
-             run=None):
+def run_wave(params: Mapping[str, Any], check_mode: bool = False, clock: Callable[[], float] = time.time,
+             monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+             progress: Progress = None, run: Optional[Run] = None) -> Record:
     """Run ``params["phase"]`` of one wave; see the documentation of the ``rollout_wave`` module.
 
+    ``params``: the module's parameters, read once into a :class:`._wave_options.WaveOptions`.
     ``run`` (a :class:`._run.Run`): the wave checks it before every request and wait (its
     ``sleep`` replaces ``sleep``), fences the state with the lease generation it starts under,
     and after SIGTERM/SIGINT returns the interrupted wave (``interrupted: true``).
     """
-    validate_wave_params(params)
+    opts = WaveOptions.from_params(params)
+    validate_wave_options(opts)
     if check_mode:
-        return shape(_check_plan(params))
-    out = shape(_run_wave(params, clock, monotonic, sleep, progress, run))
+        return shape(_check_plan(opts))
+    out = shape(_run_wave(opts, clock, monotonic, sleep, progress, run))
     # a next wave follows this one (rollout_wait_between_waves waits for it)
-    out["go_on"] = bool(out["done"] and not out["halt"] and not params.get("last") and not out["failed"])
+    out["go_on"] = bool(out["done"] and not out["halt"] and not opts.last and not out["failed"])
     return out
 
 
-def _run_wave(params, clock, monotonic, sleep, progress, run):
-    wave = params["wave"]
+def _run_wave(opts: WaveOptions, clock: Callable[[], float], monotonic: Callable[[], float],
+              sleep: Callable[[float], None], progress: Progress, run: Optional[Run]) -> Record:
+    wave = opts.wave
     members = _members(wave)
-    deployment_id = params["deployment_id"]
-    secrets = token_secrets(params)
+    deployment_id = opts.deployment_id
+    secrets = token_secrets(opts.as_params())
     if run is not None:
         sleep = run.sleep
         progress = run.progress(progress)
-    with open_store(params["state_path"]) as store, client_from_params(params, run=run) as client:
+    with open_store(opts.state_path) as store, client_from_params(opts.as_params(), run=run) as client:
         dep = store.get_deployment(deployment_id)
         if dep is None:
-            raise RolloutError("unknown deployment %s in %s" % (deployment_id, params["state_path"]))
+            raise RolloutError("unknown deployment %s in %s" % (deployment_id, opts.state_path))
         # a wave under way goes on to its end whatever an operator did meanwhile (the pipeline stops a failed one
         # after starting again the agents that stopped for us; a paused one ends its wave, the next is held)
-        finishing = params["phase"] == "round" or (params["phase"] == "finish" and params.get("update_hosts"))
+        finishing = opts.phase == "round" or (opts.phase == "finish" and opts.update_hosts)
         if dep["status"] != "running" and not finishing:
             # an earlier wave halted the rollout (or an error closed it, or an operator paused it): the later
             # batches ask nobody and give their agents an "ok, not asked" result. (meta: end_play would end the
@@ -212,59 +237,61 @@ def _run_wave(params, clock, monotonic, sleep, progress, run):
             return out
         if run is None:
             try:
-                return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep,
+                return _run_phase(store, client, opts, dep, wave, members, secrets, clock, monotonic, sleep,
                                   progress, _Steps())
             except (RunStopped, StaleRunError):
                 raise
             except Exception as exc:
-                raise aborted(store, client, params, dep, wave, members, exc) from exc
+                raise aborted(store, client, opts, dep, wave, members, exc) from exc
         # from here on a newer run of this deployment (a rerun after a kill, a takeover) fences this one off
         store.fence(deployment_id, dep["generation"])
-        run.fence = operator_guard(store, run, params["phase"])
+        run.fence = operator_guard(store, run, opts.phase)
         try:
             run.check()
-            return _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress,
+            return _run_phase(store, client, opts, dep, wave, members, secrets, clock, monotonic, sleep, progress,
                               run)
         except OperatorStop as exc:
             if progress is not None:
                 progress("deployment %s %s: stopping in wave %s (%s) during %s" % (
                     deployment_id, exc.status, wave["index"], wave["name"], run.step))
-            return operator_stopped(store, client, run, params, dep, wave, members, secrets, exc)
+            return operator_stopped(store, client, run, opts, dep, wave, members, secrets, exc)
         except Interrupted as exc:
-            return interrupted(store, client, run, params, dep, wave, members, secrets, str(exc))
+            return interrupted(store, client, run, opts, dep, wave, members, secrets, str(exc))
         except (RunStopped, StaleRunError):
             raise
         except Exception as exc:
             with run.cleaning_up():
-                raise aborted(store, client, params, dep, wave, members, exc) from exc
+                raise aborted(store, client, opts, dep, wave, members, exc) from exc
 
 
 class _Steps:
     """Where a wave is (``step``) when no run watches it."""
 
-    step = None
+    step: Optional[str] = None
 
 
-def _run_phase(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run):
-    phase = params["phase"]
+def _run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
+               members: List[Agent], secrets: Sequence[str], clock: Callable[[], float], monotonic: Callable[[], float],
+               sleep: Callable[[float], None], progress: Progress, run: Stepped) -> Record:
+    phase = opts.phase
     deployment_id = dep["deployment_id"]
     target = dep["target_version"]
-    out = {"changed": True}
+    out: Record = {"changed": True}
     # agents started by an earlier run of this wave that ended before its verdict (killed, interrupted)
     earlier = ungated(store, dep, wave, members) if phase == "all" else []
-    if params["strategy"] == "blue_green":
-        return blue_green_phase(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
-                                ask_and_observe=lambda store, client, params, dep, wave, members, secrets, out: _ask_and_observe(
-                                    store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
+    if opts.strategy == "blue_green":
+        return blue_green_phase(store, client, opts, dep, wave, members, secrets, out, monotonic, sleep, progress, run,
+                                ask_and_observe=lambda store, client, opts, dep, wave, members, secrets, out: _ask_and_observe(
+                                    store, client, opts, dep, wave, members, secrets, out, monotonic, sleep, clock, progress),
                                 finish=_finish)
     if phase in ROUND_PHASES:
-        ctx = Ctx(store, client, params, dep, wave, members, secrets, clock, monotonic, sleep, progress, run,
+        ctx = Ctx(store, client, opts, dep, wave, members, secrets, clock, monotonic, sleep, progress, run,
                   finish=_finish, passes=_passes)
         return run_pipeline(ctx, out)
     # phase all: the none driver, whose supervisor starts each agent that stopped
-    deadline_at = progress_deadline_at(clock(), params.get("progress_deadline"))
+    deadline_at = progress_deadline_at(clock(), opts.progress_deadline)
     run.step = "asking the agents and waiting for them to stop"
-    updating = _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep,
+    updating = _ask_and_observe(store, client, opts, dep, wave, members, secrets, out, monotonic, sleep,
                                 clock, progress, deadline_at)
     stalled = out.pop("stalled", None)
     names = [a["name"] for a in updating]
@@ -273,31 +300,34 @@ def _run_phase(store, client, params, dep, wave, members, secrets, clock, monoto
     handed = updating + [a for a in earlier if a["name"] not in names]
     # gate the agents handed to the driver in this run, then judge the wave
     run.step = "the health gate"
-    gate_params, cut = _gate_params(params, deadline_at, clock())
-    gate = gate_agents(client, handed, gate_params, target if params["require_target_version"] else None,
-                       clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
+    gate_opts, cut = _gate_options(opts, deadline_at, clock())
+    gate: Record = gate_agents(client, handed, gate_opts.as_params(),
+                               target if opts.health.require_target_version else None,
+                               clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
-    gate = analyse_wave(gate, client, handed, params, store, dep, wave, clock=monotonic, sleep=sleep,
+    gate = analyse_wave(gate, client, handed, opts.as_params(), store, dep, wave, clock=monotonic, sleep=sleep,
                         progress=None if progress is None else (
                             lambda text: progress("wave %s %s: %s" % (wave["index"], wave["name"], text))),
-                        audit=measurement_auditor(params.get("audit_path"), dep, wave, secrets))
+                        audit=measurement_auditor(opts.audit_path, dep, wave, secrets))
     if cut and not gate["passed"]:
-        stalled = stalled or _stall_note(params, "%d of %d updated agents not stable" % (
+        stalled = stalled or _stall_note(opts, "%d of %d updated agents not stable" % (
             len(gate["unstable"]), gate["total"]))
     if stalled:
         # no progress within rollout_progress_deadline: the wave fails (judge_wave), and with it the deployment
         gate.update(blocked=stalled, reason=stalled, passed=False)
-    if params["auto_revert"] and any(a.get("version") for a in handed) and not _passes(store, params, dep, wave, gate):
+    if opts.auto_revert and any(a.get("version") for a in handed) and not _passes(store, opts, dep, wave, gate):
         out["revert_note"] = "driver none cannot start a previous version: nothing reverted (the agents' supervisor " \
                              "runs what it is given)"
     out["needs_revert"] = False
-    out = _finish(store, params, dep, wave, members, handed, gate, [], secrets, out)
-    _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, progress, run)
+    out = _finish(store, opts, dep, wave, members, handed, gate, [], secrets, out)
+    _ask_ahead(store, client, opts, dep, wave, secrets, out, clock, sleep, progress, run)
     return out
 
 
-def _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, progress, run):
+def _ask_ahead(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
+               secrets: Sequence[str], out: Record, clock: Callable[[], float], sleep: Callable[[float], None],
+               progress: Progress, run: Stepped) -> None:
     """The none driver: once this wave passed, ask the plan's next wave (``next_wave``) before returning.
 
     Its agents then drain and restart while Ansible writes this wave's PLAY RECAP rows (a forked worker per
@@ -307,8 +337,8 @@ def _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, pro
     the last wave; the role leaves ``next_wave`` out when something happens between the waves (a hook, a
     wait). An error asking ahead is the next wave's: its call asks again whoever has no recorded answer.
     """
-    nxt = params.get("next_wave")
-    if not nxt or out.get("halt") or params.get("last") or params["driver"] not in CONTROLLER_DRIVERS:
+    nxt = opts.next_wave
+    if not nxt or out.get("halt") or opts.last or opts.driver not in CONTROLLER_DRIVERS:
         return
     now = store.get_deployment(dep["deployment_id"])
     if now is None or now["status"] != "running":
@@ -316,7 +346,7 @@ def _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, pro
     members = _members(nxt)
     run.step = "asking the next wave ahead"
     try:
-        asked = _ask(store, client, params, dep, nxt, members, secrets, clock, sleep, reask_until=None)
+        asked = _ask(store, client, opts, dep, nxt, members, secrets, clock, sleep, reask_until=None)
     except (RunStopped, StaleRunError):
         raise
     except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -331,77 +361,85 @@ def _ask_ahead(store, client, params, dep, wave, secrets, out, clock, sleep, pro
         progress(note)
 
 
-def _stall_note(params, what):
-    return "no progress within rollout_progress_deadline (%gs): %s" % (params["progress_deadline"], what)
+def _stall_note(opts: WaveOptions, what: str) -> str:
+    return "no progress within rollout_progress_deadline (%gs): %s" % (opts.progress_deadline, what)
 
 
-def _gate_params(params, deadline_at, now):
-    """The gate's options with its deadline (and grace) cut to the progress deadline; ``(params, cut)``."""
-    deadline, cut = remaining(deadline_at, now, params["healthy_deadline"])
+def _gate_options(opts: WaveOptions, deadline_at: Optional[float], now: float) -> Tuple[WaveOptions, bool]:
+    """The gate's options with its deadline (and grace) cut to the progress deadline; ``(options, cut)``."""
+    deadline, cut = remaining(deadline_at, now, opts.health.healthy_deadline)
     if not cut:
-        return params, False
-    grace = params.get("grace")
-    return dict(params, healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline)), True
+        return opts, False
+    grace = opts.health.grace
+    return opts.with_gate(healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline)), True
 
 
-def _ask_and_observe(store, client, params, dep, wave, members, secrets, out, monotonic, sleep, clock, progress,
-                     deadline_at=None):
+def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
+                     members: List[Agent], secrets: Sequence[str], out: Record, monotonic: Callable[[], float],
+                     sleep: Callable[[float], None], clock: Callable[[], float], progress: Progress,
+                     deadline_at: Optional[float] = None) -> List[Agent]:
     """Ask the wave (never twice), then watch every agent that consented until it has stopped.
 
     Returns the members the update driver may act on: those that stopped, and those
     handed to a driver in an earlier run of this deployment whose update or gate failed.
     """
     deployment_id = dep["deployment_id"]
-    asked = _ask(store, client, params, dep, wave, members, secrets, clock, sleep, params.get("reask_until"))
+    asked = _ask(store, client, opts, dep, wave, members, secrets, clock, sleep, opts.reask_until)
     reason = asked["reason"]
-    stop_timeout, cut = remaining(deadline_at, clock(), params["stop_timeout"])
-    cut_short = _stall_note(params, "still not stopped") if cut else None
+    stop_timeout, cut = remaining(deadline_at, clock(), opts.stop_timeout)
+    cut_short = _stall_note(opts, "still not stopped") if cut else None
     ready, observed = observe_consent(
         client, store, deployment_id, asked["consenting_agents"], dep["target_version"], stop_timeout,
-        poll_interval=params["poll_interval"], supervisor_restarts=params["driver"] == "none", clock=monotonic,
+        poll_interval=opts.health.poll_interval, supervisor_restarts=opts.driver == "none", clock=monotonic,
         sleep=sleep, progress=_progress_fn(progress, wave, "waiting for agents to stop"), cut_short=cut_short)
     if cut_short and len(ready) < len(asked["consenting_agents"]):
-        out["stalled"] = _stall_note(params, "%d of %d agents that were asked had not stopped" % (
+        out["stalled"] = _stall_note(opts, "%d of %d agents that were asked had not stopped" % (
             len(asked["consenting_agents"]) - len(ready), len(asked["consenting_agents"])))
-    if observed and params.get("audit_path"):
-        append_audit(params["audit_path"], [
+    if observed and opts.audit_path:
+        append_audit(opts.audit_path, [
             {"event": "consent_observed", "deployment_id": deployment_id, "host": name, "outcome": o["outcome"],
              "detail": o["detail"], "drained_after": o["drained_at"], "stopped_after": o["stopped_at"]}
             for name, o in observed.items()], secrets)
     out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
-    return ready + asked["retry_agents"]
+    handed: List[Agent] = ready + asked["retry_agents"]
+    return handed
 
 
-def _ask(store, client, params, dep, wave, members, secrets, clock, sleep, reask_until):
+def _ask(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
+         secrets: Sequence[str], clock: Callable[[], float], sleep: Callable[[float], None],
+         reask_until: Optional[float]) -> Record:
     """Mark the wave started and ask its members (never twice): :func:`._rollout.ask.notify_wave`'s result,
     with the ``reason`` they were given."""
     deployment_id = dep["deployment_id"]
-    previous = start_wave(store, deployment_id, wave["index"], wave["name"], params.get("audit_path"), secrets)
-    reason = build_reason(dep["target_version"], deployment_id, params.get("release_notes"), wave["name"],
-                          wave["index"], params["wave_count"], previous, params["force"], params["strategy"])
-    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=params["force"],
+    previous = start_wave(store, deployment_id, wave["index"], wave["name"], opts.audit_path, secrets)
+    reason = build_reason(dep["target_version"], deployment_id, opts.release_notes, wave["name"],
+                          wave["index"], opts.wave_count, previous, opts.force, opts.strategy)
+    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=opts.force,
                         store=store, reask_until=reask_until, clock=clock, sleep=sleep,
-                        on_answers=decision_auditor(params.get("audit_path"), deployment_id, members, secrets))
+                        on_answers=decision_auditor(opts.audit_path, deployment_id, members, secrets))
     asked["reason"] = reason
     return asked
 
 
-def _passes(store, params, dep, wave, gate):
+def _passes(store: StateStore, opts: WaveOptions, dep: Record, wave: Record, gate: Record) -> bool:
     """Would the wave pass with this gate? (the one verdict, before anything is recorded)"""
     counts = wave_counts(store, dep["deployment_id"], wave["index"])
     gated = set(gate.get("agents") or {})
     stable = set(gate.get("stable") or [])
     # agents gated now count by the gate, the others by what is recorded
     healthy = counts["healthy"] - len(gated - stable)
-    return judge_wave(dict(counts, healthy=healthy), params["success_threshold"], blocked=bool(gate.get("blocked")))[0]
+    passed: bool = judge_wave(dict(counts, healthy=healthy), opts.health.success_threshold,
+                              blocked=bool(gate.get("blocked")))[0]
+    return passed
 
 
-def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, secrets, out):
+def _finish(store: StateStore, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
+            handed: List[Agent], gate: Record, reverted_hosts: List[str], secrets: Sequence[str], out: Record) -> Record:
     deployment_id = dep["deployment_id"]
     handed_names = [a["name"] for a in handed]
-    summary = record_wave(store, deployment_id, wave["index"], wave["name"], params["wave_count"], dep["target_version"],
-                          gate, handed_names, reverted_hosts, success_threshold=params["success_threshold"],
-                          audit_path=params.get("audit_path"), secrets=secrets)
+    summary = record_wave(store, deployment_id, wave["index"], wave["name"], opts.wave_count, dep["target_version"],
+                          gate, handed_names, reverted_hosts, success_threshold=opts.health.success_threshold,
+                          audit_path=opts.audit_path, secrets=secrets)
     halt = not summary["passed"]
     out.update(phase_done="finish", summary=summary, line=summary["line"], passed=summary["passed"],
                halt=halt, halt_reason=summary["halt_reason"], gate=gate,
@@ -410,14 +448,14 @@ def _finish(store, params, dep, wave, members, handed, gate, reverted_hosts, sec
                    "wave", "wave_count", "name", "size", "accepted", "declined", "deferred", "rejected", "unreachable",
                    "skipped", "healthy", "updated", "failed", "elapsed", "passed", "halt_reason", "line", "analysis"))),
                outcomes=agent_outcomes(store, deployment_id, members, handed_names))
-    if not halt and params.get("last") and wave.get("await_promotion"):
+    if not halt and opts.last and wave.get("await_promotion"):
         # auto_promote false: the canary wave passed; the deployment waits for agentfleet.rollout.promote
         out["promotion_note"] = awaiting_promotion_note(deployment_id, wave)
         out["rollout_deployment_summary"] = close_deployment(
-            store, deployment_id, halt_reason=out["promotion_note"], report_path=params.get("report_path"),
-            audit_path=params.get("audit_path"), secrets=secrets, status="staged")
-    elif halt or params.get("last"):
+            store, deployment_id, halt_reason=out["promotion_note"], report_path=opts.report_path,
+            audit_path=opts.audit_path, secrets=secrets, status="staged")
+    elif halt or opts.last:
         out["rollout_deployment_summary"] = close_deployment(
             store, deployment_id, halt_reason=summary["halt_reason"] if halt else None,
-            report_path=params.get("report_path"), audit_path=params.get("audit_path"), secrets=secrets)
+            report_path=opts.report_path, audit_path=opts.audit_path, secrets=secrets)
     return out

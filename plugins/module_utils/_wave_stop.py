@@ -14,6 +14,14 @@ RECAP row.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
@@ -22,6 +30,14 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Run
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import WaveOptions
 
 # after SIGTERM/SIGINT: how long the cleanup waits for agents still draining to stop before it starts them
 INTERRUPT_DRAIN_WAIT = 10.0
@@ -37,7 +53,7 @@ OPERATOR_STATUSES = ("paused", "failed")
 FENCE_TTL = 0.1
 
 
-def stopped(store, dep, members):
+def stopped(store: StateStore, dep: Record, members: List[Agent]) -> Record:
     """A batch of a deployment that no longer runs (halted, closed, paused): nobody is asked; each agent's
     outcome says why."""
     rows = dict((r["host"], r) for r in store.agents(dep["deployment_id"], hosts=[m["name"] for m in members]))
@@ -50,7 +66,7 @@ def stopped(store, dep, members):
     # an operator failed the deployment: every agent it kept from its update fails (the job fails, and AWX's
     # relaunch on failed hosts retries exactly them); after a failed wave the later agents are "ok, not asked"
     by_operator = dep["status"] == "failed" and failed_by_operator(store, dep["deployment_id"])
-    outcomes = {}
+    outcomes: Dict[str, Record] = {}
     for m in members:
         row = rows.get(m["name"]) or {}
         result = row.get("result") or "not asked"
@@ -62,30 +78,33 @@ def stopped(store, dep, members):
             "update_agents": [], "update_map": {}, "needs_revert": False, "phase_done": "stopped", "line": detail}
 
 
-def failed_by_operator(store, deployment_id):
+def failed_by_operator(store: StateStore, deployment_id: str) -> bool:
     """Whether an operator's ``fail`` (agentfleet.rollout.fail, :func:`._lifecycle.fail`) ended the deployment."""
     return any(e["event"] == "deployment_failed" and (e.get("data") or {}).get("actor")
                for e in store.events(deployment_id))
 
 
-def aborted(store, client, params, dep, wave, members, exc):
+def aborted(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
+            exc: BaseException) -> RolloutError:
     """An error stopped the wave (a refused token, a malformed answer): no agent that stopped because we
     asked is left down. Starts them again (:func:`restart_stopped`) and returns the error to raise, its
     message saying who was started again (the playbook records it as the deployment's failure)."""
-    notes = restart_stopped(store, client, params, dep, members, why="the wave stopped on an error")
+    notes = restart_stopped(store, client, opts, dep, members, why="the wave stopped on an error")
     message = str(exc) or exc.__class__.__name__
     if notes:
         message += "; " + "; ".join(notes)
     return RolloutError(message)
 
 
-def operator_guard(store, run, phase, ttl=FENCE_TTL, monotonic=time.monotonic):
+def operator_guard(store: StateStore, run: Run, phase: str, ttl: float = FENCE_TTL,
+                   monotonic: Callable[[], float] = time.monotonic) -> Callable[[], None]:
     """The run's fence: a newer run stops this one (StaleRunError); an operator's pause or fail stops it
     in the steps of OPERATOR_STOP_STEPS (the health gate, of every driver). The state is read at most once
     every ``ttl`` seconds (a stale read raises every time: it is never kept)."""
-    last = [(None, None)]  # (when, what check_fence said): one tuple, replaced whole by whichever thread reads
+    # (when, what check_fence said): one tuple, replaced whole by whichever thread reads
+    last: List[Tuple[Optional[float], Optional[Tuple[str, Optional[str]]]]] = [(None, None)]
 
-    def guard():
+    def guard() -> None:
         t = monotonic()
         read_at, now = last[0]
         if read_at is None or t - read_at >= ttl:
@@ -98,21 +117,22 @@ def operator_guard(store, run, phase, ttl=FENCE_TTL, monotonic=time.monotonic):
     return guard
 
 
-def operator_stopped(store, client, run, params, dep, wave, members, secrets, exc):
+def operator_stopped(store: StateStore, client: AgentClient, run: Run, opts: WaveOptions, dep: Record, wave: Record,
+                     members: List[Agent], secrets: Sequence[str], exc: OperatorStop) -> Record:
     """An operator paused or failed the deployment while this wave waited: start again every agent that
     stopped for us and is not yet handed over, record the deployment with the operator's status and where
     it stopped. A paused deployment resumes with a rerun (agentfleet.rollout.resume): the agents already
     started are gated then, without being started again."""
     deployment_id = dep["deployment_id"]
     with run.cleaning_up():
-        notes = restart_stopped(store, client, params, dep, members)
+        notes = restart_stopped(store, client, opts, dep, members)
     message = "%s; stopped during %s in wave %s (%s)%s" % (
         str(exc), run.step, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "")
     if exc.status == "paused":
         message += "; resume with agentfleet.rollout.resume (a rerun continues from here)"
     store.event(deployment_id, "wave_stopped", {"wave": wave["index"], "step": run.step, "status": exc.status})
-    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
-                              audit_path=params.get("audit_path"), secrets=secrets, status=exc.status)
+    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=opts.report_path,
+                              audit_path=opts.audit_path, secrets=secrets, status=exc.status)
     line = "deployment %s %s: %s" % (deployment_id, exc.status, message)
     return {"changed": True, "failed": exc.status != "paused", "paused": exc.status == "paused", "msg": line,
             "line": line, "halt": True, "halt_reason": message, "phase_done": exc.status, "needs_revert": False,
@@ -120,25 +140,27 @@ def operator_stopped(store, client, run, params, dep, wave, members, secrets, ex
             "outcomes": agent_outcomes(store, deployment_id, members, [])}
 
 
-def interrupted(store, client, run, params, dep, wave, members, secrets, why):
+def interrupted(store: StateStore, client: AgentClient, run: Run, opts: WaveOptions, dep: Record, wave: Record,
+                members: List[Agent], secrets: Sequence[str], why: str) -> Record:
     """SIGTERM/SIGINT stopped the wave between two steps: start again every agent that stopped for us,
     record the deployment ``interrupted`` with where it stopped, and say so."""
     deployment_id = dep["deployment_id"]
     with run.cleaning_up():
-        notes = restart_stopped(store, client, params, dep, members)
+        notes = restart_stopped(store, client, opts, dep, members)
     message = "%s in wave %s (%s)%s; rerun the playbook to resume deployment %s" % (
         why, wave["index"], wave["name"], ("; " + "; ".join(notes)) if notes else "", deployment_id)
     store.event(deployment_id, "wave_interrupted", {"wave": wave["index"], "step": run.step,
                                                     "signal": run.signal_name})
-    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=params.get("report_path"),
-                              audit_path=params.get("audit_path"), secrets=secrets, status="interrupted")
+    closed = close_deployment(store, deployment_id, halt_reason=message, report_path=opts.report_path,
+                              audit_path=opts.audit_path, secrets=secrets, status="interrupted")
     return {"changed": True, "failed": True, "interrupted": True, "msg": message, "line": message, "halt": True,
             "halt_reason": message, "phase_done": "interrupted", "needs_revert": False, "update_hosts": [],
             "update_agents": [], "update_map": {}, "rollout_deployment_summary": closed,
             "outcomes": agent_outcomes(store, deployment_id, members, [])}
 
 
-def restart_stopped(store, client, params, dep, members, why="the interrupt"):
+def restart_stopped(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, members: List[Agent],
+                    why: str = "the interrupt") -> List[str]:
     """The agents of the wave that consented and are (or are about to be) down and not yet handed to the
     driver: wait a little for those still draining, then say who is down and who starts them (the ``none``
     driver's supervisor starts them by itself; with the tasks and docker drivers a run stopped by a signal
@@ -151,12 +173,12 @@ def restart_stopped(store, client, params, dep, members, why="the interrupt"):
         return []
     # an agent that consented is about to stop (draining, or still deciding): give it a moment to
     # be down, so that it is started again rather than left down after we are gone
-    none = params["driver"] == "none"
-    wait = min(INTERRUPT_DRAIN_WAIT, float(params.get("stop_timeout") or INTERRUPT_DRAIN_WAIT))
+    none = opts.driver == "none"
+    wait = min(INTERRUPT_DRAIN_WAIT, float(opts.stop_timeout or INTERRUPT_DRAIN_WAIT))
     observed = observe_stop(client, waiting, wait, poll_interval=0.25, supervisor_restarts=none,
                             target_version=dep["target_version"])
     names = [m["name"] for m in waiting if observed[m["name"]]["outcome"] == OBSERVED_STOPPED]
-    notes = []
+    notes: List[str] = []
     busy = [m["name"] for m in waiting if m["name"] not in names]
     if busy:
         notes.append("asked and not stopped when the run ended (%s): %s" % (
@@ -180,7 +202,7 @@ def restart_stopped(store, client, params, dep, members, why="the interrupt"):
     return notes
 
 
-def ungated(store, dep, wave, members):
+def ungated(store: StateStore, dep: Record, wave: Record, members: List[Agent]) -> List[Agent]:
     """Members an earlier run of this still unfinished wave handed to the driver (result ``updated``)
     but whose gate never ended: a rerun gates them without starting them again."""
     status = dict((w["wave"], w["status"]) for w in store.waves(dep["deployment_id"])).get(wave["index"])
@@ -198,21 +220,21 @@ def ungated(store, dep, wave, members):
     return out
 
 
-def agent_outcomes(store, deployment_id, members, this_run):
+def agent_outcomes(store: StateStore, deployment_id: str, members: List[Agent], this_run: Iterable[str]) -> Dict[str, Record]:
     """One outcome per member for its PLAY RECAP row: ``{host: {result, changed, failed, detail}}``.
 
     ``changed`` when updated in this run; ``failed`` when its update or gate failed, it did not stop
     after accepting, or it was unreachable; ``ok`` for every answer (reject, defer, decline), a skip, or
     an update of an earlier run.
     """
-    this_run = set(this_run)
+    updated_now = set(this_run)
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    out = {}
+    out: Dict[str, Record] = {}
     for m in members:
         row = rows.get(m["name"]) or {}
         result = row.get("result") or ("pending" if row.get("decision") else "not asked")
         failed = result in ("failed", "reverted")
-        changed = result == "updated" and m["name"] in this_run
+        changed = result == "updated" and m["name"] in updated_now
         detail = row.get("result_detail") or row.get("decision_reason")
         if result == "updated" and not changed:
             detail = "updated in an earlier run"

@@ -12,6 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_DECLINED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
@@ -29,6 +39,13 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import AuthenticationFailed
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import AgentRow
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+
 # decisions a rerun of the same deployment does not ask again: final answers, an observed
 # decline (asking again would start another deliberation for the same deployment), and a
 # pending answer (asked; what it does is observed, not asked for twice)
@@ -37,8 +54,10 @@ NOT_ASKED_AGAIN = FINAL_DECISIONS + (DECLINED, PENDING)
 DEFAULT_BUSY_RETRY = 30.0
 
 
-def build_reason(target_version, deployment_id, message=None, wave_name=None, wave_index=None, wave_count=None,
-                 previous=None, force=False, strategy="canary"):
+def build_reason(target_version: str, deployment_id: str, message: Optional[str] = None, wave_name: Optional[str] = None,
+                 wave_index: Optional[int] = None, wave_count: Optional[int] = None,
+                 previous: Optional[Iterable[Optional[str]]] = None, force: Optional[bool] = False,
+                 strategy: str = "canary") -> str:
     """The text an agent deliberates on, in the spirit of CIRISManager's notice."""
     parts = ["Update to version %s is available (deployment %s, %s rollout)." % (target_version, deployment_id, strategy)]
     if message:
@@ -59,13 +78,16 @@ def build_reason(target_version, deployment_id, message=None, wave_name=None, wa
     return " ".join(parts)
 
 
-def _member_index(agents):
+def _member_index(agents: Iterable[Agent]) -> Dict[str, Agent]:
     return {a["name"]: a for a in agents}
 
 
-def notify_wave(client, agents, deployment_id, target_version, reason, force=False, scope=None, decision_ref=None,
-                store=None, reask_until=None, skip_if_on_target=True, check_mode=False, clock=time.time,
-                sleep=time.sleep, busy_retry=DEFAULT_BUSY_RETRY, on_answers=None):
+def notify_wave(client: AgentClient, agents: List[Agent], deployment_id: str, target_version: str, reason: str,
+                force: Optional[bool] = False, scope: Optional[str] = None, decision_ref: Optional[str] = None,
+                store: Optional[StateStore] = None, reask_until: Optional[float] = None, skip_if_on_target: bool = True,
+                check_mode: bool = False, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                busy_retry: float = DEFAULT_BUSY_RETRY,
+                on_answers: Optional[Callable[[Dict[str, Record]], None]] = None) -> Record:
     """Ask a wave for consent; never ask an agent whose final answer is recorded.
 
     Returns a dict: ``answers`` (host -> decision dict), the host lists
@@ -74,13 +96,13 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
     not yet updated, with ``version_before``), and counts.
     """
     by_name = _member_index(agents)
-    answers = {}
-    recorded = {}
+    answers: Dict[str, Record] = {}
+    recorded: Dict[str, AgentRow] = {}
     if store is not None and not check_mode:
         store.ensure_agents(deployment_id, agents)
-        for row in store.agents(deployment_id, hosts=list(by_name)):
-            recorded[row["host"]] = row
-    to_ask = []
+        for known in store.agents(deployment_id, hosts=list(by_name)):
+            recorded[known["host"]] = known
+    to_ask: List[Agent] = []
     for a in agents:
         row = recorded.get(a["name"])
         if row and (row.get("decision") in NOT_ASKED_AGAIN or row.get("result") == "skipped"):
@@ -101,27 +123,27 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
     if check_mode:
         return _notify_result(agents, answers, [a["name"] for a in to_ask], recorded, check_mode=True)
 
-    body_base = {"reason": reason, "force": bool(force), "confirm": True, "deployment_id": deployment_id,
-                 "target_version": str(target_version)}
+    body_base: Dict[str, Any] = {"reason": reason, "force": bool(force), "confirm": True, "deployment_id": deployment_id,
+                                 "target_version": str(target_version)}
     if scope:
         body_base["scope"] = scope
     if decision_ref:
         body_base["decision_ref"] = decision_ref
 
-    asked = []
-    auth_failed = []
-    stopped = []
+    asked: List[str] = []
+    auth_failed: List[str] = []
+    stopped: List[RunStopped] = []
 
-    def ask(member):
+    def ask(member: Agent) -> Tuple[str, Record]:
         before = None
         if skip_if_on_target:
             probe = client.probe(member["agent_url"], expected_states=("work", "wakeup", "play", "solitude", "dream"))
             before = probe["info"].get("version")
             if before is not None and version_matches(before, target_version) and probe["healthy"]:
-                skip = {"decision": "skipped", "reason": "already on %s" % target_version, "version_before": before}
+                skip: Record = {"decision": "skipped", "reason": "already on %s" % target_version, "version_before": before}
                 record_one(member["name"], skip)
                 return member["name"], skip
-        answer = client.ask(member["agent_url"], body_base)
+        answer: Record = client.ask(member["agent_url"], body_base)
         answer["version_before"] = before
         answer["answered_at"] = clock()
         # durable the moment it arrives: a run killed while other agents of the round are still
@@ -131,9 +153,9 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
 
     record_lock = threading.Lock()
     arrived_lock = threading.Lock()
-    arrived = []
+    arrived: List[Record] = []
 
-    def record_one(name, ans):
+    def record_one(name: str, ans: Record) -> None:
         # group commit: every answer is recorded before record_one returns (as with one transaction per answer),
         # but whichever thread holds the store commits every answer that arrived meanwhile in one transaction
         if store is None:
@@ -145,13 +167,13 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
                 batch = arrived[:]
                 del arrived[:]
             if batch:
-                record_batch(batch)
+                record_batch(store, batch)
 
-    def record_batch(batch):
+    def record_batch(store: StateStore, batch: List[Record]) -> None:
         decided = [a for a in batch if a["decision"] in (ACCEPT, PENDING, DEFER, REJECT, UNREACHABLE, AUTH_ERROR)]
         if decided:
             store.record_answers(deployment_id, decided)
-        results = []
+        results: List[Record] = []
         for ans in batch:
             if ans["decision"] == AUTH_ERROR:
                 # its credential was refused: recorded (decision ``unauthorized``, not null), never updated
@@ -164,7 +186,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
         if results:
             store.set_results(deployment_id, results)
 
-    def ask_or_stop(member):
+    def ask_or_stop(member: Agent) -> Tuple[str, Optional[Record]]:
         # a run told to stop (its controller gone, a signal, a newer run) sends no more requests; the
         # answers that did arrive are recorded below, so that a rerun never asks those agents again
         try:
@@ -173,10 +195,10 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             stopped.append(exc)
             return member["name"], None
 
-    def ask_round(members):
+    def ask_round(members: List[Agent]) -> None:
         if store is not None:
             store.mark_asked(deployment_id, [m["name"] for m in members])
-        round_answers = dict((n, a) for n, a in client.fan_out(ask_or_stop, members) if a is not None)
+        round_answers: Dict[str, Record] = dict((n, a) for n, a in client.fan_out(ask_or_stop, members) if a is not None)
         asked.extend(m["name"] for m in members if m["name"] in round_answers)
         for name, ans in round_answers.items():
             if ans["decision"] == AUTH_ERROR:
@@ -197,7 +219,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
     # re-ask deferring agents once their defer_until has come, inside the defer deadline
     while reask_until is not None:
         now = clock()
-        waiting = []
+        waiting: List[Tuple[float, str]] = []
         for name, ans in answers.items():
             if ans["decision"] != DEFER:
                 continue
@@ -215,7 +237,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
             raise AuthenticationFailed("authentication failed on re-ask for %d agents: check the token" % len(auth_failed))
 
     if store is not None:
-        results = []
+        results: List[Record] = []
         for name, ans in answers.items():
             if ans.get("recorded"):
                 continue
@@ -232,7 +254,7 @@ def notify_wave(client, agents, deployment_id, target_version, reason, force=Fal
     return _notify_result(agents, answers, asked, recorded)
 
 
-def _defer_detail(ans):
+def _defer_detail(ans: Mapping[str, Any]) -> str:
     until = ans.get("defer_until")
     text = "deferred"
     if until:
@@ -242,14 +264,15 @@ def _defer_detail(ans):
     return text
 
 
-def _notify_result(agents, answers, asked, recorded, check_mode=False):
+def _notify_result(agents: Iterable[Agent], answers: Mapping[str, Record], asked: Sequence[str],
+                   recorded: Mapping[str, AgentRow], check_mode: bool = False) -> Record:
     # "unreachable" and "skipped" are reserved result keys in Ansible: the lists are *_agents
-    groups = {"accepted": [], "pending": [], "declined": [], "deferred": [], "rejected": [], "unreachable_agents": [],
-              "skipped_agents": []}
+    groups: Dict[str, List[str]] = {"accepted": [], "pending": [], "declined": [], "deferred": [], "rejected": [],
+                                    "unreachable_agents": [], "skipped_agents": []}
     keys = {ACCEPT: "accepted", PENDING: "pending", DECLINED: "declined", DEFER: "deferred", REJECT: "rejected",
             UNREACHABLE: "unreachable_agents", "skipped": "skipped_agents"}
-    consenting = []
-    retry = []
+    consenting: List[Agent] = []
+    retry: List[Agent] = []
     for a in agents:
         ans = answers.get(a["name"])
         if ans is None:
@@ -270,7 +293,7 @@ def _notify_result(agents, answers, asked, recorded, check_mode=False):
             elif row.get("result") == "failed":
                 # handed to the driver in an earlier run, then its update or gate failed: retried
                 retry.append(member)
-    out = {
+    out: Record = {
         # in check mode: would it ask anyone? (nobody is asked)
         "changed": bool(asked),
         "answers": {n: {k: v for k, v in ans.items() if k != "answered_at"} for n, ans in answers.items()},
@@ -286,9 +309,12 @@ def _notify_result(agents, answers, asked, recorded, check_mode=False):
     return out
 
 
-def observe_consent(client, store, deployment_id, members, target_version, stop_timeout, poll_interval=1.0,
-                    supervisor_restarts=False, clock=time.monotonic, sleep=time.sleep, progress=None, on_observed=None,
-                    cut_short=None):
+def observe_consent(client: AgentClient, store: StateStore, deployment_id: str, members: List[Agent],
+                    target_version: str, stop_timeout: float, poll_interval: float = 1.0, supervisor_restarts: bool = False,
+                    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                    progress: Optional[Callable[[str], None]] = None,
+                    on_observed: Optional[Callable[[Dict[str, Record]], None]] = None,
+                    cut_short: Optional[str] = None) -> Tuple[List[Agent], Dict[str, Record]]:
     """Watch the agents that accepted or answered "pending" until they have stopped (observed consent).
 
     Records the observed decision at once: a pending agent that stopped has
@@ -303,10 +329,12 @@ def observe_consent(client, store, deployment_id, members, target_version, stop_
     if not members:
         return [], {}
     rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    observed = observe_stop(client, members, stop_timeout=stop_timeout, poll_interval=poll_interval, fast_first=True,
-                            supervisor_restarts=supervisor_restarts, target_version=target_version,
-                            clock=clock, sleep=sleep, progress=progress)
-    ready, decisions, results = [], [], []
+    observed: Dict[str, Record] = observe_stop(
+        client, members, stop_timeout=stop_timeout, poll_interval=poll_interval, fast_first=True,
+        supervisor_restarts=supervisor_restarts, target_version=target_version, clock=clock, sleep=sleep, progress=progress)
+    ready: List[Agent] = []
+    decisions: List[Record] = []
+    results: List[Record] = []
     for m in members:
         name = m["name"]
         obs = observed[name]
