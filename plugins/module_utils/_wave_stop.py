@@ -25,6 +25,7 @@ from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import OBSERVED_STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import observe_stop
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import rollout_outcomes
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import ACCEPT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import PENDING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
@@ -227,18 +228,5 @@ def agent_outcomes(store: StateStore, deployment_id: str, members: List[Agent], 
     after accepting, or it was unreachable; ``ok`` for every answer (reject, defer, decline), a skip, or
     an update of an earlier run.
     """
-    updated_now = set(this_run)
-    rows = dict((r["host"], r) for r in store.agents(deployment_id, hosts=[m["name"] for m in members]))
-    out: Dict[str, Record] = {}
-    for m in members:
-        row = rows.get(m["name"]) or {}
-        result = row.get("result") or ("pending" if row.get("decision") else "not asked")
-        failed = result in ("failed", "reverted")
-        changed = result == "updated" and m["name"] in updated_now
-        detail = row.get("result_detail") or row.get("decision_reason")
-        if result == "updated" and not changed:
-            detail = "updated in an earlier run"
-        out[m["name"]] = {"result": result, "changed": changed, "failed": failed, "detail": detail,
-                          "decision": row.get("decision"), "version_before": row.get("version_before"),
-                          "version_after": row.get("version_after")}
-    return out
+    # the one outcome mapping of rollouts, shutdowns and wakeups (:mod:`._outcome`)
+    return rollout_outcomes(store.agents(deployment_id, hosts=[m["name"] for m in members]), members, this_run)
