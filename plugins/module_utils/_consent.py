@@ -26,6 +26,15 @@ busy, which looks the same from outside): it is never updated.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DRAINING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import HEALTH_PATH
@@ -36,6 +45,14 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import join_url
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Sighting
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import StopWatch as _StopWatch
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import adaptive_interval
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
 DEFAULT_STOP_TIMEOUT = 600.0
 # observation outcomes
@@ -45,50 +62,43 @@ OBSERVED_STILL_DRAINING = "still_draining"
 OBSERVED_NO_ANSWER = "no_answer"
 
 
-def probe_liveness(client, agent_url):
+def probe_liveness(client: AgentClient, agent_url: str) -> Sighting:
     """GET health once and classify it: ``(state, cause, info)`` (see ``classify_liveness``)."""
+    sighting: Sighting
     try:
         resp = client.request("GET", join_url(agent_url, HEALTH_PATH))
     except TransportError as exc:
-        return classify_liveness(error=exc)
-    return classify_liveness(resp.status, resp.json)
+        sighting = classify_liveness(error=exc)
+        return sighting
+    sighting = classify_liveness(resp.status, resp.json)
+    return sighting
 
 
-class StopWatch:
-    """Pure state of agents being watched until they stop; feed it probes, ask it verdicts."""
+class StopWatch(_StopWatch):
+    """Agents watched until they stop (:class:`._waiter.StopWatch`), with the rule of who starts the new version.
 
-    def __init__(self, names, supervisor_restarts=False, target_version=None):
-        self.names = list(names)
+    ``supervisor_restarts`` (the ``none`` driver): an agent seen working again after it was seen draining, or
+    answering on ``target_version`` already, has stopped (its supervisor restarted it between two probes).
+    """
+
+    def __init__(self, names: Iterable[str], supervisor_restarts: bool = False, target_version: object = None) -> None:
+        super().__init__(names)
         self.supervisor_restarts = bool(supervisor_restarts)
         self.target_version = None if target_version is None else str(target_version)
-        self.last = {n: (None, "not probed yet", {}) for n in self.names}
-        self.drained_at = {}
-        self.stopped_at = {}
 
-    def pending(self):
-        return [n for n in self.names if n not in self.stopped_at]
+    def counts_as_stopped(self, name: str, state: Optional[str], info: Dict[str, Any]) -> bool:
+        if state == STOPPED:
+            return True
+        # back already: its supervisor restarted it between two probes (seen draining before, or on the new version)
+        return state == WORKING and self.supervisor_restarts and (
+            name in self.drained_at or (self.target_version is not None
+                                        and bool(version_matches(info.get("version"), self.target_version))))
 
-    def observe(self, name, state, cause, info, now):
-        self.last[name] = (state, cause, info or {})
-        if name in self.stopped_at:
-            return
-        if state == DRAINING:
-            # still finishing its work: not stopped (the gate must not start its clock on a draining agent)
-            self.drained_at.setdefault(name, now)
-        elif state == STOPPED:
-            self.stopped_at[name] = now
-        elif state == WORKING and self.supervisor_restarts and (
-                name in self.drained_at or (self.target_version is not None
-                                            and version_matches((info or {}).get("version"), self.target_version))):
-            # back already: its supervisor restarted it between two probes (seen draining before, or on the
-            # new version)
-            self.stopped_at[name] = now
-
-    def outcome(self, name, stop_timeout):
+    def outcome(self, name: str, stop_timeout: float) -> Tuple[str, Optional[str]]:
         """``(outcome, detail)`` for one agent once the watch has ended."""
         if name in self.stopped_at:
             return OBSERVED_STOPPED, None
-        state, cause, info = self.last[name]
+        state, cause, dummy = self.last[name]
         if state == DRAINING or name in self.drained_at:
             return OBSERVED_STILL_DRAINING, ("still draining after %ss (cognitive_state shutdown, process not gone): "
                                              "not updated" % _fmt(stop_timeout))
@@ -98,24 +108,14 @@ class StopWatch:
                                    % (_fmt(stop_timeout), (" (%s)" % cause) if cause else ""))
 
 
-# adaptive polling: the first look again comes this soon after a probe that saw the agent not yet stopped,
-# and every wait is at most FAST_POLL_RATIO of the time watched so far (never longer than poll_interval): an
-# agent that stops at once is seen at once, one that drains for minutes is probed at poll_interval
-FAST_POLL = 0.05
-FAST_POLL_RATIO = 0.1
-
-
-def adaptive_interval(elapsed, poll_interval):
-    """Seconds to wait before the next probe of something not there yet, ``elapsed`` seconds into the watch."""
-    return min(poll_interval, max(FAST_POLL, FAST_POLL_RATIO * elapsed))
-
-
-def _fmt(seconds):
+def _fmt(seconds: float) -> str:
     return ("%d" % seconds) if float(seconds).is_integer() else ("%.1f" % seconds)
 
 
-def observe_stop(client, agents, stop_timeout=DEFAULT_STOP_TIMEOUT, poll_interval=1.0, supervisor_restarts=False,
-                 target_version=None, clock=time.monotonic, sleep=time.sleep, progress=None, fast_first=False):
+def observe_stop(client: AgentClient, agents: Sequence[Dict[str, Any]], stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+                 poll_interval: Optional[float] = 1.0, supervisor_restarts: bool = False, target_version: object = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 progress: Optional[Callable[[str], None]] = None, fast_first: bool = False) -> Dict[str, Dict[str, Any]]:
     """Watch ``agents`` (member dicts with ``name`` and ``agent_url``) until each has stopped.
 
     Returns ``{name: {"outcome", "detail", "drained_at", "stopped_at", "waited"}}`` where
@@ -127,30 +127,36 @@ def observe_stop(client, agents, stop_timeout=DEFAULT_STOP_TIMEOUT, poll_interva
     """
     urls = dict((a["name"], a["agent_url"]) for a in agents)
     watch = StopWatch(urls, supervisor_restarts=supervisor_restarts, target_version=target_version)
-    start = clock()
-    last_progress = start
     stop_timeout = max(0.0, float(stop_timeout))
+    deadline = Deadline(stop_timeout, clock)
+    last_progress = deadline.start
     interval = max(0.05, float(poll_interval or 1.0))
-    while True:
-        pending = watch.pending()
-        if not pending:
-            break
-        results = client.fan_out(lambda n: (n, probe_liveness(client, urls[n])), pending)
-        now = clock()
+
+    def fetch() -> List[Tuple[str, Sighting]]:
+        results: List[Tuple[str, Sighting]] = client.fan_out(lambda n: (n, probe_liveness(client, urls[n])),
+                                                             watch.pending())
+        return results
+
+    def done(results: List[Tuple[str, Sighting]], now: float) -> bool:
         for name, (state, cause, info) in results:
-            watch.observe(name, state, cause, info, now - start)
-        pending = watch.pending()
-        if not pending or now - start >= stop_timeout:
-            break
+            watch.observe(name, state, cause, info, deadline.elapsed(now))
+        return not watch.pending()
+
+    def pause(now: float) -> float:
+        nonlocal last_progress
         if progress is not None and now - last_progress >= 5.0:
             last_progress = now
+            pending = watch.pending()
             draining = sum(1 for n in pending if watch.last[n][0] == DRAINING)
             progress("%d/%d stopped, %d draining, %d still working, %ds" % (
-                len(watch.names) - len(pending), len(watch.names), draining, len(pending) - draining, now - start))
-        wait = adaptive_interval(now - start, interval) if fast_first else interval
-        sleep(max(0.0, min(wait, start + stop_timeout - now)))
-    waited = round(clock() - start, 3)
-    out = {}
+                len(watch.names) - len(pending), len(watch.names), draining, len(pending) - draining,
+                deadline.elapsed(now)))
+        return adaptive_interval(deadline.elapsed(now), interval) if fast_first else interval
+
+    if watch.pending():
+        poll(fetch, done, deadline, pause, sleep)
+    waited = round(clock() - deadline.start, 3)
+    out: Dict[str, Dict[str, Any]] = {}
     for name in watch.names:
         outcome, detail = watch.outcome(name, stop_timeout)
         out[name] = {"outcome": outcome, "detail": detail, "drained_at": watch.drained_at.get(name),

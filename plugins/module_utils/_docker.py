@@ -20,7 +20,22 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Tuple
+from typing import TypedDict
+from typing import Union
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
+
+DOCKER_IMPORT_ERROR: Optional[ImportError]
 try:
     import docker
     from docker import errors as docker_errors
@@ -31,6 +46,49 @@ except ImportError as exc:  # pragma: no cover - depends on the controller
     docker_errors = None
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = exc
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class DockerAPI(Protocol):
+        """The calls the driver makes on a ``docker.APIClient`` (inspect results are JSON-like dicts)."""
+
+        def inspect_container(self, container: str) -> Dict[str, Any]: ...
+
+        def inspect_image(self, image: str) -> Dict[str, Any]: ...
+
+        def pull(self, repository: str, tag: Optional[str] = None) -> Any: ...
+
+        def stop(self, container: str, timeout: Optional[int] = None) -> None: ...
+
+        def rename(self, container: str, name: str) -> None: ...
+
+        def create_container(self, **kwargs: Any) -> Dict[str, Any]: ...
+
+        def connect_container_to_network(self, container: str, net_id: str, **kwargs: Any) -> None: ...
+
+        def start(self, container: str) -> None: ...
+
+        def remove_container(self, container: str, v: bool = False, force: bool = False) -> None: ...
+
+    class DockerClient(Protocol):
+        """A ``docker.DockerClient``: its low-level ``api``, and ``close``."""
+
+        api: DockerAPI
+
+        def close(self) -> None: ...
+
+# a liveness check of the container's agent: no argument, a ``_protocol.classify_liveness`` state
+Liveness = Callable[[], Optional[str]]
+
+
+class ImageInfo(TypedDict):
+    """An inspected image: the reference it was given (or its first tag), its id and its registry digest."""
+
+    ref: Optional[str]
+    id: Optional[str]
+    digest: Optional[str]
+
 
 PURPOSES = ("update", "revert", "wakeup")
 PULL = ("missing", "always", "never")
@@ -73,7 +131,7 @@ class AgentStillWorking(DockerDriverError):
 
 # ---------------------------------------------------------------- pure helpers
 
-def image_ref(template, version, current_ref):
+def image_ref(template: Optional[str], version: object, current_ref: Optional[str]) -> str:
     """The image to start: ``template`` with ``{version}`` replaced, else the current image's
     repository tagged ``version`` (``ghcr.io/cirisai/ciris-agent:1.0`` -> ``...:2.0``)."""
     if template:
@@ -84,7 +142,7 @@ def image_ref(template, version, current_ref):
     return "%s:%s" % (repo, version)
 
 
-def split_ref(ref):
+def split_ref(ref: str) -> Tuple[str, str]:
     """``(repository, tag)`` of an image reference (a digest is dropped; no tag: ``latest``)."""
     ref = ref.split("@", 1)[0]
     slash = ref.rfind("/")
@@ -94,9 +152,9 @@ def split_ref(ref):
     return ref, "latest"
 
 
-def image_digest(image_attrs, ref=None):
+def image_digest(image_attrs: Mapping[str, Any], ref: Optional[str] = None) -> Optional[str]:
     """The image's registry digest (``sha256:...``) from ``RepoDigests``, preferring ``ref``'s repository."""
-    digests = image_attrs.get("RepoDigests") or []
+    digests: List[str] = image_attrs.get("RepoDigests") or []
     if not digests:
         return None
     repo = split_ref(ref)[0] if ref else None
@@ -106,26 +164,27 @@ def image_digest(image_attrs, ref=None):
     return digests[0].split("@", 1)[-1]
 
 
-def image_info(image_attrs, ref=None):
+def image_info(image_attrs: Mapping[str, Any], ref: Optional[str] = None) -> ImageInfo:
     """``{ref, id, digest}`` of an inspected image (``ref``: the reference the container was given)."""
-    tags = image_attrs.get("RepoTags") or []
+    tags: List[str] = image_attrs.get("RepoTags") or []
     return {"ref": ref or (tags[0] if tags else None), "id": image_attrs.get("Id"),
             "digest": image_digest(image_attrs, ref or (tags[0] if tags else None))}
 
 
-def _env_dict(env_list):
-    out = {}
+def _env_dict(env_list: Optional[Iterable[str]]) -> Dict[str, Optional[str]]:
+    out: Dict[str, Optional[str]] = {}
     for item in env_list or []:
         key, sep, value = item.partition("=")
         out[key] = value if sep else None
     return out
 
 
-def own_env(container_config, image_config, old_hostname=None):
+def own_env(container_config: Mapping[str, Any], image_config: Mapping[str, Any],
+            old_hostname: Optional[str] = None) -> List[str]:
     """The env the container was given: its env minus what it inherited from the old image
     (an entry equal to the image's), minus the runtime's ``HOSTNAME`` of the old container."""
     image_env = _env_dict(image_config.get("Env"))
-    out = []
+    out: List[str] = []
     for item in container_config.get("Env") or []:
         key, sep, value = item.partition("=")
         if key in image_env and image_env[key] == (value if sep else None):
@@ -136,14 +195,15 @@ def own_env(container_config, image_config, old_hostname=None):
     return out
 
 
-def own_labels(container_config, image_config):
+def own_labels(container_config: Mapping[str, Any], image_config: Mapping[str, Any]) -> Dict[str, str]:
     """The labels the container was given (minus the old image's labels and the driver's history labels)."""
-    image_labels = image_config.get("Labels") or {}
+    image_labels: Dict[str, str] = image_config.get("Labels") or {}
     return dict((k, v) for k, v in (container_config.get("Labels") or {}).items()
                 if image_labels.get(k) != v and k not in HISTORY_LABELS)
 
 
-def history_labels(old_labels, old_image, version_before=None, version=None, deployment_id=None):
+def history_labels(old_labels: Mapping[str, str], old_image: ImageInfo, version_before: object = None,
+                   version: object = None, deployment_id: Optional[str] = None) -> Dict[str, str]:
     """The driver's labels for the new container: the old image becomes n-1, the old n-1 becomes n-2."""
     labels = {
         LABEL_PREV: old_image["id"] or "",
@@ -161,33 +221,34 @@ def history_labels(old_labels, old_image, version_before=None, version=None, dep
     return labels
 
 
-def previous_images(labels):
+def previous_images(labels: Optional[Mapping[str, str]]) -> List[Dict[str, Optional[str]]]:
     """The images a container's labels record: ``[{ref, id, version}]`` for n-1 then n-2."""
-    out = []
+    out: List[Dict[str, Optional[str]]] = []
     for key, ref_key, ver_key in ((LABEL_PREV, LABEL_PREV_REF, LABEL_PREV_VERSION),
                                   (LABEL_PREV2, LABEL_PREV2_REF, LABEL_PREV2_VERSION)):
-        if (labels or {}).get(key):
+        if labels and labels.get(key):
             out.append({"id": labels[key], "ref": labels.get(ref_key) or None, "version": labels.get(ver_key) or None})
     return out
 
 
-def _differs(container_value, image_value):
+def _differs(container_value: object, image_value: object) -> bool:
     return bool(container_value) and container_value != image_value
 
 
-def create_spec(container, old_image, new_image_ref, extra_labels=None):
+def create_spec(container: Mapping[str, Any], old_image: Mapping[str, Any], new_image_ref: str,
+                extra_labels: Optional[Mapping[str, str]] = None) -> Tuple[Dict[str, Any], List[Tuple[str, Dict[str, Any]]]]:
     """Keyword arguments of ``APIClient.create_container`` for the new container, plus the
     networks to connect after creating it: ``(kwargs, more_networks)``.
 
     ``container`` and ``old_image`` are inspect results (``docker inspect``). Settings the
     container got from its old image are left to the new image.
     """
-    config = container.get("Config") or {}
-    image_config = old_image.get("Config") or {}
-    host_config = container.get("HostConfig") or {}
-    old_hostname = config.get("Hostname")
-    default_hostname = (container.get("Id") or "")[:12]
-    kwargs = {
+    config: Dict[str, Any] = container.get("Config") or {}
+    image_config: Dict[str, Any] = old_image.get("Config") or {}
+    host_config: Dict[str, Any] = container.get("HostConfig") or {}
+    old_hostname: Optional[str] = config.get("Hostname")
+    default_hostname: str = (container.get("Id") or "")[:12]
+    kwargs: Dict[str, Any] = {
         "image": new_image_ref,
         "name": container["Name"].lstrip("/"),
         "environment": own_env(config, image_config, old_hostname),
@@ -212,7 +273,7 @@ def create_spec(container, old_image, new_image_ref, extra_labels=None):
         kwargs["tty"] = True
     if config.get("OpenStdin"):
         kwargs["stdin_open"] = True
-    ports = []
+    ports: List[Union[Tuple[int, str], str]] = []
     for spec in (config.get("ExposedPorts") or {}):
         port, dummy, proto = spec.partition("/")
         ports.append((int(port), proto or "tcp") if port.isdigit() else spec)
@@ -223,13 +284,13 @@ def create_spec(container, old_image, new_image_ref, extra_labels=None):
     if ports:
         kwargs["ports"] = ports
     # networks: the one of NetworkMode at create time, the others connected afterwards
-    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
-    mode = host_config.get("NetworkMode") or ""
-    endpoints = {}
+    networks: Dict[str, Any] = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    mode: str = host_config.get("NetworkMode") or ""
+    endpoints: Dict[str, Dict[str, Any]] = {}
     for net, ep in networks.items():
         ep = ep or {}
         aliases = [a for a in (ep.get("Aliases") or []) if a not in (default_hostname, (container.get("Id") or "")[:12])]
-        cfg = {}
+        cfg: Dict[str, Any] = {}
         if aliases:
             cfg["Aliases"] = aliases
         ipam = ep.get("IPAMConfig") or {}
@@ -239,7 +300,7 @@ def create_spec(container, old_image, new_image_ref, extra_labels=None):
         if ep.get("Links"):
             cfg["Links"] = ep["Links"]
         endpoints[net] = cfg
-    more = []
+    more: List[Tuple[str, Dict[str, Any]]] = []
     if mode in SPECIAL_NETWORK_MODES or mode.startswith("container:"):
         return kwargs, more
     first = mode if mode in endpoints else None
@@ -257,7 +318,7 @@ def create_spec(container, old_image, new_image_ref, extra_labels=None):
 
 # ---------------------------------------------------------------- the client
 
-def docker_client(params):
+def docker_client(params: Mapping[str, Any]) -> DockerClient:
     """A ``docker.DockerClient`` for ``docker_host`` (else ``DOCKER_HOST``, else the local socket),
     with the TLS options community.docker uses (``tls``, ``tls_verify``, ``ca_path``, ``client_cert``,
     ``client_key``; ``DOCKER_TLS_VERIFY`` / ``DOCKER_CERT_PATH`` as fallbacks)."""
@@ -272,7 +333,7 @@ def docker_client(params):
     ca_path = params.get("ca_path") or (os.path.join(cert_path, "ca.pem") if cert_path and tls_verify else None)
     client_cert = params.get("client_cert") or (os.path.join(cert_path, "cert.pem") if cert_path else None)
     client_key = params.get("client_key") or (os.path.join(cert_path, "key.pem") if cert_path else None)
-    tls = False
+    tls: Any = False
     if params.get("tls") or tls_verify:
         if bool(client_cert) != bool(client_key):
             raise DockerDriverError("client_cert and client_key go together (one is missing)")
@@ -282,15 +343,16 @@ def docker_client(params):
         if base_url.startswith("tcp://"):
             base_url = "https://" + base_url[len("tcp://"):]
     try:
-        return docker.DockerClient(base_url=base_url, version=params.get("api_version") or "auto",
-                                   timeout=params.get("timeout") or 60, tls=tls)
+        client: DockerClient = docker.DockerClient(base_url=base_url, version=params.get("api_version") or "auto",
+                                                   timeout=params.get("timeout") or 60, tls=tls)
+        return client
     except docker_errors.DockerException as exc:
         raise DockerDriverError("cannot reach the Docker API at %s: %s" % (base_url, exc)) from None
 
 
 # ---------------------------------------------------------------- the driver
 
-def _inspect_image(api, ref):
+def _inspect_image(api: DockerAPI, ref: str) -> Optional[Dict[str, Any]]:
     try:
         return api.inspect_image(ref)
     except docker_errors.ImageNotFound:
@@ -299,7 +361,7 @@ def _inspect_image(api, ref):
         return None
 
 
-def _ensure_image(api, ref, pull):
+def _ensure_image(api: DockerAPI, ref: str, pull: str) -> Dict[str, Any]:
     """Inspect ``ref``, pulling it first (``pull=always``) or when it is missing (``pull=missing``)."""
     image = None if pull == "always" else _inspect_image(api, ref)
     if image is None and pull != "never":
@@ -314,17 +376,19 @@ def _ensure_image(api, ref, pull):
     return image
 
 
-def _wait_stopped(api, container_id, deadline, clock=time.monotonic, sleep=time.sleep):
-    while True:
-        status = api.inspect_container(container_id)["State"]["Status"]
-        if status not in RUNNING_STATES or clock() >= deadline:
-            return status
-        sleep(0.2)
+def _wait_stopped(api: DockerAPI, container_id: str, deadline: Deadline, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Inspect the container every 0.2 s until it is not running or ``deadline`` has passed; its last status."""
+    def status() -> str:
+        state: str = api.inspect_container(container_id)["State"]["Status"]
+        return state
+
+    return poll(status, lambda state, now: state not in RUNNING_STATES, deadline, 0.2, sleep, cap=False)[1]
 
 
-def recreate(api, name, image=None, version=None, purpose="update", pull="missing", version_before=None,
-             deployment_id=None, liveness=None, stop_timeout=30, check_mode=False, clock=time.monotonic,
-             sleep=time.sleep):
+def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: object = None, purpose: str = "update",
+             pull: str = "missing", version_before: object = None, deployment_id: Optional[str] = None,
+             liveness: Optional[Liveness] = None, stop_timeout: float = 30, check_mode: bool = False,
+             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """Recreate container ``name`` from the new image and start it; the driver's result.
 
     ``api`` is a ``docker.APIClient`` (``DockerClient.api``). ``liveness`` (no argument,
@@ -347,9 +411,9 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
         old = api.inspect_container(name)
     except docker_errors.NotFound:
         raise DockerDriverError("container %s: no such container" % name) from None
-    status = old["State"]["Status"]
-    old_config = old.get("Config") or {}
-    old_labels = old_config.get("Labels") or {}
+    status: str = old["State"]["Status"]
+    old_config: Dict[str, Any] = old.get("Config") or {}
+    old_labels: Dict[str, str] = old_config.get("Labels") or {}
     stop_needed = False
     if status in RUNNING_STATES:
         if purpose == "revert" or (deployment_id and old_labels.get(LABEL_DEPLOYMENT) == deployment_id
@@ -364,7 +428,7 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
                     "container %s is %s and its agent %s: it has not stopped, so it is not recreated (observed consent)"
                     % (name, status, {"working": "is working", "draining": "is still draining",
                                       "no_answer": "gives no answer (no evidence that it stopped)"}.get(
-                        state, "was not checked (no agent_url)")))
+                        state or "", "was not checked (no agent_url)")))
             # the agent's API has closed but its process hangs: stop it like its runtime would
             stop_needed = True
     old_image_attrs = _inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}
@@ -383,14 +447,15 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
     after = image_info(new_image_attrs, new_ref_name)
     labels = history_labels(old_labels, before, version_before, version, deployment_id)
     kwargs, more_networks = create_spec(old, old_image_attrs, new_ref, labels)
-    result = {"changed": True, "container": name, "container_id": None, "previous_container_id": old["Id"],
-              "purpose": purpose, "status_before": status, "image_before": before, "image_after": after,
-              "previous_images": previous_images(labels), "stopped_by_driver": stop_needed, "version": version}
+    result: Dict[str, Any] = {
+        "changed": True, "container": name, "container_id": None, "previous_container_id": old["Id"],
+        "purpose": purpose, "status_before": status, "image_before": before, "image_after": after,
+        "previous_images": previous_images(labels), "stopped_by_driver": stop_needed, "version": version}
     if check_mode:
         return result
     if stop_needed:
         api.stop(old["Id"], timeout=int(stop_timeout))
-        status = _wait_stopped(api, old["Id"], clock() + float(stop_timeout) + 10, clock=clock, sleep=sleep)
+        status = _wait_stopped(api, old["Id"], Deadline(float(stop_timeout) + 10, clock), sleep=sleep)
         if status in RUNNING_STATES:
             raise DockerDriverError("container %s did not stop within %ss" % (name, stop_timeout))
     aside = "%s-agentfleet-old-%s" % (name, old["Id"][:12])
@@ -428,7 +493,9 @@ def recreate(api, name, image=None, version=None, purpose="update", pull="missin
     return result
 
 
-def run_update(params, check_mode=False, client_factory=docker_client, liveness_factory=None):
+def run_update(params: Mapping[str, Any], check_mode: bool = False,
+               client_factory: Callable[[Mapping[str, Any]], DockerClient] = docker_client,
+               liveness_factory: Optional[Callable[[Mapping[str, Any]], Liveness]] = None) -> Dict[str, Any]:
     """The ``docker_agent_update`` module's engine call."""
     client = client_factory(params)
     liveness = liveness_factory(params) if liveness_factory is not None and params.get("agent_url") else None

@@ -7,19 +7,40 @@
 ready and whether it has become *stable* (ready on every probe for
 ``min_stable_time``). :func:`wait_for_wave` drives any check function
 (health probe, "has shut down" probe, ...) through it until the wave is
-decided; it never sleeps by itself except through the injected ``sleep``.
+decided (polling through :func:`._waiter.poll`); it never sleeps by itself except through the injected
+``sleep``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Set
+from typing import Tuple
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._consent import adaptive_interval
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DEFAULT_BLOCKING_WARNINGS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import blocking_warning
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_wakeup_error
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import adaptive_interval
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
+
+# what a check says about one agent: (ready, cause, info); a check probes agents: names -> {name: answer}
+Answer = Tuple[bool, Optional[str], Dict[str, Any]]
+Check = Callable[[List[str]], Mapping[str, Answer]]
 
 # the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
 GATE_OPTIONS = dict(
@@ -43,7 +64,7 @@ MIN_STREAK_SPACING = 0.05
 DUE_SLACK = 0.01
 
 
-def streak_spacing(min_stable_time, poll_interval, min_probes=MIN_HEALTHY_PROBES):
+def streak_spacing(min_stable_time: float, poll_interval: float, min_probes: int = MIN_HEALTHY_PROBES) -> float:
     """How far apart the ready probes of a streak are: they span ``min_stable_time`` (the window the user asked
     for) when that is shorter than ``min_probes - 1`` poll intervals, never closer than MIN_STREAK_SPACING; else
     ``poll_interval``."""
@@ -55,51 +76,51 @@ def streak_spacing(min_stable_time, poll_interval, min_probes=MIN_HEALTHY_PROBES
 class WaveTracker:
     """Pure state of a wave being watched; feed it observations, ask it verdicts."""
 
-    def __init__(self, names, min_stable_time=0.0, success_threshold=1.0, min_probes=1, fail_fast_after=None,
-                 fail_on_critical=True):
+    def __init__(self, names: Iterable[str], min_stable_time: float = 0.0, success_threshold: float = 1.0,
+                 min_probes: int = 1, fail_fast_after: Optional[float] = None, fail_on_critical: bool = True) -> None:
         """``fail_fast_after``: None, or the seconds after which an agent that reports ``status: critical`` on
         every probe (``fail_on_critical``) is failed at once; with it, an agent reporting ``cognitive_state``
         wakeup_error is failed on that probe. A failed agent is not probed again (:meth:`watching`)."""
-        self.names = list(names)
+        self.names: List[str] = list(names)
         self.fail_fast_after = None if fail_fast_after is None else max(0.0, float(fail_fast_after))
         self.fail_on_critical = fail_on_critical
-        self.failed = {}
-        self.critical_since = {}
+        self.failed: Dict[str, str] = {}
+        self.critical_since: Dict[str, float] = {}
         self.min_stable_time = max(0.0, float(min_stable_time))
         self.min_probes = max(1, int(min_probes))
-        self.streak = {n: 0 for n in self.names}
+        self.streak: Dict[str, int] = {n: 0 for n in self.names}
         self.success_threshold = float(success_threshold)
-        self.ready_since = {n: None for n in self.names}
-        self.stable_at = {}
-        self.last_cause = {n: "not probed yet" for n in self.names}
-        self.last_info = {n: {} for n in self.names}
-        self.probes = {n: 0 for n in self.names}
-        self.seen_ready = set()
+        self.ready_since: Dict[str, Optional[float]] = {n: None for n in self.names}
+        self.stable_at: Dict[str, float] = {}
+        self.last_cause: Dict[str, Optional[str]] = {n: "not probed yet" for n in self.names}
+        self.last_info: Dict[str, Dict[str, Any]] = {n: {} for n in self.names}
+        self.probes: Dict[str, int] = {n: 0 for n in self.names}
+        self.seen_ready: Set[str] = set()
 
-    def streak_spacing(self, poll_interval):
+    def streak_spacing(self, poll_interval: float) -> float:
         """:func:`streak_spacing` of this wave."""
         return streak_spacing(self.min_stable_time, poll_interval, self.min_probes)
 
     @property
-    def required(self):
+    def required(self) -> int:
         """How many agents must be stable for the wave to pass."""
         if not self.names:
             return 0
         return int(math.ceil(self.success_threshold * len(self.names) - 1e-9))
 
-    def pending(self):
+    def pending(self) -> List[str]:
         """The agents not stable (failed fast ones too)."""
         return [n for n in self.names if n not in self.stable_at]
 
-    def watching(self):
+    def watching(self) -> List[str]:
         """The agents still worth probing: neither stable nor failed fast."""
         return [n for n in self.names if n not in self.stable_at and n not in self.failed]
 
-    def hopeless(self):
+    def hopeless(self) -> bool:
         """Whether too many agents failed fast for the wave to reach its threshold."""
         return self.stable_count() + len(self.watching()) < self.required
 
-    def _fail_fast(self, name, info, now):
+    def _fail_fast(self, name: str, info: Dict[str, Any], now: float) -> Optional[str]:
         """The cause ``name`` fails at once for, from its answer ``info`` at ``now``, or None."""
         if self.fail_fast_after is None or not info:
             return None
@@ -113,7 +134,7 @@ class WaveTracker:
             return None
         return "status critical for %g s: %s" % (self.fail_fast_after, critical_detail(info))
 
-    def observe(self, name, ready, cause, info, now):
+    def observe(self, name: str, ready: bool, cause: Optional[str], info: Dict[str, Any], now: float) -> None:
         """Record one probe of ``name`` at time ``now``."""
         self.probes[name] += 1
         if info:
@@ -131,9 +152,10 @@ class WaveTracker:
             self.seen_ready.add(name)
             self.last_cause[name] = None
             self.streak[name] += 1
-            if self.ready_since[name] is None:
-                self.ready_since[name] = now
-            if now - self.ready_since[name] >= self.min_stable_time and self.streak[name] >= self.min_probes:
+            since = self.ready_since[name]
+            if since is None:
+                since = self.ready_since[name] = now
+            if now - since >= self.min_stable_time and self.streak[name] >= self.min_probes:
                 self.stable_at[name] = now
             elif self.streak[name] < self.min_probes:
                 self.last_cause[name] = "healthy on %d of the %d probes in a row needed" % (self.streak[name],
@@ -143,16 +165,16 @@ class WaveTracker:
             self.streak[name] = 0
             self.last_cause[name] = cause or "not ready"
 
-    def stable_count(self):
+    def stable_count(self) -> int:
         return len(self.stable_at)
 
-    def threshold_met(self):
+    def threshold_met(self) -> bool:
         return self.stable_count() >= self.required
 
-    def all_stable(self):
+    def all_stable(self) -> bool:
         return not self.pending()
 
-    def next_due(self, now, poll_interval):
+    def next_due(self, now: float, poll_interval: float) -> float:
         """When the next probe is worth doing: at the poll interval, or sooner when
         an agent's stability window ends before then."""
         due = now + poll_interval
@@ -164,13 +186,13 @@ class WaveTracker:
                 due = min(due, since + self.min_stable_time)
         return max(due, now)
 
-    def due(self, name, now, poll_interval, fast_elapsed=None):
+    def due(self, name: str, now: float, poll_interval: float, fast_elapsed: Optional[float] = None) -> float:
         """When ``name``, just probed at ``now``, is worth probing again.
 
         In a streak of ready probes: :meth:`streak_spacing` later (the probes in a row span the stability
         window, so an agent flapping within it is not counted stable), or when the window ends if sooner. Not ready:
         at the poll interval; with ``fast_elapsed`` (seconds since the wait began) and never seen ready
-        yet, sooner (:func:`._consent.adaptive_interval`): an agent that comes up is seen soon after.
+        yet, sooner (:func:`._waiter.adaptive_interval`): an agent that comes up is seen soon after.
         """
         since = self.ready_since[name]
         if since is not None:
@@ -182,8 +204,8 @@ class WaveTracker:
             return now + adaptive_interval(fast_elapsed, poll_interval)
         return now + poll_interval
 
-    def summary(self):
-        agents = {}
+    def summary(self) -> Dict[str, Dict[str, Any]]:
+        agents: Dict[str, Dict[str, Any]] = {}
         for n in self.names:
             entry = {"stable": n in self.stable_at, "cause": None if n in self.stable_at else self.last_cause[n],
                      "probes": self.probes[n], "failed_fast": n in self.failed}
@@ -192,12 +214,12 @@ class WaveTracker:
         return agents
 
 
-def critical_detail(info):
+def critical_detail(info: Optional[Dict[str, Any]]) -> str:
     """Why an agent reports ``status: critical``, from its warnings: ``adapters failed to load`` (the codes of
     its error warnings, or of all of them, in words), or ``no warning reported``."""
     warnings = (info or {}).get("warnings") or []
     errors = [w for w in warnings if w.get("severity") == "error"] or warnings
-    codes = []
+    codes: List[str] = []
     for w in errors:
         words = w["code"].replace("_", " ")
         if words not in codes:
@@ -205,9 +227,12 @@ def critical_detail(info):
     return ", ".join(codes) if codes else "no warning reported"
 
 
-def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, deadline=300.0,
-                  poll_interval=1.0, grace=None, clock=time.monotonic, sleep=time.sleep, progress=None,
-                  progress_every=5.0, min_probes=1, fast_first=False, fail_fast_after=None, fail_on_critical=True):
+def wait_for_wave(names: Iterable[str], check: Check, min_stable_time: float = 0.0, success_threshold: float = 1.0,
+                  deadline: float = 300.0, poll_interval: float = 1.0, grace: Optional[float] = None,
+                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                  progress: Optional[Callable[[str], None]] = None, progress_every: float = 5.0, min_probes: int = 1,
+                  fast_first: bool = False, fail_fast_after: Optional[float] = None,
+                  fail_on_critical: bool = True) -> Dict[str, Any]:
     """Probe ``names`` with ``check(names) -> {name: (ready, cause, info)}`` until decided.
 
     The wait ends at the first of: every agent stable; ``deadline`` seconds
@@ -225,46 +250,53 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     """
     tracker = WaveTracker(names, min_stable_time, success_threshold, min_probes, fail_fast_after, fail_on_critical)
     grace = tracker.min_stable_time if grace is None else max(0.0, float(grace))
-    start = clock()
-    met_at = None
-    reason = None
+    wait = Deadline(deadline, clock)
+    start = wait.start
+    # since the threshold was first met: the wait ends when its grace has passed
+    met: Optional[Deadline] = None
+    reason = "deadline reached"
     last_progress = start
     due_at = dict((n, start) for n in tracker.names)
-    while True:
+
+    def fetch() -> Tuple[List[str], Mapping[str, Answer]]:
         now = clock()
         # the agents due now (or within DUE_SLACK: probed together rather than in rounds of a few)
         todo = [n for n in tracker.watching() if due_at[n] <= now + DUE_SLACK]
-        if todo:
-            answers = check(todo)
-            now = clock()
-            for name in todo:
-                ready, cause, info = answers.get(name, (False, "no answer", {}))
-                tracker.observe(name, ready, cause, info, now)
-                due_at[name] = tracker.due(name, now, poll_interval, (now - start) if fast_first else None)
+        return todo, (check(todo) if todo else {})
+
+    def decided(probed: Tuple[List[str], Mapping[str, Answer]], now: float) -> bool:
+        nonlocal met, reason
+        todo, answers = probed
+        for name in todo:
+            ready, cause, info = answers.get(name, (False, "no answer", {}))
+            tracker.observe(name, ready, cause, info, now)
+            due_at[name] = tracker.due(name, now, poll_interval, (now - start) if fast_first else None)
         if tracker.all_stable():
             reason = "all stable"
-            break
+            return True
         if tracker.failed and (tracker.hopeless() or not tracker.watching()):
             causes = "; ".join(sorted(set(tracker.failed.values()))[:3])
             reason = "failed fast: %d of %d agents (%s)" % (len(tracker.failed), len(tracker.names), causes)
-            break
+            return True
         if tracker.threshold_met():
-            met_at = now if met_at is None else met_at
-            if now - met_at >= grace:
+            if met is None:
+                met = Deadline(grace, clock, start=now)
+            if met.expired(now):
                 reason = "threshold met"
-                break
-        if now - start >= deadline:
-            reason = "deadline reached"
-            break
+                return True
+        return False
+
+    def pause(now: float) -> float:
+        nonlocal last_progress
         if progress is not None and now - last_progress >= progress_every:
             last_progress = now
             progress(progress_line(tracker, now - start))
         due = min(due_at[n] for n in tracker.watching())
-        if met_at is not None:
-            due = min(due, met_at + grace)
-        due = min(due, start + deadline)
-        if due > now:
-            sleep(due - now)
+        if met is not None:
+            due = min(due, met.end)
+        return due - now
+
+    poll(fetch, decided, wait, pause, sleep)
     agents = tracker.summary()
     return {
         "passed": tracker.threshold_met(),
@@ -280,7 +312,7 @@ def wait_for_wave(names, check, min_stable_time=0.0, success_threshold=1.0, dead
     }
 
 
-def progress_line(tracker, elapsed):
+def progress_line(tracker: WaveTracker, elapsed: float) -> str:
     """``14/20 healthy, 3 starting, 2 draining, 1 failing, 45s`` from a tracker's last probes."""
     starting = draining = failing = 0
     for name in tracker.pending():
@@ -295,13 +327,15 @@ def progress_line(tracker, elapsed):
         tracker.stable_count(), len(tracker.names), starting, draining, failing, elapsed)
 
 
-def agent_state_ready(info, expected_states=("work",), target_version=None):
+def agent_state_ready(info: Optional[Dict[str, Any]], expected_states: Sequence[str] = ("work",),
+                      target_version: Optional[str] = None) -> Tuple[bool, Optional[str]]:
     """``health_check: agent_states``: ``(ready, cause)`` from what the agent reports about itself only.
 
     It answered with a state (``info`` from the probe), finished initializing, and its
     ``cognitive_state`` is expected; its ``status`` (the health checks' verdict) is not looked at.
     """
-    state = (info or {}).get("cognitive_state")
+    info = info or {}
+    state = info.get("cognitive_state")
     if state is None:
         return False, "no cognitive_state reported"
     if info.get("initialization_complete") is False:
@@ -313,19 +347,20 @@ def agent_state_ready(info, expected_states=("work",), target_version=None):
     return True, None
 
 
-def health_check_fn(client, urls, expected_states=("work",), target_version=None, health_check="checks",
-                    blocking_warnings=()):
+def health_check_fn(client: AgentClient, urls: Mapping[str, str], expected_states: Iterable[str] = ("work",),
+                    target_version: Optional[str] = None, health_check: str = "checks",
+                    blocking_warnings: Iterable[str] = ()) -> Check:
     """A ``check`` for :func:`wait_for_wave` that probes agents' health concurrently.
 
     ``urls`` maps name -> agent_url. ``health_check``: ``checks`` (the probe's verdict: status healthy
     and an expected state) or ``agent_states`` (:func:`agent_state_ready`). Either way an agent that
     reports one of the ``blocking_warnings`` codes is not ready.
     """
-    expected_states = tuple(expected_states)
+    expected = tuple(expected_states)
 
-    def judge(r):
+    def judge(r: Dict[str, Any]) -> Answer:
         if health_check == "agent_states" and r.get("reachable"):
-            ready, cause = agent_state_ready(r["info"], expected_states, target_version)
+            ready, cause = agent_state_ready(r["info"], expected, target_version)
         else:
             ready, cause = r["healthy"], r["cause"]
         if ready:
@@ -334,14 +369,14 @@ def health_check_fn(client, urls, expected_states=("work",), target_version=None
                 return False, blocked, r["info"]
         return ready, cause, r["info"]
 
-    def check(names):
-        results = client.fan_out(lambda n: (n, client.probe(urls[n], expected_states, target_version)), names)
+    def check(names: List[str]) -> Dict[str, Answer]:
+        results = client.fan_out(lambda n: (n, client.probe(urls[n], expected, target_version)), names)
         return {n: judge(r) for n, r in results}
 
     return check
 
 
-def format_table(result, limit=50):
+def format_table(result: Mapping[str, Any], limit: int = 50) -> List[str]:
     """Per-agent table of causes for agents that did not become stable."""
     lines = []
     for name, cause in list(result["unstable"].items())[:limit]:
@@ -355,7 +390,7 @@ def format_table(result, limit=50):
     return lines
 
 
-def short_window_warnings(min_healthy_time, poll_interval):
+def short_window_warnings(min_healthy_time: float, poll_interval: float) -> List[str]:
     """A warning when ``min_healthy_time`` is under a second: the gate's probes in a row span only that."""
     if min_healthy_time >= 1.0:
         return []
@@ -365,7 +400,7 @@ def short_window_warnings(min_healthy_time, poll_interval):
             "version needs to show (10 s or more)" % (min_healthy_time, MIN_HEALTHY_PROBES, spacing)]
 
 
-def validate_gate_params(params):
+def validate_gate_params(params: Mapping[str, Any]) -> None:
     threshold = params.get("success_threshold")
     if threshold is None or not 0.0 <= threshold <= 1.0:
         raise ValueError("success_threshold must be between 0 and 1, got %r" % threshold)
@@ -374,7 +409,10 @@ def validate_gate_params(params):
             raise ValueError("%s must not be negative" % key)
 
 
-def gate_agents(client, agents, params, target_version=None, clock=time.monotonic, sleep=time.sleep, progress=None):
+def gate_agents(client: AgentClient, agents: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
+                target_version: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], None] = time.sleep,
+                progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Wait for ``agents`` to be stable (the health gate); returns the waiter's result plus a cause table.
 
     Without ``grace`` every agent stays watched until it is stable or ``healthy_deadline`` ends (stragglers are

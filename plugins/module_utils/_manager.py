@@ -25,7 +25,7 @@ import math
 import re
 import time
 import warnings
-from typing import Any, Dict, Iterable, Literal, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Literal, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 try:
@@ -44,6 +44,8 @@ else:
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
 
 NOTIFY_PATH = "/manager/v1/updates/notify"
 STATUS_PATH = "/manager/v1/updates/status"
@@ -377,26 +379,26 @@ def _reason(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------------------- waiting
 
-def wait_for_deployment(fetch, deployment_id, wait_timeout, poll_interval, first=None, clock=time.monotonic,
-                        sleep=time.sleep):
+def wait_for_deployment(fetch: Callable[[str], Optional[Dict[str, Any]]], deployment_id: str, wait_timeout: float,
+                        poll_interval: float, first: Optional[Dict[str, Any]] = None,
+                        clock: Callable[[], float] = time.monotonic,
+                        sleep: Callable[[float], None] = time.sleep) -> Tuple[Dict[str, Any], int]:
     """Poll ``fetch(deployment_id)`` until the deployment is completed, failed, cancelled, rejected or rolled back.
 
     Returns ``(status, polls)``. A poll that fails (the manager restarting, a proxy's 502) is tried again at the
     next interval until the deadline; a refused token fails at once. At the deadline a :class:`ManagerError`
     carries the last status seen. ``first`` is a status already in hand (the notify's answer).
     """
-    deadline = clock() + float(wait_timeout)
+    deadline = Deadline(float(wait_timeout), clock)
     last, last_error, polls = first, None, 0
-    while last is None or outcome(last["status"]) is None:
-        now = clock()
-        if now >= deadline:
-            raise ManagerError(
-                "deployment %s did not finish within %s s; last status: %s%s"
-                % (deployment_id, _seconds(wait_timeout), summary_line(last) if last else "none",
-                   "; last error: %s" % last_error if last_error else ""),
-                deployment=last, timed_out=True, polls=polls)
-        if polls or last is not None or last_error:
-            sleep(max(0.0, min(float(poll_interval), deadline - now)))
+    # the first value the waiter judges is the status in hand, if any (then it sleeps before the first poll)
+    in_hand = first is not None
+
+    def poll_once() -> Optional[Dict[str, Any]]:
+        nonlocal in_hand, last, last_error, polls
+        if in_hand:
+            in_hand = False
+            return last
         try:
             status = fetch(deployment_id)
         except ManagerAuthError:
@@ -404,12 +406,24 @@ def wait_for_deployment(fetch, deployment_id, wait_timeout, poll_interval, first
         except ManagerError as exc:
             polls += 1
             last_error = exc.msg
-            continue
+            return last
         polls += 1
         if status is None:
             raise ManagerError("the manager knows no deployment %s (the status answer is empty)" % deployment_id,
                                deployment=last, polls=polls)
         last, last_error = status, None
+        return last
+
+    finished = False
+    if first is not None or not deadline.expired(clock()):
+        finished = poll(poll_once, lambda status, now: status is not None and outcome(status["status"]) is not None,
+                        deadline, float(poll_interval), sleep)[0]
+    if not finished or last is None:
+        raise ManagerError(
+            "deployment %s did not finish within %s s; last status: %s%s"
+            % (deployment_id, _seconds(wait_timeout), summary_line(last) if last else "none",
+               "; last error: %s" % last_error if last_error else ""),
+            deployment=last, timed_out=True, polls=polls)
     return last, polls
 
 

@@ -9,12 +9,23 @@ Tests drive it with a fake clock and a recording sleep, so no test waits.
 from __future__ import annotations
 
 import time
+from typing import Callable
+from typing import Optional
+from typing import Tuple
+from typing import TypeVar
+
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll as _poll
 
 IN_PROGRESS = "IN_PROGRESS"
 TIMEOUT = "TIMEOUT"
 
+T = TypeVar("T")
 
-def poll(fetch, evaluate, timeout, delay, clock=None, sleep=None, on_poll=None):
+
+def poll(fetch: Callable[[], T], evaluate: Callable[[T], Tuple[str, str]], timeout: float, delay: float,
+         clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
+         on_poll: Optional[Callable[[str, str, T], None]] = None) -> Tuple[str, str, T]:
     """Call ``fetch()`` until ``evaluate(value)`` leaves IN_PROGRESS or ``timeout`` passes.
 
     ``evaluate`` returns ``(state, message)``. Returns ``(state, message, value)``
@@ -22,18 +33,15 @@ def poll(fetch, evaluate, timeout, delay, clock=None, sleep=None, on_poll=None):
     last evaluation's, i.e. what the resource reported at the deadline).
     ``on_poll(state, message, value)`` is called after every evaluation.
     """
-    clock = clock or time.monotonic
-    sleep = sleep or time.sleep
-    deadline = clock() + max(float(timeout), 0.0)
-    delay = max(float(delay), 0.0)
-    while True:
-        value = fetch()
+    deadline = Deadline(max(float(timeout), 0.0), clock or time.monotonic)
+    state, message = IN_PROGRESS, ""
+
+    def evaluated(value: T, now: float) -> bool:
+        nonlocal state, message
         state, message = evaluate(value)
         if on_poll is not None:
             on_poll(state, message, value)
-        if state != IN_PROGRESS:
-            return state, message, value
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return TIMEOUT, message, value
-        sleep(min(delay, remaining))
+        return state != IN_PROGRESS
+
+    finished, value = _poll(fetch, evaluated, deadline, max(float(delay), 0.0), sleep or time.sleep)
+    return (state if finished else TIMEOUT), message, value

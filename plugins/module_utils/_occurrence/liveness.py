@@ -18,7 +18,19 @@ clock, so the waits are tested without sleeping.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+from typing import TypedDict
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._health import Answer
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import wait_for_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import classify_liveness
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DRAINING
@@ -30,9 +42,25 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._transport.errors import TransportError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Sighting
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import StopWatch
+
+if TYPE_CHECKING:
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
 
 
-def describe(state, cause=None, info=None):
+class TimelineEntry(TypedDict):
+    """What the probes said about one occurrence (:meth:`StopTimeline.get`)."""
+
+    state: Optional[str]
+    cause: Optional[str]
+    info: Dict[str, Any]
+    drained_at: Optional[float]
+    exited_at: Optional[float]
+    probes: int
+
+
+def describe(state: Optional[str], cause: Optional[str] = None, info: Optional[Dict[str, Any]] = None) -> str:
     """One phrase for what a probe said, for failures and reports."""
     info = info or {}
     if state == STOPPED:
@@ -47,55 +75,39 @@ def describe(state, cause=None, info=None):
     return "not probed"
 
 
-class StopTimeline:
+class StopTimeline(StopWatch):
     """What the probes said about each occurrence, in order (pure: feed it with :meth:`observe`).
 
-    Per name: the last ``state`` / ``cause`` / ``info``, ``drained_at`` (first
-    seen DRAINING), ``exited_at`` (first seen STOPPED) and the probe count.
+    A :class:`._waiter.StopWatch` of the occurrences observed (none named up front): per name the last
+    ``state`` / ``cause`` / ``info``, ``drained_at`` (first seen DRAINING), ``exited_at`` (first seen STOPPED,
+    the watch's ``stopped_at``) and the probe count, as :meth:`get` gives them.
     """
 
-    def __init__(self):
-        self.entries = {}
+    @property
+    def entries(self) -> Dict[str, TimelineEntry]:
+        """name -> :meth:`get`, for every occurrence observed."""
+        return dict((n, self.get(n)) for n in self.last)
 
-    def observe(self, name, state, cause, info, now):
-        entry = self.entries.get(name)
-        if entry is None:
-            entry = self.entries[name] = {"state": None, "cause": None, "info": {}, "drained_at": None,
-                                          "exited_at": None, "probes": 0}
-        entry["probes"] += 1
-        entry["state"], entry["cause"] = state, cause
-        if info:
-            entry["info"] = info
-        if state == DRAINING and entry["drained_at"] is None:
-            entry["drained_at"] = now
-        if state == STOPPED and entry["exited_at"] is None:
-            entry["exited_at"] = now
-        return entry
+    def get(self, name: str) -> TimelineEntry:
+        state, cause, info = self.last.get(name, (None, None, {}))
+        return {"state": state, "cause": cause, "info": info, "drained_at": self.drained_at.get(name),
+                "exited_at": self.stopped_at.get(name), "probes": self.probes.get(name, 0)}
 
-    def get(self, name):
-        return self.entries.get(name) or {"state": None, "cause": None, "info": {}, "drained_at": None,
-                                          "exited_at": None, "probes": 0}
-
-    def stopped(self, name):
-        return self.get(name)["exited_at"] is not None
-
-    def drained(self, name):
-        return self.get(name)["drained_at"] is not None
-
-    def describe(self, name):
+    def describe(self, name: str) -> str:
         entry = self.get(name)
         return describe(entry["state"], entry["cause"], entry["info"])
 
 
-def stop_check_fn(client, urls, timeline, clock=time.time):
+def stop_check_fn(client: AgentClient, urls: Mapping[str, str], timeline: StopTimeline,
+                  clock: Callable[[], float] = time.time) -> Callable[[List[str]], Dict[str, Answer]]:
     """A ``check`` for :func:`~._health.wait_for_wave`: ready = STOPPED.
 
     ``urls`` maps name -> agent_url; every answer goes into ``timeline``
     stamped with ``clock()`` (a unix time, for the report).
     """
-    def check(names):
-        results = client.fan_out(lambda n: (n, probe_liveness(client, urls[n])), names)
-        out = {}
+    def check(names: List[str]) -> Dict[str, Answer]:
+        results: List[Tuple[str, Sighting]] = client.fan_out(lambda n: (n, probe_liveness(client, urls[n])), names)
+        out: Dict[str, Answer] = {}
         for name, (state, cause, info) in results:
             timeline.observe(name, state, cause, info, clock())
             out[name] = (state == STOPPED, timeline.describe(name), info)
@@ -104,8 +116,10 @@ def stop_check_fn(client, urls, timeline, clock=time.time):
     return check
 
 
-def wait_for_stop(client, urls, names, timeout, poll_interval=1.0, timeline=None, clock=time.time,
-                  sleep=time.sleep, monotonic=time.monotonic):
+def wait_for_stop(client: AgentClient, urls: Mapping[str, str], names: Iterable[str], timeout: float,
+                  poll_interval: Optional[float] = 1.0, timeline: Optional[StopTimeline] = None,
+                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                  monotonic: Callable[[], float] = time.monotonic) -> Tuple[Dict[str, Any], StopTimeline]:
     """Probe ``names`` until every one is STOPPED or ``timeout`` seconds passed.
 
     Returns ``(result, timeline)``: ``result`` as of ``wait_for_wave``
@@ -118,7 +132,8 @@ def wait_for_stop(client, urls, names, timeout, poll_interval=1.0, timeline=None
     return result, timeline
 
 
-def probe_health(client, agent_url, expected_states=("work",), target_version=None):
+def probe_health(client: AgentClient, agent_url: str, expected_states: Sequence[str] = ("work",),
+                 target_version: Optional[str] = None) -> Tuple[Optional[str], Optional[str], Dict[str, Any], bool, Optional[str]]:
     """One GET judged twice: ``(liveness state, cause, info, healthy, health cause)``.
 
     ``healthy`` is :func:`~._protocol.evaluate_health` (an expected state, the
