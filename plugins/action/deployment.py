@@ -11,12 +11,10 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _argspecs.DEPLOYMENT_SPEC
+    ENGINE = staticmethod(_runners.run_deployment)
     REQUIRED_IF = _argspecs.DEPLOYMENT_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
 
     def reads_agent_tokens(self, params):
         # only closing writes a report (masked with every token); recording reads no host's variables
         return params["state"] not in ("running", "staged")
-
-    def run_engine(self, params, task_vars):
-        return _runners.run_deployment(params, check_mode=self.check_mode)

@@ -11,7 +11,5 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _argspecs.DEPLOYMENT_INFO_SPEC
+    ENGINE = staticmethod(_runners.run_deployment_info)
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
-
-    def run_engine(self, params, task_vars):
-        return _runners.run_deployment_info(params, check_mode=self.check_mode)

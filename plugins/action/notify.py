@@ -11,10 +11,7 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _argspecs.NOTIFY_SPEC
-
+    ENGINE = staticmethod(_runners.run_notify)
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
     # re-asking deferring agents can wait long: it stops with the ansible-playbook that started it
     WATCH_CONTROLLER = True
-
-    def run_engine(self, params, task_vars):
-        return _runners.run_notify(params, check_mode=self.check_mode, run=self.run_ctx)

@@ -11,8 +11,6 @@ from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import 
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = _argspecs.STATE_SPEC
+    ENGINE = staticmethod(_runners.run_state)
     REQUIRED_IF = _argspecs.STATE_REQUIRED_IF
     ENGINE_ERRORS = _runners.ENGINE_ERRORS
-
-    def run_engine(self, params, task_vars):
-        return _runners.run_state(params, check_mode=self.check_mode)

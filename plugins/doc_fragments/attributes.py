@@ -6,7 +6,14 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Shared ``attributes`` documentation (check mode, diff mode, idempotency)."""
+    """Shared ``attributes`` documentation (check mode, diff mode, idempotency).
+
+    ``DOCUMENTATION`` describes the three attributes every module has; ``CONTROLLER`` adds those of a module with an
+    action plugin. The others are the support levels most modules share (a module's own ``attributes`` add the
+    ``details``): ``INFO_MODULE``; ``IDEMPOTENT`` (check mode full, no diff mode, idempotent);
+    ``PARTIAL`` (check mode and idempotency partial, no diff mode); ``NOT_IDEMPOTENT`` (check mode full, no diff
+    mode, every run acts again).
+    """
 
     DOCUMENTATION = r"""
 options: {}
@@ -48,4 +55,28 @@ attributes:
   idempotent:
     support: full
     details: This action does not modify state.
+"""
+
+    IDEMPOTENT = r"""
+options: {}
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+  idempotent: {support: full}
+"""
+
+    PARTIAL = r"""
+options: {}
+attributes:
+  check_mode: {support: partial}
+  diff_mode: {support: none}
+  idempotent: {support: partial}
+"""
+
+    NOT_IDEMPOTENT = r"""
+options: {}
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+  idempotent: {support: none}
 """

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Rollout state, report and audit options of the occurrence_* modules."""
+    """Rollout state, report and audit options of the occurrence_* modules (``DOCUMENTATION``), and the state file
+    of the modules that read or record an existing deployment (``EXISTING``: deployment_info, rollout_state)."""
 
     DOCUMENTATION = r"""
 options:
@@ -32,4 +33,12 @@ options:
   audit_path:
     description: The audit log (JSON lines); default next to the report, C(.audit.jsonl). May be an C(s3://bucket/key) URL.
     type: path
+"""
+
+    EXISTING = r"""
+options:
+  state_path:
+    description: The rollout state, a SQLite file (a path or C(sqlite:///path)) or C(s3://bucket/prefix) (docs/reliability.md).
+    type: path
+    required: true
 """

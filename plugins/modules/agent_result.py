@@ -43,15 +43,12 @@ notes:
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details:
       - The same result as outside check mode (the outcome describes what happened or, in check mode, what is planned).
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - It reports an outcome and changes nothing; C(changed) mirrors whether the agent was updated in this run.
 seealso:

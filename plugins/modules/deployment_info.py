@@ -19,10 +19,6 @@ description:
     O(max_deployments).
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
-  state_path:
-    description: The rollout state, a SQLite file (a path or C(sqlite:///path)) or C(s3://bucket/prefix) (docs/reliability.md).
-    type: path
-    required: true
   deployment_id:
     description: The deployment to report on.
     type: str
@@ -42,6 +38,7 @@ options:
     type: int
     default: 50
 extends_documentation_fragment:
+  - agentfleet.rollout.state.EXISTING
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
   - agentfleet.rollout.attributes.info_module

@@ -119,16 +119,13 @@ options:
     aliases: [tls_client_key, key_path]
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.NOT_IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details:
       - Inspects the container and the images and returns what would be started; nothing is stopped, created or
         pulled (an image that would have to be pulled fails the check).
-  diff_mode:
-    support: none
   idempotent:
-    support: none
     details:
       - Every run recreates the container. The rollout runs it only for agents that stopped for this deployment.
 seealso:

@@ -117,14 +117,11 @@ extends_documentation_fragment:
   - agentfleet.rollout.aws
   - agentfleet.rollout.aws.report
   - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details: Describes the service and the revision; reports whether the service would be updated. No update, no wait.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - Without O(force_new_deployment), a service already on the revision (and deployment configuration)
         is not updated; with O(wait=true) the module still verifies its deployment.

@@ -59,15 +59,12 @@ extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode nothing is probed and nothing is waited for; the gate is reported as passed and skipped.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - Read-only; never reports a change.
 seealso:

@@ -60,15 +60,12 @@ options:
 extends_documentation_fragment:
   - agentfleet.rollout.manager
   - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.NOT_IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode nothing is sent; RV(request) shows the notification that would be, and C(changed) is true.
-  diff_mode:
-    support: none
   idempotent:
-    support: none
     details:
       - Every run asks the manager for a new deployment. A rerun while the deployment runs is refused by the
         manager (409) and fails naming it; to follow a deployment already started, use

@@ -31,15 +31,12 @@ options:
 extends_documentation_fragment:
   - agentfleet.rollout.manager
   - agentfleet.rollout.attributes
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details:
       - Only reads; in check mode the status is read once and O(wait) is skipped.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - Read-only; never reports a change.
 seealso:

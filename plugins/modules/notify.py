@@ -128,16 +128,13 @@ extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.PARTIAL
 attributes:
   check_mode:
-    support: partial
     details:
       - In check mode no agent is asked (and nothing is probed), the state file is neither read nor written,
         and RV(would_ask) lists the agents that would be asked; C(changed) tells whether anyone would be.
-  diff_mode:
-    support: none
   idempotent:
-    support: partial
     details:
       - A shutdown request is not idempotent by nature; an accepting agent stops.
       - What makes a rerun safe is O(deployment_id) plus O(state_path). An answer recorded in the state file

@@ -65,14 +65,11 @@ options:
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.NOT_IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details: Nothing is sent in check mode; RV(events) lists what would be.
-  diff_mode:
-    support: none
   idempotent:
-    support: none
     details:
       - Each run sends its events again.
 """

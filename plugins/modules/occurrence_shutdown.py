@@ -89,14 +89,11 @@ extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details: Reads the state (if it exists) to say whether a decision would be reused or whom it would ask; asks nobody.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details:
       - Sending a shutdown is not idempotent by nature; the shared decision (reused within O(max_age)), the
         deployment id and the state make a rerun ask nobody again and send nothing to occurrences already down.

@@ -76,14 +76,11 @@ extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.IDEMPOTENT
 attributes:
   check_mode:
-    support: full
     details: Starts nothing and waits for nothing; returns what it would start.
-  diff_mode:
-    support: none
   idempotent:
-    support: full
     details: Occurrences already awake are not started again.
 """
 

@@ -28,10 +28,6 @@ description:
   - Fails for a deployment id that is not in the state file.
   - Runs on the controller (action plugin), without forking a Python interpreter per task.
 options:
-  state_path:
-    description: The rollout state, a SQLite file (a path or C(sqlite:///path)) or C(s3://bucket/prefix) (docs/reliability.md).
-    type: path
-    required: true
   op:
     description: What to record (see the description).
     type: str
@@ -96,16 +92,14 @@ options:
     description: Append one JSON line per event (wave started; wave passed or failed) to this audit log.
     type: path
 extends_documentation_fragment:
+  - agentfleet.rollout.state.EXISTING
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.PARTIAL
 attributes:
   check_mode:
-    support: partial
     details: In check mode nothing is recorded and nothing is predicted; the result has only C(msg).
-  diff_mode:
-    support: none
   idempotent:
-    support: partial
     details:
       - O(op=wave_start) and O(op=wave_done) always report a change (they record times); recording the same values
         again leaves the same state.

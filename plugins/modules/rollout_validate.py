@@ -53,13 +53,7 @@ options:
 extends_documentation_fragment:
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+  - agentfleet.rollout.attributes.IDEMPOTENT
 """
 
 EXAMPLES = r"""

@@ -270,18 +270,15 @@ extends_documentation_fragment:
   - agentfleet.rollout.connection
   - agentfleet.rollout.attributes
   - agentfleet.rollout.attributes.CONTROLLER
+  - agentfleet.rollout.attributes.PARTIAL
 attributes:
   check_mode:
-    support: partial
     details:
       - In check mode the wave is not run; nothing is asked, watched, started, probed or reverted, and the state file
         is neither read nor written. The task returns C(changed=true), RV(halt=false), one RV(outcomes) entry per
         member with result V(planned) (C(would be asked in wave 2 of 4 [early_adopters])) and the same as
         RV(plan_lines).
-  diff_mode:
-    support: none
   idempotent:
-    support: partial
     details:
       - Asking for consent and starting agents are not idempotent by nature; every run reports C(changed=true).
       - What makes a rerun safe is the state file O(state_path) with the same O(deployment_id). Agents whose accept,

@@ -105,7 +105,12 @@ class EngineError(Exception):
 
 
 class EngineAction(ActionBase):
-    """Subclasses set ARGUMENT_SPEC (plus MUTUALLY_EXCLUSIVE etc.) and implement ``run_engine``."""
+    """Subclasses set ARGUMENT_SPEC (plus MUTUALLY_EXCLUSIVE etc.) and either ENGINE or ``run_engine``.
+
+    ENGINE (``staticmethod(fn)``) is an engine called as the module's ``main()`` calls it (``_module.run_module``):
+    ``fn(params, check_mode=...)``, plus ``run=`` the controller's run with WATCH_CONTROLLER. An action that
+    needs more (the task's variables, another engine per step) overrides ``run_engine`` instead.
+    """
 
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -114,6 +119,7 @@ class EngineAction(ActionBase):
     REQUIRED_IF = None
     REQUIRED_ONE_OF = None
     REQUIRED_TOGETHER = None
+    ENGINE = None
     ENGINE_ERRORS = (ValueError,)
     WATCH_CONTROLLER = False
 
@@ -192,8 +198,12 @@ class EngineAction(ActionBase):
     def check_mode(self):
         return bool(self._task.check_mode or self._play_context.check_mode)
 
-    def run_engine(self, params, task_vars):  # pragma: no cover - abstract
-        raise AnsibleActionFail("action plugin %s has no engine" % self.__class__.__name__)
+    def run_engine(self, params, task_vars):
+        if self.ENGINE is None:
+            raise AnsibleActionFail("action plugin %s has no engine" % self.__class__.__name__)
+        if self.WATCH_CONTROLLER:
+            return self.ENGINE(params, check_mode=self.check_mode, run=self.run_ctx)
+        return self.ENGINE(params, check_mode=self.check_mode)
 
 
 def _orphan_exit():
