@@ -182,8 +182,8 @@ molecule: venv build
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(BUILD_DIR)/molecule-ephemeral \
 	    $(abspath $(BIN))/molecule test -s default
 
-# mypy --strict over plugins/module_utils (mypy.ini; issue 22). The package is found through a symlink
-# build/typecheck/ansible_collections/agentfleet/rollout -> this checkout.
+# mypy --strict over plugins/module_utils (mypy.ini; issue 22), a step of make test and make check. The package
+# is found through a symlink build/typecheck/ansible_collections/agentfleet/rollout -> this checkout.
 TYPECHECK_ROOT := $(CURDIR)/$(BUILD_DIR)/typecheck
 typecheck: venv
 	mkdir -p $(TYPECHECK_ROOT)/ansible_collections/$(COLLECTION_NS)
@@ -196,10 +196,10 @@ changelog-lint: venv
 
 # Order matters: build installs the tarball that integration and molecule use.
 # Each target's time and the whole run's are printed at the end (and on a failure).
-TEST_STEPS := venv build units integration integration-timing faults ciris sanity molecule changelog-lint \
+TEST_STEPS := venv build units typecheck integration integration-timing faults ciris sanity molecule changelog-lint \
               lint galaxy-import packaging-tests tool-check units-oldest
 # The inner loop (README, "Which tests to run when"): under 5 minutes once the venvs exist.
-CHECK_STEPS := venv build units integration-fast lint
+CHECK_STEPS := venv build units typecheck integration-fast lint
 define run-steps
 	@set -e; start=$$(date +%s); times=""; \
 	for t in $(2); do \

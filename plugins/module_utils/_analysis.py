@@ -324,7 +324,12 @@ class Sources:
         errors = [e for s, e in results if e]
         if errors:
             return None, "; ".join(errors[:3]) + (" and %d more" % (len(errors) - 3) if len(errors) > 3 else "")
-        samples = [x for s, e in results for x in s]
+        samples: List[float] = []
+        for measured, dummy in results:
+            if measured is None:
+                # _pick gives samples or an error, never neither
+                raise AnalysisError("an agent check measured neither samples nor an error")
+            samples.extend(measured)
         return (samples or None), (None if samples else "no data")
 
 

@@ -43,7 +43,7 @@ Answer = Tuple[bool, Optional[str], Dict[str, Any]]
 Check = Callable[[List[str]], Mapping[str, Answer]]
 
 # the health gate's options, shared by health_gate and rollout_wave (doc fragment agentfleet.rollout.gate)
-GATE_OPTIONS = dict(
+GATE_OPTIONS: Dict[str, Dict[str, Any]] = dict(
     expected_states=dict(type="list", elements="str", default=["work"]),
     min_healthy_time=dict(type="float", default=10.0),
     healthy_deadline=dict(type="float", default=300.0),

@@ -190,6 +190,14 @@ def _audit(audit_path: Optional[str], event: str, dep: Mapping[str, Any], who: s
     append_audit(audit_path, line)
 
 
+def reread(store: StateStore, deployment_id: str) -> Dict[str, Any]:
+    """The deployment as the state now holds it (deployments are never deleted: LifecycleError if it is gone)."""
+    dep = store.get_deployment(deployment_id)
+    if dep is None:
+        raise LifecycleError("deployment %s is gone from the rollout state" % deployment_id)
+    return dep
+
+
 def pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None, who: Optional[str] = None,
           audit_path: Optional[str] = None) -> Tuple[bool, Dict[str, Any]]:
     """Pause ``dep``: a rollout running it stops at its next health-gate wait or before its next wave, and
@@ -205,7 +213,7 @@ def pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None, who
                             only_from=PAUSABLE):
         raise LifecycleError("deployment %s changed while it was being paused: look again" % dep["deployment_id"])
     _audit(audit_path, "deployment_pause", dep, who, why, previous_status=dep["status"])
-    return True, store.get_deployment(dep["deployment_id"])
+    return True, reread(store, dep["deployment_id"])
 
 
 def lift_pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None, who: Optional[str] = None,
@@ -224,9 +232,9 @@ def lift_pause(store: StateStore, dep: Dict[str, Any], why: Optional[str] = None
     message = "resumed by %s%s" % (who, (": %s" % why) if why else "")
     if not store.set_status(dep["deployment_id"], "running", message, data={"actor": who, "reason": why},
                             only_from=("paused",)):
-        return False, store.get_deployment(dep["deployment_id"])
+        return False, reread(store, dep["deployment_id"])
     _audit(audit_path, "deployment_resume", dep, who, why, continued="the running rollout")
-    return True, store.get_deployment(dep["deployment_id"])
+    return True, reread(store, dep["deployment_id"])
 
 
 def fail(store: StateStore, dep: Mapping[str, Any], why: Optional[str] = None, who: Optional[str] = None,
@@ -278,8 +286,8 @@ def fail(store: StateStore, dep: Mapping[str, Any], why: Optional[str] = None, w
             changed = True
         if reverted and not revert_failed:
             store.set_status(deployment_id, "rolled_back", "%s; %d agents reverted" % (
-                store.get_deployment(deployment_id)["message"], len(reverted)), data={"actor": who, "reason": why})
-    final = store.get_deployment(deployment_id)
+                reread(store, deployment_id)["message"], len(reverted)), data={"actor": who, "reason": why})
+    final = reread(store, deployment_id)
     return {"changed": changed, "status": final["status"], "message": final.get("message"),
             "reverted": sorted(reverted), "revert_failed": revert_failed}
 
@@ -288,7 +296,7 @@ def _run_alive(store: StateStore, deployment_id: str, owner_pid: Optional[int]) 
     """Whether the rollout that ran the deployment before it was failed (``owner_pid``) still lives."""
     if owner_pid is None:
         return False
-    dep = store.get_deployment(deployment_id)
+    dep = reread(store, deployment_id)
     # lease_live looks at running/paused deployments only; a failed one's owner may still be stopping
     alive: bool = store.lease_live(dict(dep, status="running", owner_pid=owner_pid))
     return alive
@@ -307,7 +315,10 @@ def rollback_source(store: StateStore, key: str, version: Optional[int] = None,
             raise LifecycleError("rollout_rollback_to: version %s of %r is %s; a rollback returns to a completed "
                                  "version" % (version, key, src["status"]))
         return src
-    newest = latest or (store.history(key, limit=1) or [None])[0]
+    newest: Optional[Mapping[str, Any]] = latest
+    if not newest:
+        versions = store.history(key, limit=1)
+        newest = versions[0] if versions else None
     if newest is None:
         raise LifecycleError("deployment_key: no deployment recorded for key %r" % key)
     target: Optional[Dict[str, Any]] = store.rollback_target(key, before=newest["version"])

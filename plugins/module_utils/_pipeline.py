@@ -351,6 +351,9 @@ def _settle_unstopped(ctx: Ctx, rnd: Record, rows: Dict[str, AgentRow], watch: S
             results.append({"host": name, "result": "declined", "detail": detail})
         else:
             if outcome == "declined":
+                if detail is None:
+                    # the stop watch gives every outcome but "stopped" a detail
+                    raise ValueError("agent %s: the stop watch says it declined to stop, without a detail" % name)
                 detail = "accepted but " + detail.replace(": declined or still busy", "")
             results.append({"host": name, "result": "failed", "detail": detail})
     if decisions:

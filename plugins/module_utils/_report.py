@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union, overload
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import MASK
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
@@ -75,7 +75,7 @@ def write_json_atomic(path: str, data: Any, secrets: Iterable[Any] = ()) -> None
         raise
 
 
-def write_report(path: str, report: Row, secrets: Iterable[Any] = ()) -> str:
+def write_report(path: str, report: Mapping[str, Any], secrets: Iterable[Any] = ()) -> str:
     """Write a rollout report (a dict) to ``path``; returns the path."""
     write_json_atomic(path, report, secrets)
     return path
@@ -162,8 +162,24 @@ def agent_entry(row: Row) -> Row:
     }
 
 
+@overload
+def count_totals(counts: Mapping[Optional[str], int], results: Iterable[str], unfinished: str) -> Dict[str, int]:
+    ...
+
+
+@overload
+def count_totals(counts: Mapping[Optional[str], int], *, unfinished: str) -> Dict[str, int]:
+    ...
+
+
+@overload
 def count_totals(counts: Mapping[Optional[str], int], results: Iterable[str] = (),
                  unfinished: Optional[str] = None) -> Dict[Optional[str], int]:
+    ...
+
+
+def count_totals(counts: Mapping[Optional[str], int], results: Iterable[str] = (),
+                 unfinished: Optional[str] = None) -> Union[Dict[str, int], Dict[Optional[str], int]]:
     """A report's ``totals`` from ``{result: count}`` (None: agents without a result, counted as ``unfinished``);
     ``results`` are always present, zero included."""
     totals: Dict[Optional[str], int] = dict((r, 0) for r in results)

@@ -228,9 +228,13 @@ def _rollback(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
         raise RolloutError("deployment_key: no deployment recorded for %r (no state file %s)"
                            % (_key(params), params["state_path"]))
     try:
-        source = lifecycle.rollback_source(store, _key(params), params.get("rollback_to"))
-        dep_id = params.get("deployment_id") or lifecycle.rollback_id(store, _key(params), source)
-        current = (store.history(_key(params), limit=1) or [None])[0]
+        key = _key(params)
+        if not key:
+            raise lifecycle.LifecycleError("deployment_key: a rollback needs a deployment key (deployment_key or fleet_key)")
+        source = lifecycle.rollback_source(store, key, params.get("rollback_to"))
+        dep_id = params.get("deployment_id") or lifecycle.rollback_id(store, key, source)
+        newest = store.history(key, limit=1)
+        current = newest[0] if newest else None
     finally:
         store.close()
     record_params = dict(params, rollback_to=source["version"])
@@ -267,7 +271,7 @@ def _operator(params: Dict[str, Any], check_mode: bool, clock: Callable[[], floa
                 revert = _reverter(params)
             result = lifecycle.fail(store, dep, params.get("reason"), params["actor"], params.get("audit_path"),
                                     revert=revert, wait=params["revert_wait"], clock=clock, sleep=sleep)
-        out: Dict[str, Any] = lifecycle.record(store, store.get_deployment(dep["deployment_id"]), detail=True)
+        out: Dict[str, Any] = lifecycle.record(store, lifecycle.reread(store, dep["deployment_id"]), detail=True)
         report = build_report(store, dep["deployment_id"])
     finally:
         store.close()
@@ -288,7 +292,7 @@ def _reverter(params: Dict[str, Any]) -> NoReturn:
 
 def _open_deployment(params: Dict[str, Any], stage: bool, check_mode: bool) -> Dict[str, Any]:
     dep_id = params.get("deployment_id")
-    promote = params.get("promote")
+    promote = bool(params.get("promote"))
     if stage and promote:
         raise ValueError("promote: a deployment cannot be staged and promoted at once (state: staged)")
     if not promote:
@@ -298,13 +302,12 @@ def _open_deployment(params: Dict[str, Any], stage: bool, check_mode: bool) -> D
             raise ValueError("target_version is required to start a deployment (unless promote: true)")
     args = (dep_id, params["fleet_key"], params["strategy"], params.get("target_version"),
             _checked_waves(params.get("waves") or []), params.get("params") or {})
-    kwargs = dict(promote=promote, hosts=params.get("play_hosts"), limit=params.get("limit"), record=_record(params))
+    hosts, limit = params.get("play_hosts"), params.get("limit")
     if check_mode:
         # read-only: what a real run would do; a state file that does not exist yet is not created
         store = _read_only_store(params["state_path"])
-        kwargs.pop("record")
         try:
-            planned: Dict[str, Any] = begin(store, *args, check_mode=True, **kwargs)
+            planned: Dict[str, Any] = begin(store, *args, check_mode=True, promote=promote, hosts=hosts, limit=limit)
             return planned
         finally:
             if store is not None:
@@ -317,7 +320,8 @@ def _open_deployment(params: Dict[str, Any], stage: bool, check_mode: bool) -> D
                                                 "deployment_id": broken["deployment_id"], "reason": broken["reason"],
                                                 "by": broken["by"]})
     with open_store(params["state_path"], lock_ttl=params.get("lock_ttl")) as store:
-        out: Dict[str, Any] = begin(store, *args, stage=stage, takeover=params.get("takeover"), **kwargs)
+        out: Dict[str, Any] = begin(store, *args, stage=stage, takeover=bool(params.get("takeover")), promote=promote, hosts=hosts,
+                                    limit=limit, record=_record(params))
     if broken is not None:
         out["lock_broken"] = broken
     if params.get("audit_path") and out["mode"] != "complete":
@@ -404,7 +408,8 @@ def run_state(params: Dict[str, Any], check_mode: bool = False) -> Dict[str, Any
     op = params["op"]
     dep_id = params["deployment_id"]
     with open_store(params["state_path"]) as store:
-        if store.get_deployment(dep_id) is None:
+        dep = store.get_deployment(dep_id)
+        if dep is None:
             raise RolloutError("unknown deployment %s in %s" % (dep_id, params["state_path"]))
         if op == "wave_start":
             lines = start_wave(store, dep_id, params["wave"], params.get("wave_name"), params.get("audit_path"))
@@ -418,7 +423,6 @@ def run_state(params: Dict[str, Any], check_mode: bool = False) -> Dict[str, Any
             store.set_results(dep_id, results)
             store.heartbeat(dep_id)
             return {"changed": bool(results), "marked": len(results)}
-        dep = store.get_deployment(dep_id)
         summary = record_wave(store, dep_id, params["wave"], params["wave_name"], params.get("wave_count") or len(dep["plan"]),
                               dep["target_version"], params.get("gate"), params.get("updated_hosts") or [],
                               params.get("reverted_hosts") or [], success_threshold=params.get("success_threshold"),

@@ -296,10 +296,12 @@ class ServiceRollout:
             raise RuntimeError("ServiceRollout: no deadline before run() has set one")
         return max(self.deadline - self.clock(), 0.0)
 
-    def _wait(self, target_arn, timeout):
-        last = {"state": None, "message": None}
+    def _wait(self, target_arn: str, timeout: float) -> Tuple[str, str, Optional[str]]:
+        """Poll the service until the deployment of ``target_arn`` leaves IN_PROGRESS or ``timeout`` passes:
+        ``(state, message, the primary deployment's rolloutState)``."""
+        last: Dict[str, Optional[str]] = {"state": None, "message": None}
 
-        def on_poll(state, message, service):
+        def on_poll(state: str, message: str, service: Service) -> None:
             if (state, message) != (last["state"], last["message"]):
                 self._event("deployment_poll", state=state, message=message, task_definition=td_ref(target_arn))
                 last.update(state=state, message=message)
@@ -315,9 +317,11 @@ class ServiceRollout:
             message = "timed out after %ss waiting for %s; the service reported: %s%s" % (
                 self.timeout_label, td_ref(target_arn), message,
                 ("; last events: " + " | ".join(self.result["service_events"])) if self.result["service_events"] else "")
-        return state, message, primary.get("rolloutState")
+        rollout_state: Optional[str] = primary.get("rolloutState")
+        return state, message, rollout_state
 
-    def _health(self, target_arn):
+    def _health(self, target_arn: str) -> Tuple[str, str]:
+        """Probe the health URLs until all answer 200 or the overall deadline passes: ``(state, message)``."""
         urls = self.params.get("health_urls") or []
         if not urls:
             return COMPLETED, "no health check configured"
@@ -325,7 +329,7 @@ class ServiceRollout:
         targets = expand_health_urls(urls, addresses)
         timeout = self.params.get("health_timeout") or 5
 
-        def fetch():
+        def fetch() -> List[Dict[str, Any]]:
             return [{"url": url, "status": self.http_get(url, timeout)} for url in targets]
 
         state, message, results = waiter.poll(fetch, evaluate_health, self._remaining(), self.params["delay"],

@@ -37,9 +37,11 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import begin
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import current_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import decision_out
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import finish_abort
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import open_state
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import recorded_decision
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_results_not_touched
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import shared_for
@@ -134,7 +136,7 @@ def shutdown_decide(params: Mapping[str, Any], check_mode: bool = False, client:
                 raise ShutdownError(msg + " (report: %s)" % path)
         outcome = _apply_decision(store, deployment_id, decision, agent_id, params)
         path = write(store, params, deployment_id, {"outcome": outcome}, events)[1]
-        res = _result(store.get_deployment(deployment_id), decision, reused, asked, waves, path, outcome)
+        res = _result(current_deployment(store, deployment_id), decision, reused, asked, waves, path, outcome)
         res["mode"] = mode
         res["resumed_from"] = resumed_from
         res["replaced_deployment"] = replaced
@@ -205,7 +207,7 @@ def _ask_explorer(store: StateStore, params: Mapping[str, Any], dep: Mapping[str
         reason = "answered without a decision: deliberating as a task; observed until it stops"
     store.record_shared_decision(agent_id, deployment_id, SHUTDOWN, answer["decision"], decision_id,
                                  explorer["name"], reason, answer.get("defer_until"))
-    decision = store.shared_decision(agent_id, SHUTDOWN, deployment_id=deployment_id)
+    decision = recorded_decision(store, agent_id, SHUTDOWN, deployment_id)
     return dict(decision, reused=False), answer, [explorer["name"]]
 
 

@@ -30,6 +30,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import EPS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import fallback_decision_id
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import SHUTDOWN
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import lowest_fractions
 from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import OCCURRENCE_FAILURES
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _report
@@ -116,7 +117,9 @@ def fence_run(run: Optional[Run], store: StateStore, dep: Optional[Mapping[str, 
 
 def _record_interrupted(store: StateStore, run: Optional[Run], why: str) -> None:
     deployment_id = getattr(run, "deployment_id", None)
-    dep = store.get_deployment(deployment_id) if deployment_id else None
+    if not deployment_id:
+        return
+    dep = store.get_deployment(deployment_id)
     if dep is not None and dep["status"] == "running":
         store.set_status(deployment_id, "interrupted", "%s; rerun the playbook to resume deployment %s"
                          % (why, deployment_id))
@@ -155,6 +158,22 @@ def shared_for(store: StateStore, dep: Mapping[str, Any]) -> Optional[Dict[str, 
     """The shared decision recorded for this deployment (None before anyone decided)."""
     params = dep["params"]
     decision: Optional[Dict[str, Any]] = store.shared_decision(params["agent_id"], params["kind"], deployment_id=dep["deployment_id"])
+    return decision
+
+
+def current_deployment(store: StateStore, deployment_id: str) -> Dict[str, Any]:
+    """The deployment as the state holds it now (ShutdownError for an unknown one)."""
+    dep = store.get_deployment(deployment_id)
+    if dep is None:
+        raise ShutdownError("unknown deployment %s" % deployment_id)
+    return dep
+
+
+def recorded_decision(store: StateStore, agent_id: str, kind: str, deployment_id: str) -> Dict[str, Any]:
+    """The shared decision just recorded for ``deployment_id`` (ShutdownError in the impossible case it is gone)."""
+    decision = store.shared_decision(agent_id, kind, deployment_id=deployment_id)
+    if decision is None:
+        raise ShutdownError("deployment %s: the shared decision just recorded is missing from the state" % deployment_id)
     return decision
 
 
@@ -261,7 +280,7 @@ NOT_TOUCHED = "not_touched"  # an occurrence the deployment never reached
 def build_report(store: StateStore, deployment_id: str, extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The JSON report of a shutdown or wakeup deployment: `_report.build_report` of kind ``shutdown`` or
     ``wakeup`` (one schema with the rollouts'), plus the plan, the shared decision and (shutdown) capacity."""
-    dep = store.get_deployment(deployment_id)
+    dep = current_deployment(store, deployment_id)
     params = dep["params"]
     kind = params.get("kind", SHUTDOWN)
     decision = shared_for(store, dep) if kind == SHUTDOWN else None
@@ -284,8 +303,10 @@ def build_report(store: StateStore, deployment_id: str, extra: Optional[Mapping[
     if kind == SHUTDOWN:
         fields["capacity"] = _capacity(params, store.waves(deployment_id))
     fields.update({k: v for k, v in (extra or {}).items() if k != "outcome"})
-    report: Dict[str, Any] = _report.build_report(store, deployment_id, kind, unfinished=_not_touched,
-                                                  agent_fields=_occurrence_fields, fields=fields)
+    report = _report.build_report(store, deployment_id, kind, unfinished=_not_touched,
+                                  agent_fields=_occurrence_fields, fields=fields)
+    if report is None:
+        raise ShutdownError("unknown deployment %s" % deployment_id)
     return report
 
 

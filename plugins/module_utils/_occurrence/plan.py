@@ -41,6 +41,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.com
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.message import plan_message
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import NO_ANSWER
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Sighting
 
 if TYPE_CHECKING:
     from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import AgentClient
@@ -62,7 +63,7 @@ def occurrence_plan(params: Mapping[str, Any], client: Optional[AgentClient] = N
             raise ShutdownError("every member needs a name: %r" % (m,))
         m["name"] = str(m["name"])
     validate_agent_urls(members)
-    probes: Optional[Dict[str, Tuple[str, Optional[str], Dict[str, Any]]]] = None
+    probes: Optional[Dict[str, Sighting]] = None
     if params.get("probe", True) or params.get("discovery") == "health":
         close = client is None
         prober: AgentClient = client or client_from_params(params)
@@ -150,7 +151,7 @@ def occurrence_plan(params: Mapping[str, Any], client: Optional[AgentClient] = N
 
 
 def apply_discovery(members: Iterable[Mapping[str, Any]],
-                    probes: Optional[Mapping[str, Tuple[str, Optional[str], Mapping[str, Any]]]],
+                    probes: Optional[Mapping[str, Tuple[Optional[str], Optional[str], Mapping[str, Any]]]],
                     discovery: str = "inventory") -> List[Dict[str, Any]]:
     """Members + probe results -> occurrence dicts with a ``state``.
 

@@ -46,6 +46,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.dep
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import engine_resources
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import fence_run
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import record_timeline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import recorded_decision
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_extra
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import set_results_not_touched
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.deployment import shared_for
@@ -295,7 +296,7 @@ class _WaveRun:
         d = self.decision
         self.store.record_shared_decision(self.agent_id, self.deployment_id, SHUTDOWN, ACCEPT, d.get("decision_id"),
                                           d.get("decided_by") or explorer, reason, None, decided_at=when)
-        self.decision = self.store.shared_decision(self.agent_id, SHUTDOWN, deployment_id=self.deployment_id)
+        self.decision = recorded_decision(self.store, self.agent_id, SHUTDOWN, self.deployment_id)
         self.events.append({"event": "explorer_accepted_by_stopping", "host": explorer, "decision_id": d.get("decision_id"),
                             "reason": reason})
 

@@ -60,7 +60,7 @@ def begin(store: Optional[StateStore], deployment_id: Optional[str], fleet_key: 
         waves = existing["plan"]
     params = dict(params or {}, limit=limit or None)
     if check_mode:
-        existing = store.get_deployment(deployment_id) if store is not None else None
+        existing = store.get_deployment(deployment_id) if store is not None and deployment_id is not None else None
         plan = existing["plan"] if existing else waves
         out: Dict[str, Any] = {"changed": existing is None or existing["status"] not in ("completed", "aborted"),
                                "mode": "check", "deployment_id": deployment_id, "target_version": target_version,
@@ -71,12 +71,18 @@ def begin(store: Optional[StateStore], deployment_id: Optional[str], fleet_key: 
     if store is None:
         # only check mode runs without the state (a file that does not exist yet)
         raise RolloutError("deployment %s: no rollout state to record it in" % deployment_id)
+    if deployment_id is None or target_version is None:
+        # the caller requires both unless promote, which takes them from the deployment it promotes
+        raise RolloutError("deployment_id and target_version are required to start a deployment (unless promote: true)")
     before = store.get_deployment(deployment_id)
     dep, mode = store.create_or_resume(deployment_id, fleet_key, strategy, target_version, waves, params,
                                        stage_only=stage, takeover=takeover, record=record, promote=promote)
     if mode in ("resumed", "retry", "promoted"):
         store.update_params(deployment_id, dict({"limit": params["limit"]}, **({"promoted": True} if promote else {})))
-        dep = store.get_deployment(deployment_id)
+        resumed = store.get_deployment(deployment_id)
+        if resumed is None:
+            raise RolloutError("deployment %s is gone from the rollout state" % deployment_id)
+        dep = resumed
     out = {
         "changed": mode in ("new", "staged", "promoted", "resumed", "retry"),
         "mode": mode,

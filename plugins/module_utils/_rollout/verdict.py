@@ -215,7 +215,7 @@ def previous_wave_lines(store: StateStore, deployment_id: str, before_wave: int)
     return lines
 
 
-def start_wave(store: StateStore, deployment_id: str, index: int, name: str, audit_path: Optional[str] = None,
+def start_wave(store: StateStore, deployment_id: str, index: int, name: Optional[str], audit_path: Optional[str] = None,
                secrets: Sequence[str] = ()) -> List[Optional[str]]:
     """Mark a wave started, renew the lease, audit it; returns the earlier waves' lines for the reason text."""
     store.wave_started(deployment_id, index)

@@ -72,6 +72,7 @@ RETRY_KINDS = ("refused", "reset", "connect", "timeout", "proxy")
 Headers = Dict[str, str]
 Target = Tuple[str, str, int, str]
 _Manager = TypeVar("_Manager", PoolManager, ProxyManager)
+_Client = TypeVar("_Client", bound="HTTPClient")
 
 
 class Response:
@@ -462,7 +463,7 @@ class HTTPClient:
         for manager in managers:
             manager.clear()
 
-    def __enter__(self) -> HTTPClient:
+    def __enter__(self: _Client) -> _Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
