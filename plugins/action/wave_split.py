@@ -4,18 +4,20 @@
 
 from __future__ import annotations
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import wave_plan
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_ERRORS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_MUTUALLY_EXCLUSIVE
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_REQUIRED_ONE_OF
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import wave_plan
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._action import EngineAction
 from ansible_collections.agentfleet.rollout.plugins.plugin_utils._inventory import members_from_group
 
 
 class ActionModule(EngineAction):
     ARGUMENT_SPEC = WAVE_SPLIT_SPEC
-    REQUIRED_ONE_OF = [["members", "group", "hosts"]]
-    MUTUALLY_EXCLUSIVE = [["members", "group"], ["members", "hosts"]]
-    ENGINE_ERRORS = (CohortError, ValueError)
+    REQUIRED_ONE_OF = WAVE_SPLIT_REQUIRED_ONE_OF
+    MUTUALLY_EXCLUSIVE = WAVE_SPLIT_MUTUALLY_EXCLUSIVE
+    ENGINE_ERRORS = WAVE_SPLIT_ERRORS
 
     def run_engine(self, params, task_vars):
         if params.get("group") or params.get("hosts") is not None:

@@ -406,6 +406,10 @@ WAVE_SPLIT_SPEC: Dict[str, Dict[str, Any]] = dict(
     max_parallel=dict(type="int", default=0),
     auto_promote=dict(type="raw"),
 )
+# said once for wave_split's main() and its action plugin
+WAVE_SPLIT_REQUIRED_ONE_OF = [["members", "group", "hosts"]]
+WAVE_SPLIT_MUTUALLY_EXCLUSIVE = [["members", "group"], ["members", "hosts"]]
+WAVE_SPLIT_ERRORS = (CohortError, ValueError)
 
 
 def wave_plan(params: Dict[str, Any]) -> Dict[str, Any]:

@@ -249,16 +249,17 @@ plan:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.plan import occurrence_plan
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import PLAN_SPEC
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import PLAN_ERRORS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import PLAN_MUTUALLY_EXCLUSIVE
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import PLAN_REQUIRED_ONE_OF
 
 
 def main():
-    run_module(AnsibleModule, PLAN_SPEC, occurrence_plan, (ShutdownError, CohortError, ValueError),
-               controller_only="group", required_one_of=[["members", "group"]], mutually_exclusive=[["members", "group"]],
+    run_module(AnsibleModule, PLAN_SPEC, occurrence_plan, PLAN_ERRORS, controller_only="group",
+               required_one_of=PLAN_REQUIRED_ONE_OF, mutually_exclusive=PLAN_MUTUALLY_EXCLUSIVE,
                required_by={"hosts": "group"})
 
 

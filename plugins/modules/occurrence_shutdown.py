@@ -266,20 +266,14 @@ report_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.decision import shutdown_decide
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_REQUIRED_IF
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import SHUTDOWN_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.waves import shutdown_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import STEP_ERRORS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import shutdown_step
 
 
 def main():
-    def runner(params, check_mode):
-        step = shutdown_decide if params["step"] == "decide" else shutdown_wave
-        return step(params, check_mode=check_mode)
-
-    run_module(AnsibleModule, SHUTDOWN_SPEC, runner, (ShutdownError, StateError, ValueError), required_if=SHUTDOWN_REQUIRED_IF)
+    run_module(AnsibleModule, SHUTDOWN_SPEC, shutdown_step, STEP_ERRORS, required_if=SHUTDOWN_REQUIRED_IF)
 
 
 if __name__ == "__main__":

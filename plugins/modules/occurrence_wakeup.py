@@ -230,20 +230,13 @@ report_path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.common import ShutdownError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.specs import WAKEUP_SPEC
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_abort
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_gate
-from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.wakeup import wakeup_prepare
-from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import STEP_ERRORS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._occurrence.steps import wakeup_step
 
 
 def main():
-    def runner(params, check_mode):
-        step = {"prepare": wakeup_prepare, "abort": wakeup_abort}.get(params["step"], wakeup_gate)
-        return step(params, check_mode=check_mode)
-
-    run_module(AnsibleModule, WAKEUP_SPEC, runner, (ShutdownError, StateError, ValueError))
+    run_module(AnsibleModule, WAKEUP_SPEC, wakeup_step, STEP_ERRORS)
 
 
 if __name__ == "__main__":

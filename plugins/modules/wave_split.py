@@ -178,16 +178,21 @@ promote_after:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import CohortError
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_ERRORS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_MUTUALLY_EXCLUSIVE
+from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_REQUIRED_ONE_OF
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import WAVE_SPLIT_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._cohorts import wave_plan
 from ansible_collections.agentfleet.rollout.plugins.module_utils._module import run_module
 
 
+def plan(params, check_mode):
+    return wave_plan(params)
+
+
 def main():
-    run_module(AnsibleModule, WAVE_SPLIT_SPEC, lambda params, check_mode: wave_plan(params), (CohortError, ValueError),
-               controller_only="group", required_one_of=[["members", "group", "hosts"]],
-               mutually_exclusive=[["members", "group"], ["members", "hosts"]])
+    run_module(AnsibleModule, WAVE_SPLIT_SPEC, plan, WAVE_SPLIT_ERRORS, controller_only="group",
+               required_one_of=WAVE_SPLIT_REQUIRED_ONE_OF, mutually_exclusive=WAVE_SPLIT_MUTUALLY_EXCLUSIVE)
 
 
 if __name__ == "__main__":
