@@ -42,6 +42,7 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import check_token
 from ansible_collections.agentfleet.rollout.plugins.module_utils._secrets import redact
 from ansible_collections.agentfleet.rollout.plugins.module_utils._version import USER_AGENT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
@@ -120,7 +121,8 @@ def normalize_base_url(url: Optional[str]) -> str:
 def clean_token(token: Optional[str]) -> str:
     """The token without surrounding whitespace (a trailing newline from an env file is a classic); ``ValueError``
     when missing."""
-    token = (token or "").strip()
+    # the one token validator (control characters, latin-1), after the strip that forgives an env file's newline
+    token = check_token((token or "").strip(), name="token (or %s)" % TOKEN_ENV) or ""
     if not token:
         raise ValueError("token is required: set the token option or the %s environment variable" % TOKEN_ENV)
     if any(c.isspace() for c in token):

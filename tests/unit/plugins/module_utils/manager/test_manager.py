@@ -98,6 +98,11 @@ def test_token_is_stripped_and_required():
     with pytest.raises(ValueError) as err:
         m.clean_token("abc def")
     assert "abc" not in str(err.value)
+    # the agents' token validator, one for every token: a control character or a non-latin-1 one is refused by name
+    for bad in ("abc\x00def", "tok\u20acen"):
+        with pytest.raises(ValueError, match="CIRIS_DEPLOY_TOKEN") as err:
+            m.clean_token(bad)
+        assert bad not in str(err.value)
 
 
 # ---------------------------------------------------------------- parsing and masking
