@@ -168,6 +168,38 @@ LONG_FIRST = ("test_crash.py", "test_s3_state.py", "test_user_path.py", "test_ki
               "test_analysis.py", "test_canary.py")
 
 
+def _playbooks_of(tmp: str) -> list:
+    """Pids of the ansible-playbook processes whose command line names ``tmp`` (a test's own directory)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                cmdline = handle.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "ansible-playbook" in cmdline and tmp in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def _reap_killed_runs(request):
+    """After a test, no ansible-playbook of its own is left: ansible-core's workers start sessions of their own
+    (setsid), so a kill -9 of a playbook's process group leaves its forked workers behind, blocked on a result
+    pipe nobody reads. They are killed here, by the test directory their command line names."""
+    tmp = str(request.getfixturevalue("tmp_path")) if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is None:
+        return
+    for pid in _playbooks_of(tmp):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "timing: bounds an agent's downtime in seconds; `make integration-timing` "
                                        "runs these alone, one at a time, after the parallel integration tests")
