@@ -242,7 +242,7 @@ def test_multi_occurrence_reject_means_nobody_shuts_down(sim):
 
 def test_log_file_jsonl(sim):
     # a request of its own: the module's fleet is shared, and this test may run first (xdist, -k)
-    sim.health("a-001")
+    sim.health("a-002")
     lines = sim.log_path.read_text().splitlines()
     entry = json.loads(lines[0])
     for key in ("seq", "ts", "iso", "occurrence", "agent_id", "method", "path", "status", "auth", "body",

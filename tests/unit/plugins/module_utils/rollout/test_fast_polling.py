@@ -46,7 +46,8 @@ PARAMS = dict(min_healthy_time=0.0, healthy_deadline=60.0, poll_interval=1.0, su
 
 def test_adaptive_interval_grows_with_the_wait_up_to_poll_interval():
     assert adaptive_interval(0.0, 1.0) == 0.05
-    assert adaptive_interval(2.0, 1.0) == 0.2
+    assert adaptive_interval(2.0, 1.0) == 0.1
+    assert adaptive_interval(4.0, 1.0) == 0.2
     assert adaptive_interval(60.0, 1.0) == 1.0
     assert adaptive_interval(60.0, 0.02) == 0.02
 

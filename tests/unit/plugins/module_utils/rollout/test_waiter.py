@@ -100,7 +100,7 @@ def test_poll_a_zero_deadline_fetches_once():
 
 def test_adaptive_interval_is_the_waiters():
     assert _consent.adaptive_interval is adaptive_interval
-    assert [adaptive_interval(e, 1.0) for e in (0.0, 2.0, 60.0)] == [0.05, 0.2, 1.0]
+    assert [adaptive_interval(e, 1.0) for e in (0.0, 2.0, 60.0)] == [0.05, 0.1, 1.0]
 
 
 # a deadline whose end, on a clock far from 0, is a hair short of start + timeout in floating point
