@@ -10,7 +10,7 @@ CIRIS shutdown hang) is stopped first. The new container keeps what the old one 
 (env, binds and mounts, port bindings, labels, restart policy, networks, ...) but nothing that
 came from the old *image* (its env, labels, command), so the new image's own defaults apply.
 Images are never removed: the container's labels record the previous two images (n-1, n-2),
-which is what a revert (and a later rollback) starts again.
+which is what a revert (and a later rollback) starts again (:mod:`._docker_images`).
 
 Works against the Docker Engine API and podman's Docker-compatible API alike, through the
 Docker SDK for Python (``docker``).
@@ -29,9 +29,17 @@ from typing import List
 from typing import Mapping
 from typing import Optional
 from typing import Tuple
-from typing import TypedDict
 from typing import Union
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import HISTORY_LABELS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_DEPLOYMENT
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_PREV
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_PREV_REF
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_VERSION
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import history_labels
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import image_info
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import previous_images
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import split_ref
 from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
 from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
 
@@ -82,29 +90,8 @@ if TYPE_CHECKING:
 Liveness = Callable[[], Optional[str]]
 
 
-class ImageInfo(TypedDict):
-    """An inspected image: the reference it was given (or its first tag), its id and its registry digest."""
-
-    ref: Optional[str]
-    id: Optional[str]
-    digest: Optional[str]
-
-
 PURPOSES = ("update", "revert", "wakeup")
 PULL = ("missing", "always", "never")
-
-# labels the driver writes on every container it creates (the image history for revert and rollback)
-LABEL_PREFIX = "agentfleet.rollout."
-LABEL_PREV = LABEL_PREFIX + "previous_image"
-LABEL_PREV_REF = LABEL_PREFIX + "previous_image_ref"
-LABEL_PREV_VERSION = LABEL_PREFIX + "previous_version"
-LABEL_PREV2 = LABEL_PREFIX + "previous_image_2"
-LABEL_PREV2_REF = LABEL_PREFIX + "previous_image_2_ref"
-LABEL_PREV2_VERSION = LABEL_PREFIX + "previous_version_2"
-LABEL_VERSION = LABEL_PREFIX + "version"
-LABEL_DEPLOYMENT = LABEL_PREFIX + "deployment_id"
-HISTORY_LABELS = (LABEL_PREV, LABEL_PREV_REF, LABEL_PREV_VERSION, LABEL_PREV2, LABEL_PREV2_REF, LABEL_PREV2_VERSION,
-                  LABEL_VERSION, LABEL_DEPLOYMENT)
 
 RUNNING_STATES = ("running", "restarting", "paused")
 
@@ -142,35 +129,6 @@ def image_ref(template: Optional[str], version: object, current_ref: Optional[st
     return "%s:%s" % (repo, version)
 
 
-def split_ref(ref: str) -> Tuple[str, str]:
-    """``(repository, tag)`` of an image reference (a digest is dropped; no tag: ``latest``)."""
-    ref = ref.split("@", 1)[0]
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1:]
-    return ref, "latest"
-
-
-def image_digest(image_attrs: Mapping[str, Any], ref: Optional[str] = None) -> Optional[str]:
-    """The image's registry digest (``sha256:...``) from ``RepoDigests``, preferring ``ref``'s repository."""
-    digests: List[str] = image_attrs.get("RepoDigests") or []
-    if not digests:
-        return None
-    repo = split_ref(ref)[0] if ref else None
-    for d in digests:
-        if repo and d.split("@", 1)[0] == repo:
-            return d.split("@", 1)[1]
-    return digests[0].split("@", 1)[-1]
-
-
-def image_info(image_attrs: Mapping[str, Any], ref: Optional[str] = None) -> ImageInfo:
-    """``{ref, id, digest}`` of an inspected image (``ref``: the reference the container was given)."""
-    tags: List[str] = image_attrs.get("RepoTags") or []
-    return {"ref": ref or (tags[0] if tags else None), "id": image_attrs.get("Id"),
-            "digest": image_digest(image_attrs, ref or (tags[0] if tags else None))}
-
-
 def _env_dict(env_list: Optional[Iterable[str]]) -> Dict[str, Optional[str]]:
     out: Dict[str, Optional[str]] = {}
     for item in env_list or []:
@@ -200,35 +158,6 @@ def own_labels(container_config: Mapping[str, Any], image_config: Mapping[str, A
     image_labels: Dict[str, str] = image_config.get("Labels") or {}
     return dict((k, v) for k, v in (container_config.get("Labels") or {}).items()
                 if image_labels.get(k) != v and k not in HISTORY_LABELS)
-
-
-def history_labels(old_labels: Mapping[str, str], old_image: ImageInfo, version_before: object = None,
-                   version: object = None, deployment_id: Optional[str] = None) -> Dict[str, str]:
-    """The driver's labels for the new container: the old image becomes n-1, the old n-1 becomes n-2."""
-    labels = {
-        LABEL_PREV: old_image["id"] or "",
-        LABEL_PREV_REF: old_image["ref"] or "",
-        LABEL_PREV_VERSION: str(version_before or old_labels.get(LABEL_VERSION) or ""),
-    }
-    if old_labels.get(LABEL_PREV):
-        labels[LABEL_PREV2] = old_labels[LABEL_PREV]
-        labels[LABEL_PREV2_REF] = old_labels.get(LABEL_PREV_REF, "")
-        labels[LABEL_PREV2_VERSION] = old_labels.get(LABEL_PREV_VERSION, "")
-    if version is not None:
-        labels[LABEL_VERSION] = str(version)
-    if deployment_id:
-        labels[LABEL_DEPLOYMENT] = deployment_id
-    return labels
-
-
-def previous_images(labels: Optional[Mapping[str, str]]) -> List[Dict[str, Optional[str]]]:
-    """The images a container's labels record: ``[{ref, id, version}]`` for n-1 then n-2."""
-    out: List[Dict[str, Optional[str]]] = []
-    for key, ref_key, ver_key in ((LABEL_PREV, LABEL_PREV_REF, LABEL_PREV_VERSION),
-                                  (LABEL_PREV2, LABEL_PREV2_REF, LABEL_PREV2_VERSION)):
-        if labels and labels.get(key):
-            out.append({"id": labels[key], "ref": labels.get(ref_key) or None, "version": labels.get(ver_key) or None})
-    return out
 
 
 def _differs(container_value: object, image_value: object) -> bool:

@@ -8,7 +8,8 @@ decision and result, wave outcomes and agents' shared decisions. The
 default backend is a local SQLite file (WAL mode); ``_state_s3`` keeps the
 same database in S3, with a lock object per fleet key, for AWX and CI runners
 that do not keep files. :func:`._state_backend.open_store` opens either from a
-``state_path``.
+``state_path``. The store's reads of deployments are :class:`._state_queries.DeploymentQueries`, its
+agents, waves and events :class:`._state_progress.ProgressRecords` (its base classes).
 
 One active deployment per fleet key: a running deployment holds a lease
 (owner pid, host name, heartbeat). A second rollout for the same fleet key
@@ -35,6 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_progress import ProgressRecords
+from ansible_collections.agentfleet.rollout.plugins.module_utils._state_queries import DeploymentQueries
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import SCHEMA_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import UNVERSIONED_STRATEGIES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import create_schema
@@ -111,7 +113,7 @@ def default_owner_pid() -> int:
     return os.getppid() if os.environ.get("AGENTFLEET_OWNER_IS_PARENT", "1") == "1" else os.getpid()
 
 
-class StateStore(ProgressRecords):
+class StateStore(DeploymentQueries, ProgressRecords):
     """SQLite-backed rollout state. All methods are short transactions."""
 
     def __init__(self, path: Union[str, os.PathLike[str]], clock: Clock = time.time, lease_timeout: float = 600.0) -> None:
@@ -197,19 +199,6 @@ class StateStore(ProgressRecords):
         return tuple(row) if row else (None, None, None)
 
     # -- deployments ----------------------------------------------------------
-    def get_deployment(self, deployment_id: str) -> Optional[Deployment]:
-        row = self.db.execute("SELECT * FROM deployments WHERE deployment_id=?", (deployment_id,)).fetchone()
-        return _deployment(row) if row else None
-
-    def list_deployments(self, fleet_key: Optional[str] = None, limit: int = 50) -> list[Deployment]:
-        if fleet_key:
-            rows = self.db.execute(
-                "SELECT * FROM deployments WHERE fleet_key=? ORDER BY created_at DESC LIMIT ?", (fleet_key, limit)
-            ).fetchall()
-        else:
-            rows = self.db.execute("SELECT * FROM deployments ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [_deployment(r) for r in rows]
-
     def lease_live(self, dep: Mapping[str, Any]) -> bool:
         """Whether the controller running ``dep`` (a deployment dict) is still alive.
 
@@ -230,14 +219,6 @@ class StateStore(ProgressRecords):
         with self._tx():
             self.db.execute("UPDATE deployments SET owner_pid=NULL, heartbeat=0 WHERE deployment_id=? AND status='paused'",
                             (deployment_id,))
-
-    def active_for_fleet(self, fleet_key: str, exclude: Optional[str] = None) -> list[Deployment]:
-        rows = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','running','paused','interrupted') "
-            "AND deployment_id != ?",
-            (fleet_key, exclude or ""),
-        ).fetchall()
-        return [_deployment(r) for r in rows]
 
     def create_or_resume(self, deployment_id: str, fleet_key: str, strategy: str, target_version: str,
                          plan: Sequence[Mapping[str, Any]], params: Mapping[str, Any], stage_only: bool = False,
@@ -374,66 +355,6 @@ class StateStore(ProgressRecords):
         ``fleet_key``'s lock: here ``start`` takes the lease in the database; a lock kept elsewhere is taken around it (S3)."""
         return start()
 
-    def staged_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
-        row = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status='staged' ORDER BY created_at DESC LIMIT 1", (fleet_key,)
-        ).fetchone()
-        return _deployment(row) if row else None
-
-    # -- deployment records (docs/lifecycle.md) ---------------------------------------
-    def promotable_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
-        """The newest deployment of the fleet a promotion continues: staged, or paused (a canary waiting for
-        its promotion, or an operator's pause), or one a killed or interrupted promotion left running (the
-        rerun of the same promote command resumes it)."""
-        row = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status IN ('staged','paused','running','interrupted') "
-            "ORDER BY created_at DESC LIMIT 1", (fleet_key,)).fetchone()
-        return _deployment(row) if row else None
-
-    def promoted_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
-        """The newest deployment of the fleet when a promotion finished it (a rerun of the same promote command
-        then has nothing to do), else None."""
-        newest = self.list_deployments(fleet_key=fleet_key, limit=1)
-        if newest and newest[0]["status"] in ("completed", "completed_with_failures") \
-                and (newest[0].get("params") or {}).get("promoted"):
-            return newest[0]
-        return None
-
-    def history(self, deployment_key: str, limit: Optional[int] = None) -> list[Deployment]:
-        """The versions of ``deployment_key``, newest first (only versioned deployments)."""
-        sql = "SELECT * FROM deployments WHERE deployment_key=? AND version IS NOT NULL ORDER BY version DESC"
-        args: list[Union[str, int]] = [deployment_key]
-        if limit:
-            sql += " LIMIT ?"
-            args.append(int(limit))
-        return [_deployment(r) for r in self.db.execute(sql, args).fetchall()]
-
-    def keys(self) -> list[Tuple[str, Deployment]]:
-        """Every deployment key with its newest version: ``[(key, deployment)]``, keys in name order."""
-        rows = self.db.execute(
-            "SELECT d.* FROM deployments d JOIN (SELECT deployment_key, MAX(version) AS v FROM deployments "
-            "WHERE version IS NOT NULL GROUP BY deployment_key) k ON d.deployment_key=k.deployment_key AND d.version=k.v "
-            "ORDER BY d.deployment_key").fetchall()
-        return [(r["deployment_key"], _deployment(r)) for r in rows]
-
-    def version(self, deployment_key: str, version: int) -> Optional[Deployment]:
-        row = self.db.execute("SELECT * FROM deployments WHERE deployment_key=? AND version=?",
-                              (deployment_key, int(version))).fetchone()
-        return _deployment(row) if row else None
-
-    def _last_completed(self, deployment_key: str, before: Optional[int] = None) -> Optional[Deployment]:
-        sql = "SELECT * FROM deployments WHERE deployment_key=? AND status='completed' AND version IS NOT NULL"
-        args: list[Union[str, int]] = [deployment_key]
-        if before is not None:
-            sql += " AND version < ?"
-            args.append(int(before))
-        row = self.db.execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
-        return _deployment(row) if row else None
-
-    def rollback_target(self, deployment_key: str, before: Optional[int] = None) -> Optional[Deployment]:
-        """The last version of ``deployment_key`` that completed (before version ``before``), or None."""
-        return self._last_completed(deployment_key, before)
-
     def update_params(self, deployment_id: str, changes: Mapping[str, Any]) -> None:
         """Merge ``changes`` into the deployment's recorded parameters (e.g. the --limit of this run)."""
         with self._tx():
@@ -524,11 +445,3 @@ class _Tx:
         else:
             self.db.execute("ROLLBACK")
         return False
-
-
-def _deployment(row: sqlite3.Row) -> Deployment:
-    d = dict(row)
-    d["plan"] = json.loads(d["plan"]) if d.get("plan") else []
-    d["params"] = json.loads(d["params"]) if d.get("params") else {}
-    d["policy"] = json.loads(d["policy"]) if d.get("policy") else {}
-    return d

@@ -11,6 +11,7 @@ import pytest
 docker = pytest.importorskip("docker")
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _docker  # noqa: E402
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _docker_images  # noqa: E402
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED, WORKING  # noqa: E402
 
 OLD_ID = "sha256:" + "a" * 64
@@ -138,7 +139,7 @@ def test_create_spec_keeps_an_overridden_command():
 
 
 def test_history_labels_shift_n1_to_n2():
-    old = {_docker.LABEL_PREV: "sha256:n1", _docker.LABEL_PREV_REF: "x:0.9", _docker.LABEL_PREV_VERSION: "0.9"}
+    old = {_docker.LABEL_PREV: "sha256:n1", _docker.LABEL_PREV_REF: "x:0.9", _docker_images.LABEL_PREV_VERSION: "0.9"}
     labels = _docker.history_labels(old, {"id": OLD_ID, "ref": "x:1.0"}, "1.0", "2.0", "d-1")
     assert _docker.previous_images(labels) == [{"id": OLD_ID, "ref": "x:1.0", "version": "1.0"},
                                                {"id": "sha256:n1", "ref": "x:0.9", "version": "0.9"}]
@@ -186,7 +187,7 @@ def test_revert_stops_the_failed_container_and_starts_the_recorded_previous_imag
     # by its reference, which still names the recorded image
     assert api.created()["image"] == "ghcr.io/cirisai/ciris-agent:1.0.0"
     assert api.created()["labels"][_docker.LABEL_PREV] == NEW_ID
-    assert api.created()["labels"][_docker.LABEL_PREV2] == OLD_ID
+    assert api.created()["labels"][_docker_images.LABEL_PREV2] == OLD_ID
 
 
 def test_a_failed_start_puts_the_old_container_back_under_its_name_and_starts_it_again():

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_progress
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_queries
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_schema
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import LockedError, StateError
@@ -81,7 +82,7 @@ def _imported_module_utils(module):
 
 def test_the_sqlite_store_never_imports_the_s3_store_nor_the_backend_chooser():
     # the one-way dependency: _state_backend -> _state_s3 -> _state (and its parts); never back
-    for module in (_state, _state_progress, _state_schema):
+    for module in (_state, _state_progress, _state_queries, _state_schema):
         assert not _imported_module_utils(module) & {"_state_s3", "_state_backend", "_s3_objects"}, module.__name__
     assert "_state_backend" not in _imported_module_utils(_state_s3)
 

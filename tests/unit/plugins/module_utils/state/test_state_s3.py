@@ -16,6 +16,7 @@ import pytest
 from helpers import Clock, free_port
 from motoserver import ACCESS_KEY, SECRET_KEY, MotoServer
 
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _s3_lock
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _s3_objects
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _state_s3
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit, write_report
@@ -38,7 +39,7 @@ def moto(tmp_path_factory):
 def url(moto, monkeypatch):
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
-    for module in (_s3_objects, _state_s3):
+    for module in (_s3_lock, _s3_objects, _state_s3):
         monkeypatch.setattr(module, "backoff", lambda attempt: None)
     return "s3://%s/fleets/prod" % moto.bucket("state-%d" % next(_buckets))
 
