@@ -185,13 +185,19 @@ def _present(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     return out
 
 
-def _resume(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
-    """Continue the key's paused (or interrupted) deployment: the pause is lifted for a rollout that has not
-    stopped yet; else the plan to run again (the rerun continues where it stopped)."""
+def _key_store(params: Dict[str, Any]) -> StateStore:
+    """The state of a deployment key's lifecycle step (resume, rollback), or RolloutError when there is none."""
     store = _read_only_store(params["state_path"])
     if store is None:
         raise RolloutError("deployment_key: no deployment recorded for %r (no state file %s)"
                            % (_key(params), params["state_path"]))
+    return store
+
+
+def _resume(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
+    """Continue the key's paused (or interrupted) deployment: the pause is lifted for a rollout that has not
+    stopped yet; else the plan to run again (the rerun continues where it stopped)."""
+    store = _key_store(params)
     try:
         dep = lifecycle.resolve(store, _key(params), params.get("deployment_id"))
         if dep["status"] not in ("paused", "interrupted", "running"):
@@ -223,10 +229,7 @@ def _resume(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
 def _rollback(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
     """A new deployment of the key back to version ``rollback_to``'s target (default: the key's rollback
     target), through the usual consent flow; ``waves`` is its plan (one wave to skip the canary)."""
-    store = _read_only_store(params["state_path"])
-    if store is None:
-        raise RolloutError("deployment_key: no deployment recorded for %r (no state file %s)"
-                           % (_key(params), params["state_path"]))
+    store = _key_store(params)
     try:
         key = _key(params)
         if not key:
