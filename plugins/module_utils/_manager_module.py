@@ -79,6 +79,9 @@ def validate_connection(params: Params) -> None:
     clean_token(params.get("token"))
     for key in ("connect_timeout", "read_timeout", "wait_timeout", "poll_interval"):
         value = params.get(key)
+        if value is None and key in params:
+            # an explicit null bypasses the option's default: the client would fail on float(None)
+            raise ValueError("%s must be a number of seconds, got null" % key)
         if value is not None and (value <= 0 if key != "wait_timeout" else value < 0):
             raise ValueError("%s must be greater than 0, got %r" % (key, value))
 

@@ -437,3 +437,12 @@ def test_a_wrong_base_url_says_so(sim):
         mm.run_notify(params(sim.url + "/elsewhere", agent_image="a:2"))
     with pytest.raises(m.ManagerError, match="HTTP 404 .*is manager_url the manager's base URL"):
         mm.run_status(params(sim.url + "/elsewhere"))
+
+
+@pytest.mark.parametrize("key", ["connect_timeout", "read_timeout", "wait_timeout", "poll_interval"])
+def test_an_explicit_null_timeout_is_one_error_naming_the_option(key):
+    params = {"manager_url": "https://manager.example", "token": "t0k3n", "connect_timeout": 5.0, "read_timeout": 30.0,
+              "wait_timeout": 600.0, "poll_interval": 5.0}
+    params[key] = None
+    with pytest.raises(ValueError, match="%s must be a number of seconds, got null" % key):
+        mm.validate_connection(params)
