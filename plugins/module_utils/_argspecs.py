@@ -51,8 +51,6 @@ DEPLOYMENT_STATES = ("running", "staged", "closed", "completed", "completed_with
                      "cancelled", "present", "resumed", "promoted", "rolled_back")
 # the states an operator brings about (docs/lifecycle.md), by key or deployment id
 OPERATOR_STATES = ("paused", "failed")
-# the states that return the plan of a rollout to run
-PLAN_STATES = ("running", "staged", "present", "resumed", "promoted", "rolled_back")
 DEPLOYMENT_SPEC: Dict[str, Dict[str, Any]] = connection_spec(
     state_path=dict(type="path", required=True),
     state=dict(type="str", default="running", choices=list(DEPLOYMENT_STATES)),
