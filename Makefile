@@ -29,10 +29,11 @@ SANITY_ARGS ?=
 # takes ~1.5 min on 2 cores. Add "--skip-test NAME" here only with a reason.
 SANITY_SKIPS ?=
 PYTEST_WORKERS ?= auto
-# Two xdist workers on 2 cores. Three would take the integration step from ~14 to ~10 minutes (the tests mostly
-# wait on agents: the CPU is ~30 % busy with two), but in 2 of 3 runs with three a test failed: a downtime bound
-# (now the serial integration-timing step) and a fleetsim agent's port refusing connections.
-INTEGRATION_WORKERS ?= 2
+# Three xdist workers on 2 cores: the tests mostly wait on agents (the CPU is ~30 % busy with two), and three take
+# the integration step from ~12.6 to ~9.3 minutes (2026-12-05, 281 passed in 556 s). Three were flaky before for
+# two reasons, both gone: a downtime bound (now the serial integration-timing step) and fleetsim agents' ports
+# taken by podman's DNAT rules (fleetsim's ports now come from a range of their own).
+INTEGRATION_WORKERS ?= 3
 
 # ---------------------------------------------------------------- cache
 # A cache outside the clone, used when it exists (a fresh machine works without one): $AGENTFLEET_CACHE,
