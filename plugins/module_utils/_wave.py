@@ -49,6 +49,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._common import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import validate_agent_urls
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import gate_agents
 from ansible_collections.agentfleet.rollout.plugins.module_utils._health import validate_gate_params
+from ansible_collections.agentfleet.rollout.plugins.module_utils._outcome import planned_outcomes
 from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import Ctx
 from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import ROUND_PHASES
 from ansible_collections.agentfleet.rollout.plugins.module_utils._pipeline import run_pipeline
@@ -137,11 +138,8 @@ def _progress_fn(progress: Progress, wave: Record, what: str) -> Progress:
 def _check_plan(opts: WaveOptions) -> Record:
     """Check mode: what each agent of the wave would go through; nobody is asked."""
     wave = opts.wave
-    outcomes = {}
-    for m in wave.get("members") or []:
-        outcomes[m["name"]] = {"result": "planned", "changed": True, "failed": False,
-                               "detail": "would be asked in wave %s of %s (%s)" % (
-                                   wave["index"], opts.wave_count, wave["name"])}
+    outcomes = planned_outcomes([m["name"] for m in wave.get("members") or []], "would be asked in wave %s of %s (%s)"
+                                % (wave["index"], opts.wave_count, wave["name"]))
     return {"changed": True, "msg": "check mode: nobody is asked", "outcomes": outcomes, "halt": False,
             "halt_reason": None, "phase_done": "check", "line": "check mode: wave %s of %s (%s), %d agents: nobody is "
             "asked" % (wave["index"], opts.wave_count, wave["name"], len(outcomes)),
