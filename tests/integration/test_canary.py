@@ -359,11 +359,12 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
         "    method: POST\n"
         "    body_format: json\n"
         "    body: {occurrences: [\"{{ rollout_agent_host }}\"], version: \"{{ rollout_update_version }}\"}\n"
+        # one file per host and purpose: hosts run these tasks in parallel forks, and lineinfile on one shared
+        # file is a read-modify-write that loses a line when two forks write at once
         "- name: Trace the purpose\n"
-        "  ansible.builtin.lineinfile:\n"
-        "    path: \"" + str(tmp_path) + "/purposes.txt\"\n"
-        "    line: \"{{ rollout_agent_host }} {{ rollout_update_purpose }} {{ rollout_update_version }}\"\n"
-        "    create: true\n"
+        "  ansible.builtin.copy:\n"
+        "    dest: \"" + str(tmp_path) + "/purpose-{{ rollout_agent_host }}-{{ rollout_update_purpose }}.txt\"\n"
+        "    content: \"{{ rollout_agent_host }} {{ rollout_update_purpose }} {{ rollout_update_version }}\"\n"
     )
     cfg = fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
@@ -372,8 +373,8 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
             rollout_healthy_deadline=2)
         assert res.rc != 0
         assert "(reverted)" in res.output
-        lines = sorted((tmp_path / "purposes.txt").read_text().split("\n"))
-        assert [line for line in lines if line] == [
+        lines = sorted(p.read_text() for p in tmp_path.glob("purpose-*.txt"))
+        assert lines == [
             "agent-000 revert 1.0.0", "agent-000 update 2.0.0", "agent-001 revert 1.0.0", "agent-001 update 2.0.0"]
         agents = by_host(res.report())
         assert agents["agent-000"]["result"] == "reverted" and agents["agent-001"]["result"] == "reverted"
