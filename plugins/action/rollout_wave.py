@@ -80,6 +80,10 @@ class ActionModule(EngineAction):
     # a wave is one long task: it stops with the ansible-playbook that started it
     WATCH_CONTROLLER = True
 
+    def more_token_hosts(self, params):
+        # the next wave, asked ahead by this one (none driver): its agents are not in this batch
+        return [m.get("name") for m in ((params.get("next_wave") or {}).get("members") or []) if m.get("name")]
+
     def run_engine(self, params, task_vars):
         if params["phase"] == "round" and not params.get("update_failed") and not params.get("driver_results"):
             failed, driver = round_results(task_vars, params.get("round"))

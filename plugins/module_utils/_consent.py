@@ -64,14 +64,20 @@ OBSERVED_NO_ANSWER = "no_answer"
 
 def probe_liveness(client: AgentClient, agent_url: str) -> Sighting:
     """GET health once and classify it: ``(state, cause, info)`` (see ``classify_liveness``)."""
+    return probe_liveness_answer(client, agent_url)[0]
+
+
+def probe_liveness_answer(client: AgentClient, agent_url: str) -> Tuple[Sighting, Optional[Tuple[int, Any]]]:
+    """:func:`probe_liveness` and the answer it classified: ``(sighting, (status, payload))``, or
+    ``(sighting, None)`` when nothing answered."""
     sighting: Sighting
     try:
         resp = client.request("GET", join_url(agent_url, HEALTH_PATH))
     except TransportError as exc:
         sighting = classify_liveness(error=exc)
-        return sighting
+        return sighting, None
     sighting = classify_liveness(resp.status, resp.json)
-    return sighting
+    return sighting, (resp.status, resp.json)
 
 
 class StopWatch(_StopWatch):
@@ -124,6 +130,11 @@ def observe_stop(client: AgentClient, agents: Sequence[Dict[str, Any]], stop_tim
     ``progress(text)`` is called with a one-line status every few seconds. ``fast_first``: the
     probes come soon after the request and then further apart (:func:`adaptive_interval`), at most
     ``poll_interval``; without it, every ``poll_interval``.
+
+    An agent found back already (``supervisor_restarts``: working on ``target_version``) also has
+    ``answer``: ``{"status", "payload", "at"}``, the health answer that showed it back and the ``clock``
+    reading once it had arrived; the health gate counts it as its first probe (:func:`._health.gate_agents`'s
+    ``seeds``). Every other agent's ``answer`` is None.
     """
     urls = dict((a["name"], a["agent_url"]) for a in agents)
     watch = StopWatch(urls, supervisor_restarts=supervisor_restarts, target_version=target_version)
@@ -131,15 +142,18 @@ def observe_stop(client: AgentClient, agents: Sequence[Dict[str, Any]], stop_tim
     deadline = Deadline(stop_timeout, clock)
     last_progress = deadline.start
     interval = max(0.05, float(poll_interval or 1.0))
+    back: Dict[str, Dict[str, Any]] = {}
 
-    def fetch() -> List[Tuple[str, Sighting]]:
-        results: List[Tuple[str, Sighting]] = client.fan_out(lambda n: (n, probe_liveness(client, urls[n])),
-                                                             watch.pending())
+    def fetch() -> List[Tuple[str, Tuple[Sighting, Optional[Tuple[int, Any]]]]]:
+        results: List[Tuple[str, Tuple[Sighting, Optional[Tuple[int, Any]]]]] = client.fan_out(
+            lambda n: (n, probe_liveness_answer(client, urls[n])), watch.pending())
         return results
 
-    def done(results: List[Tuple[str, Sighting]], now: float) -> bool:
-        for name, (state, cause, info) in results:
+    def done(results: List[Tuple[str, Tuple[Sighting, Optional[Tuple[int, Any]]]]], now: float) -> bool:
+        for name, ((state, cause, info), answer) in results:
             watch.observe(name, state, cause, info, deadline.elapsed(now))
+            if state == WORKING and answer is not None and watch.stopped(name) and name not in back:
+                back[name] = {"status": answer[0], "payload": answer[1], "at": now}
         return not watch.pending()
 
     def pause(now: float) -> float:
@@ -160,5 +174,5 @@ def observe_stop(client: AgentClient, agents: Sequence[Dict[str, Any]], stop_tim
     for name in watch.names:
         outcome, detail = watch.outcome(name, stop_timeout)
         out[name] = {"outcome": outcome, "detail": detail, "drained_at": watch.drained_at.get(name),
-                     "stopped_at": watch.stopped_at.get(name), "waited": waited}
+                     "stopped_at": watch.stopped_at.get(name), "waited": waited, "answer": back.get(name)}
     return out

@@ -17,6 +17,7 @@ machine, which key names a secret, and how a secret is masked.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -51,7 +52,13 @@ _SIGNED_QUERY = re.compile(r"(signature|credential|token|sig=|key=)", re.I)
 
 def is_secret_key(name: object) -> bool:
     """Whether a key, variable, option or label ``name`` holds a secret (:data:`SECRET_KEY_PARTS`)."""
-    key = str(name if name is not None else "").lower().replace("-", "_")
+    return _is_secret_name(str(name if name is not None else ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name(name: str) -> bool:
+    # cached: reports and audit lines ask it of the same few dozen keys for every agent
+    key = name.lower().replace("-", "_")
     if any(part in key for part in SECRET_KEY_PARTS):
         return True
     if any(word.startswith(SECRET_KEY_WORDS) for word in key.split("_")):

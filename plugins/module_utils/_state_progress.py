@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import Clock
 
 
+# hosts looked up per query by :meth:`ProgressRecords.agents` (SQLite before 3.32 binds at most 999 parameters)
+_HOSTS_PER_QUERY = 500
+
+
 class ProgressRecords:
     """The ``agents``, ``waves``, ``shared_decisions`` and ``events`` tables of a :class:`._state.StateStore`."""
 
@@ -46,11 +50,18 @@ class ProgressRecords:
         if wave is not None:
             sql += " AND wave=?"
             args.append(int(wave))
-        rows = [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
-        if hosts is not None:
-            wanted = set(hosts)
-            rows = [r for r in rows if r["host"] in wanted]
-        return rows
+        if hosts is None:
+            return [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
+        # only the hosts asked for, looked up by the primary key (a wave's members, not the whole fleet's rows),
+        # in chunks that stay under any SQLite's limit of bound parameters
+        wanted = sorted(set(hosts))
+        found: list[sqlite3.Row] = []
+        for start in range(0, len(wanted), _HOSTS_PER_QUERY):
+            chunk = wanted[start:start + _HOSTS_PER_QUERY]
+            found.extend(self.db.execute(sql + " AND host IN (%s)" % ",".join("?" * len(chunk)),
+                                         args + list(chunk)).fetchall())
+        found.sort(key=lambda r: (r["wave"] if r["wave"] is not None else -1, r["host"]))
+        return [_agent(r) for r in found]
 
     def result_counts(self, deployment_id: str) -> dict[Optional[str], int]:
         """How many agents of the deployment have each result (None: no result yet), in one query."""

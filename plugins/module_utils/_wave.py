@@ -289,8 +289,10 @@ def _run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
     # phase all: the none driver, whose supervisor starts each agent that stopped
     deadline_at = progress_deadline_at(clock(), opts.progress_deadline)
     run.step = "asking the agents and waiting for them to stop"
+    # the stop watch's answers of agents it found back on the new version: the gate's first probe of each
+    seeds: Dict[str, Record] = {}
     updating = _ask_and_observe(store, client, opts, dep, wave, members, secrets, out, monotonic, sleep,
-                                clock, progress, deadline_at)
+                                clock, progress, deadline_at, seeds)
     stalled = out.pop("stalled", None)
     names = [a["name"] for a in updating]
     store.set_results(deployment_id, [{"host": h, "result": "updated"} for h in names])
@@ -301,7 +303,8 @@ def _run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
     gate_opts, cut = _gate_options(opts, deadline_at, clock())
     gate: Record = gate_agents(client, handed, gate_opts.as_params(),
                                target if opts.health.require_target_version else None,
-                               clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"))
+                               clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"),
+                               seeds=seeds)
     if gate.get("warnings"):
         out.setdefault("warnings", []).extend(gate["warnings"])
     gate = analyse_wave(gate, client, handed, opts.as_params(), store, dep, wave, clock=monotonic, sleep=sleep,
@@ -375,11 +378,13 @@ def _gate_options(opts: WaveOptions, deadline_at: Optional[float], now: float) -
 def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
                      members: List[Agent], secrets: Sequence[str], out: Record, monotonic: Callable[[], float],
                      sleep: Callable[[float], None], clock: Callable[[], float], progress: Progress,
-                     deadline_at: Optional[float] = None) -> List[Agent]:
+                     deadline_at: Optional[float] = None, seeds: Optional[Dict[str, Record]] = None) -> List[Agent]:
     """Ask the wave (never twice), then watch every agent that consented until it has stopped.
 
     Returns the members the update driver may act on: those that stopped, and those
     handed to a driver in an earlier run of this deployment whose update or gate failed.
+    ``seeds`` (a dict, filled in): name -> the health answer that showed an agent back already
+    (its supervisor restarted it), for the gate (:func:`._health.gate_agents`).
     """
     deployment_id = dep["deployment_id"]
     asked = _ask(store, client, opts, dep, wave, members, secrets, clock, sleep, opts.reask_until)
@@ -393,6 +398,8 @@ def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, 
     if cut_short and len(ready) < len(asked["consenting_agents"]):
         out["stalled"] = _stall_note(opts, "%d of %d agents that were asked had not stopped" % (
             len(asked["consenting_agents"]) - len(ready), len(asked["consenting_agents"])))
+    if seeds is not None:
+        seeds.update((name, o["answer"]) for name, o in observed.items() if o.get("answer"))
     if observed and opts.audit_path:
         append_audit(opts.audit_path, [
             {"event": "consent_observed", "deployment_id": deployment_id, "host": name, "outcome": o["outcome"],

@@ -53,7 +53,7 @@ def _host_value(hostvars, host, key):
     return value or None
 
 
-def agent_tokens(task_vars, play_token):
+def agent_tokens(task_vars, play_token, also=()):
     """Each agent's own token, read from the inventory: ``(tokens, default)``.
 
     ``tokens`` is ``{agent_url: token}`` for every host of the current batch
@@ -66,14 +66,17 @@ def agent_tokens(task_vars, play_token):
     variables, so when that host has a token of its own the task's ``token``
     is that host's, not the play's: the others then fall back to
     ``AGENTFLEET_TOKEN`` (the roles' default) and never get another agent's
-    token. No value is ever put into a message.
+    token. No value is ever put into a message. ``also``: more hosts whose agents the task talks to (the next
+    wave, which a wave asks ahead), read as well.
     """
     hostvars = task_vars.get("hostvars")
     if hostvars is None:
         return {}, play_token
     # the batch's hosts (a wave of the waves play, or every host of a play without serial): reading a host's
     # variables costs a get_vars per host, so a wave reads only its own agents', not the whole play's again
-    hosts = task_vars.get("ansible_play_batch") or task_vars.get("ansible_play_hosts_all") or []
+    hosts = list(task_vars.get("ansible_play_batch") or task_vars.get("ansible_play_hosts_all") or [])
+    seen = set(hosts)
+    hosts.extend(h for h in also if h not in seen)
     tokens = {}
     owner = {}
     conflicts = []
@@ -151,7 +154,7 @@ class EngineAction(ActionBase):
         no_log_values = set(validation._no_log_values) if hasattr(validation, "_no_log_values") else set()
         try:
             if "token" in self.ARGUMENT_SPEC and self.reads_agent_tokens(params):
-                tokens, default = agent_tokens(task_vars or {}, params.get("token"))
+                tokens, default = agent_tokens(task_vars or {}, params.get("token"), self.more_token_hosts(params))
                 if tokens or default != params.get("token"):
                     params = dict(params, token=default)
                     params[AGENT_TOKENS] = tokens
@@ -193,6 +196,10 @@ class EngineAction(ActionBase):
     def reads_agent_tokens(self, params):
         """Whether this task reads the agents' own tokens (``rollout_token`` of each host of the batch)."""
         return True
+
+    def more_token_hosts(self, params):
+        """Hosts beyond the batch whose agents this task talks to: their tokens are read too."""
+        return ()
 
     @property
     def check_mode(self):

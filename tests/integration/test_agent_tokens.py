@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from conftest import ansible_env, run_playbook
-from fleetsim.testing import FleetSim
+from fleetsim.testing import FleetSim, Supervisor
 from test_canary import SHUTDOWN, rollout_vars
 
 TOKEN_A = "tok-fleet-a-3b8d0e"
@@ -85,3 +85,35 @@ def test_a_host_without_its_own_token_never_gets_another_agents(tmp_path):
         auth = {e["occurrence"]: e["auth"] for e in sim.log(path=SHUTDOWN, method="POST")}
         assert auth == {"a-000": "ok", "a-001": "none"}
         assert TOKEN_A not in res.output
+
+
+def test_none_driver_asks_the_next_wave_ahead_with_each_of_its_agents_own_token(tmp_path):
+    """Issue 20's ask-ahead: a passed wave asks the next wave's agents from its own call. Those agents are not
+    in the batch, yet each is asked with its own token (read from its host's variables), none is refused,
+    and none is left failed as unauthorized."""
+    ciris = {"consent": "ciris", "decide_seconds": 0.1, "drain_seconds": 0.3}
+    fleet_a = {"defaults": ciris, "agents": [{"count": 2, "name_prefix": "a-"}]}
+    fleet_b = {"defaults": ciris, "agents": [{"count": 2, "name_prefix": "b-"}]}
+    with FleetSim(config=fleet_a, token=TOKEN_A, workdir=tmp_path / "sim-a") as sim_a, \
+            FleetSim(config=fleet_b, token=TOKEN_B, workdir=tmp_path / "sim-b") as sim_b, \
+            Supervisor(sim_a, "2.0.0"), Supervisor(sim_b, "2.0.0"):
+        inv = inventory(tmp_path, {"AGENT_TOKEN_A": sim_a, "AGENT_TOKEN_B": sim_b})
+        env = ansible_env(tmp_path, AGENT_TOKEN_A=TOKEN_A, AGENT_TOKEN_B=TOKEN_B)
+        env.pop("AGENTFLEET_TOKEN", None)
+        # the first wave holds a-000 only (hosts sorted by name): the second wave, asked ahead, holds both fleets'
+        # agents
+        res = run_playbook("agentfleet.rollout.canary", tmp_path, inventory=inv, env=env, timeout=240,
+                           report_path=tmp_path / "report.json",
+                           extra_vars=rollout_vars(tmp_path, rollout_driver="none",
+                                                   rollout_cohorts=[{"name": "first", "count": 1},
+                                                                    {"name": "rest", "rest": True}]))
+        assert res.rc == 0, res.output
+        assert "wave 2 (rest) asked ahead as wave 1 passed: 3 of 3 agents asked" in res.output, res.output
+        for sim, names in ((sim_a, {"a-000", "a-001"}), (sim_b, {"b-000", "b-001"})):
+            asked = sim.log(path=SHUTDOWN, method="POST")
+            assert sorted(e["occurrence"] for e in asked) == sorted(names)
+            assert {e["auth"] for e in asked} == {"ok"}, asked
+        report = res.report()
+        assert report["status"] == "completed", report
+        assert {a["result"] for a in report["agents"]} == {"updated"}, report["agents"]
+        assert TOKEN_A not in res.output and TOKEN_B not in res.output

@@ -105,3 +105,51 @@ def test_the_stop_watch_still_takes_one_observation():
     clock = Clock()
     res = _health.wait_for_wave(["a"], lambda names: {"a": (True, None, {})}, clock=clock, sleep=clock.sleep)
     assert res["passed"] and clock.now == 0.0
+
+
+HEALTHY = {"data": {"status": "healthy", "cognitive_state": "work", "version": "2.0.0"}}
+
+
+def seeded_gate(script, seeds, **params):
+    clock = Clock()
+    clock.now = 10.0
+    client = Client(clock, script)
+    agents = [{"name": n, "agent_url": n} for n in script]
+    result = gate_agents(client, agents, dict(PARAMS, **params), target_version="2.0.0", clock=clock,
+                         sleep=clock.sleep, seeds=seeds)
+    return result, client, clock
+
+
+def test_the_stop_watchs_answer_of_an_agent_back_on_the_new_version_is_the_first_probe_of_its_streak():
+    # issue 20: a wave of agents back at once needs one request less each
+    result, client, clock = seeded_gate({"good": lambda now: True},
+                                        {"good": {"status": 200, "payload": HEALTHY, "at": 10.0}})
+    assert result["passed"] and result["stable"] == ["good"]
+    assert len(client.probes) == MIN_HEALTHY_PROBES - 1
+    assert result["agents"]["good"]["probes"] == MIN_HEALTHY_PROBES
+    # the streak still spans what it spans without a seed
+    assert round(clock.now - 10.0, 6) == round((MIN_HEALTHY_PROBES - 1) * MIN_STREAK_SPACING, 6)
+
+
+def test_a_seed_on_the_old_version_or_unhealthy_counts_for_nothing():
+    old = {"data": {"status": "healthy", "cognitive_state": "work", "version": "1.0.0"}}
+    sick = {"data": {"status": "degraded", "cognitive_state": "work", "version": "2.0.0"}}
+    for payload in (old, sick):
+        result, client, dummy = seeded_gate({"a": lambda now: True}, {"a": {"status": 200, "payload": payload,
+                                                                            "at": 10.0}})
+        assert result["passed"]
+        assert len(client.probes) == MIN_HEALTHY_PROBES
+
+
+def test_a_seeded_agent_that_crashes_after_its_seed_is_not_counted():
+    result, client, dummy = seeded_gate({"crashy": lambda now: False},
+                                        {"crashy": {"status": 200, "payload": HEALTHY, "at": 10.0}}, healthy_deadline=1.0)
+    assert not result["passed"] and result["unstable"]["crashy"] == "connection refused"
+
+
+def test_a_seed_spans_the_stability_window_from_when_it_was_seen():
+    # min_healthy_time 1: stable 1 s after the seed's answer, not 1 s after the gate began
+    result, client, clock = seeded_gate({"good": lambda now: True},
+                                        {"good": {"status": 200, "payload": HEALTHY, "at": 9.5}}, min_healthy_time=1.0)
+    assert result["passed"]
+    assert round(clock.now, 6) == 10.5

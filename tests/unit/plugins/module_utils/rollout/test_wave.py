@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _common
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _consent
+from ansible_collections.agentfleet.rollout.plugins.module_utils import _health
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _argspecs
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _runners
 from ansible_collections.agentfleet.rollout.plugins.module_utils import _wave
@@ -313,3 +314,21 @@ def test_tasks_driver_auto_revert_puts_the_failed_wave_back_with_the_agent_whose
     assert results(out) == {"good": "reverted", "bad": "reverted"}
     assert "update tasks failed" not in out["outcomes"]["good"]["detail"]
     assert all(a.target == "1.0.0" and a.up_at <= engine.clock() for a in engine.agents.values())
+
+
+def test_an_agent_back_before_the_stop_watchs_first_probe_costs_the_gate_one_probe_less(engine):
+    # issue 20: the stop watch's answer that shows it back on the new version is the first of the gate's probes
+    plan = engine.deploy({"quick": {"drain": 0.0, "boot": 0.0}, "slow": {}}, [2])
+    # a window of 0: the streak is MIN_HEALTHY_PROBES probes MIN_STREAK_SPACING apart, nothing more
+    out = engine.run_wave(plan[0], plan, min_healthy_time=0.0)
+    assert out["passed"], out["line"]
+    requests = engine.clients[0].requests
+    after_ask = dict((n, [r for r in requests[requests.index(("POST", n, "/v1/system/shutdown")) + 1:]
+                          if r[1] == n]) for n in ("quick", "slow"))
+    assert all(method == "GET" for reqs in after_ask.values() for method, dummy, path in reqs)
+    # quick: one stop-watch probe (back already), then MIN_HEALTHY_PROBES - 1 gate probes
+    assert len(after_ask["quick"]) == 1 + _health.MIN_HEALTHY_PROBES - 1
+    # slow went through a refused connection: the gate probes it MIN_HEALTHY_PROBES times from its first
+    assert engine.agents["slow"].version == TARGET
+    gate = out["gate"]["agents"]
+    assert gate["quick"]["probes"] == _health.MIN_HEALTHY_PROBES

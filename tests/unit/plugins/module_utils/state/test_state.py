@@ -97,3 +97,19 @@ def test_check_fence_returns_the_status_an_operator_set_from_another_store(tmp_p
         with open_store(db) as operator:
             operator.set_status("d1", "paused", "paused by alice")
         assert run.check_fence() == ("paused", "paused by alice")
+
+
+def test_agents_of_named_hosts_are_looked_up_in_chunks_in_wave_then_host_order(tmp_path):
+    # issue 20: a wave reads its own members' rows, not the whole fleet's; more hosts than one query binds
+    names = ["h%04d" % i for i in range(1203)]
+    plan = [{"index": 1, "name": "all", "size": len(names), "members": [{"name": n, "agent_url": "http://x/" + n}
+                                                                        for n in names]}]
+    with open_store(tmp_path / "s.db") as s:
+        s.create_or_resume("d1", "fleet", "canary", "2.0", plan, {})
+        s.ensure_agents("d1", [{"name": "extra", "agent_url": "http://x/extra"}])  # no wave: sorts first
+        wanted = list(reversed(names[::2])) + ["extra", "not-there"]
+        rows = s.agents("d1", hosts=wanted)
+        assert [r["host"] for r in rows] == ["extra"] + names[::2]
+        assert [r["host"] for r in s.agents("d1")] == [r["host"] for r in sorted(
+            s.agents("d1"), key=lambda r: (r["wave"] if r["wave"] is not None else -1, r["host"]))]
+        assert s.agents("d1", hosts=[]) == []

@@ -127,6 +127,14 @@ def test_only_the_batch_is_read():
     assert agent_tokens(task_vars(hv, "b", play_hosts=["b"]), B)[0] == {"http://h/b": B}
 
 
+def test_the_next_wave_asked_ahead_is_read_too_and_nothing_else():
+    # issue 20's ask-ahead: a wave asks the next wave's agents, which are not in its batch
+    hv = hostvars(a={"agent_url": "http://h/a", "rollout_token": A}, b={"agent_url": "http://h/b", "rollout_token": B},
+                  c={"agent_url": "http://h/c", "rollout_token": SHARED})
+    tokens = agent_tokens(task_vars(hv, "b", play_hosts=["b"]), B, also=["b", "c", "not-in-inventory"])[0]
+    assert tokens == {"http://h/b": B, "http://h/c": SHARED}
+
+
 def test_no_hostvars_keeps_the_task_token():
     assert agent_tokens({}, SHARED) == ({}, SHARED)
 
