@@ -21,6 +21,12 @@ In one go, on the same machine and in the same minutes:
 Prints the table (MET / MISSED per bar), writes bench/results/check-*.json and, with ``--write-doc``,
 the section of docs/performance.md between ``<!-- bench-check:begin -->`` and ``<!-- bench-check:end -->``.
 Exits 1 when a bar is MISSED. A bar is never lowered here: a miss is printed as such.
+
+``--guard`` (``make bench-guard``, a step of ``make test``): the same runs and the same table of issue 20's
+bars, and a second table of **regression limits** (``GUARD_*``: where the numbers stood when the guard was
+added, with room for a noisy machine). It exits 1 when a run fails or a limit is exceeded, not for a bar
+still missed: so a change that makes the rollout slower again (as 4.8 -> 31.5 ms per agent once did, with no
+test noticing) fails ``make test``, while the bars that are not met yet stay printed as MISSED.
 """
 from __future__ import annotations
 
@@ -46,6 +52,11 @@ VERSION = "2.0.0"
 OVER_FLOOR_MS = 2.0
 CP_EFFICIENCY = 0.9
 WAVE_CALL_MS = 1.0
+# make test's regression limits (--guard): measured 2026-12-05 overhead floor + 6-7.5 ms, wave calls 2.6-3.4 ms
+# per agent, critical path 0.91; a regression like issue 20's (floor + 22 ms, 17 ms, 0.60) exceeds each
+GUARD_OVER_FLOOR_MS = 12.0
+GUARD_WAVE_CALL_MS = 6.0
+GUARD_CP_EFFICIENCY = 0.8
 # critical path: drain, boot, stable (s) per wave, four waves
 CP_DRAIN, CP_BOOT, CP_STABLE, CP_WAVES = 1.0, 2.0, 1.0, 4
 
@@ -212,6 +223,21 @@ def bars(c, cp, opts):
                   "cp_wall_above_empty_s": cp_run}
 
 
+def guard_rows(c, cp, numbers):
+    """The regression limits of ``--guard``: each row ``met`` when within its limit."""
+    over, floor_ms, wave_s = numbers["overhead_ms"], numbers["floor_ms"], numbers["wave_calls_s"]
+    wave_ms = None if wave_s is None else 1000.0 * wave_s / float(c["size"])
+    return [
+        {"what": "canary overhead per agent", "measured": "%.2f ms" % over,
+         "bar": "<= floor + %g ms = %.2f ms" % (GUARD_OVER_FLOOR_MS, floor_ms + GUARD_OVER_FLOOR_MS),
+         "met": c["ok"] and over <= floor_ms + GUARD_OVER_FLOOR_MS},
+        {"what": "wave calls per agent", "measured": "n/a" if wave_ms is None else "%.2f ms" % wave_ms,
+         "bar": "<= %g ms" % GUARD_WAVE_CALL_MS, "met": wave_ms is not None and wave_ms <= GUARD_WAVE_CALL_MS},
+        {"what": "critical-path efficiency", "measured": "%.2f" % numbers["cp_efficiency"],
+         "bar": ">= %g" % GUARD_CP_EFFICIENCY, "met": cp["ok"] and numbers["cp_efficiency"] >= GUARD_CP_EFFICIENCY},
+    ]
+
+
 def table(rows):
     lines = ["| what | measured | bar | verdict |", "|---|---:|---|---|"]
     for r in rows:
@@ -255,6 +281,8 @@ def main():
     ap.add_argument("--playbook-bin", default=os.path.join(os.path.dirname(sys.executable), "ansible-playbook"))
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--write-doc", action="store_true")
+    ap.add_argument("--guard", action="store_true",
+                    help="fail on the regression limits (GUARD_*), print issue 20's bars without failing on them")
     ap.add_argument("--only", choices=["canary", "critical-path"], help="one part only (a look, not the guard)")
     opts = ap.parse_args()
     t_start = time.monotonic()
@@ -277,6 +305,7 @@ def main():
                 print("\n".join(breakdown_lines(out["breakdown"])))
             return
         c = canary_none(opts, env, tmp)
+        c["size"] = opts.size
         log("bench-check: critical path, %d agents" % opts.cp_size)
         cp = critical_path(opts, env, tmp)
         rows, numbers = bars(c, cp, opts)
@@ -309,6 +338,19 @@ def main():
                       default=str)
         if opts.write_doc:
             write_doc(text)
+        if opts.guard:
+            limits = guard_rows(c, cp, numbers)
+            print("\nRegression limits (make test):\n")
+            print("\n".join(table(limits)).replace("**MISSED**", "**EXCEEDED**").replace("| MET |", "| within |"))
+            exceeded = [r["what"] for r in limits if not r["met"]]
+            if exceeded:
+                print("bench-guard: EXCEEDED: %s (a run that failed counts as exceeded: %s; %s)" % (
+                    "; ".join(exceeded), c["detail"], cp["detail"]))
+                sys.exit(1)
+            print("bench-guard: within every regression limit; issue 20's bars: %s" % ", ".join(
+                "%s %s" % (short, "met" if r["met"] else "MISSED")
+                for short, r in zip(("overhead", "floor", "wave calls", "critical path"), rows) if r["met"] is not None))
+            return
         missed = [r["what"] for r in rows if r["met"] is False]
         if missed:
             print("bench-check: MISSED: %s" % "; ".join(missed))
