@@ -19,6 +19,7 @@ into a stop between two steps that the engine cleans up after.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import os
 
 from ansible.errors import AnsibleActionFail
@@ -35,6 +36,40 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._urls import ag
 
 # The inventory variable that holds an agent's own token (host_vars, group_vars, Vault, a lookup).
 AGENT_TOKEN_VAR = "rollout_token"
+
+
+class _HostvarsOnce(Mapping):
+    """``hostvars`` that computes each host's variables once per task: ``hostvars[host]`` runs Ansible's
+    ``get_vars`` for that host (~0.3 ms, most of it Ansible cleaning the facts), and one task may read a host
+    more than once (its agent, then its token); the views it returns still template each value when read."""
+
+    def __init__(self, hostvars):
+        self._hostvars = hostvars
+        self._seen = {}
+
+    def __getitem__(self, host):
+        try:
+            return self._seen[host]
+        except KeyError:
+            value = self._seen[host] = self._hostvars[host]
+            return value
+
+    def __contains__(self, host):
+        return host in self._seen or host in self._hostvars
+
+    def __iter__(self):
+        return iter(self._hostvars)
+
+    def __len__(self):
+        return len(self._hostvars)
+
+
+def hostvars_once(task_vars):
+    """``task_vars`` with its ``hostvars`` read once per host (:class:`_HostvarsOnce`)."""
+    hostvars = task_vars.get("hostvars")
+    if hostvars is None or isinstance(hostvars, _HostvarsOnce):
+        return task_vars
+    return dict(task_vars, hostvars=_HostvarsOnce(hostvars))
 
 
 def _host_value(hostvars, host, key):
@@ -151,6 +186,7 @@ class EngineAction(ActionBase):
         if validation.error_messages:
             raise AnsibleActionFail("; ".join(validation.error_messages))
         params = validation.validated_parameters
+        task_vars = hostvars_once(task_vars or {})
         no_log_values = set(validation._no_log_values) if hasattr(validation, "_no_log_values") else set()
         try:
             if "token" in self.ARGUMENT_SPEC and self.reads_agent_tokens(params):
