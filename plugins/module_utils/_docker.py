@@ -314,6 +314,21 @@ def _wait_stopped(api: DockerAPI, container_id: str, deadline: Deadline, sleep: 
     return poll(status, lambda state, now: state not in RUNNING_STATES, deadline, 0.2, sleep, cap=False)[1]
 
 
+def _start_as_it_is(api: DockerAPI, name: str, old: Dict[str, Any], status: str, version: object,
+                    check_mode: bool) -> Dict[str, Any]:
+    """A revert of a container this deployment never replaced (its update failed before the new container ran):
+    it still holds the version to go back to, so it is started again as it is (never the image before it)."""
+    config: Dict[str, Any] = old.get("Config") or {}
+    info = image_info(_inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}, config.get("Image"))
+    start = status not in RUNNING_STATES
+    if start and not check_mode:
+        api.start(old["Id"])
+    return {"changed": start, "container": name, "container_id": old["Id"], "previous_container_id": old["Id"],
+            "purpose": "revert", "status_before": status, "image_before": info, "image_after": info,
+            "previous_images": previous_images(config.get("Labels") or {}), "stopped_by_driver": False,
+            "version": version}
+
+
 def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: object = None, purpose: str = "update",
              pull: str = "missing", version_before: object = None, deployment_id: Optional[str] = None,
              liveness: Optional[Liveness] = None, stop_timeout: float = 30, check_mode: bool = False,
@@ -325,7 +340,9 @@ def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: ob
     runs: an agent whose API has closed is stopped (``stop_timeout`` seconds, then killed);
     one that answers (working, draining) or gives no answer is refused. For ``purpose=revert``
     the container runs the version that failed its gate: it is stopped, and the image
-    recorded as its previous one (label ``agentfleet.rollout.previous_image``) is started.
+    recorded as its previous one (label ``agentfleet.rollout.previous_image``) is started; a
+    container that ``deployment_id`` never replaced (its update failed before the new container
+    ran) still holds the version to go back to and is started again as it is.
     A container this driver started on ``version`` for ``deployment_id`` (a rerun retrying an
     agent whose gate failed) is stopped and recreated too.
 
@@ -343,6 +360,8 @@ def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: ob
     status: str = old["State"]["Status"]
     old_config: Dict[str, Any] = old.get("Config") or {}
     old_labels: Dict[str, str] = old_config.get("Labels") or {}
+    if purpose == "revert" and deployment_id and old_labels.get(LABEL_DEPLOYMENT) != deployment_id:
+        return _start_as_it_is(api, name, old, status, version, check_mode)
     stop_needed = False
     if status in RUNNING_STATES:
         if purpose == "revert" or (deployment_id and old_labels.get(LABEL_DEPLOYMENT) == deployment_id

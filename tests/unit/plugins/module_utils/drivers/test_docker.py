@@ -238,3 +238,19 @@ def test_a_rerun_recreates_the_container_it_started_for_the_same_deployment():
         with pytest.raises(_docker.AgentStillWorking):
             _docker.recreate(api, "ciris-agent-datum", version=ver, deployment_id=dep, liveness=lambda: WORKING)
         assert api.calls == []
+
+
+@pytest.mark.parametrize("status", ["exited", "running"])
+def test_a_revert_of_a_container_this_deployment_never_replaced_starts_it_as_it_is(status):
+    # its update failed before the new container ran (say the pull failed): it still holds 1.0.0, the version to go
+    # back to; its own previous image (0.9.0, from an earlier deployment) is not where a revert goes
+    cont = container(status=status, labels={_docker.LABEL_PREV: NEW_ID, _docker_images.LABEL_DEPLOYMENT: "deploy-old",
+                                            _docker_images.LABEL_VERSION: "1.0.0"})
+    api = StubAPI(cont, [old_image(), new_image()])
+    out = _docker.recreate(api, "ciris-agent-datum", version="1.0.0", purpose="revert", deployment_id="deploy-new",
+                           version_before="2.0.0")
+    assert api.names() == (["start"] if status == "exited" else [])
+    assert out["changed"] is (status == "exited") and out["container_id"] == CID
+    assert out["image_before"] == out["image_after"] and out["image_after"]["id"] == OLD_ID
+    full = _docker.recreate(StubAPI(container(), [old_image(), new_image()]), "ciris-agent-datum", version="2.0.0")
+    assert sorted(out) == sorted(full)
