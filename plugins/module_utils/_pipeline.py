@@ -13,13 +13,16 @@ wave has. Within Ansible's rules (no third-party strategy plugin) the batch runs
     record what the previous round's tasks did (the action plugin reads each host's result), then
     the next step (:func:`_step`): wait until more agents have stopped and hand those over; once
     none is left to watch, gate the updated agents and judge the wave; a failed wave with
-    ``auto_revert`` goes back through the tasks with purpose ``revert``; then record the wave.
+    ``auto_revert`` goes back through the tasks with purpose ``revert``, and so does every agent whose
+    update tasks failed (whatever ``auto_revert`` and the verdict); then record the wave.
 
 Each call hands over a *round*: ``update_hosts`` with ``update_map`` (version, previous version and
 purpose per host), and ``round``, the pipeline's state that the role passes back verbatim.
 
-Never left down: an error while asking (a refused token, a malformed answer) or an operator's
-``fail`` stops the wave, but the agents that stopped because we asked are still handed to the
+Never left down: an agent whose update tasks failed is put back on the version it ran before (its
+row ``reverted``, final for the deployment: its consent was used, and a rerun never asks again). An
+error while asking (a refused token, a malformed answer) or an operator's ``fail`` stops the wave,
+but the agents that stopped because we asked are still handed to the
 tasks (on the target: they consented; a rerun gates them) before the wave ends. Agents still
 draining then are watched for at most :data:`._pipeline_watch.DRAIN_WAIT` seconds (the stop watch
 is :mod:`._pipeline_watch`'s).
@@ -227,12 +230,16 @@ def _step(ctx: Ctx, rnd: Record, out: Record, handover: Iterable[Agent] = ()) ->
         reverted = list(rnd.get("reverted") or [])
         out["needs_revert"] = True
         gated = set(rnd.get("gated") or [])
-        back = [h for h in rnd.get("update_failed") or [] if h in reverted and h not in gated]
-        if back:
-            ctx.store.set_results(ctx.deployment_id, [
-                {"host": h, "result": "reverted", "detail": "its update tasks failed; put back on its previous "
-                 "version by the wave's revert", "version_after": None} for h in back])
         rows = ctx.rows()
+        back = [h for h in rnd.get("restore") or rnd.get("update_failed") or [] if h in reverted and h not in gated]
+        if back:
+            # final for this deployment (its consent was used: it is not asked again), and its row says why
+            ctx.store.set_results(ctx.deployment_id, [
+                {"host": h, "result": "reverted", "version_after": None,
+                 "detail": "%s; started again on its previous version %s (never left down)" % (
+                     (rows.get(h) or {}).get("result_detail") or "its update tasks failed",
+                     (rows.get(h) or {}).get("version_before"))} for h in back])
+            rows = ctx.rows()
         return _done(ctx, rnd, ctx.finish(ctx.store, ctx.opts, ctx.dep, ctx.wave, ctx.members,
                                           [agent_of(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
                                           rnd["gate"], reverted, ctx.secrets, out))
@@ -343,19 +350,23 @@ def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
     if stalled:
         gate.update(blocked=stalled, reason=stalled, passed=False)
     revertable = [a for a in handed if a.get("version")]
-    # agents whose update tasks failed stopped because we asked and may be down: a revert puts them back as well
-    down = ([a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
-            if opts.auto_revert and rnd.get("update_failed") else [])
-    if opts.auto_revert and (revertable or down) and not ctx.passes(ctx.store, opts, ctx.dep, ctx.wave, gate):
+    # agents whose update tasks failed stopped because we asked and may be down: never left down, they go back to
+    # the version they ran before, with the wave's revert (auto_revert and a failed wave) or on their own
+    down = [a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
+    wave_revert = bool(opts.auto_revert and (revertable or down)
+                       and not ctx.passes(ctx.store, opts, ctx.dep, ctx.wave, gate))
+    if wave_revert or down:
         rnd["stage"] = "revert"
         rnd["gate"] = gate
         rnd["gated"] = [a["name"] for a in handed]
-        # recorded before the revert tasks run: a run killed before the next call leaves them failed (the wave
-        # failed), never gated again as if updated; the revert round records them reverted
-        ctx.store.set_results(ctx.deployment_id, [
-            {"host": a["name"], "result": "failed", "detail": "the wave failed its gate; being put back on %s"
-             % a["version"]} for a in revertable])
-        return _hand_over(ctx, rnd, out, revertable + down, "revert")
+        rnd["restore"] = [a["name"] for a in down]
+        if wave_revert:
+            # recorded before the revert tasks run: a run killed before the next call leaves them failed (the wave
+            # failed), never gated again as if updated; the revert round records them reverted
+            ctx.store.set_results(ctx.deployment_id, [
+                {"host": a["name"], "result": "failed", "detail": "the wave failed its gate; being put back on %s"
+                 % a["version"]} for a in revertable])
+        return _hand_over(ctx, rnd, out, (revertable if wave_revert else []) + down, "revert")
     out["needs_revert"] = False
     return _done(ctx, rnd, ctx.finish(ctx.store, opts, ctx.dep, ctx.wave, ctx.members, handed, gate, [],
                                       ctx.secrets, out))

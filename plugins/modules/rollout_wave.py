@@ -57,8 +57,9 @@ description:
     action plugin reads each of its hosts' C(_rollout_task_error) and C(_rollout_driver_results) facts; a host that
     left the batch failed) and hands over the next agents that stopped. Once none is left to watch (all stopped,
     or O(stop_timeout) passed: the others have declined or failed as in step 2), it runs steps 4 and 5; a failed
-    wave with O(auto_revert=true) is handed over once more with purpose C(revert) (RV(needs_revert)); then step 7,
-    and RV(done=true): the result is the wave's."
+    wave with O(auto_revert=true) is handed over once more with purpose C(revert) (RV(needs_revert)), and so is
+    every agent whose update tasks failed, whatever O(auto_revert) and the verdict (it stopped because it was
+    asked: never left down; its row fails, C(reverted)); then step 7, and RV(done=true): the result is the wave's."
   - "Never left down: an error while asking (a refused token, a malformed answer) or an operator's C(fail) of the
     deployment stops the wave, but the agents that stopped because they were asked are still handed to the tasks
     (on the target; a rerun gates them) for up to 10 s of further stops, and the deployment then ends C(failed) with
@@ -544,7 +545,8 @@ rollout_deployment_summary:
            "reverted": 0, "skipped": 0, "pending": 0}, "report_path": "/var/log/agentfleet/deploy-20260101-120000.json",
            "message": null, "summary_table": ["deployment deploy-20260101-120000 (canary -> 2.0.0): completed"]}
 needs_revert:
-  description: V(true) when this round hands the agents of a failed wave back to the tasks with purpose C(revert).
+  description: V(true) when this round hands agents back to the tasks with purpose C(revert) (a failed wave's with
+    O(auto_revert=true), and those whose update tasks failed).
   returned: always
   type: bool
   sample: false

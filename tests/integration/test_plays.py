@@ -107,8 +107,9 @@ def test_rerun_of_completed_with_failures_retries_only_the_failed_agents(tmp_pat
 
 def _trace_tasks(tmp_path, fail_host=None):
     tasks = tmp_path / "update.yml"
+    # the broken update fails its update only: putting the agent back on its previous version works
     fail = ("- name: A broken update on one agent\n  ansible.builtin.fail:\n    msg: image pull failed\n"
-            "  when: inventory_hostname == '%s'\n" % fail_host) if fail_host else ""
+            "  when: inventory_hostname == '%s' and rollout_update_purpose == 'update'\n" % fail_host) if fail_host else ""
     tasks.write_text(
         fail
         + "- name: Time the update (it takes a second)\n"
@@ -150,7 +151,9 @@ def test_update_tasks_run_on_each_agents_host_in_parallel(tmp_path):
             assert result_of(res.output, h) == ["changed"]
 
 
-def test_a_failing_update_task_fails_only_its_agent(tmp_path):
+def test_a_failing_update_task_fails_only_its_agent_and_never_leaves_it_down(tmp_path):
+    # without rollout_auto_revert, and though the wave passes: agent-001 stopped because it was asked and its
+    # update failed, so the tasks start it again on 1.0.0 (purpose revert); its PLAY RECAP row still fails
     tasks = _trace_tasks(tmp_path, fail_host="agent-001")
     with FleetSim(config=fleet(4), workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all",
@@ -160,9 +163,15 @@ def test_a_failing_update_task_fails_only_its_agent(tmp_path):
         for h in ("agent-000", "agent-002", "agent-003"):
             assert result_of(res.output, h) == ["changed"]
         agents = by_host(res.report())
-        assert agents["agent-001"]["result"] == "failed" and "image pull failed" in agents["agent-001"]["detail"]
+        assert agents["agent-001"]["result"] == "reverted", agents["agent-001"]
+        assert "image pull failed" in agents["agent-001"]["detail"]
+        assert "started again on its previous version 1.0.0" in agents["agent-001"]["detail"]
         assert res.report()["status"] == "completed_with_failures"
-        assert versions(sim)["agent-001"] == "1.0.0"
+        trace = json.loads((tmp_path / "trace-agent-001.json").read_text())
+        assert (trace["purpose"], trace["version"]) == ("revert", "1.0.0")
+        assert sim.phase("agent-001") == "working" and versions(sim)["agent-001"] == "1.0.0"
+        assert [h for h in ("agent-000", "agent-002", "agent-003") if versions(sim)[h] != "2.0.0"] == []
+        assert len(posts(sim, "agent-001")) == 1
 
 
 def test_progress_lines_and_set_stats_reach_the_json_output(tmp_path):

@@ -149,7 +149,8 @@ def close_deployment(store: StateStore, deployment_id: str, halt_reason: Optiona
     """End a deployment: its status from the agents' results, the report and the audit line.
 
     ``failed`` when a wave halted it (``halt_reason``); ``completed_with_failures`` when some agent
-    failed (its update or gate, or unreachable: a rerun retries exactly those); ``paused`` when some
+    failed (its update or gate, or unreachable: a rerun retries exactly those) or was put back on its previous
+    version after its update tasks failed (``reverted``: final, not retried); ``paused`` when some
     agent of the plan was never asked in this run (a ``--limit``); else ``completed``. Returns the
     deployment summary the playbooks and the progress callback show.
     """
@@ -166,7 +167,8 @@ def close_deployment(store: StateStore, deployment_id: str, halt_reason: Optiona
             status = "paused"
             halt_reason = "%d agents of the plan were not in this run (--limit): rerun without a limit to go on" % sum(
                 1 for r in rows if not r.get("decision") and not r.get("result"))
-        elif any(r.get("result") == "failed" for r in rows):
+        elif any(r.get("result") in ("failed", "reverted") for r in rows):
+            # reverted in a wave that passed: its update tasks failed and it was put back on its previous version
             status = "completed_with_failures"
         else:
             status = "completed"

@@ -260,16 +260,18 @@ def start_agents(engine, out):
         agent.up_at = engine.clock()
 
 
-def pipeline(engine, wave, plan, fail=None, on_round=None, **extra):
+def pipeline(engine, wave, plan, fail=None, on_round=None, fail_revert=(), **extra):
     """Run a tasks-driver wave the way roles/rollout/tasks/wave_tasks.yml does; returns (rounds, last result).
-    ``fail``: host -> the error of its update tasks (purpose update only: its revert works)."""
+    ``fail``: host -> the error of its update tasks (purpose update only: its revert works, unless the host is
+    in ``fail_revert``)."""
     out = engine.run_wave(wave, plan, driver="tasks", phase="ask", **extra)
     rounds = []
     while not out["done"]:
         rounds.append((engine.clock(), list(out["update_hosts"])))
         if on_round is not None:
             on_round(out)
-        failing = [h for h in out["update_hosts"] if h in (fail or {}) and out["update_map"][h]["purpose"] == "update"]
+        failing = [h for h in out["update_hosts"] if h in (fail or {}) and (
+            out["update_map"][h]["purpose"] == "update" or h in fail_revert)]
         start_agents(engine, {"update_hosts": [h for h in out["update_hosts"] if h not in failing],
                               "update_map": out["update_map"]})
         failed = dict((h, fail[h]) for h in failing)
@@ -291,12 +293,50 @@ def test_tasks_driver_hands_over_each_agent_as_it_stops_not_after_the_slowest(en
     assert all(len(a.asked) == 1 and a.version == TARGET for a in engine.agents.values())
 
 
-def test_tasks_driver_a_failed_update_fails_that_agent_only(engine):
+def revert_purposes(out, purposes):
+    purposes.extend((h, out["update_map"][h]["version"]) for h in out["update_hosts"]
+                    if out["update_map"][h]["purpose"] == "revert")
+
+
+def test_tasks_driver_a_failed_update_fails_that_agent_only_and_never_leaves_it_down(engine):
+    # "bad" stopped because we asked and its update tasks failed: without auto_revert, and though the wave
+    # passes, the tasks start it again on the version it ran before; its row fails (reverted, final)
     plan = engine.deploy({"good": {"boot": 1e9}, "bad": {"boot": 1e9}}, [2])
-    rounds, out = pipeline(engine, plan[0], plan, fail={"bad": "image pull failed"}, success_threshold=0.5)
-    assert results(out)["good"] == "updated"
-    assert results(out)["bad"] == "failed"
-    assert "image pull failed" in (out["outcomes"]["bad"]["detail"] or ""), out["outcomes"]["bad"]
+    purposes = []
+    rounds, out = pipeline(engine, plan[0], plan, fail={"bad": "image pull failed"}, success_threshold=0.5,
+                           on_round=lambda o: revert_purposes(o, purposes))
+    assert out["passed"], out["line"]
+    assert results(out) == {"good": "updated", "bad": "reverted"}
+    assert out["outcomes"]["bad"]["failed"] and not out["outcomes"]["good"]["failed"]
+    assert "update tasks failed: image pull failed" in out["outcomes"]["bad"]["detail"], out["outcomes"]["bad"]
+    assert "started again on its previous version 1.0.0" in out["outcomes"]["bad"]["detail"]
+    assert purposes == [("bad", "1.0.0")]
+    assert engine.agents["bad"].target == "1.0.0" and engine.agents["good"].version == TARGET
+    assert out["rollout_deployment_summary"]["status"] == "completed_with_failures"
+    # a rerun asks nobody again and leaves it as it is (its consent was used)
+    again = engine.run_wave(plan[0], plan, driver="tasks", phase="ask")
+    assert again["done"] and again["update_hosts"] == [] and results(again)["bad"] == "reverted"
+    assert len(engine.agents["bad"].asked) == 1
+
+
+def test_tasks_driver_a_failed_wave_without_auto_revert_starts_only_the_agent_whose_update_failed(engine):
+    plan = engine.deploy({"good": {"boot": 1e9}, "bad": {"boot": 1e9}}, [2])
+    purposes = []
+    rounds, out = pipeline(engine, plan[0], plan, fail={"bad": "image pull failed"},
+                           on_round=lambda o: revert_purposes(o, purposes))
+    assert not out["passed"] and out["halt"]
+    assert purposes == [("bad", "1.0.0")]
+    assert results(out) == {"good": "updated", "bad": "reverted"}
+    assert out["rollout_deployment_summary"]["status"] == "failed"
+
+
+def test_tasks_driver_an_agent_whose_revert_fails_too_stays_failed_and_the_notes_say_so(engine):
+    plan = engine.deploy({"good": {"boot": 1e9}, "bad": {"boot": 1e9}}, [2])
+    rounds, out = pipeline(engine, plan[0], plan, fail={"bad": "disk full"}, fail_revert=("bad",),
+                           success_threshold=0.5)
+    assert results(out) == {"good": "updated", "bad": "failed"}
+    assert "update tasks failed: disk full" in out["outcomes"]["bad"]["detail"]
+    assert any("revert tasks failed: bad (disk full)" in n for n in out.get("notes") or []), out.get("notes")
 
 
 def test_tasks_driver_auto_revert_puts_the_failed_wave_back_with_the_agent_whose_update_failed(engine):
