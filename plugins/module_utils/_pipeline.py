@@ -19,8 +19,9 @@ wave has. Within Ansible's rules (no third-party strategy plugin) the batch runs
 Each call hands over a *round*: ``update_hosts`` with ``update_map`` (version, previous version and
 purpose per host), and ``round``, the pipeline's state that the role passes back verbatim.
 
-Never left down: an agent whose update tasks failed is put back on the version it ran before (its
-row ``reverted``, final for the deployment: its consent was used, and a rerun never asks again). An
+Never left down: an agent whose update tasks failed is put back on the version it ran before, also when
+the wave stops early (its row ``reverted``, final for the deployment: its consent was used, and a rerun
+never asks again). An
 error while asking (a refused token, a malformed answer) or an operator's ``fail`` stops the wave,
 but the agents that stopped because we asked are still handed to the
 tasks (on the target: they consented; a rerun gates them) before the wave ends. Agents still
@@ -224,26 +225,47 @@ def _step(ctx: Ctx, rnd: Record, out: Record, handover: Iterable[Agent] = ()) ->
         rnd["stage"] = "gate"
     if rnd["stage"] == "gate":
         if rnd.get("error"):
+            # no gate: the wave ends early, but not before the agents whose update failed are back (never left down)
+            down = _update_failed(ctx, rnd)
+            if down:
+                rnd["stage"] = "restore"
+                rnd["restore"] = [a["name"] for a in down]
+                return _hand_over(ctx, rnd, out, down, "revert")
             return _ended_early(ctx, rnd, out)
         return _gate(ctx, rnd, out)
+    if rnd["stage"] == "restore":
+        _record_put_back(ctx, rnd, ())
+        return _ended_early(ctx, rnd, out)
     if rnd["stage"] == "revert":
         reverted = list(rnd.get("reverted") or [])
         out["needs_revert"] = True
         gated = set(rnd.get("gated") or [])
+        _record_put_back(ctx, rnd, gated)
         rows = ctx.rows()
-        back = [h for h in rnd.get("restore") or rnd.get("update_failed") or [] if h in reverted and h not in gated]
-        if back:
-            # final for this deployment (its consent was used: it is not asked again), and its row says why
-            ctx.store.set_results(ctx.deployment_id, [
-                {"host": h, "result": "reverted", "version_after": None,
-                 "detail": "%s; started again on its previous version %s (never left down)" % (
-                     (rows.get(h) or {}).get("result_detail") or "its update tasks failed",
-                     (rows.get(h) or {}).get("version_before"))} for h in back])
-            rows = ctx.rows()
         return _done(ctx, rnd, ctx.finish(ctx.store, ctx.opts, ctx.dep, ctx.wave, ctx.members,
                                           [agent_of(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
                                           rnd["gate"], reverted, ctx.secrets, out))
     raise ValueError("round: unknown stage %r" % rnd["stage"])
+
+
+def _update_failed(ctx: Ctx, rnd: Record) -> List[Agent]:
+    """The agents whose update tasks failed in this run and that can go back (their previous version is known):
+    they stopped because they were asked and may be down."""
+    return [a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
+
+
+def _record_put_back(ctx: Ctx, rnd: Record, gated: Collection[str]) -> None:
+    """Record ``reverted`` the agents whose update failed and whose revert tasks (the last round) put them back:
+    final for this deployment (their consent was used; a rerun never asks again), with why in the row."""
+    reverted = set(rnd.get("reverted") or [])
+    rows = ctx.rows()
+    back = [h for h in rnd.get("restore") or rnd.get("update_failed") or [] if h in reverted and h not in gated]
+    if back:
+        ctx.store.set_results(ctx.deployment_id, [
+            {"host": h, "result": "reverted", "version_after": None,
+             "detail": "%s; started again on its previous version %s (never left down)" % (
+                 (rows.get(h) or {}).get("result_detail") or "its update tasks failed",
+                 (rows.get(h) or {}).get("version_before"))} for h in back])
 
 
 def _hand_over(ctx: Ctx, rnd: Record, out: Record, agents: List[Agent], purpose: str) -> Record:
@@ -352,7 +374,7 @@ def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
     revertable = [a for a in handed if a.get("version")]
     # agents whose update tasks failed stopped because we asked and may be down: never left down, they go back to
     # the version they ran before, with the wave's revert (auto_revert and a failed wave) or on their own
-    down = [a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
+    down = _update_failed(ctx, rnd)
     wave_revert = bool(opts.auto_revert and (revertable or down)
                        and not ctx.passes(ctx.store, opts, ctx.dep, ctx.wave, gate))
     if wave_revert or down:

@@ -33,7 +33,7 @@ BASE = "http://fake.invalid/"
 class Agent:
     """One in-memory agent. ``mode``: ``ciris`` (stops when asked and comes back on the requested version),
     ``silent`` (answers 200 "initiated" and keeps working), ``crash`` (comes back, then is gone
-    ``crash_after`` seconds after it was up)."""
+    ``crash_after`` seconds after it was up), ``unauthorized`` (refuses the token: 401, keeps working)."""
 
     def __init__(self, name, clock, mode="ciris", drain=0.5, boot=1.0, crash_after=0.2):
         self.name, self.clock, self.mode = name, clock, mode
@@ -45,6 +45,8 @@ class Agent:
 
     def shutdown(self, body):
         self.asked.append(body)
+        if self.mode == "unauthorized":
+            return 401, {"detail": "unauthorized"}
         if self.mode != "silent" and self.stopped_at is None:
             self.stopped_at = self.clock() + self.drain
             self.target = body.get("target_version") or self.version
@@ -372,3 +374,18 @@ def test_an_agent_back_before_the_stop_watchs_first_probe_costs_the_gate_one_pro
     assert engine.agents["slow"].version == TARGET
     gate = out["gate"]["agents"]
     assert gate["quick"]["probes"] == _health.MIN_HEALTHY_PROBES
+
+
+def test_tasks_driver_a_wave_that_stops_early_still_starts_the_agent_whose_update_failed(engine):
+    # "locked" refuses the token: the wave stops (no gate), but "quick", which stopped because it was asked, is
+    # handed to the tasks; its update fails, so it goes back on its previous version before the wave ends
+    plan = engine.deploy({"quick": {"drain": 0.5, "boot": 1e9}, "locked": {"mode": "unauthorized"}}, [2])
+    purposes = []
+    rounds, out = pipeline(engine, plan[0], plan, fail={"quick": "image pull failed"},
+                           on_round=lambda o: revert_purposes(o, purposes))
+    assert out["halt"] and "authentication failed" in out["line"], out["line"]
+    assert purposes == [("quick", "1.0.0")]
+    assert results(out)["quick"] == "reverted", out["outcomes"]["quick"]
+    assert "started again on its previous version 1.0.0" in out["outcomes"]["quick"]["detail"]
+    assert engine.agents["quick"].target == "1.0.0" and engine.agents["locked"].stopped_at is None
+    assert out["rollout_deployment_summary"]["status"] == "failed"
