@@ -84,6 +84,32 @@ def test_3_a_401_in_mid_wave_leaves_no_agent_down(tmp_path):
         assert sim.violations()["count"] == 0
 
 
+def test_3_a_401_in_mid_wave_with_a_failing_update_leaves_no_agent_down(tmp_path):
+    # the same 401 (agent-002), and agent-000's update tasks fail: the wave stops early (no gate), yet agent-000,
+    # which stopped because it was asked, goes back on 1.0.0 before the run ends
+    tasks = tmp_path / "update.yml"
+    tasks.write_text(
+        "- name: A broken update on one agent (its revert works)\n"
+        "  ansible.builtin.fail:\n    msg: image pull failed\n"
+        "  when: inventory_hostname == 'agent-000' and rollout_update_purpose == 'update'\n"
+        "- name: Start the agent\n"
+        "  ansible.builtin.include_tasks: " + str(FILES / "fleetsim-update.yml") + "\n")
+    cfg = fleet(4, overrides={"agent-002": {"reject_token": True}})
+    with FleetSim(config=cfg, workdir=tmp_path / "sim", token=TOKEN) as sim:
+        res = run(sim, tmp_path, token=TOKEN, rollout_update_tasks=str(tasks), rollout_cohorts="all")
+        assert res.rc != 0, res.output[-4000:]
+        assert "authentication failed" in res.output
+        wait_for(lambda: settled(sim), 30, "no agent deciding or draining")
+        assert down(sim) == [], "agents that stopped for the update were left down: %s\n%s" % (
+            down(sim), res.output[-3000:])
+        agents = by_host(res.report())
+        assert agents["agent-000"]["result"] == "reverted", agents["agent-000"]
+        assert "image pull failed" in agents["agent-000"]["detail"]
+        assert "started again on its previous version 1.0.0" in agents["agent-000"]["detail"]
+        assert states(sim)["agent-000"] == (True, "1.0.0")
+        assert sim.violations()["count"] == 0
+
+
 def test_4_rerun_after_kill9_between_the_starts_and_their_results_does_not_wait_for_the_stop_timeout(tmp_path):
     hold = tmp_path / "hold"
     hold.mkdir()
