@@ -152,7 +152,8 @@ def observe_stop(client: AgentClient, agents: Sequence[Dict[str, Any]], stop_tim
     def done(results: List[Tuple[str, Tuple[Sighting, Optional[Tuple[int, Any]]]]], now: float) -> bool:
         for name, ((state, cause, info), answer) in results:
             watch.observe(name, state, cause, info, deadline.elapsed(now))
-            if state == WORKING and answer is not None and watch.stopped(name) and name not in back:
+            # working again (an answer came) and so stopped: its supervisor restarted it between two probes
+            if state == WORKING and answer is not None and watch.stopped(name):
                 back[name] = {"status": answer[0], "payload": answer[1], "at": now}
         return not watch.pending()
 

@@ -37,6 +37,7 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_PREV_REF
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import LABEL_VERSION
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import history_labels
+from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import ImageInfo
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import image_info
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import previous_images
 from ansible_collections.agentfleet.rollout.plugins.module_utils._docker_images import split_ref
@@ -314,12 +315,12 @@ def _wait_stopped(api: DockerAPI, container_id: str, deadline: Deadline, sleep: 
     return poll(status, lambda state, now: state not in RUNNING_STATES, deadline, 0.2, sleep, cap=False)[1]
 
 
-def _start_as_it_is(api: DockerAPI, name: str, old: Dict[str, Any], status: str, version: object,
-                    check_mode: bool) -> Dict[str, Any]:
+def _start_as_it_is(api: DockerAPI, name: str, old: Dict[str, Any], status: str, info: ImageInfo,
+                    version: object, check_mode: bool) -> Dict[str, Any]:
     """A revert of a container this deployment never replaced (its update failed before the new container ran):
-    it still holds the version to go back to, so it is started again as it is (never the image before it)."""
+    it still holds the version to go back to, so it is started again as it is (never the image before it).
+    ``info``: its image (:func:`._docker_images.image_info`)."""
     config: Dict[str, Any] = old.get("Config") or {}
-    info = image_info(_inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}, config.get("Image"))
     start = status not in RUNNING_STATES
     if start and not check_mode:
         api.start(old["Id"])
@@ -360,8 +361,10 @@ def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: ob
     status: str = old["State"]["Status"]
     old_config: Dict[str, Any] = old.get("Config") or {}
     old_labels: Dict[str, str] = old_config.get("Labels") or {}
+    old_image_attrs = _inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}
+    before = image_info(old_image_attrs, old_config.get("Image"))
     if purpose == "revert" and deployment_id and old_labels.get(LABEL_DEPLOYMENT) != deployment_id:
-        return _start_as_it_is(api, name, old, status, version, check_mode)
+        return _start_as_it_is(api, name, old, status, before, version, check_mode)
     stop_needed = False
     if status in RUNNING_STATES:
         if purpose == "revert" or (deployment_id and old_labels.get(LABEL_DEPLOYMENT) == deployment_id
@@ -379,8 +382,6 @@ def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: ob
                         state or "", "was not checked (no agent_url)")))
             # the agent's API has closed but its process hangs: stop it like its runtime would
             stop_needed = True
-    old_image_attrs = _inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}
-    before = image_info(old_image_attrs, old_config.get("Image"))
     if purpose == "revert" and old_labels.get(LABEL_PREV):
         new_ref = old_labels[LABEL_PREV]
         new_ref_name = old_labels.get(LABEL_PREV_REF) or new_ref

@@ -29,7 +29,7 @@ from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import DEFAULT_BLOCKING_WARNINGS
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import blocking_warning
-from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import evaluate_health
+from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import probe_result
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import is_wakeup_error
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
 from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
@@ -366,10 +366,16 @@ def health_check_fn(client: AgentClient, urls: Mapping[str, str], expected_state
     reports one of the ``blocking_warnings`` codes is not ready.
     """
     expected = tuple(expected_states)
-    judge = health_judge(expected, target_version, health_check, blocking_warnings)
+    return probing_check(client, urls, expected, target_version,
+                         health_judge(expected, target_version, health_check, blocking_warnings))
+
+
+def probing_check(client: AgentClient, urls: Mapping[str, str], expected_states: Sequence[str],
+                  target_version: Optional[str], judge: Callable[[Dict[str, Any]], Answer]) -> Check:
+    """:func:`health_check_fn`'s ``check`` with its ``judge`` given."""
 
     def check(names: List[str]) -> Dict[str, Answer]:
-        results = client.fan_out(lambda n: (n, client.probe(urls[n], expected, target_version)), names)
+        results = client.fan_out(lambda n: (n, client.probe(urls[n], expected_states, target_version)), names)
         return {n: judge(r) for n, r in results}
 
     return check
@@ -450,20 +456,15 @@ def gate_agents(client: AgentClient, agents: Sequence[Mapping[str, Any]], params
     urls = dict((a["name"], a["agent_url"]) for a in agents)
     health_check = params.get("health_check") or "checks"
     blocking = params.get("blocking_warnings")
-    check = health_check_fn(client, urls, params.get("expected_states") or ["work"], target_version, health_check,
-                            DEFAULT_BLOCKING_WARNINGS if blocking is None else blocking)
+    expected = tuple(params.get("expected_states") or ["work"])
+    judge = health_judge(expected, target_version, health_check,
+                         DEFAULT_BLOCKING_WARNINGS if blocking is None else blocking)
+    check = probing_check(client, urls, expected, target_version, judge)
     fail_fast_after = params.get("fail_fast_after")
     poll_interval = params["poll_interval"] or 0.5
-    seeded: Dict[str, Tuple[float, Answer]] = {}
-    if seeds:
-        expected = params.get("expected_states") or ["work"]
-        judge = health_judge(expected, target_version, health_check,
-                             DEFAULT_BLOCKING_WARNINGS if blocking is None else blocking)
-        for name, seed in seeds.items():
-            if name in urls:
-                healthy, cause, info = evaluate_health(seed["status"], seed["payload"], expected, target_version)
-                seeded[name] = (float(seed["at"]), judge({"healthy": healthy, "cause": cause, "info": info,
-                                                          "reachable": True}))
+    # (wait_for_wave leaves out a seed of an agent it does not gate)
+    seeded = {name: (float(seed["at"]), judge(probe_result(seed["status"], seed["payload"], expected, target_version)))
+              for name, seed in (seeds or {}).items()}
     result = wait_for_wave(
         [a["name"] for a in agents], check, min_stable_time=params["min_healthy_time"],
         success_threshold=params["success_threshold"], deadline=params["healthy_deadline"],

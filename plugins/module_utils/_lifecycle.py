@@ -34,6 +34,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._report import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import iso_or_none
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.report import report_totals
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import ROLLBACK_STATUSES
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import Deadline
+from ansible_collections.agentfleet.rollout.plugins.module_utils._waiter import poll
 
 if TYPE_CHECKING:
     from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StateStore
@@ -267,10 +269,9 @@ def fail(store: StateStore, dep: Mapping[str, Any], why: Optional[str] = None, w
                              % (deployment_id, dep.get("version"), dep["status"], "/".join(FAILABLE)))
     if revert is not None:
         # the run that held it stops at its next check: wait for it, so that nothing starts the target again
-        deadline = clock() + wait
-        while _run_alive(store, deployment_id, owner_pid) and clock() < deadline:
-            sleep(0.2)
-        if _run_alive(store, deployment_id, owner_pid):
+        stopped = poll(lambda: _run_alive(store, deployment_id, owner_pid), lambda alive, now: not alive,
+                       Deadline(wait, clock), 0.2, sleep)[0]
+        if not stopped:
             raise LifecycleError("deployment %s is failed, but its rollout (pid %s) has not stopped within %ss: "
                                  "run fail again to revert its agents" % (deployment_id, owner_pid, wait))
         agents = [{"name": a["host"], "agent_url": a["agent_url"], "version": a["version_before"]}
@@ -331,12 +332,12 @@ def rollback_source(store: StateStore, key: str, version: Optional[int] = None,
 def rollback_id(store: StateStore, key: str, source: Mapping[str, Any]) -> str:
     """The deployment id of a rollback of ``key`` to ``source``: an unfinished rollback to the same version is
     resumed; else a new one, named after the version it will get."""
-    for dep in store.history(key, limit=5):
+    recent = store.history(key, limit=5)  # newest first
+    for dep in recent:
         if dep.get("rollback_to") == source["version"] and dep["status"] in ("running", "paused", "interrupted"):
             found: str = dep["deployment_id"]
             return found
-    newest = store.history(key, limit=1)
-    nxt = (newest[0]["version"] + 1) if newest else 1
+    nxt = (recent[0]["version"] + 1) if recent else 1
     return ("rollback-%s-v%d-to-v%d" % (key, nxt, source["version"])).replace("/", "-").replace(" ", "-")
 
 

@@ -56,11 +56,8 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import STOPPED
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import WORKING
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import ask_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 from ansible_collections.agentfleet.rollout.plugins.module_utils._state import StaleRunError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_stop import agent_outcomes
@@ -135,15 +132,9 @@ def _ask(ctx: Ctx, out: Record) -> Record:
     # one, not started again (a wave that was judged already gates nobody again)
     rnd["handed"] = [a["name"] for a in ungated(ctx.store, ctx.dep, ctx.wave, ctx.members)]
     try:
-        previous = start_wave(ctx.store, ctx.deployment_id, ctx.wave["index"], ctx.wave["name"],
-                              opts.audit_path, ctx.secrets)
-        reason = build_reason(ctx.target, ctx.deployment_id, opts.release_notes, ctx.wave["name"],
-                              ctx.wave["index"], opts.wave_count, previous, opts.force, opts.strategy)
-        asked = notify_wave(ctx.client, ctx.members, ctx.deployment_id, ctx.target, reason, force=opts.force,
-                            store=ctx.store, reask_until=opts.reask_until, clock=ctx.clock, sleep=ctx.sleep,
-                            on_answers=decision_auditor(opts.audit_path, ctx.deployment_id, ctx.members,
-                                                        ctx.secrets))
-        out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
+        asked = ask_wave(ctx.store, ctx.client, opts, ctx.dep, ctx.wave, ctx.members, ctx.secrets, ctx.clock,
+                         ctx.sleep, opts.reask_until)
+        out.update(asked=asked["asked"], reason=asked["reason"], counts=asked["counts"])
         fresh = set(asked["asked"])
         retry = asked["retry_agents"]
         # asked again (a retry after a refused token, say) and consenting now: what the earlier run recorded for
@@ -225,42 +216,53 @@ def _step(ctx: Ctx, rnd: Record, out: Record, handover: Iterable[Agent] = ()) ->
         rnd["stage"] = "gate"
     if rnd["stage"] == "gate":
         if rnd.get("error"):
-            # no gate: the wave ends early, but not before the agents whose update failed are back (never left down)
-            down = _update_failed(ctx, rnd)
-            if down:
-                rnd["stage"] = "restore"
-                rnd["restore"] = [a["name"] for a in down]
-                return _hand_over(ctx, rnd, out, down, "revert")
-            return _ended_early(ctx, rnd, out)
+            return _end_early(ctx, rnd, out)
         return _gate(ctx, rnd, out)
-    if rnd["stage"] == "restore":
-        _record_put_back(ctx, rnd, ())
-        return _ended_early(ctx, rnd, out)
     if rnd["stage"] == "revert":
-        reverted = list(rnd.get("reverted") or [])
-        out["needs_revert"] = True
+        _record_put_back(ctx, rnd)
+        if rnd.get("error"):
+            return _ended_early(ctx, rnd, out)
+        wave_revert = bool(rnd.get("wave_revert"))
+        out["needs_revert"] = wave_revert
         gated = set(rnd.get("gated") or [])
-        _record_put_back(ctx, rnd, gated)
         rows = ctx.rows()
         return _done(ctx, rnd, ctx.finish(ctx.store, ctx.opts, ctx.dep, ctx.wave, ctx.members,
                                           [agent_of(m, rows[m["name"]]) for m in ctx.members if m["name"] in gated],
-                                          rnd["gate"], reverted, ctx.secrets, out))
+                                          rnd["gate"], list(rnd.get("reverted") or []) if wave_revert else [],
+                                          ctx.secrets, out))
     raise ValueError("round: unknown stage %r" % rnd["stage"])
+
+
+def _end_early(ctx: Ctx, rnd: Record, out: Record) -> Record:
+    """The wave stops without a gate (an error, an operator's fail): not before the agents whose update failed are
+    back on their previous version (never left down; the revert stage then ends it)."""
+    down = _update_failed(ctx, rnd)
+    if down:
+        rnd["stage"] = "revert"
+        rnd["gated"] = []
+        return _hand_over(ctx, rnd, out, down, "revert")
+    return _ended_early(ctx, rnd, out)
 
 
 def _update_failed(ctx: Ctx, rnd: Record) -> List[Agent]:
     """The agents whose update tasks failed in this run and that can go back (their previous version is known):
-    they stopped because they were asked and may be down."""
-    return [a for a in _recorded(ctx, rnd.get("update_failed") or [], "failed") if a.get("version")]
+    they stopped because they were asked and may be down. Those whose previous version is unknown are named in
+    the wave's notes (nothing can start them on it)."""
+    failed = _recorded(ctx, rnd.get("update_failed") or [], "failed")
+    unknown = sorted(a["name"] for a in failed if not a.get("version"))
+    if unknown:
+        rnd["notes"].append("update tasks failed, previous version unknown, not started again: %s" % ", ".join(unknown))
+    return [a for a in failed if a.get("version")]
 
 
-def _record_put_back(ctx: Ctx, rnd: Record, gated: Collection[str]) -> None:
+def _record_put_back(ctx: Ctx, rnd: Record) -> None:
     """Record ``reverted`` the agents whose update failed and whose revert tasks (the last round) put them back:
-    final for this deployment (their consent was used; a rerun never asks again), with why in the row."""
+    final for this deployment (their consent was used; a rerun never asks again), with why in the row. (An
+    agent whose update failed was never handed to the gate, so the wave's revert of gated agents is not here.)"""
     reverted = set(rnd.get("reverted") or [])
-    rows = ctx.rows()
-    back = [h for h in rnd.get("restore") or rnd.get("update_failed") or [] if h in reverted and h not in gated]
+    back = [h for h in rnd.get("update_failed") or [] if h in reverted]
     if back:
+        rows = ctx.rows()
         ctx.store.set_results(ctx.deployment_id, [
             {"host": h, "result": "reverted", "version_after": None,
              "detail": "%s; started again on its previous version %s (never left down)" % (
@@ -346,12 +348,7 @@ def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
     opts = ctx.opts
     handed = _handed(ctx, rnd.get("handed") or [])
     ctx.run.step = "the health gate"
-    now = ctx.monotonic()
-    deadline, cut = remaining(rnd.get("progress_deadline_at"), now, opts.health.healthy_deadline)
-    gate_opts = opts
-    if cut:
-        grace = opts.health.grace
-        gate_opts = opts.with_gate(healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline))
+    gate_opts, cut = opts.gate_cut(rnd.get("progress_deadline_at"), ctx.monotonic())
     gate: Record = gate_agents(ctx.client, handed, gate_opts.as_params(),
                                ctx.target if opts.health.require_target_version else None,
                                clock=ctx.monotonic, sleep=ctx.sleep,
@@ -363,12 +360,12 @@ def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
                         audit=measurement_auditor(opts.audit_path, ctx.dep, ctx.wave, ctx.secrets))
     operator_check(ctx, rnd)
     if rnd.get("error"):
-        # an operator failed the deployment while the gate waited: no verdict, nothing reverted
-        return _ended_early(ctx, rnd, out)
+        # an operator failed the deployment while the gate waited: no verdict, no wave revert; only the agents
+        # whose update failed go back
+        return _end_early(ctx, rnd, out)
     stalled = rnd.get("stalled")
     if cut and not gate["passed"] and not stalled:
-        stalled = "no progress within rollout_progress_deadline (%gs): %d of %d updated agents not stable" % (
-            float(opts.progress_deadline), len(gate["unstable"]), gate["total"])
+        stalled = opts.stall_note("%d of %d updated agents not stable" % (len(gate["unstable"]), gate["total"]))
     if stalled:
         gate.update(blocked=stalled, reason=stalled, passed=False)
     revertable = [a for a in handed if a.get("version")]
@@ -381,7 +378,7 @@ def _gate(ctx: Ctx, rnd: Record, out: Record) -> Record:
         rnd["stage"] = "revert"
         rnd["gate"] = gate
         rnd["gated"] = [a["name"] for a in handed]
-        rnd["restore"] = [a["name"] for a in down]
+        rnd["wave_revert"] = wave_revert
         if wave_revert:
             # recorded before the revert tasks run: a run killed before the next call leaves them failed (the wave
             # failed), never gated again as if updated; the revert round records them reverted

@@ -138,8 +138,7 @@ def _settle_unstopped(ctx: Ctx, rnd: Record, rows: Dict[str, AgentRow], watch: S
         if rnd.get("error"):
             left.append(name)
         elif rnd.get("stop_cut"):
-            rnd["stalled"] = "no progress within rollout_progress_deadline (%gs): %d agents that were asked had not " \
-                             "stopped" % (float(ctx.opts.progress_deadline), len(watch.pending()))
+            rnd["stalled"] = ctx.opts.stall_note("%d agents that were asked had not stopped" % len(watch.pending()))
             results.append({"host": name, "result": "failed", "detail": "%s (%s)" % (rnd["stalled"], detail)})
         elif outcome == "declined" and row.get("decision") == PENDING:
             decisions.append({"host": name, "decision": DECLINED, "reason": detail,

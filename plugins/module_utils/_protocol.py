@@ -262,6 +262,13 @@ def evaluate_health(status: Optional[int], payload: Any, expected_states: Sequen
     return True, None, info
 
 
+def probe_result(status: Optional[int], payload: Any, expected_states: Sequence[str] = ("work",),
+                 target_version: Optional[str] = None) -> Dict[str, Any]:
+    """One health answer as a probe's result: ``{healthy, cause, info, reachable: True}`` (:func:`evaluate_health`)."""
+    healthy, cause, info = evaluate_health(status, payload, expected_states, target_version)
+    return {"healthy": healthy, "cause": cause, "info": info, "reachable": True}
+
+
 def classify_liveness(status: Optional[int] = None, payload: Any = None, error: Optional[BaseException] = None) -> Liveness:
     """What one health answer says about the agent's process: ``(state, cause, info)``.
 
@@ -321,8 +328,7 @@ class AgentClient(HTTPClient):
             resp = self.request("GET", join_url(agent_url, HEALTH_PATH), connect_retries=None)
         except TransportError as exc:
             return {"healthy": False, "cause": str(exc), "info": {}, "reachable": False}
-        healthy, cause, info = evaluate_health(resp.status, resp.json, expected_states, target_version)
-        return {"healthy": healthy, "cause": cause, "info": info, "reachable": True, "elapsed": resp.elapsed}
+        return dict(probe_result(resp.status, resp.json, expected_states, target_version), elapsed=resp.elapsed)
 
     def liveness(self, agent_url: str) -> Liveness:
         """Health GET classified by :func:`classify_liveness`: ``(state, cause, info)``.

@@ -234,10 +234,10 @@ def _rollback(params: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
         key = _key(params)
         if not key:
             raise lifecycle.LifecycleError("deployment_key: a rollback needs a deployment key (deployment_key or fleet_key)")
-        source = lifecycle.rollback_source(store, key, params.get("rollback_to"))
-        dep_id = params.get("deployment_id") or lifecycle.rollback_id(store, key, source)
         newest = store.history(key, limit=1)
         current = newest[0] if newest else None
+        source = lifecycle.rollback_source(store, key, params.get("rollback_to"), latest=current)
+        dep_id = params.get("deployment_id") or lifecycle.rollback_id(store, key, source)
     finally:
         store.close()
     record_params = dict(params, rollback_to=source["version"])

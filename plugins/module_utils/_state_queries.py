@@ -51,12 +51,6 @@ class DeploymentQueries:
         ).fetchall()
         return [_deployment(r) for r in rows]
 
-    def staged_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
-        row = self.db.execute(
-            "SELECT * FROM deployments WHERE fleet_key=? AND status='staged' ORDER BY created_at DESC LIMIT 1", (fleet_key,)
-        ).fetchone()
-        return _deployment(row) if row else None
-
     # -- deployment records (docs/lifecycle.md) ---------------------------------------
     def promotable_for_fleet(self, fleet_key: str) -> Optional[Deployment]:
         """The newest deployment of the fleet a promotion continues: staged, or paused (a canary waiting for

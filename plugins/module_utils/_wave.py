@@ -37,7 +37,6 @@ from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Sequence
-from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import analyse_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._analysis import measurement_auditor
@@ -57,15 +56,12 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import progress_deadline_at
 from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import append_audit
-from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import build_reason
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import notify_wave
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import ask_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.ask import observe_consent
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.deployment import close_deployment
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import RolloutError
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import judge_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import record_wave
-from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import wave_counts
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import Interrupted
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import OperatorStop
@@ -300,7 +296,7 @@ def _run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
     handed = updating + [a for a in earlier if a["name"] not in names]
     # gate the agents handed to the driver in this run, then judge the wave
     run.step = "the health gate"
-    gate_opts, cut = _gate_options(opts, deadline_at, clock())
+    gate_opts, cut = opts.gate_cut(deadline_at, clock())
     gate: Record = gate_agents(client, handed, gate_opts.as_params(),
                                target if opts.health.require_target_version else None,
                                clock=monotonic, sleep=sleep, progress=_progress_fn(progress, wave, "health gate"),
@@ -312,7 +308,7 @@ def _run_phase(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
                             lambda text: progress("wave %s %s: %s" % (wave["index"], wave["name"], text))),
                         audit=measurement_auditor(opts.audit_path, dep, wave, secrets))
     if cut and not gate["passed"]:
-        stalled = stalled or _stall_note(opts, "%d of %d updated agents not stable" % (
+        stalled = stalled or opts.stall_note("%d of %d updated agents not stable" % (
             len(gate["unstable"]), gate["total"]))
     if stalled:
         # no progress within rollout_progress_deadline: the wave fails (judge_wave), and with it the deployment
@@ -347,7 +343,7 @@ def _ask_ahead(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
     members = _members(nxt)
     run.step = "asking the next wave ahead"
     try:
-        asked = _ask(store, client, opts, dep, nxt, members, secrets, clock, sleep, reask_until=None)
+        asked = ask_wave(store, client, opts, dep, nxt, members, secrets, clock, sleep, reask_until=None)
     except (RunStopped, StaleRunError):
         raise
     except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -362,19 +358,6 @@ def _ask_ahead(store: StateStore, client: AgentClient, opts: WaveOptions, dep: R
         progress(note)
 
 
-def _stall_note(opts: WaveOptions, what: str) -> str:
-    return "no progress within rollout_progress_deadline (%gs): %s" % (opts.progress_deadline, what)
-
-
-def _gate_options(opts: WaveOptions, deadline_at: Optional[float], now: float) -> Tuple[WaveOptions, bool]:
-    """The gate's options with its deadline (and grace) cut to the progress deadline; ``(options, cut)``."""
-    deadline, cut = remaining(deadline_at, now, opts.health.healthy_deadline)
-    if not cut:
-        return opts, False
-    grace = opts.health.grace
-    return opts.with_gate(healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline)), True
-
-
 def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
                      members: List[Agent], secrets: Sequence[str], out: Record, monotonic: Callable[[], float],
                      sleep: Callable[[float], None], clock: Callable[[], float], progress: Progress,
@@ -387,16 +370,16 @@ def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, 
     (its supervisor restarted it), for the gate (:func:`._health.gate_agents`).
     """
     deployment_id = dep["deployment_id"]
-    asked = _ask(store, client, opts, dep, wave, members, secrets, clock, sleep, opts.reask_until)
+    asked = ask_wave(store, client, opts, dep, wave, members, secrets, clock, sleep, opts.reask_until)
     reason = asked["reason"]
     stop_timeout, cut = remaining(deadline_at, clock(), opts.stop_timeout)
-    cut_short = _stall_note(opts, "still not stopped") if cut else None
+    cut_short = opts.stall_note("still not stopped") if cut else None
     ready, observed = observe_consent(
         client, store, deployment_id, asked["consenting_agents"], dep["target_version"], stop_timeout,
         poll_interval=opts.health.poll_interval, supervisor_restarts=opts.driver == "none", clock=monotonic,
         sleep=sleep, progress=_progress_fn(progress, wave, "waiting for agents to stop"), cut_short=cut_short)
     if cut_short and len(ready) < len(asked["consenting_agents"]):
-        out["stalled"] = _stall_note(opts, "%d of %d agents that were asked had not stopped" % (
+        out["stalled"] = opts.stall_note("%d of %d agents that were asked had not stopped" % (
             len(asked["consenting_agents"]) - len(ready), len(asked["consenting_agents"])))
     if seeds is not None:
         seeds.update((name, o["answer"]) for name, o in observed.items() if o.get("answer"))
@@ -408,22 +391,6 @@ def _ask_and_observe(store: StateStore, client: AgentClient, opts: WaveOptions, 
     out.update(asked=asked["asked"], reason=reason, counts=asked["counts"])
     handed: List[Agent] = ready + asked["retry_agents"]
     return handed
-
-
-def _ask(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record, members: List[Agent],
-         secrets: Sequence[str], clock: Callable[[], float], sleep: Callable[[float], None],
-         reask_until: Optional[float]) -> Record:
-    """Mark the wave started and ask its members (never twice): :func:`._rollout.ask.notify_wave`'s result,
-    with the ``reason`` they were given."""
-    deployment_id = dep["deployment_id"]
-    previous = start_wave(store, deployment_id, wave["index"], wave["name"], opts.audit_path, secrets)
-    reason = build_reason(dep["target_version"], deployment_id, opts.release_notes, wave["name"],
-                          wave["index"], opts.wave_count, previous, opts.force, opts.strategy)
-    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=opts.force,
-                        store=store, reask_until=reask_until, clock=clock, sleep=sleep,
-                        on_answers=decision_auditor(opts.audit_path, deployment_id, members, secrets))
-    asked["reason"] = reason
-    return asked
 
 
 def _passes(store: StateStore, opts: WaveOptions, dep: Record, wave: Record, gate: Record) -> bool:

@@ -25,9 +25,11 @@ from typing import Dict
 from typing import List
 from typing import Mapping
 from typing import Optional
+from typing import Tuple
 
 from ansible_collections.agentfleet.rollout.plugins.module_utils._argspecs import WAVE_SPEC
 from ansible_collections.agentfleet.rollout.plugins.module_utils._common import AGENT_TOKENS
+from ansible_collections.agentfleet.rollout.plugins.module_utils._policy import remaining
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -167,3 +169,16 @@ class WaveOptions:
     def with_gate(self, healthy_deadline: float, grace: Optional[float]) -> WaveOptions:
         """These options with the health gate's deadline and grace replaced (cut to the progress deadline)."""
         return replace(self, health=replace(self.health, healthy_deadline=healthy_deadline, grace=grace))
+
+    def gate_cut(self, deadline_at: Optional[float], now: float) -> Tuple[WaveOptions, bool]:
+        """The gate's options with its deadline (and grace) cut to the progress deadline ``deadline_at``;
+        ``(options, cut)``."""
+        deadline, cut = remaining(deadline_at, now, self.health.healthy_deadline)
+        if not cut:
+            return self, False
+        grace = self.health.grace
+        return self.with_gate(healthy_deadline=deadline, grace=deadline if grace is None else min(grace, deadline)), True
+
+    def stall_note(self, what: str) -> str:
+        """Why a wave made no progress within ``rollout_progress_deadline``: ``what`` was still pending."""
+        return "no progress within rollout_progress_deadline (%gs): %s" % (self.progress_deadline, what)

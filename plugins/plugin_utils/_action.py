@@ -78,6 +78,11 @@ def _host_value(hostvars, host, key):
         host_vars = hostvars[host]
     except KeyError:  # a host outside the inventory
         return None
+    return _templated(host_vars, host, key)
+
+
+def _templated(host_vars, host, key):
+    """``host_vars[key]`` (one host's variables) templated, as a non-empty str, or None."""
     try:
         value = host_vars.get(key)
     except Exception as exc:  # a Vault value without its password, a failing lookup: never guess a token
@@ -114,12 +119,17 @@ def agent_tokens(task_vars, play_token, also=()):
     hosts.extend(h for h in also if h not in seen)
     tokens = {}
     owner = {}
+    own = {}
     conflicts = []
     for host in hosts:
-        token = _host_value(hostvars, host, AGENT_TOKEN_VAR)
+        try:
+            host_vars = hostvars[host]  # a get_vars of the host: once for its token and its URL
+        except KeyError:  # a host outside the inventory
+            continue
+        token = own[host] = _templated(host_vars, host, AGENT_TOKEN_VAR)
         if token is None:
             continue
-        url = _host_value(hostvars, host, "agent_url")
+        url = _templated(host_vars, host, "agent_url")
         if url is None:
             continue
         key = agent_url_key(url)
@@ -133,7 +143,7 @@ def agent_tokens(task_vars, play_token, also=()):
                          % "; ".join(conflicts[:5]))
     current = task_vars.get("inventory_hostname")
     default = play_token
-    if current is not None and _host_value(hostvars, current, AGENT_TOKEN_VAR) is not None:
+    if current is not None and (own[current] if current in own else _host_value(hostvars, current, AGENT_TOKEN_VAR)) is not None:
         default = os.environ.get(TOKEN_ENV) or None
     return tokens, default
 
@@ -190,14 +200,14 @@ class EngineAction(ActionBase):
         no_log_values = set(validation._no_log_values) if hasattr(validation, "_no_log_values") else set()
         try:
             if "token" in self.ARGUMENT_SPEC and self.reads_agent_tokens(params):
-                tokens, default = agent_tokens(task_vars or {}, params.get("token"), self.more_token_hosts(params))
+                tokens, default = agent_tokens(task_vars, params.get("token"), self.more_token_hosts(params))
                 if tokens or default != params.get("token"):
                     params = dict(params, token=default)
                     params[AGENT_TOKENS] = tokens
                     no_log_values.update(t for t in tokens.values())
                     if default:
                         no_log_values.add(default)
-            out = self._run_engine_watched(params, task_vars or {})
+            out = self._run_engine_watched(params, task_vars)
         except Interrupted as exc:
             result.update(failed=True, interrupted=True, msg=str(exc))
             return result

@@ -35,8 +35,10 @@ from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol impor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import REJECT
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import UNREACHABLE
 from ansible_collections.agentfleet.rollout.plugins.module_utils._protocol import version_matches
+from ansible_collections.agentfleet.rollout.plugins.module_utils._report import decision_auditor
 from ansible_collections.agentfleet.rollout.plugins.module_utils._report import utcnow_iso
 from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.errors import AuthenticationFailed
+from ansible_collections.agentfleet.rollout.plugins.module_utils._rollout.verdict import start_wave
 from ansible_collections.agentfleet.rollout.plugins.module_utils._run import RunStopped
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from ansible_collections.agentfleet.rollout.plugins.module_utils._state_schema import AgentRow
     from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Agent
     from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import Record
+    from ansible_collections.agentfleet.rollout.plugins.module_utils._wave_options import WaveOptions
 
 # decisions a rerun of the same deployment does not ask again: final answers, an observed
 # decline (asking again would start another deliberation for the same deployment), and a
@@ -365,3 +368,19 @@ def observe_consent(client: AgentClient, store: StateStore, deployment_id: str, 
     if on_observed is not None:
         on_observed(observed)
     return ready, observed
+
+
+def ask_wave(store: StateStore, client: AgentClient, opts: WaveOptions, dep: Record, wave: Record,
+             members: List[Agent], secrets: Sequence[str], clock: Callable[[], float], sleep: Callable[[float], None],
+             reask_until: Optional[float]) -> Record:
+    """Mark the wave started and ask its members (never twice), as every driver's wave does: :func:`notify_wave`'s
+    result, with the ``reason`` they were given."""
+    deployment_id = dep["deployment_id"]
+    previous = start_wave(store, deployment_id, wave["index"], wave["name"], opts.audit_path, secrets)
+    reason = build_reason(dep["target_version"], deployment_id, opts.release_notes, wave["name"],
+                          wave["index"], opts.wave_count, previous, opts.force, opts.strategy)
+    asked = notify_wave(client, members, deployment_id, dep["target_version"], reason, force=opts.force,
+                        store=store, reask_until=reask_until, clock=clock, sleep=sleep,
+                        on_answers=decision_auditor(opts.audit_path, deployment_id, members, secrets))
+    asked["reason"] = reason
+    return asked
