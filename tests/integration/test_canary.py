@@ -366,7 +366,9 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
         "    dest: \"" + str(tmp_path) + "/purpose-{{ rollout_agent_host }}-{{ rollout_update_purpose }}.txt\"\n"
         "    content: \"{{ rollout_agent_host }} {{ rollout_update_purpose }} {{ rollout_update_version }}\"\n"
     )
-    cfg = fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}})
+    # agents that answer like ciris-agent: 200 "initiated", the decision shown by stopping
+    cfg = fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}}, consent="ciris", decide_seconds=0.3,
+                drain_seconds=0.5)
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts=[
             {"name": "canary", "count": 2}, {"name": "rest", "rest": True}], rollout_auto_revert=True,
