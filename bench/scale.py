@@ -99,6 +99,23 @@ def row(r):
             "| %.0f MB | %s |" % cells)
 
 
+def section(runs, head):
+    """The "One controller's reach" section of docs/performance.md: the runs' table and per-task times."""
+    lines = [head, "",
+             "| run | agents | wall | empty play | floor play | (wall − empty) / agent | floor / agent "
+             "| over the floor / agent | CPU (tree) | controller peak RSS | largest process | tree RSS sum "
+             "| ok |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [row(r) for r in runs]
+    for r in runs:
+        prof = run.task_profile(r["canary"].get("timer"), r["canary"]["spawn_epoch"])
+        if prof:
+            lines += ["", "Per-task time, %s driver, %s agents (start-up to the first task %.2f s):" % (
+                r["kind"], "{:,}".format(r["size"]), prof["startup_to_first_task_s"]), "", "```"]
+            lines += ["%8.2f s  x%-3d %s" % (sec, cnt, label) for label, sec, cnt in prof["tasks"][:8]]
+            lines += ["```"]
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--none-size", type=int, default=10000)
@@ -126,22 +143,10 @@ def main():
             if opts.none_size:
                 runs.append(one(opts, env, tmp, "none", opts.none_size))
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines = ["Measured %s on %d CPUs (load average %.1f before, %.1f after), Python %s, %s; collection: %s; "
-                 "`--forks %d`; took %.0f s." % (when, os.cpu_count(), load0, run.loadavg(),
-                                                 platform.python_version(), core, src, opts.forks,
-                                                 time.monotonic() - t_start), "",
-                 "| run | agents | wall | empty play | floor play | (wall − empty) / agent | floor / agent "
-                 "| over the floor / agent | CPU (tree) | controller peak RSS | largest process | tree RSS sum "
-                 "| ok |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        lines += [row(r) for r in runs]
-        for r in runs:
-            prof = run.task_profile(r["canary"].get("timer"), r["canary"]["spawn_epoch"])
-            if prof:
-                lines += ["", "Per-task time, %s driver, %s agents (start-up to the first task %.2f s):" % (
-                    r["kind"], "{:,}".format(r["size"]), prof["startup_to_first_task_s"]), "", "```"]
-                lines += ["%8.2f s  x%-3d %s" % (sec, cnt, label) for label, sec, cnt in prof["tasks"][:8]]
-                lines += ["```"]
-        text = "\n".join(lines)
+        text = section(runs, "Measured %s on %d CPUs (load average %.1f before, %.1f after), Python %s, %s; "
+                       "collection: %s; `--forks %d`; took %.0f s." % (
+                           when, os.cpu_count(), load0, run.loadavg(), platform.python_version(), core, src,
+                           opts.forks, time.monotonic() - t_start))
         print(text)
         os.makedirs(opts.results, exist_ok=True)
         with open(os.path.join(opts.results, "scale-%s.json" % time.strftime("%Y%m%d-%H%M%S")), "w") as f:

@@ -118,6 +118,7 @@ def one_none(opts, tmp, rep, prof):
             wp.update(state_path=state, deployment_id="d-bench", wave=wave, wave_count=len(waves), driver="none",
                       min_healthy_time=opts.min_healthy_time, poll_interval=opts.poll_interval,
                       healthy_deadline=120.0, stop_timeout=60.0, last=wave is waves[-1],
+                      max_workers=opts.max_workers or wp.get("max_workers"),
                       report_path=os.path.join(wd, "report.json"), audit_path=os.path.join(wd, "audit.jsonl"))
             rc = Run(controller_pid=os.getppid())
             c0, t0 = cpu_now(), time.monotonic()
@@ -175,6 +176,7 @@ def options(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--poll-interval", type=float, default=1.0)
     ap.add_argument("--min-healthy-time", type=float, default=0.0)
+    ap.add_argument("--max-workers", type=int, default=0, help="rollout_max_workers (0: the default)")
     ap.add_argument("--collections-path", default="git:HEAD")
     ap.add_argument("--profile", type=int, default=0, help="print the top N functions of a cProfile")
     ap.add_argument("--json", help="append the result as one JSON line to this file")

@@ -2,6 +2,8 @@
 # Benchmark helper (not part of the collection): per-task wall time.
 # Enabled by bench/run.py with ANSIBLE_CALLBACK_PLUGINS=bench/callback_plugins,
 # ANSIBLE_CALLBACKS_ENABLED=bench_timer and BENCH_TIMER_OUT=<file.json>.
+# BENCH_TIMER_HOSTS=<task name>[,<task name>...]: also when each host's worker for those tasks
+# started ("host_starts": {task name: {host: [time, ...]}}), e.g. the first of the user's update tasks.
 # A task's time runs from its "task start" event to the next task's start (or
 # the end of the play), so it includes templating, include processing, worker
 # forks and the action/module itself, as the linear strategy runs them.
@@ -35,6 +37,8 @@ class CallbackModule(CallbackBase):
         self._tasks = []
         self._current = None
         self._results = 0
+        self._host_tasks = set(n for n in os.environ.get("BENCH_TIMER_HOSTS", "").split(",") if n)
+        self._host_starts = {}
 
     def _close(self, now):
         if self._current is not None:
@@ -63,6 +67,11 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         self._close(time.time())
 
+    def v2_runner_on_start(self, host, task):
+        name = task.name   # without the role's prefix
+        if name in self._host_tasks:
+            self._host_starts.setdefault(name, {}).setdefault(host.get_name(), []).append(time.time())
+
     def _count(self, *args, **kwargs):
         self._results += 1
 
@@ -77,4 +86,4 @@ class CallbackModule(CallbackBase):
             return
         with open(out, "w") as f:
             json.dump({"loaded": self._loaded, "playbook_start": self._playbook_start,
-                       "end": now, "tasks": self._tasks}, f)
+                       "end": now, "tasks": self._tasks, "host_starts": self._host_starts}, f)
