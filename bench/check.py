@@ -223,13 +223,19 @@ def tasks_driver(opts, env, tmp):
     out["stopped_to_update_s"] = max((min(starts[n]) - (t["drained"] + offset) for n, t in timeline.items()
                                       if n in starts and "drained" in t), default=None)
     out["started_to_probe_s"] = started_to_probe(timeline)
-    ok, detail = report_ok(wd, TASKS_AGENTS)
-    out["ok"] = (ok and out["canary"]["rc"] == 0 and out["alone"]["rc"] == 0 and violations == 0
-                 and versions.get(VERSION) == TASKS_AGENTS and len(starts) == TASKS_AGENTS)
+    return judge_run(out, wd, TASKS_AGENTS, versions, violations, "tasks-canary",
+                     out["alone"]["rc"] == 0 and len(starts) == TASKS_AGENTS)
+
+
+def judge_run(out, wd, size, versions, violations, name, also=True):
+    """``ok`` and ``detail`` of a canary run against bench/instant_agents.py: every agent updated and on the
+    target, none started before it had stopped (``/_violations``); the run's output is logged when not ok."""
+    ok, detail = report_ok(wd, size)
+    out["ok"] = bool(ok and out["canary"]["rc"] == 0 and versions.get(VERSION) == size and violations == 0 and also)
     out["detail"] = "%s; agents on %s: %s; started before they stopped: %d" % (
         detail, VERSION, versions.get(VERSION, 0), violations)
     if not out["ok"]:
-        with open(os.path.join(wd, "tasks-canary.out"), errors="replace") as f:
+        with open(os.path.join(wd, name + ".out"), errors="replace") as f:
             log(f.read()[-3000:])
     return out
 

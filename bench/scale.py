@@ -73,14 +73,7 @@ def one(opts, env, tmp, kind, size):
         violations = sim.get("/_violations")["violations"]
     finally:
         sim.close()
-    ok, detail = check.report_ok(wd, size)
-    out["ok"] = ok and out["canary"]["rc"] == 0 and versions.get(VERSION) == size and violations == 0
-    out["detail"] = "%s; agents on %s: %s; started before they stopped: %d" % (
-        detail, VERSION, versions.get(VERSION, 0), violations)
-    if not out["ok"]:
-        with open(os.path.join(wd, "canary.out"), errors="replace") as f:
-            log(f.read()[-3000:])
-    return out
+    return check.judge_run(out, wd, size, versions, violations, "canary")
 
 
 def log(*a):
