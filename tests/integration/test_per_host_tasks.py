@@ -37,6 +37,7 @@ def per_host_tasks(tmp_path):
     """({task name: {agent: workers}} of the tasks that got a worker for more than one host of a batch,
     {task name: the most workers it got in one batch} of the others)."""
     counts = json.loads((tmp_path / "workers.json").read_text())
+    counts.pop("_plays")
     per_host, once = {}, {}
     for entry in counts.values():
         name = entry["name"].split(" : ", 1)[-1]
@@ -108,10 +109,38 @@ def test_tasks_driver_the_users_tasks_plus_the_pipelines_includes_and_the_recap_
     assert once and set(n for t, n in once.items() if t != ROUND_CALL) == {1}, once
 
 
+def implicit_metas(tmp_path, play_prefix):
+    """{meta: how many} of the implicit meta tasks (no worker, but one per host each) in the plays so named."""
+    total = {}
+    for play in json.loads((tmp_path / "workers.json").read_text())["_plays"].values():
+        if play["name"].startswith(play_prefix):
+            for meta, n in play["implicit"].items():
+                total[meta] = total.get(meta, 0) + n
+    return total
+
+
+def test_the_plan_play_ends_its_role_once_not_once_per_agent(tmp_path):
+    # An imported role ends with an implicit role_complete for every host of its play: for the plan play (run_once
+    # over every agent) that was one per agent, 0.3 s at 1,000 agents and 11 s at 10,000 (make bench-check
+    # BENCH_SCALE=1). The plan play includes the role (apply: run_once): one role_complete, for the host that ran it.
+    agents = InstantAgents(AGENTS, tmp_path)
+    try:
+        res = run(None, tmp_path, inventory=agents.inventory, driver="none", rollout_cohorts=FOUR_WAVES,
+                  env=counted_env(tmp_path))
+    finally:
+        agents.close()
+    assert res.rc == 0, res.output[-4000:]
+    assert implicit_metas(tmp_path, "Plan the rollout").get("role_complete") == 1
+    # the waves play imports the role (an include would cost a worker per agent): one role_complete per agent
+    assert implicit_metas(tmp_path, "Roll out in waves").get("role_complete") == AGENTS
+
+
 def rounds_per_agent(tmp_path):
     """{agent: the rounds of its wave}: the run_once round call ran once per round of each batch."""
     batches = {}
-    for entry in json.loads((tmp_path / "workers.json").read_text()).values():
+    counts = json.loads((tmp_path / "workers.json").read_text())
+    counts.pop("_plays")
+    for entry in counts.values():
         for batch, hosts in entry["batches"].items():
             batches.setdefault(batch, {"agents": set(), "rounds": 0})["agents"].update(hosts)
             if entry["name"].endswith(ROUND_CALL):

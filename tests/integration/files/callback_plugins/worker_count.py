@@ -4,7 +4,9 @@
 # queued worker sends v2_runner_on_start. Enabled with ANSIBLE_CALLBACK_PLUGINS=<this dir>,
 # ANSIBLE_CALLBACKS_ENABLED=worker_count and WORKER_COUNT_OUT=<file.json>:
 # {"<task's file:line>": {"name": <the task's name>, "batches": {"<play start #>": {host: workers}}}}
-# (a serial play starts once per batch).
+# (a serial play starts once per batch), and under "_plays" {"<play start #>": {"name": <the play's name>,
+# "implicit": {<meta>: how many}}}: the implicit meta tasks ansible-core ran without a worker, one per host each
+# (role_complete at the end of an imported role, flush_handlers), counted from v2_playbook_on_task_start.
 from __future__ import annotations
 
 import json
@@ -29,11 +31,22 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # ansible-core sends the events of implicit tasks (role_complete, flush_handlers) only to callbacks that
+        # ask (CallbackBase.__init__ sets it False)
+        self.wants_implicit_tasks = True
         self._batch = 0
         self._counts = {}
+        self._plays = {}
 
     def v2_playbook_on_play_start(self, play):
         self._batch += 1
+        self._plays[str(self._batch)] = {"name": play.get_name(), "implicit": {}}
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        meta = task._get_meta() if task.implicit else None
+        if meta:
+            implicit = self._plays[str(self._batch)]["implicit"]
+            implicit[meta] = implicit.get(meta, 0) + 1
 
     def v2_runner_on_start(self, host, task):
         entry = self._counts.setdefault(task.get_path() or task.get_name(), {"name": task.get_name(), "batches": {}})
@@ -42,4 +55,4 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         with open(os.environ["WORKER_COUNT_OUT"], "w") as f:
-            json.dump(self._counts, f, indent=1, sort_keys=True)
+            json.dump(dict(self._counts, _plays=self._plays), f, indent=1, sort_keys=True)
