@@ -385,9 +385,10 @@ def scale_rows(runs):
     return rows
 
 
-def seconds_row(what, value, bar, ok):
-    return {"what": what, "measured": "n/a" if value is None else "%.2f s" % value, "bar": "<= %g s" % bar,
-            "met": bool(ok) and value is not None and value <= bar}
+def seconds_row(what, value, limit, ok):
+    """A row of the table for a time in seconds with its bar (``limit``): met only when measured, within it and ok."""
+    return {"what": what, "measured": "n/a" if value is None else "%.2f s" % value, "bar": "<= %g s" % limit,
+            "met": bool(ok) and value is not None and value <= limit}
 
 
 def guard_rows(c, cp, numbers, tk=None):
