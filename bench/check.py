@@ -80,16 +80,16 @@ FIXED_COST_S, GATE_NOTICE_S = 0.3, 0.5
 # scale (--scale, bar 5): the controller's peak RSS
 SCALE_RSS_MB = 1024.0
 UPDATE_TASK = "The update itself (it takes {seconds:g} s)"
-# the user's update tasks of the tasks driver run: a 1 s module task, then the agent's start (a url lookup)
-TASKS_UPDATE = """---
-- name: The update itself (it takes {seconds:g} s)
-  ansible.builtin.command: sleep {seconds:g}
-  changed_when: true
-- name: Start the agent on the new version
+# the start of an agent that stays down once it exited: a lookup of the bench agents' start endpoint in the
+# worker (no module process); bench/scale.py's whole update, the tasks driver run's second task
+START_TASK = """- name: Start the agent on the new version
   ansible.builtin.set_fact:
-    _bench_started: "{{{{ lookup('ansible.builtin.url', bench_control_url ~ '/_start/' ~ inventory_hostname
-                         ~ '?version=' ~ rollout_update_version, split_lines=false) }}}}"
+    _bench_started: "{{ lookup('ansible.builtin.url', bench_control_url ~ '/_start/' ~ inventory_hostname
+                         ~ '?version=' ~ rollout_update_version, split_lines=false) }}"
 """
+# the user's update tasks of the tasks driver run: a 1 s module task, then the agent's start
+TASKS_UPDATE = ("---\n- name: " + UPDATE_TASK + "\n  ansible.builtin.command: sleep {seconds:g}\n"
+                "  changed_when: true\n" + START_TASK.replace("{", "{{").replace("}", "}}"))
 # critical path: drain, boot, stable (s) per wave, four waves
 CP_DRAIN, CP_BOOT, CP_STABLE, CP_WAVES = 1.0, 2.0, 1.0, 4
 
@@ -149,11 +149,10 @@ def canary_none(opts, env, tmp):
                "floor": timed([opts.playbook_bin, os.path.join(BENCH, "floor.yml"), "-i", inv], env, wd, "floor"),
                "canary": timed(rollout_cmd(opts, inv, wd, "none", "rollout_min_healthy_time=0"), env, wd, "canary")}
         versions = sim.get("/_versions")
+        violations = sim.get("/_violations")["violations"]
     finally:
         sim.close()
-    ok, detail = report_ok(wd, opts.size)
-    out["ok"] = ok and out["canary"]["rc"] == 0 and out["floor"]["rc"] == 0 and versions.get(VERSION) == opts.size
-    out["detail"] = "%s; agents on %s: %s" % (detail, VERSION, versions.get(VERSION, 0))
+    judge_run(out, wd, opts.size, versions, violations, "canary", out["floor"]["rc"] == 0)
     if out["ok"]:
         shutil.rmtree(wd, ignore_errors=True)
     return out
@@ -171,16 +170,14 @@ def critical_path(opts, env, tmp):
                                            "rollout_stop_timeout=60", "rollout_healthy_deadline=60"),
                                env, wd, "cp-canary")}
         versions = sim.get("/_versions")
+        violations = sim.get("/_violations")["violations"]
         # the agents' clock is time.monotonic; the run's (spawn, timer callback) is the epoch
         timeline = sim.get("/_timeline")
         out["breakdown"] = cp_breakdown(timeline, time.time() - time.monotonic(), out["canary"])
         out["started_to_probe_s"] = started_to_probe(timeline)
     finally:
         sim.close()
-    ok, detail = report_ok(wd, opts.cp_size)
-    out["ok"] = ok and out["canary"]["rc"] == 0 and versions.get(VERSION) == opts.cp_size
-    out["detail"] = "%s; agents on %s: %s" % (detail, VERSION, versions.get(VERSION, 0))
-    return out
+    return judge_run(out, wd, opts.cp_size, versions, violations, "cp-canary")
 
 
 def tasks_driver(opts, env, tmp):
@@ -294,7 +291,7 @@ def breakdown_lines(rows):
     return lines
 
 
-def bars(c, cp, opts, tk=None):
+def bars(c, cp, opts, tk):
     n = float(opts.size)
     empty, floor, canary = c["empty"]["wall_s"], c["floor"]["wall_s"], c["canary"]["wall_s"]
     over = 1000.0 * (canary - empty) / n
@@ -332,28 +329,48 @@ def bars(c, cp, opts, tk=None):
         seconds_row("critical path: the gate notices a stable wave (last gate probe - the %gs window, the longest)"
                     % CP_STABLE, numbers["gate_notice_s"], GATE_NOTICE_S, cp["ok"]),
     ]
-    if tk is not None:
-        above = tk["canary"]["wall_s"] - tk["empty"]["wall_s"]
-        alone = tk["alone"]["wall_s"] - tk["empty"]["wall_s"]
-        numbers.update(tasks_above_s=above, tasks_alone_s=alone, tasks_stopped_to_update_s=tk["stopped_to_update_s"],
-                       tasks_started_to_probe_s=tk["started_to_probe_s"])
-        rows += [
-            {"what": "tasks driver, %d agents x a %gs update task, --forks %d: above start-up (the empty play)"
-                     % (TASKS_AGENTS, TASKS_UPDATE_S, TASKS_FORKS),
-             "measured": "%.1f s" % above, "bar": "<= %g s" % TASKS_BAR_S, "met": tk["ok"] and above <= TASKS_BAR_S},
-            {"what": "the same update tasks alone (a plain play over %d agents, same forks): above start-up"
-                     % TASKS_AGENTS, "measured": "%.1f s" % alone, "bar": "(reference)", "met": None},
-            seconds_row("tasks driver: agent stopped -> its update started (the longest)", tk["stopped_to_update_s"],
-                        FIXED_COST_S, tk["ok"]),
-            seconds_row("tasks driver: agent started -> its first probe (the longest)", tk["started_to_probe_s"],
-                        FIXED_COST_S, tk["ok"]),
-        ]
+    above = tk["canary"]["wall_s"] - tk["empty"]["wall_s"]
+    alone = tk["alone"]["wall_s"] - tk["empty"]["wall_s"]
+    numbers.update(tasks_above_s=above, tasks_alone_s=alone, tasks_stopped_to_update_s=tk["stopped_to_update_s"],
+                   tasks_started_to_probe_s=tk["started_to_probe_s"])
+    rows += [
+        {"what": "tasks driver, %d agents x a %gs update task, --forks %d: above start-up (the empty play)"
+                 % (TASKS_AGENTS, TASKS_UPDATE_S, TASKS_FORKS),
+         "measured": "%.1f s" % above, "bar": "<= %g s" % TASKS_BAR_S, "met": tk["ok"] and above <= TASKS_BAR_S},
+        {"what": "the same update tasks alone (a plain play over %d agents, same forks): above start-up"
+                 % TASKS_AGENTS, "measured": "%.1f s" % alone, "bar": "(reference)", "met": None},
+        seconds_row("tasks driver: agent stopped -> its update started (the longest)", tk["stopped_to_update_s"],
+                    FIXED_COST_S, tk["ok"]),
+        seconds_row("tasks driver: agent started -> its first probe (the longest)", tk["started_to_probe_s"],
+                    FIXED_COST_S, tk["ok"]),
+    ]
     return rows, numbers
+
+
+def per_agent_ms(r):
+    """(overhead over the empty play, floor) per agent in ms of a run with its empty and floor plays."""
+    n, empty = float(r["size"]), r["empty"]["wall_s"]
+    return 1000.0 * (r["canary"]["wall_s"] - empty) / n, 1000.0 * (r["floor"]["wall_s"] - empty) / n
+
+
+def profile_lines(title, m, top=8):
+    """The per-task time of one run (bench timer callback) as markdown lines, [] without a timer."""
+    prof = run.task_profile(m.get("timer"), m["spawn_epoch"])
+    if not prof:
+        return []
+    return (["", "Per-task time, %s (start-up to the first task %.2f s):" % (title, prof["startup_to_first_task_s"]),
+             "", "```"] + ["%8.2f s  x%-3d %s" % (sec, cnt, label) for label, sec, cnt in prof["tasks"][:top]] + ["```"])
+
+
+def scale_module():
+    """bench/scale.py (imported here, not at the top: it imports this module)."""
+    import scale  # noqa: E402
+    return scale
 
 
 def scale_runs(opts, env, tmp):
     """Issue 20's bar 5 (``--scale``): bench/scale.py's tasks-driver and none-driver runs."""
-    import scale  # noqa: E402  (bench/scale.py imports this module)
+    scale = scale_module()
     log("bench-check: scale, tasks driver at %d agents, none driver at %d" % (
         opts.scale_tasks_size, opts.scale_size))
     return [scale.one(opts, env, tmp, "tasks", opts.scale_tasks_size),
@@ -364,10 +381,7 @@ def scale_rows(runs):
     """The table's rows of the scale runs: the none canary's overhead over the floor and its controller's RSS."""
     rows = []
     for r in runs:
-        n = float(r["size"])
-        e = r["empty"]["wall_s"]
-        over = 1000.0 * (r["canary"]["wall_s"] - e) / n
-        floor_ms = 1000.0 * (r["floor"]["wall_s"] - e) / n
+        over, floor_ms = per_agent_ms(r)
         rss = r["canary"]["controller_rss_peak_mb"]
         if r["kind"] == "none":
             rows += [{"what": "canary, {:,} agents, none driver: overhead over the empty play per agent".format(r["size"]),
@@ -514,12 +528,7 @@ def main():
             lines += breakdown_lines(cp["breakdown"])
         for name, m in (("canary, %d agents" % opts.size, c["canary"]), ("critical path", cp["canary"]),
                         ("tasks driver, %d agents" % TASKS_AGENTS, tk["canary"])):
-            prof = run.task_profile(m.get("timer"), m["spawn_epoch"])
-            if prof:
-                lines += ["", "Per-task time, %s (start-up to the first task %.2f s):" % (
-                    name, prof["startup_to_first_task_s"]), "", "```"]
-                lines += ["%8.2f s  x%-3d %s" % (sec, cnt, label) for label, sec, cnt in prof["tasks"][:8]]
-                lines += ["```"]
+            lines += profile_lines(name, m)
         text = "\n".join(lines)
         print(text)
         os.makedirs(opts.results, exist_ok=True)
@@ -529,7 +538,7 @@ def main():
         if opts.write_doc:
             write_doc(text)
             if scaled:
-                import scale  # noqa: E402  (bench/scale.py imports this module)
+                scale = scale_module()
                 write_doc(scale.section(scaled, head), scale.BEGIN, scale.END,
                           "## One controller's reach (`make bench-scale`)")
         if opts.guard:

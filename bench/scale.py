@@ -38,14 +38,9 @@ import wave_call  # noqa: E402  (bench/wave_call.py)
 BENCH, DOC, VERSION = run.BENCH, run.DOC, check.VERSION
 BEGIN, END = "<!-- bench-scale:begin -->", "<!-- bench-scale:end -->"
 
-UPDATE = """---
-# bench/scale.py: the trivial update of the tasks driver benchmark: start the agent on the version to start
-# through the bench agents' start endpoint (a lookup in the worker: no module process)
-- name: Start the agent on the new version
-  ansible.builtin.set_fact:
-    _bench_started: "{{ lookup('ansible.builtin.url', bench_control_url ~ '/_start/' ~ inventory_hostname
-                         ~ '?version=' ~ rollout_update_version, split_lines=false) }}"
-"""
+# the trivial update of the tasks driver benchmark: start the agent on the version to start through the bench
+# agents' start endpoint (a lookup in the worker: no module process)
+UPDATE = "---\n" + check.START_TASK
 
 
 def one(opts, env, tmp, kind, size):
@@ -81,9 +76,8 @@ def log(*a):
 
 
 def row(r):
-    n = float(r["size"])
     c, e, fl = r["canary"], r["empty"]["wall_s"], r["floor"]["wall_s"]
-    over, floor_ms = 1000.0 * (c["wall_s"] - e) / n, 1000.0 * (fl - e) / n
+    over, floor_ms = check.per_agent_ms(r)
     name = "canary, `none` driver" if r["kind"] == "none" else "canary, `tasks` driver (set_fact + url lookup)"
     cells = (name, "{:,}".format(r["size"]), c["wall_s"], e, fl, over, floor_ms, over - floor_ms,
              c["cpu_user_s"] + c["cpu_sys_s"], c["controller_rss_peak_mb"], c["maxrss_mb"], c["tree_rss_peak_mb"],
@@ -100,12 +94,7 @@ def section(runs, head):
              "| ok |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     lines += [row(r) for r in runs]
     for r in runs:
-        prof = run.task_profile(r["canary"].get("timer"), r["canary"]["spawn_epoch"])
-        if prof:
-            lines += ["", "Per-task time, %s driver, %s agents (start-up to the first task %.2f s):" % (
-                r["kind"], "{:,}".format(r["size"]), prof["startup_to_first_task_s"]), "", "```"]
-            lines += ["%8.2f s  x%-3d %s" % (sec, cnt, label) for label, sec, cnt in prof["tasks"][:8]]
-            lines += ["```"]
+        lines += check.profile_lines("%s driver, %s agents" % (r["kind"], "{:,}".format(r["size"])), r["canary"])
     return "\n".join(lines)
 
 

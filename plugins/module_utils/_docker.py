@@ -315,19 +315,17 @@ def _wait_stopped(api: DockerAPI, container_id: str, deadline: Deadline, sleep: 
     return poll(status, lambda state, now: state not in RUNNING_STATES, deadline, 0.2, sleep, cap=False)[1]
 
 
-def _start_as_it_is(api: DockerAPI, name: str, old: Dict[str, Any], status: str, info: ImageInfo,
-                    version: object, check_mode: bool) -> Dict[str, Any]:
+def _start_as_it_is(api: DockerAPI, name: str, container_id: str, labels: Dict[str, str], status: str,
+                    info: ImageInfo, version: object, check_mode: bool) -> Dict[str, Any]:
     """A revert of a container this deployment never replaced (its update failed before the new container ran):
     it still holds the version to go back to, so it is started again as it is (never the image before it).
-    ``info``: its image (:func:`._docker_images.image_info`)."""
-    config: Dict[str, Any] = old.get("Config") or {}
+    ``labels``: its labels; ``info``: its image (:func:`._docker_images.image_info`)."""
     start = status not in RUNNING_STATES
     if start and not check_mode:
-        api.start(old["Id"])
-    return {"changed": start, "container": name, "container_id": old["Id"], "previous_container_id": old["Id"],
+        api.start(container_id)
+    return {"changed": start, "container": name, "container_id": container_id, "previous_container_id": container_id,
             "purpose": "revert", "status_before": status, "image_before": info, "image_after": info,
-            "previous_images": previous_images(config.get("Labels") or {}), "stopped_by_driver": False,
-            "version": version}
+            "previous_images": previous_images(labels), "stopped_by_driver": False, "version": version}
 
 
 def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: object = None, purpose: str = "update",
@@ -364,7 +362,7 @@ def recreate(api: DockerAPI, name: str, image: Optional[str] = None, version: ob
     old_image_attrs = _inspect_image(api, old["Image"]) or {"Id": old["Image"], "Config": {}}
     before = image_info(old_image_attrs, old_config.get("Image"))
     if purpose == "revert" and deployment_id and old_labels.get(LABEL_DEPLOYMENT) != deployment_id:
-        return _start_as_it_is(api, name, old, status, before, version, check_mode)
+        return _start_as_it_is(api, name, old["Id"], old_labels, status, before, version, check_mode)
     stop_needed = False
     if status in RUNNING_STATES:
         if purpose == "revert" or (deployment_id and old_labels.get(LABEL_DEPLOYMENT) == deployment_id

@@ -248,7 +248,9 @@ def _update_failed(ctx: Ctx, rnd: Record) -> List[Agent]:
     """The agents whose update tasks failed in this run and that can go back (their previous version is known):
     they stopped because they were asked and may be down. Those whose previous version is unknown are named in
     the wave's notes (nothing can start them on it)."""
-    failed = _recorded(ctx, rnd.get("update_failed") or [], "failed")
+    if not rnd.get("update_failed"):
+        return []   # nothing failed in this run: no read of the wave's rows
+    failed = _recorded(ctx, rnd["update_failed"], "failed")
     unknown = sorted(a["name"] for a in failed if not a.get("version"))
     if unknown:
         rnd["notes"].append("update tasks failed, previous version unknown, not started again: %s" % ", ".join(unknown))

@@ -54,7 +54,7 @@ class ProgressRecords:
             return [_agent(r) for r in self.db.execute(sql + " ORDER BY wave, host", args).fetchall()]
         # only the hosts asked for, looked up by the primary key (a wave's members, not the whole fleet's rows),
         # in chunks that stay under any SQLite's limit of bound parameters
-        wanted = sorted(set(hosts))
+        wanted = list(set(hosts))   # sorted below, with the rows found
         found: list[sqlite3.Row] = []
         for start in range(0, len(wanted), _HOSTS_PER_QUERY):
             chunk = wanted[start:start + _HOSTS_PER_QUERY]

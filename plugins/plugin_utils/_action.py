@@ -78,11 +78,6 @@ def _host_value(hostvars, host, key):
         host_vars = hostvars[host]
     except KeyError:  # a host outside the inventory
         return None
-    return _templated(host_vars, host, key)
-
-
-def _templated(host_vars, host, key):
-    """``host_vars[key]`` (one host's variables) templated, as a non-empty str, or None."""
     try:
         value = host_vars.get(key)
     except Exception as exc:  # a Vault value without its password, a failing lookup: never guess a token
@@ -119,17 +114,13 @@ def agent_tokens(task_vars, play_token, also=()):
     hosts.extend(h for h in also if h not in seen)
     tokens = {}
     owner = {}
-    own = {}
     conflicts = []
     for host in hosts:
-        try:
-            host_vars = hostvars[host]  # a get_vars of the host: once for its token and its URL
-        except KeyError:  # a host outside the inventory
-            continue
-        token = own[host] = _templated(host_vars, host, AGENT_TOKEN_VAR)
+        # the caller's hostvars are read once per host (hostvars_once): one get_vars for its token and its URL
+        token = _host_value(hostvars, host, AGENT_TOKEN_VAR)
         if token is None:
             continue
-        url = _templated(host_vars, host, "agent_url")
+        url = _host_value(hostvars, host, "agent_url")
         if url is None:
             continue
         key = agent_url_key(url)
@@ -143,7 +134,7 @@ def agent_tokens(task_vars, play_token, also=()):
                          % "; ".join(conflicts[:5]))
     current = task_vars.get("inventory_hostname")
     default = play_token
-    if current is not None and (own[current] if current in own else _host_value(hostvars, current, AGENT_TOKEN_VAR)) is not None:
+    if current is not None and _host_value(hostvars, current, AGENT_TOKEN_VAR) is not None:
         default = os.environ.get(TOKEN_ENV) or None
     return tokens, default
 

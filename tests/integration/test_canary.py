@@ -18,6 +18,7 @@ from pathlib import Path
 from conftest import ansible_env, run_playbook
 from fleetsim.testing import FleetSim, tasks_driver_vars
 from helpers import wait_for
+from userpath import fleet as ciris_fleet
 
 SHUTDOWN = "/v1/system/shutdown"
 TOKEN = "s3cr3t-token-do-not-print-91f2"
@@ -367,8 +368,7 @@ def test_tasks_driver_reverts_a_failed_wave_with_the_users_tasks(tmp_path):
         "    content: \"{{ rollout_agent_host }} {{ rollout_update_purpose }} {{ rollout_update_version }}\"\n"
     )
     # agents that answer like ciris-agent: 200 "initiated", the decision shown by stopping
-    cfg = fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}}, consent="ciris", decide_seconds=0.3,
-                drain_seconds=0.5)
+    cfg = ciris_fleet(4, overrides={"agent-000": {"unhealthy_after_update": True}})
     with FleetSim(config=cfg, workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts=[
             {"name": "canary", "count": 2}, {"name": "rest", "rest": True}], rollout_auto_revert=True,

@@ -33,11 +33,16 @@ def counted_env(tmp_path):
             "WORKER_COUNT_OUT": str(tmp_path / "workers.json")}
 
 
-def per_host_tasks(tmp_path):
+def workers(tmp_path):
+    """The callback's counts: ({task: {"name", "batches"}}, {play start #: {"name", "implicit"}})."""
+    counts = json.loads((tmp_path / "workers.json").read_text())
+    plays = counts.pop("_plays")
+    return counts, plays
+
+
+def per_host_tasks(counts):
     """({task name: {agent: workers}} of the tasks that got a worker for more than one host of a batch,
     {task name: the most workers it got in one batch} of the others)."""
-    counts = json.loads((tmp_path / "workers.json").read_text())
-    counts.pop("_plays")
     per_host, once = {}, {}
     for entry in counts.values():
         name = entry["name"].split(" : ", 1)[-1]
@@ -83,13 +88,14 @@ def test_none_driver_one_worker_per_agent_for_its_recap_row_and_one_per_batch_fo
         agents.close()
     assert res.rc == 0, res.output[-4000:]
     assert records(tmp_path) == {1: "completed"}
-    per_host, once = per_host_tasks(tmp_path)
+    counts, plays = workers(tmp_path)
+    per_host, once = per_host_tasks(counts)
     assert per_host == {RESULT_TASK: {name: 1 for name in agents.members}}, per_host
     # everything else: one worker in a batch (run_once) or none (meta)
     assert once and set(once.values()) == {1}, once
-    assert implicit_metas(tmp_path, "Plan the rollout").get("role_complete") == 1
+    assert implicit_metas(plays, "Plan the rollout").get("role_complete") == 1
     # the waves play imports the role (an include would cost a worker per agent): one role_complete per agent
-    assert implicit_metas(tmp_path, "Roll out in waves").get("role_complete") == AGENTS
+    assert implicit_metas(plays, "Roll out in waves").get("role_complete") == AGENTS
 
 
 def test_tasks_driver_the_users_tasks_plus_the_pipelines_includes_and_the_recap_row(tmp_path):
@@ -99,7 +105,8 @@ def test_tasks_driver_the_users_tasks_plus_the_pipelines_includes_and_the_recap_
                   rollout_update_tasks=str(REPO / "fleetsim" / "ansible" / "update.yml"), env=counted_env(tmp_path))
         assert res.rc == 0, res.output[-4000:]
     assert records(tmp_path) == {1: "completed"}
-    per_host, once = per_host_tasks(tmp_path)
+    counts, plays = workers(tmp_path)
+    per_host, once = per_host_tasks(counts)
     users = [t for t in per_host if t.startswith("Start ")]
     assert len(users) == 1 and per_host[users[0]] == {name: 1 for name in members}, per_host
     # per agent: the first round's include and the recap row; per agent and round of its wave: the include of the
@@ -110,27 +117,25 @@ def test_tasks_driver_the_users_tasks_plus_the_pipelines_includes_and_the_recap_
     ours = {t: hosts for t, hosts in per_host.items() if t not in users}
     assert set(ours) == {RESULT_TASK, FIRST_ROUND, NEXT_ROUND, USER_FILE}, ours
     assert ours[RESULT_TASK] == ours[FIRST_ROUND] == {name: 1 for name in members}
-    rounds = rounds_per_agent(tmp_path)
+    rounds = rounds_per_agent(counts)
     assert ours[USER_FILE] == ours[NEXT_ROUND] == rounds, (ours, rounds)
     # everything else: one worker in a batch (the round call: one a round)
     assert once and set(n for t, n in once.items() if t != ROUND_CALL) == {1}, once
 
 
-def implicit_metas(tmp_path, play_prefix):
+def implicit_metas(plays, play_prefix):
     """{meta: how many} of the implicit meta tasks (no worker, but one per host each) in the plays so named."""
     total = {}
-    for play in json.loads((tmp_path / "workers.json").read_text())["_plays"].values():
+    for play in plays.values():
         if play["name"].startswith(play_prefix):
             for meta, n in play["implicit"].items():
                 total[meta] = total.get(meta, 0) + n
     return total
 
 
-def rounds_per_agent(tmp_path):
+def rounds_per_agent(counts):
     """{agent: the rounds of its wave}: the run_once round call ran once per round of each batch."""
     batches = {}
-    counts = json.loads((tmp_path / "workers.json").read_text())
-    counts.pop("_plays")
     for entry in counts.values():
         for batch, hosts in entry["batches"].items():
             batches.setdefault(batch, {"agents": set(), "rounds": 0})["agents"].update(hosts)

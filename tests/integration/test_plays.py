@@ -156,7 +156,7 @@ def test_a_failing_update_task_fails_only_its_agent_and_never_leaves_it_down(tmp
     # update failed, so the tasks start it again on 1.0.0 (purpose revert); its PLAY RECAP row still fails
     tasks = _trace_tasks(tmp_path, fail_host="agent-001")
     # agents that answer like ciris-agent: 200 "initiated", the decision shown by stopping
-    with FleetSim(config=fleet(4, consent="ciris", decide_seconds=0.3, drain_seconds=0.5), workdir=tmp_path / "sim") as sim:
+    with FleetSim(config=ciris_fleet(4, drain_seconds=0.5), workdir=tmp_path / "sim") as sim:
         res = run(sim, tmp_path, rollout_driver="tasks", rollout_update_tasks=str(tasks), rollout_cohorts="all",
                   rollout_success_threshold=0.5)
         assert res.rc == 2, res.output
